@@ -1,0 +1,58 @@
+"""The shape of a service's logic: a plain class with state and `on_<event>` handlers.
+
+An actor does no I/O. It is handed a clock and an outbox, declares the subjects it
+reads (`inputs`), and publishes what it decides through the outbox. The same actor runs
+on the in-process bus (tests, backtests) and on NATS (bosun.runtime.nats_binding)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, NamedTuple, Protocol
+
+from bosun.runtime.clock import Clock
+from proto import codec
+from proto import events as ev
+
+
+class Delivery(enum.Enum):
+    """How a binding feeds one input to its handler."""
+
+    DURABLE = "durable"  # every message once; resumes after the last ack; ack after the effect
+    REPLAY = "replay"  # the whole stream on every start, then live: rebuilds derived state
+    LATEST = "latest"  # the newest message per subject, then live: KV and last-value state
+    LIVE = "live"  # only what is published from now on: market data
+
+
+class Input(NamedTuple):
+    subject: str  # a NATS filter; `$KV.<bucket>.<key filter>` reads a KV bucket
+    handler: Callable[[Any], None]
+    decode: Callable[[bytes], Any]
+    delivery: Delivery = Delivery.DURABLE
+
+
+def event_input(subject: str, kind: type[ev.Event], handler: Callable[[Any], None],
+                delivery: Delivery = Delivery.DURABLE) -> Input:
+    return Input(subject, handler, lambda data: codec.decode(data, kind), delivery)
+
+
+class Outbox(Protocol):
+    def publish(self, message: ev.Event) -> None: ...
+
+    def set_trading_enabled(self, enabled: bool) -> None: ...
+
+
+class Actor:
+    """Base of every service's logic. Subclasses set `name` and implement `inputs`."""
+
+    name: ClassVar[str]
+
+    def __init__(self, clock: Clock, out: Outbox) -> None:
+        self.clock = clock
+        self.out = out
+
+    def inputs(self) -> Sequence[Input]:
+        raise NotImplementedError
+
+    def on_start(self) -> None:
+        """Called once every REPLAY and LATEST input has caught up, before DURABLE ones flow."""

@@ -1,0 +1,174 @@
+"""One TOML file, decoded by msgspec into frozen typed structs that reject unknown fields.
+
+A wrong or missing field fails at start with the file, the field's path and what was
+expected, e.g. `bosun.toml: Expected `int`, got `str` - at `$.clients[0].capital``.
+Secrets never live here: they come from the environment (see `secret`)."""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from proto.subjects import check_token
+
+
+class ConfigError(ValueError):
+    pass
+
+
+class _Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class SizingConfig(_Config):
+    """How a signal's direction becomes a position: a fixed base quantity, or a fraction
+    of the client's equity divided by the price."""
+
+    kind: Literal["fixed", "equity_fraction"] = "fixed"
+    qty: Decimal = Decimal("0.01")
+    fraction: Decimal = Decimal("0.1")
+
+    def __post_init__(self) -> None:
+        if self.qty <= 0:
+            raise ValueError("sizing.qty must be > 0")
+        if not Decimal(0) < self.fraction <= Decimal(10):
+            raise ValueError("sizing.fraction must be in (0, 10]")
+
+
+class RiskConfig(_Config):
+    """Hard limits per client. A limit left unset does not apply."""
+
+    max_position: Decimal | None = None  # |base qty| per symbol
+    max_position_per_symbol: dict[str, Decimal] = {}
+    max_order_notional: Decimal | None = None  # quote currency, per order
+    max_price_age_s: float | None = 300.0  # refuse to trade on a price older than this
+
+
+class VenueConfig(_Config):
+    """Where a client's orders go. `shadow` fills internally against real prices."""
+
+    kind: Literal["shadow", "live"] = "shadow"
+    exchange: str = "binance"  # ccxt id, for kind = "live"
+    fee_bps: Decimal = Decimal(10)
+    slippage_bps: Decimal = Decimal(0)
+    fill: Literal["next_open", "close"] = "next_open"
+    tick_size: Decimal = Decimal("0.01")
+    step_size: Decimal = Decimal("0.00001")
+
+
+class ClientConfig(_Config):
+    id: str
+    capital: Decimal = Decimal(10000)
+    strategies: list[str] = []
+    sizing: SizingConfig = SizingConfig()
+    risk: RiskConfig = RiskConfig()
+    venues: dict[str, VenueConfig] = msgspec.field(default_factory=lambda: {"binance": VenueConfig()})
+
+    def __post_init__(self) -> None:
+        check_token(self.id, "client id")
+        for venue in self.venues:
+            check_token(venue, "venue")
+
+
+class StrategyConfig(_Config):
+    name: str
+    kind: str = "sma_cross"  # a registered name, or `package.module:Class`
+    venue: str = "binance"
+    symbol: str = "BTCUSDT"
+    params: dict[str, int | float | str] = {}
+    long_only: bool = False
+    stop_k: Decimal | None = None  # stop-loss at k standard deviations of recent returns
+    take_k: Decimal | None = None
+    returns_window: int = 30
+
+    def __post_init__(self) -> None:
+        check_token(self.name, "strategy name")
+        check_token(self.venue, "venue")
+        check_token(self.symbol, "symbol")
+
+
+class IngestConfig(_Config):
+    venue: str = "binance"
+    symbols: list[str] = msgspec.field(default_factory=lambda: ["BTCUSDT"])
+    interval: str = "1m"
+    ws_url: str = "wss://stream.binance.com:9443"
+    streams: list[Literal["kline", "trade"]] = msgspec.field(default_factory=lambda: ["kline", "trade"])
+    replay: list[str] = []  # kline/trade files; when set, replay them instead of the websocket
+    speed: float = 0.0  # replay speed as a multiple of real time; 0 = as fast as possible
+    max_reconnect_delay_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        for symbol in self.symbols:
+            check_token(symbol, "symbol")
+        if self.speed < 0:
+            raise ValueError("ingest.speed must be >= 0 (0 = as fast as possible)")
+
+
+class WebhookConfig(_Config):
+    kind: Literal["discord", "slack"]
+    url_env: str  # the environment variable that holds the URL: webhook URLs are secrets
+
+
+class AlertsConfig(_Config):
+    webhooks: list[WebhookConfig] = []
+    timeout_s: float = 5.0
+    max_attempts: int = 3
+    max_per_minute: int = 20
+    dedup_window_s: float = 300.0
+    max_queue: int = 1000
+
+
+class ServiceConfig(_Config):
+    metrics_port: int = 0  # 0: a free port, printed at start
+
+
+class Config(_Config):
+    mode: Literal["backtest", "paper", "shadow", "live"] = "shadow"
+    dry_run: bool = False
+    state_dir: str = ".bosun"
+    clients: list[ClientConfig] = msgspec.field(
+        default_factory=lambda: [ClientConfig(id="demo", strategies=["sma_btc"])])
+    strategies: list[StrategyConfig] = msgspec.field(
+        default_factory=lambda: [StrategyConfig(name="sma_btc", params={"fast": 10, "slow": 30})])
+    ingest: IngestConfig = IngestConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    services: dict[str, ServiceConfig] = {}
+
+    def __post_init__(self) -> None:
+        names = {s.name for s in self.strategies}
+        for client in self.clients:
+            for name in client.strategies:
+                if name not in names:
+                    raise ValueError(f"client {client.id!r} names strategy {name!r}, "
+                                     f"which is not among [[strategies]] ({', '.join(sorted(names))})")
+
+
+def load(path: str | Path | None) -> Config:
+    """Read and check a config file; None gives the defaults."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    return parse(data, str(path))
+
+
+def parse(data: bytes | str, source: str = "<config>") -> Config:
+    try:
+        return msgspec.toml.decode(data, type=Config)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def secret(name: str) -> str:
+    """A secret from the environment, or a clear error naming the variable."""
+    value = os.environ.get(name)
+    if not value:
+        raise ConfigError(f"environment variable {name} is not set (secrets come only from the environment)")
+    return value

@@ -1,0 +1,89 @@
+"""The in-process bus: deterministic, single-threaded, FIFO.
+
+Publishing appends to one queue; `drain()` hands each message, in publish order, to every
+handler whose filter matches its subject, in attach order. KV subjects (`$KV.<bucket>.<key>`)
+also keep their newest value, handed to actors that attach later, as a KV watch would."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from bosun.runtime.actor import Actor, Delivery
+from proto import subjects as sj
+from proto import events as ev
+
+
+class BusOverflow(RuntimeError):
+    pass
+
+
+class InProcessBus:
+    def __init__(self, max_pending: int = 1_000_000) -> None:
+        self._max_pending = max_pending
+        self._queue: deque[tuple[str, Any]] = deque()
+        self._subs: list[tuple[str, Callable[[Any], None]]] = []
+        self._routes: dict[str, tuple[Callable[[Any], None], ...]] = {}
+        self._kv: dict[str, Any] = {}
+        self._taps: list[Callable[[str, Any], None]] = []
+
+    # --- wiring
+
+    def subscribe(self, pattern: str, handler: Callable[[Any], None]) -> None:
+        self._subs.append((pattern, handler))
+        self._routes.clear()
+        if pattern.startswith("$KV."):
+            for subject, value in self._kv.items():
+                if sj.matches(pattern, subject):
+                    handler(value)
+
+    def attach(self, actor: Actor) -> Actor:
+        for inp in actor.inputs():
+            self.subscribe(inp.subject, inp.handler)
+        actor.on_start()
+        return actor
+
+    def tap(self, observer: Callable[[str, Any], None]) -> None:
+        """See every message as it is delivered (tests, recorders)."""
+        self._taps.append(observer)
+
+    # --- Outbox
+
+    def publish(self, message: ev.Event) -> None:
+        self._enqueue(sj.subject_for(message), message)
+
+    def set_trading_enabled(self, enabled: bool) -> None:
+        self._enqueue(sj.TRADING_ENABLED, enabled)
+
+    def _enqueue(self, subject: str, message: Any) -> None:
+        if len(self._queue) >= self._max_pending:
+            raise BusOverflow(f"in-process bus holds {self._max_pending} undelivered messages; "
+                              f"a handler is publishing in a loop? last subject {subject}")
+        if subject.startswith("$KV."):
+            self._kv[subject] = message
+        self._queue.append((subject, message))
+
+    # --- delivery
+
+    def kv(self, subject: str) -> Any:
+        return self._kv.get(subject)
+
+    def drain(self) -> int:
+        """Deliver until nothing is pending; returns how many messages were delivered."""
+        n = 0
+        queue, routes = self._queue, self._routes
+        while queue:
+            subject, message = queue.popleft()
+            handlers = routes.get(subject)
+            if handlers is None:
+                handlers = routes[subject] = tuple(h for p, h in self._subs if sj.matches(p, subject))
+            for observer in self._taps:
+                observer(subject, message)
+            for handler in handlers:
+                handler(message)
+            n += 1
+        return n
+
+
+__all__ = ["InProcessBus", "BusOverflow", "Delivery"]

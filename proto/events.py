@@ -1,0 +1,215 @@
+"""Every event and command on the wire, as frozen msgspec Structs.
+
+Conventions shared by all of them:
+- `id` is deterministic: the same fact always gets the same id, so it doubles as the
+  JetStream `Nats-Msg-Id` (see `msg_id`) and replaying an input publishes nothing new.
+- Times are integer nanoseconds since the epoch, UTC (`ts_event`: when it happened;
+  `ts_init`: when bosun created the object).
+- Prices, quantities and money are `Decimal`; they travel as decimal strings.
+- Quantities of positions and targets are signed: + long, - short.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+import msgspec
+
+Side = Literal["buy", "sell"]
+OrderType = Literal["market", "limit"]
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True, forbid_unknown_fields=True):
+    id: str
+    ts_event: int
+
+
+def msg_id(event: Event) -> str:
+    """The JetStream de-duplication id: type and id, unique within any one stream."""
+    return f"{type(event).__name__}:{event.id}"
+
+
+# ----------------------------------------------------------------------------- market data
+
+
+class Trade(Event, frozen=True, kw_only=True):
+    venue: str
+    symbol: str
+    price: Decimal
+    qty: Decimal
+    aggressor: Side  # the taker's side
+
+
+class Bar(Event, frozen=True, kw_only=True):
+    """A closed bar. `ts_event` is the close time (open + interval); `ts_open` the open."""
+
+    venue: str
+    symbol: str
+    interval: str  # "1m", "1h", ...
+    ts_open: int
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+
+
+class PriceSnapshot(Event, frozen=True, kw_only=True):
+    """The newest price of one venue.symbol: the value of KV `prices` key `<venue>.<symbol>`.
+
+    `open` is set when the snapshot comes from a bar: it is the bar's open, which a shadow
+    venue uses to fill market orders "at the next open"."""
+
+    venue: str
+    symbol: str
+    price: Decimal
+    open: Decimal | None = None
+    high: Decimal | None = None
+    low: Decimal | None = None
+
+
+# ----------------------------------------------------------------------------- intent
+
+
+class SignalDetected(Event, frozen=True, kw_only=True):
+    strategy: str
+    venue: str
+    symbol: str
+    direction: int  # +1 long, -1 short, 0 flat
+    price: Decimal  # the price the signal was computed at
+    stop_distance: Decimal | None = None  # k standard deviations, in price units
+    take_distance: Decimal | None = None
+
+
+class TargetPosition(Event, frozen=True, kw_only=True):
+    """What position `client` should hold on `venue`/`symbol` (a command: make it so)."""
+
+    client: str
+    venue: str
+    symbol: str
+    qty: Decimal
+    strategy: str
+    price: Decimal  # the reference price the target was sized at
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+    reason: str = "signal"
+
+
+class TargetApproved(Event, frozen=True, kw_only=True):
+    """Risk let `target` through; `id` equals the target's id."""
+
+    target: TargetPosition
+
+
+class RiskLimitBreached(Event, frozen=True, kw_only=True):
+    client: str
+    venue: str
+    symbol: str
+    limit: str  # which rule: "kill_switch", "max_position", "max_order_notional", "stale_price", ...
+    detail: str  # what was asked and what the limit is, for a person
+    target_id: str
+
+
+class TradingStateChanged(Event, frozen=True, kw_only=True):
+    enabled: bool
+    reason: str
+
+
+# ----------------------------------------------------------------------------- orders
+
+
+class OrderSubmitted(Event, frozen=True, kw_only=True):
+    """`id` is the deterministic client order id."""
+
+    client: str
+    venue: str
+    symbol: str
+    side: Side
+    qty: Decimal  # unsigned
+    order_type: OrderType
+    limit_price: Decimal | None = None
+    target_id: str
+    reason: str = "signal"  # why: "signal", "stop_loss", "take_profit", "end_of_data", ...
+
+
+class OrderAccepted(Event, frozen=True, kw_only=True):
+    client_order_id: str
+    venue_order_id: str
+    client: str
+    venue: str
+    symbol: str
+
+
+class OrderRejected(Event, frozen=True, kw_only=True):
+    client_order_id: str
+    client: str
+    venue: str
+    symbol: str
+    reason: str
+
+
+class OrderCanceled(Event, frozen=True, kw_only=True):
+    client_order_id: str
+    client: str
+    venue: str
+    symbol: str
+    reason: str
+
+
+class OrderFilled(Event, frozen=True, kw_only=True):
+    """`id` is the fill id, unique per venue."""
+
+    client_order_id: str
+    client: str
+    venue: str
+    symbol: str
+    side: Side
+    qty: Decimal  # unsigned
+    price: Decimal
+    fee: Decimal  # in quote currency
+    liquidity: Literal["maker", "taker"] = "taker"
+    reason: str = "signal"
+
+
+class PositionChanged(Event, frozen=True, kw_only=True):
+    client: str
+    venue: str
+    symbol: str
+    qty: Decimal
+    avg_price: Decimal
+    realized_pnl: Decimal  # net of fees
+    unrealized_pnl: Decimal
+    fees: Decimal
+    fill_id: str
+
+
+# ----------------------------------------------------------------------------- plumbing
+
+
+class DeadLetter(Event, frozen=True, kw_only=True):
+    """An input a service could not handle; `payload` is the message exactly as received."""
+
+    service: str
+    subject: str
+    reason: str
+    payload: bytes
+
+
+ANY_EVENT = (
+    Trade
+    | Bar
+    | PriceSnapshot
+    | SignalDetected
+    | TargetPosition
+    | TargetApproved
+    | RiskLimitBreached
+    | TradingStateChanged
+    | OrderSubmitted
+    | OrderAccepted
+    | OrderRejected
+    | OrderCanceled
+    | OrderFilled
+    | PositionChanged
+    | DeadLetter
+)

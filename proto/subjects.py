@@ -1,0 +1,100 @@
+"""Every subject, in one place. Tokens after the kind are client / venue / symbol, so a
+service can be partitioned by subscribing to a narrower filter.
+
+KV buckets are addressed by the subject a KV put publishes to (`$KV.<bucket>.<key>`):
+the in-process bus and the NATS binding route them the same way."""
+
+from __future__ import annotations
+
+import re
+
+from proto import events as ev
+
+TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
+
+PRICES_BUCKET = "prices"
+CONTROL_BUCKET = "control"
+TRADING_ENABLED_KEY = "trading_enabled"
+
+BARS = "md.bar.>"
+TRADES = "md.trade.>"
+SIGNALS = "signal.detected.>"
+TARGETS = "target.proposed.>"
+APPROVED = "target.approved.>"
+BREACHES = "risk.breach.>"
+ORDERS = "order.>"
+FILLS = "order.filled.>"
+POSITIONS = "position.changed.>"
+TRADING_STATE = "trading.state"
+PRICES = f"$KV.{PRICES_BUCKET}.>"
+TRADING_ENABLED = f"$KV.{CONTROL_BUCKET}.{TRADING_ENABLED_KEY}"
+
+
+def check_token(value: str, what: str) -> str:
+    """A subject token: letters, digits, '_' and '-' (no '.', '*', '>' or spaces)."""
+    if not TOKEN.match(value):
+        raise ValueError(f"{what} {value!r} is not a valid subject token: use letters, digits, '_' or '-'")
+    return value
+
+
+def price_key(venue: str, symbol: str) -> str:
+    return f"{venue}.{symbol}"
+
+
+def price(venue: str, symbol: str) -> str:
+    return f"$KV.{PRICES_BUCKET}.{venue}.{symbol}"
+
+
+def dead_letter(service: str) -> str:
+    return f"dlq.{service}"
+
+
+def audit(service: str) -> str:
+    return f"audit.{service}"
+
+
+def subject_for(event: ev.Event) -> str:
+    """Where an event is published. One rule per type, so no publisher spells a subject."""
+    match event:
+        case ev.Bar(venue=v, symbol=s):
+            return f"md.bar.{v}.{s}"
+        case ev.Trade(venue=v, symbol=s):
+            return f"md.trade.{v}.{s}"
+        case ev.PriceSnapshot(venue=v, symbol=s):
+            return price(v, s)
+        case ev.SignalDetected(strategy=st, venue=v, symbol=s):
+            return f"signal.detected.{st}.{v}.{s}"
+        case ev.TargetPosition(client=c, venue=v, symbol=s):
+            return f"target.proposed.{c}.{v}.{s}"
+        case ev.TargetApproved(target=t):
+            return f"target.approved.{t.client}.{t.venue}.{t.symbol}"
+        case ev.RiskLimitBreached(client=c, venue=v, symbol=s):
+            return f"risk.breach.{c}.{v}.{s}"
+        case ev.TradingStateChanged():
+            return TRADING_STATE
+        case ev.OrderSubmitted(client=c, venue=v, symbol=s):
+            return f"order.submitted.{c}.{v}.{s}"
+        case ev.OrderAccepted(client=c, venue=v, symbol=s):
+            return f"order.accepted.{c}.{v}.{s}"
+        case ev.OrderRejected(client=c, venue=v, symbol=s):
+            return f"order.rejected.{c}.{v}.{s}"
+        case ev.OrderCanceled(client=c, venue=v, symbol=s):
+            return f"order.canceled.{c}.{v}.{s}"
+        case ev.OrderFilled(client=c, venue=v, symbol=s):
+            return f"order.filled.{c}.{v}.{s}"
+        case ev.PositionChanged(client=c, venue=v, symbol=s):
+            return f"position.changed.{c}.{v}.{s}"
+        case ev.DeadLetter(service=svc):
+            return dead_letter(svc)
+    raise TypeError(f"no subject for {type(event).__name__}")
+
+
+def matches(pattern: str, subject: str) -> bool:
+    """NATS wildcard matching: `*` is one token, a trailing `>` one or more."""
+    p, s = pattern.split("."), subject.split(".")
+    for i, tok in enumerate(p):
+        if tok == ">":
+            return len(s) > i
+        if i >= len(s) or (tok != "*" and tok != s[i]):
+            return False
+    return len(p) == len(s)

@@ -1,0 +1,35 @@
+"""Where tests find the real market data: BOSUN_DATA_DIR, else ../shared/data beside the
+repo. Absent data skips the test with the reason, except under CI, where it fails."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("BOSUN_DATA_DIR") or REPO.parent / "shared" / "data")
+
+
+def data_file(relpath: str) -> Path:
+    """The path of a data file, or skip (fail under CI=true) naming what is missing."""
+    path = data_dir() / relpath
+    if not path.exists():
+        reason = f"market data file {path} is missing (set BOSUN_DATA_DIR to the shared data folder)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
+
+
+BTC_1M = "binance_spot_klines_1m/binance_spot_BTCUSDT_1m_2024-10-01_2024-11-04.csv.gz"
+ETH_1M = "binance_spot_klines_1m/binance_spot_ETHUSDT_1m_2024-10-01_2024-11-04.csv.gz"
+LINK_USDM_12COL = "binance_usdm_klines_1m/binance_usdm_LINKUSDT-1m-2023-02.csv.gz"
+XRPETH_AGGTRADES = "binance_misc/binance_spot_XRPETH_aggtrades_2019-10-11_2019-10-13.csv.gz"
+XRPETH_1M = "binance_misc/binance_spot_XRPETH_1m_2019-10-11_2019-10-13.csv.gz"
+BTC_WS_CAPTURE = "binance_ws_captures/binance_spot_BTCUSDT_ws_2024-08-08T2354Z_2024-08-09T0005Z.jsonl.gz"
+BTC_TRADES = "binance_ws_captures/binance_spot_BTCUSDT_trades_2024-08-08T2354Z_2024-08-09T0005Z.csv.gz"
