@@ -1,0 +1,116 @@
+"""The risk service's logic: every proposed target gets exactly one verdict, TargetApproved
+or RiskLimitBreached, with an id derived from the target's id (a replayed target yields
+the same verdict id, so downstream de-duplication drops it).
+
+Trading starts disabled and stays so until the kill-switch key says true. Positions are
+the signed sum of fills; the order notional uses the newest price snapshot (the target's
+own reference price when there is none and the stale-price check is off)."""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Sequence
+from decimal import Decimal
+
+from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
+from bosun.runtime.clock import Clock
+from bosun.runtime.config import Config
+from proto import codec
+from proto import subjects as sj
+from proto.events import (OrderFilled, PriceSnapshot, RiskLimitBreached, TargetApproved, TargetPosition,
+                          TradingStateChanged)
+from services.risk import limits
+
+ZERO = Decimal(0)
+RECENT_FILLS = 10_000  # fill ids remembered to drop a redelivered copy (bounded)
+
+
+class RiskActor(Actor):
+    name = "risk"
+
+    def __init__(self, clock: Clock, out: Outbox, config: Config) -> None:
+        super().__init__(clock, out)
+        self._clients = {c.id: c for c in config.clients}
+        self.enabled = False  # until a person turns trading on: after any restart, too
+        self._positions: dict[tuple[str, str, str], Decimal] = {}
+        self._prices: dict[tuple[str, str], PriceSnapshot] = {}
+        self._recent_fills: deque[str] = deque()
+        self._recent_fill_ids: set[str] = set()
+        self._verdicts: Counter[str] = Counter()
+
+    def inputs(self) -> Sequence[Input]:
+        return [
+            event_input(sj.TARGETS, TargetPosition, self.on_target_position, Delivery.DURABLE),
+            event_input(sj.PRICES, PriceSnapshot, self.on_price_snapshot, Delivery.LATEST),
+            event_input(sj.FILLS, OrderFilled, self.on_order_filled, Delivery.REPLAY),
+            Input(sj.TRADING_ENABLED, self.on_trading_enabled, codec.decode_trading_enabled, Delivery.LATEST),
+        ]
+
+    # --- state
+
+    def on_trading_enabled(self, enabled: bool) -> None:
+        if enabled == self.enabled:
+            return
+        self.enabled = enabled
+        now = self.clock.now_ns()
+        self.out.publish(TradingStateChanged(id=f"trading.{enabled}.{now}", ts_event=now, enabled=enabled,
+                                             reason=f"kill switch key set to {str(enabled).lower()}"))
+
+    def on_price_snapshot(self, snapshot: PriceSnapshot) -> None:
+        key = (snapshot.venue, snapshot.symbol)
+        held = self._prices.get(key)
+        if held is None or snapshot.ts_event >= held.ts_event:  # never step back to an older price
+            self._prices[key] = snapshot
+
+    def on_order_filled(self, fill: OrderFilled) -> None:
+        if fill.id in self._recent_fill_ids:
+            return
+        self._recent_fill_ids.add(fill.id)
+        self._recent_fills.append(fill.id)
+        if len(self._recent_fills) > RECENT_FILLS:
+            self._recent_fill_ids.discard(self._recent_fills.popleft())
+        key = (fill.client, fill.venue, fill.symbol)
+        signed = fill.qty if fill.side == "buy" else -fill.qty
+        self._positions[key] = self._positions.get(key, ZERO) + signed
+
+    def position(self, client: str, venue: str, symbol: str) -> Decimal:
+        return self._positions.get((client, venue, symbol), ZERO)
+
+    # --- verdicts
+
+    def on_target_position(self, target: TargetPosition) -> None:
+        verdict = self._check(target)
+        now = self.clock.now_ns()
+        if verdict is None:
+            self._verdicts["approved"] += 1
+            self.out.publish(TargetApproved(id=target.id, ts_event=now, target=target))
+            return
+        limit, detail = verdict
+        self._verdicts[limit] += 1
+        self.out.publish(RiskLimitBreached(
+            id=f"{target.id}.{limit}", ts_event=now, client=target.client, venue=target.venue,
+            symbol=target.symbol, limit=limit, detail=detail, target_id=target.id))
+
+    def _check(self, target: TargetPosition) -> limits.Verdict:
+        client = self._clients.get(target.client)
+        if client is None:
+            return ("unknown_client", f"client {target.client!r} is not configured "
+                                      f"(known: {', '.join(sorted(self._clients)) or 'none'})")
+        risk = client.risk
+        position = self.position(target.client, target.venue, target.symbol)
+        snapshot = self._prices.get((target.venue, target.symbol))
+        price = snapshot.price if snapshot is not None else target.price
+        return (limits.kill_switch(self.enabled, target, position)
+                or limits.stale_price(snapshot, self.clock.now_ns(), risk.max_price_age_s, target)
+                or limits.max_position(target, risk)
+                or limits.max_order_notional(target, position, price, risk.max_order_notional))
+
+    def status(self) -> dict[str, object]:
+        approved = self._verdicts["approved"]
+        return {
+            "trading_enabled": self.enabled,
+            "positions": {".".join(key): str(qty) for key, qty in sorted(self._positions.items()) if qty},
+            "approved": approved,
+            "breached": sum(self._verdicts.values()) - approved,
+            "breaches_by_limit": {k: n for k, n in sorted(self._verdicts.items()) if k != "approved"},
+        }

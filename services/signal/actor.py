@@ -1,0 +1,119 @@
+"""The signal service's logic: bars -> strategies -> SignalDetected on every change of
+direction -> one TargetPosition per client that follows the strategy, sized per client.
+
+A client that follows a strategy but has no venue of that strategy's venue configured is
+skipped for that strategy (it cannot be sized: no step size); it shows in `status()`."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from decimal import Decimal
+
+from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
+from bosun.runtime.clock import Clock
+from bosun.runtime.config import ClientConfig, Config, StrategyConfig
+from proto import subjects as sj
+from proto.events import Bar, PositionChanged, SignalDetected, TargetPosition
+from services.signal import sizing
+from services.signal.strategies import Strategy, StrategyError, build_strategy
+
+
+class _Running:
+    """One [[strategies]] entry at run time: its strategy instance, current direction,
+    the clients that follow it, and (only when stops are configured) recent closes."""
+
+    __slots__ = ("config", "strategy", "direction", "clients", "closes")
+
+    def __init__(self, config: StrategyConfig, clients: list[ClientConfig]) -> None:
+        self.config = config
+        try:
+            self.strategy: Strategy = build_strategy(config.kind, config.params, config.long_only)
+        except StrategyError as exc:
+            raise StrategyError(f"[[strategies]] {config.name!r}: {exc}") from None
+        self.direction = 0  # flat until the strategy says otherwise
+        self.clients = clients
+        wants_stops = config.stop_k is not None or config.take_k is not None
+        if wants_stops and config.returns_window < 2:
+            raise StrategyError(f"[[strategies]] {config.name!r}: returns_window must be >= 2 "
+                                f"for stop_k/take_k, got {config.returns_window}")
+        self.closes: deque[Decimal] | None = deque(maxlen=config.returns_window + 1) if wants_stops else None
+
+
+class SignalActor(Actor):
+    name = "signal"
+
+    def __init__(self, clock: Clock, out: Outbox, config: Config) -> None:
+        super().__init__(clock, out)
+        self._capital = {c.id: c.capital for c in config.clients}
+        self._running: dict[str, _Running] = {}
+        self._by_market: dict[tuple[str, str], list[_Running]] = {}
+        for sc in config.strategies:
+            running = _Running(sc, [c for c in config.clients if sc.name in c.strategies])
+            self._running[sc.name] = running
+            self._by_market.setdefault((sc.venue, sc.symbol), []).append(running)
+        # client -> (venue, symbol) -> realized + unrealized PnL of that position
+        self._pnl: dict[str, dict[tuple[str, str], Decimal]] = {c: {} for c in self._capital}
+        self._skipped: set[tuple[str, str]] = set()  # (client, strategy) without the venue
+
+    def inputs(self) -> Sequence[Input]:
+        bars = [event_input(f"md.bar.{venue}.{symbol}", Bar, self.on_bar, Delivery.DURABLE)
+                for venue, symbol in self._by_market]
+        return [*bars, event_input(sj.POSITIONS, PositionChanged, self.on_position_changed, Delivery.LATEST)]
+
+    # --- handlers
+
+    def on_bar(self, bar: Bar) -> None:
+        for running in self._by_market.get((bar.venue, bar.symbol), ()):
+            if running.closes is not None:
+                running.closes.append(bar.close)
+            direction = running.strategy.on_bar(bar)
+            if direction is None or direction == running.direction:
+                continue
+            if direction not in (-1, 0, 1):
+                raise StrategyError(f"strategy {running.config.name!r} returned direction {direction!r}; "
+                                    f"expected -1, 0, +1 or None")
+            running.direction = direction
+            self._signal(running, bar, direction)
+
+    def on_position_changed(self, event: PositionChanged) -> None:
+        positions = self._pnl.get(event.client)
+        if positions is not None:  # positions of clients not configured here do not size anything
+            positions[(event.venue, event.symbol)] = event.realized_pnl + event.unrealized_pnl
+
+    # --- decisions
+
+    def equity(self, client: str) -> Decimal:
+        """Capital plus realized and unrealized PnL over the client's positions."""
+        return self._capital[client] + sum(self._pnl[client].values(), Decimal(0))
+
+    def _signal(self, running: _Running, bar: Bar, direction: int) -> None:
+        sc = running.config
+        sigma = sizing.stdev_of_returns(running.closes) if (
+            running.closes is not None and len(running.closes) == running.closes.maxlen) else None
+        signal = SignalDetected(
+            id=f"{sc.name}.{bar.id}", ts_event=bar.ts_event, strategy=sc.name, venue=sc.venue,
+            symbol=sc.symbol, direction=direction, price=bar.close,
+            stop_distance=sizing.price_distance(sc.stop_k, sigma, bar.close),
+            take_distance=sizing.price_distance(sc.take_k, sigma, bar.close))
+        self.out.publish(signal)
+        for client in running.clients:
+            venue = client.venues.get(sc.venue)
+            if venue is None:
+                self._skipped.add((client.id, sc.name))
+                continue
+            self.out.publish(TargetPosition(
+                id=f"{client.id}.{signal.id}", ts_event=bar.ts_event, client=client.id, venue=sc.venue,
+                symbol=sc.symbol, strategy=sc.name, price=bar.close, reason="signal",
+                qty=sizing.target_qty(direction, client.sizing, equity=self.equity(client.id),
+                                      price=bar.close, step_size=venue.step_size),
+                stop_loss=sizing.stop_loss_price(direction, bar.close, signal.stop_distance, venue.tick_size),
+                take_profit=sizing.take_profit_price(direction, bar.close, signal.take_distance,
+                                                     venue.tick_size)))
+
+    def status(self) -> dict[str, object]:
+        return {
+            "directions": {name: r.direction for name, r in self._running.items()},
+            "equity": {client: str(self.equity(client)) for client in self._capital},
+            "skipped_no_venue": sorted(f"{client}/{strategy}" for client, strategy in self._skipped),
+        }

@@ -1,0 +1,91 @@
+"""Per-client sizing of a direction into a signed target quantity, and the stop-loss /
+take-profit arithmetic. Rounding is explicit: quantities toward zero to the venue's step
+size (never more than asked), protective prices to the nearest tick (ROUND_HALF_EVEN)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from bosun.runtime.config import SizingConfig
+
+ZERO = Decimal(0)
+
+
+def floor_to_step(qty: Decimal, step: Decimal) -> Decimal:
+    """`qty` rounded toward zero to a multiple of `step` (Decimal `//` truncates toward
+    zero and is exact: no intermediate rounding can push a quantity up a step)."""
+    if step <= 0:
+        raise ValueError(f"step size must be > 0, got {step}")
+    floored = (qty // step) * step
+    return floored if floored else abs(floored)  # no "-0" on the wire
+
+
+def round_to_tick(price: Decimal, tick: Decimal) -> Decimal:
+    """`price` rounded to the nearest multiple of `tick`, ties to even."""
+    if tick <= 0:
+        raise ValueError(f"tick size must be > 0, got {tick}")
+    return (price / tick).quantize(Decimal(1), rounding=ROUND_HALF_EVEN) * tick
+
+
+def target_qty(direction: int, sizing: SizingConfig, *, equity: Decimal, price: Decimal,
+               step_size: Decimal) -> Decimal:
+    """The signed base quantity for `direction` (+1/-1/0).
+
+    fixed: direction x sizing.qty (taken as configured).
+    equity_fraction: direction x floor_to_step(fraction x equity / price); no equity
+    (zero or negative) sizes to 0 rather than flipping the side."""
+    if direction not in (-1, 0, 1):
+        raise ValueError(f"direction must be -1, 0 or +1, got {direction!r}")
+    if direction == 0:
+        return ZERO
+    if sizing.kind == "fixed":
+        return direction * sizing.qty
+    if price <= 0:
+        raise ValueError(f"cannot size on a price of {price}: it must be > 0")
+    if equity <= 0:
+        return ZERO
+    return direction * floor_to_step(sizing.fraction * equity / price, step_size)
+
+
+def stdev_of_returns(closes: Sequence[Decimal]) -> Decimal | None:
+    """Sample standard deviation of the simple returns c[i]/c[i-1] - 1 over `closes`;
+    None when there are fewer than two returns (three closes).
+
+    A statistic, not a price: computed in binary floats (deterministic, ~15x faster than
+    Decimal, and it runs on every signal), returned as the Decimal of its shortest repr."""
+    if len(closes) < 3:
+        return None
+    prices = [float(c) for c in closes]
+    returns = [prices[i] / prices[i - 1] - 1.0 for i in range(1, len(prices))]
+    mean = math.fsum(returns) / len(returns)
+    variance = math.fsum((r - mean) * (r - mean) for r in returns) / (len(returns) - 1)
+    return Decimal(repr(math.sqrt(variance)))
+
+
+def price_distance(k: Decimal | None, sigma: Decimal | None, price: Decimal) -> Decimal | None:
+    """k standard deviations of returns, in price units (k x sigma x price); None when
+    either is missing."""
+    if k is None or sigma is None:
+        return None
+    return k * sigma * price
+
+
+def stop_loss_price(direction: int, price: Decimal, distance: Decimal | None, tick: Decimal) -> Decimal | None:
+    """Below the price for a long, above for a short, rounded to the tick; None when flat,
+    without a distance, or when a long's stop would fall to zero or below."""
+    return _protective(price, -direction, distance, tick)
+
+
+def take_profit_price(direction: int, price: Decimal, distance: Decimal | None, tick: Decimal) -> Decimal | None:
+    """Above the price for a long, below for a short, rounded to the tick; None when flat,
+    without a distance, or when a short's take-profit would fall to zero or below."""
+    return _protective(price, direction, distance, tick)
+
+
+def _protective(price: Decimal, sign: int, distance: Decimal | None, tick: Decimal) -> Decimal | None:
+    if distance is None or sign == 0:
+        return None
+    level = round_to_tick(price + sign * distance, tick)
+    return level if level > 0 else None
