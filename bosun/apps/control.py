@@ -1,0 +1,164 @@
+"""`bosun status`, `bosun halt`, `bosun resume`, and the status `bosun up` shows.
+
+They find NATS through BOSUN_NATS_URL or the URLs `bosun up` recorded in its state dir."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import nats
+from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
+
+from bosun.runtime import config as config_mod
+from bosun.runtime.urls import status_subject, urls_from_env_or_state
+from proto import codec
+from proto import events as ev
+from proto import subjects as sj
+
+EXIT_STREAM_UNAVAILABLE = 3  # ingest's exit code when the live stream cannot be reached
+REQUEST_TIMEOUT_S = 1.0
+
+
+async def set_trading(nc, enabled: bool) -> None:
+    """The kill switch: a KV put, exactly what `nats pub '$KV.control.trading_enabled' false` does."""
+    kv = await nc.jetstream().key_value(sj.CONTROL_BUCKET)
+    await kv.put(sj.TRADING_ENABLED_KEY, codec.encode_trading_enabled(enabled))
+
+
+async def ping(nc, service: str) -> bool:
+    try:
+        await nc.request(f"$SRV.PING.bosun-{service}", b"", timeout=REQUEST_TIMEOUT_S)
+        return True
+    except (NoRespondersError, NatsTimeout):
+        return False
+
+
+async def _service_status(nc, service: str) -> dict[str, Any] | None:
+    try:
+        msg = await nc.request(status_subject(service), b"", timeout=REQUEST_TIMEOUT_S)
+        return json.loads(msg.data)
+    except (NoRespondersError, NatsTimeout, ValueError):
+        return None
+
+
+async def _trading_enabled(js) -> bool | None:
+    try:
+        kv = await js.key_value(sj.CONTROL_BUCKET)
+        return codec.decode_trading_enabled((await kv.get(sj.TRADING_ENABLED_KEY)).value or b"")
+    except (BucketNotFoundError, KeyNotFoundError, NotFoundError, ValueError):
+        return None
+
+
+async def _prices(js) -> list[ev.PriceSnapshot]:
+    try:
+        kv = await js.key_value(sj.PRICES_BUCKET)
+        keys = await kv.keys()
+    except (BucketNotFoundError, NotFoundError, nats.js.errors.NoKeysError):
+        return []
+    snapshots = []
+    for key in sorted(keys):
+        with_value = await kv.get(key)
+        try:
+            snapshots.append(codec.decode(with_value.value, ev.PriceSnapshot))
+        except msgspec.DecodeError:
+            continue
+    return snapshots
+
+
+async def gather(nc) -> dict[str, Any]:
+    js = nc.jetstream()
+    enabled, prices, execution, portfolio = await asyncio.gather(
+        _trading_enabled(js), _prices(js), _service_status(nc, "execution"), _service_status(nc, "portfolio"))
+    now = time.time_ns()
+    return {
+        "trading_enabled": enabled,
+        "prices": [{"key": sj.price_key(p.venue, p.symbol), "price": str(p.price),
+                    "age_s": round((now - p.ts_event) / 1e9, 1)} for p in prices],
+        "execution": execution,
+        "portfolio": portfolio,
+    }
+
+
+def _trading_word(enabled: bool | None) -> str:
+    return {True: "ON", False: "OFF"}.get(enabled, "OFF (never set)")
+
+
+def render_line(status: dict[str, Any]) -> str:
+    """One compact line for the live view of `bosun up`."""
+    parts = [f"trading {_trading_word(status['trading_enabled'])}"]
+    parts += [f"{p['key']} {p['price']} ({p['age_s']}s)" for p in status["prices"]]
+    execution, portfolio = status["execution"] or {}, status["portfolio"] or {}
+    parts.append(f"open orders {execution.get('open_orders_count', '?')}")
+    parts.append(f"fills {execution.get('fills_count', '?')}")
+    for row in portfolio.get("positions", []):
+        parts.append(f"{row['client']} {row['symbol']} pos {row['qty']} pnl {row['realized_pnl']}"
+                     f"/{row['unrealized_pnl']}")
+    return " | ".join(parts)
+
+
+def render(status: dict[str, Any]) -> str:
+    lines = [f"trading      {_trading_word(status['trading_enabled'])}"]
+    for p in status["prices"]:
+        lines.append(f"price        {p['key']:<20} {p['price']:>14}  age {p['age_s']}s")
+    execution, portfolio = status["execution"], status["portfolio"]
+    if execution is None:
+        lines.append("execution    not answering")
+    else:
+        lines.append(f"orders       open {execution.get('open_orders_count')}  fills {execution.get('fills_count')}")
+    if portfolio is None:
+        lines.append("portfolio    not answering")
+    else:
+        for row in portfolio.get("positions", []):
+            lines.append(f"position     {row['client']:<10} {row['venue']}.{row['symbol']:<12} qty {row['qty']:>12}  "
+                         f"avg {row['avg_price']}  realized {row['realized_pnl']}  unrealized {row['unrealized_pnl']}"
+                         f"  fees {row['fees']}")
+    return "\n".join(lines)
+
+
+async def quiescent(nc) -> bool:
+    """True when every durable consumer has delivered and had acked everything in its stream."""
+    js = nc.jetstream()
+    for stream in await js.streams_info():
+        for consumer in await js.consumers_info(stream.config.name):
+            if consumer.config.durable_name and (consumer.num_pending or consumer.num_ack_pending):
+                return False
+    return True
+
+
+async def _run(args) -> int:
+    cfg = config_mod.load(args.config)
+    state_dir = args.state_dir or Path(cfg.state_dir)
+    nats_url, _ = urls_from_env_or_state(state_dir)
+    if not nats_url:
+        print(f"bosun {args.command}: no NATS to talk to: set BOSUN_NATS_URL, or start `bosun up` "
+              f"(it records its URLs in {state_dir}/urls.json)")
+        return 2
+    try:
+        nc = await nats.connect(nats_url, name=f"bosun-{args.command}", connect_timeout=2,
+                                max_reconnect_attempts=0, allow_reconnect=False)
+    except Exception as exc:  # noqa: BLE001 - any connect failure gets the same plain answer
+        print(f"bosun {args.command}: cannot reach NATS at {nats_url}: {exc}")
+        return 1
+    try:
+        if args.command in ("halt", "resume"):
+            enabled = args.command == "resume"
+            await set_trading(nc, enabled)
+            print(f"trading {'ON' if enabled else 'OFF'}")
+            return 0
+        status = await gather(nc)
+        print(json.dumps(status, indent=2) if args.json else render(status))
+        return 0
+    finally:
+        await nc.close()
+
+
+def main(args) -> int:
+    import uvloop
+
+    return uvloop.run(_run(args))

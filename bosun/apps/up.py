@@ -1,0 +1,226 @@
+"""`bosun up`: the supervisor. Starts the embedded servers unless URLs are given, records
+the URLs for `bosun status|halt|resume`, starts the six services as child processes,
+turns trading on for paper and shadow modes once every service answers, shows a live
+status line, and on Ctrl-C stops everything it started, leaving no process behind."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+import nats
+import uvloop
+
+from bosun.apps import control
+from bosun.runtime import config as config_mod
+from bosun.runtime.embedded import EmbeddedNats, EmbeddedPostgres
+from bosun.runtime.provision import provision
+from bosun.runtime.urls import DATABASE_URL_ENV, NATS_URL_ENV, write_urls
+
+# Ingest starts last, once trading is on, so that no bar is traded through while halted.
+CORE_SERVICES = ("portfolio", "execution", "risk", "signal", "alerts")
+READY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 10.0
+MAX_RESTARTS = 3
+
+
+class Child:
+    """One service process, its log file and its restarts."""
+
+    def __init__(self, service: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.service, self.argv, self.env = service, argv, env
+        self.log_path = log_dir / f"{service}.log"
+        self.restarts = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log:
+            # A session of its own: Ctrl-C reaches only `up`, which stops children in order.
+            self.proc = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=log, start_new_session=True)
+
+    def exited(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    def log_tail(self, lines: int = 8) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def effective_config(args, cfg: config_mod.Config) -> config_mod.Config:
+    """The config the children run with: the file's, with the command-line overrides."""
+    ingest = cfg.ingest
+    if args.replay:
+        ingest = msgspec.structs.replace(ingest, replay=[str(p.resolve()) for p in args.replay])
+    if args.speed is not None:
+        ingest = msgspec.structs.replace(ingest, speed=args.speed)
+    mode = "paper" if ingest.replay else cfg.mode
+    return msgspec.structs.replace(cfg, ingest=ingest, mode=mode, dry_run=cfg.dry_run or args.dry_run)
+
+
+def main(args) -> int:
+    cfg = config_mod.load(args.config)
+    for path in args.replay:
+        if not path.is_file():
+            raise config_mod.ConfigError(f"--replay {path}: no such file")
+    cfg = effective_config(args, cfg)
+    state_dir = (args.state_dir or Path(cfg.state_dir)).resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    return uvloop.run(Supervisor(cfg, state_dir, exit_when_done=args.exit_when_done).run())
+
+
+class Supervisor:
+    def __init__(self, cfg: config_mod.Config, state_dir: Path, *, exit_when_done: bool) -> None:
+        self.cfg, self.state_dir, self.exit_when_done = cfg, state_dir, exit_when_done
+        self.servers: list[EmbeddedNats | EmbeddedPostgres] = []
+        self.children: dict[str, Child] = {}
+        self.stopping = asyncio.Event()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stopping.set)
+        try:
+            return await self._run()
+        finally:
+            self._stop_all()
+
+    def _start_servers(self) -> tuple[str, str]:
+        nats_url = os.environ.get(NATS_URL_ENV)
+        if not nats_url:
+            server = EmbeddedNats(self.state_dir)
+            self.servers.append(server)
+            nats_url = server.start()
+        database_url = os.environ.get(DATABASE_URL_ENV)
+        if not database_url:
+            server = EmbeddedPostgres(self.state_dir)
+            self.servers.append(server)
+            database_url = server.start()
+        return nats_url, database_url
+
+    async def _run(self) -> int:
+        print(f"bosun up: mode {self.cfg.mode}{' (dry run)' if self.cfg.dry_run else ''}, state in {self.state_dir}")
+        nats_url, database_url = await asyncio.to_thread(self._start_servers)
+        write_urls(self.state_dir, nats_url=nats_url, database_url=database_url)
+        print(f"  NATS        {nats_url}")
+        print(f"  PostgreSQL  {database_url}")
+        nc = await nats.connect(nats_url, name="bosun-up", max_reconnect_attempts=10)
+        try:
+            await provision(nc.jetstream())
+            # After any restart trading stays off until a person (or paper mode, below) turns it on.
+            await control.set_trading(nc, False)
+            self._spawn(nats_url, database_url)
+            if not await self._wait_ready(nc, CORE_SERVICES):
+                return 1
+            if self.cfg.mode in ("paper", "shadow"):
+                await control.set_trading(nc, True)
+                print("  trading     ON (paper money: shadow fills only); `bosun halt` turns it off")
+            else:
+                print("  trading     OFF until you run `bosun resume`")
+            self.children["ingest"].start()
+            print(f"  logs        {self.state_dir / 'logs'}/<service>.log; Ctrl-C stops everything\n")
+            return await self._watch(nc)
+        finally:
+            with contextlib.suppress(Exception):
+                await nc.close()
+
+    def _spawn(self, nats_url: str, database_url: str) -> None:
+        log_dir = self.state_dir / "logs"
+        log_dir.mkdir(exist_ok=True)
+        config_path = self.state_dir / "effective.toml"
+        config_path.write_bytes(msgspec.toml.encode(self.cfg))
+        env = {**os.environ, NATS_URL_ENV: nats_url, DATABASE_URL_ENV: database_url}
+        for service in (*CORE_SERVICES, "ingest"):
+            argv = [sys.executable, "-m", "bosun.apps.cli", "run", service,
+                    "--config", str(config_path), "--state-dir", str(self.state_dir)]
+            self.children[service] = Child(service, argv, env, log_dir)
+        for service in CORE_SERVICES:
+            self.children[service].start()
+
+    async def _wait_ready(self, nc, services) -> bool:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        waiting = set(services)
+        while waiting:
+            for service in list(waiting):
+                child = self.children[service]
+                if child.exited() is not None:
+                    print(f"bosun up: {service} exited with code {child.exited()} while starting:\n{child.log_tail()}",
+                          file=sys.stderr)
+                    return False
+                if await control.ping(nc, service):
+                    waiting.discard(service)
+            if time.monotonic() > deadline:
+                print(f"bosun up: no answer from {', '.join(sorted(waiting))} after {READY_TIMEOUT_S:.0f}s; "
+                      f"see their logs in {self.state_dir / 'logs'}", file=sys.stderr)
+                return False
+            if self.stopping.is_set():
+                return False
+            await asyncio.sleep(0.2)
+        return True
+
+    async def _watch(self, nc) -> int:
+        """Show the status until Ctrl-C; restart a crashed service a bounded number of times."""
+        tty = sys.stdout.isatty()
+        last_print = 0.0
+        while not self.stopping.is_set():
+            code = await self._check_children()
+            if code is not None:
+                return code
+            if self.exit_when_done and self.children["ingest"].exited() == 0 and await control.quiescent(nc):
+                print(control.render(await control.gather(nc)))
+                print("bosun up: replay traded through; stopping")
+                return 0
+            now = time.monotonic()
+            if tty or now - last_print >= 5.0:
+                line = control.render_line(await control.gather(nc))
+                print(f"\r\x1b[2K{line}" if tty else line, end="" if tty else "\n", flush=True)
+                last_print = now
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), 1.0)
+        print()
+        return 0
+
+    async def _check_children(self) -> int | None:
+        for service, child in self.children.items():
+            code = child.exited()
+            if code is None or (service == "ingest" and code == 0):
+                continue
+            if service == "ingest" and code == control.EXIT_STREAM_UNAVAILABLE:
+                print(f"\nbosun up: the live market stream cannot be reached ({self.cfg.ingest.ws_url}).\n"
+                      f"{child.log_tail(3)}\nRun offline instead: bosun up --replay FILE --speed N", file=sys.stderr)
+                return 1
+            if child.restarts >= MAX_RESTARTS:
+                print(f"\nbosun up: {service} keeps failing (exit {code}); stopping.\n{child.log_tail()}",
+                      file=sys.stderr)
+                return 1
+            child.restarts += 1
+            print(f"\nbosun up: {service} exited with code {code}; restart {child.restarts}/{MAX_RESTARTS} "
+                  f"(trading stays off until `bosun resume`)", file=sys.stderr)
+            child.start()
+        return None
+
+    def _stop_all(self) -> None:
+        # Market data first, then the services, then the servers they talk to.
+        for service in ("ingest", "signal", "risk", "execution", "portfolio", "alerts"):
+            if service in self.children:
+                self.children[service].stop()
+        for server in reversed(self.servers):
+            server.stop()
