@@ -1,0 +1,144 @@
+"""The portfolio's logic: fills -> positions, PnL and round trips; prices -> marks.
+
+Idempotent on fill id: a fill seen before changes nothing and publishes nothing. The
+store (PostgreSQL, ON CONFLICT on venue + fill id) is the durable truth, so memory keeps
+only the `max_seen_fills` most recent fill ids: redeliveries come from the unacked tail
+of the durable consumer, far shorter than that. Closed round trips are kept in memory up
+to `max_round_trips` (the newest); the store keeps them all."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
+from bosun.runtime.clock import Clock
+from bosun.runtime.config import Config
+from proto import subjects as sj
+from proto.events import OrderFilled, PositionChanged, PriceSnapshot
+from services.portfolio.positions import Position
+from services.portfolio.roundtrips import RoundTrip, RoundTripTracker
+
+Key = tuple[str, str, str]  # client, venue, symbol
+
+
+class PortfolioActor(Actor):
+    name = "portfolio"
+
+    def __init__(self, clock: Clock, out: Outbox, config: Config, fills: Iterable[OrderFilled] = (),
+                 max_seen_fills: int = 100_000, max_round_trips: int = 1_000_000) -> None:
+        super().__init__(clock, out)
+        self._capital = {c.id: c.capital for c in config.clients}
+        self._positions: dict[Key, Position] = {}
+        self._marks: dict[tuple[str, str], Decimal] = {}  # venue, symbol -> newest snapshot price
+        self._last_fill_price: dict[Key, Decimal] = {}  # the mark until a snapshot arrives
+        self._tracker = RoundTripTracker()
+        self._closed: deque[RoundTrip] = deque(maxlen=max_round_trips)
+        self._seen: set[tuple[str, str]] = set()  # venue, fill id: fill ids are unique per venue
+        self._seen_order: deque[tuple[str, str]] = deque()
+        self._max_seen = max_seen_fills
+        self.last_closed: tuple[RoundTrip, ...] = ()  # closed by the last handled fill, for the store sink
+        self.load(fills)
+
+    def inputs(self) -> Sequence[Input]:
+        return (
+            event_input(sj.FILLS, OrderFilled, self.on_order_filled, Delivery.DURABLE),
+            event_input(sj.PRICES, PriceSnapshot, self.on_price_snapshot, Delivery.LATEST),
+        )
+
+    # --- handlers
+
+    def on_price_snapshot(self, snapshot: PriceSnapshot) -> None:
+        # Called once per bar in a backtest: store the mark, value positions lazily.
+        self._marks[(snapshot.venue, snapshot.symbol)] = snapshot.price
+
+    def on_order_filled(self, fill: OrderFilled) -> None:
+        position = self._apply(fill)
+        if position is None:
+            return
+        key = (fill.client, fill.venue, fill.symbol)
+        self.out.publish(PositionChanged(
+            id=fill.id, ts_event=fill.ts_event, client=fill.client, venue=fill.venue, symbol=fill.symbol,
+            qty=position.qty, avg_price=position.avg_price, realized_pnl=position.realized_pnl - position.fees,
+            unrealized_pnl=position.unrealized(self._mark(key)), fees=position.fees, fill_id=fill.id))
+
+    def load(self, fills: Iterable[OrderFilled]) -> None:
+        """Restore state from stored fills (in the order they were handled); publishes nothing."""
+        for fill in fills:
+            self._apply(fill)
+        self.last_closed = ()
+
+    def _apply(self, fill: OrderFilled) -> Position | None:
+        """Apply a new fill; None when it was seen before. A bad fill raises before any change."""
+        seen_key = (fill.venue, fill.id)
+        if seen_key in self._seen:
+            self.last_closed = ()
+            return None
+        key = (fill.client, fill.venue, fill.symbol)
+        position = self._positions.get(key)
+        if position is None:
+            position = Position()
+        position.apply_fill(fill.side, fill.qty, fill.price, fill.fee)  # validates first
+        self._positions[key] = position
+        self._last_fill_price[key] = fill.price
+        self.last_closed = tuple(self._tracker.on_fill(fill))
+        self._closed.extend(self.last_closed)
+        self._remember(seen_key)
+        return position
+
+    def _remember(self, seen_key: tuple[str, str]) -> None:
+        self._seen.add(seen_key)
+        self._seen_order.append(seen_key)
+        if len(self._seen_order) > self._max_seen:
+            self._seen.discard(self._seen_order.popleft())
+
+    def _mark(self, key: Key) -> Decimal:
+        mark = self._marks.get((key[1], key[2]))
+        return self._last_fill_price[key] if mark is None else mark
+
+    # --- accessors (backtest runner, status)
+
+    def positions(self) -> dict[Key, Position]:
+        return dict(self._positions)
+
+    def round_trips(self) -> list[RoundTrip]:
+        """Closed round trips, oldest first (the newest `max_round_trips`)."""
+        return list(self._closed)
+
+    def unrealized(self, key: Key) -> Decimal:
+        return self._positions[key].unrealized(self._mark(key))
+
+    def equity(self, client: str) -> Decimal:
+        """Capital from config + realized pnl - fees + unrealized pnl at the newest marks."""
+        try:
+            equity = self._capital[client]
+        except KeyError:
+            raise KeyError(f"client {client!r} is not in the config (clients: {', '.join(sorted(self._capital))})") \
+                from None
+        for key, position in self._positions.items():
+            if key[0] == client:
+                equity += position.realized_pnl - position.fees + position.unrealized(self._mark(key))
+        return equity
+
+    def status(self) -> dict[str, Any]:
+        """JSON-ready: Decimals as strings."""
+        positions = [
+            {"client": c, "venue": v, "symbol": s, "qty": str(p.qty), "avg_price": str(p.avg_price),
+             "realized_pnl": str(p.realized_pnl - p.fees), "unrealized_pnl": str(p.unrealized(self._mark((c, v, s)))),
+             "fees": str(p.fees), "mark": str(self._mark((c, v, s)))}
+            for (c, v, s), p in sorted(self._positions.items())
+        ]
+        clients = sorted(self._capital)
+        return {
+            "positions": positions,
+            "equity": {c: str(self.equity(c)) for c in clients},
+            "open_round_trips": [
+                {"client": t.client, "venue": t.venue, "symbol": t.symbol, "side": t.side,
+                 "entry_time_ns": t.entry_time_ns, "qty": str(t.qty), "open_qty": str(t.open_qty),
+                 "entry_price": str(t.entry_price), "fees": str(t.fees)}
+                for t in self._tracker.open_round_trips()
+            ],
+            "round_trips_closed": len(self._closed),
+        }

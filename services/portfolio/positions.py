@@ -1,0 +1,118 @@
+"""One position (client, venue, symbol) under average-cost accounting, in exact Decimals.
+
+The position keeps its cost basis (the entry notional of the open quantity) rather than
+an average price. Sums and products are exact (50 significant digits). The one rounding
+is a partial close's share of the cost basis, rounded to QUANTUM; the last close takes
+what is left, so once flat the realized pnl is exactly the cash flow of the fills."""
+
+from __future__ import annotations
+
+from decimal import Context, Decimal, localcontext
+
+from proto.events import Side
+
+ZERO = Decimal(0)
+# Sums and products of prices, quantities and money stay exact at this precision.
+ARITHMETIC = Context(prec=50)
+# A pro-rata share (of a cost basis, of a fee) is rounded to this: finer than any
+# venue's price x quantity, and coarse enough that sums of shares stay exact.
+QUANTUM = Decimal("1e-18")
+# Averages and ratios are reported at decimal128 precision.
+REPORTED = Context(prec=34)
+
+
+def share(amount: Decimal, part: Decimal, whole: Decimal) -> Decimal:
+    """`amount * part / whole`, rounded to QUANTUM; exactly `amount` when part == whole.
+    Call inside localcontext(ARITHMETIC). The caller keeps `amount - share` as the rest,
+    so the two shares always add up to `amount`."""
+    if part == whole:
+        return amount
+    return (amount * part / whole).quantize(QUANTUM)
+
+
+def divide(a: Decimal, b: Decimal) -> Decimal:
+    """For averages and ratios that are reported, never accumulated."""
+    return REPORTED.divide(a, b)
+
+
+def side_sign(side: Side) -> int:
+    if side == "buy":
+        return 1
+    if side == "sell":
+        return -1
+    raise ValueError(f"fill side must be 'buy' or 'sell', got {side!r}")
+
+
+def check_fill(side: Side, qty: Decimal, price: Decimal, fee: Decimal) -> int:
+    """The sign of the fill (+1 buy, -1 sell), or a ValueError naming the bad parameter."""
+    sign = side_sign(side)
+    if not (qty.is_finite() and qty > 0):
+        raise ValueError(f"fill qty must be a positive number, got {qty}")
+    if not (price.is_finite() and price > 0):
+        raise ValueError(f"fill price must be a positive number, got {price}")
+    if not fee.is_finite():
+        raise ValueError(f"fill fee must be a finite number, got {fee}")
+    return sign
+
+
+class Position:
+    """Signed `qty` (+ long, - short), average entry price of the open qty, gross
+    `realized_pnl` and the `fees` paid, all in quote currency. Mutable; no I/O."""
+
+    __slots__ = ("qty", "cost", "realized_pnl", "fees")
+
+    def __init__(self, qty: Decimal = ZERO, avg_price: Decimal = ZERO,
+                 realized_pnl: Decimal = ZERO, fees: Decimal = ZERO) -> None:
+        self.qty = qty
+        self.cost = ARITHMETIC.multiply(abs(qty), avg_price)  # entry notional of the open qty, >= 0
+        self.realized_pnl = realized_pnl
+        self.fees = fees
+
+    @property
+    def avg_price(self) -> Decimal:
+        """Average entry price of the open qty; 0 when flat."""
+        if not self.qty:
+            return ZERO
+        return divide(self.cost, abs(self.qty))
+
+    def apply_fill(self, side: Side, qty: Decimal, price: Decimal, fee: Decimal) -> Decimal:
+        """Apply one fill; returns the gross pnl it realized. A fill that crosses zero
+        closes the old side at its average price and opens the rest at the fill price."""
+        sign = check_fill(side, qty, price, fee)
+        with localcontext(ARITHMETIC):
+            self.fees += fee
+            held = abs(self.qty)
+            if not self.qty or (self.qty > 0) == (sign > 0):  # opening or adding
+                self.qty += sign * qty
+                self.cost += qty * price
+                return ZERO
+            closed = min(qty, held)
+            closed_cost = share(self.cost, closed, held)
+            # Closing a long sells (gain when price > entry); closing a short buys.
+            realized = (closed * price - closed_cost) * -sign
+            self.realized_pnl += realized
+            self.cost -= closed_cost
+            self.qty += sign * qty
+            if qty > closed:  # flipped: the rest opens the other side at the fill price
+                self.cost = (qty - closed) * price
+            return realized
+
+    def unrealized(self, mark: Decimal) -> Decimal:
+        """Gross pnl of the open qty if it were closed at `mark`."""
+        if not self.qty:
+            return ZERO
+        with localcontext(ARITHMETIC):
+            value = abs(self.qty) * mark - self.cost
+            return value if self.qty > 0 else -value
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Position):
+            return NotImplemented
+        return (self.qty, self.avg_price, self.realized_pnl, self.fees) == (
+            other.qty, other.avg_price, other.realized_pnl, other.fees)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return (f"Position(qty={self.qty}, avg_price={self.avg_price}, "
+                f"realized_pnl={self.realized_pnl}, fees={self.fees})")

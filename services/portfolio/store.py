@@ -1,0 +1,157 @@
+"""The portfolio's durable truth in PostgreSQL (asyncpg): fills, positions, round trips.
+
+The NATS binding calls `persist` with a fill and what the actor published for it BEFORE
+acking the fill; a redelivered fill is recognised by its (venue, fill id) key and changes
+nothing. On start, `fills()` in handling order restores the actor.
+
+Migrations are the numbered files in `infra/postgres` of the source tree (found from this
+file: services/portfolio/store.py -> ../../infra/postgres). An installed (non-editable)
+package does not carry them: pass `migrate(directory=...)` there."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import asyncpg
+
+from proto.events import Event, OrderFilled, PositionChanged
+from services.portfolio.positions import Position
+from services.portfolio.roundtrips import RoundTrip
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "infra" / "postgres"
+# pg_advisory_lock key shared by every process that migrates this database (any constant
+# bigint; this one spells "bosunmig" in ASCII).
+MIGRATION_LOCK = 0x626F73756E6D6967
+
+Key = tuple[str, str, str]  # client, venue, symbol
+
+
+class MigrationError(RuntimeError):
+    pass
+
+
+_INSERT_FILL = """
+INSERT INTO fills (fill_id, client_order_id, client, venue, symbol, side, qty, price, fee, liquidity, reason, ts_event)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+ON CONFLICT (venue, fill_id) DO NOTHING
+RETURNING fill_id"""
+
+_UPSERT_POSITION = """
+INSERT INTO positions (client, venue, symbol, qty, avg_price, realized_pnl, fees, fill_id, updated_ts)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (client, venue, symbol) DO UPDATE SET
+    qty = EXCLUDED.qty, avg_price = EXCLUDED.avg_price, realized_pnl = EXCLUDED.realized_pnl,
+    fees = EXCLUDED.fees, fill_id = EXCLUDED.fill_id, updated_ts = EXCLUDED.updated_ts"""
+
+_INSERT_ROUND_TRIP = """
+INSERT INTO round_trips (venue, entry_fill_id, exit_fill_id, client, symbol, side, qty, entry_price, exit_price,
+                         fees, pnl, return_pct, entry_time_ns, exit_time_ns, duration_s, exit_reason)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+ON CONFLICT (venue, entry_fill_id) DO NOTHING"""
+
+
+class PortfolioStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def connect(cls, url: str, *, max_size: int = 4, command_timeout_s: float = 30.0) -> PortfolioStore:
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=max_size, command_timeout=command_timeout_s)
+        return cls(pool)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def migrate(self, directory: Path = MIGRATIONS_DIR) -> list[str]:
+        """Apply the `*.sql` files of `directory` not yet applied, in name order, each in
+        its own transaction; returns the names applied. Concurrent callers queue on an
+        advisory lock, so each file runs once. An applied file that has since changed is
+        refused (add a new numbered file instead)."""
+        files = sorted(directory.glob("*.sql"))
+        if not files:
+            raise MigrationError(f"no migrations (*.sql) in {directory}: outside the source tree, "
+                                 f"pass migrate(directory=...)")
+        applied: list[str] = []
+        async with self._pool.acquire() as conn:
+            await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+            try:
+                await conn.execute("""CREATE TABLE IF NOT EXISTS schema_migrations (
+                    name text PRIMARY KEY, sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())""")
+                done = {r["name"]: r["sha256"] for r in await conn.fetch("SELECT name, sha256 FROM schema_migrations")}
+                for path in files:
+                    sql = path.read_text()
+                    digest = hashlib.sha256(sql.encode()).hexdigest()
+                    if path.name in done:
+                        if done[path.name] != digest:
+                            raise MigrationError(f"{path}: changed after it was applied (sha256 {digest} != "
+                                                 f"{done[path.name]}); add a new numbered migration instead")
+                        continue
+                    async with conn.transaction():
+                        try:
+                            await conn.execute(sql)
+                        except asyncpg.PostgresError as exc:
+                            raise MigrationError(f"{path}: {type(exc).__name__}: {exc}") from exc
+                        await conn.execute("INSERT INTO schema_migrations (name, sha256) VALUES ($1, $2)",
+                                           path.name, digest)
+                    applied.append(path.name)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+        return applied
+
+    async def persist(self, events: Sequence[Event], round_trips: Sequence[RoundTrip] = ()) -> int:
+        """In one transaction: insert each fill once, upsert the PositionChanged of the fills
+        that were new, insert the closed round trips. Returns how many fills were new."""
+        fills = [e for e in events if isinstance(e, OrderFilled)]
+        changes = [e for e in events if isinstance(e, PositionChanged)]
+        other = [type(e).__name__ for e in events if not isinstance(e, (OrderFilled, PositionChanged))]
+        if other:
+            raise TypeError(f"portfolio store persists OrderFilled and PositionChanged only, got {', '.join(other)}")
+        batch = {(f.venue, f.id) for f in fills}
+        orphans = [c.fill_id for c in changes if (c.venue, c.fill_id) not in batch]
+        if orphans:
+            raise ValueError(f"PositionChanged for fill(s) {', '.join(orphans)} without the OrderFilled "
+                             f"in the same batch: persist a fill and its position change together")
+        async with self._pool.acquire() as conn, conn.transaction():
+            new: set[tuple[str, str]] = set()
+            for f in fills:
+                if await conn.fetchval(_INSERT_FILL, f.id, f.client_order_id, f.client, f.venue, f.symbol, f.side,
+                                       f.qty, f.price, f.fee, f.liquidity, f.reason, f.ts_event) is not None:
+                    new.add((f.venue, f.id))
+            for c in changes:
+                if (c.venue, c.fill_id) in new:
+                    await conn.execute(_UPSERT_POSITION, c.client, c.venue, c.symbol, c.qty, c.avg_price,
+                                       c.realized_pnl, c.fees, c.fill_id, c.ts_event)
+            if round_trips:
+                await conn.executemany(_INSERT_ROUND_TRIP, [
+                    (t.venue, t.entry_fill_id, t.exit_fill_id, t.client, t.symbol, t.side, t.qty, t.entry_price,
+                     t.exit_price, t.fees, t.pnl, t.return_pct, t.entry_time_ns, t.exit_time_ns, t.duration_s,
+                     t.exit_reason) for t in round_trips])
+        return len(new)
+
+    async def fills(self) -> list[OrderFilled]:
+        """Every stored fill, in the order the portfolio handled them."""
+        rows = await self._pool.fetch(
+            "SELECT fill_id, client_order_id, client, venue, symbol, side, qty, price, fee, liquidity, reason, "
+            "ts_event FROM fills ORDER BY seq")
+        return [OrderFilled(id=r["fill_id"], ts_event=r["ts_event"], client_order_id=r["client_order_id"],
+                            client=r["client"], venue=r["venue"], symbol=r["symbol"], side=r["side"], qty=r["qty"],
+                            price=r["price"], fee=r["fee"], liquidity=r["liquidity"], reason=r["reason"])
+                for r in rows]
+
+    async def positions(self) -> dict[Key, Position]:
+        """The stored positions; `realized_pnl` back to gross, as Position keeps it."""
+        rows = await self._pool.fetch("SELECT client, venue, symbol, qty, avg_price, realized_pnl, fees FROM positions")
+        return {(r["client"], r["venue"], r["symbol"]):
+                Position(r["qty"], r["avg_price"], r["realized_pnl"] + r["fees"], r["fees"]) for r in rows}
+
+    async def round_trips(self) -> list[RoundTrip]:
+        rows = await self._pool.fetch(
+            "SELECT * FROM round_trips ORDER BY exit_time_ns, venue, entry_fill_id")
+        return [RoundTrip(entry_time_ns=r["entry_time_ns"], exit_time_ns=r["exit_time_ns"], symbol=r["symbol"],
+                          venue=r["venue"], client=r["client"], side=r["side"], qty=r["qty"],
+                          entry_price=r["entry_price"], exit_price=r["exit_price"], fees=r["fees"], pnl=r["pnl"],
+                          return_pct=r["return_pct"], duration_s=r["duration_s"], exit_reason=r["exit_reason"],
+                          entry_fill_id=r["entry_fill_id"], exit_fill_id=r["exit_fill_id"])
+                for r in rows]

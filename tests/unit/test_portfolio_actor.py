@@ -1,0 +1,161 @@
+"""The portfolio actor on the in-process bus."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import msgspec
+import pytest
+
+from bosun.runtime.clock import SimClock
+from bosun.runtime.config import ClientConfig, Config
+from bosun.runtime.inproc import InProcessBus
+from proto.events import OrderFilled, PositionChanged, PriceSnapshot
+from services.portfolio.actor import PortfolioActor
+from services.portfolio.positions import Position
+
+CONFIG = Config(clients=[ClientConfig(id="alice", capital=D(1000)), ClientConfig(id="bob", capital=D(500))],
+                strategies=[])
+KEY = ("alice", "binance", "BTCUSDT")
+
+
+def fill(n: int, side: str, qty: str, price: str, fee: str = "0", *, client: str = "alice",
+         symbol: str = "BTCUSDT", reason: str = "signal") -> OrderFilled:
+    return OrderFilled(id=f"fill-{n}", ts_event=n * 1_000, client_order_id=f"order-{n}", client=client,
+                       venue="binance", symbol=symbol, side=side, qty=D(qty), price=D(price), fee=D(fee),
+                       reason=reason)
+
+
+def snapshot(price: str, symbol: str = "BTCUSDT") -> PriceSnapshot:
+    return PriceSnapshot(id=f"snap-{price}", ts_event=0, venue="binance", symbol=symbol, price=D(price))
+
+
+class Harness:
+    def __init__(self, **kwargs) -> None:
+        self.bus = InProcessBus()
+        self.changes: list[PositionChanged] = []
+        self.bus.subscribe("position.changed.>", self.changes.append)
+        self.actor = self.bus.attach(PortfolioActor(SimClock(), self.bus, CONFIG, **kwargs))
+
+    def send(self, *messages) -> list[PositionChanged]:
+        before = len(self.changes)
+        for message in messages:
+            self.bus.publish(message)
+        self.bus.drain()
+        return self.changes[before:]
+
+
+def test_each_new_fill_publishes_its_position():
+    h = Harness()
+    f1, f2 = fill(1, "buy", "2", "100", "0.2"), fill(2, "sell", "1", "110", "0.11")
+    [c1] = h.send(f1)
+    assert c1 == PositionChanged(id="fill-1", ts_event=1_000, client="alice", venue="binance", symbol="BTCUSDT",
+                                 qty=D(2), avg_price=D(100), realized_pnl=D("-0.2"), unrealized_pnl=D(0),
+                                 fees=D("0.2"), fill_id="fill-1")
+    [c2] = h.send(f2)
+    assert (c2.qty, c2.avg_price, c2.fees) == (D(1), D(100), D("0.31"))
+    assert c2.realized_pnl == D("9.69")  # (110 - 100) * 1 - 0.31: net of fees
+    assert c2.unrealized_pnl == D(10)  # no mark yet: valued at the fill price, (110 - 100) * 1
+
+
+def test_unrealized_pnl_uses_the_newest_mark():
+    h = Harness()
+    h.send(snapshot("90"))
+    [change] = h.send(fill(1, "buy", "2", "100"))
+    assert change.unrealized_pnl == D(-20)  # (90 - 100) * 2
+    h.send(snapshot("130"))
+    assert h.actor.unrealized(KEY) == D(60)
+
+
+def test_replayed_fill_changes_nothing_and_publishes_nothing():
+    h = Harness()
+    f1 = fill(1, "buy", "1", "100", "0.1")
+    h.send(f1, fill(2, "sell", "1", "120", "0.12"))
+    before = h.actor.positions()[KEY]
+    before = Position(before.qty, before.avg_price, before.realized_pnl, before.fees)
+    assert h.send(f1) == []
+    assert h.actor.positions()[KEY] == before
+    assert h.actor.last_closed == ()
+    assert len(h.actor.round_trips()) == 1
+
+
+def test_positions_are_the_sum_of_the_fills():
+    h = Harness()
+    fills = [fill(1, "buy", "0.5", "100", "0.05"), fill(2, "buy", "0.25", "104", "0.026"),
+             fill(3, "sell", "1", "110", "0.11"), fill(4, "buy", "0.1", "90", "0.009"),
+             fill(5, "sell", "2", "10", "0.02", symbol="ETHUSDT"), fill(6, "buy", "3", "20", client="bob")]
+    h.send(*fills)
+    for key, position in h.actor.positions().items():
+        mine = [f for f in fills if (f.client, f.venue, f.symbol) == key]
+        assert position.qty == sum(f.qty if f.side == "buy" else -f.qty for f in mine)
+        assert position.fees == sum(f.fee for f in mine)
+    assert h.actor.positions()[KEY].qty == D("-0.15")
+    assert len(h.actor.positions()) == 3
+
+
+def test_equity_is_capital_plus_realized_minus_fees_plus_unrealized_at_marks():
+    h = Harness()
+    h.send(fill(1, "buy", "2", "100", "0.2"), fill(2, "sell", "1", "110", "0.11"),
+           fill(3, "sell", "1", "10", "0.01", symbol="ETHUSDT"), fill(4, "buy", "1", "1", client="bob"))
+    # Marks: BTC at the last fill (110) until a snapshot; ETH at 8 from a snapshot.
+    h.send(snapshot("8", "ETHUSDT"))
+    assert h.actor.equity("alice") == D("1000") + D(10) - D("0.32") + D(10) + D(2)
+    h.send(snapshot("120"))
+    assert h.actor.equity("alice") == D("1000") + D(10) - D("0.32") + D(20) + D(2)
+    assert h.actor.equity("bob") == D(500) + D(119)  # bought 1 at 1, marked at 120
+    with pytest.raises(KeyError, match="carol"):
+        h.actor.equity("carol")
+
+
+def test_round_trips_and_exit_reason_reach_the_accessor():
+    h = Harness()
+    h.send(fill(1, "buy", "1", "100"), fill(2, "sell", "2", "110", reason="signal"))
+    assert [t.side for t in h.actor.round_trips()] == ["long"]
+    assert [t.side for t in h.actor.last_closed] == ["long"]
+    h.send(fill(3, "buy", "1", "100", reason="stop_loss"))
+    assert [(t.side, t.pnl, t.exit_reason) for t in h.actor.round_trips()] == [
+        ("long", D(10), "signal"), ("short", D(10), "stop_loss")]
+
+
+def test_restoring_from_fills_gives_the_same_state_and_treats_them_as_seen():
+    fills = [fill(1, "buy", "3", "100", "0.3"), fill(2, "sell", "1", "105", "0.1"),
+             fill(3, "sell", "4", "90", "0.4"), fill(4, "buy", "1", "95", "0.1", symbol="ETHUSDT")]
+    live = Harness()
+    live.send(*fills)
+    restored = Harness(fills=fills)
+    assert restored.changes == []
+    assert restored.actor.positions() == live.actor.positions()
+    assert restored.actor.round_trips() == live.actor.round_trips()
+    assert restored.actor.equity("alice") == live.actor.equity("alice")
+    assert restored.send(*fills) == []
+
+
+def test_bad_fill_raises_naming_the_field_and_changes_nothing():
+    h = Harness()
+    h.send(fill(1, "buy", "1", "100"))
+    bad = fill(2, "sell", "0", "100")
+    with pytest.raises(ValueError, match="qty"):
+        h.send(bad)
+    assert h.actor.positions()[KEY] == Position(D(1), D(100))
+    assert h.actor.round_trips() == []
+
+
+def test_seen_fill_ids_are_bounded():
+    h = Harness(max_seen_fills=2)
+    h.send(fill(1, "buy", "1", "100"), fill(2, "buy", "1", "100"), fill(3, "buy", "1", "100"))
+    assert h.send(fill(3, "buy", "1", "100")) == []  # recent: still recognised
+    # The oldest was forgotten: memory holds 2 ids; the store's ON CONFLICT is the durable guard.
+    assert len(h.send(fill(1, "buy", "1", "100"))) == 1
+
+
+def test_status_is_json_ready():
+    h = Harness()
+    h.send(fill(1, "buy", "2", "100", "0.2"), snapshot("101"))
+    status = msgspec.json.decode(msgspec.json.encode(h.actor.status()))
+    [row] = status["positions"]
+    assert row == {"client": "alice", "venue": "binance", "symbol": "BTCUSDT", "qty": "2", "avg_price": "100",
+                   "realized_pnl": "-0.2", "unrealized_pnl": "2", "fees": "0.2", "mark": "101"}
+    assert status["equity"] == {"alice": "1001.8", "bob": "500"}
+    [running] = status["open_round_trips"]
+    assert (running["side"], running["open_qty"]) == ("long", "2")
+    assert status["round_trips_closed"] == 0
