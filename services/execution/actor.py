@@ -1,0 +1,223 @@
+"""The execution service's logic: make each venue match the approved target, idempotently.
+
+- A target is declarative: it is diffed against the position and the open orders and the
+  smallest change is made (`orders.plan`). A target id already acted on does nothing.
+- Everything published is applied to the book at once; the echo on `order.>` (and, after
+  a restart, the replayed order log) is applied only if it is new, so the book and the
+  shadow venues' working orders come back from the log.
+- Trading starts disabled until the kill-switch key says true. Disabled: every open order
+  is cancelled at once and only targets that reduce exposure go through.
+- The last approved target per client/venue/symbol arms its stop-loss / take-profit: the
+  first bar or trade through a level closes the position (stop first when a bar crosses
+  both), and the target is spent until a new target id arrives. Armed levels live in
+  memory: after a restart they return with the next target.
+- `dry_run` sends nothing: every order becomes OrderRejected("dry run: order not sent").
+  Venues of kind "live" reject until the ccxt adapter is wired."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
+from bosun.runtime.clock import Clock
+from bosun.runtime.config import Config, VenueConfig
+from proto import codec
+from proto import subjects as sj
+from proto.events import Bar, Event, OrderSubmitted, Side, TargetApproved, TargetPosition, Trade
+from services.execution.orders import (ORDER_EVENTS, Cancel, Key, OrderBook, Place, client_order_id, key_of, plan,
+                                       rejection)
+from services.execution.rounding import round_qty
+from services.execution.venues import ShadowVenue
+
+STOP_LOSS = "stop_loss"
+TAKE_PROFIT = "take_profit"
+KILL_SWITCH = "kill_switch"
+DRY_RUN = "dry run: order not sent"
+LIVE_NOT_WIRED = "live venues are not wired yet"
+
+
+@dataclass
+class _Armed:
+    """The last approved target of a key: its stop levels and how many orders it made."""
+
+    target: TargetPosition
+    orders: int = 0
+    spent: bool = False
+
+
+def _reduces(target: Decimal, position: Decimal) -> bool:
+    """Flat, or the same side and no larger."""
+    return target == 0 or (target * position > 0 and abs(target) <= abs(position))
+
+
+def _stop_hit(target: TargetPosition, long: bool, open_: Decimal, high: Decimal,
+              low: Decimal) -> tuple[str, Decimal] | None:
+    """(reason, fill price) when the range crossed a level: the level, or the open if it opened through."""
+    sl, tp = target.stop_loss, target.take_profit
+    if long:
+        if sl is not None and low <= sl:
+            return STOP_LOSS, min(sl, open_)
+        if tp is not None and high >= tp:
+            return TAKE_PROFIT, max(tp, open_)
+    else:
+        if sl is not None and high >= sl:
+            return STOP_LOSS, max(sl, open_)
+        if tp is not None and low <= tp:
+            return TAKE_PROFIT, min(tp, open_)
+    return None
+
+
+class ExecutionActor(Actor):
+    name = "execution"
+
+    def __init__(self, clock: Clock, out: Outbox, config: Config) -> None:
+        super().__init__(clock, out)
+        self.dry_run = config.dry_run
+        self.trading_enabled = False  # until a person turns trading on: after any restart, too
+        self.book = OrderBook()
+        self._cfg: dict[tuple[str, str], VenueConfig] = {}  # (client, venue) -> its config
+        self._venues: dict[tuple[str, str], ShadowVenue] = {}  # (client, venue) -> shadow venue
+        # One ShadowVenue per venue name and config: clients with equal settings share one.
+        shared: dict[tuple[str, VenueConfig], ShadowVenue] = {}
+        for client in config.clients:
+            for venue, cfg in client.venues.items():
+                self._cfg[(client.id, venue)] = cfg
+                if cfg.kind == "shadow":
+                    if (venue, cfg) not in shared:
+                        shared[(venue, cfg)] = ShadowVenue(venue, cfg)
+                    self._venues[(client.id, venue)] = shared[(venue, cfg)]
+        self._shadows = list(shared.values())
+        self._armed: dict[Key, _Armed] = {}
+
+    def inputs(self) -> Sequence[Input]:
+        return [
+            event_input(sj.APPROVED, TargetApproved, self.on_target_approved, Delivery.DURABLE),
+            event_input(sj.BARS, Bar, self.on_bar, Delivery.LIVE),
+            event_input(sj.TRADES, Trade, self.on_trade, Delivery.LIVE),
+            Input(sj.ORDERS, self.on_order_event, codec.decode_any, Delivery.REPLAY),
+            Input(sj.TRADING_ENABLED, self.on_trading_enabled, codec.decode_trading_enabled, Delivery.LATEST),
+        ]
+
+    def on_start(self) -> None:
+        if not self.trading_enabled:  # orders restored from the log while the kill switch is off
+            self._cancel_all()
+
+    # --- inputs
+
+    def on_trading_enabled(self, enabled: bool) -> None:
+        self.trading_enabled = enabled
+        if not enabled:
+            self._cancel_all()
+
+    def on_order_event(self, event: Event) -> None:
+        """The order log: our own echo (already applied) or, after a restart, the replay."""
+        if isinstance(event, ORDER_EVENTS) and self.book.apply(event):
+            venue = self._venues.get((event.client, event.venue))
+            if venue is not None:
+                venue.replay(event)
+
+    def on_target_approved(self, approved: TargetApproved) -> None:
+        target = approved.target
+        if self.book.handled(target.id):
+            return
+        self.book.mark_handled(target.id)
+        key = (target.client, target.venue, target.symbol)
+        problem = self._target_problem(target, key)
+        if problem:
+            self._emit([rejection(client_order_id(target.id, 1), target, problem)])
+            return
+        armed = self._armed[key] = _Armed(target)
+        actions = plan(target.qty, self.book.position(key), self.book.open_orders(key),
+                       self._cfg[(target.client, target.venue)].step_size)
+        for action in actions:
+            match action:
+                case Cancel(coid):
+                    self._cancel(key, coid, f"superseded by target {target.id}")
+                case Place(side, qty):
+                    self._submit(armed, side, qty, target.reason, target.ts_event)
+
+    def on_bar(self, bar: Bar) -> None:
+        for venue in self._shadows:
+            self._emit(venue.on_bar(bar))
+        self._check_stops(bar.venue, bar.symbol, bar.open, bar.high, bar.low, bar.ts_open, bar.ts_event)
+
+    def on_trade(self, trade: Trade) -> None:
+        for venue in self._shadows:
+            self._emit(venue.on_trade(trade))
+        p = trade.price
+        self._check_stops(trade.venue, trade.symbol, p, p, p, trade.ts_event, trade.ts_event)
+
+    # --- decisions
+
+    def _target_problem(self, target: TargetPosition, key: Key) -> str | None:
+        if (target.client, target.venue) not in self._cfg:
+            return f"client {target.client!r} has no venue {target.venue!r} configured"
+        position = self.book.position(key)
+        if not self.trading_enabled and not _reduces(target.qty, position):
+            return (f"trading disabled: target {target.qty} does not reduce the position {position} "
+                    f"(only reducing targets pass while the kill switch is off)")
+        return None
+
+    def _check_stops(self, venue: str, symbol: str, open_: Decimal, high: Decimal, low: Decimal,
+                     ts_open: int, ts: int) -> None:
+        for key, armed in self._armed.items():
+            if key[1:] != (venue, symbol) or armed.spent or ts_open < armed.target.ts_event:
+                continue
+            position = self.book.position(key)
+            if position * armed.target.qty <= 0:
+                continue  # flat, or the position is not (yet) on the target's side
+            hit = _stop_hit(armed.target, position > 0, open_, high, low)
+            if hit is None:
+                continue
+            reason, price = hit
+            armed.spent = True
+            for open_order in self.book.open_orders(key):
+                self._cancel(key, open_order.order.id, reason)
+            qty = round_qty(abs(position), self._cfg[(key[0], venue)].step_size)
+            if qty > 0:
+                self._submit(armed, "sell" if position > 0 else "buy", qty, reason, ts, fill_price=price)
+
+    # --- effects
+
+    def _submit(self, armed: _Armed, side: Side, qty: Decimal, reason: str, decided_at_ns: int,
+                fill_price: Decimal | None = None) -> None:
+        target = armed.target
+        armed.orders += 1
+        order = OrderSubmitted(id=client_order_id(target.id, armed.orders), ts_event=decided_at_ns,
+                               client=target.client, venue=target.venue, symbol=target.symbol, side=side, qty=qty,
+                               order_type="market", target_id=target.id, reason=reason)
+        venue = self._venues.get((target.client, target.venue))
+        if self.dry_run or venue is None:
+            self._emit([rejection(order.id, order, DRY_RUN if self.dry_run else LIVE_NOT_WIRED)])
+            return
+        self._emit([order])
+        self._emit(venue.submit(order, decided_at_ns, fill_price))
+
+    def _cancel(self, key: Key, coid: str, reason: str) -> None:
+        venue = self._venues.get(key[:2])
+        if venue is not None and not self.dry_run:
+            self._emit(venue.cancel(coid, reason, self.clock.now_ns()))
+
+    def _cancel_all(self) -> None:
+        for open_order in list(self.book.open.values()):
+            self._cancel(key_of(open_order.order), open_order.order.id, KILL_SWITCH)
+
+    def _emit(self, events: list[Event]) -> None:
+        for event in events:
+            self.book.apply(event)
+            self.out.publish(event)
+
+    # --- health
+
+    def status(self) -> dict[str, object]:
+        return {
+            "trading_enabled": self.trading_enabled,
+            "dry_run": self.dry_run,
+            "open_orders": {coid: {"client": o.order.client, "venue": o.order.venue, "symbol": o.order.symbol,
+                                   "side": o.order.side, "remaining": str(o.remaining), "reason": o.order.reason}
+                            for coid, o in self.book.open.items()},
+            "positions": {".".join(key): str(qty) for key, qty in self.book.positions.items() if qty != 0},
+            "fills": self.book.fills,
+        }

@@ -1,0 +1,152 @@
+"""The order manager's book and its diff.
+
+The book is state derived from the order log alone (OrderSubmitted / Accepted / Rejected /
+Canceled / Filled): open orders with their remaining quantity and signed positions per
+(client, venue, symbol). Applying an event twice changes nothing, so the execution actor
+can apply what it publishes at once and ignore the echo, and rebuild it all by replay.
+
+`plan` is the declarative part: given a target position, the smallest set of actions that
+gets there."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import NamedTuple
+
+from proto.events import (Event, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, OrderSubmitted, Side,
+                          TargetPosition, msg_id)
+from services.execution.rounding import round_qty
+
+Key = tuple[str, str, str]  # client, venue, symbol
+ZERO = Decimal(0)
+ORDER_EVENTS = (OrderSubmitted, OrderAccepted, OrderRejected, OrderCanceled, OrderFilled)
+OrderEvent = OrderSubmitted | OrderAccepted | OrderRejected | OrderCanceled | OrderFilled
+
+
+def client_order_id(target_id: str, n: int) -> str:
+    """The n-th order (1, 2, ...) for a target. Binance allows 36 chars of [A-Za-z0-9-_]: 27 here."""
+    return "bs-" + hashlib.blake2b(f"{target_id}.{n}".encode()).hexdigest()[:24]
+
+
+def key_of(event: OrderEvent) -> Key:
+    return (event.client, event.venue, event.symbol)
+
+
+def rejection(client_order_id: str, source: OrderSubmitted | TargetPosition, reason: str) -> OrderRejected:
+    """An OrderRejected for an order (or the order a target would have made), at its decision time."""
+    return OrderRejected(id=client_order_id, ts_event=source.ts_event, client_order_id=client_order_id,
+                         client=source.client, venue=source.venue, symbol=source.symbol, reason=reason)
+
+
+def signed(side: Side, qty: Decimal) -> Decimal:
+    return qty if side == "buy" else -qty
+
+
+@dataclass
+class OpenOrder:
+    order: OrderSubmitted
+    remaining: Decimal
+
+    @property
+    def signed_remaining(self) -> Decimal:
+        return signed(self.order.side, self.remaining)
+
+
+class Cancel(NamedTuple):
+    client_order_id: str
+
+
+class Place(NamedTuple):
+    """One market order."""
+
+    side: Side
+    qty: Decimal
+
+
+def plan(target_qty: Decimal, position: Decimal, open_orders: list[OpenOrder], step: Decimal) -> list[Cancel | Place]:
+    """The smallest change from `position` (+ what `open_orders` will still trade) to `target_qty`.
+
+    Open orders that push toward the target are kept, oldest first, as long as together
+    they do not overshoot it; every other open order (wrong way, or beyond the target) is
+    cancelled. Then one market order for what remains, rounded toward zero to `step`;
+    none when that rounds to 0."""
+    wanted = target_qty - position
+    actions: list[Cancel | Place] = []
+    kept = ZERO
+    for open_order in open_orders:
+        qty = open_order.signed_remaining
+        if qty * wanted > 0 and abs(kept + qty) <= abs(wanted):
+            kept += qty
+        else:
+            actions.append(Cancel(open_order.order.id))
+    rest = wanted - kept
+    qty = round_qty(abs(rest), step)
+    if qty > 0:
+        actions.append(Place("buy" if rest > 0 else "sell", qty))
+    return actions
+
+
+class RecentIds:
+    """A set that forgets its oldest entries beyond `limit`: de-duplication in bounded memory."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        self._limit = limit
+        self._ids: dict[str, None] = {}  # insertion ordered: the first is the oldest
+
+    def add(self, item: str) -> bool:
+        """Remember `item`; False when it was already known."""
+        if item in self._ids:
+            return False
+        self._ids[item] = None
+        if len(self._ids) > self._limit:
+            del self._ids[next(iter(self._ids))]
+        return True
+
+    def __contains__(self, item: str) -> bool:
+        return item in self._ids
+
+
+class OrderBook:
+    def __init__(self, max_remembered: int = 100_000) -> None:
+        self.open: dict[str, OpenOrder] = {}  # client order id -> order, in submit order
+        self.positions: dict[Key, Decimal] = {}
+        self.fills = 0
+        self._applied = RecentIds(max_remembered)  # msg ids of applied events
+        self._targets = RecentIds(max_remembered)  # ids of targets already acted on
+
+    def apply(self, event: Event) -> bool:
+        """Apply one order event; False (and no change) when it is not one or was applied already."""
+        if not isinstance(event, ORDER_EVENTS) or not self._applied.add(msg_id(event)):
+            return False
+        match event:
+            case OrderSubmitted():
+                self._targets.add(event.target_id)
+                self.open.setdefault(event.id, OpenOrder(event, event.qty))
+            case OrderFilled():
+                key = key_of(event)
+                self.positions[key] = self.positions.get(key, ZERO) + signed(event.side, event.qty)
+                self.fills += 1
+                open_order = self.open.get(event.client_order_id)
+                if open_order is not None:
+                    open_order.remaining -= event.qty
+                    if open_order.remaining <= 0:
+                        del self.open[event.client_order_id]
+            case OrderCanceled() | OrderRejected():
+                self.open.pop(event.client_order_id, None)
+        return True
+
+    def handled(self, target_id: str) -> bool:
+        return target_id in self._targets
+
+    def mark_handled(self, target_id: str) -> None:
+        self._targets.add(target_id)
+
+    def position(self, key: Key) -> Decimal:
+        return self.positions.get(key, ZERO)
+
+    def open_orders(self, key: Key) -> list[OpenOrder]:
+        return [o for o in self.open.values() if key_of(o.order) == key]

@@ -1,0 +1,216 @@
+"""A simulated venue that fills orders against real market data. Pure: no I/O, no clock.
+
+Fill rules (`decided_at_ns` is when the order was decided: the target's ts_event):
+- market, bars, fill "next_open": the first bar with ts_open >= decided_at, at its open;
+  fill "close": the first bar with ts_event (close time) >= decided_at, at its close;
+- market, trades: the first trade with ts_event >= decided_at, at its price;
+- limit: the first bar (ts_open >= decided_at) or trade (ts_event >= decided_at) that
+  trades THROUGH the limit (buy: low/price < limit, sell: high/price > limit), at the limit,
+  as maker, without slippage. The whole remaining quantity fills (no volume model).
+- reason "end_of_data": at once, at the close of the last bar seen for the symbol;
+- a `fill_price` given to `submit` (a triggered stop): at once, at that price.
+
+Taker fills pay `slippage_bps` against the order (buy x (1 + bps/10000), sell x (1 - bps/10000));
+the result is NOT rounded to the tick: a taker fill that walks the book averages to an
+off-grid price too, and `tick_size` is per venue, not per symbol, so rounding could move
+a cheap symbol's price by a whole tick. Fee = fee_bps/10000 x qty x fill price (quote
+currency), maker and taker alike (VenueConfig has one fee).
+
+Market data and orders may reach us in either order over NATS (separate consumers), so
+the newest `max_recent_bars` bars and trades per symbol are kept: an order arriving after
+the bar it should fill on still fills on that bar. An order older than everything kept
+(its fill data may have been dropped) is rejected rather than filled on a guess. When a
+symbol gets both bars and trades, a resting order fills on whichever qualifying event
+arrives first; run shadow fills on one kind of market data per symbol for exact repeats."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from decimal import Decimal
+
+from bosun.runtime.config import VenueConfig
+from proto.events import (Bar, Event, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, OrderSubmitted,
+                          Trade)
+from services.execution.orders import rejection
+from services.execution.rounding import round_price
+
+END_OF_DATA = "end_of_data"
+BPS = Decimal(10_000)
+
+MarketData = Bar | Trade
+
+
+@dataclass
+class _Working:
+    order: OrderSubmitted
+    decided_at_ns: int
+    remaining: Decimal
+    limit: Decimal | None  # the limit on the tick grid
+    fills: int = 0
+
+
+class ShadowVenue:
+    def __init__(self, venue: str, cfg: VenueConfig, max_recent_bars: int = 64) -> None:
+        if max_recent_bars < 1:
+            raise ValueError(f"max_recent_bars must be >= 1, got {max_recent_bars}")
+        self.venue = venue
+        self.cfg = cfg
+        self._max_recent = max_recent_bars
+        self._recent: dict[tuple[str, type], deque[MarketData]] = {}  # (symbol, Bar|Trade), oldest first
+        self._dropped: dict[tuple[str, type], MarketData] = {}  # newest event that fell out of `_recent`
+        self._working: dict[str, _Working] = {}  # client order id -> order, in submit order
+        self._market_ns = 0  # newest market time seen: the venue's own notion of now
+
+    # --- orders
+
+    def submit(self, order: OrderSubmitted, decided_at_ns: int, fill_price: Decimal | None = None) -> list[Event]:
+        """Accept `order` and fill what can be filled now; `fill_price` fills it at once there."""
+        if order.venue != self.venue:
+            raise ValueError(f"order {order.id} is for venue {order.venue!r}, this is {self.venue!r}")
+        if order.id in self._working:
+            return []  # already working: a repeated submit changes nothing
+        working = _Working(order, decided_at_ns, order.qty, self._limit(order))
+        problem = self._problem(working, fill_price)
+        if problem:
+            return [rejection(order.id, order, problem)]
+        accepted = OrderAccepted(id=order.id, ts_event=decided_at_ns, client_order_id=order.id,
+                                 venue_order_id=f"shadow-{order.id}", client=order.client, venue=order.venue,
+                                 symbol=order.symbol)
+        if fill_price is not None:
+            return [accepted, self._fill(working, fill_price, decided_at_ns)]
+        if order.reason == END_OF_DATA:
+            last = self._recent[(order.symbol, Bar)][-1]
+            return [accepted, self._fill(working, last.close, last.ts_event)]
+        self._working[order.id] = working
+        return [accepted, *self._fill_from_recent(working)]
+
+    def cancel(self, client_order_id: str, reason: str, ts_ns: int | None = None) -> list[Event]:
+        """Cancel a working order; nothing for an order that is not working (filled, unknown).
+        `ts_ns` defaults to the newest market time seen."""
+        working = self._working.pop(client_order_id, None)
+        if working is None:
+            return []
+        o = working.order
+        ts = self._market_ns if ts_ns is None else ts_ns
+        return [OrderCanceled(id=o.id, ts_event=max(ts, working.decided_at_ns), client_order_id=o.id,
+                              client=o.client, venue=o.venue, symbol=o.symbol, reason=reason)]
+
+    def replay(self, event: Event) -> None:
+        """Rebuild working orders from the order log after a restart; emits nothing."""
+        match event:
+            case OrderSubmitted(venue=self.venue) if event.id not in self._working:
+                self._working[event.id] = _Working(event, event.ts_event, event.qty, self._limit(event))
+            case OrderFilled(venue=self.venue, client_order_id=coid) if coid in self._working:
+                working = self._working[coid]
+                working.fills += 1
+                working.remaining -= event.qty
+                if working.remaining <= 0:
+                    del self._working[coid]
+            case OrderCanceled(venue=self.venue) | OrderRejected(venue=self.venue):
+                self._working.pop(event.client_order_id, None)
+
+    def working_orders(self) -> list[str]:
+        return list(self._working)
+
+    # --- market data
+
+    def on_bar(self, bar: Bar) -> list[Event]:
+        return self._on_market(bar) if bar.venue == self.venue else []
+
+    def on_trade(self, trade: Trade) -> list[Event]:
+        return self._on_market(trade) if trade.venue == self.venue else []
+
+    def _on_market(self, md: MarketData) -> list[Event]:
+        key = (md.symbol, type(md))
+        recent = self._recent.setdefault(key, deque())
+        last_ts = recent[-1].ts_event if recent else None
+        if last_ts is not None and (md.ts_event < last_ts or (md.ts_event == last_ts and
+                                                             any(m.id == md.id for m in recent))):
+            return []  # a repeated or older event: fills must not move with delivery order
+        if len(recent) == self._max_recent:
+            self._dropped[key] = recent.popleft()
+        recent.append(md)
+        self._market_ns = max(self._market_ns, md.ts_event)
+        fills: list[Event] = []
+        for working in [w for w in self._working.values() if w.order.symbol == md.symbol]:
+            price = self._fill_price(working, md)
+            if price is not None:
+                fills.append(self._fill(working, price, self._fill_ts(working, md)))
+        return fills
+
+    # --- rules
+
+    def _limit(self, order: OrderSubmitted) -> Decimal | None:
+        if order.order_type != "limit" or order.limit_price is None or order.limit_price <= 0:
+            return None
+        return round_price(order.limit_price, self.cfg.tick_size, order.side)
+
+    def _problem(self, working: _Working, fill_price: Decimal | None) -> str | None:
+        """Why the order cannot be taken, or None."""
+        o = working.order
+        if o.qty <= 0:
+            return f"qty must be > 0, got {o.qty}"
+        if o.order_type == "limit" and (working.limit is None or working.limit <= 0):
+            return f"limit order needs a limit price > 0 on tick {self.cfg.tick_size}, got {o.limit_price}"
+        if fill_price is not None:
+            return None if fill_price > 0 else f"fill price must be > 0, got {fill_price}"
+        if o.reason == END_OF_DATA:
+            return None if self._recent.get((o.symbol, Bar)) else f"end_of_data: no bar seen for {o.symbol} to close at"
+        for kind in (Bar, Trade):
+            dropped = self._dropped.get((o.symbol, kind))
+            if dropped is not None and self._fill_ts(working, dropped) >= working.decided_at_ns:
+                return (f"decided at {working.decided_at_ns} ns, before the {self._max_recent} most recent "
+                        f"{kind.__name__.lower()}s kept for {o.symbol}: cannot tell where it would have filled")
+        return None
+
+    def _fill_ts(self, working: _Working, md: MarketData) -> int:
+        """The time at which `md` would fill the order: compared with the decision time."""
+        if isinstance(md, Trade):
+            return md.ts_event
+        market_at_close = working.order.order_type == "market" and self.cfg.fill == "close"
+        return md.ts_event if market_at_close else md.ts_open
+
+    def _fill_price(self, working: _Working, md: MarketData) -> Decimal | None:
+        """The price `md` fills the order at, before slippage; None when it does not fill it."""
+        if self._fill_ts(working, md) < working.decided_at_ns:
+            return None
+        limit, buy = working.limit, working.order.side == "buy"
+        if isinstance(md, Trade):
+            if limit is None:
+                return md.price
+            return limit if (md.price < limit if buy else md.price > limit) else None
+        if limit is None:
+            return md.close if self.cfg.fill == "close" else md.open
+        return limit if (md.low < limit if buy else md.high > limit) else None
+
+    def _fill_from_recent(self, working: _Working) -> list[Event]:
+        """Fill an order that arrived after its fill data: the earliest qualifying kept event."""
+        best: tuple[int, Decimal] | None = None
+        for kind in (Bar, Trade):
+            for md in self._recent.get((working.order.symbol, kind), ()):
+                price = self._fill_price(working, md)
+                if price is not None:
+                    ts = self._fill_ts(working, md)
+                    if best is None or ts < best[0]:
+                        best = (ts, price)
+                    break
+        if best is None:
+            return []
+        return [self._fill(working, best[1], best[0])]
+
+    def _fill(self, working: _Working, price: Decimal, ts: int) -> OrderFilled:
+        """Fill the whole remaining quantity at `price` (slipped when taker)."""
+        o = working.order
+        maker = working.limit is not None
+        if not maker:
+            slip = self.cfg.slippage_bps / BPS
+            price = price * (1 + slip) if o.side == "buy" else price * (1 - slip)
+        qty = working.remaining
+        working.fills += 1
+        working.remaining = Decimal(0)
+        self._working.pop(o.id, None)
+        return OrderFilled(id=f"{o.id}.{working.fills}", ts_event=ts, client_order_id=o.id, client=o.client,
+                           venue=o.venue, symbol=o.symbol, side=o.side, qty=qty, price=price,
+                           fee=self.cfg.fee_bps / BPS * qty * price, liquidity="maker" if maker else "taker",
+                           reason=o.reason)

@@ -1,0 +1,317 @@
+"""The execution actor on the in-process bus: declarative targets, idempotency, the kill
+switch, restart from the order log, stops and end of data. Prices are worked out by hand."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal as D
+
+from bosun.runtime.clock import SimClock
+from bosun.runtime.config import ClientConfig, Config, VenueConfig
+from bosun.runtime.inproc import InProcessBus
+from proto.events import (Bar, Event, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, OrderSubmitted,
+                          TargetApproved, TargetPosition)
+from services.execution.actor import ExecutionActor
+from services.execution.orders import Cancel, OpenOrder, Place, client_order_id, plan
+
+T0 = 1_727_751_600_000_000_000  # 2024-10-01 03:00 UTC
+MIN = 60_000_000_000
+KEY = ("alice", "binance", "BTCUSDT")
+
+
+def config(dry_run: bool = False, **venue: object) -> Config:
+    settings = {"fee_bps": D(10), "slippage_bps": D(5), "step_size": D("0.001")} | venue
+    return Config(dry_run=dry_run, strategies=[],
+                  clients=[ClientConfig(id="alice", venues={"binance": VenueConfig(**settings)})])
+
+
+def bar(i: int, o: str, h: str, low: str, c: str) -> Bar:
+    ts_open = T0 + i * MIN
+    return Bar(id=f"binance.BTCUSDT.1m.{ts_open}", ts_event=ts_open + MIN, venue="binance", symbol="BTCUSDT",
+               interval="1m", ts_open=ts_open, open=D(o), high=D(h), low=D(low), close=D(c), volume=D(1))
+
+
+def approved(tid: str, qty: str, decided_after_bar: int = 0, **extra: object) -> TargetApproved:
+    """A target decided at the close of bar `decided_after_bar`."""
+    target = TargetPosition(id=tid, ts_event=T0 + (decided_after_bar + 1) * MIN, client="alice", venue="binance",
+                            symbol="BTCUSDT", qty=D(qty), strategy="sma", price=D(100), **extra)
+    return TargetApproved(id=tid, ts_event=target.ts_event, target=target)
+
+
+class Harness:
+    """One execution actor on its own bus, recording every event delivered."""
+
+    def __init__(self, cfg: Config | None = None, enabled: bool | None = True,
+                 bus: InProcessBus | None = None) -> None:
+        self.bus = bus or InProcessBus()
+        self.events: list[Event] = []
+        self.bus.tap(lambda _subject, msg: self.events.append(msg) if isinstance(msg, Event) else None)
+        if enabled is not None:
+            self.bus.set_trading_enabled(enabled)
+        self.actor = ExecutionActor(SimClock(T0), self.bus, cfg or config())
+        self.bus.attach(self.actor)
+        self.bus.drain()
+
+    def send(self, *messages: Event) -> list[Event]:
+        """Publish, deliver, and return what the actor published in response."""
+        start = len(self.events)
+        for message in messages:
+            self.bus.publish(message)
+        self.bus.drain()
+        return [e for e in self.events[start:] if e not in messages]
+
+    def kill_switch(self, enabled: bool) -> list[Event]:
+        start = len(self.events)
+        self.bus.set_trading_enabled(enabled)
+        self.bus.drain()
+        return self.events[start:]
+
+    def of(self, kind: type) -> list:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+def kinds(events: list[Event]) -> list[str]:
+    return [type(e).__name__ for e in events]
+
+
+# ----------------------------------------------------------------------------- fills
+
+
+def test_market_order_fills_at_next_open_with_slippage_and_fee() -> None:
+    h = Harness()
+    h.send(bar(0, "99", "101", "98", "100"))
+    out = h.send(approved("t1", "0.5"))
+    assert kinds(out) == ["OrderSubmitted", "OrderAccepted"]
+    submitted = out[0]
+    assert (submitted.side, submitted.qty, submitted.order_type) == ("buy", D("0.5"), "market")
+    assert submitted.target_id == "t1"
+    assert submitted.id == client_order_id("t1", 1)
+    [fill] = h.send(bar(1, "100", "102", "99", "101"))
+    # 100 x 1.0005 = 100.05; fee 0.001 x 0.5 x 100.05 = 0.050025
+    assert (fill.price, fill.fee, fill.qty, fill.id) == (D("100.05"), D("0.050025"), D("0.5"), f"{submitted.id}.1")
+    assert h.actor.book.position(KEY) == D("0.5") and h.actor.book.open == {}
+    assert h.actor.status()["fills"] == 1
+
+
+def test_fill_close_fills_on_the_decision_bar_close() -> None:
+    h = Harness(config(fill="close", slippage_bps=D(0)))
+    h.send(approved("t1", "1"))  # decided at bar 0's close
+    [fill] = h.send(bar(0, "99", "101", "98", "100.25"))
+    assert (fill.price, fill.ts_event) == (D("100.25"), T0 + MIN)
+
+
+def test_target_arriving_after_its_fill_bar_fills_on_that_bar() -> None:
+    h = Harness()
+    h.send(bar(0, "99", "101", "98", "100"), bar(1, "100", "102", "99", "101"), bar(2, "110", "111", "109", "110"))
+    out = h.send(approved("t1", "0.5"))  # decided at bar 0's close: fills at bar 1's open, not bar 2's
+    assert kinds(out) == ["OrderSubmitted", "OrderAccepted", "OrderFilled"]
+    assert out[2].price == D("100.05") and out[2].ts_event == T0 + MIN
+
+
+def test_rounding_to_step_and_no_order_for_a_dust_difference() -> None:
+    h = Harness()
+    [submitted, _] = h.send(approved("t1", "0.12345"))
+    assert submitted.qty == D("0.123")
+    h.send(bar(1, "100", "101", "99", "100"))
+    assert h.send(approved("t2", "0.1234", decided_after_bar=1)) == []  # 0.0004 rounds to 0
+
+
+# ----------------------------------------------------------------------------- declarative targets
+
+
+def test_the_same_target_twice_submits_once() -> None:
+    h = Harness()
+    h.send(approved("t1", "1"))
+    assert h.send(approved("t1", "1")) == []
+    h.send(bar(1, "100", "101", "99", "100"))
+    assert h.send(approved("t1", "1")) == []
+    assert len(h.of(OrderSubmitted)) == 1 and h.actor.book.position(KEY) == D("1")
+
+
+def test_target_flip_long_to_short_is_one_sell_of_two() -> None:
+    h = Harness()
+    h.send(approved("t1", "1"))
+    h.send(bar(1, "100", "101", "99", "100"))
+    out = h.send(approved("t2", "-1", decided_after_bar=1))
+    [submitted] = [e for e in out if isinstance(e, OrderSubmitted)]
+    assert (submitted.side, submitted.qty) == ("sell", D("2"))
+    h.send(bar(2, "100", "101", "99", "100"))
+    assert h.actor.book.position(KEY) == D("-1")
+
+
+def test_a_new_target_cancels_a_working_order_pushing_the_wrong_way() -> None:
+    h = Harness()
+    h.send(approved("t1", "1"))  # rests until the next bar
+    out = h.send(approved("t2", "-0.5"))
+    assert kinds(out) == ["OrderCanceled", "OrderSubmitted", "OrderAccepted"]
+    assert out[0].client_order_id == client_order_id("t1", 1) and out[1].qty == D("0.5")
+
+
+def test_plan_keeps_orders_toward_the_target_and_cancels_the_rest() -> None:
+    def open_order(coid: str, side: str, qty: str) -> OpenOrder:
+        return OpenOrder(OrderSubmitted(id=coid, ts_event=0, client="a", venue="v", symbol="s", side=side,
+                                        qty=D(qty), order_type="market", target_id="t"), D(qty))
+
+    step = D("0.001")
+    assert plan(D(2), D(0), [open_order("b1", "buy", "1")], step) == [Place("buy", D("1.000"))]
+    assert plan(D(2), D(0), [open_order("s1", "sell", "1")], step) == [Cancel("s1"), Place("buy", D("2.000"))]
+    assert plan(D(1), D(0), [open_order("b3", "buy", "3")], step) == [Cancel("b3"), Place("buy", D("1.000"))]
+    assert plan(D(1), D(0), [open_order("b1", "buy", "1")], step) == []
+    assert plan(D(0), D(0), [open_order("b1", "buy", "1")], step) == [Cancel("b1")]
+
+
+def test_client_order_ids_are_deterministic_and_binance_safe() -> None:
+    coid = client_order_id("binance.BTCUSDT.t1", 1)
+    assert coid == client_order_id("binance.BTCUSDT.t1", 1) != client_order_id("binance.BTCUSDT.t1", 2)
+    assert re.fullmatch(r"bs-[0-9a-f]{24}", coid) and len(coid) <= 36
+
+
+# ----------------------------------------------------------------------------- kill switch, dry run, live
+
+
+def test_trading_starts_disabled_until_the_kv_says_true() -> None:
+    h = Harness(enabled=None)
+    [rejected] = h.send(approved("t1", "1"))
+    assert isinstance(rejected, OrderRejected) and rejected.reason.startswith("trading disabled: ")
+
+
+def test_kill_switch_cancels_every_open_order_and_lets_only_reducing_targets_through() -> None:
+    h = Harness()
+    h.send(approved("t1", "2"))
+    h.send(bar(1, "100", "101", "99", "100"))  # long 2
+    resting_limit = OrderSubmitted(id="bs-limit", ts_event=T0 + 2 * MIN, client="alice", venue="binance",
+                                   symbol="BTCUSDT", side="buy", qty=D("1"), order_type="limit",
+                                   limit_price=D("90"), target_id="t0")
+    h.send(resting_limit)  # a limit order from the order log
+    h.send(approved("t2", "4", decided_after_bar=1))  # keeps the limit, buys 1 more at market: rests
+    assert len(h.actor.book.open) == 2
+
+    canceled = [e for e in h.kill_switch(False) if isinstance(e, OrderCanceled)]
+    assert sorted(c.client_order_id for c in canceled) == sorted(["bs-limit", client_order_id("t2", 1)])
+    assert {c.reason for c in canceled} == {"kill_switch"} and h.actor.book.open == {}
+
+    [rejected] = h.send(approved("t3", "5", decided_after_bar=1))
+    assert isinstance(rejected, OrderRejected) and rejected.reason.startswith("trading disabled: ")
+    out = h.send(approved("t4", "0.5", decided_after_bar=1))
+    assert [(e.side, e.qty) for e in out if isinstance(e, OrderSubmitted)] == [("sell", D("1.5"))]
+    assert h.send(bar(2, "80", "81", "79", "80"))[0].qty == D("1.5")  # the cancelled limit at 90 never fills
+    assert h.actor.book.position(KEY) == D("0.5") and len(h.of(OrderFilled)) == 2
+
+
+def test_dry_run_rejects_instead_of_sending() -> None:
+    h = Harness(config(dry_run=True))
+    out = h.send(approved("t1", "1"))
+    assert kinds(out) == ["OrderRejected"] and out[0].reason == "dry run: order not sent"
+    assert h.send(bar(1, "100", "101", "99", "100")) == []
+
+
+def test_live_venue_is_rejected_until_wired() -> None:
+    h = Harness(config(kind="live"))
+    [rejected] = h.send(approved("t1", "1"))
+    assert rejected.reason == "live venues are not wired yet"
+
+
+def test_unknown_venue_is_rejected_with_the_reason() -> None:
+    h = Harness()
+    target = TargetPosition(id="tx", ts_event=T0, client="alice", venue="bybit", symbol="BTCUSDT", qty=D(1),
+                            strategy="sma", price=D(100))
+    [rejected] = h.send(TargetApproved(id="tx", ts_event=T0, target=target))
+    assert rejected.reason == "client 'alice' has no venue 'bybit' configured"
+
+
+# ----------------------------------------------------------------------------- restart
+
+
+def test_restart_rebuilds_position_and_open_orders_from_the_order_log() -> None:
+    first = Harness()
+    first.send(approved("t1", "1"))
+    first.send(bar(1, "100", "101", "99", "100"))
+    first.send(approved("t2", "3", decided_after_bar=1))  # buy 2, still working at the "crash"
+    log = [e for e in first.events if isinstance(e, (OrderSubmitted, OrderAccepted, OrderFilled))]
+
+    bus = InProcessBus()
+    for event in log:  # the ORDERS stream, replayed to the new process before it acts
+        bus.publish(event)
+    second = Harness(bus=bus)
+    assert second.actor.book.positions == first.actor.book.positions == {KEY: D("1")}
+    assert second.actor.status()["open_orders"] == first.actor.status()["open_orders"]
+    assert list(second.actor.book.open) == [client_order_id("t2", 1)]
+
+    assert second.send(approved("t2", "3", decided_after_bar=1)) == []  # the replayed target: no resubmit
+    [fill] = second.send(bar(2, "100", "101", "99", "100"))  # the restored working order fills on the new venue
+    assert (fill.client_order_id, fill.id, fill.qty) == (client_order_id("t2", 1), f"{client_order_id('t2', 1)}.1",
+                                                        D("2"))
+    assert second.actor.book.position(KEY) == D("3")
+    assert second.send(approved("t1", "1")) == []  # an old target from the log: re-planning it would sell 2
+
+
+def test_restart_with_trading_off_cancels_restored_orders_on_start() -> None:
+    first = Harness()
+    first.send(approved("t1", "1"))  # working at the "crash"
+    restarted = ExecutionActor(SimClock(T0), first.bus, config())
+    for event in first.of(OrderSubmitted):
+        restarted.on_order_event(event)
+    restarted.on_start()  # trading is off until the KV says otherwise
+    assert restarted.book.open == {}
+    first.bus.drain()
+    assert [e.reason for e in first.of(OrderCanceled)] == ["kill_switch"]
+
+
+# ----------------------------------------------------------------------------- stops, end of data
+
+
+def test_stop_loss_closes_at_the_stop_and_the_target_is_spent() -> None:
+    h = Harness(config(slippage_bps=D(0)))
+    h.send(approved("t1", "1", stop_loss=D("95"), take_profit=D("120")))
+    h.send(bar(1, "100", "101", "99", "100"))  # long 1 at 100
+    out = h.send(bar(2, "97", "98", "94", "96"))
+    submitted, _, fill = out
+    assert (submitted.side, submitted.qty, submitted.reason) == ("sell", D("1"), "stop_loss")
+    assert submitted.id == client_order_id("t1", 2)
+    assert (fill.price, fill.reason, fill.fee) == (D("95"), "stop_loss", D("0.095"))
+    assert h.actor.book.position(KEY) == 0
+    assert h.send(approved("t1", "1", stop_loss=D("95"))) == []  # the same target is not re-applied
+    late = OrderFilled(id="manual.1", ts_event=T0 + 3 * MIN, client_order_id="manual", client="alice",
+                       venue="binance", symbol="BTCUSDT", side="buy", qty=D(1), price=D(96), fee=D(0))
+    h.send(late)  # long again, by a fill from the order log
+    assert h.send(bar(3, "90", "130", "80", "90")) == []  # spent: neither stop nor take-profit again
+    assert h.actor.book.position(KEY) == D(1)
+
+
+def test_stop_loss_fills_at_the_open_when_the_bar_gaps_through() -> None:
+    h = Harness(config(slippage_bps=D(0)))
+    h.send(approved("t1", "1", stop_loss=D("95")))
+    h.send(bar(1, "100", "101", "99", "100"))
+    fill = h.send(bar(2, "93", "94", "92", "93"))[-1]
+    assert (fill.price, fill.reason) == (D("93"), "stop_loss")
+
+
+def test_take_profit_closes_a_short() -> None:
+    h = Harness()
+    h.send(approved("t1", "-2", take_profit=D("90")))
+    h.send(bar(1, "100", "101", "99", "100"))  # short 2 at 99.95
+    fill = h.send(bar(2, "95", "96", "89", "92"))[-1]
+    assert (fill.side, fill.qty, fill.reason) == ("buy", D("2"), "take_profit")
+    assert fill.price == D("90.045")  # 90 x 1.0005: a stop is a market order and slips
+    assert h.actor.book.position(KEY) == 0
+
+
+def test_end_of_data_closes_at_the_last_close() -> None:
+    h = Harness()
+    h.send(approved("t1", "1"))
+    h.send(bar(1, "100", "101", "99", "100"), bar(2, "100", "105", "99", "104"))
+    out = h.send(approved("t-end", "0", decided_after_bar=2, reason="end_of_data"))
+    assert kinds(out) == ["OrderSubmitted", "OrderAccepted", "OrderFilled"]
+    fill = out[-1]
+    # 104 x (1 - 0.0005) = 103.948; fee 0.001 x 1 x 103.948
+    assert (fill.side, fill.qty, fill.price, fill.fee, fill.reason) == ("sell", D("1"), D("103.948"),
+                                                                         D("0.103948"), "end_of_data")
+    assert h.actor.book.position(KEY) == 0 and h.actor.status()["positions"] == {}
+
+
+def test_stop_ignores_the_range_of_a_bar_that_opened_before_the_target() -> None:
+    h = Harness(config(fill="close", slippage_bps=D(0)))
+    h.send(approved("t1", "1", stop_loss=D("95")))  # decided at bar 0's close
+    [fill] = h.send(bar(0, "100", "101", "90", "100"))  # entered at its close: its low came before us
+    assert (fill.price, fill.reason) == (D("100"), "signal") and h.actor.book.position(KEY) == D(1)
+    assert h.send(bar(1, "99", "99", "94", "96"))[-1].reason == "stop_loss"

@@ -1,0 +1,264 @@
+"""The shadow venue's fill rules and the tick/step rounding, with prices worked out by hand."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from decimal import Decimal as D
+from itertools import islice
+
+import pytest
+
+from bosun.runtime.config import VenueConfig
+from proto.events import Bar, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, OrderSubmitted, Trade
+from services.execution.rounding import round_price, round_qty
+from services.execution.venues import ShadowVenue
+from tests.datafiles import BTC_1M, data_file
+
+T0 = 1_727_751_600_000_000_000  # 2024-10-01 03:00 UTC, a minute boundary
+MIN = 60_000_000_000
+
+
+def bar(i: int, o: str, h: str, low: str, c: str, symbol: str = "BTCUSDT") -> Bar:
+    """The i-th 1m bar after T0: opens at T0 + i min, closes (ts_event) a minute later."""
+    ts_open = T0 + i * MIN
+    return Bar(id=f"binance.{symbol}.1m.{ts_open}", ts_event=ts_open + MIN, venue="binance", symbol=symbol,
+               interval="1m", ts_open=ts_open, open=D(o), high=D(h), low=D(low), close=D(c), volume=D(1))
+
+
+def trade(n: int, ts: int, price: str) -> Trade:
+    return Trade(id=f"binance.BTCUSDT.{n}", ts_event=ts, venue="binance", symbol="BTCUSDT", price=D(price),
+                 qty=D("0.1"), aggressor="buy")
+
+
+def order(coid: str = "c1", side: str = "buy", qty: str = "0.5", limit: str | None = None,
+          reason: str = "signal", ts: int = T0 + MIN) -> OrderSubmitted:
+    return OrderSubmitted(id=coid, ts_event=ts, client="alice", venue="binance", symbol="BTCUSDT", side=side,
+                          qty=D(qty), order_type="limit" if limit else "market",
+                          limit_price=D(limit) if limit else None, target_id="t1", reason=reason)
+
+
+def venue(**cfg: object) -> ShadowVenue:
+    settings = {"fee_bps": D(10), "slippage_bps": D(5)} | cfg
+    return ShadowVenue("binance", VenueConfig(**settings))
+
+
+def fills(events: list) -> list[OrderFilled]:
+    return [e for e in events if isinstance(e, OrderFilled)]
+
+
+# ----------------------------------------------------------------------------- market orders
+
+
+def test_market_buy_fills_at_next_bar_open_with_slippage_and_fee() -> None:
+    v = venue()
+    assert v.on_bar(bar(0, "99", "101", "98", "100")) == []
+    out = v.submit(order(), decided_at_ns=T0 + MIN)  # decided at bar 0's close
+    assert [type(e) for e in out] == [OrderAccepted]
+    assert out[0].venue_order_id == "shadow-c1" and out[0].client_order_id == "c1"
+    [fill] = v.on_bar(bar(1, "100", "102", "99", "101"))
+    # open 100 x (1 + 5/10000) = 100.05; fee 10/10000 x 0.5 x 100.05 = 0.050025
+    assert (fill.id, fill.price, fill.qty, fill.fee) == ("c1.1", D("100.05"), D("0.5"), D("0.050025"))
+    assert (fill.ts_event, fill.liquidity, fill.side, fill.reason) == (T0 + MIN, "taker", "buy", "signal")
+    assert v.working_orders() == []
+    assert v.on_bar(bar(2, "100", "102", "99", "101")) == []  # filled once only
+
+
+def test_market_sell_slips_down() -> None:
+    v = venue()
+    v.submit(order(side="sell", qty="2"), decided_at_ns=T0 + MIN)
+    [fill] = v.on_bar(bar(1, "200", "201", "199", "200"))
+    assert fill.price == D("199.90")  # 200 x (1 - 0.0005)
+    assert fill.fee == D("0.39980")  # 0.001 x 2 x 199.9
+
+
+def test_fill_close_uses_the_bar_closing_at_or_after_the_decision() -> None:
+    v = venue(fill="close", slippage_bps=D(0))
+    v.submit(order(), decided_at_ns=T0 + MIN)
+    [fill] = v.on_bar(bar(0, "99", "101", "98", "100.5"))  # closes at T0 + MIN: the decision time
+    assert (fill.price, fill.ts_event) == (D("100.5"), T0 + MIN)
+
+
+def test_order_arriving_after_its_fill_bar_fills_on_that_bar() -> None:
+    bars = [bar(i, str(100 + i), str(102 + i), str(99 + i), str(101 + i)) for i in range(4)]
+    early, late = venue(), venue()
+    early.submit(order(), decided_at_ns=T0 + MIN)
+    early_fills = [f for b in bars for f in early.on_bar(b)]
+    for b in bars:
+        late.on_bar(b)
+    late_fills = fills(late.submit(order(), decided_at_ns=T0 + MIN))
+    assert late_fills == early_fills
+    assert late_fills[0].price == D("101") * D("1.0005")  # bar 1's open: the first opening at/after the decision
+
+
+def test_order_older_than_the_kept_bars_is_rejected_not_guessed() -> None:
+    v = ShadowVenue("binance", VenueConfig(), max_recent_bars=2)
+    for i in range(5):
+        v.on_bar(bar(i, "100", "101", "99", "100"))
+    [rejected] = v.submit(order(), decided_at_ns=T0 + MIN)
+    assert isinstance(rejected, OrderRejected) and "cannot tell" in rejected.reason
+    assert v.working_orders() == []
+
+
+def test_repeated_or_older_bar_is_ignored() -> None:
+    v = venue()
+    v.on_bar(bar(2, "100", "101", "99", "100"))
+    v.submit(order(), decided_at_ns=T0)
+    assert v.on_bar(bar(2, "100", "101", "99", "100")) == []
+    assert v.on_bar(bar(1, "100", "101", "99", "100")) == []
+
+
+def test_market_order_on_trades_fills_at_first_trade_at_or_after_decision() -> None:
+    v = venue(slippage_bps=D(0))
+    decided = T0 + MIN
+    v.on_trade(trade(1, decided - 1, "50"))
+    assert fills(v.submit(order(), decided_at_ns=decided)) == []
+    [fill] = v.on_trade(trade(2, decided, "51"))
+    assert (fill.price, fill.ts_event) == (D("51"), decided)
+
+
+# ----------------------------------------------------------------------------- limit orders
+
+
+def test_limit_buy_fills_only_when_the_low_trades_through() -> None:
+    v = venue()  # slippage configured: a maker fill must not pay it
+    v.submit(order(limit="99"), decided_at_ns=T0)
+    assert v.on_bar(bar(0, "100", "101", "99", "100")) == []  # touched, not through
+    [fill] = v.on_bar(bar(1, "100", "101", "98.5", "100"))
+    assert (fill.price, fill.liquidity, fill.fee) == (D("99"), "maker", D("0.0495"))  # 0.001 x 0.5 x 99
+
+
+def test_limit_sell_on_trades_fills_only_above_the_limit() -> None:
+    v = venue()
+    v.submit(order(side="sell", limit="101"), decided_at_ns=T0)
+    assert v.on_trade(trade(1, T0 + 1, "101")) == []
+    [fill] = v.on_trade(trade(2, T0 + 2, "101.5"))
+    assert fill.price == D("101")
+
+
+def test_limit_bar_before_the_decision_does_not_fill() -> None:
+    v = venue()
+    v.on_bar(bar(0, "100", "101", "90", "100"))  # through the limit, but before the decision
+    assert fills(v.submit(order(limit="99"), decided_at_ns=T0 + MIN)) == []
+
+
+def test_limit_price_is_rounded_to_the_tick_never_worse() -> None:
+    v = venue()
+    v.submit(order(limit="99.999"), decided_at_ns=T0)  # buy: 99.99, never pay more than asked
+    [fill] = v.on_bar(bar(0, "100", "101", "99.98", "100"))
+    assert fill.price == D("99.99")
+
+
+# ----------------------------------------------------------------------------- other rules
+
+
+def test_end_of_data_fills_at_once_at_the_last_close() -> None:
+    v = venue(slippage_bps=D(0))
+    v.on_bar(bar(0, "100", "101", "99", "100"))
+    v.on_bar(bar(1, "100", "105", "99", "104.5"))
+    accepted, fill = v.submit(order(side="sell", qty="1", reason="end_of_data"), decided_at_ns=T0 + 2 * MIN)
+    assert isinstance(accepted, OrderAccepted)
+    assert (fill.price, fill.ts_event, fill.reason, fill.fee) == (D("104.5"), T0 + 2 * MIN, "end_of_data",
+                                                                   D("0.1045"))
+
+
+def test_end_of_data_without_a_bar_is_rejected() -> None:
+    [rejected] = venue().submit(order(reason="end_of_data"), decided_at_ns=T0)
+    assert isinstance(rejected, OrderRejected) and "no bar seen for BTCUSDT" in rejected.reason
+
+
+def test_given_fill_price_fills_at_once() -> None:
+    _, fill = venue().submit(order(side="sell", qty="1", reason="stop_loss"), T0, fill_price=D("95"))
+    assert (fill.price, fill.reason) == (D("94.9525"), "stop_loss")  # 95 x (1 - 0.0005)
+
+
+def test_cancel_and_cancel_unknown() -> None:
+    v = venue()
+    v.submit(order(), decided_at_ns=T0 + MIN)
+    [canceled] = v.cancel("c1", "kill_switch", ts_ns=T0 + 5)
+    assert isinstance(canceled, OrderCanceled) and canceled.reason == "kill_switch"
+    assert canceled.ts_event == T0 + MIN  # never before the order's own decision
+    assert v.cancel("c1", "kill_switch") == [] and v.on_bar(bar(1, "100", "101", "99", "100")) == []
+
+
+def test_bad_orders_are_rejected_with_the_reason() -> None:
+    v = venue()
+    [r1] = v.submit(order(qty="0"), T0)
+    [r2] = v.submit(order(coid="c2", limit="0.001"), T0)  # rounds down to 0.00 on tick 0.01
+    assert "qty must be > 0" in r1.reason and "limit price > 0" in r2.reason
+
+
+def test_replay_restores_working_orders_and_their_fill_count() -> None:
+    placed = order()
+    live = venue()
+    live.submit(placed, placed.ts_event)
+    restarted = venue()
+    restarted.replay(placed)
+    assert restarted.working_orders() == ["c1"]
+    [fill] = live.on_bar(bar(1, "100", "101", "99", "100"))
+    assert restarted.on_bar(bar(1, "100", "101", "99", "100")) == [fill]
+    replayed = venue()
+    replayed.replay(placed)
+    replayed.replay(fill)
+    assert replayed.working_orders() == [] and replayed.on_bar(bar(1, "100", "101", "99", "100")) == []
+
+
+def real_bars(n: int) -> list[Bar]:
+    with gzip.open(data_file(BTC_1M), "rt") as f:
+        return [Bar(id=f"binance.BTCUSDT.1m.{row['open_time']}", ts_event=(int(row["open_time"]) + 60_000) * 1_000_000,
+                    venue="binance", symbol="BTCUSDT", interval="1m", ts_open=int(row["open_time"]) * 1_000_000,
+                    open=D(row["open"]), high=D(row["high"]), low=D(row["low"]), close=D(row["close"]),
+                    volume=D(row["volume"])) for row in islice(csv.DictReader(f), n)]
+
+
+def test_real_bars_fills_do_not_depend_on_how_late_the_order_arrives() -> None:
+    bars = real_bars(600)
+    decisions = range(0, 530, 7)  # an order decided at the close of every 7th bar (+ 63 < 600)
+    by_lag = []
+    for lag in (0, 1, 5, 63):  # bars already seen when the order arrives
+        v = venue()
+        pending = {i + lag: i for i in decisions}
+        got: list[OrderFilled] = []
+        for n, b in enumerate(bars):
+            if n in pending:
+                i = pending[n]
+                got += fills(v.submit(order(coid=f"o{i}", ts=bars[i].ts_event), bars[i].ts_event))
+            got += fills(v.on_bar(b))
+        by_lag.append(sorted(got, key=lambda f: f.id))
+    assert by_lag[0] == by_lag[1] == by_lag[2] == by_lag[3]
+    assert [f.price for f in by_lag[0]] == [bars[int(f.id[1:-2]) + 1].open * D("1.0005")
+                                            for f in by_lag[0]]  # the next bar's open, slipped
+    assert len(by_lag[0]) == len(decisions)
+
+
+# ----------------------------------------------------------------------------- rounding
+
+
+@pytest.mark.parametrize(("qty", "step", "expected"), [
+    ("0.123456", "0.001", "0.123"),
+    ("-0.123956", "0.001", "-0.123"),  # toward zero for shorts too
+    ("5", "0.001", "5"),
+    ("0.0009", "0.001", "0"),
+    ("7.3", "0.5", "7.0"),
+])
+def test_round_qty_toward_zero(qty: str, step: str, expected: str) -> None:
+    assert round_qty(D(qty), D(step)) == D(expected)
+
+
+@pytest.mark.parametrize(("price", "side", "expected"), [
+    ("100.019", "buy", "100.01"),  # buy limit down: never pay more than asked
+    ("100.011", "sell", "100.02"),  # sell limit up: never sell for less than asked
+    ("100.01", "buy", "100.01"),
+    ("100.01", "sell", "100.01"),
+])
+def test_round_price_direction(price: str, side: str, expected: str) -> None:
+    assert round_price(D(price), D("0.01"), side) == D(expected)
+
+
+def test_rounding_rejects_bad_grids() -> None:
+    with pytest.raises(ValueError, match="step size"):
+        round_qty(D("1"), D("0"))
+    with pytest.raises(ValueError, match="tick size"):
+        round_price(D("1"), D("-0.01"), "buy")
+    with pytest.raises(ValueError, match="side"):
+        round_price(D("1"), D("0.01"), "long")
