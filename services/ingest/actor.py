@@ -1,0 +1,51 @@
+"""The ingest actor: each bar or trade from a source becomes the event itself plus the
+newest price of its venue.symbol (KV `prices`), which every other service reads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import ClassVar, NamedTuple
+
+from bosun.runtime.actor import Actor, Input, Outbox
+from bosun.runtime.clock import Clock
+from proto.events import Bar, PriceSnapshot, Trade
+from proto.subjects import price_key
+
+
+class LastPrice(NamedTuple):
+    price: Decimal
+    ts_event: int
+
+
+class MarketDataActor(Actor):
+    """A source, not a consumer: the source loop calls `on_bar` / `on_trade` directly."""
+
+    name: ClassVar[str] = "ingest"
+
+    def __init__(self, clock: Clock, out: Outbox) -> None:
+        super().__init__(clock, out)
+        self._last: dict[str, LastPrice] = {}
+
+    def inputs(self) -> Sequence[Input]:
+        return []
+
+    def on_bar(self, bar: Bar) -> None:
+        self.out.publish(bar)
+        self._price(PriceSnapshot(id=f"{bar.venue}.{bar.symbol}.{bar.ts_event}", ts_event=bar.ts_event,
+                                  venue=bar.venue, symbol=bar.symbol, price=bar.close,
+                                  open=bar.open, high=bar.high, low=bar.low))
+
+    def on_trade(self, trade: Trade) -> None:
+        self.out.publish(trade)
+        # The trade's own id: two trades in the same millisecond are two different prices.
+        self._price(PriceSnapshot(id=trade.id, ts_event=trade.ts_event, venue=trade.venue, symbol=trade.symbol,
+                                  price=trade.price))
+
+    def _price(self, snapshot: PriceSnapshot) -> None:
+        self._last[price_key(snapshot.venue, snapshot.symbol)] = LastPrice(snapshot.price, snapshot.ts_event)
+        self.out.publish(snapshot)
+
+    def status(self) -> dict[str, LastPrice]:
+        """The last price and its event time per `venue.symbol`."""
+        return dict(self._last)

@@ -1,0 +1,158 @@
+"""Binance public market-data websocket: closed klines and trades from a combined stream,
+reconnecting with bounded, jittered exponential backoff when the connection drops."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Callable, Iterable
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+import websockets
+from websockets.asyncio.client import connect
+
+from proto.events import Bar, Trade
+from services.ingest.bars import bar_id_prefix, trade_id_prefix
+
+log = logging.getLogger(__name__)
+
+FIRST_RECONNECT_DELAY_S = 0.5
+OPEN_TIMEOUT_S = 10.0
+# Stopping with unread messages queued stalls the closing handshake until this timeout
+# (the library stops reading when its bounded queue is full); keep shutdown short.
+CLOSE_TIMEOUT_S = 1.0
+
+
+class StreamUnavailable(RuntimeError):
+    pass
+
+
+def combined_stream_url(base: str, symbols: Iterable[str], streams: Iterable[str] = ("kline_1m", "trade")) -> str:
+    """`<base>/stream?streams=btcusdt@kline_1m/btcusdt@trade/...`"""
+    streams = list(streams)
+    names = [f"{symbol.lower()}@{stream}" for symbol in symbols for stream in streams]
+    if not names:
+        raise ValueError("a Binance combined stream needs at least one symbol and one stream")
+    return f"{base.rstrip('/')}/stream?streams={'/'.join(names)}"
+
+
+def parse_message(raw: str | bytes, venue: str = "binance") -> Bar | Trade | None:
+    """A closed kline as a Bar, a trade as a Trade, anything else (open klines, depth,
+    bookTicker, replies) None. Accepts the combined-stream envelope or a bare event."""
+    try:
+        msg = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"malformed Binance message ({exc}): {_excerpt(raw)}") from None
+    if not isinstance(msg, dict):
+        raise ValueError(f"malformed Binance message (not a JSON object): {_excerpt(raw)}")
+    data = msg.get("data", msg)
+    if not isinstance(data, dict):
+        return None
+    kind = data.get("e")
+    try:
+        if kind == "kline":
+            return _bar(data["k"], venue)
+        if kind == "trade":
+            return _trade(data, venue)
+    except KeyError as exc:
+        raise ValueError(f"Binance {kind} message lacks field {exc.args[0]!r}: {_excerpt(raw)}") from None
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        raise ValueError(f"Binance {kind} message has a bad value ({exc!r}): {_excerpt(raw)}") from None
+    return None
+
+
+def _bar(k: dict[str, Any], venue: str) -> Bar | None:
+    if k["x"] is not True:  # still open: its values will change
+        return None
+    symbol, interval, ts_open = k["s"], k["i"], int(k["t"]) * 1_000_000
+    return Bar(id=f"{bar_id_prefix(venue, symbol, interval)}{ts_open}", ts_event=(int(k["T"]) + 1) * 1_000_000,
+               venue=venue, symbol=symbol, interval=interval, ts_open=ts_open,
+               open=_decimal(k["o"]), high=_decimal(k["h"]), low=_decimal(k["l"]), close=_decimal(k["c"]),
+               volume=_decimal(k["v"]))
+
+
+def _trade(d: dict[str, Any], venue: str) -> Trade:
+    symbol = d["s"]
+    return Trade(id=f"{trade_id_prefix(venue, symbol)}{int(d['t'])}", ts_event=int(d["T"]) * 1_000_000,
+                 venue=venue, symbol=symbol, price=_decimal(d["p"]), qty=_decimal(d["q"]),
+                 aggressor="sell" if d["m"] else "buy")
+
+
+def _decimal(text: str) -> Decimal:
+    value = Decimal(text)
+    if not value.is_finite():
+        raise ValueError(f"{text!r} is not a finite number")
+    return value
+
+
+def _excerpt(raw: str | bytes) -> str:
+    text = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+    return repr(text[:200])
+
+
+class BinanceStream:
+    """Events from one combined-stream URL, across reconnects.
+
+    After a dropped or closed connection it reconnects after a delay drawn uniformly from
+    [0, min(max_reconnect_delay_s, 0.5 s x 2^failures)] ("full jitter"), where failures
+    counts the attempts in a row that brought no message (a message resets it). With
+    `max_attempts`, that many such attempts in a row raise StreamUnavailable; without,
+    it keeps trying."""
+
+    def __init__(self, url: str, *, max_reconnect_delay_s: float = 30.0, max_attempts: int | None = None,
+                 rng: Callable[[], float] = random.random, venue: str = "binance") -> None:
+        if max_reconnect_delay_s <= 0:
+            raise ValueError(f"max_reconnect_delay_s must be > 0, got {max_reconnect_delay_s}")
+        if max_attempts is not None and max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1 or None, got {max_attempts}")
+        self.url = url
+        self.venue = venue
+        self.max_reconnect_delay_s = max_reconnect_delay_s
+        self.max_attempts = max_attempts
+        self._rng = rng
+        self.connected = False
+        self.reconnects = 0  # successful connections after the first
+        self.malformed = 0  # messages skipped because they could not be parsed
+
+    async def events(self) -> AsyncIterator[Bar | Trade]:
+        failures = 0  # connection attempts in a row that brought no message
+        ever_connected = False
+        while True:
+            error: BaseException | None = None
+            failures += 1
+            try:
+                async with connect(self.url, open_timeout=OPEN_TIMEOUT_S, close_timeout=CLOSE_TIMEOUT_S) as ws:
+                    self.connected = True
+                    if ever_connected:
+                        self.reconnects += 1
+                        log.info("reconnected to %s (%d reconnects)", self.url, self.reconnects)
+                    ever_connected = True
+                    async for raw in ws:
+                        failures = 0
+                        event = self._parse(raw)
+                        if event is not None:
+                            yield event
+            except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as exc:
+                error = exc
+            finally:
+                self.connected = False
+            if self.max_attempts is not None and failures >= self.max_attempts:
+                raise StreamUnavailable(
+                    f"cannot reach the Binance stream at {self.url}: {failures} connection attempts in a row "
+                    f"failed (last: {error or 'closed without a message'}). Check the network, or run on "
+                    f"recorded data with --replay FILE.")
+            delay = self._rng() * min(self.max_reconnect_delay_s, FIRST_RECONNECT_DELAY_S * 2 ** failures)
+            log.warning("Binance stream %s lost (%s); reconnecting in %.2f s", self.url,
+                        error or "closed by the server", delay)
+            await asyncio.sleep(delay)
+
+    def _parse(self, raw: str | bytes) -> Bar | Trade | None:
+        try:
+            return parse_message(raw, self.venue)
+        except ValueError as exc:
+            self.malformed += 1
+            log.error("skipping a Binance message: %s", exc)
+            return None
