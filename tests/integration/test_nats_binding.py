@@ -1,0 +1,283 @@
+"""NatsBinding and run_service on a real nats-server: durable inputs handled once, outputs
+de-duplicated by Nats-Msg-Id, the sink before the ack, dead letters, the kill switch, and
+nats.micro discovery. Every test uses its own service name and subjects."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from bosun.runtime import urls
+from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
+from bosun.runtime.clock import Clock, SimClock
+from bosun.runtime.embedded import free_port
+from bosun.runtime.nats_binding import NatsBinding, TradingEnabled, _coalesce_prices, durable_name
+from bosun.runtime.service import run_service
+from proto import codec
+from proto import events as ev
+from proto import subjects as sj
+from tests.natshelp import Collector, acked, stored_count
+
+pytestmark = pytest.mark.integration
+
+
+class Toy(Actor):
+    """Approves every target of one client; a negative qty makes the handler raise."""
+
+    name = "toy"
+
+    def __init__(self, clock: Clock, out: Outbox, client: str, seen: Callable[[str, Any], None] = lambda *_: None):
+        super().__init__(clock, out)
+        self.client = client
+        self.seen = seen
+        self.handled: list[str] = []
+        self.trading: list[bool] = []
+        self.trading_at_start: list[bool] | None = None
+
+    def inputs(self) -> list[Input]:
+        return [event_input(f"target.proposed.{self.client}.>", ev.TargetPosition, self.on_target_position),
+                Input(sj.TRADING_ENABLED, self.on_trading_enabled, codec.decode_trading_enabled, Delivery.LATEST)]
+
+    def on_start(self) -> None:
+        self.trading_at_start = list(self.trading)
+
+    def on_target_position(self, target: ev.TargetPosition) -> None:
+        self.handled.append(target.id)
+        if target.qty < 0:
+            raise ValueError(f"toy refuses negative qty {target.qty}")
+        self.out.publish(ev.TargetApproved(id=target.id, ts_event=target.ts_event, target=target))
+
+    def on_trading_enabled(self, enabled: bool) -> None:
+        self.trading.append(enabled)
+        self.seen("trading", enabled)
+
+    def status(self) -> dict[str, object]:
+        return {"client": self.client, "handled": len(self.handled)}
+
+
+def target(client: str, n: int, qty: str = "1") -> ev.TargetPosition:
+    return ev.TargetPosition(id=f"t{n}", ts_event=n, client=client, venue="binance", symbol="BTCUSDT",
+                             qty=Decimal(qty), strategy="s", price=Decimal("100"))
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+@asynccontextmanager
+async def running(nc: Client, actor: Callable[[Outbox], Toy], service: str,
+                  sink: Any = None) -> AsyncIterator[tuple[NatsBinding, Toy]]:
+    binding = NatsBinding(nc, service)
+    toy = actor(binding.outbox)
+    ready = asyncio.Event()
+    task = asyncio.create_task(binding.run(toy, sink, ready))
+    waiting = asyncio.create_task(ready.wait())
+    await asyncio.wait([task, waiting], timeout=10, return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
+    if task.done():
+        task.result()
+    assert ready.is_set(), "the binding did not get ready within 10 s"
+    try:
+        yield binding, toy
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_durable_input_is_handled_once_sink_before_ack_outputs_deduplicated(
+        nc: Client, js: JetStreamContext) -> None:
+    client, service = unique("c"), unique("toy")
+    consumer = durable_name(service, f"target.proposed.{client}.>")
+    at_sink: list[tuple[list[str], int, int]] = []
+
+    async def sink(events: list[ev.Event]) -> None:
+        info = await js.consumer_info("TARGETS", consumer)
+        stored = await stored_count(js, "TARGETS", f"target.approved.{client}.>")
+        at_sink.append(([e.id for e in events], info.ack_floor.consumer_seq, stored))
+
+    async with running(nc, lambda out: Toy(SimClock(), out, client), service, sink) as (binding, toy):
+        async with Collector(nc, f"target.approved.{client}.>") as approved:
+            await js.publish(f"target.proposed.{client}.binance.BTCUSDT", codec.encode(target(client, 1)))
+            await js.publish(f"target.proposed.{client}.binance.BTCUSDT", codec.encode(target(client, 2)))
+            first, second = await approved.wait(2)
+        assert codec.decode(first.data, ev.TargetApproved).id == "t1"
+        assert first.headers and first.headers["Nats-Msg-Id"] == "TargetApproved:t1"
+        assert codec.decode(second.data, ev.TargetApproved).id == "t2"
+
+        # each sink ran with its input unacked and before its output was stored; t2 was
+        # handled only after t1's output was stored: one message at a time
+        assert at_sink[0] == (["t1"], 0, 0)
+        assert at_sink[1][0] == ["t2"] and at_sink[1][2] == 1
+        info = await acked(js, "TARGETS", consumer, 2)
+        assert info.num_redelivered == 0 and info.num_pending == 0
+        assert toy.handled == ["t1", "t2"]
+
+        # the same event published again is stored once (Nats-Msg-Id)
+        await binding.publish([ev.TargetApproved(id="t1", ts_event=1, target=target(client, 1))])
+        assert await stored_count(js, "TARGETS", f"target.approved.{client}.>") == 2
+
+
+async def test_bad_inputs_become_dead_letters_and_the_next_good_one_is_handled(
+        nc: Client, js: JetStreamContext) -> None:
+    client, service = unique("c"), unique("toy")
+    subject = f"target.proposed.{client}.binance.BTCUSDT"
+    async with running(nc, lambda out: Toy(SimClock(), out, client), service) as (_, toy):
+        async with Collector(nc, sj.dead_letter(service)) as dlq, \
+                Collector(nc, f"target.approved.{client}.>") as approved:
+            await js.publish(subject, b"\x93not an event")
+            await js.publish(subject, codec.encode(ev.Trade(id="x", ts_event=1, venue="binance", symbol="BTCUSDT",
+                                                            price=Decimal(1), qty=Decimal(1), aggressor="buy")))
+            await js.publish(subject, codec.encode(target(client, 1, qty="-1")))
+            await js.publish(subject, codec.encode(target(client, 2)))
+            [good] = await approved.wait(1)
+            letters = [codec.decode(m.data, ev.DeadLetter) for m in await dlq.wait(3)]
+    assert codec.decode(good.data, ev.TargetApproved).id == "t2"
+    assert toy.handled == ["t1", "t2"]
+    garbage, wrong_type, raised = letters
+    assert garbage.service == service and garbage.subject == subject and garbage.payload == b"\x93not an event"
+    assert garbage.reason.startswith(f"cannot decode the message on {subject}: ")
+    assert wrong_type.reason.endswith("Invalid value 'Trade' - at `$.type`")  # the wrong event type
+    assert "on_target_position raised ValueError: toy refuses negative qty -1" in raised.reason
+    assert len({letter.id for letter in letters}) == 3  # one id per input message: none de-duplicated away
+
+
+async def test_kill_switch_reaches_a_latest_input_from_a_raw_publish_and_a_kv_put(
+        nc: Client, js: JetStreamContext) -> None:
+    kv = await js.key_value(sj.CONTROL_BUCKET)
+    await kv.put(sj.TRADING_ENABLED_KEY, b"true")  # stored before the actor starts: caught up before on_start
+    arrived: asyncio.Queue[bool] = asyncio.Queue()
+    client = unique("c")
+    make = lambda out: Toy(SimClock(), out, client, seen=lambda _, v: arrived.put_nowait(v))  # noqa: E731
+    async with running(nc, make, unique("toy")) as (_, toy):
+        assert toy.trading_at_start == [True]
+        assert await asyncio.wait_for(arrived.get(), 5) is True
+        await nc.publish(sj.TRADING_ENABLED, b"false")  # what `nats pub` does
+        assert await asyncio.wait_for(arrived.get(), 5) is False
+        await kv.put(sj.TRADING_ENABLED_KEY, b"true")
+        assert await asyncio.wait_for(arrived.get(), 5) is True
+        await kv.put(sj.TRADING_ENABLED_KEY, b" FALSE\n")
+        assert await asyncio.wait_for(arrived.get(), 5) is False
+    assert toy.trading == [True, False, True, False]
+
+
+async def test_run_service_answers_ping_status_and_metrics_and_halts_on_start(
+        nats_url: str, nc: Client, js: JetStreamContext) -> None:
+    name, client, port = unique("svc"), unique("c"), free_port()
+    kv = await js.key_value(sj.CONTROL_BUCKET)
+    await kv.put(sj.TRADING_ENABLED_KEY, b"true")
+    ready = asyncio.Event()
+    task = asyncio.create_task(run_service(name, lambda clock, out: Toy(clock, out, client), nats_url=nats_url,
+                                           metrics_port=port, halt_on_start=True, on_ready=ready.set))
+    try:
+        await asyncio.wait_for(ready.wait(), 10)
+        pong = json.loads((await nc.request(f"$SRV.PING.bosun-{name}", b"", timeout=2)).data)
+        assert pong["name"] == f"bosun-{name}" and pong["type"] == "io.nats.micro.v1.ping_response"
+        assert codec.decode_trading_enabled((await kv.get(sj.TRADING_ENABLED_KEY)).value) is False
+
+        async with Collector(nc, f"target.approved.{client}.>") as approved:
+            await js.publish(f"target.proposed.{client}.binance.BTCUSDT", codec.encode(target(client, 1)))
+            await approved.wait(1)
+        status = msgspec.json.decode((await nc.request(urls.status_subject(name), b"", timeout=2)).data)
+        assert status == {"client": client, "handled": 1}
+
+        async with httpx.AsyncClient() as http:
+            metrics = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+        assert f'bosun_messages_in_total{{input="target.proposed.{client}.>",service="{name}"}} 1.0' in metrics
+        assert f'bosun_messages_out_total{{service="{name}"}}' in metrics
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert task.cancelled()
+
+
+class Recorder(Actor):
+    """Rebuilds state from a REPLAY input and watches LIVE trades."""
+
+    name = "recorder"
+
+    def __init__(self, clock: Clock, out: Outbox, client: str, venue: str, seen: Callable[[Any], None]) -> None:
+        super().__init__(clock, out)
+        self.client, self.venue, self.seen = client, venue, seen
+        self.positions: list[str] = []
+        self.trades: list[str] = []
+        self.positions_at_start: list[str] | None = None
+
+    def inputs(self) -> list[Input]:
+        return [event_input(f"position.changed.{self.client}.>", ev.PositionChanged, self.on_position_changed,
+                            Delivery.REPLAY),
+                event_input(f"md.trade.{self.venue}.>", ev.Trade, self.on_trade, Delivery.LIVE)]
+
+    def on_start(self) -> None:
+        self.positions_at_start = list(self.positions)
+
+    def on_position_changed(self, position: ev.PositionChanged) -> None:
+        self.positions.append(position.id)
+
+    def on_trade(self, trade: ev.Trade) -> None:
+        self.trades.append(trade.id)
+        self.seen(trade.id)
+
+
+async def test_replay_catches_up_before_on_start_and_live_sees_only_new_messages(
+        nc: Client, js: JetStreamContext) -> None:
+    client, venue = unique("c"), unique("v")
+
+    def position(n: int) -> ev.PositionChanged:
+        return ev.PositionChanged(id=f"p{n}", ts_event=n, client=client, venue="binance", symbol="BTCUSDT",
+                                  qty=Decimal(n), avg_price=Decimal(1), realized_pnl=Decimal(0),
+                                  unrealized_pnl=Decimal(0), fees=Decimal(0), fill_id=f"f{n}")
+
+    def trade(n: int) -> ev.Trade:
+        return ev.Trade(id=f"x{n}", ts_event=n, venue=venue, symbol="BTCUSDT", price=Decimal(1), qty=Decimal(1),
+                        aggressor="buy")
+
+    for n in range(1, 51):
+        await js.publish(sj.subject_for(position(n)), codec.encode(position(n)))
+    await js.publish(sj.subject_for(trade(0)), codec.encode(trade(0)))  # before the start: not for a LIVE input
+    arrived: asyncio.Queue[str] = asyncio.Queue()
+    make = lambda out: Recorder(SimClock(), out, client, venue, arrived.put_nowait)  # noqa: E731
+    async with running(nc, make, unique("rec")) as (_, recorder):
+        assert recorder.positions_at_start == [f"p{n}" for n in range(1, 51)]
+        await js.publish(sj.subject_for(trade(1)), codec.encode(trade(1)))
+        assert await asyncio.wait_for(arrived.get(), 5) == "x1"
+        await js.publish(sj.subject_for(trade(2)), codec.encode(trade(2)))
+        assert await asyncio.wait_for(arrived.get(), 5) == "x2"
+    assert recorder.trades == ["x1", "x2"]
+
+
+async def test_run_service_returns_cleanly_on_sigterm(nats_url: str) -> None:
+    ready = asyncio.Event()
+    task = asyncio.create_task(run_service(unique("svc"), lambda clock, out: Toy(clock, out, unique("c")),
+                                           nats_url=nats_url, on_ready=ready.set))
+    await asyncio.wait_for(ready.wait(), 10)  # the handlers are installed by now
+    os.kill(os.getpid(), signal.SIGTERM)
+    await asyncio.wait_for(task, 10)
+    assert task.result() is None
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler removed on the way out
+
+
+def test_price_snapshots_for_one_key_coalesce_to_the_newest() -> None:
+    def snap(symbol: str, ts: int) -> ev.PriceSnapshot:
+        return ev.PriceSnapshot(id=f"{symbol}{ts}", ts_event=ts, venue="binance", symbol=symbol, price=Decimal(ts))
+
+    kept = _coalesce_prices([snap("BTC", 1), TradingEnabled(False), snap("ETH", 5), snap("BTC", 3), snap("BTC", 2)])
+    assert kept == [snap("BTC", 3), TradingEnabled(False), snap("ETH", 5)]
+
+
+def test_durable_names_are_valid_and_distinct() -> None:
+    a, b = durable_name("risk", "a_b.c"), durable_name("risk", "a.b_c")
+    assert a != b and all(ch.isalnum() or ch in "_-" for ch in a + b)
+    assert durable_name("portfolio", "order.filled.>").startswith("portfolio-order_filled_all-")
