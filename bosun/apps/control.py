@@ -94,8 +94,8 @@ def render_line(status: dict[str, Any]) -> str:
     parts = [f"trading {_trading_word(status['trading_enabled'])}"]
     parts += [f"{p['key']} {p['price']} ({p['age_s']}s)" for p in status["prices"]]
     execution, portfolio = status["execution"] or {}, status["portfolio"] or {}
-    parts.append(f"open orders {execution.get('open_orders_count', '?')}")
-    parts.append(f"fills {execution.get('fills_count', '?')}")
+    parts.append(f"open orders {len(execution.get('open_orders', ())) if execution else '?'}")
+    parts.append(f"fills {execution.get('fills', '?')}")
     for row in portfolio.get("positions", []):
         parts.append(f"{row['client']} {row['symbol']} pos {row['qty']} pnl {row['realized_pnl']}"
                      f"/{row['unrealized_pnl']}")
@@ -110,7 +110,7 @@ def render(status: dict[str, Any]) -> str:
     if execution is None:
         lines.append("execution    not answering")
     else:
-        lines.append(f"orders       open {execution.get('open_orders_count')}  fills {execution.get('fills_count')}")
+        lines.append(f"orders       open {len(execution['open_orders'])}  fills {execution['fills']}")
     if portfolio is None:
         lines.append("portfolio    not answering")
     else:

@@ -29,6 +29,7 @@ CORE_SERVICES = ("portfolio", "execution", "risk", "signal", "alerts")
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 MAX_RESTARTS = 3
+HALT_ON_START = ("risk", "execution")
 
 
 class Child:
@@ -72,8 +73,14 @@ def effective_config(args, cfg: config_mod.Config) -> config_mod.Config:
         ingest = msgspec.structs.replace(ingest, replay=[str(p.resolve()) for p in args.replay])
     if args.speed is not None:
         ingest = msgspec.structs.replace(ingest, speed=args.speed)
-    mode = "paper" if ingest.replay else cfg.mode
-    return msgspec.structs.replace(cfg, ingest=ingest, mode=mode, dry_run=cfg.dry_run or args.dry_run)
+    cfg = msgspec.structs.replace(cfg, ingest=ingest, dry_run=cfg.dry_run or args.dry_run)
+    if not ingest.replay:
+        return cfg
+    # Replayed prices are old by construction: measured against the wall clock every one of
+    # them would be stale, so paper mode trades without the stale-price limit.
+    clients = [msgspec.structs.replace(c, risk=msgspec.structs.replace(c.risk, max_price_age_s=None))
+               for c in cfg.clients]
+    return msgspec.structs.replace(cfg, mode="paper", clients=clients)
 
 
 def main(args) -> int:
@@ -145,8 +152,8 @@ class Supervisor:
     def _spawn(self, nats_url: str, database_url: str) -> None:
         log_dir = self.state_dir / "logs"
         log_dir.mkdir(exist_ok=True)
-        config_path = self.state_dir / "effective.toml"
-        config_path.write_bytes(msgspec.toml.encode(self.cfg))
+        config_path = self.state_dir / "effective.json"
+        config_path.write_bytes(msgspec.json.encode(self.cfg))
         env = {**os.environ, NATS_URL_ENV: nats_url, DATABASE_URL_ENV: database_url}
         for service in (*CORE_SERVICES, "ingest"):
             argv = [sys.executable, "-m", "bosun.apps.cli", "run", service,
@@ -212,8 +219,9 @@ class Supervisor:
                       file=sys.stderr)
                 return 1
             child.restarts += 1
-            print(f"\nbosun up: {service} exited with code {code}; restart {child.restarts}/{MAX_RESTARTS} "
-                  f"(trading stays off until `bosun resume`)", file=sys.stderr)
+            halted = " (it halts trading at start: `bosun resume` turns it back on)" if service in HALT_ON_START else ""
+            print(f"\nbosun up: {service} exited with code {code}; restart {child.restarts}/{MAX_RESTARTS}{halted}",
+                  file=sys.stderr)
             child.start()
         return None
 

@@ -160,8 +160,10 @@ def load(path: str | Path | None) -> Config:
 
 
 def parse(data: bytes | str, source: str = "<config>") -> Config:
+    """TOML; JSON when `source` ends in .json (the effective config `bosun up` hands its children)."""
+    decode = msgspec.json.decode if source.endswith(".json") else msgspec.toml.decode
     try:
-        return msgspec.toml.decode(data, type=Config)
+        return decode(data, type=Config)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise ConfigError(f"{source}: {exc}") from None
 

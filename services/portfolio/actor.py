@@ -39,7 +39,9 @@ class PortfolioActor(Actor):
         self._seen: set[tuple[str, str]] = set()  # venue, fill id: fill ids are unique per venue
         self._seen_order: deque[tuple[str, str]] = deque()
         self._max_seen = max_seen_fills
-        self.last_closed: tuple[RoundTrip, ...] = ()  # closed by the last handled fill, for the store sink
+        # What the last handled fill changed, for the store sink that persists it before the ack.
+        self.last_fill: OrderFilled | None = None
+        self.last_closed: tuple[RoundTrip, ...] = ()
         self.load(fills)
 
     def inputs(self) -> Sequence[Input]:
@@ -68,13 +70,13 @@ class PortfolioActor(Actor):
         """Restore state from stored fills (in the order they were handled); publishes nothing."""
         for fill in fills:
             self._apply(fill)
-        self.last_closed = ()
+        self.last_fill, self.last_closed = None, ()
 
     def _apply(self, fill: OrderFilled) -> Position | None:
         """Apply a new fill; None when it was seen before. A bad fill raises before any change."""
         seen_key = (fill.venue, fill.id)
         if seen_key in self._seen:
-            self.last_closed = ()
+            self.last_fill, self.last_closed = None, ()
             return None
         key = (fill.client, fill.venue, fill.symbol)
         position = self._positions.get(key)
@@ -83,7 +85,7 @@ class PortfolioActor(Actor):
         position.apply_fill(fill.side, fill.qty, fill.price, fill.fee)  # validates first
         self._positions[key] = position
         self._last_fill_price[key] = fill.price
-        self.last_closed = tuple(self._tracker.on_fill(fill))
+        self.last_fill, self.last_closed = fill, tuple(self._tracker.on_fill(fill))
         self._closed.extend(self.last_closed)
         self._remember(seen_key)
         return position

@@ -1,0 +1,154 @@
+"""`bosun run <service>`: the composition root of each service process. The one place
+that knows which actor, which edges (PostgreSQL, webhooks, websockets) and which start
+rules each service has."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from pathlib import Path
+
+import uvloop
+
+from bosun.runtime import config as config_mod
+from bosun.runtime.config import Config
+from bosun.runtime.service import run_service
+from bosun.runtime.telemetry import setup_logging
+from bosun.runtime.urls import urls_from_env_or_state
+
+log = logging.getLogger("bosun.run")
+
+ALERT_SUMMARY_EVERY_S = 10.0
+
+
+def _metrics_port(cfg: Config, service: str) -> int:
+    return cfg.services[service].metrics_port if service in cfg.services else 0
+
+
+async def serve_signal(cfg: Config, nats_url: str, _database_url: str | None) -> int:
+    from services.signal.actor import SignalActor
+
+    await run_service("signal", lambda clock, out: SignalActor(clock, out, cfg), nats_url=nats_url,
+                      metrics_port=_metrics_port(cfg, "signal"))
+    return 0
+
+
+async def serve_risk(cfg: Config, nats_url: str, _database_url: str | None) -> int:
+    from services.risk.actor import RiskActor
+
+    await run_service("risk", lambda clock, out: RiskActor(clock, out, cfg), nats_url=nats_url,
+                      metrics_port=_metrics_port(cfg, "risk"), halt_on_start=True)
+    return 0
+
+
+async def serve_execution(cfg: Config, nats_url: str, _database_url: str | None) -> int:
+    from services.execution.actor import ExecutionActor
+
+    await run_service("execution", lambda clock, out: ExecutionActor(clock, out, cfg), nats_url=nats_url,
+                      metrics_port=_metrics_port(cfg, "execution"), halt_on_start=True)
+    return 0
+
+
+async def serve_portfolio(cfg: Config, nats_url: str, database_url: str | None) -> int:
+    from services.portfolio.actor import PortfolioActor
+    from services.portfolio.store import PortfolioStore
+
+    if not database_url:
+        raise config_mod.ConfigError("portfolio needs PostgreSQL: set BOSUN_DATABASE_URL or start `bosun up`")
+    store = await PortfolioStore.connect(database_url)
+    try:
+        await store.migrate()
+        fills = await store.fills()
+        actors: list[PortfolioActor] = []
+
+        def build(clock, out) -> PortfolioActor:
+            actors.append(PortfolioActor(clock, out, cfg, fills=fills))
+            return actors[0]
+
+        async def persist(events) -> None:
+            # Before the fill is acked: the fill, its position and the round trips it closed, in one transaction.
+            actor = actors[0]
+            await store.persist([actor.last_fill, *events], actor.last_closed)
+
+        log.info("portfolio: restored %d fills from PostgreSQL", len(fills))
+        await run_service("portfolio", build, nats_url=nats_url, sink=persist,
+                          metrics_port=_metrics_port(cfg, "portfolio"))
+    finally:
+        await store.close()
+    return 0
+
+
+async def serve_alerts(cfg: Config, nats_url: str, _database_url: str | None) -> int:
+    from services.alerts.actor import AlertsActor
+    from services.alerts.webhooks import from_config
+
+    notifier = from_config(cfg.alerts)
+    actors: list[AlertsActor] = []
+
+    def build(clock, out) -> AlertsActor:
+        actors.append(AlertsActor(clock, out, cfg, notifier))
+        return actors[0]
+
+    async def flush_summaries() -> None:
+        # The actor has no timers: a burst followed by silence still gets its "N suppressed" summary.
+        while True:
+            await asyncio.sleep(ALERT_SUMMARY_EVERY_S)
+            if actors:
+                actors[0].flush_summary()
+
+    tasks = [asyncio.create_task(notifier.run()), asyncio.create_task(flush_summaries())]
+    try:
+        await run_service("alerts", build, nats_url=nats_url, metrics_port=_metrics_port(cfg, "alerts"))
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await notifier.aclose()
+    return 0
+
+
+async def serve_ingest(cfg: Config, nats_url: str, _database_url: str | None) -> int:
+    from bosun.apps.control import EXIT_STREAM_UNAVAILABLE
+    from proto import events as ev
+    from services.ingest.actor import MarketDataActor
+    from services.ingest.binance_ws import StreamUnavailable
+    from services.ingest.source import market_events
+
+    async def pump(binding, actor: MarketDataActor) -> None:
+        async for event in market_events(cfg.ingest):
+            await binding.feed(actor.on_bar if isinstance(event, ev.Bar) else actor.on_trade, event)
+        log.info("ingest: replay finished")
+
+    try:
+        await run_service("ingest", MarketDataActor, nats_url=nats_url, source=pump,
+                          metrics_port=_metrics_port(cfg, "ingest"))
+    except StreamUnavailable as exc:
+        log.error("ingest: %s", exc)
+        return EXIT_STREAM_UNAVAILABLE
+    return 0
+
+
+SERVE = {
+    "ingest": serve_ingest,
+    "signal": serve_signal,
+    "risk": serve_risk,
+    "execution": serve_execution,
+    "portfolio": serve_portfolio,
+    "alerts": serve_alerts,
+}
+
+
+def main(args) -> int:
+    cfg = config_mod.load(args.config)
+    state_dir = args.state_dir or Path(cfg.state_dir)
+    nats_url, database_url = urls_from_env_or_state(state_dir)
+    if not nats_url:
+        print(f"bosun run {args.service}: no NATS: set BOSUN_NATS_URL or start `bosun up` "
+              f"(it records its URLs in {state_dir}/urls.json)", file=sys.stderr)
+        return 2
+    setup_logging(args.service)
+    with contextlib.suppress(KeyboardInterrupt):
+        return uvloop.run(SERVE[args.service](cfg, nats_url, database_url))
+    return 130
