@@ -7,9 +7,11 @@ Secrets never live here: they come from the environment (see `secret`)."""
 from __future__ import annotations
 
 import os
+import re
+import types
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import msgspec
 
@@ -165,7 +167,24 @@ def parse(data: bytes | str, source: str = "<config>") -> Config:
     try:
         return decode(data, type=Config)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+        message = str(exc)
+        if message.startswith("Invalid enum value") and " - at `" in message:
+            choices = _choices_at(message.rsplit(" - at `", 1)[1].rstrip("`"))
+            message += f" (expected one of: {', '.join(map(repr, choices))})" if choices else ""
+        raise ConfigError(f"{source}: {message}") from None
+
+
+def _choices_at(path: str) -> tuple[str, ...]:
+    """The allowed values of the Literal field at a msgspec error path like `$.clients[0].venues[...].kind`."""
+    kind: Any = Config
+    for token in re.findall(r"\.(\w+)|\[[^\]]*\]", path):
+        while get_origin(kind) in (Union, types.UnionType):
+            kind = next(a for a in get_args(kind) if a is not type(None))
+        if token:  # a field of a struct
+            kind = get_type_hints(kind).get(token)
+        elif get_origin(kind) in (list, dict):  # an item of a list or a value of a table
+            kind = get_args(kind)[-1]
+    return get_args(kind) if get_origin(kind) is Literal else ()
 
 
 def secret(name: str) -> str:

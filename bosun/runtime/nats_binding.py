@@ -46,6 +46,10 @@ ACK_WAIT_S = 60.0  # a durable input not acked by then is redelivered
 _KV_DELETE_OPS = {"DEL", "PURGE"}
 
 
+def _trading_off(_: bytes) -> bool:
+    return False
+
+
 class PublishError(RuntimeError):
     pass
 
@@ -309,9 +313,12 @@ class NatsBinding:
     async def _deliver(self, route: _Route, msg: Msg) -> None:
         t0 = time.perf_counter()
         route.m_in.inc()
-        if not (msg.headers and msg.headers.get("KV-Operation") in _KV_DELETE_OPS):  # a deleted key: nothing to hand
-            outputs = await self._handle(route.input.handler, route.input.decode, msg.data, msg.subject,
-                                         self._msg_ref(msg))
+        decode = route.input.decode
+        if msg.headers and msg.headers.get("KV-Operation") in _KV_DELETE_OPS:
+            # A deleted key has no value to hand on, except the kill switch: gone means off.
+            decode = _trading_off if msg.subject == sj.TRADING_ENABLED else None
+        if decode is not None:
+            outputs = await self._handle(route.input.handler, decode, msg.data, msg.subject, self._msg_ref(msg))
             await self._send(outputs)
         if route.durable:
             await msg.ack()

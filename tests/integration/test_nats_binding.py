@@ -170,7 +170,11 @@ async def test_kill_switch_reaches_a_latest_input_from_a_raw_publish_and_a_kv_pu
         assert await asyncio.wait_for(arrived.get(), 5) is True
         await kv.put(sj.TRADING_ENABLED_KEY, b" FALSE\n")
         assert await asyncio.wait_for(arrived.get(), 5) is False
-    assert toy.trading == [True, False, True, False]
+        await kv.put(sj.TRADING_ENABLED_KEY, b"true")
+        assert await asyncio.wait_for(arrived.get(), 5) is True
+        await kv.delete(sj.TRADING_ENABLED_KEY)  # a deleted kill switch means off
+        assert await asyncio.wait_for(arrived.get(), 5) is False
+    assert toy.trading == [True, False, True, False, True, False]
 
 
 async def test_run_service_answers_ping_status_and_metrics_and_halts_on_start(

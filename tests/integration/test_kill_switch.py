@@ -1,0 +1,152 @@
+"""Risk and execution as real processes on a private nats-server: the kill switch, replayed
+targets, and malformed input."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import nats
+import pytest
+
+from bosun.runtime.embedded import EmbeddedNats
+from bosun.runtime.urls import status_subject
+from proto import codec
+from proto import events as ev
+from proto import subjects as sj
+from tests.natshelp import Collector, stored_count
+from tests.processes import ServiceProcess, server_env
+
+CONFIG = """
+[[clients]]
+id = "alice"
+[clients.venues.binance]
+fee_bps = "10"
+"""
+
+
+def target(n: int, qty: str) -> ev.TargetPosition:
+    return ev.TargetPosition(id=f"alice.t{n}", ts_event=time.time_ns(), client="alice", venue="binance",
+                             symbol="BTCUSDT", qty=Decimal(qty), strategy="test", price=Decimal("60000"))
+
+
+def fresh_price() -> ev.PriceSnapshot:
+    now = time.time_ns()
+    return ev.PriceSnapshot(id=f"p{now}", ts_event=now, venue="binance", symbol="BTCUSDT", price=Decimal("60000"))
+
+
+class Platform:
+    def __init__(self, nc, js, processes: dict[str, ServiceProcess]) -> None:
+        self.nc, self.js, self.processes = nc, js, processes
+
+    async def restart(self, *services: str) -> None:
+        for service in services:
+            self.processes[service].stop()
+        for service in services:
+            await self.processes[service].start(self.nc)
+
+    async def status(self, service: str) -> dict:
+        import json
+
+        return json.loads((await self.nc.request(status_subject(service), b"", timeout=2)).data)
+
+    async def until_trading(self, service: str, enabled: bool, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while (await self.status(service))["trading_enabled"] is not enabled:
+            assert time.monotonic() < deadline, f"{service} did not see trading_enabled={enabled}"
+            await asyncio.sleep(0.02)  # polling a state query, bounded by the deadline
+
+    async def set_trading(self, enabled: bool) -> None:
+        await self.nc.publish(sj.TRADING_ENABLED, codec.encode_trading_enabled(enabled))
+        for service in ("risk", "execution"):
+            await self.until_trading(service, enabled)
+
+    async def publish(self, event: ev.Event, dedup: bool = True) -> None:
+        headers = {"Nats-Msg-Id": ev.msg_id(event)} if dedup else None
+        await self.js.publish(sj.subject_for(event), codec.encode(event), headers=headers)
+
+
+@pytest.fixture
+async def platform(tmp_path: Path):
+    config = tmp_path / "bosun.toml"
+    config.write_text(CONFIG)
+    with EmbeddedNats(tmp_path / "nats") as server:
+        nc = await nats.connect(server.url)
+        env = server_env(server.url)
+        processes = {s: ServiceProcess(s, config, tmp_path, env) for s in ("risk", "execution")}
+        try:
+            for p in processes.values():
+                await p.start(nc)
+            platform = Platform(nc, nc.jetstream(), processes)
+            await platform.publish(fresh_price())
+            yield platform
+        finally:
+            for p in processes.values():
+                p.stop()
+            await nc.close()
+
+
+async def test_raw_publish_of_false_cancels_open_orders_and_survives_restarts(platform: Platform):
+    await platform.set_trading(True)
+    async with Collector(platform.nc, "order.accepted.alice.>") as accepted:
+        await platform.publish(target(1, "0.5"))
+        await accepted.wait(1, timeout=10)  # a market order resting until the next bar
+
+    async with Collector(platform.nc, "order.canceled.alice.>") as canceled, \
+            Collector(platform.nc, sj.TRADING_STATE) as state:
+        await platform.nc.publish("$KV.control.trading_enabled", b"false")  # what `nats pub` does
+        [msg] = await canceled.wait(1, timeout=10)
+        assert codec.decode(msg.data, ev.OrderCanceled).reason == "kill_switch"
+        [msg] = await state.wait(1, timeout=10)
+        assert codec.decode(msg.data, ev.TradingStateChanged).enabled is False
+    assert (await platform.status("execution"))["open_orders"] == {}
+
+    async with Collector(platform.nc, "risk.breach.alice.>") as breaches:
+        await platform.publish(target(2, "1.0"))
+        [msg] = await breaches.wait(1, timeout=10)
+        assert codec.decode(msg.data, ev.RiskLimitBreached).limit == "kill_switch"
+
+    await platform.restart("risk", "execution")
+    assert (await platform.status("risk"))["trading_enabled"] is False
+    assert (await platform.status("execution"))["trading_enabled"] is False
+    async with Collector(platform.nc, "risk.breach.alice.>") as breaches:
+        await platform.publish(target(3, "1.0"))
+        [msg] = await breaches.wait(1, timeout=10)
+        assert codec.decode(msg.data, ev.RiskLimitBreached).limit == "kill_switch"
+    assert await stored_count(platform.js, "ORDERS", "order.submitted.>") == 1
+
+
+async def test_the_same_target_twice_gives_one_order(platform: Platform):
+    await platform.set_trading(True)
+    approved = ev.TargetApproved(id="alice.t7", ts_event=time.time_ns(), target=target(7, "0.25"))
+    async with Collector(platform.nc, "order.accepted.alice.>") as accepted:
+        # No Nats-Msg-Id: JetStream stores both copies, so execution itself must see the replay.
+        await platform.publish(approved, dedup=False)
+        await platform.publish(approved, dedup=False)
+        await platform.publish(target(8, "0.25"))  # the same position again: nothing to do
+        await accepted.wait(1, timeout=10)
+    assert await stored_count(platform.js, "TARGETS", "target.approved.>") == 3
+    async with Collector(platform.nc, "order.accepted.alice.>") as accepted:
+        await platform.publish(target(9, "0.5"))  # a change: one more order, proving execution kept going
+        await accepted.wait(1, timeout=10)
+    assert await stored_count(platform.js, "ORDERS", "order.submitted.>") == 2
+
+
+@pytest.mark.parametrize("service, good, reaction", [
+    ("risk", target(11, "1"), "risk.breach.alice.>"),  # trading is off: risk answers with a breach
+    ("execution", ev.TargetApproved(id="alice.t12", ts_event=0, target=target(12, "1")), "order.rejected.alice.>"),
+])
+async def test_a_malformed_message_is_dead_lettered_and_the_service_keeps_going(platform: Platform, service, good,
+                                                                                reaction):
+    subject = sj.subject_for(good)
+    async with Collector(platform.nc, sj.dead_letter(service)) as dlq:
+        await platform.js.publish(subject, b"\x93not an event")
+        [msg] = await dlq.wait(1, timeout=10)
+    letter = codec.decode(msg.data, ev.DeadLetter)
+    assert (letter.service, letter.subject, letter.payload) == (service, subject, b"\x93not an event")
+    assert letter.reason
+    async with Collector(platform.nc, reaction) as reactions:
+        await platform.publish(good)
+        await reactions.wait(1, timeout=10)
