@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -79,10 +80,19 @@ async def gather(nc) -> dict[str, Any]:
     return {
         "trading_enabled": enabled,
         "prices": [{"key": sj.price_key(p.venue, p.symbol), "price": str(p.price),
-                    "age_s": round((now - p.ts_event) / 1e9, 1)} for p in prices],
+                    "time": _utc(p.ts_event), "age_s": round((now - p.ts_event) / 1e9, 1)} for p in prices],
         "execution": execution,
         "portfolio": portfolio,
     }
+
+
+def _utc(ts_ns: int) -> str:
+    return datetime.fromtimestamp(ts_ns / 1e9, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _age(price: dict[str, Any]) -> str:
+    """Seconds for a live price; the price's own time for a replayed (hours old) one."""
+    return f"{price['age_s']}s old" if price["age_s"] < 3600 else f"at {price['time']}"
 
 
 def _trading_word(enabled: bool | None) -> str:
@@ -92,20 +102,20 @@ def _trading_word(enabled: bool | None) -> str:
 def render_line(status: dict[str, Any]) -> str:
     """One compact line for the live view of `bosun up`."""
     parts = [f"trading {_trading_word(status['trading_enabled'])}"]
-    parts += [f"{p['key']} {p['price']} ({p['age_s']}s)" for p in status["prices"]]
+    parts += [f"{p['key']} {p['price']} ({_age(p)})" for p in status["prices"]]
     execution, portfolio = status["execution"] or {}, status["portfolio"] or {}
     parts.append(f"open orders {len(execution.get('open_orders', ())) if execution else '?'}")
     parts.append(f"fills {execution.get('fills', '?')}")
     for row in portfolio.get("positions", []):
-        parts.append(f"{row['client']} {row['symbol']} pos {row['qty']} pnl {row['realized_pnl']}"
-                     f"/{row['unrealized_pnl']}")
+        parts.append(f"{row['client']} {row['symbol']} pos {row['qty']} realized {row['realized_pnl']} "
+                     f"unrealized {row['unrealized_pnl']}")
     return " | ".join(parts)
 
 
 def render(status: dict[str, Any]) -> str:
     lines = [f"trading      {_trading_word(status['trading_enabled'])}"]
     for p in status["prices"]:
-        lines.append(f"price        {p['key']:<20} {p['price']:>14}  age {p['age_s']}s")
+        lines.append(f"price        {p['key']:<20} {p['price']:>14}  {_age(p)}")
     execution, portfolio = status["execution"], status["portfolio"]
     if execution is None:
         lines.append("execution    not answering")
