@@ -53,37 +53,34 @@ def audit(service: str) -> str:
     return f"audit.{service}"
 
 
+# Subject prefixes of the events addressed by client / venue / symbol, and by venue / symbol.
+_BY_CLIENT: dict[type, str] = {
+    ev.TargetPosition: "target.proposed",
+    ev.RiskLimitBreached: "risk.breach",
+    ev.OrderSubmitted: "order.submitted",
+    ev.OrderAccepted: "order.accepted",
+    ev.OrderRejected: "order.rejected",
+    ev.OrderCanceled: "order.canceled",
+    ev.OrderFilled: "order.filled",
+    ev.PositionChanged: "position.changed",
+}
+_BY_MARKET: dict[type, str] = {ev.Bar: "md.bar", ev.Trade: "md.trade", ev.PriceSnapshot: f"$KV.{PRICES_BUCKET}"}
+
+
 def subject_for(event: ev.Event) -> str:
     """Where an event is published. One rule per type, so no publisher spells a subject."""
+    kind = type(event)
+    if kind in _BY_CLIENT:
+        return f"{_BY_CLIENT[kind]}.{event.client}.{event.venue}.{event.symbol}"  # type: ignore[attr-defined]
+    if kind in _BY_MARKET:
+        return f"{_BY_MARKET[kind]}.{event.venue}.{event.symbol}"  # type: ignore[attr-defined]
     match event:
-        case ev.Bar(venue=v, symbol=s):
-            return f"md.bar.{v}.{s}"
-        case ev.Trade(venue=v, symbol=s):
-            return f"md.trade.{v}.{s}"
-        case ev.PriceSnapshot(venue=v, symbol=s):
-            return price(v, s)
         case ev.SignalDetected(strategy=st, venue=v, symbol=s):
             return f"signal.detected.{st}.{v}.{s}"
-        case ev.TargetPosition(client=c, venue=v, symbol=s):
-            return f"target.proposed.{c}.{v}.{s}"
         case ev.TargetApproved(target=t):
             return f"target.approved.{t.client}.{t.venue}.{t.symbol}"
-        case ev.RiskLimitBreached(client=c, venue=v, symbol=s):
-            return f"risk.breach.{c}.{v}.{s}"
         case ev.TradingStateChanged():
             return TRADING_STATE
-        case ev.OrderSubmitted(client=c, venue=v, symbol=s):
-            return f"order.submitted.{c}.{v}.{s}"
-        case ev.OrderAccepted(client=c, venue=v, symbol=s):
-            return f"order.accepted.{c}.{v}.{s}"
-        case ev.OrderRejected(client=c, venue=v, symbol=s):
-            return f"order.rejected.{c}.{v}.{s}"
-        case ev.OrderCanceled(client=c, venue=v, symbol=s):
-            return f"order.canceled.{c}.{v}.{s}"
-        case ev.OrderFilled(client=c, venue=v, symbol=s):
-            return f"order.filled.{c}.{v}.{s}"
-        case ev.PositionChanged(client=c, venue=v, symbol=s):
-            return f"position.changed.{c}.{v}.{s}"
         case ev.DeadLetter(service=svc):
             return dead_letter(svc)
     raise TypeError(f"no subject for {type(event).__name__}")

@@ -56,14 +56,20 @@ class Child:
             return ""
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
+        if self.proc is not None:
+            terminate(self.proc, STOP_TIMEOUT_S)
+
+
+def terminate(proc: subprocess.Popen, timeout_s: float) -> int:
+    """SIGTERM, a bounded wait for a clean stop, then SIGKILL; returns the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
         try:
-            self.proc.wait(STOP_TIMEOUT_S)
+            proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            proc.kill()
+            proc.wait()
+    return proc.returncode
 
 
 def effective_config(args, cfg: config_mod.Config) -> config_mod.Config:
