@@ -1,0 +1,231 @@
+"""The backtest: the live signal, risk, execution and portfolio actors in one process on
+the in-process bus, driven bar by bar by a simulated clock.
+
+For each bar (all symbols merged in time order) the clock moves to the bar's close, the
+bar and its price snapshot are published and the bus is drained; then the equity is
+marked. After the last bar every open position gets a target of 0 with reason
+`end_of_data`, which execution fills at the last close. Bars are not kept: memory holds
+only the results (fills, round trips, one equity point per bar time)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import partial
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from bosun.apps.outputs import IsoTime
+from bosun.runtime.clock import SimClock
+from bosun.runtime.config import (ClientConfig, Config, RiskConfig, SizingConfig, StrategyConfig,
+                                  VenueConfig)
+from bosun.runtime.inproc import InProcessBus
+from proto import subjects as sj
+from proto.events import Bar, OrderFilled, PriceSnapshot, Trade, TargetPosition
+from services.execution.actor import ExecutionActor
+from services.ingest.bars import bars_from_trades
+from services.ingest.files import DataError, read_market_file
+from services.ingest.replay import merge_by_time
+from services.portfolio import metrics as perf
+from services.portfolio.actor import PortfolioActor
+from services.portfolio.roundtrips import RoundTrip
+from services.risk.actor import RiskActor
+from services.signal.actor import SignalActor
+
+CLIENT = "backtest"
+STRATEGY = "cli"
+END_OF_DATA = "end_of_data"
+
+
+@dataclass(frozen=True)
+class Flags:
+    """The strategy, sizing and venue of a run without a config file."""
+
+    strategy: str = "sma_cross"
+    params: dict[str, int | float | str] | None = None
+    long_only: bool = False
+    qty: Decimal | None = None  # fixed base quantity; else equity_fraction
+    equity_fraction: Decimal | None = None
+    capital: Decimal = Decimal(10000)
+    fee_bps: Decimal = Decimal(10)
+    slippage_bps: Decimal = Decimal(0)
+    fill: str = "next_open"
+
+
+@dataclass
+class Result:
+    capital: Decimal  # the clients' capital together
+    start_ns: int  # the first bar's open
+    bars: int
+    fills: list[OrderFilled]
+    trips: list[RoundTrip]
+    equity: list[perf.EquityPoint]
+    metrics: dict[str, Any]
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@dataclass
+class _Source:
+    path: Path
+    first: Bar
+    bars: Iterator[Bar]  # the first bar included
+
+
+def _open(path: Path, interval: str) -> _Source | None:
+    """One file as bars (trade files are aggregated to `interval`); None when it is empty."""
+    rows: Iterator[Bar] | Iterator[Trade] = read_market_file(path)
+    first = next(rows, None)
+    if first is None:
+        return None
+    rows = chain([first], rows)
+    bars: Iterator[Bar] = bars_from_trades(rows, interval) if isinstance(first, Trade) else rows  # type: ignore
+    first_bar = next(bars)
+    return _Source(path, first_bar, chain([first_bar], bars))
+
+
+def _joined(sources: list[_Source]) -> Iterator[Bar]:
+    """The files of one symbol back to back in time order; overlapping files are an error."""
+    previous: _Source | None = None
+    last: Bar | None = None
+    for source in sorted(sources, key=lambda s: s.first.ts_open):
+        if last is not None and previous is not None and source.first.ts_open <= last.ts_open:
+            iso = IsoTime()
+            raise DataError(source.path, None, f"its first bar (open {iso(source.first.ts_open)}) is not after the "
+                                               f"last bar of {previous.path} (open {iso(last.ts_open)}): the files "
+                                               f"overlap or repeat bars")
+        bar = None
+        for bar in source.bars:
+            yield bar
+        previous, last = source, bar
+
+
+def open_data(paths: Sequence[str | Path], interval: str = "1m") -> tuple[list[tuple[str, str]], Iterator[Bar]]:
+    """The (venue, symbol) pairs found in the files, and all their bars in time order."""
+    by_market: dict[tuple[str, str], list[_Source]] = {}
+    for path in paths:
+        source = _open(Path(path), interval)
+        if source is not None:
+            by_market.setdefault((source.first.venue, source.first.symbol), []).append(source)
+    if not by_market:
+        raise DataError(", ".join(map(str, paths)) or "--data", None, "no bars in the data files")
+    streams = [_joined(sources) for sources in by_market.values()]
+    bars = streams[0] if len(streams) == 1 else merge_by_time(streams)
+    return list(by_market), bars
+
+
+# ----------------------------------------------------------------------------- config
+
+
+def config_from_flags(flags: Flags, markets: Iterable[tuple[str, str]]) -> Config:
+    """One client, CLIENT, trading one strategy per market (named STRATEGY, or
+    `STRATEGY-<SYMBOL>` when there are several markets); no risk limit applies."""
+    markets = list(markets)
+    _check_flags(flags)
+    sizing = (SizingConfig(kind="equity_fraction", fraction=flags.equity_fraction)
+              if flags.equity_fraction is not None
+              else SizingConfig(kind="fixed", qty=flags.qty if flags.qty is not None else SizingConfig().qty))
+    venue = VenueConfig(fee_bps=flags.fee_bps, slippage_bps=flags.slippage_bps, fill=flags.fill)  # type: ignore
+    strategies = [
+        StrategyConfig(name=STRATEGY if len(markets) == 1 else f"{STRATEGY}-{symbol}", kind=flags.strategy,
+                       venue=v, symbol=symbol, params=dict(flags.params or {}), long_only=flags.long_only)
+        for v, symbol in markets
+    ]
+    client = ClientConfig(id=CLIENT, capital=flags.capital, strategies=[s.name for s in strategies], sizing=sizing,
+                          risk=RiskConfig(max_price_age_s=None),
+                          venues={v: venue for v in sorted({v for v, _ in markets})})
+    return Config(mode="backtest", clients=[client], strategies=strategies)
+
+
+def _check_flags(flags: Flags) -> None:
+    """Named after the command-line flags, which is where these values come from."""
+    if flags.qty is not None and flags.equity_fraction is not None:
+        raise ValueError("give either --qty or --equity-fraction, not both")
+    problems = [f"{flag} must be {rule}, got {value}" for flag, value, ok, rule in (
+        ("--qty", flags.qty, flags.qty is None or flags.qty > 0, "> 0"),
+        ("--equity-fraction", flags.equity_fraction,
+         flags.equity_fraction is None or 0 < flags.equity_fraction <= 10, "in (0, 10]"),
+        ("--capital", flags.capital, flags.capital > 0, "> 0"),
+        ("--fee-bps", flags.fee_bps, flags.fee_bps >= 0, ">= 0"),
+        ("--slippage-bps", flags.slippage_bps, flags.slippage_bps >= 0, ">= 0"),
+    ) if not ok]
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def as_backtest(config: Config) -> Config:
+    """A config file's setup for a backtest: every venue simulated (shadow), nothing held back
+    by dry_run, since no order leaves the process anyway."""
+    replace = msgspec.structs.replace
+    clients = [replace(c, venues={name: replace(v, kind="shadow") for name, v in c.venues.items()})
+               for c in config.clients]
+    return replace(config, mode="backtest", dry_run=False, clients=clients)
+
+
+# ----------------------------------------------------------------------------- run
+
+
+def run(config: Config, bars: Iterable[Bar]) -> Result:
+    """Trade `bars` (time-ordered) through the actors configured by `config`."""
+    clock = SimClock()
+    bus = InProcessBus()
+    signal = SignalActor(clock, bus, config)
+    risk = RiskActor(clock, bus, config)
+    execution = ExecutionActor(clock, bus, config)
+    portfolio = PortfolioActor(clock, bus, config)
+    for actor in (signal, risk, execution, portfolio):
+        bus.attach(actor)
+    fills: list[OrderFilled] = []
+    bus.subscribe(sj.FILLS, fills.append)
+    bus.set_trading_enabled(True)
+    bus.drain()
+
+    clients = [c.id for c in config.clients]
+    if len(clients) == 1:
+        marked = partial(portfolio.equity, clients[0])  # called once per bar: no extra frame
+    else:
+        def marked() -> Decimal:
+            return sum((portfolio.equity(c) for c in clients), Decimal(0))
+
+    equity: list[perf.EquityPoint] = []
+    publish, drain, advance = bus.publish, bus.drain, clock.advance_to
+    start_ns = None
+    n = 0
+    ts = -1
+    for bar in bars:
+        if bar.ts_event != ts:
+            ts = bar.ts_event
+            advance(ts)
+            if start_ns is None:
+                start_ns = bar.ts_open
+        else:
+            equity.pop()  # several symbols close at this time: one mark after all of them
+        publish(bar)
+        publish(PriceSnapshot(id=bar.id, ts_event=ts, venue=bar.venue, symbol=bar.symbol, price=bar.close,
+                              open=bar.open, high=bar.high, low=bar.low))
+        drain()
+        equity.append((ts, marked()))
+        n += 1
+    if n:
+        _close_all(bus, portfolio, ts)
+        equity[-1] = (ts, marked())
+    capital = sum((c.capital for c in config.clients), Decimal(0))
+    trips = sorted(portfolio.round_trips(), key=lambda t: (t.exit_time_ns, t.symbol))
+    return Result(capital=capital, start_ns=start_ns or 0, bars=n, fills=fills, trips=trips,
+                  equity=equity, metrics=perf.compute(trips, equity, capital, start_ns=start_ns))
+
+
+def _close_all(bus: InProcessBus, portfolio: PortfolioActor, ts: int) -> None:
+    """A target of 0, reason end_of_data, for every open position; filled at the last close."""
+    for (client, venue, symbol), position in sorted(portfolio.positions().items()):
+        if position.qty:
+            last: PriceSnapshot = bus.kv(sj.price(venue, symbol))
+            bus.publish(TargetPosition(
+                id=f"{client}.{END_OF_DATA}.{venue}.{symbol}.{ts}", ts_event=ts, client=client, venue=venue,
+                symbol=symbol, qty=Decimal(0), strategy=END_OF_DATA, price=last.price, reason=END_OF_DATA))
+    bus.drain()

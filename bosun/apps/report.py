@@ -1,0 +1,239 @@
+"""report.html: one self-contained page (inline SVG and CSS, no scripts, nothing fetched)
+with the equity and drawdown curves, the metrics, per-symbol and per-exit-reason
+breakdowns and the trade list."""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from bosun.apps.outputs import IsoTime, short
+from services.portfolio.metrics import EquityPoint, RoundTripLike, breakdown
+
+MAX_POINTS = 1200  # curve vertices: min and max of each bucket keep the shape of long series
+WIDTH, HEIGHT, PAD_L, PAD_B, PAD_T, PAD_R = 960, 260, 84, 28, 12, 12
+
+# (key, label, kind): kind picks the formatting
+METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("total_pnl", "Total PnL", "money"),
+    ("total_return_pct", "Total return", "pct"),
+    ("cagr_pct", "CAGR", "pct"),
+    ("num_trades", "Round trips", "int"),
+    ("win_rate", "Win rate", "ratio"),
+    ("win_rate_long", "Win rate, long", "ratio"),
+    ("win_rate_short", "Win rate, short", "ratio"),
+    ("avg_win", "Average win", "money"),
+    ("avg_loss", "Average loss", "money"),
+    ("largest_win", "Largest win", "money"),
+    ("largest_loss", "Largest loss", "money"),
+    ("profit_factor", "Profit factor", "num"),
+    ("expectancy", "Expectancy per trade", "money"),
+    ("sharpe", "Sharpe (daily, 365)", "num"),
+    ("sortino", "Sortino (daily, 365)", "num"),
+    ("calmar", "Calmar", "num"),
+    ("max_drawdown", "Max drawdown", "money"),
+    ("max_drawdown_pct", "Max drawdown %", "pct"),
+    ("max_drawdown_duration_s", "Longest drawdown", "duration"),
+    ("exposure_pct", "Exposure", "pct"),
+    ("avg_holding_s", "Average holding time", "duration"),
+    ("max_consecutive_wins", "Most wins in a row", "int"),
+    ("max_consecutive_losses", "Most losses in a row", "int"),
+    ("total_fees", "Fees", "money"),
+    ("turnover", "Turnover", "money"),
+)
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1d2330;margin:0;background:#f6f7f9}
+main{max-width:1000px;margin:0 auto;padding:24px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px}
+.sub{color:#5b6475;margin:0 0 16px}
+.card{background:#fff;border:1px solid #e1e4ea;border-radius:8px;padding:12px 16px;margin-bottom:12px}
+.kpis{display:grid;grid-template-columns:repeat(4,1fr);gap:12px}
+.kpi .v{font-size:20px;font-weight:600}.kpi .l{color:#5b6475;font-size:12px}
+table{border-collapse:collapse;width:100%}
+th,td{padding:4px 8px;border-bottom:1px solid #eceef2;text-align:right;white-space:nowrap}
+th:first-child,td:first-child{text-align:left}
+th{font-weight:600;color:#5b6475;background:#fafbfc;position:sticky;top:0}
+.pos{color:#127a3a}.neg{color:#b3261e}
+.metrics{columns:2;column-gap:32px}.metrics table{break-inside:avoid}
+.scroll{max-height:520px;overflow:auto}
+svg text{font-size:11px;fill:#5b6475}
+"""
+
+
+def render(metrics: Mapping[str, Any], trips: Sequence[RoundTripLike], equity: Sequence[EquityPoint],
+           capital: Decimal, title: str) -> str:
+    iso = IsoTime()
+    span = f"{iso(equity[0][0])} to {iso(equity[-1][0])}, {len(equity):,} marks" if equity else "no data"
+    kpis = "".join(
+        f'<div class="card kpi"><div class="v {css}">{_fmt(metrics.get(k), kind)}</div>'
+        f'<div class="l">{label}</div></div>'
+        for k, label, kind, css in (
+            ("total_pnl", "Total PnL", "money", _sign_class(metrics.get("total_pnl"))),
+            ("total_return_pct", "Return", "pct", _sign_class(metrics.get("total_return_pct"))),
+            ("max_drawdown_pct", "Max drawdown", "pct", "neg" if metrics.get("max_drawdown_pct") else ""),
+            ("sharpe", "Sharpe", "num", _sign_class(metrics.get("sharpe")))))
+    rows = "".join(f"<tr><td>{label}</td><td>{_fmt(metrics.get(k), kind)}</td></tr>"
+                   for k, label, kind in METRIC_ROWS)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>{html.escape(title)}</title><style>{CSS}</style></head>
+<body><main>
+<h1>{html.escape(title)}</h1>
+<p class="sub">{span}; starting capital {_fmt(capital, "money")}</p>
+<div class="kpis">{kpis}</div>
+<h2>Equity</h2><div class="card">{_equity_svg(equity, capital)}</div>
+<h2>Drawdown</h2><div class="card">{_drawdown_svg(equity, capital)}</div>
+<h2>Metrics</h2><div class="card metrics"><table>{rows}</table></div>
+<h2>By symbol</h2><div class="card">{_breakdown_table(trips, "Symbol", lambda t: t.symbol)}</div>
+<h2>By exit reason</h2><div class="card">{_breakdown_table(trips, "Exit reason", lambda t: t.exit_reason)}</div>
+<h2>Trades ({len(trips):,})</h2><div class="card scroll">{_trades_table(trips)}</div>
+</main></body></html>
+"""
+
+
+def write(path: Path, metrics: Mapping[str, Any], trips: Sequence[RoundTripLike],
+          equity: Sequence[EquityPoint], capital: Decimal, title: str = "bosun backtest") -> None:
+    path.write_text(render(metrics, trips, equity, capital, title), encoding="utf-8")
+
+
+# --- curves
+
+
+def _downsample(points: Sequence[tuple[int, float]]) -> list[tuple[int, float]]:
+    """At most ~MAX_POINTS vertices: per bucket, its min and max in time order."""
+    if len(points) <= MAX_POINTS:
+        return list(points)
+    size = math.ceil(len(points) / (MAX_POINTS // 2))
+    out: list[tuple[int, float]] = []
+    for i in range(0, len(points), size):
+        bucket = points[i:i + size]
+        lo = min(bucket, key=lambda p: p[1])
+        hi = max(bucket, key=lambda p: p[1])
+        out.extend(sorted({lo, hi}))
+    return out
+
+
+def _polyline_svg(points: Sequence[tuple[int, float]], color: str, fill_to: float | None,
+                  value_fmt: str, baseline: float | None = None) -> str:
+    if len(points) < 2:
+        return '<p class="sub">not enough data for a curve</p>'
+    pts = _downsample(points)
+    t0, t1 = pts[0][0], pts[-1][0]
+    ys = [p[1] for p in pts] + ([baseline] if baseline is not None else []) + ([fill_to] if fill_to is not None else [])
+    lo, hi = min(ys), max(ys)
+    if hi == lo:
+        hi, lo = hi + 1, lo - 1
+    plot_w, plot_h = WIDTH - PAD_L - PAD_R, HEIGHT - PAD_T - PAD_B
+
+    def x(t: int) -> float:
+        return PAD_L + (t - t0) / (t1 - t0 or 1) * plot_w
+
+    def y(v: float) -> float:
+        return PAD_T + (hi - v) / (hi - lo) * plot_h
+
+    line = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in pts)
+    parts = [f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" role="img" xmlns="http://www.w3.org/2000/svg">']
+    for i in range(5):  # horizontal grid with value labels
+        v = lo + (hi - lo) * i / 4
+        parts.append(f'<line x1="{PAD_L}" x2="{WIDTH - PAD_R}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#eceef2"/>'
+                     f'<text x="{PAD_L - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{value_fmt.format(v)}</text>')
+    iso = IsoTime()
+    for i in range(4):  # dates along the bottom
+        t = t0 + (t1 - t0) * i // 3
+        anchor = ("start", "middle", "middle", "end")[i]
+        parts.append(f'<text x="{x(t):.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}">{iso(t)[:10]}</text>')
+    if baseline is not None:
+        parts.append(f'<line x1="{PAD_L}" x2="{WIDTH - PAD_R}" y1="{y(baseline):.1f}" y2="{y(baseline):.1f}" '
+                     f'stroke="#9aa3b2" stroke-dasharray="4 4"/>')
+    if fill_to is not None:
+        parts.append(f'<polygon points="{x(t0):.1f},{y(fill_to):.1f} {line} {x(t1):.1f},{y(fill_to):.1f}" '
+                     f'fill="{color}" fill-opacity="0.15"/>')
+    parts.append(f'<polyline points="{line}" fill="none" stroke="{color}" stroke-width="1.5"/></svg>')
+    return "".join(parts)
+
+
+def _equity_svg(equity: Sequence[EquityPoint], capital: Decimal) -> str:
+    return _polyline_svg([(t, float(e)) for t, e in equity], "#2f5fd0", None, "{:,.0f}", float(capital))
+
+
+def _drawdown_svg(equity: Sequence[EquityPoint], capital: Decimal) -> str:
+    """Percent below the running peak (the peak starts at the capital)."""
+    peak = capital
+    points = []
+    for t, e in equity:
+        peak = max(peak, e)
+        points.append((t, -float((peak - e) / peak * 100) if peak > 0 else 0.0))
+    return _polyline_svg(points, "#b3261e", 0.0, "{:.1f}%")
+
+
+# --- tables
+
+
+def _breakdown_table(trips: Sequence[RoundTripLike], label: str, key: Any) -> str:
+    groups = breakdown(trips, key)
+    if not groups:
+        return '<p class="sub">no round trips</p>'
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{g['num_trades']:,}</td><td>{_fmt(g['win_rate'], 'ratio')}</td>"
+        f"<td class=\"{_sign_class(g['pnl'])}\">{_fmt(g['pnl'], 'money')}</td><td>{_fmt(g['fees'], 'money')}</td>"
+        f"<td>{_fmt(g['expectancy'], 'money')}</td></tr>"
+        for name, g in groups.items())
+    return (f"<table><tr><th>{label}</th><th>Trades</th><th>Win rate</th><th>PnL</th><th>Fees</th>"
+            f"<th>Per trade</th></tr>{rows}</table>")
+
+
+def _trades_table(trips: Sequence[RoundTripLike]) -> str:
+    if not trips:
+        return '<p class="sub">no round trips</p>'
+    iso = IsoTime()
+    rows = "".join(
+        f"<tr><td>{iso(t.entry_time_ns)}</td><td>{iso(t.exit_time_ns)}</td><td>{html.escape(t.symbol)}</td>"
+        f"<td>{t.side}</td><td>{short(t.qty)}</td><td>{short(t.entry_price)}</td><td>{short(t.exit_price)}</td>"
+        f"<td>{_fmt(t.fees, 'money')}</td><td class=\"{_sign_class(t.pnl)}\">{_fmt(t.pnl, 'money')}</td>"
+        f"<td>{_fmt(t.return_pct, 'pct')}</td><td>{_fmt(t.duration_s, 'duration')}</td>"
+        f"<td>{html.escape(t.exit_reason)}</td></tr>"
+        for t in trips)
+    return ("<table><tr><th>Entry</th><th>Exit</th><th>Symbol</th><th>Side</th><th>Qty</th><th>Entry price</th>"
+            "<th>Exit price</th><th>Fees</th><th>PnL</th><th>Return</th><th>Held</th><th>Exit reason</th></tr>"
+            f"{rows}</table>")
+
+
+# --- formatting
+
+
+def _sign_class(value: Any) -> str:
+    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+        return "pos" if value > 0 else "neg" if value < 0 else ""
+    return ""
+
+
+def _fmt(value: Any, kind: str) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if kind == "int":
+        return f"{value:,}"
+    if kind == "money":
+        return f"{Decimal(value):,.2f}"
+    if kind == "pct":
+        return f"{float(value):,.2f}%"
+    if kind == "ratio":
+        return f"{float(value) * 100:.1f}%"
+    if kind == "duration":
+        return _duration(float(value))
+    return f"{float(value):,.3f}"
+
+
+def _duration(seconds: float) -> str:
+    minutes, s = divmod(int(round(seconds)), 60)
+    hours, m = divmod(minutes, 60)
+    days, h = divmod(hours, 24)
+    if days:
+        return f"{days}d {h}h"
+    if hours:
+        return f"{h}h {m:02d}m"
+    return f"{m}m {s:02d}s"
