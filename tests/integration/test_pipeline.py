@@ -3,6 +3,7 @@ minutes, against a private nats-server and a fresh PostgreSQL database."""
 
 from __future__ import annotations
 
+import csv
 import gzip
 import subprocess
 from decimal import Decimal
@@ -12,6 +13,7 @@ import asyncpg
 import nats
 import pytest
 
+from bosun.apps.outputs import IsoTime
 from bosun.runtime.embedded import EmbeddedNats
 from proto import codec
 from proto import events as ev
@@ -72,27 +74,33 @@ def recompute(fills: list[ev.OrderFilled]) -> tuple[Decimal, Decimal, Decimal]:
     return qty, avg, realized
 
 
-async def test_replay_trades_through_the_whole_platform(tmp_path, private_nats, fresh_database_url):
-    replay = write_slice(data_file(BTC_1M), tmp_path / "BTCUSDT_1m.csv", BARS)
+async def paper_run(tmp_path: Path, nats_url: str, database_url: str, bars: int = BARS):
+    """`bosun up --replay` of the first `bars` real minutes until traded through; its fills and positions."""
+    replay = write_slice(data_file(BTC_1M), tmp_path / "BTCUSDT_1m.csv", bars)
     config = tmp_path / "bosun.toml"
     config.write_text(CONFIG)
     done = subprocess.run(
         bosun_argv("up", "--config", str(config), "--state-dir", str(tmp_path / "state"),
                    "--replay", str(replay), "--speed", "0", "--exit-when-done"),
-        env=server_env(private_nats, fresh_database_url), capture_output=True, text=True, timeout=180)
+        env=server_env(nats_url, database_url), capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
 
-    nc = await nats.connect(private_nats)
+    nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
-        assert await stored_count(js, "MARKET", "md.bar.binance.BTCUSDT") == BARS
+        assert await stored_count(js, "MARKET", "md.bar.binance.BTCUSDT") == bars
         n_fills = await stored_count(js, "ORDERS", "order.filled.>")
-        assert n_fills >= 4, "sma 5/20 over 400 real minutes crosses several times"
         fills = [codec.decode(m.data, ev.OrderFilled) for m in await stream_messages(js, "order.filled.>", n_fills)]
         positions = [codec.decode(m.data, ev.PositionChanged)
                      for m in await stream_messages(js, "position.changed.>", n_fills)]
     finally:
         await nc.close()
+    return replay, config, fills, positions
+
+
+async def test_replay_trades_through_the_whole_platform(tmp_path, private_nats, fresh_database_url):
+    _, _, fills, positions = await paper_run(tmp_path, private_nats, fresh_database_url)
+    assert len(fills) >= 4, "sma 5/20 over 400 real minutes crosses several times"
 
     qty, avg, realized = recompute(fills)
     assert qty == sum((f.qty if f.side == "buy" else -f.qty) for f in fills)
@@ -108,3 +116,19 @@ async def test_replay_trades_through_the_whole_platform(tmp_path, private_nats, 
         await db.close()
     assert {r["fill_id"] for r in stored} == {f.id for f in fills}
     assert row["qty"] == qty
+
+
+async def test_paper_trading_over_nats_fills_exactly_as_the_backtest(tmp_path, private_nats, fresh_database_url):
+    replay, config, fills, _ = await paper_run(tmp_path, private_nats, fresh_database_url, bars=1000)
+    out = tmp_path / "backtest"
+    done = subprocess.run(bosun_argv("backtest", "--data", str(replay), "--config", str(config), "--out", str(out)),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with open(out / "fills.csv") as f:
+        backtest = [row for row in csv.DictReader(f) if row["reason"] != "end_of_data"]  # paper keeps its position
+    iso = IsoTime()
+    paper = [{"time": iso(f.ts_event), "symbol": f.symbol, "side": f.side, "qty": f.qty, "price": f.price,
+              "fee": f.fee, "reason": f.reason} for f in fills]
+    assert len(paper) >= 10
+    assert [{**row, "qty": Decimal(row["qty"]), "price": Decimal(row["price"]), "fee": Decimal(row["fee"])}
+            for row in backtest] == paper
