@@ -131,16 +131,6 @@ def render(status: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-async def quiescent(nc) -> bool:
-    """True when every durable consumer has delivered and had acked everything in its stream."""
-    js = nc.jetstream()
-    for stream in await js.streams_info():
-        for consumer in await js.consumers_info(stream.config.name):
-            if consumer.config.durable_name and (consumer.num_pending or consumer.num_ack_pending):
-                return False
-    return True
-
-
 async def _run(args) -> int:
     cfg = config_mod.load(args.config)
     state_dir = args.state_dir or Path(cfg.state_dir)

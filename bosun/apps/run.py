@@ -13,6 +13,7 @@ from pathlib import Path
 import uvloop
 
 from bosun.runtime import config as config_mod
+from bosun.runtime.backlog import until_drained
 from bosun.runtime.config import Config
 from bosun.runtime.service import run_service
 from bosun.runtime.telemetry import setup_logging
@@ -21,6 +22,8 @@ from bosun.runtime.urls import urls_from_env_or_state
 log = logging.getLogger("bosun.run")
 
 ALERT_SUMMARY_EVERY_S = 10.0
+REPLAY_WINDOW = 32  # events; well inside execution's window of recent bars (64)
+REPLAY_STALL_S = 30.0
 
 
 def _metrics_port(cfg: Config, service: str) -> int:
@@ -116,10 +119,19 @@ async def serve_ingest(cfg: Config, nats_url: str, _database_url: str | None) ->
     from services.ingest.binance_ws import StreamUnavailable
     from services.ingest.source import market_events
 
+    replaying = bool(cfg.ingest.replay)
+
     async def pump(binding, actor: MarketDataActor) -> None:
+        n = 0
         async for event in market_events(cfg.ingest):
             await binding.feed(actor.on_bar if isinstance(event, ev.Bar) else actor.on_trade, event)
-        log.info("ingest: replay finished")
+            n += 1
+            # A replay never runs more than a window ahead of the platform: execution fills a
+            # late order on the bar it was meant for only while that bar is in its recent window.
+            if replaying and n % REPLAY_WINDOW == 0 and not await until_drained(binding.js, REPLAY_STALL_S):
+                log.warning("ingest: the platform has not caught up with the replay in %ss; going on", REPLAY_STALL_S)
+        if replaying:
+            log.info("ingest: replay finished after %d events", n)
 
     try:
         await run_service("ingest", MarketDataActor, nats_url=nats_url, source=pump,

@@ -20,6 +20,7 @@ import uvloop
 
 from bosun.apps import control
 from bosun.runtime import config as config_mod
+from bosun.runtime.backlog import durable_backlog
 from bosun.runtime.embedded import EmbeddedNats, EmbeddedPostgres
 from bosun.runtime.provision import provision
 from bosun.runtime.urls import DATABASE_URL_ENV, NATS_URL_ENV, write_urls
@@ -197,7 +198,7 @@ class Supervisor:
             code = await self._check_children()
             if code is not None:
                 return code
-            if self.exit_when_done and self.children["ingest"].exited() == 0 and await control.quiescent(nc):
+            if self.exit_when_done and self.children["ingest"].exited() == 0 and not await durable_backlog(nc.jetstream()):
                 print(control.render(await control.gather(nc)))
                 print("bosun up: replay traded through; stopping")
                 return 0
