@@ -121,13 +121,14 @@ async def test_raw_publish_of_false_cancels_open_orders_and_survives_restarts(pl
 async def test_the_same_target_twice_gives_one_order(platform: Platform):
     await platform.set_trading(True)
     approved = ev.TargetApproved(id="alice.t7", ts_event=time.time_ns(), target=target(7, "0.25"))
-    async with Collector(platform.nc, "order.accepted.alice.>") as accepted:
+    async with Collector(platform.nc, "order.accepted.alice.>") as accepted, \
+            Collector(platform.nc, "target.approved.alice.>") as approvals:
         # No Nats-Msg-Id: JetStream stores both copies, so execution itself must see the replay.
         await platform.publish(approved, dedup=False)
         await platform.publish(approved, dedup=False)
         await platform.publish(target(8, "0.25"))  # the same position again: nothing to do
         await accepted.wait(1, timeout=10)
-    assert await stored_count(platform.js, "TARGETS", "target.approved.>") == 3
+        await approvals.wait(3, timeout=10)
     async with Collector(platform.nc, "order.accepted.alice.>") as accepted:
         await platform.publish(target(9, "0.5"))  # a change: one more order, proving execution kept going
         await accepted.wait(1, timeout=10)
