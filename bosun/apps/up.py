@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -55,6 +56,15 @@ class Child:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+    def last_error(self) -> str:
+        """The message of the newest error in the service's JSON log, for a person to read."""
+        for line in reversed(self.log_tail(50).splitlines()):
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if record.get("level") in ("error", "critical"):
+                    return record.get("msg", line)
+        return self.log_tail(3)
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -218,8 +228,8 @@ class Supervisor:
             if code is None or (service == "ingest" and code == 0):
                 continue
             if service == "ingest" and code == control.EXIT_STREAM_UNAVAILABLE:
-                print(f"\nbosun up: the live market stream cannot be reached ({self.cfg.ingest.ws_url}).\n"
-                      f"{child.log_tail(3)}\nRun offline instead: bosun up --replay FILE --speed N", file=sys.stderr)
+                print(f"\nbosun up: the live market stream cannot be reached.\n{child.last_error()}\n"
+                      f"Run offline instead: bosun up --replay FILE --speed N", file=sys.stderr)
                 return 1
             if child.restarts >= MAX_RESTARTS:
                 print(f"\nbosun up: {service} keeps failing (exit {code}); stopping.\n{child.log_tail()}",

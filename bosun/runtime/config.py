@@ -102,6 +102,7 @@ class IngestConfig(_Config):
     replay: list[str] = []  # kline/trade files; when set, replay them instead of the websocket
     speed: float = 0.0  # replay speed as a multiple of real time; 0 = as fast as possible
     max_reconnect_delay_s: float = 30.0
+    max_reconnect_attempts: int = 20  # in a row without a message; then ingest stops and says so
 
     def __post_init__(self) -> None:
         for symbol in self.symbols:

@@ -100,10 +100,12 @@ class BinanceStream:
     [0, min(max_reconnect_delay_s, 0.5 s x 2^failures)] ("full jitter"), where failures
     counts the attempts in a row that brought no message (a message resets it). With
     `max_attempts`, that many such attempts in a row raise StreamUnavailable; without,
-    it keeps trying."""
+    it keeps trying. Before the first connection succeeds, `start_attempts` failures are
+    enough: a stream that cannot be reached at all is said plainly, and soon."""
 
     def __init__(self, url: str, *, max_reconnect_delay_s: float = 30.0, max_attempts: int | None = None,
-                 rng: Callable[[], float] = random.random, venue: str = "binance") -> None:
+                 start_attempts: int | None = None, rng: Callable[[], float] = random.random,
+                 venue: str = "binance") -> None:
         if max_reconnect_delay_s <= 0:
             raise ValueError(f"max_reconnect_delay_s must be > 0, got {max_reconnect_delay_s}")
         if max_attempts is not None and max_attempts < 1:
@@ -112,6 +114,7 @@ class BinanceStream:
         self.venue = venue
         self.max_reconnect_delay_s = max_reconnect_delay_s
         self.max_attempts = max_attempts
+        self.start_attempts = start_attempts if start_attempts is not None else max_attempts
         self._rng = rng
         self.connected = False
         self.reconnects = 0  # successful connections after the first
@@ -139,7 +142,8 @@ class BinanceStream:
                 error = exc
             finally:
                 self.connected = False
-            if self.max_attempts is not None and failures >= self.max_attempts:
+            limit = self.max_attempts if ever_connected else self.start_attempts
+            if limit is not None and failures >= limit:
                 raise StreamUnavailable(
                     f"cannot reach the Binance stream at {self.url}: {failures} connection attempts in a row "
                     f"failed (last: {error or 'closed without a message'}). Check the network, or run on "

@@ -11,6 +11,8 @@ from services.ingest.binance_ws import BinanceStream, combined_stream_url
 from services.ingest.files import read_market_file
 from services.ingest.replay import merge_by_time, replay
 
+START_ATTEMPTS = 3  # an unreachable stream at start is reported within seconds
+
 
 def market_events(cfg: IngestConfig) -> AsyncIterator[Bar | Trade]:
     if cfg.replay:
@@ -18,6 +20,7 @@ def market_events(cfg: IngestConfig) -> AsyncIterator[Bar | Trade]:
         files = [read_market_file(path, venue=cfg.venue) for path in cfg.replay]
         return replay(merge_by_time(files), cfg.speed)
     return BinanceStream(websocket_url(cfg), max_reconnect_delay_s=cfg.max_reconnect_delay_s,
+                         max_attempts=cfg.max_reconnect_attempts, start_attempts=START_ATTEMPTS,
                          venue=cfg.venue).events()
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-import socket
 from decimal import Decimal
 from itertools import islice
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
+from bosun.runtime.embedded import free_port
 from proto.events import Bar, Trade
 from services.ingest.binance_ws import BinanceStream, StreamUnavailable, combined_stream_url, parse_message
 from tests.datafiles import BTC_WS_CAPTURE, data_file
@@ -97,12 +97,6 @@ async def test_stream_survives_a_dropped_connection_and_parses_every_trade() -> 
     assert stream.malformed == 0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def test_unreachable_stream_gives_up_after_max_attempts_and_suggests_replay() -> None:
     stream = BinanceStream(f"ws://127.0.0.1:{free_port()}/stream?streams=btcusdt@trade",
                            max_reconnect_delay_s=0.01, max_attempts=3)
@@ -111,6 +105,15 @@ async def test_unreachable_stream_gives_up_after_max_attempts_and_suggests_repla
             async for _ in stream.events():
                 pass
     assert stream.reconnects == 0 and not stream.connected
+
+
+async def test_a_stream_never_reached_gives_up_after_the_start_attempts_even_without_a_limit() -> None:
+    stream = BinanceStream(f"ws://127.0.0.1:{free_port()}/stream?streams=btcusdt@trade",
+                           max_reconnect_delay_s=0.01, max_attempts=None, start_attempts=2)
+    with pytest.raises(StreamUnavailable, match=r"2 connection attempts in a row failed"):
+        async with asyncio.timeout(20):
+            async for _ in stream.events():
+                pass
 
 
 async def test_backoff_delays_grow_with_full_jitter_and_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
