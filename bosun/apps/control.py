@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -137,13 +138,13 @@ async def _run(args) -> int:
     nats_url, _ = urls_from_env_or_state(state_dir)
     if not nats_url:
         print(f"bosun {args.command}: no NATS to talk to: set BOSUN_NATS_URL, or start `bosun up` "
-              f"(it records its URLs in {state_dir}/urls.json)")
+              f"(it records its URLs in {state_dir}/urls.json)", file=sys.stderr)
         return 2
     try:
         nc = await nats.connect(nats_url, name=f"bosun-{args.command}", connect_timeout=2,
                                 max_reconnect_attempts=0, allow_reconnect=False)
     except Exception as exc:  # noqa: BLE001 - any connect failure gets the same plain answer
-        print(f"bosun {args.command}: cannot reach NATS at {nats_url}: {exc}")
+        print(f"bosun {args.command}: cannot reach NATS at {nats_url}: {exc}", file=sys.stderr)
         return 1
     try:
         if args.command in ("halt", "resume"):
