@@ -18,7 +18,7 @@ from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
 
 from bosun.runtime import config as config_mod
-from bosun.runtime.urls import status_subject, urls_from_env_or_state
+from bosun.runtime.urls import require_urls, status_subject
 from proto import codec
 from proto import events as ev
 from proto import subjects as sj
@@ -135,11 +135,7 @@ def render(status: dict[str, Any]) -> str:
 async def _run(args) -> int:
     cfg = config_mod.load(args.config)
     state_dir = args.state_dir or Path(cfg.state_dir)
-    nats_url, _ = urls_from_env_or_state(state_dir)
-    if not nats_url:
-        print(f"bosun {args.command}: no NATS to talk to: set BOSUN_NATS_URL, or start `bosun up` "
-              f"(it records its URLs in {state_dir}/urls.json)", file=sys.stderr)
-        return 2
+    nats_url, _ = require_urls(state_dir)
     try:
         nc = await nats.connect(nats_url, name=f"bosun-{args.command}", connect_timeout=2,
                                 max_reconnect_attempts=0, allow_reconnect=False)

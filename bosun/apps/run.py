@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
 from pathlib import Path
 
 import uvloop
@@ -17,7 +16,7 @@ from bosun.runtime.backlog import until_drained
 from bosun.runtime.config import Config
 from bosun.runtime.service import run_service
 from bosun.runtime.telemetry import setup_logging
-from bosun.runtime.urls import urls_from_env_or_state
+from bosun.runtime.urls import require_urls
 
 log = logging.getLogger("bosun.run")
 
@@ -155,11 +154,7 @@ SERVE = {
 def main(args) -> int:
     cfg = config_mod.load(args.config)
     state_dir = args.state_dir or Path(cfg.state_dir)
-    nats_url, database_url = urls_from_env_or_state(state_dir)
-    if not nats_url:
-        print(f"bosun run {args.service}: no NATS: set BOSUN_NATS_URL or start `bosun up` "
-              f"(it records its URLs in {state_dir}/urls.json)", file=sys.stderr)
-        return 2
+    nats_url, database_url = require_urls(state_dir)
     setup_logging(args.service)
     with contextlib.suppress(KeyboardInterrupt):
         return uvloop.run(SERVE[args.service](cfg, nats_url, database_url))

@@ -7,6 +7,8 @@ import json
 import os
 from pathlib import Path
 
+from bosun.runtime.config import ConfigError
+
 NATS_URL_ENV = "BOSUN_NATS_URL"
 DATABASE_URL_ENV = "BOSUN_DATABASE_URL"
 URLS_FILE = "urls.json"
@@ -27,6 +29,15 @@ def urls_from_env_or_state(state_dir: Path) -> tuple[str | None, str | None]:
         pass
     return (os.environ.get(NATS_URL_ENV) or recorded.get("nats_url"),
             os.environ.get(DATABASE_URL_ENV) or recorded.get("database_url"))
+
+
+def require_urls(state_dir: Path) -> tuple[str, str | None]:
+    """The NATS and PostgreSQL URLs, or a ConfigError telling how to get a NATS server."""
+    nats_url, database_url = urls_from_env_or_state(state_dir)
+    if not nats_url:
+        raise ConfigError(f"no NATS to talk to: set {NATS_URL_ENV}, or start `bosun up` "
+                          f"(it records its URLs in {state_dir / URLS_FILE})")
+    return nats_url, database_url
 
 
 def status_subject(service: str) -> str:
