@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from pathlib import Path
 
 import uvloop
@@ -15,7 +16,7 @@ from bosun.runtime import config as config_mod
 from bosun.runtime.backlog import until_drained
 from bosun.runtime.config import Config
 from bosun.runtime.service import run_service
-from bosun.runtime.telemetry import setup_logging
+from bosun.runtime.telemetry import setup_logging, setup_tracing
 from bosun.runtime.urls import require_urls
 
 log = logging.getLogger("bosun.run")
@@ -156,6 +157,7 @@ def main(args) -> int:
     state_dir = args.state_dir or Path(cfg.state_dir)
     nats_url, database_url = require_urls(state_dir)
     setup_logging(args.service)
+    setup_tracing(args.service, os.environ.get("OTEL_TRACES_EXPORTER"))
     with contextlib.suppress(KeyboardInterrupt):
         return uvloop.run(SERVE[args.service](cfg, nats_url, database_url))
     return 130

@@ -27,6 +27,8 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError
+from opentelemetry import propagate
+from opentelemetry.trace import SpanKind
 
 from bosun.runtime import telemetry
 from bosun.runtime.actor import Actor, Delivery, Input
@@ -123,7 +125,9 @@ def _wire(out: Output) -> tuple[str, bytes, dict[str, str] | None]:
     if isinstance(out, TradingEnabled):
         # no Nats-Msg-Id: false -> true -> false within the dedup window must all land
         return sj.TRADING_ENABLED, codec.encode_trading_enabled(out.enabled), None
-    return sj.subject_for(out), codec.encode(out), {api.Header.MSG_ID: ev.msg_id(out)}
+    headers = {api.Header.MSG_ID: ev.msg_id(out)}
+    propagate.inject(headers)  # the current span (the input's handling) becomes the parent downstream
+    return sj.subject_for(out), codec.encode(out), headers
 
 
 def _stream_of(subject: str) -> str | None:
@@ -318,8 +322,11 @@ class NatsBinding:
             # A deleted key has no value to hand on, except the kill switch: gone means off.
             decode = _trading_off if msg.subject == sj.TRADING_ENABLED else None
         if decode is not None:
-            outputs = await self._handle(route.input.handler, decode, msg.data, msg.subject, self._msg_ref(msg))
-            await self._send(outputs)
+            with telemetry.TRACER.start_as_current_span(
+                    f"{self.service} {route.input.subject}", context=propagate.extract(msg.headers or {}),
+                    kind=SpanKind.CONSUMER, attributes={"messaging.destination.name": msg.subject}):
+                outputs = await self._handle(route.input.handler, decode, msg.data, msg.subject, self._msg_ref(msg))
+                await self._send(outputs)
         if route.durable:
             await msg.ack()
         route.note_done(msg)
@@ -369,7 +376,8 @@ class NatsBinding:
         name = getattr(handler, "__qualname__", repr(handler))
         payload = message if isinstance(message, bytes) else repr(message).encode()
         ref = hashlib.blake2b(name.encode() + payload, digest_size=8).hexdigest()
-        async with self._turn:
+        async with self._turn, telemetry.TRACER.start_as_current_span(f"{self.service} {name}",
+                                                                      kind=SpanKind.PRODUCER):
             outputs = await self._handle(handler, lambda _: message, payload, f"feed:{name}", ref)
             await self._send(outputs)
 

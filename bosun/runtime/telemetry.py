@@ -1,6 +1,12 @@
-"""Structured logs (one JSON object per line on stderr) and the Prometheus metrics every
-service exports. Labels stay low-cardinality: the service and the input filter, never a
-full subject."""
+"""Structured logs (one JSON object per line on stderr), the Prometheus metrics every
+service exports, and OpenTelemetry traces. Labels stay low-cardinality: the service and the
+input filter, never a full subject.
+
+Traces follow a market event through the services: each handled message is a span whose
+parent comes from the message's `traceparent` header, and what the handler publishes
+carries the span on. Spans are exported only when asked, with the standard variable
+OTEL_TRACES_EXPORTER: `console` (JSON to stderr) or `otlp` (needs the
+opentelemetry-exporter-otlp package); unset, tracing costs a no-op call per message."""
 
 from __future__ import annotations
 
@@ -9,7 +15,12 @@ import sys
 import time
 
 import msgspec
+from opentelemetry import trace
 from prometheus_client import Counter, Histogram
+
+from bosun.runtime.config import ConfigError
+
+TRACER = trace.get_tracer("bosun")
 
 MESSAGES_IN = Counter("bosun_messages_in", "Input messages handled", ["service", "input"])
 MESSAGES_OUT = Counter("bosun_messages_out", "Messages published to JetStream", ["service"])
@@ -50,3 +61,26 @@ def setup_logging(service: str, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+def setup_tracing(service: str, exporter: str | None) -> None:
+    """Install a tracer provider for `service` exporting to `exporter` (console | otlp | none)."""
+    if exporter in (None, "", "none"):
+        return
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+    if exporter == "console":
+        span_exporter = ConsoleSpanExporter(out=sys.stderr)
+    elif exporter == "otlp":
+        try:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        except ImportError:
+            raise ConfigError("OTEL_TRACES_EXPORTER=otlp needs the opentelemetry-exporter-otlp package") from None
+        span_exporter = OTLPSpanExporter()
+    else:
+        raise ConfigError(f"OTEL_TRACES_EXPORTER={exporter!r}: bosun exports to console, otlp or none")
+    provider = TracerProvider(resource=Resource.create({"service.name": f"bosun-{service}"}))
+    provider.add_span_processor(BatchSpanProcessor(span_exporter))
+    trace.set_tracer_provider(provider)

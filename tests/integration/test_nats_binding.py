@@ -285,3 +285,32 @@ def test_durable_names_are_valid_and_distinct() -> None:
     a, b = durable_name("risk", "a_b.c"), durable_name("risk", "a.b_c")
     assert a != b and all(ch.isalnum() or ch in "_-" for ch in a + b)
     assert durable_name("portfolio", "order.filled.>").startswith("portfolio-order_filled_all-")
+
+
+async def test_a_trace_follows_the_message_through_the_handler(nc: Client, js: JetStreamContext) -> None:
+    from opentelemetry import propagate, trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exported = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    trace.set_tracer_provider(provider)  # the process's first and only provider: the rest are no-ops
+    client, service = unique("c"), unique("toy")
+    try:
+        async with running(nc, lambda out: Toy(SimClock(), out, client), service), \
+                Collector(nc, f"target.approved.{client}.>") as approved:
+            with provider.get_tracer("test").start_as_current_span("signal") as upstream:
+                headers: dict[str, str] = {}
+                propagate.inject(headers)
+                t = target(client, 1)
+                await js.publish(sj.subject_for(t), codec.encode(t), headers=headers)
+            [msg] = await approved.wait(1)
+    finally:
+        provider.shutdown()  # later tests record nothing
+    [handled] = [s for s in exported.get_finished_spans() if s.name == f"{service} target.proposed.{client}.>"]
+    assert handled.parent.span_id == upstream.get_span_context().span_id
+    assert handled.context.trace_id == upstream.get_span_context().trace_id
+    downstream = trace.get_current_span(propagate.extract(msg.headers)).get_span_context()
+    assert (downstream.trace_id, downstream.span_id) == (handled.context.trace_id, handled.context.span_id)
