@@ -30,6 +30,12 @@ VERSION = "0.1.0"
 _json = msgspec.json.Encoder(enc_hook=str)  # Decimal and other scalars as strings
 
 
+def inbox_prefix(service: str) -> str:
+    """The service's own inbox space (replies, push deliveries, publish acks), so that its NATS
+    user can be allowed `_INBOX_<service>.>` and no other inbox (infra/nats/users.conf)."""
+    return f"_INBOX_{service}"
+
+
 async def run_service(name: str, build: Callable[[Clock, Outbox], Actor], *, nats_url: str,
                       sink: Sink | None = None, metrics_port: int = 0, halt_on_start: bool = False,
                       on_ready: Callable[[], Any] | None = None,
@@ -49,9 +55,9 @@ async def run_service(name: str, build: Callable[[Clock, Outbox], Actor], *, nat
     async def on_reconnect() -> None:
         log.info("%s: reconnected to NATS", name)
 
-    nc = await nats.connect(nats_url, name=f"bosun-{name}", connect_timeout=5, allow_reconnect=True,
-                            max_reconnect_attempts=120, reconnect_time_wait=1, error_cb=on_error,
-                            disconnected_cb=on_disconnect, reconnected_cb=on_reconnect)
+    nc = await nats.connect(nats_url, name=f"bosun-{name}", inbox_prefix=inbox_prefix(name), connect_timeout=5,
+                            allow_reconnect=True, max_reconnect_attempts=120, reconnect_time_wait=1,
+                            error_cb=on_error, disconnected_cb=on_disconnect, reconnected_cb=on_reconnect)
     stop = asyncio.Event()
     signals = _on_signals(stop.set)
     httpd = None

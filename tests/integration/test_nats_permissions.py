@@ -1,0 +1,346 @@
+"""infra/nats: a real nats-server started with bosun.conf (one user per service), the long-running
+services as real processes each with its own user, what each user may and may not do, and the
+3-node cluster enforcing the same users."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import nats
+import pytest
+from nats.aio.client import Client
+from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+from nats.js import JetStreamContext, api
+from nats.js.errors import APIError
+
+from bosun.apps import control
+from bosun.runtime.backlog import until_drained
+from bosun.runtime.embedded import _ChildServer, free_port, nats_server_binary
+from bosun.runtime.nats_binding import durable_name
+from bosun.runtime.provision import provision
+from bosun.runtime.service import inbox_prefix
+from bosun.runtime.urls import status_subject
+from proto import codec
+from proto import events as ev
+from proto import subjects as sj
+from proto.streams import BUCKETS, STREAMS
+from tests.natshelp import Collector, acked, stored_count
+from tests.processes import ServiceProcess, server_env
+
+INFRA = Path(__file__).resolve().parents[2] / "infra" / "nats"
+USERS = ("admin", "operator", "ingest", "signal", "risk", "execution", "portfolio", "alerts")
+REFUSED_WITHIN_S = 1.0  # a refused JetStream publish gets no ack: it times out
+
+# signal needs a strategy to read bars; one trade is far too few for it to ever signal.
+CONFIG = """
+[[strategies]]
+name = "sma_btc"
+symbol = "BTCUSDT"
+params = { fast = 5, slow = 20 }
+
+[[clients]]
+id = "alice"
+strategies = ["sma_btc"]
+sizing = { kind = "fixed", qty = "0.01" }
+[clients.venues.binance]
+fee_bps = "10"
+"""
+SERVICES = ("signal", "risk", "execution", "portfolio", "alerts")  # ingest: played by the test, as its user
+
+
+def new_passwords() -> dict[str, str]:
+    return {user: f"p{secrets.token_hex(16)}" for user in USERS}
+
+
+class SecuredNats(_ChildServer):
+    """nats-server started with one of infra/nats's configs, passwords and store dir in its environment.
+    bosun.conf is used as shipped, its ports given on the command line; a cluster node's config is
+    rendered with free ports (`render_cluster`)."""
+
+    log_name = "nats-server.log"
+    ready_line = b"Server is ready"
+
+    def __init__(self, state_dir: Path, passwords: dict[str, str], conf: Path = INFRA / "bosun.conf",
+                 store_env: str = "BOSUN_NATS_STORE_DIR", port: int | None = None) -> None:
+        super().__init__(state_dir, port)
+        self.passwords, self.conf, self.store_env = passwords, conf, store_env
+
+    def start(self) -> str:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, self.store_env: str(self.state_dir / "store"),
+               **{f"BOSUN_NATS_{user.upper()}_PASS": pw for user, pw in self.passwords.items()}}
+
+        def launch() -> subprocess.Popen[bytes]:
+            ports = [] if self._fixed_port else ["-p", str(self.port), "-m", str(free_port())]
+            with self.log_path.open("ab") as log:
+                return self._spawn([str(nats_server_binary()), "-c", str(self.conf), *ports], log, env=env)
+
+        self._start_on_free_port("nats-server", launch)
+        return self.url("admin")
+
+    def url(self, user: str, password: str | None = None) -> str:
+        return f"nats://{user}:{password or self.passwords[user]}@127.0.0.1:{self.port}"
+
+
+def render_cluster(dest: Path) -> list[tuple[Path, int]]:
+    """cluster/node-*.conf with every loopback port (client, route, monitoring) mapped to a free one,
+    and users.conf beside them as the include expects; returns (config, client port) per node."""
+    ports: dict[int, int] = {}
+
+    def free(match: re.Match[str]) -> str:
+        return f"127.0.0.1:{ports.setdefault(int(match.group(1)), free_port())}"
+
+    (dest / "cluster").mkdir(parents=True)
+    shutil.copy(INFRA / "users.conf", dest / "users.conf")
+    nodes = []
+    for conf in sorted((INFRA / "cluster").glob("node-*.conf")):
+        text = conf.read_text()
+        client_port = int(re.search(r"^listen: 127\.0\.0\.1:(\d+)", text, re.M).group(1))  # type: ignore[union-attr]
+        (dest / "cluster" / conf.name).write_text(re.sub(r"127\.0\.0\.1:(\d+)", free, text))
+        nodes.append((dest / "cluster" / conf.name, ports[client_port]))
+    return nodes
+
+
+class Errors:
+    """A client's error callback: what the server refused, awaitable."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self._arrived = asyncio.Event()
+
+    async def on_error(self, exc: Exception) -> None:
+        self.seen.append(str(exc))
+        self._arrived.set()
+
+    async def refused(self, subject: str, times: int = 1, timeout: float = 5.0) -> None:
+        """Wait until the server has refused `times` publishes to `subject` (nats-py lower-cases the error)."""
+        expected = f'permissions violation for publish to "{subject}"'.lower()
+        deadline = time.monotonic() + timeout
+        while sum(expected in e.lower() for e in self.seen) < times:
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), max(deadline - time.monotonic(), 0))
+            except TimeoutError:
+                raise AssertionError(f"not {times} x {expected!r} within {timeout}s; errors: {self.seen}") from None
+
+
+async def connect(servers: SecuredNats | list[SecuredNats], user: str, errors: Errors | None = None) -> Client:
+    # A service user may only use its own inbox space, as bosun.runtime.service connects.
+    prefix = inbox_prefix(user) if user not in ("admin", "operator") else "_INBOX"
+    urls = [s.url(user) for s in (servers if isinstance(servers, list) else [servers])]
+    return await nats.connect(urls, name=f"test-{user}", inbox_prefix=prefix, allow_reconnect=False,
+                              error_cb=(errors or Errors()).on_error)
+
+
+async def connected(stack: contextlib.AsyncExitStack, servers: SecuredNats | list[SecuredNats], user: str,
+                    errors: Errors | None = None) -> Client:
+    """`connect`, closed when `stack` closes."""
+    nc = await connect(servers, user, errors)
+    stack.push_async_callback(nc.close)
+    return nc
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[SecuredNats]:
+    with SecuredNats(tmp_path / "nats", new_passwords()) as running:
+        yield running
+
+
+@pytest.fixture
+async def admin(server: SecuredNats) -> AsyncIterator[Client]:
+    nc = await connect(server, "admin")
+    try:
+        yield nc
+    finally:
+        await nc.close()
+
+
+def target(n: int, qty: str) -> ev.TargetPosition:
+    return ev.TargetPosition(id=f"alice.t{n}", ts_event=time.time_ns(), client="alice", venue="binance",
+                             symbol="BTCUSDT", qty=Decimal(qty), strategy="test", price=Decimal("60000"))
+
+
+def fresh_price() -> ev.PriceSnapshot:
+    now = time.time_ns()
+    return ev.PriceSnapshot(id=f"p{now}", ts_event=now, venue="binance", symbol="BTCUSDT", price=Decimal("60000"))
+
+
+async def js_publish(nc: Client, event: ev.Event) -> None:
+    await nc.jetstream().publish(sj.subject_for(event), codec.encode(event), headers={"Nats-Msg-Id": ev.msg_id(event)},
+                                 timeout=REFUSED_WITHIN_S)
+
+
+async def until_trading(admin: Client, service: str, enabled: bool, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while json.loads((await admin.request(status_subject(service), b"", timeout=2)).data)["trading_enabled"] \
+            is not enabled:
+        assert time.monotonic() < deadline, f"{service} did not see trading_enabled={enabled}"
+        await asyncio.sleep(0.02)  # polling a state query, bounded by the deadline
+
+
+def trade(ts_event: int) -> ev.Trade:
+    return ev.Trade(id=f"tr{ts_event}", ts_event=ts_event, venue="binance", symbol="BTCUSDT", price=Decimal("60000"),
+                    qty=Decimal("2"), aggressor="buy")
+
+
+@pytest.fixture
+async def services(server: SecuredNats, admin: Client, tmp_path: Path,
+                   fresh_database_url: str) -> AsyncIterator[dict[str, ServiceProcess]]:
+    """Every long-running service, each connecting as its own user; they provision JetStream themselves."""
+    config = tmp_path / "bosun.toml"
+    config.write_text(CONFIG)
+    processes = {s: ServiceProcess(s, config, tmp_path, server_env(server.url(s), fresh_database_url))
+                 for s in SERVICES}
+    try:
+        await asyncio.gather(*(p.start(admin) for p in processes.values()))
+        yield processes
+    finally:
+        for p in processes.values():
+            p.stop()
+
+
+async def test_each_service_does_its_job_as_its_own_user_and_a_plain_publish_halts(
+        server: SecuredNats, admin: Client, services: dict[str, ServiceProcess]):
+    js = admin.jetstream()
+    async with contextlib.AsyncExitStack() as connections:
+        ingest = await connected(connections, server, "ingest")
+        signal = await connected(connections, server, "signal")
+        operator = await connected(connections, server, "operator")
+        await js_publish(ingest, fresh_price())
+        await control.set_trading(admin, True)  # `bosun resume`, as admin
+        for service in ("risk", "execution"):
+            await until_trading(admin, service, True)
+
+        async with Collector(admin, "target.approved.alice.>") as approved, \
+                Collector(admin, "order.accepted.alice.>") as accepted:
+            proposed = target(1, "0.5")
+            await js_publish(signal, proposed)
+            await approved.wait(1, timeout=10)
+            await accepted.wait(1, timeout=10)  # a market order, resting until the next trade
+        async with Collector(admin, "order.filled.alice.>") as filled, \
+                Collector(admin, "position.changed.alice.>") as positions:
+            await js_publish(ingest, trade(proposed.ts_event + 1))
+            await filled.wait(1, timeout=10)
+            [msg] = await positions.wait(1, timeout=10)  # portfolio read the fill and published
+        assert codec.decode(msg.data, ev.PositionChanged).qty == Decimal("0.5")
+        assert await until_drained(ingest.jetstream(), 10)  # ingest's replay pacing reads consumer state
+
+        async with Collector(admin, sj.TRADING_STATE) as state:
+            await operator.publish(sj.TRADING_ENABLED, b"false")  # what `nats pub` does
+            [msg] = await state.wait(1, timeout=10)
+        assert codec.decode(msg.data, ev.TradingStateChanged).enabled is False
+        await until_trading(admin, "execution", False)
+        states = await stored_count(js, "RISK", sj.TRADING_STATE)
+        await acked(js, "RISK", durable_name("alerts", sj.TRADING_STATE), states)  # alerts read them all
+
+        await control.set_trading(operator, True)  # `bosun resume` works as operator too
+        await until_trading(admin, "risk", True)
+        status = await control.gather(admin)  # `bosun status`, as admin
+        assert status["trading_enabled"] is True and status["execution"]["fills"] == 1
+    for p in services.values():
+        assert "permissions violation" not in p.log_text().lower(), f"{p.service} was refused something it needs"
+
+
+async def test_signal_cannot_publish_fills(server: SecuredNats, admin: Client):
+    await provision(admin.jetstream())
+    errors = Errors()
+    signal = await connect(server, "signal", errors)
+    try:
+        fill = ev.OrderFilled(id="x.fill", ts_event=time.time_ns(), client="x", venue="y", symbol="z",
+                              client_order_id="o1", side="buy", qty=Decimal("1"), price=Decimal("1"), fee=Decimal("0"))
+        assert sj.subject_for(fill) == "order.filled.x.y.z"
+        with pytest.raises(NatsTimeout):
+            await js_publish(signal, fill)
+        await errors.refused("order.filled.x.y.z")
+        await js_publish(signal, target(2, "1"))  # its own subject still works: the connection survives
+    finally:
+        await signal.close()
+    assert await stored_count(admin.jetstream(), "ORDERS", "order.>") == 0
+
+
+async def test_ingest_cannot_touch_the_kill_switch(server: SecuredNats, admin: Client):
+    await provision(admin.jetstream())
+    await control.set_trading(admin, False)
+    errors = Errors()
+    ingest = await connect(server, "ingest", errors)
+    try:
+        kv = await ingest.jetstream(timeout=REFUSED_WITHIN_S).key_value(sj.CONTROL_BUCKET)  # `bosun resume`'s way
+        with pytest.raises(NatsTimeout):
+            await kv.put(sj.TRADING_ENABLED_KEY, codec.encode_trading_enabled(True))
+        await errors.refused(sj.TRADING_ENABLED)
+        await ingest.publish(sj.TRADING_ENABLED, b"true")  # nor with a plain publish
+        await errors.refused(sj.TRADING_ENABLED, times=2)
+    finally:
+        await ingest.close()
+    kv = await admin.jetstream().key_value(sj.CONTROL_BUCKET)
+    entry = await kv.get(sj.TRADING_ENABLED_KEY)
+    assert (codec.decode_trading_enabled(entry.value), entry.revision) == (False, 1)
+
+
+async def test_a_wrong_password_or_no_user_is_refused(server: SecuredNats):
+    for url in (server.url("risk", "wrong"), f"nats://127.0.0.1:{server.port}"):
+        with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+            await nats.connect(url, allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=2,
+                               error_cb=Errors().on_error)
+
+
+def test_the_configs_declare_every_stream_and_are_valid(tmp_path: Path):
+    users = (INFRA / "users.conf").read_text()
+    for name in [s.name for s in STREAMS] + [f"KV_{b.name}" for b in BUCKETS]:
+        assert f'"$JS.API.STREAM.CREATE.{name}"' in users, f"users.conf does not let services create {name}"
+    env = {**os.environ, **{f"BOSUN_NATS_{user.upper()}_PASS": "p-test" for user in USERS},
+           **{f"BOSUN_NATS_STORE_DIR{suffix}": str(tmp_path) for suffix in ("", "_1", "_2", "_3")}}
+    confs = [INFRA / "bosun.conf", *sorted((INFRA / "cluster").glob("node-*.conf"))]
+    assert len(confs) == 4
+    for conf in confs:
+        done = subprocess.run([str(nats_server_binary()), "-c", str(conf), "-t"], env=env, capture_output=True,
+                              text=True, timeout=10)
+        assert done.returncode == 0, f"{conf}: {done.stderr or done.stdout}"
+
+
+async def test_the_three_node_cluster_replicates_and_every_node_enforces_the_users(tmp_path: Path):
+    passwords = new_passwords()
+    nodes = [SecuredNats(tmp_path / conf.stem, passwords, conf, f"BOSUN_NATS_STORE_DIR_{n}", port)
+             for n, (conf, port) in enumerate(render_cluster(tmp_path / "infra"), 1)]
+    try:
+        for node in nodes:
+            node.start()
+        errors = Errors()
+        async with contextlib.AsyncExitStack() as connections:
+            admin = await connected(connections, nodes, "admin")
+            ingest = await connected(connections, nodes[2], "ingest")
+            signal = await connected(connections, nodes[1], "signal", errors)
+            info = await until_created(admin.jetstream(), "MARKET", ["md.>"], replicas=3)
+            assert info.config.num_replicas == 3 and len(info.cluster.replicas or []) == 2
+            ack = await ingest.jetstream().publish("md.trade.binance.BTCUSDT", b"x")  # ingest, on node 3
+            assert ack.stream == "MARKET"
+            with pytest.raises(NatsTimeout):
+                await signal.jetstream().publish("md.trade.binance.BTCUSDT", b"x", timeout=REFUSED_WITHIN_S)
+            await errors.refused("md.trade.binance.BTCUSDT")  # refused on node 2 as well
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+async def until_created(js: JetStreamContext, stream: str, subjects: list[str], replicas: int,
+                        timeout: float = 20.0) -> api.StreamInfo:
+    """Create a replicated stream once the cluster has elected its JetStream meta leader."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await js.add_stream(name=stream, subjects=subjects, num_replicas=replicas)
+        except (APIError, NatsTimeout, NoRespondersError) as exc:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {replicas}-replica stream {stream} within {timeout}s: {exc!r}") from None
+            await asyncio.sleep(0.1)  # polling the cluster's election, bounded by the deadline
