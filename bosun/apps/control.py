@@ -18,7 +18,7 @@ from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
 
 from bosun.runtime import config as config_mod
-from bosun.runtime.urls import require_urls, status_subject
+from bosun.runtime.urls import nats_servers, require_urls, status_subject
 from proto import codec
 from proto import events as ev
 from proto import subjects as sj
@@ -137,7 +137,7 @@ async def _run(args) -> int:
     state_dir = args.state_dir or Path(cfg.state_dir)
     nats_url, _ = require_urls(state_dir)
     try:
-        nc = await nats.connect(nats_url, name=f"bosun-{args.command}", connect_timeout=2,
+        nc = await nats.connect(nats_servers(nats_url), name=f"bosun-{args.command}", connect_timeout=2,
                                 max_reconnect_attempts=0, allow_reconnect=False)
     except Exception as exc:  # noqa: BLE001 - any connect failure gets the same plain answer
         print(f"bosun {args.command}: cannot reach NATS at {nats_url}: {exc}", file=sys.stderr)

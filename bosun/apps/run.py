@@ -155,7 +155,7 @@ SERVE = {
 def main(args) -> int:
     cfg = config_mod.load(args.config)
     state_dir = args.state_dir or Path(cfg.state_dir)
-    nats_url, database_url = require_urls(state_dir)
+    nats_url, database_url = require_urls(state_dir, args.service)
     setup_logging(args.service)
     setup_tracing(args.service, os.environ.get("OTEL_TRACES_EXPORTER"))
     with contextlib.suppress(KeyboardInterrupt):

@@ -24,7 +24,7 @@ from bosun.runtime import config as config_mod
 from bosun.runtime.backlog import durable_backlog
 from bosun.runtime.embedded import EmbeddedNats, EmbeddedPostgres
 from bosun.runtime.provision import provision
-from bosun.runtime.urls import DATABASE_URL_ENV, NATS_URL_ENV, write_urls
+from bosun.runtime.urls import DATABASE_URL_ENV, NATS_URL_ENV, nats_servers, write_urls
 
 # Ingest starts last, once trading is on, so that no bar is traded through while halted.
 CORE_SERVICES = ("portfolio", "execution", "risk", "signal", "alerts")
@@ -146,7 +146,7 @@ class Supervisor:
         write_urls(self.state_dir, nats_url=nats_url, database_url=database_url)
         print(f"  NATS        {nats_url}")
         print(f"  PostgreSQL  {database_url}")
-        nc = await nats.connect(nats_url, name="bosun-up", max_reconnect_attempts=10)
+        nc = await nats.connect(nats_servers(nats_url), name="bosun-up", max_reconnect_attempts=10)
         try:
             await provision(nc.jetstream())
             # After any restart trading stays off until a person (or paper mode, below) turns it on.

@@ -55,9 +55,10 @@ async def run_service(name: str, build: Callable[[Clock, Outbox], Actor], *, nat
     async def on_reconnect() -> None:
         log.info("%s: reconnected to NATS", name)
 
-    nc = await nats.connect(nats_url, name=f"bosun-{name}", inbox_prefix=inbox_prefix(name), connect_timeout=5,
-                            allow_reconnect=True, max_reconnect_attempts=120, reconnect_time_wait=1,
-                            error_cb=on_error, disconnected_cb=on_disconnect, reconnected_cb=on_reconnect)
+    nc = await nats.connect(urls.nats_servers(nats_url), name=f"bosun-{name}", inbox_prefix=inbox_prefix(name),
+                            connect_timeout=5, allow_reconnect=True, max_reconnect_attempts=120,
+                            reconnect_time_wait=1, error_cb=on_error, disconnected_cb=on_disconnect,
+                            reconnected_cb=on_reconnect)
     stop = asyncio.Event()
     signals = _on_signals(stop.set)
     httpd = None

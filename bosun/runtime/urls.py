@@ -31,13 +31,23 @@ def urls_from_env_or_state(state_dir: Path) -> tuple[str | None, str | None]:
             os.environ.get(DATABASE_URL_ENV) or recorded.get("database_url"))
 
 
-def require_urls(state_dir: Path) -> tuple[str, str | None]:
-    """The NATS and PostgreSQL URLs, or a ConfigError telling how to get a NATS server."""
+def require_urls(state_dir: Path, service: str | None = None) -> tuple[str, str | None]:
+    """The NATS and PostgreSQL URLs, or a ConfigError telling how to get a NATS server.
+
+    A service takes BOSUN_NATS_URL_<SERVICE> first: with one NATS user per service
+    (infra/nats), each connects with its own credentials."""
     nats_url, database_url = urls_from_env_or_state(state_dir)
+    if service is not None:
+        nats_url = os.environ.get(f"{NATS_URL_ENV}_{service.upper()}") or nats_url
     if not nats_url:
         raise ConfigError(f"no NATS to talk to: set {NATS_URL_ENV}, or start `bosun up` "
                           f"(it records its URLs in {state_dir / URLS_FILE})")
     return nats_url, database_url
+
+
+def nats_servers(url: str) -> list[str]:
+    """`nats://a:4222,nats://b:4223`: a cluster's servers, each keeping the URL's credentials."""
+    return [server.strip() for server in url.split(",") if server.strip()]
 
 
 def status_subject(service: str) -> str:
