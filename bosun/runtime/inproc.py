@@ -15,6 +15,9 @@ from proto import subjects as sj
 from proto import events as ev
 
 
+_subject_for = sj.subject_for  # a module global: one lookup less per message
+
+
 class BusOverflow(RuntimeError):
     pass
 
@@ -51,18 +54,19 @@ class InProcessBus:
     # --- Outbox
 
     def publish(self, message: ev.Event) -> None:
-        self._enqueue(sj.subject_for(message), message)
+        self._enqueue(_subject_for(message), message)
 
     def set_trading_enabled(self, enabled: bool) -> None:
         self._enqueue(sj.TRADING_ENABLED, enabled)
 
     def _enqueue(self, subject: str, message: Any) -> None:
-        if len(self._queue) >= self._max_pending:
+        queue = self._queue
+        if len(queue) >= self._max_pending:
             raise BusOverflow(f"in-process bus holds {self._max_pending} undelivered messages; "
                               f"a handler is publishing in a loop? last subject {subject}")
         if subject.startswith("$KV."):
             self._kv[subject] = message
-        self._queue.append((subject, message))
+        queue.append((subject, message))
 
     # --- delivery
 
@@ -72,14 +76,16 @@ class InProcessBus:
     def drain(self) -> int:
         """Deliver until nothing is pending; returns how many messages were delivered."""
         n = 0
-        queue, routes = self._queue, self._routes
+        queue, routes, taps = self._queue, self._routes, self._taps
+        popleft = queue.popleft
         while queue:
-            subject, message = queue.popleft()
+            subject, message = popleft()
             handlers = routes.get(subject)
             if handlers is None:
                 handlers = routes[subject] = tuple(h for p, h in self._subs if sj.matches(p, subject))
-            for observer in self._taps:
-                observer(subject, message)
+            if taps:
+                for observer in taps:
+                    observer(subject, message)
             for handler in handlers:
                 handler(message)
             n += 1

@@ -44,7 +44,7 @@ class _Armed:
 
     target: TargetPosition
     orders: int = 0
-    spent: bool = False
+    spent: bool = False  # triggered, or no level to trigger
 
 
 def _reduces(target: Decimal, position: Decimal) -> bool:
@@ -90,6 +90,9 @@ class ExecutionActor(Actor):
                     self._venues[(client.id, venue)] = shared[(venue, cfg)]
         self._shadows = list(shared.values())
         self._armed: dict[Key, _Armed] = {}
+        # How many of them still have a level to trigger: market data is checked against the
+        # armed levels only while there are some, so a run without stops pays nothing per bar.
+        self._unspent = 0
 
     def inputs(self) -> Sequence[Input]:
         return [
@@ -128,7 +131,12 @@ class ExecutionActor(Actor):
         if problem:
             self._emit([rejection(client_order_id(target.id, 1), target, problem)])
             return
-        armed = self._armed[key] = _Armed(target)
+        previous = self._armed.get(key)
+        if previous is not None and not previous.spent:
+            self._unspent -= 1  # the new target replaces the old one's levels
+        armed = self._armed[key] = _Armed(target, spent=target.stop_loss is None and target.take_profit is None)
+        if not armed.spent:
+            self._unspent += 1
         actions = plan(target.qty, self.book.position(key), self.book.open_orders(key),
                        self._cfg[(target.client, target.venue)].step_size)
         for action in actions:
@@ -140,14 +148,20 @@ class ExecutionActor(Actor):
 
     def on_bar(self, bar: Bar) -> None:
         for venue in self._shadows:
-            self._emit(venue.on_bar(bar))
-        self._check_stops(bar.venue, bar.symbol, bar.open, bar.high, bar.low, bar.ts_open, bar.ts_event)
+            events = venue.on_bar(bar)
+            if events:
+                self._emit(events)
+        if self._unspent:
+            self._check_stops(bar.venue, bar.symbol, bar.open, bar.high, bar.low, bar.ts_open, bar.ts_event)
 
     def on_trade(self, trade: Trade) -> None:
         for venue in self._shadows:
-            self._emit(venue.on_trade(trade))
-        p = trade.price
-        self._check_stops(trade.venue, trade.symbol, p, p, p, trade.ts_event, trade.ts_event)
+            events = venue.on_trade(trade)
+            if events:
+                self._emit(events)
+        if self._unspent:
+            p = trade.price
+            self._check_stops(trade.venue, trade.symbol, p, p, p, trade.ts_event, trade.ts_event)
 
     # --- decisions
 
@@ -163,7 +177,7 @@ class ExecutionActor(Actor):
     def _check_stops(self, venue: str, symbol: str, open_: Decimal, high: Decimal, low: Decimal,
                      ts_open: int, ts: int) -> None:
         for key, armed in self._armed.items():
-            if key[1:] != (venue, symbol) or armed.spent or ts_open < armed.target.ts_event:
+            if armed.spent or key[1] != venue or key[2] != symbol or ts_open < armed.target.ts_event:
                 continue
             position = self.book.position(key)
             if position * armed.target.qty <= 0:
@@ -173,6 +187,7 @@ class ExecutionActor(Actor):
                 continue
             reason, price = hit
             armed.spent = True
+            self._unspent -= 1
             for open_order in self.book.open_orders(key):
                 self._cancel(key, open_order.order.id, reason)
             qty = round_qty(abs(position), self._cfg[(key[0], venue)].step_size)

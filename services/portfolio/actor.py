@@ -18,10 +18,40 @@ from bosun.runtime.clock import Clock
 from bosun.runtime.config import Config
 from proto import subjects as sj
 from proto.events import OrderFilled, PositionChanged, PriceSnapshot
-from services.portfolio.positions import Position
+from services.portfolio.positions import ARITHMETIC, ZERO, Position, add, subtract
 from services.portfolio.roundtrips import RoundTrip, RoundTripTracker
 
 Key = tuple[str, str, str]  # client, venue, symbol
+
+
+class _Equity:
+    """One client's equity, split so that marking it is cheap: capital + realized pnl - fees +
+    unrealized pnl = `base` + sum of qty x mark over the `open` positions, where `base` holds
+    everything but the marks (capital, realized pnl, fees, minus the signed cost basis of each
+    open position). Equity is read at every bar and changes only with marks and fills, so the
+    base is recomputed on fills, never per bar. Exact (positions.ARITHMETIC): the same value,
+    and the same Decimal exponent, as summing capital and each position's pnl terms."""
+
+    __slots__ = ("capital", "positions", "base", "open")
+
+    def __init__(self, capital: Decimal) -> None:
+        self.capital = capital
+        self.positions: dict[Key, Position] = {}  # every position of the client, open or flat
+        self.base = capital
+        self.open: list[tuple[tuple[str, str], Key, Position]] = []  # (venue, symbol), key, position
+
+    def refresh(self) -> None:
+        """Recompute `base` and `open` after a fill changed one of the positions."""
+        base = self.capital
+        self.open = []
+        for key, p in self.positions.items():
+            base = subtract(add(base, p.realized_pnl), p.fees)
+            if p.qty:
+                base = subtract(base, p.cost) if p.qty > 0 else add(base, p.cost)
+                self.open.append(((key[1], key[2]), key, p))
+            else:
+                base = add(base, ZERO)  # a flat position's unrealized pnl: ZERO, as Position.unrealized says
+        self.base = base
 
 
 class PortfolioActor(Actor):
@@ -31,6 +61,7 @@ class PortfolioActor(Actor):
                  max_seen_fills: int = 100_000, max_round_trips: int = 1_000_000) -> None:
         super().__init__(clock, out)
         self._capital = {c.id: c.capital for c in config.clients}
+        self._equity = {c.id: _Equity(c.capital) for c in config.clients}
         self._positions: dict[Key, Position] = {}
         self._marks: dict[tuple[str, str], Decimal] = {}  # venue, symbol -> newest snapshot price
         self._last_fill_price: dict[Key, Decimal] = {}  # the mark until a snapshot arrives
@@ -85,6 +116,10 @@ class PortfolioActor(Actor):
         position.apply_fill(fill.side, fill.qty, fill.price, fill.fee)  # validates first
         self._positions[key] = position
         self._last_fill_price[key] = fill.price
+        book = self._equity.get(fill.client)
+        if book is not None:  # fills of clients not configured here count in no equity
+            book.positions[key] = position
+            book.refresh()
         self.last_fill, self.last_closed = fill, tuple(self._tracker.on_fill(fill))
         self._closed.extend(self.last_closed)
         self._remember(seen_key)
@@ -115,13 +150,16 @@ class PortfolioActor(Actor):
     def equity(self, client: str) -> Decimal:
         """Capital from config + realized pnl - fees + unrealized pnl at the newest marks."""
         try:
-            equity = self._capital[client]
+            book = self._equity[client]
         except KeyError:
             raise KeyError(f"client {client!r} is not in the config (clients: {', '.join(sorted(self._capital))})") \
                 from None
-        for key, position in self._positions.items():
-            if key[0] == client:
-                equity += position.realized_pnl - position.fees + position.unrealized(self._mark(key))
+        equity = book.base
+        marks = self._marks
+        for market, key, position in book.open:
+            mark = marks.get(market)
+            # equity + qty x mark in one exact operation (fma: one rounding, none at 50 digits)
+            equity = position.qty.fma(self._last_fill_price[key] if mark is None else mark, equity, ARITHMETIC)
         return equity
 
     def status(self) -> dict[str, Any]:

@@ -163,12 +163,19 @@ def drawdown(equity: Sequence[EquityPoint], capital: Decimal, start_ns: int) -> 
     max_dd = ZERO
     max_pct = ZERO
     longest = 0
+    deepest = ZERO  # the largest fall from the current peak
     for t, e in equity:
         if e >= peak:
             longest = max(longest, t - peak_t)
             peak, peak_t = e, t
+            deepest = ZERO
             continue
         fall = peak - e
+        # From one peak, a fall no deeper than one already seen can raise neither maximum (the
+        # percent, rounded or not, grows with the fall): skip the division, most points' cost.
+        if fall <= deepest:
+            continue
+        deepest = fall
         if fall > max_dd:
             max_dd = fall
         if peak > 0:

@@ -7,13 +7,16 @@ what is left, so once flat the realized pnl is exactly the cash flow of the fill
 
 from __future__ import annotations
 
-from decimal import Context, Decimal, localcontext
+from decimal import Context, Decimal
 
 from proto.events import Side
 
 ZERO = Decimal(0)
-# Sums and products of prices, quantities and money stay exact at this precision.
+# Sums and products of prices, quantities and money stay exact at this precision. Called
+# through its methods (add, multiply, ...) rather than `with localcontext(ARITHMETIC)`:
+# the same results, without the cost of entering a context on every fill and mark.
 ARITHMETIC = Context(prec=50)
+add, subtract, multiply, minus = ARITHMETIC.add, ARITHMETIC.subtract, ARITHMETIC.multiply, ARITHMETIC.minus
 # A pro-rata share (of a cost basis, of a fee) is rounded to this: finer than any
 # venue's price x quantity, and coarse enough that sums of shares stay exact.
 QUANTUM = Decimal("1e-18")
@@ -22,12 +25,12 @@ REPORTED = Context(prec=34)
 
 
 def share(amount: Decimal, part: Decimal, whole: Decimal) -> Decimal:
-    """`amount * part / whole`, rounded to QUANTUM; exactly `amount` when part == whole.
-    Call inside localcontext(ARITHMETIC). The caller keeps `amount - share` as the rest,
-    so the two shares always add up to `amount`."""
+    """`amount * part / whole` (in ARITHMETIC), rounded to QUANTUM; exactly `amount` when
+    part == whole. The caller keeps `amount - share` as the rest, so the two shares always
+    add up to `amount`."""
     if part == whole:
         return amount
-    return (amount * part / whole).quantize(QUANTUM)
+    return ARITHMETIC.quantize(ARITHMETIC.divide(multiply(amount, part), whole), QUANTUM)
 
 
 def divide(a: Decimal, b: Decimal) -> Decimal:
@@ -79,31 +82,29 @@ class Position:
         """Apply one fill; returns the gross pnl it realized. A fill that crosses zero
         closes the old side at its average price and opens the rest at the fill price."""
         sign = check_fill(side, qty, price, fee)
-        with localcontext(ARITHMETIC):
-            self.fees += fee
-            held = abs(self.qty)
-            if not self.qty or (self.qty > 0) == (sign > 0):  # opening or adding
-                self.qty += sign * qty
-                self.cost += qty * price
-                return ZERO
-            closed = min(qty, held)
-            closed_cost = share(self.cost, closed, held)
-            # Closing a long sells (gain when price > entry); closing a short buys.
-            realized = (closed * price - closed_cost) * -sign
-            self.realized_pnl += realized
-            self.cost -= closed_cost
-            self.qty += sign * qty
-            if qty > closed:  # flipped: the rest opens the other side at the fill price
-                self.cost = (qty - closed) * price
-            return realized
+        self.fees = add(self.fees, fee)
+        held = ARITHMETIC.abs(self.qty)
+        if not self.qty or (self.qty > 0) == (sign > 0):  # opening or adding
+            self.qty = add(self.qty, multiply(sign, qty))
+            self.cost = add(self.cost, multiply(qty, price))
+            return ZERO
+        closed = min(qty, held)
+        closed_cost = share(self.cost, closed, held)
+        # Closing a long sells (gain when price > entry); closing a short buys.
+        realized = multiply(subtract(multiply(closed, price), closed_cost), -sign)
+        self.realized_pnl = add(self.realized_pnl, realized)
+        self.cost = subtract(self.cost, closed_cost)
+        self.qty = add(self.qty, multiply(sign, qty))
+        if qty > closed:  # flipped: the rest opens the other side at the fill price
+            self.cost = multiply(subtract(qty, closed), price)
+        return realized
 
     def unrealized(self, mark: Decimal) -> Decimal:
         """Gross pnl of the open qty if it were closed at `mark`."""
         if not self.qty:
             return ZERO
-        with localcontext(ARITHMETIC):
-            value = abs(self.qty) * mark - self.cost
-            return value if self.qty > 0 else -value
+        value = subtract(multiply(ARITHMETIC.abs(self.qty), mark), self.cost)
+        return value if self.qty > 0 else minus(value)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Position):

@@ -16,13 +16,13 @@ Rules (the backtest issue's spec):
 
 from __future__ import annotations
 
-from decimal import Decimal, localcontext
+from decimal import Decimal
 from typing import Literal
 
 import msgspec
 
 from proto.events import OrderFilled
-from services.portfolio.positions import ARITHMETIC, ZERO, check_fill, divide, share
+from services.portfolio.positions import ZERO, add, check_fill, divide, multiply, share, subtract
 
 HUNDRED = Decimal(100)
 Direction = Literal["long", "short"]
@@ -80,18 +80,18 @@ class _Running:
 
     @property
     def open_qty(self) -> Decimal:
-        return self.entry_qty - self.exit_qty
+        return subtract(self.entry_qty, self.exit_qty)
 
     def close(self, key: Key, fill: OrderFilled) -> RoundTrip:
         client, venue, symbol = key
-        gross = (self.exit_notional - self.entry_notional) * self.sign
-        pnl = gross - self.fees
+        gross = multiply(subtract(self.exit_notional, self.entry_notional), self.sign)
+        pnl = subtract(gross, self.fees)
         return RoundTrip(
             entry_time_ns=self.entry_time_ns, exit_time_ns=fill.ts_event, symbol=symbol, venue=venue,
             client=client, side=self.side, qty=self.entry_qty,
             entry_price=divide(self.entry_notional, self.entry_qty),
             exit_price=divide(self.exit_notional, self.exit_qty),
-            fees=self.fees, pnl=pnl, return_pct=divide(pnl * HUNDRED, self.entry_notional),
+            fees=self.fees, pnl=pnl, return_pct=divide(multiply(pnl, HUNDRED), self.entry_notional),
             duration_s=(fill.ts_event - self.entry_time_ns) / 1e9, exit_reason=fill.reason,
             entry_fill_id=self.entry_fill_id, exit_fill_id=fill.id)
 
@@ -107,27 +107,26 @@ class RoundTripTracker:
         sign = check_fill(fill.side, fill.qty, fill.price, fill.fee)
         key = (fill.client, fill.venue, fill.symbol)
         closed: list[RoundTrip] = []
-        with localcontext(ARITHMETIC):
-            entering, fee_left = fill.qty, fill.fee
-            running = self._running.get(key)
-            if running is not None and running.sign != sign:
-                exiting = min(fill.qty, running.open_qty)
-                exit_fee = share(fill.fee, exiting, fill.qty)
-                running.exit_qty += exiting
-                running.exit_notional += exiting * fill.price
-                running.fees += exit_fee
-                entering -= exiting
-                fee_left -= exit_fee  # the flip's other share: exact, the two add up to the fee
-                if not running.open_qty:
-                    closed.append(running.close(key, fill))
-                    del self._running[key]
-                    running = None
-            if entering:
-                if running is None:
-                    running = self._running[key] = _Running(sign, fill.ts_event, fill.id)
-                running.entry_qty += entering
-                running.entry_notional += entering * fill.price
-                running.fees += fee_left
+        entering, fee_left = fill.qty, fill.fee
+        running = self._running.get(key)
+        if running is not None and running.sign != sign:
+            exiting = min(fill.qty, running.open_qty)
+            exit_fee = share(fill.fee, exiting, fill.qty)
+            running.exit_qty = add(running.exit_qty, exiting)
+            running.exit_notional = add(running.exit_notional, multiply(exiting, fill.price))
+            running.fees = add(running.fees, exit_fee)
+            entering = subtract(entering, exiting)
+            fee_left = subtract(fee_left, exit_fee)  # the flip's other share: exact, the two add up to the fee
+            if not running.open_qty:
+                closed.append(running.close(key, fill))
+                del self._running[key]
+                running = None
+        if entering:
+            if running is None:
+                running = self._running[key] = _Running(sign, fill.ts_event, fill.id)
+            running.entry_qty = add(running.entry_qty, entering)
+            running.entry_notional = add(running.entry_notional, multiply(entering, fill.price))
+            running.fees = add(running.fees, fee_left)
         return closed
 
     def open_round_trips(self) -> list[OpenRoundTrip]:

@@ -315,3 +315,16 @@ def test_stop_ignores_the_range_of_a_bar_that_opened_before_the_target() -> None
     [fill] = h.send(bar(0, "100", "101", "90", "100"))  # entered at its close: its low came before us
     assert (fill.price, fill.reason) == (D("100"), "signal") and h.actor.book.position(KEY) == D(1)
     assert h.send(bar(1, "99", "99", "94", "96"))[-1].reason == "stop_loss"
+
+
+def test_a_new_target_without_levels_disarms_the_previous_stop() -> None:
+    h = Harness(config(slippage_bps=D(0)))
+    h.send(approved("t1", "1", stop_loss=D("95")))
+    h.send(bar(1, "100", "101", "99", "100"))  # long 1
+    h.send(approved("t2", "2", decided_after_bar=1))  # no levels: the stop of t1 no longer applies
+    h.send(bar(2, "100", "101", "99", "100"))  # long 2
+    assert h.send(bar(3, "90", "91", "80", "85")) == []  # through 95, and nothing happens
+    h.send(approved("t3", "1", decided_after_bar=3, take_profit=D("120")))  # armed again
+    h.send(bar(4, "85", "86", "84", "85"))  # down to 1
+    assert h.send(bar(5, "110", "121", "109", "115"))[-1].reason == "take_profit"
+    assert h.actor.book.position(KEY) == 0

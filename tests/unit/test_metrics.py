@@ -147,3 +147,24 @@ def test_breakdown_groups_by_key() -> None:
     assert by_symbol["ETHUSDT"]["win_rate"] == 1.0
     by_reason = metrics.breakdown(TRIPS, lambda t: t.exit_reason)
     assert by_reason["end_of_data"]["pnl"] == D(-1)
+
+
+def test_drawdown_maxima_equal_a_division_at_every_point() -> None:
+    # drawdown divides only when a fall is deeper than any since the peak; every point must agree
+    import random
+
+    rng = random.Random(11)
+    capital = D(1000)
+    equity, e = [], capital
+    for i in range(3000):
+        e += D(rng.randint(-700, 690)) / 100
+        equity.append((T0 + i * MIN, e))
+    peak, max_dd, max_pct = capital, D(0), D(0)
+    for _, value in equity:
+        peak = max(peak, value)
+        max_dd = max(max_dd, peak - value)
+        max_pct = max(max_pct, (peak - value) / peak * 100)
+    dd = metrics.drawdown(equity, capital, T0)
+    assert (dd["max_drawdown"], dd["max_drawdown_pct"]) == (max_dd, max_pct)
+    assert str(dd["max_drawdown_pct"]) == str(max_pct)
+    assert max_pct > 0

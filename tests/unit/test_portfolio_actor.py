@@ -159,3 +159,42 @@ def test_status_is_json_ready():
     [running] = status["open_round_trips"]
     assert (running["side"], running["open_qty"]) == ("long", "2")
     assert status["round_trips_closed"] == 0
+
+
+def slow_equity(actor: PortfolioActor, client: str, capital: D, marks: dict[str, D]) -> D:
+    """The definition, summed term by term: capital + realized pnl - fees + unrealized pnl."""
+    equity = capital
+    for (c, _venue, symbol), p in actor.positions().items():
+        if c == client:
+            equity += p.realized_pnl - p.fees + p.unrealized(marks[symbol])
+    return equity
+
+
+def test_equity_kept_up_to_date_by_fills_equals_the_definition_exactly() -> None:
+    import random
+
+    rng = random.Random(3)
+    h = Harness()
+    marks: dict[str, D] = {}
+    snapshotted: set[str] = set()
+    flat_after_a_fill = 0
+    for n in range(1, 400):
+        symbol = rng.choice(["BTCUSDT", "ETHUSDT"])
+        price = D(rng.randint(9_000, 11_000)) / 100
+        if rng.random() < 0.5:  # a fill: opens, adds, reduces, closes or flips
+            held = h.actor.positions().get(("alice", "binance", symbol), Position()).qty
+            side, qty = rng.choice(["buy", "sell"]), rng.choice([D(1), D(2), D("0.5"), D("0.3")])
+            if held and rng.random() < 0.3:  # close it exactly
+                side, qty = ("sell" if held > 0 else "buy"), abs(held)
+            h.send(fill(n, side, str(qty), str(price), str(qty * price / 1000), symbol=symbol))
+            if symbol not in snapshotted:  # no snapshot yet: valued at the last fill price
+                marks[symbol] = price
+            flat_after_a_fill += h.actor.positions()[("alice", "binance", symbol)].qty == 0
+        else:
+            h.send(snapshot(str(price), symbol))
+            marks[symbol] = price
+            snapshotted.add(symbol)
+        got, want = h.actor.equity("alice"), slow_equity(h.actor, "alice", D(1000), marks)
+        assert (got, str(got)) == (want, str(want)), n  # same value and the same digits
+    assert flat_after_a_fill > 5  # flat positions (and their realized pnl) were part of it
+    assert h.actor.equity("bob") == D(500)

@@ -262,3 +262,22 @@ def test_rounding_rejects_bad_grids() -> None:
         round_price(D("1"), D("-0.01"), "buy")
     with pytest.raises(ValueError, match="side"):
         round_price(D("1"), D("0.01"), "long")
+
+
+def test_late_orders_on_bars_and_trades_fill_as_if_they_had_been_working() -> None:
+    # The late path starts at the first kept event that ends at/after the decision; this checks it
+    # picks the same fill as a working order would, for market and limit orders, bars and trades.
+    prices = ["100", "98.5", "101", "97", "102", "99", "103", "96"]
+    stream: list[Bar | Trade] = []
+    for i, p in enumerate(prices):
+        stream.append(bar(i, p, str(D(p) + 2), str(D(p) - 2), p))
+        stream.append(trade(i, T0 + i * MIN + MIN // 2, p))
+    orders = [order(coid="m"), order(coid="lb", limit="97.5"), order(coid="ls", side="sell", limit="101.5")]
+    for decided in (T0, T0 + MIN // 2, T0 + 2 * MIN, T0 + 3 * MIN + 1):
+        for placed in orders:
+            early, late = venue(), venue()
+            early.submit(placed, decided)
+            expected = [f for md in stream for f in early.on_market(md)]
+            for md in stream:
+                late.on_market(md)
+            assert fills(late.submit(placed, decided)) == expected[:1], (placed.id, decided)

@@ -212,3 +212,20 @@ def test_round_to_tick_is_half_even() -> None:
     assert round_to_tick(D("100.015"), D("0.01")) == D("100.02")
     assert round_to_tick(D("100.25"), D("0.5")) == D("100.0")
     assert round_to_tick(D("100.75"), D("0.5")) == D("101.0")
+
+
+def test_closes_with_more_decimals_later_rescale_and_stay_exact() -> None:
+    # The integer windows change unit when a close has more decimals than any before it.
+    rng = random.Random(5)
+    closes = [D(rng.randint(90, 110)) for _ in range(40)]  # whole numbers first
+    closes += [D(f"{rng.randint(9000, 11000) / 100:.2f}") for _ in range(40)]
+    closes += [D(rng.randint(900_000, 1_100_000)) / D(8000) for _ in range(40)]  # x.yyyyyy, /8 and /1000
+    closes += [D("100.5"), D("1E+2"), D("99.999999999999"), D("100.0000")] * 10
+    fast, slow = 3, 7
+    got = run(SmaCross(fast, slow), closes)
+    for i, direction in enumerate(got):
+        if i + 1 < slow:
+            continue
+        f = Fraction(sum(closes[i + 1 - fast:i + 1])) / fast
+        s = Fraction(sum(closes[i + 1 - slow:i + 1])) / slow
+        assert direction == (1 if f > s else -1 if f < s else None), f"bar {i}"

@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import islice
 
 from bosun.runtime.config import VenueConfig
 from proto.events import (Bar, Event, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, OrderSubmitted,
@@ -115,29 +116,33 @@ class ShadowVenue:
 
     # --- market data
 
-    def on_bar(self, bar: Bar) -> list[Event]:
-        return self._on_market(bar) if bar.venue == self.venue else []
-
-    def on_trade(self, trade: Trade) -> list[Event]:
-        return self._on_market(trade) if trade.venue == self.venue else []
-
-    def _on_market(self, md: MarketData) -> list[Event]:
+    def on_market(self, md: MarketData) -> list[Event]:
+        """A bar or a trade of any venue: kept for orders that arrive late, and checked against
+        the working orders of this venue; returns the fills."""
+        if md.venue != self.venue:
+            return []
         key = (md.symbol, type(md))
-        recent = self._recent.setdefault(key, deque())
-        last_ts = recent[-1].ts_event if recent else None
-        if last_ts is not None and (md.ts_event < last_ts or (md.ts_event == last_ts and
-                                                             any(m.id == md.id for m in recent))):
+        ts = md.ts_event
+        recent = self._recent.get(key)
+        if recent is None:
+            recent = self._recent[key] = deque()
+        elif recent and ts <= recent[-1].ts_event and (ts < recent[-1].ts_event or any(m.id == md.id for m in recent)):
             return []  # a repeated or older event: fills must not move with delivery order
         if len(recent) == self._max_recent:
             self._dropped[key] = recent.popleft()
         recent.append(md)
-        self._market_ns = max(self._market_ns, md.ts_event)
+        if ts > self._market_ns:
+            self._market_ns = ts
+        if not self._working:
+            return []  # nothing to fill: the usual case, most bars
         fills: list[Event] = []
         for working in [w for w in self._working.values() if w.order.symbol == md.symbol]:
             price = self._fill_price(working, md)
             if price is not None:
                 fills.append(self._fill(working, price, self._fill_ts(working, md)))
         return fills
+
+    on_bar = on_trade = on_market  # one handler, not a wrapper each: it runs on every bar
 
     # --- rules
 
@@ -187,8 +192,18 @@ class ShadowVenue:
     def _fill_from_recent(self, working: _Working) -> list[Event]:
         """Fill an order that arrived after its fill data: the earliest qualifying kept event."""
         best: tuple[int, Decimal] | None = None
+        decided = working.decided_at_ns
         for kind in (Bar, Trade):
-            for md in self._recent.get((working.order.symbol, kind), ()):
+            recent = self._recent.get((working.order.symbol, kind))
+            if not recent:
+                continue
+            # An event fills at or before its ts_event (a bar's open or close), and kept events are in
+            # ts_event order: those that ended before the decision cannot fill, so start after them.
+            # Usually that leaves only the newest one or none, instead of all max_recent_bars.
+            start = len(recent)
+            while start and recent[start - 1].ts_event >= decided:
+                start -= 1
+            for md in islice(recent, start, None):
                 price = self._fill_price(working, md)
                 if price is not None:
                     ts = self._fill_ts(working, md)
