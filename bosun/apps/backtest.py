@@ -1,8 +1,8 @@
-"""The backtest: the live signal, risk, execution and portfolio actors in one process on
-the in-process bus, driven bar by bar by a simulated clock.
+"""The backtest: the live ingest, signal, risk, execution and portfolio actors in one
+process on the in-process bus, driven bar by bar by a simulated clock.
 
 For each bar (all symbols merged in time order) the clock moves to the bar's close, the
-bar and its price snapshot are published and the bus is drained; then the equity is
+ingest actor publishes the bar and its price snapshot and the bus is drained; then the equity is
 marked. After the last bar every open position gets a target of 0 with reason
 `end_of_data`, which execution fills at the last close. Bars are not kept: memory holds
 only the results (fills, round trips, one equity point per bar time)."""
@@ -27,6 +27,7 @@ from bosun.runtime.inproc import InProcessBus
 from proto import subjects as sj
 from proto.events import Bar, OrderFilled, PriceSnapshot, Trade, TargetPosition
 from services.execution.actor import ExecutionActor
+from services.ingest.actor import MarketDataActor
 from services.ingest.bars import bars_from_trades
 from services.ingest.files import DataError, read_market_file
 from services.ingest.replay import merge_by_time
@@ -193,7 +194,7 @@ def run(config: Config, bars: Iterable[Bar]) -> Result:
             return sum((portfolio.equity(c) for c in clients), Decimal(0))
 
     equity: list[perf.EquityPoint] = []
-    publish, drain, advance = bus.publish, bus.drain, clock.advance_to
+    on_bar, drain, advance = MarketDataActor(clock, bus).on_bar, bus.drain, clock.advance_to
     start_ns = None
     n = 0
     ts = -1
@@ -205,9 +206,7 @@ def run(config: Config, bars: Iterable[Bar]) -> Result:
                 start_ns = bar.ts_open
         else:
             equity.pop()  # several symbols close at this time: one mark after all of them
-        publish(bar)
-        publish(PriceSnapshot(id=bar.id, ts_event=ts, venue=bar.venue, symbol=bar.symbol, price=bar.close,
-                              open=bar.open, high=bar.high, low=bar.low))
+        on_bar(bar)  # the bar and its price, exactly as live ingest publishes them
         drain()
         equity.append((ts, marked()))
         n += 1

@@ -4,18 +4,12 @@ newest price of its venue.symbol (KV `prices`), which every other service reads.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import Decimal
-from typing import ClassVar, NamedTuple
+from typing import ClassVar
 
 from bosun.runtime.actor import Actor, Input, Outbox
 from bosun.runtime.clock import Clock
 from proto.events import Bar, PriceSnapshot, Trade
 from proto.subjects import price_key
-
-
-class LastPrice(NamedTuple):
-    price: Decimal
-    ts_event: int
 
 
 class MarketDataActor(Actor):
@@ -25,7 +19,7 @@ class MarketDataActor(Actor):
 
     def __init__(self, clock: Clock, out: Outbox) -> None:
         super().__init__(clock, out)
-        self._last: dict[str, LastPrice] = {}
+        self._last: dict[tuple[str, str], PriceSnapshot] = {}
 
     def inputs(self) -> Sequence[Input]:
         return []
@@ -43,9 +37,9 @@ class MarketDataActor(Actor):
                                   price=trade.price))
 
     def _price(self, snapshot: PriceSnapshot) -> None:
-        self._last[price_key(snapshot.venue, snapshot.symbol)] = LastPrice(snapshot.price, snapshot.ts_event)
+        self._last[(snapshot.venue, snapshot.symbol)] = snapshot
         self.out.publish(snapshot)
 
-    def status(self) -> dict[str, LastPrice]:
+    def status(self) -> dict[str, dict[str, object]]:
         """The last price and its event time per `venue.symbol`."""
-        return dict(self._last)
+        return {price_key(*key): {"price": str(s.price), "ts_event": s.ts_event} for key, s in self._last.items()}

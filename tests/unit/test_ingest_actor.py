@@ -10,7 +10,7 @@ from typing import Any
 from bosun.runtime.clock import SimClock
 from bosun.runtime.inproc import InProcessBus
 from proto.events import Bar, PriceSnapshot, Trade
-from services.ingest.actor import LastPrice, MarketDataActor
+from services.ingest.actor import MarketDataActor
 from services.ingest.files import read_klines, read_trades
 from tests.datafiles import BTC_1M, BTC_TRADES, data_file
 
@@ -38,7 +38,7 @@ def test_bar_publishes_the_bar_and_a_price_snapshot_with_its_range() -> None:
                              high=Decimal("63460.0"), low=Decimal("63440.0"))
     assert seen == [("md.bar.binance.BTCUSDT", bar), ("$KV.prices.binance.BTCUSDT", snapshot)]
     assert bus.kv("$KV.prices.binance.BTCUSDT") == snapshot
-    assert actor.status() == {"binance.BTCUSDT": LastPrice(Decimal("63440.01"), bar.ts_event)}
+    assert actor.status() == {"binance.BTCUSDT": {"price": "63440.01", "ts_event": bar.ts_event}}
 
 
 def test_trade_publishes_the_trade_and_its_price() -> None:
@@ -64,5 +64,5 @@ def test_status_keeps_the_last_price_of_each_symbol() -> None:
     actor.on_bar(btc)
     actor.on_trade(eth)
     bus.drain()
-    assert actor.status() == {"binance.BTCUSDT": LastPrice(Decimal(2), 60),
-                              "binance.ETHUSDT": LastPrice(Decimal("2500.5"), 61)}
+    assert actor.status() == {"binance.BTCUSDT": {"price": "2", "ts_event": 60},
+                              "binance.ETHUSDT": {"price": "2500.5", "ts_event": 61}}
