@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
 
+from bosun.runtime.recent import RecentIds
 from proto.events import (Event, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, OrderSubmitted, Side,
                           TargetPosition, msg_id)
 from services.execution.rounding import round_qty
@@ -86,28 +87,6 @@ def plan(target_qty: Decimal, position: Decimal, open_orders: list[OpenOrder], s
     if qty > 0:
         actions.append(Place("buy" if rest > 0 else "sell", qty))
     return actions
-
-
-class RecentIds:
-    """A set that forgets its oldest entries beyond `limit`: de-duplication in bounded memory."""
-
-    def __init__(self, limit: int) -> None:
-        if limit < 1:
-            raise ValueError(f"limit must be >= 1, got {limit}")
-        self._limit = limit
-        self._ids: dict[str, None] = {}  # insertion ordered: the first is the oldest
-
-    def add(self, item: str) -> bool:
-        """Remember `item`; False when it was already known."""
-        if item in self._ids:
-            return False
-        self._ids[item] = None
-        if len(self._ids) > self._limit:
-            del self._ids[next(iter(self._ids))]
-        return True
-
-    def __contains__(self, item: str) -> bool:
-        return item in self._ids
 
 
 class OrderBook:

@@ -16,6 +16,7 @@ from typing import Any
 from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
 from bosun.runtime.clock import Clock
 from bosun.runtime.config import Config
+from bosun.runtime.recent import RecentIds
 from proto import subjects as sj
 from proto.events import OrderFilled, PositionChanged, PriceSnapshot
 from services.portfolio.positions import ARITHMETIC, ZERO, Position, add, subtract
@@ -67,9 +68,7 @@ class PortfolioActor(Actor):
         self._last_fill_price: dict[Key, Decimal] = {}  # the mark until a snapshot arrives
         self._tracker = RoundTripTracker()
         self._closed: deque[RoundTrip] = deque(maxlen=max_round_trips)
-        self._seen: set[tuple[str, str]] = set()  # venue, fill id: fill ids are unique per venue
-        self._seen_order: deque[tuple[str, str]] = deque()
-        self._max_seen = max_seen_fills
+        self._seen = RecentIds(max_seen_fills)  # (venue, fill id): fill ids are unique per venue
         # What the last handled fill changed, for the store sink that persists it before the ack.
         self.last_fill: OrderFilled | None = None
         self.last_closed: tuple[RoundTrip, ...] = ()
@@ -122,14 +121,8 @@ class PortfolioActor(Actor):
             book.refresh()
         self.last_fill, self.last_closed = fill, tuple(self._tracker.on_fill(fill))
         self._closed.extend(self.last_closed)
-        self._remember(seen_key)
-        return position
-
-    def _remember(self, seen_key: tuple[str, str]) -> None:
         self._seen.add(seen_key)
-        self._seen_order.append(seen_key)
-        if len(self._seen_order) > self._max_seen:
-            self._seen.discard(self._seen_order.popleft())
+        return position
 
     def _mark(self, key: Key) -> Decimal:
         mark = self._marks.get((key[1], key[2]))

@@ -8,13 +8,14 @@ own reference price when there is none and the stale-price check is off)."""
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Sequence
 from decimal import Decimal
 
 from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
 from bosun.runtime.clock import Clock
 from bosun.runtime.config import Config
+from bosun.runtime.recent import RecentIds
 from proto import codec
 from proto import subjects as sj
 from proto.events import (OrderFilled, PriceSnapshot, RiskLimitBreached, TargetApproved, TargetPosition,
@@ -34,8 +35,7 @@ class RiskActor(Actor):
         self.enabled = False  # until a person turns trading on: after any restart, too
         self._positions: dict[tuple[str, str, str], Decimal] = {}
         self._prices: dict[tuple[str, str], PriceSnapshot] = {}
-        self._recent_fills: deque[str] = deque()
-        self._recent_fill_ids: set[str] = set()
+        self._recent_fills = RecentIds(RECENT_FILLS)  # (venue, fill id): a redelivered copy is dropped
         self._verdicts: Counter[str] = Counter()
 
     def inputs(self) -> Sequence[Input]:
@@ -63,12 +63,8 @@ class RiskActor(Actor):
             self._prices[key] = snapshot
 
     def on_order_filled(self, fill: OrderFilled) -> None:
-        if fill.id in self._recent_fill_ids:
+        if not self._recent_fills.add((fill.venue, fill.id)):
             return
-        self._recent_fill_ids.add(fill.id)
-        self._recent_fills.append(fill.id)
-        if len(self._recent_fills) > RECENT_FILLS:
-            self._recent_fill_ids.discard(self._recent_fills.popleft())
         key = (fill.client, fill.venue, fill.symbol)
         signed = fill.qty if fill.side == "buy" else -fill.qty
         self._positions[key] = self._positions.get(key, ZERO) + signed

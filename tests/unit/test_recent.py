@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+import pytest
+
+from bosun.runtime.recent import RecentIds
+
+
+def test_remembers_up_to_the_limit_and_forgets_the_oldest_first():
+    recent = RecentIds(2)
+    assert recent.add("a") and recent.add("b")
+    assert not recent.add("a")  # a duplicate, and no refresh of its age
+    assert recent.add("c")
+    assert "a" not in recent and "b" in recent and "c" in recent and len(recent) == 2
+
+
+def test_the_limit_must_be_positive():
+    with pytest.raises(ValueError, match="limit must be >= 1, got 0"):
+        RecentIds(0)
