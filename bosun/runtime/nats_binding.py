@@ -376,10 +376,10 @@ class NatsBinding:
         name = getattr(handler, "__qualname__", repr(handler))
         payload = message if isinstance(message, bytes) else repr(message).encode()
         ref = hashlib.blake2b(name.encode() + payload, digest_size=8).hexdigest()
-        async with self._turn, telemetry.TRACER.start_as_current_span(f"{self.service} {name}",
-                                                                      kind=SpanKind.PRODUCER):
-            outputs = await self._handle(handler, lambda _: message, payload, f"feed:{name}", ref)
-            await self._send(outputs)
+        async with self._turn:
+            with telemetry.TRACER.start_as_current_span(f"{self.service} {name}", kind=SpanKind.PRODUCER):
+                outputs = await self._handle(handler, lambda _: message, payload, f"feed:{name}", ref)
+                await self._send(outputs)
 
     async def publish(self, events: Sequence[ev.Event]) -> None:
         """Publish a batch now, awaiting every ack."""
