@@ -3,19 +3,17 @@ targets, and malformed input."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from decimal import Decimal
 from pathlib import Path
 
 import nats
 import pytest
 
 from bosun.runtime.embedded import EmbeddedNats
-from bosun.runtime.urls import status_subject
 from proto import codec
 from proto import events as ev
 from proto import subjects as sj
+from tests.builders import fresh_price, publish, service_status, target, until_trading
 from tests.natshelp import Collector, stored_count
 from tests.processes import ServiceProcess, server_env
 
@@ -25,16 +23,6 @@ id = "alice"
 [clients.venues.binance]
 fee_bps = "10"
 """
-
-
-def target(n: int, qty: str) -> ev.TargetPosition:
-    return ev.TargetPosition(id=f"alice.t{n}", ts_event=time.time_ns(), client="alice", venue="binance",
-                             symbol="BTCUSDT", qty=Decimal(qty), strategy="test", price=Decimal("60000"))
-
-
-def fresh_price() -> ev.PriceSnapshot:
-    now = time.time_ns()
-    return ev.PriceSnapshot(id=f"p{now}", ts_event=now, venue="binance", symbol="BTCUSDT", price=Decimal("60000"))
 
 
 class Platform:
@@ -48,24 +36,15 @@ class Platform:
             await self.processes[service].start(self.nc)
 
     async def status(self, service: str) -> dict:
-        import json
-
-        return json.loads((await self.nc.request(status_subject(service), b"", timeout=2)).data)
-
-    async def until_trading(self, service: str, enabled: bool, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while (await self.status(service))["trading_enabled"] is not enabled:
-            assert time.monotonic() < deadline, f"{service} did not see trading_enabled={enabled}"
-            await asyncio.sleep(0.02)  # polling a state query, bounded by the deadline
+        return await service_status(self.nc, service)
 
     async def set_trading(self, enabled: bool) -> None:
         await self.nc.publish(sj.TRADING_ENABLED, codec.encode_trading_enabled(enabled))
         for service in ("risk", "execution"):
-            await self.until_trading(service, enabled)
+            await until_trading(self.nc, service, enabled)
 
     async def publish(self, event: ev.Event, dedup: bool = True) -> None:
-        headers = {"Nats-Msg-Id": ev.msg_id(event)} if dedup else None
-        await self.js.publish(sj.subject_for(event), codec.encode(event), headers=headers)
+        await publish(self.nc, event, dedup=dedup)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import re
 import secrets
@@ -30,11 +29,11 @@ from bosun.runtime.embedded import _ChildServer, free_port, nats_server_binary
 from bosun.runtime.nats_binding import durable_name
 from bosun.runtime.provision import provision
 from bosun.runtime.service import inbox_prefix
-from bosun.runtime.urls import status_subject
 from proto import codec
 from proto import events as ev
 from proto import subjects as sj
 from proto.streams import BUCKETS, STREAMS
+from tests.builders import ALICE_SMA, fresh_price, publish, target, until_trading
 from tests.natshelp import Collector, acked, stored_count
 from tests.processes import ServiceProcess, server_env
 
@@ -42,20 +41,7 @@ INFRA = Path(__file__).resolve().parents[2] / "infra" / "nats"
 USERS = ("admin", "operator", "ingest", "signal", "risk", "execution", "portfolio", "alerts")
 REFUSED_WITHIN_S = 1.0  # a refused JetStream publish gets no ack: it times out
 
-# signal needs a strategy to read bars; one trade is far too few for it to ever signal.
-CONFIG = """
-[[strategies]]
-name = "sma_btc"
-symbol = "BTCUSDT"
-params = { fast = 5, slow = 20 }
-
-[[clients]]
-id = "alice"
-strategies = ["sma_btc"]
-sizing = { kind = "fixed", qty = "0.01" }
-[clients.venues.binance]
-fee_bps = "10"
-"""
+# signal needs a strategy to read bars (ALICE_SMA); one trade is far too few for it to ever signal.
 SERVICES = ("signal", "risk", "execution", "portfolio", "alerts")  # ingest: played by the test, as its user
 
 
@@ -166,29 +152,6 @@ async def admin(server: SecuredNats) -> AsyncIterator[Client]:
         await nc.close()
 
 
-def target(n: int, qty: str) -> ev.TargetPosition:
-    return ev.TargetPosition(id=f"alice.t{n}", ts_event=time.time_ns(), client="alice", venue="binance",
-                             symbol="BTCUSDT", qty=Decimal(qty), strategy="test", price=Decimal("60000"))
-
-
-def fresh_price() -> ev.PriceSnapshot:
-    now = time.time_ns()
-    return ev.PriceSnapshot(id=f"p{now}", ts_event=now, venue="binance", symbol="BTCUSDT", price=Decimal("60000"))
-
-
-async def js_publish(nc: Client, event: ev.Event) -> None:
-    await nc.jetstream().publish(sj.subject_for(event), codec.encode(event), headers={"Nats-Msg-Id": ev.msg_id(event)},
-                                 timeout=REFUSED_WITHIN_S)
-
-
-async def until_trading(admin: Client, service: str, enabled: bool, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while json.loads((await admin.request(status_subject(service), b"", timeout=2)).data)["trading_enabled"] \
-            is not enabled:
-        assert time.monotonic() < deadline, f"{service} did not see trading_enabled={enabled}"
-        await asyncio.sleep(0.02)  # polling a state query, bounded by the deadline
-
-
 def trade(ts_event: int) -> ev.Trade:
     return ev.Trade(id=f"tr{ts_event}", ts_event=ts_event, venue="binance", symbol="BTCUSDT", price=Decimal("60000"),
                     qty=Decimal("2"), aggressor="buy")
@@ -199,7 +162,7 @@ async def services(server: SecuredNats, admin: Client, tmp_path: Path,
                    fresh_database_url: str) -> AsyncIterator[dict[str, ServiceProcess]]:
     """Every long-running service, each connecting as its own user; they provision JetStream themselves."""
     config = tmp_path / "bosun.toml"
-    config.write_text(CONFIG)
+    config.write_text(ALICE_SMA)
     processes = {s: ServiceProcess(s, config, tmp_path, server_env(server.url(s), fresh_database_url))
                  for s in SERVICES}
     try:
@@ -217,7 +180,7 @@ async def test_each_service_does_its_job_as_its_own_user_and_a_plain_publish_hal
         ingest = await connected(connections, server, "ingest")
         signal = await connected(connections, server, "signal")
         operator = await connected(connections, server, "operator")
-        await js_publish(ingest, fresh_price())
+        await publish(ingest, fresh_price(), timeout=REFUSED_WITHIN_S)
         await control.set_trading(admin, True)  # `bosun resume`, as admin
         for service in ("risk", "execution"):
             await until_trading(admin, service, True)
@@ -225,12 +188,12 @@ async def test_each_service_does_its_job_as_its_own_user_and_a_plain_publish_hal
         async with Collector(admin, "target.approved.alice.>") as approved, \
                 Collector(admin, "order.accepted.alice.>") as accepted:
             proposed = target(1, "0.5")
-            await js_publish(signal, proposed)
+            await publish(signal, proposed, timeout=REFUSED_WITHIN_S)
             await approved.wait(1, timeout=10)
             await accepted.wait(1, timeout=10)  # a market order, resting until the next trade
         async with Collector(admin, "order.filled.alice.>") as filled, \
                 Collector(admin, "position.changed.alice.>") as positions:
-            await js_publish(ingest, trade(proposed.ts_event + 1))
+            await publish(ingest, trade(proposed.ts_event + 1), timeout=REFUSED_WITHIN_S)
             await filled.wait(1, timeout=10)
             [msg] = await positions.wait(1, timeout=10)  # portfolio read the fill and published
         assert codec.decode(msg.data, ev.PositionChanged).qty == Decimal("0.5")
@@ -261,9 +224,10 @@ async def test_signal_cannot_publish_fills(server: SecuredNats, admin: Client):
                               client_order_id="o1", side="buy", qty=Decimal("1"), price=Decimal("1"), fee=Decimal("0"))
         assert sj.subject_for(fill) == "order.filled.x.y.z"
         with pytest.raises(NatsTimeout):
-            await js_publish(signal, fill)
+            await publish(signal, fill, timeout=REFUSED_WITHIN_S)
         await errors.refused("order.filled.x.y.z")
-        await js_publish(signal, target(2, "1"))  # its own subject still works: the connection survives
+        # its own subject still works: the connection survives
+        await publish(signal, target(2, "1"), timeout=REFUSED_WITHIN_S)
     finally:
         await signal.close()
     assert await stored_count(admin.jetstream(), "ORDERS", "order.>") == 0

@@ -17,29 +17,12 @@ from bosun.apps.outputs import IsoTime
 from bosun.runtime.embedded import EmbeddedNats
 from proto import codec
 from proto import events as ev
+from tests.builders import ALICE_SMA
 from tests.datafiles import BTC_1M, data_file
 from tests.natshelp import stream_messages, stored_count
 from tests.processes import bosun_argv, server_env
 
 BARS = 400
-CONFIG = """
-mode = "paper"
-
-[[strategies]]
-name = "sma_btc"
-symbol = "BTCUSDT"
-params = { fast = 5, slow = 20 }
-
-[[clients]]
-id = "alice"
-strategies = ["sma_btc"]
-sizing = { kind = "fixed", qty = "0.01" }
-[clients.venues.binance]
-fee_bps = "10"
-slippage_bps = "1"
-"""
-
-
 def write_slice(src: Path, dst: Path, bars: int) -> Path:
     with gzip.open(src, "rt") as f, open(dst, "w") as out:
         for _, line in zip(range(bars + 1), f):  # the header, then `bars` rows
@@ -78,7 +61,7 @@ async def paper_run(tmp_path: Path, nats_url: str, database_url: str, bars: int 
     """`bosun up --replay` of the first `bars` real minutes until traded through; its fills and positions."""
     replay = write_slice(data_file(BTC_1M), tmp_path / "BTCUSDT_1m.csv", bars)
     config = tmp_path / "bosun.toml"
-    config.write_text(CONFIG)
+    config.write_text(ALICE_SMA)
     done = subprocess.run(
         bosun_argv("up", "--config", str(config), "--state-dir", str(tmp_path / "state"),
                    "--replay", str(replay), "--speed", "0", "--exit-when-done"),

@@ -1,0 +1,58 @@
+"""Hand-written builders and helpers shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from decimal import Decimal
+
+from nats.aio.client import Client
+
+from bosun.runtime.urls import status_subject
+from proto import codec
+from proto import events as ev
+from proto import subjects as sj
+
+# One client, alice, following sma 5/20 on BTCUSDT with a fixed 0.01.
+ALICE_SMA = """
+[[strategies]]
+name = "sma_btc"
+symbol = "BTCUSDT"
+params = { fast = 5, slow = 20 }
+
+[[clients]]
+id = "alice"
+strategies = ["sma_btc"]
+sizing = { kind = "fixed", qty = "0.01" }
+[clients.venues.binance]
+fee_bps = "10"
+slippage_bps = "1"
+"""
+
+
+def target(n: int, qty: str) -> ev.TargetPosition:
+    return ev.TargetPosition(id=f"alice.t{n}", ts_event=time.time_ns(), client="alice", venue="binance",
+                             symbol="BTCUSDT", qty=Decimal(qty), strategy="test", price=Decimal("60000"))
+
+
+def fresh_price() -> ev.PriceSnapshot:
+    now = time.time_ns()
+    return ev.PriceSnapshot(id=f"p{now}", ts_event=now, venue="binance", symbol="BTCUSDT", price=Decimal("60000"))
+
+
+async def publish(nc: Client, event: ev.Event, *, dedup: bool = True, timeout: float = 5.0) -> None:
+    """A JetStream publish as a service makes it (with Nats-Msg-Id unless `dedup` is off)."""
+    headers = {"Nats-Msg-Id": ev.msg_id(event)} if dedup else None
+    await nc.jetstream().publish(sj.subject_for(event), codec.encode(event), headers=headers, timeout=timeout)
+
+
+async def service_status(nc: Client, service: str) -> dict:
+    return json.loads((await nc.request(status_subject(service), b"", timeout=2)).data)
+
+
+async def until_trading(nc: Client, service: str, enabled: bool, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (await service_status(nc, service))["trading_enabled"] is not enabled:
+        assert time.monotonic() < deadline, f"{service} did not see trading_enabled={enabled}"
+        await asyncio.sleep(0.02)  # polling a state query, bounded by the deadline
