@@ -1,6 +1,6 @@
 """bosun against nautilus_trader and backtrader: same data, same strategy, same machine, one run.
 
-    /tmp/venv/bin/python bench/bench_compare.py [--repeat 3] [--bars 50000]
+    pip install -e '.[bench]' && python bench/bench_compare.py [--repeat 3] [--bars 50000]
 
 The strategy everywhere: SMA cross of closes, fast 10 / slow 30, long/short, 0.01 BTC,
 market orders at the next bar's open, 10 bps fees, on the real BTCUSDT 1m file
@@ -10,17 +10,13 @@ reading the gzip CSV to the end of the run ("load" = file to the framework's bar
 "run" = the event loop; bosun's run also writes fills/trades/equity/metrics files, the
 others write nothing). Best of --repeat runs.
 
-nautilus_trader 1.221 pins uvloop 0.22, below bosun's uvloop>=0.23, so the two
-frameworks live in their own venv: BENCH_PYTHON (default /tmp/venv-bench/bin/python if it
-exists, else this interpreter), made with
-    python -m venv /tmp/venv-bench && /tmp/venv-bench/bin/pip install "nautilus_trader<1.222" backtrader
-A framework that is not installed there is skipped with the reason."""
+The `bench` extra installs nautilus_trader<1.222 and backtrader beside bosun; a framework
+that is not installed is skipped with the reason."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -180,11 +176,6 @@ def worker(name: str, path: Path, bars: int) -> int:
 # ----------------------------------------------------------------------------- harness
 
 
-def bench_python() -> str:
-    default = "/tmp/venv-bench/bin/python"
-    return os.environ.get("BENCH_PYTHON") or (default if Path(default).exists() else sys.executable)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -204,10 +195,9 @@ def main() -> int:
 
     results: dict[str, dict[str, object]] = {}
     for name in WORKERS:
-        python = sys.executable if name == "bosun" else bench_python()
         best: dict[str, object] | None = None
         for _ in range(args.repeat):
-            cmd = [python, __file__, "--worker", name, "--path", str(path), "--bars", str(args.bars)]
+            cmd = [sys.executable, __file__, "--worker", name, "--path", str(path), "--bars", str(args.bars)]
             done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
             if done.returncode == SKIP:
                 print(f"{name}: skipped: {json.loads(done.stdout)['skipped']}")

@@ -23,9 +23,8 @@ from pathlib import Path
 import nats
 from nats.js import api
 
-REPO = Path(__file__).resolve().parent.parent
-DATA = Path(os.environ.get("BOSUN_DATA_DIR") or REPO.parent / "shared" / "data")
-BTC_1M = DATA / "binance_spot_klines_1m/binance_spot_BTCUSDT_1m_2024-10-01_2024-11-04.csv.gz"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.datafiles import BTC_1M, data_dir  # noqa: E402
 
 
 async def first_fill_s(state_dir: Path, started: float, timeout: float = 120.0) -> float:
@@ -76,7 +75,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         replay = Path(tmp) / "BTCUSDT_1m.csv"
-        with gzip.open(BTC_1M, "rt") as f, open(replay, "w") as out:
+        with gzip.open(data_dir() / BTC_1M, "rt") as f, open(replay, "w") as out:
             for _, line in zip(range(args.bars + 1), f):
                 out.write(line)
         runs = [one_run(replay, args.speed) for _ in range(args.runs)]

@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -19,6 +17,8 @@ def data_file(relpath: str) -> Path:
     """The path of a data file, or skip (fail under CI=true) naming what is missing."""
     path = data_dir() / relpath
     if not path.exists():
+        import pytest  # here, so that benchmarks can use this module without the test tools
+
         reason = f"market data file {path} is missing (set BOSUN_DATA_DIR to the shared data folder)"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(reason)
