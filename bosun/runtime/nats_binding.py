@@ -146,6 +146,7 @@ class _Route:
     service: str
     sub: Any = None  # JetStreamContext.PushSubscription
     backlog: int = 0  # REPLAY/LATEST: messages pending when the consumer was created
+    last_seq: int = 0  # DURABLE: the stream sequence of the last message handled and acked
     seen: int = 0
     caught_up: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -304,19 +305,25 @@ class NatsBinding:
                     await self._deliver(item, arg)
 
     async def _handle_start(self, actor: Actor, started: asyncio.Future[None]) -> None:
+        # A service whose start failed must not look ready: execution's on_start is what
+        # cancels the orders it restored while trading is off.
         try:
             outputs = self._outbox.call(actor.on_start)
-        except Exception as exc:
-            log.exception("%s: on_start failed", self.service)
-            outputs = [self._dead_letter("on_start", b"", f"on_start raised {type(exc).__name__}: {exc}", "start")]
-        else:
             await self._sink_events(outputs)
-        await self._send(outputs)
+            await self._send(outputs)
+        except Exception as exc:
+            started.set_exception(RuntimeError(f"{self.service}: on_start failed: {type(exc).__name__}: {exc}"))
+            return
         started.set_result(None)
 
     async def _deliver(self, route: _Route, msg: Msg) -> None:
         t0 = time.perf_counter()
         route.m_in.inc()
+        if route.durable and msg.metadata.sequence.stream <= route.last_seq:
+            # Redelivered after we handled it (the ack was late or lost): handlers like the
+            # strategies' are not idempotent, so acknowledge it again and hand it to no one.
+            await msg.ack()
+            return
         decode = route.input.decode
         if msg.headers and msg.headers.get("KV-Operation") in _KV_DELETE_OPS:
             # A deleted key has no value to hand on, except the kill switch: gone means off.
@@ -329,26 +336,31 @@ class NatsBinding:
                 await self._send(outputs)
         if route.durable:
             await msg.ack()
+            route.last_seq = msg.metadata.sequence.stream
         route.note_done(msg)
         route.m_seconds.observe(time.perf_counter() - t0)
 
     async def _handle(self, handler: Callable[[Any], None], decode: Callable[[bytes], Any], data: bytes,
                       subject: str, ref: str) -> list[Output]:
         """decode -> handler -> sink; returns what to publish (a DeadLetter on a bad input)."""
+        letters: list[Output] = []
         try:
             value = decode(data)
         except Exception as exc:
-            return [self._dead_letter(subject, data, f"cannot decode the message on {subject}: "
-                                                     f"{type(exc).__name__}: {exc}", ref)]
+            letters.append(self._dead_letter(subject, data, f"cannot decode the message on {subject}: "
+                                                            f"{type(exc).__name__}: {exc}", ref))
+            if subject != sj.TRADING_ENABLED:
+                return letters
+            value = False  # an unreadable kill switch is off: fail closed
         try:
             outputs = self._outbox.call(handler, value)
         except Exception as exc:
             log.warning("%s: handler %s failed on %s", self.service, getattr(handler, "__qualname__", handler),
                         subject, exc_info=True)
-            return [self._dead_letter(subject, data, f"{getattr(handler, '__qualname__', handler)} raised "
-                                                     f"{type(exc).__name__}: {exc}", ref)]
+            return letters + [self._dead_letter(subject, data, f"{getattr(handler, '__qualname__', handler)} "
+                                                               f"raised {type(exc).__name__}: {exc}", ref)]
         await self._sink_events(outputs)
-        return outputs
+        return letters + outputs
 
     async def _sink_events(self, outputs: Sequence[Output]) -> None:
         events = _events(outputs)

@@ -161,7 +161,8 @@ async def test_kill_switch_reaches_a_latest_input_from_a_raw_publish_and_a_kv_pu
     arrived: asyncio.Queue[bool] = asyncio.Queue()
     client = unique("c")
     make = lambda out: Toy(SimClock(), out, client, seen=lambda _, v: arrived.put_nowait(v))  # noqa: E731
-    async with running(nc, make, unique("toy")) as (_, toy):
+    toy_name = unique("toy")
+    async with running(nc, make, toy_name) as (_, toy):
         assert toy.trading_at_start == [True]
         assert await asyncio.wait_for(arrived.get(), 5) is True
         await nc.publish(sj.TRADING_ENABLED, b"false")  # what `nats pub` does
@@ -174,7 +175,14 @@ async def test_kill_switch_reaches_a_latest_input_from_a_raw_publish_and_a_kv_pu
         assert await asyncio.wait_for(arrived.get(), 5) is True
         await kv.delete(sj.TRADING_ENABLED_KEY)  # a deleted kill switch means off
         assert await asyncio.wait_for(arrived.get(), 5) is False
-    assert toy.trading == [True, False, True, False, True, False]
+        await kv.put(sj.TRADING_ENABLED_KEY, b"true")
+        assert await asyncio.wait_for(arrived.get(), 5) is True
+        async with Collector(nc, sj.dead_letter(toy_name)) as dlq:
+            await kv.put(sj.TRADING_ENABLED_KEY, b"halt")  # unreadable: off, and the value is kept for a person
+            assert await asyncio.wait_for(arrived.get(), 5) is False
+            [letter] = await dlq.wait(1)
+        assert codec.decode(letter.data, ev.DeadLetter).payload == b"halt"
+    assert toy.trading == [True, False, True, False, True, False, True, False]
 
 
 async def test_run_service_answers_ping_status_and_metrics_and_halts_on_start(
@@ -314,3 +322,37 @@ async def test_a_trace_follows_the_message_through_the_handler(nc: Client, js: J
     assert handled.context.trace_id == upstream.get_span_context().trace_id
     downstream = trace.get_current_span(propagate.extract(msg.headers)).get_span_context()
     assert (downstream.trace_id, downstream.span_id) == (handled.context.trace_id, handled.context.span_id)
+
+
+async def test_a_failing_on_start_stops_the_binding_instead_of_looking_ready(nc: Client) -> None:
+    class Broken(Toy):
+        def on_start(self) -> None:
+            raise RuntimeError("cannot cancel restored orders")
+
+    binding = NatsBinding(nc, unique("toy"))
+    ready = asyncio.Event()
+    with pytest.raises(RuntimeError, match="on_start failed: RuntimeError: cannot cancel restored orders"):
+        await asyncio.wait_for(binding.run(Broken(SimClock(), binding.outbox, unique("c")), None, ready), 10)
+    assert not ready.is_set()
+
+
+async def test_a_durable_message_redelivered_after_it_was_handled_is_not_handled_again(
+        nc: Client, js: JetStreamContext) -> None:
+    from nats.aio.msg import Msg
+
+    from bosun.runtime.nats_binding import _Route
+
+    client, service = unique("c"), unique("toy")
+    binding = NatsBinding(nc, service)
+    toy = Toy(SimClock(), binding.outbox, client)
+    [durable_input, _] = toy.inputs()
+    t = target(client, 1)
+    await js.publish(sj.subject_for(t), codec.encode(t))
+    sub = await js.pull_subscribe(durable_input.subject, durable=durable_name(service, durable_input.subject))
+    [msg] = await sub.fetch(1, timeout=5)
+    route = _Route(durable_input, "TARGETS", service)
+    await binding._deliver(route, msg)
+    # The same stream message delivered again, as after a late or lost ack.
+    again = Msg(_client=nc, subject=msg.subject, reply=msg.reply, data=msg.data, headers=msg.headers)
+    await binding._deliver(route, again)
+    assert toy.handled == [t.id]
