@@ -49,12 +49,17 @@ async def _service_status(nc, service: str) -> dict[str, Any] | None:
         return None
 
 
-async def _trading_enabled(js) -> bool | None:
+async def _trading_enabled(js) -> bool | str | None:
+    """True/False; None when never set; the raw text when unreadable (the services treat that as off)."""
     try:
         kv = await js.key_value(sj.CONTROL_BUCKET)
-        return codec.decode_trading_enabled((await kv.get(sj.TRADING_ENABLED_KEY)).value or b"")
-    except (BucketNotFoundError, KeyNotFoundError, NotFoundError, ValueError):
+        value = (await kv.get(sj.TRADING_ENABLED_KEY)).value or b""
+    except (BucketNotFoundError, KeyNotFoundError, NotFoundError):
         return None
+    try:
+        return codec.decode_trading_enabled(value)
+    except ValueError:
+        return value[:32].decode(errors="replace")
 
 
 async def _prices(js) -> list[ev.PriceSnapshot]:
@@ -96,8 +101,12 @@ def _age(price: dict[str, Any]) -> str:
     return f"{price['age_s']}s old" if price["age_s"] < 3600 else f"at {price['time']}"
 
 
-def _trading_word(enabled: bool | None) -> str:
-    return {True: "ON", False: "OFF"}.get(enabled, "OFF (never set)")
+def _trading_word(enabled: bool | str | None) -> str:
+    if enabled is None:
+        return "OFF (never set)"
+    if isinstance(enabled, str):
+        return f"OFF (unreadable value {enabled!r})"
+    return "ON" if enabled else "OFF"
 
 
 def render_line(status: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 import msgspec
 import nats
 import uvloop
+from nats.errors import Error as NatsError
 
 from bosun.apps import control
 from bosun.runtime import config as config_mod
@@ -30,7 +31,8 @@ from bosun.runtime.urls import DATABASE_URL_ENV, NATS_URL_ENV, nats_servers, wri
 CORE_SERVICES = ("portfolio", "execution", "risk", "signal", "alerts")
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
-MAX_RESTARTS = 3
+MAX_RESTARTS = 3  # in a row, each within RESTART_WINDOW_S of the previous start
+RESTART_WINDOW_S = 600.0
 HALT_ON_START = ("risk", "execution")
 
 
@@ -41,9 +43,11 @@ class Child:
         self.service, self.argv, self.env = service, argv, env
         self.log_path = log_dir / f"{service}.log"
         self.restarts = 0
+        self.started_at = 0.0
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        self.started_at = time.monotonic()
         with open(self.log_path, "ab") as log:
             # A session of its own: Ctrl-C reaches only `up`, which stops children in order.
             self.proc = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=log, start_new_session=True)
@@ -93,9 +97,11 @@ def effective_config(args, cfg: config_mod.Config) -> config_mod.Config:
     cfg = msgspec.structs.replace(cfg, ingest=ingest, dry_run=cfg.dry_run or args.dry_run)
     if not ingest.replay:
         return cfg
-    # Replayed prices are old by construction: measured against the wall clock every one of
-    # them would be stale, so paper mode trades without the stale-price limit.
-    clients = [msgspec.structs.replace(c, risk=msgspec.structs.replace(c.risk, max_price_age_s=None))
+    # Paper mode: replayed prices drive shadow fills only, never a live venue; and they are old
+    # by construction (against the wall clock every one would be stale), so no age limit applies.
+    replace = msgspec.structs.replace
+    clients = [replace(c, risk=replace(c.risk, max_price_age_s=None),
+                       venues={name: replace(v, kind="shadow") for name, v in c.venues.items()})
                for c in cfg.clients]
     return msgspec.structs.replace(cfg, mode="paper", clients=clients)
 
@@ -146,7 +152,7 @@ class Supervisor:
         write_urls(self.state_dir, nats_url=nats_url, database_url=database_url)
         print(f"  NATS        {nats_url}")
         print(f"  PostgreSQL  {database_url}")
-        nc = await nats.connect(nats_servers(nats_url), name="bosun-up", max_reconnect_attempts=10)
+        nc = await nats.connect(nats_servers(nats_url), name="bosun-up", max_reconnect_attempts=-1)
         try:
             await provision(nc.jetstream())
             # After any restart trading stays off until a person (or paper mode, below) turns it on.
@@ -208,13 +214,17 @@ class Supervisor:
             code = await self._check_children()
             if code is not None:
                 return code
-            if self.exit_when_done and self.children["ingest"].exited() == 0 and not await durable_backlog(nc.jetstream()):
-                print(control.render(await control.gather(nc)))
-                print("bosun up: replay traded through; stopping")
-                return 0
             now = time.monotonic()
-            if tty or now - last_print >= 5.0:
-                line = control.render_line(await control.gather(nc))
+            try:
+                if self.exit_when_done and self.children["ingest"].exited() == 0 \
+                        and not await durable_backlog(nc.jetstream()):
+                    print(control.render(await control.gather(nc)))
+                    print("bosun up: replay traded through; stopping")
+                    return 0
+                line = control.render_line(await control.gather(nc)) if tty or now - last_print >= 5.0 else None
+            except NatsError as exc:  # NATS restarting or electing a leader: say so, keep supervising
+                line = f"NATS not answering ({type(exc).__name__}); the services reconnect on their own"
+            if line is not None:
                 print(f"\r\x1b[2K{line}" if tty else line, end="" if tty else "\n", flush=True)
                 last_print = now
             with contextlib.suppress(asyncio.TimeoutError):
@@ -231,6 +241,8 @@ class Supervisor:
                 print(f"\nbosun up: the live market stream cannot be reached.\n{child.last_error()}\n"
                       f"Run offline instead: bosun up --replay FILE --speed N", file=sys.stderr)
                 return 1
+            if time.monotonic() - child.started_at > RESTART_WINDOW_S:
+                child.restarts = 0  # it ran well for a while: this is a new incident, not the same one
             if child.restarts >= MAX_RESTARTS:
                 print(f"\nbosun up: {service} keeps failing (exit {code}); stopping.\n{child.log_tail()}",
                       file=sys.stderr)

@@ -8,15 +8,17 @@ import time
 
 from nats.js import JetStreamContext
 
-POLL_S = 0.005
+POLL_S = 0.02
 
 
 async def durable_backlog(js: JetStreamContext) -> int:
-    """Messages stored but not yet delivered, or delivered but not yet acked, over every durable consumer."""
+    """Messages stored but not yet delivered, or delivered but not yet acked, over every durable
+    consumer a running service is bound to (one left behind by a service or a config of the
+    past would otherwise hold a replay back for ever)."""
     backlog = 0
     for stream in await js.streams_info():
         for consumer in await js.consumers_info(stream.config.name):
-            if consumer.config.durable_name:
+            if consumer.config.durable_name and consumer.push_bound:
                 backlog += (consumer.num_pending or 0) + (consumer.num_ack_pending or 0)
     return backlog
 

@@ -142,12 +142,22 @@ class Config(_Config):
     services: dict[str, ServiceConfig] = {}
 
     def __post_init__(self) -> None:
-        names = {s.name for s in self.strategies}
+        strategies = {s.name: s for s in self.strategies}
         for client in self.clients:
+            markets: dict[tuple[str, str], str] = {}
             for name in client.strategies:
-                if name not in names:
+                if name not in strategies:
                     raise ValueError(f"client {client.id!r} names strategy {name!r}, "
-                                     f"which is not among [[strategies]] ({', '.join(sorted(names))})")
+                                     f"which is not among [[strategies]] ({', '.join(sorted(strategies))})")
+                market = (strategies[name].venue, strategies[name].symbol)
+                if market in markets:  # targets are absolute positions: the last one would win
+                    raise ValueError(f"client {client.id!r} follows {markets[market]!r} and {name!r} on the same "
+                                     f"{'.'.join(market)}; their targets would overwrite each other")
+                markets[market] = name
+            live = sorted(venue for venue, v in client.venues.items() if v.kind == "live")
+            if live and self.mode != "live":
+                raise ValueError(f"client {client.id!r} has live venue {live[0]!r} but mode is {self.mode!r}: "
+                                 f"real orders need mode = \"live\"")
 
 
 def load(path: str | Path | None) -> Config:

@@ -24,6 +24,10 @@ def test_defaults_make_a_working_demo_config():
     ('[ingest]\nspeed = -1\n', "ingest.speed must be >= 0"),
     ('[[clients]]\nid = "a.b"\n', "client id 'a.b' is not a valid subject token"),
     ('[[clients]]\nid = "a"\nstrategies = ["nope"]\n', "client 'a' names strategy 'nope', which is not among"),
+    ('[[strategies]]\nname = "a"\n[[strategies]]\nname = "b"\n[[clients]]\nid = "c"\nstrategies = ["a", "b"]\n',
+     "client 'c' follows 'a' and 'b' on the same binance.BTCUSDT; their targets would overwrite each other"),
+    ('[[clients]]\nid = "c"\n[clients.venues.binance]\nkind = "live"\n',
+     "client 'c' has live venue 'binance' but mode is 'shadow': real orders need mode = \"live\""),
     ('mode = "yolo"\n', "Invalid enum value 'yolo' - at `$.mode` (expected one of: 'backtest', 'paper', 'shadow', "
                          "'live')"),
     ('[[clients]]\nid = "a"\n[clients.venues.binance]\nfill = "later"\n',

@@ -21,7 +21,7 @@ KEY = ("alice", "binance", "BTCUSDT")
 
 def config(dry_run: bool = False, **venue: object) -> Config:
     settings = {"fee_bps": D(10), "slippage_bps": D(5), "step_size": D("0.001")} | venue
-    return Config(dry_run=dry_run, strategies=[],
+    return Config(dry_run=dry_run, strategies=[], mode="live" if venue.get("kind") == "live" else "shadow",
                   clients=[ClientConfig(id="alice", venues={"binance": VenueConfig(**settings)})])
 
 

@@ -171,8 +171,9 @@ def test_a_client_without_the_strategys_venue_is_skipped() -> None:
 def test_strategies_on_one_symbol_keep_their_own_state_and_other_symbols_are_ignored() -> None:
     quick = StrategyConfig(name="quick", params={"fast": 1, "slow": 2})
     slow = StrategyConfig(name="slow", params={"fast": 1, "slow": 3})
-    follower = ClientConfig(id="alice", strategies=["quick", "slow"])
-    bus, actor, rec = start(config(quick, slow, clients=(follower,)))
+    # one client per strategy: one client's targets for one market come from one strategy
+    followers = (ClientConfig(id="alice", strategies=["quick"]), ClientConfig(id="bob", strategies=["slow"]))
+    bus, actor, rec = start(config(quick, slow, clients=followers))
     feed(bus, bar(0, "100"), bar(1, "110"))  # quick: 110 > 105 long; slow: not ready
     assert [(s.strategy, s.direction) for s in rec.take(SignalDetected)] == [("quick", 1)]
     feed(bus, bar(2, "105"))  # quick: 105 < 107.5 short; slow: 105 > 105 - no, equal: unchanged
