@@ -22,6 +22,7 @@ class StreamSpec(msgspec.Struct, frozen=True, kw_only=True):
     duplicate_window_s: int = 120
     storage: str = "file"
     discard: str = "old"
+    sources: tuple[str, ...] = ()  # streams the server copies into this one
 
 
 class BucketSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -39,7 +40,10 @@ STREAMS: tuple[StreamSpec, ...] = (
     StreamSpec(name="ORDERS", subjects=("order.>",), max_age_s=365 * DAY_S, max_bytes=4 * GiB),
     StreamSpec(name="POSITIONS", subjects=("position.>",), max_age_s=30 * DAY_S, max_bytes=GiB),
     StreamSpec(name="DLQ", subjects=("dlq.>",), max_age_s=30 * DAY_S, max_bytes=GiB),
-    StreamSpec(name="AUDIT", subjects=("audit.>",), max_age_s=365 * DAY_S, max_bytes=4 * GiB),
+    # Every decision (targets, approvals, breaches, trading flips, order events), copied by the
+    # server into one stream kept for a year: no service spends a publish on it.
+    StreamSpec(name="AUDIT", subjects=(), sources=("TARGETS", "RISK", "ORDERS"), max_age_s=365 * DAY_S,
+               max_bytes=4 * GiB),
 )
 
 BUCKETS: tuple[BucketSpec, ...] = (

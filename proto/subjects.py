@@ -49,10 +49,6 @@ def dead_letter(service: str) -> str:
     return f"dlq.{service}"
 
 
-def audit(service: str) -> str:
-    return f"audit.{service}"
-
-
 # Subject prefixes of the events addressed by client / venue / symbol, and by venue / symbol.
 _BY_CLIENT: dict[type, str] = {
     ev.TargetPosition: "target.proposed",

@@ -29,6 +29,7 @@ def _stream_fields(spec: StreamSpec) -> dict[str, tuple[str, Any]]:
         "duplicate_window_s": ("duplicate_window", spec.duplicate_window_s),
         "storage": ("storage", spec.storage),
         "discard": ("discard", spec.discard),
+        "sources": ("sources", sorted(spec.sources)),
     }
 
 
@@ -44,6 +45,8 @@ def _found(config: api.StreamConfig, attr: str) -> Any:
     value = getattr(config, attr)
     if attr == "subjects":
         return sorted(value or ())
+    if attr == "sources":
+        return sorted(source.name for source in value or ())
     if isinstance(value, (api.StorageType, api.DiscardPolicy)):
         return value.value
     return value
@@ -75,7 +78,8 @@ async def provision(js: JetStreamContext) -> None:
     problems: list[str] = []
     for spec in STREAMS:
         config = api.StreamConfig(
-            name=spec.name, subjects=list(spec.subjects), retention=api.RetentionPolicy.LIMITS,
+            name=spec.name, subjects=list(spec.subjects) or None,
+            sources=[api.StreamSource(name=name) for name in spec.sources] or None, retention=api.RetentionPolicy.LIMITS,
             max_age=spec.max_age_s, max_bytes=spec.max_bytes, max_msgs=spec.max_msgs,
             max_msg_size=spec.max_msg_size, duplicate_window=spec.duplicate_window_s,
             storage=api.StorageType(spec.storage), discard=api.DiscardPolicy(spec.discard))

@@ -63,3 +63,17 @@ async def test_conflicting_stream_and_bucket_are_refused_naming_them_and_the_fie
             assert (await js.stream_info("ORDERS")).config.subjects == ["order.>"]  # the rest was created
         finally:
             await nc.close()
+
+
+async def test_every_decision_is_copied_into_the_audit_stream(js: JetStreamContext) -> None:
+    import asyncio
+    import time
+
+    subject = f"risk.breach.audit{time.time_ns()}.binance.BTCUSDT"
+    await js.publish(subject, b"a decision")
+    deadline = time.monotonic() + 5
+    while not (await js.stream_info("AUDIT", subjects_filter=subject)).state.subjects:
+        assert time.monotonic() < deadline, "the AUDIT stream did not receive the copy within 5 s"
+        await asyncio.sleep(0.01)  # the server copies asynchronously: poll the stored state
+    message = await js.get_last_msg("AUDIT", subject)
+    assert message.data == b"a decision"
