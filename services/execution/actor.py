@@ -9,8 +9,9 @@
   is cancelled at once and only targets that reduce exposure go through.
 - The last approved target per client/venue/symbol arms its stop-loss / take-profit: the
   first bar or trade through a level closes the position (stop first when a bar crosses
-  both), and the target is spent until a new target id arrives. Armed levels live in
-  memory: after a restart they return with the next target.
+  both), and the target is spent until a new target id arrives. After a restart the last
+  approved target per key (read LATEST, before start) re-arms its levels without placing
+  anything; it is spent if the replayed order log holds a stop order for it.
 - `dry_run` sends nothing: every order becomes OrderRejected("dry run: order not sent").
   Venues of kind "live" reject until the ccxt adapter is wired."""
 
@@ -48,7 +49,7 @@ class _Armed:
 
 
 def _reduces(target: Decimal, position: Decimal) -> bool:
-    """Flat, or the same side and no larger."""
+    """Flat, or the same side and no larger: the one definition of "only reduces exposure" here."""
     return target == 0 or (target * position > 0 and abs(target) <= abs(position))
 
 
@@ -93,10 +94,15 @@ class ExecutionActor(Actor):
         # How many of them still have a level to trigger: market data is checked against the
         # armed levels only while there are some, so a run without stops pays nothing per bar.
         self._unspent = 0
+        self._started = False
+        # Until start: per key, the last target in the replayed order log, its order count and
+        # whether a stop-loss/take-profit order closed it (so a re-armed target resumes as it was).
+        self._logged: dict[Key, tuple[str, int, bool]] = {}
 
     def inputs(self) -> Sequence[Input]:
         return [
             event_input(sj.APPROVED, TargetApproved, self.on_target_approved, Delivery.DURABLE),
+            event_input(sj.APPROVED, TargetApproved, self.on_last_approved, Delivery.LATEST),
             event_input(sj.BARS, Bar, self.on_bar, Delivery.LIVE),
             event_input(sj.TRADES, Trade, self.on_trade, Delivery.LIVE),
             Input(sj.ORDERS, self.on_order_event, codec.decode_any, Delivery.REPLAY),
@@ -104,6 +110,14 @@ class ExecutionActor(Actor):
         ]
 
     def on_start(self) -> None:
+        self._started = True
+        for key, armed in self._armed.items():  # re-armed from the last approvals
+            target_id, orders, stopped = self._logged.get(key, ("", 0, False))
+            if target_id == armed.target.id:
+                armed.orders, armed.spent = orders, armed.spent or stopped
+            if not armed.spent:
+                self._unspent += 1
+        self._logged.clear()
         if not self.trading_enabled:  # orders restored from the log while the kill switch is off
             self._cancel_all()
 
@@ -120,6 +134,18 @@ class ExecutionActor(Actor):
             venue = self._venues.get((event.client, event.venue))
             if venue is not None:
                 venue.replay(event)
+            if not self._started and isinstance(event, OrderSubmitted):
+                self._log_order(event)
+
+    def on_last_approved(self, approved: TargetApproved) -> None:
+        """The last approval per key, read before start: re-arm its levels, place nothing.
+        Afterwards (and on the in-process bus, where this is a plain subscription) it is
+        ignored: the DURABLE input applies every approval once."""
+        if self._started:
+            return
+        target = approved.target
+        key = (target.client, target.venue, target.symbol)
+        self._armed[key] = _Armed(target, spent=target.stop_loss is None and target.take_profit is None)
 
     def on_target_approved(self, approved: TargetApproved) -> None:
         target = approved.target
@@ -162,6 +188,13 @@ class ExecutionActor(Actor):
         if self._unspent:
             p = trade.price
             self._check_stops(trade.venue, trade.symbol, p, p, p, trade.ts_event, trade.ts_event)
+
+    def _log_order(self, order: OrderSubmitted) -> None:
+        key = key_of(order)
+        target_id, n, stopped = self._logged.get(key, (order.target_id, 0, False))
+        if target_id != order.target_id:  # a newer target's orders: the older one is history
+            n, stopped = 0, False
+        self._logged[key] = (order.target_id, n + 1, stopped or order.reason in (STOP_LOSS, TAKE_PROFIT))
 
     # --- decisions
 

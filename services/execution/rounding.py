@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from proto.events import Side
 
@@ -21,9 +21,11 @@ def _check_grid(value: Decimal, size: Decimal, what: str) -> None:
 
 
 def round_qty(qty: Decimal, step: Decimal) -> Decimal:
-    """`qty` toward zero to a multiple of `step` (signed quantities keep their sign)."""
+    """`qty` toward zero to a multiple of `step` (signed quantities keep their sign). Decimal
+    `//` truncates toward zero and is exact: `qty / step` rounded at the context precision
+    could round up to the next step before being truncated."""
     _check_grid(qty, step, "step size")
-    return (qty / step).to_integral_value(rounding=ROUND_DOWN) * step
+    return (qty // step) * step
 
 
 def round_price(price: Decimal, tick: Decimal, side: Side) -> Decimal:

@@ -65,6 +65,7 @@ class PortfolioActor(Actor):
         self._equity = {c.id: _Equity(c.capital) for c in config.clients}
         self._positions: dict[Key, Position] = {}
         self._marks: dict[tuple[str, str], Decimal] = {}  # venue, symbol -> newest snapshot price
+        self._mark_ts: dict[tuple[str, str], int] = {}  # venue, symbol -> ts_event of that snapshot
         self._last_fill_price: dict[Key, Decimal] = {}  # the mark until a snapshot arrives
         self._tracker = RoundTripTracker()
         self._closed: deque[RoundTrip] = deque(maxlen=max_round_trips)
@@ -84,7 +85,11 @@ class PortfolioActor(Actor):
 
     def on_price_snapshot(self, snapshot: PriceSnapshot) -> None:
         # Called once per bar in a backtest: store the mark, value positions lazily.
-        self._marks[(snapshot.venue, snapshot.symbol)] = snapshot.price
+        key = (snapshot.venue, snapshot.symbol)
+        ts = snapshot.ts_event
+        if ts >= self._mark_ts.get(key, ts):  # never step back to an older price
+            self._mark_ts[key] = ts
+            self._marks[key] = snapshot.price
 
     def on_order_filled(self, fill: OrderFilled) -> None:
         position = self._apply(fill)

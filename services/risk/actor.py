@@ -2,7 +2,11 @@
 or RiskLimitBreached, with an id derived from the target's id (a replayed target yields
 the same verdict id, so downstream de-duplication drops it).
 
-Trading starts disabled and stays so until the kill-switch key says true. Positions are
+Trading starts in an unknown state, treated as disabled, until the kill-switch key is read:
+the first value read (false too, after a restart) publishes TradingStateChanged. A target
+that only reduces exposure is always let through (a halted desk must be able to flatten);
+others pass kill_switch, stale_target, stale_price, max_position, max_order_notional in
+that order. Positions are
 the signed sum of fills; the order notional uses the newest price snapshot (the target's
 own reference price when there is none and the stale-price check is off)."""
 
@@ -32,7 +36,8 @@ class RiskActor(Actor):
     def __init__(self, clock: Clock, out: Outbox, config: Config) -> None:
         super().__init__(clock, out)
         self._clients = {c.id: c for c in config.clients}
-        self.enabled = False  # until a person turns trading on: after any restart, too
+        # None until the key is read: treated as disabled, and the first value always publishes
+        self.enabled: bool | None = None
         self._positions: dict[tuple[str, str, str], Decimal] = {}
         self._prices: dict[tuple[str, str], PriceSnapshot] = {}
         self._recent_fills = RecentIds(RECENT_FILLS)  # (venue, fill id): a redelivered copy is dropped
@@ -94,17 +99,21 @@ class RiskActor(Actor):
                                       f"(known: {', '.join(sorted(self._clients)) or 'none'})")
         risk = client.risk
         position = self.position(target.client, target.venue, target.symbol)
+        if limits.reduces(target.qty, position):
+            return None  # flattening is always allowed, halted, stale or over a limit
         snapshot = self._prices.get((target.venue, target.symbol))
         price = snapshot.price if snapshot is not None else target.price
-        return (limits.kill_switch(self.enabled, target, position)
-                or limits.stale_price(snapshot, self.clock.now_ns(), risk.max_price_age_s, target)
+        now = self.clock.now_ns()
+        return (limits.kill_switch(self.enabled is True, target, position)
+                or limits.stale_target(target, now, risk.max_price_age_s)
+                or limits.stale_price(snapshot, now, risk.max_price_age_s, target)
                 or limits.max_position(target, risk)
                 or limits.max_order_notional(target, position, price, risk.max_order_notional))
 
     def status(self) -> dict[str, object]:
         approved = self._verdicts["approved"]
         return {
-            "trading_enabled": self.enabled,
+            "trading_enabled": self.enabled is True,
             "positions": {".".join(key): str(qty) for key, qty in sorted(self._positions.items()) if qty},
             "approved": approved,
             "breached": sum(self._verdicts.values()) - approved,

@@ -13,17 +13,29 @@ Verdict = tuple[str, str] | None
 NS_PER_S = 1_000_000_000
 
 
+def reduces(target: Decimal, position: Decimal) -> bool:
+    """Flat, or the same side as `position` and no larger: such a target only reduces exposure."""
+    return target == 0 or (target * position > 0 and abs(target) <= abs(position))
+
+
 def kill_switch(enabled: bool, target: TargetPosition, position: Decimal) -> Verdict:
-    """While trading is disabled only targets that reduce exposure pass: no larger than the
-    position and not on the other side of zero."""
+    """While trading is disabled nothing that adds exposure passes (reducing targets skip the
+    checks: the caller lets them through before asking)."""
     if enabled:
         return None
-    qty = target.qty
-    reduces = qty == 0 or ((qty > 0) == (position > 0) and position != 0 and abs(qty) <= abs(position))
-    if reduces:
-        return None
-    return ("kill_switch", f"trading is disabled: target {qty} {target.symbol} on {target.venue} would "
+    return ("kill_switch", f"trading is disabled: target {target.qty} {target.symbol} on {target.venue} would "
                            f"increase exposure from the current position {position}; only reductions pass")
+
+
+def stale_target(target: TargetPosition, now_ns: int, max_age_s: float | None) -> Verdict:
+    """A target decided more than `max_age_s` ago (None disables the check): the market has moved on."""
+    if max_age_s is None:
+        return None
+    age_ns = now_ns - target.ts_event
+    if age_ns > max_age_s * NS_PER_S:
+        return ("stale_target", f"target {target.id} ({target.qty} {target.symbol} on {target.venue}) is "
+                                f"{age_ns / NS_PER_S:.1f} s old; the limit is {max_age_s:g} s")
+    return None
 
 
 def stale_price(snapshot: PriceSnapshot | None, now_ns: int, max_age_s: float | None,

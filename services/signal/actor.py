@@ -52,8 +52,9 @@ class SignalActor(Actor):
             running = _Running(sc, [c for c in config.clients if sc.name in c.strategies])
             self._running[sc.name] = running
             self._by_market.setdefault((sc.venue, sc.symbol), []).append(running)
-        # client -> (venue, symbol) -> realized + unrealized PnL of that position
-        self._pnl: dict[str, dict[tuple[str, str], Decimal]] = {c: {} for c in self._capital}
+        # client -> (venue, symbol) -> its newest PositionChanged (qty, avg_price, realized_pnl)
+        self._positions: dict[str, dict[tuple[str, str], PositionChanged]] = {c: {} for c in self._capital}
+        self._marks: dict[tuple[str, str], Decimal] = {}  # (venue, symbol) -> newest bar close seen
         self._skipped: set[tuple[str, str]] = set()  # (client, strategy) without the venue
 
     def inputs(self) -> Sequence[Input]:
@@ -64,6 +65,7 @@ class SignalActor(Actor):
     # --- handlers
 
     def on_bar(self, bar: Bar) -> None:
+        self._marks[(bar.venue, bar.symbol)] = bar.close  # before sizing: equity marks at this close
         for running in self._by_market.get((bar.venue, bar.symbol), ()):
             if running.closes is not None:
                 running.closes.append(bar.close)
@@ -77,15 +79,21 @@ class SignalActor(Actor):
             self._signal(running, bar, direction)
 
     def on_position_changed(self, event: PositionChanged) -> None:
-        positions = self._pnl.get(event.client)
+        positions = self._positions.get(event.client)
         if positions is not None:  # positions of clients not configured here do not size anything
-            positions[(event.venue, event.symbol)] = event.realized_pnl + event.unrealized_pnl
+            positions[(event.venue, event.symbol)] = event
 
     # --- decisions
 
     def equity(self, client: str) -> Decimal:
-        """Capital plus realized and unrealized PnL over the client's positions."""
-        return self._capital[client] + sum(self._pnl[client].values(), Decimal(0))
+        """Capital plus, per position, realized PnL and qty x (mark - avg_price) at the newest bar
+        close; a market without a bar seen yet keeps the unrealized PnL of its last fill."""
+        equity = self._capital[client]
+        marks = self._marks
+        for key, p in self._positions[client].items():
+            mark = marks.get(key)
+            equity += p.realized_pnl + (p.unrealized_pnl if mark is None else p.qty * (mark - p.avg_price))
+        return equity
 
     def _signal(self, running: _Running, bar: Bar, direction: int) -> None:
         sc = running.config

@@ -26,8 +26,8 @@ def fill(n: int, side: str, qty: str, price: str, fee: str = "0", *, client: str
                        reason=reason)
 
 
-def snapshot(price: str, symbol: str = "BTCUSDT") -> PriceSnapshot:
-    return PriceSnapshot(id=f"snap-{price}", ts_event=0, venue="binance", symbol=symbol, price=D(price))
+def snapshot(price: str, symbol: str = "BTCUSDT", ts: int = 0) -> PriceSnapshot:
+    return PriceSnapshot(id=f"snap-{price}", ts_event=ts, venue="binance", symbol=symbol, price=D(price))
 
 
 class Harness:
@@ -65,6 +65,14 @@ def test_unrealized_pnl_uses_the_newest_mark():
     assert change.unrealized_pnl == D(-20)  # (90 - 100) * 2
     h.send(snapshot("130"))
     assert h.actor.unrealized(KEY) == D(60)
+
+
+def test_an_older_snapshot_does_not_overwrite_a_newer_mark():
+    h = Harness()
+    h.send(fill(1, "buy", "2", "100"), snapshot("120", ts=2_000), snapshot("90", ts=1_000))
+    assert h.actor.unrealized(KEY) == D(40)  # (120 - 100) x 2: the late, older 90 is ignored
+    h.send(snapshot("130", ts=2_000))  # the same time replaces (a corrected price)
+    assert h.actor.unrealized(KEY) == D(60) and h.actor.equity("alice") == D(1060)
 
 
 def test_replayed_fill_changes_nothing_and_publishes_nothing():

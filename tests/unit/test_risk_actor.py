@@ -25,8 +25,8 @@ CONFIG = Config(clients=[ALICE, LOOSE], strategies=[StrategyConfig(name="sma", p
 
 
 def target(qty: str, n: int = 1, client: str = "alice", symbol: str = "BTCUSDT",
-           price: str = "60000") -> TargetPosition:
-    return TargetPosition(id=f"{client}.sma.binance.{symbol}.1m.{n}", ts_event=T0, client=client, venue="binance",
+           price: str = "60000", ts: int = T0) -> TargetPosition:
+    return TargetPosition(id=f"{client}.sma.binance.{symbol}.1m.{n}", ts_event=ts, client=client, venue="binance",
                           symbol=symbol, qty=D(qty), strategy="sma", price=D(price))
 
 
@@ -103,6 +103,7 @@ def test_reducing_targets_pass_while_disabled_and_nothing_else_does() -> None:
 
 def test_enabled_approves_with_the_target_id_and_publishes_state_only_on_change() -> None:
     h = Harness()
+    h.enable(False)
     assert h.enable(False) == []  # already disabled: no change
     (changed,) = h.enable(True)
     assert changed == TradingStateChanged(id=f"trading.True.{T0}", ts_event=T0, enabled=True,
@@ -119,7 +120,17 @@ def test_enabled_approves_with_the_target_id_and_publishes_state_only_on_change(
 def test_a_key_set_before_start_is_honoured() -> None:
     assert Harness(enabled=True).actor.enabled is True
     assert Harness(enabled=False).actor.enabled is False
-    assert Harness().actor.enabled is False
+    assert Harness().actor.enabled is None  # unknown until the key is read: treated as disabled
+
+
+def test_the_first_value_read_after_a_restart_publishes_even_when_false() -> None:
+    h = Harness()
+    (halted,) = h.enable(False)
+    assert halted == TradingStateChanged(id=f"trading.False.{T0}", ts_event=T0, enabled=False,
+                                         reason="kill switch key set to false")
+    assert h.enable(False) == []
+    (changed,) = Harness(enabled=False).out  # the key as it stood before start
+    assert changed.enabled is False
 
 
 def test_max_position_uses_the_per_symbol_limit_first() -> None:
@@ -149,15 +160,41 @@ def test_max_order_notional_uses_the_position_from_fills() -> None:
 def test_stale_or_missing_price_is_refused() -> None:
     h = Harness()
     h.enable()
-    h.clock.advance_to(T0 + 61 * S)
-    v = h.verdict(target("0.1"))
+    now = T0 + 61 * S
+    h.clock.advance_to(now)
+    v = h.verdict(target("0.1", ts=now))
     assert breach(v) == "stale_price" and "61.0 s old" in v.detail and "60 s" in v.detail
-    h.send(snapshot("60100", ts=T0 + 61 * S))
-    assert isinstance(h.verdict(target("0.1", 2)), TargetApproved)
-    v = h.verdict(target("0.1", 3, symbol="SOLUSDT"))
+    h.send(snapshot("60100", ts=now))
+    assert isinstance(h.verdict(target("0.1", 2, ts=now)), TargetApproved)
+    v = h.verdict(target("0.1", 3, symbol="SOLUSDT", ts=now))
     assert breach(v) == "stale_price" and "no price for SOLUSDT" in v.detail
     h.send(snapshot("1", ts=T0))  # an older snapshot arriving late does not replace the newer one
-    assert isinstance(h.verdict(target("0.1", 4)), TargetApproved)
+    assert isinstance(h.verdict(target("0.1", 4, ts=now)), TargetApproved)
+
+
+def test_a_stale_target_is_refused_saying_how_old_it_is() -> None:
+    h = Harness()
+    h.enable()
+    now = T0 + 90 * S
+    h.clock.advance_to(now)
+    h.send(snapshot("60000", ts=now))  # the price is fresh: only the target is old
+    v = h.verdict(target("0.1", ts=T0 + 29 * S))
+    assert breach(v) == "stale_target" and "61.0 s old" in v.detail and "60 s" in v.detail
+    assert isinstance(h.verdict(target("0.1", 2, ts=T0 + 30 * S)), TargetApproved)  # 60 s: at the limit
+    assert isinstance(h.verdict(target("5", client="loose", symbol="SOLUSDT", price="150")), TargetApproved)  # None
+
+
+def test_a_reducing_target_is_never_blocked_but_by_an_unknown_client() -> None:
+    h = Harness()
+    h.send(fill("f1", "buy", "0.9"), fill("f2", "buy", "5.5", symbol="ETHUSDT"))  # ETH over its limit of 5
+    h.clock.advance_to(T0 + 3600 * S)  # disabled, stale target and stale price
+    assert isinstance(h.verdict(target("0", 1)), TargetApproved)
+    assert isinstance(h.verdict(target("5.2", 2, symbol="ETHUSDT")), TargetApproved)  # above max_position
+    h.enable()
+    h.send(snapshot("1000000", ts=T0 + 3600 * S))
+    assert isinstance(h.verdict(target("0.1", 3)), TargetApproved)  # an order of 0.8 x 1e6 > notional
+    assert breach(h.verdict(target("0.1", 4, ts=T0 + 3600 * S, client="mallory"))) == "unknown_client"
+    assert breach(h.verdict(target("1", 5, ts=T0 + 3600 * S))) == "max_order_notional"  # an increase is checked
 
 
 def test_without_a_price_age_limit_the_targets_own_price_values_the_order() -> None:
@@ -169,12 +206,14 @@ def test_without_a_price_age_limit_the_targets_own_price_values_the_order() -> N
 
 def test_checks_run_in_order_kill_switch_first() -> None:
     h = Harness()
-    h.clock.advance_to(T0 + 3600 * S)  # stale and too large and disabled: kill_switch wins
+    now = T0 + 3600 * S
+    h.clock.advance_to(now)  # stale and too large and disabled: kill_switch wins
     assert breach(h.verdict(target("5"))) == "kill_switch"
     h.enable()
-    assert breach(h.verdict(target("5", 2))) == "stale_price"
-    h.send(snapshot("60000", ts=T0 + 3600 * S))
-    assert breach(h.verdict(target("5", 3))) == "max_position"
+    assert breach(h.verdict(target("5", 2))) == "stale_target"
+    assert breach(h.verdict(target("5", 3, ts=now))) == "stale_price"
+    h.send(snapshot("60000", ts=now))
+    assert breach(h.verdict(target("5", 4, ts=now))) == "max_position"
 
 
 def test_unknown_client_is_breached() -> None:

@@ -240,6 +240,7 @@ def test_real_bars_fills_do_not_depend_on_how_late_the_order_arrives() -> None:
     ("5", "0.001", "5"),
     ("0.0009", "0.001", "0"),
     ("7.3", "0.5", "7.0"),
+    ("0.9999999999999999999999999999", "0.5", "0.5"),  # qty / step at 28 digits would give 1.0
 ])
 def test_round_qty_toward_zero(qty: str, step: str, expected: str) -> None:
     assert round_qty(D(qty), D(step)) == D(expected)

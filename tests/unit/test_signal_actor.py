@@ -118,10 +118,24 @@ def test_equity_includes_realized_and_unrealized_pnl_per_position() -> None:
     bus.publish(position("bob", realized="120", unrealized="-40"))  # replaces the first BTCUSDT one
     bus.publish(position("mallory", realized="999", unrealized="0"))  # not a configured client
     bus.drain()
-    assert actor.equity("bob") == D(1000 + 80 + 20)
+    assert actor.equity("bob") == D(1000 + 80 + 20)  # no bar yet: the unrealized PnL of the last fill
     feed(bus, bar(0, "100"), bar(1, "110"))
     bob = next(t for t in rec.of(TargetPosition) if t.client == "bob")
-    assert bob.qty == D("5")  # 0.5 * 1100 / 110 = 5.000
+    # BTCUSDT marked at 110: 120 + 1 x (110 - 100); ETHUSDT has no bar: 20 + 0
+    assert actor.equity("bob") == D(1000 + 130 + 20)
+    assert bob.qty == D("5.227")  # 0.5 * 1150 / 110 = 5.2272..., down to the step
+
+
+def test_equity_marks_open_positions_at_the_newest_close_not_the_last_fill() -> None:
+    bus, actor, rec = start(config(SMA))
+    feed(bus, bar(0, "100"), bar(1, "90"))  # the fill-time view: long 1 at 100, unrealized 0
+    bus.publish(position("bob", realized="0", unrealized="0"))
+    feed(bus, bar(2, "80"))
+    assert actor.equity("bob") == D(1000 - 20)  # 1 x (80 - 100), not the 0 frozen at the fill
+    rec.take(TargetPosition)
+    feed(bus, bar(3, "130"))  # a flip up: sized from 1000 + 1 x (130 - 100)
+    bob = next(t for t in rec.of(TargetPosition) if t.client == "bob")
+    assert bob.qty == D("3.961")  # 0.5 * 1030 / 130 = 3.9615...
 
 
 def test_ids_are_deterministic_across_runs() -> None:
