@@ -69,14 +69,24 @@ class Place(NamedTuple):
 def plan(target_qty: Decimal, position: Decimal, open_orders: list[OpenOrder], step: Decimal) -> list[Cancel | Place]:
     """The smallest change from `position` (+ what `open_orders` will still trade) to `target_qty`.
 
-    Open orders that push toward the target are kept, oldest first, as long as together
-    they do not overshoot it; every other open order (wrong way, or beyond the target) is
-    cancelled. Then one market order for what remains, rounded toward zero to `step`;
-    none when that rounds to 0."""
+    A working market order is committed: it fills at the next price, whatever target comes
+    next, so it counts as position and is never cancelled here. (Over NATS a target decided
+    after the bar that fills such an order can arrive before that bar does; cancelling the
+    order then would trade differently from the backtest, where the bar always comes first.)
+    Working limit orders that push toward the target are kept, oldest first, as long as
+    together they do not overshoot it; every other one (wrong way, or beyond the target) is
+    cancelled. Then one market order for what remains, rounded toward zero to `step`; none
+    when that rounds to 0."""
     wanted = target_qty - position
+    limits: list[OpenOrder] = []
+    for open_order in open_orders:
+        if open_order.order.order_type == "market":
+            wanted -= open_order.signed_remaining
+        else:
+            limits.append(open_order)
     actions: list[Cancel | Place] = []
     kept = ZERO
-    for open_order in open_orders:
+    for open_order in limits:
         qty = open_order.signed_remaining
         if qty * wanted > 0 and abs(kept + qty) <= abs(wanted):
             kept += qty

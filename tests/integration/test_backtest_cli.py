@@ -95,6 +95,7 @@ def test_bars_built_from_trades_trade_like_the_kline_file(tmp_path: Path) -> Non
 def test_config_file_runs_its_clients_and_strategies(btc: Path, tmp_path: Path) -> None:
     config = tmp_path / "bosun.toml"
     config.write_text("""
+mode = "live"  # a live desk's own file: the backtest trades it on the shadow venue
 dry_run = true  # a backtest sends nothing anyway: it trades on the shadow venue regardless
 
 [[clients]]

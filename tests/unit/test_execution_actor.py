@@ -4,8 +4,10 @@ switch, restart from the order log, stops and end of data. Prices are worked out
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from decimal import Decimal as D
 
+from bosun.runtime.actor import Delivery
 from bosun.runtime.clock import SimClock
 from bosun.runtime.config import ClientConfig, Config, VenueConfig
 from bosun.runtime.inproc import InProcessBus
@@ -42,14 +44,21 @@ class Harness:
     """One execution actor on its own bus, recording every event delivered."""
 
     def __init__(self, cfg: Config | None = None, enabled: bool | None = True,
-                 bus: InProcessBus | None = None) -> None:
+                 bus: InProcessBus | None = None,
+                 before_start: Callable[[ExecutionActor], None] | None = None) -> None:
         self.bus = bus or InProcessBus()
         self.events: list[Event] = []
         self.bus.tap(lambda _subject, msg: self.events.append(msg) if isinstance(msg, Event) else None)
         if enabled is not None:
             self.bus.set_trading_enabled(enabled)
         self.actor = ExecutionActor(SimClock(T0), self.bus, cfg or config())
-        self.bus.attach(self.actor)
+        if before_start is None:
+            self.bus.attach(self.actor)
+        else:  # as the NATS binding does: REPLAY/LATEST inputs caught up, then on_start
+            before_start(self.actor)
+            for inp in self.actor.inputs():
+                self.bus.subscribe(inp.subject, inp.handler)
+            self.actor.on_start()
         self.bus.drain()
 
     def send(self, *messages: Event) -> list[Event]:
@@ -139,18 +148,19 @@ def test_target_flip_long_to_short_is_one_sell_of_two() -> None:
     assert h.actor.book.position(KEY) == D("-1")
 
 
-def test_a_new_target_cancels_a_working_order_pushing_the_wrong_way() -> None:
+def test_a_working_market_order_is_committed_and_a_new_target_trades_the_rest() -> None:
     h = Harness()
-    h.send(approved("t1", "1"))  # rests until the next bar
+    h.send(approved("t1", "1"))  # rests until the next bar, where it fills whatever comes next
     out = h.send(approved("t2", "-0.5"))
-    assert kinds(out) == ["OrderCanceled", "OrderSubmitted", "OrderAccepted"]
-    assert out[0].client_order_id == client_order_id("t1", 1) and out[1].qty == D("0.5")
+    assert kinds(out) == ["OrderSubmitted", "OrderAccepted"]
+    assert (out[0].side, out[0].qty) == ("sell", D("1.5"))
 
 
-def test_plan_keeps_orders_toward_the_target_and_cancels_the_rest() -> None:
-    def open_order(coid: str, side: str, qty: str) -> OpenOrder:
+def test_plan_counts_market_orders_as_done_and_keeps_limit_orders_toward_the_target() -> None:
+    def open_order(coid: str, side: str, qty: str, kind: str = "limit") -> OpenOrder:
         return OpenOrder(OrderSubmitted(id=coid, ts_event=0, client="a", venue="v", symbol="s", side=side,
-                                        qty=D(qty), order_type="market", target_id="t"), D(qty))
+                                        qty=D(qty), order_type=kind, limit_price=D(1) if kind == "limit" else None,
+                                        target_id="t"), D(qty))
 
     step = D("0.001")
     assert plan(D(2), D(0), [open_order("b1", "buy", "1")], step) == [Place("buy", D("1.000"))]
@@ -158,6 +168,10 @@ def test_plan_keeps_orders_toward_the_target_and_cancels_the_rest() -> None:
     assert plan(D(1), D(0), [open_order("b3", "buy", "3")], step) == [Cancel("b3"), Place("buy", D("1.000"))]
     assert plan(D(1), D(0), [open_order("b1", "buy", "1")], step) == []
     assert plan(D(0), D(0), [open_order("b1", "buy", "1")], step) == [Cancel("b1")]
+    # market orders: never cancelled, counted as position
+    assert plan(D(2), D(0), [open_order("s1", "sell", "1", "market")], step) == [Place("buy", D("3.000"))]
+    assert plan(D(0), D(0), [open_order("b1", "buy", "1", "market")], step) == [Place("sell", D("1.000"))]
+    assert plan(D(1), D(0), [open_order("b1", "buy", "1", "market")], step) == []
 
 
 def test_client_order_ids_are_deterministic_and_binance_safe() -> None:
@@ -257,6 +271,52 @@ def test_restart_with_trading_off_cancels_restored_orders_on_start() -> None:
     assert [e.reason for e in first.of(OrderCanceled)] == ["kill_switch"]
 
 
+def restart(log: list[Event], last_approved: TargetApproved) -> Harness:
+    """A new process: the order log replayed and the last approval read (LATEST) before start."""
+    def catch_up(actor: ExecutionActor) -> None:
+        for event in log:
+            actor.on_order_event(event)
+        actor.on_last_approved(last_approved)
+    return Harness(config(slippage_bps=D(0)), before_start=catch_up)
+
+
+def test_stop_levels_survive_a_restart_without_placing_anything() -> None:
+    first = Harness(config(slippage_bps=D(0)))
+    t1 = approved("t1", "1", stop_loss=D("95"))
+    first.send(t1)
+    first.send(bar(1, "100", "101", "99", "100"))  # long 1 at 100, then the "crash"
+    log = [e for e in first.events if isinstance(e, (OrderSubmitted, OrderAccepted, OrderFilled))]
+
+    h = restart(log, t1)
+    actor = h.actor
+    assert h.events == [] and actor.book.position(KEY) == D(1)  # re-armed, nothing placed
+    assert h.send(t1) == []  # the DURABLE redelivery of a handled target is not re-planned
+    submitted, _, fill = h.send(bar(2, "97", "98", "94", "96"))
+    assert (submitted.id, submitted.reason, fill.price) == (client_order_id("t1", 2), "stop_loss", D(95))
+    assert actor.book.position(KEY) == 0
+
+
+def test_a_target_whose_stop_is_in_the_order_log_stays_spent_after_a_restart() -> None:
+    first = Harness(config(slippage_bps=D(0)))
+    t1 = approved("t1", "1", stop_loss=D("95"))
+    first.send(t1, bar(1, "100", "101", "99", "100"), bar(2, "97", "98", "94", "96"))  # stopped out
+    log = [e for e in first.events if isinstance(e, (OrderSubmitted, OrderAccepted, OrderFilled))]
+    late = OrderFilled(id="manual.1", ts_event=T0 + 3 * MIN, client_order_id="manual", client="alice",
+                       venue="binance", symbol="BTCUSDT", side="buy", qty=D(1), price=D(96), fee=D(0))
+
+    h = restart([*log, late], t1)  # long again by hand: the spent stop must not fire
+    assert h.send(bar(3, "90", "91", "80", "85")) == []
+    assert h.actor.book.position(KEY) == D(1)
+
+
+def test_the_latest_approval_input_applies_nothing_on_the_in_process_bus() -> None:
+    h = Harness(config(slippage_bps=D(0)))  # attached, and so started, before anything is published
+    assert [i.delivery for i in h.actor.inputs() if i.subject == "target.approved.>"] == [
+        Delivery.DURABLE, Delivery.LATEST]
+    assert kinds(h.send(approved("t1", "1", stop_loss=D("95")))) == ["OrderSubmitted", "OrderAccepted"]
+    assert D(h.actor.status()["open_orders"][client_order_id("t1", 1)]["remaining"]) == 1  # applied once
+
+
 # ----------------------------------------------------------------------------- stops, end of data
 
 
@@ -307,6 +367,16 @@ def test_end_of_data_closes_at_the_last_close() -> None:
     assert (fill.side, fill.qty, fill.price, fill.fee, fill.reason) == ("sell", D("1"), D("103.948"),
                                                                          D("0.103948"), "end_of_data")
     assert h.actor.book.position(KEY) == 0 and h.actor.status()["positions"] == {}
+
+
+def test_a_stop_never_sells_more_than_the_position_whatever_the_step() -> None:
+    h = Harness(config(slippage_bps=D(0), step_size=D("0.5")))
+    almost_one = D("0.9999999999999999999999999999")  # 28 digits: twice it does not fit the Decimal context
+    h.send(OrderFilled(id="manual.1", ts_event=T0, client_order_id="manual", client="alice",
+                       venue="binance", symbol="BTCUSDT", side="buy", qty=almost_one, price=D(100), fee=D(0)))
+    assert h.send(approved("t1", "1", stop_loss=D("95"))) == []  # 1 - almost_one is dust on a 0.5 step
+    submitted = h.send(bar(2, "97", "98", "94", "96"))[0]
+    assert (submitted.reason, submitted.qty) == ("stop_loss", D("0.5"))  # not 1.0: more than is held
 
 
 def test_stop_ignores_the_range_of_a_bar_that_opened_before_the_target() -> None:
