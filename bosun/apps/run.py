@@ -22,7 +22,7 @@ from bosun.runtime.urls import require_urls
 log = logging.getLogger("bosun.run")
 
 ALERT_SUMMARY_EVERY_S = 10.0
-REPLAY_WINDOW = 32  # events; well inside execution's window of recent bars (64)
+BATCH = 32  # market events per publish round; well inside execution's window of recent bars (64)
 REPLAY_STALL_S = 30.0
 
 
@@ -101,34 +101,33 @@ async def serve_alerts(cfg: Config, nats_url: str, _database_url: str | None) ->
             if actors:
                 actors[0].flush_summary()
 
-    tasks = [asyncio.create_task(notifier.run()), asyncio.create_task(flush_summaries())]
+    sending, flushing = asyncio.create_task(notifier.run()), asyncio.create_task(flush_summaries())
     try:
         await run_service("alerts", build, nats_url=nats_url, metrics_port=_metrics_port(cfg, "alerts"))
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await notifier.aclose()
+        flushing.cancel()
+        await notifier.aclose()  # delivers what is queued (bounded) while the sender still runs
+        sending.cancel()
+        await asyncio.gather(sending, flushing, return_exceptions=True)
     return 0
 
 
 async def serve_ingest(cfg: Config, nats_url: str, _database_url: str | None) -> int:
     from bosun.apps.control import EXIT_STREAM_UNAVAILABLE
-    from proto import events as ev
     from services.ingest.actor import MarketDataActor
     from services.ingest.binance_ws import StreamUnavailable
-    from services.ingest.source import market_events
+    from services.ingest.source import batches, market_events
 
     replaying = bool(cfg.ingest.replay)
 
     async def pump(binding, actor: MarketDataActor) -> None:
         n = 0
-        async for event in market_events(cfg.ingest):
-            await binding.feed(actor.on_bar if isinstance(event, ev.Bar) else actor.on_trade, event)
-            n += 1
-            # A replay never runs more than a window ahead of the platform: execution fills a
+        async for batch in batches(market_events(cfg.ingest), BATCH):
+            await binding.feed(actor.on_events, batch)
+            n += len(batch)
+            # A replay never runs more than a batch ahead of the platform: execution fills a
             # late order on the bar it was meant for only while that bar is in its recent window.
-            if replaying and n % REPLAY_WINDOW == 0 and not await until_drained(binding.js, REPLAY_STALL_S):
+            if replaying and not await until_drained(binding.js, REPLAY_STALL_S):
                 log.warning("ingest: the platform has not caught up with the replay in %ss; going on", REPLAY_STALL_S)
         if replaying:
             log.info("ingest: replay finished after %d events", n)

@@ -30,6 +30,14 @@ class MarketDataActor(Actor):
                                   venue=bar.venue, symbol=bar.symbol, price=bar.close,
                                   open=bar.open, high=bar.high, low=bar.low))
 
+    def on_events(self, events: Sequence[Bar | Trade]) -> None:
+        """A batch from the source, in order; the binding puts only the newest price per key."""
+        for event in events:
+            if isinstance(event, Bar):
+                self.on_bar(event)
+            else:
+                self.on_trade(event)
+
     def on_trade(self, trade: Trade) -> None:
         self.out.publish(trade)
         # The trade's own id: two trades in the same millisecond are two different prices.

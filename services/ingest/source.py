@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from bosun.runtime.config import IngestConfig
@@ -11,6 +12,7 @@ from services.ingest.binance_ws import BinanceStream, combined_stream_url
 from services.ingest.files import read_market_file
 from services.ingest.replay import merge_by_time, replay
 
+_DONE = object()
 START_ATTEMPTS = 3  # an unreachable stream at start is reported within seconds
 
 
@@ -28,3 +30,40 @@ def websocket_url(cfg: IngestConfig) -> str:
     """The combined stream of every configured symbol: `kline` means klines of cfg.interval."""
     streams = [f"kline_{cfg.interval}" if s == "kline" else s for s in cfg.streams]
     return combined_stream_url(cfg.ws_url, cfg.symbols, streams)
+
+
+async def batches(events: AsyncIterator[Bar | Trade], max_size: int) -> AsyncIterator[list[Bar | Trade]]:
+    """What has arrived, up to `max_size` at a time, without waiting to fill a batch: under load
+    one publish round (and one price put per symbol) serves many events; when quiet, each goes
+    alone. A bounded queue holds the source back when the publisher falls behind."""
+    queue: asyncio.Queue[Bar | Trade | BaseException | None] = asyncio.Queue(2 * max_size)
+
+    async def read() -> None:
+        try:
+            async for event in events:
+                await queue.put(event)
+            await queue.put(None)
+        except Exception as exc:  # StreamUnavailable and the like: raised to the consumer
+            await queue.put(exc)
+
+    reader = asyncio.create_task(read())
+    try:
+        end: object = None  # set once the source is exhausted (_DONE) or failed (the error)
+        while end is None:
+            batch: list[Bar | Trade] = []
+            item = await queue.get()
+            while True:
+                if item is None or isinstance(item, BaseException):
+                    end = _DONE if item is None else item
+                    break
+                batch.append(item)
+                if len(batch) >= max_size or queue.empty():
+                    break
+                item = queue.get_nowait()
+            if batch:
+                yield batch
+        if isinstance(end, BaseException):
+            raise end
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)

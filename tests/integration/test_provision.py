@@ -3,6 +3,8 @@ refuse what conflicts, naming the stream (or bucket) and the field."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 import nats
@@ -66,9 +68,6 @@ async def test_conflicting_stream_and_bucket_are_refused_naming_them_and_the_fie
 
 
 async def test_every_decision_is_copied_into_the_audit_stream(js: JetStreamContext) -> None:
-    import asyncio
-    import time
-
     subject = f"risk.breach.audit{time.time_ns()}.binance.BTCUSDT"
     await js.publish(subject, b"a decision")
     deadline = time.monotonic() + 5
