@@ -13,7 +13,7 @@ from pathlib import Path
 from nats.aio.client import Client
 from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
 
-from bosun.apps.up import terminate
+from bosun.runtime.embedded import terminate
 
 STOP_TIMEOUT_S = 15.0
 
@@ -58,4 +58,4 @@ class ServiceProcess:
         return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
 
     def stop(self) -> int | None:
-        return None if self.proc is None else terminate(self.proc, STOP_TIMEOUT_S)
+        return None if self.proc is None else terminate(self.proc, timeout_s=STOP_TIMEOUT_S)

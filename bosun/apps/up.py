@@ -23,7 +23,7 @@ from nats.errors import Error as NatsError
 from bosun.apps import control
 from bosun.runtime import config as config_mod
 from bosun.runtime.backlog import durable_backlog
-from bosun.runtime.embedded import EmbeddedNats, EmbeddedPostgres
+from bosun.runtime.embedded import EmbeddedNats, EmbeddedPostgres, terminate
 from bosun.runtime.provision import provision
 from bosun.runtime.urls import DATABASE_URL_ENV, NATS_URL_ENV, nats_servers, write_urls
 
@@ -72,19 +72,7 @@ class Child:
 
     def stop(self) -> None:
         if self.proc is not None:
-            terminate(self.proc, STOP_TIMEOUT_S)
-
-
-def terminate(proc: subprocess.Popen, timeout_s: float) -> int:
-    """SIGTERM, a bounded wait for a clean stop, then SIGKILL; returns the exit code."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
+            terminate(self.proc, timeout_s=STOP_TIMEOUT_S)
 
 
 def effective_config(args, cfg: config_mod.Config) -> config_mod.Config:

@@ -43,15 +43,16 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
-def _terminate(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(sig)
-    try:
-        proc.wait(STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(STOP_TIMEOUT_S)
+def terminate(proc: subprocess.Popen, sig: signal.Signals = signal.SIGTERM, timeout_s: float = STOP_TIMEOUT_S) -> int:
+    """`sig`, a bounded wait for a clean stop, then SIGKILL; returns the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout_s)
+    return proc.returncode
 
 
 def nats_server_binary() -> Path:
@@ -110,7 +111,7 @@ class _ChildServer:
                 if self.ready_line in log.read():
                     return True
             time.sleep(0.01)
-        _terminate(proc, signal.SIGKILL)
+        terminate(proc, signal.SIGKILL)
         raise EmbeddedServerError(f"{what} did not accept connections on 127.0.0.1:{self.port} within "
                                   f"{START_TIMEOUT_S:.0f}s; log {self.log_path}:\n{_tail(self.log_path)}")
 
@@ -128,7 +129,7 @@ class _ChildServer:
 
     def stop(self) -> None:
         if self._proc is not None:
-            _terminate(self._proc, self.stop_signal)
+            terminate(self._proc, self.stop_signal)
             self._proc = None
 
     def __enter__(self) -> Self:
