@@ -37,7 +37,9 @@ STREAMS: tuple[StreamSpec, ...] = (
     StreamSpec(name="SIGNALS", subjects=("signal.>",), max_age_s=30 * DAY_S, max_bytes=GiB),
     StreamSpec(name="TARGETS", subjects=("target.>",), max_age_s=30 * DAY_S, max_bytes=GiB),
     StreamSpec(name="RISK", subjects=("risk.>", sj.TRADING_STATE), max_age_s=90 * DAY_S, max_bytes=GiB),
-    StreamSpec(name="ORDERS", subjects=("order.>",), max_age_s=365 * DAY_S, max_bytes=4 * GiB),
+    # Execution and risk rebuild positions from this log: nothing may age out of it silently,
+    # so it keeps everything and, when full, refuses new orders loudly instead of forgetting.
+    StreamSpec(name="ORDERS", subjects=("order.>",), max_age_s=0, max_bytes=16 * GiB, discard="new"),
     StreamSpec(name="POSITIONS", subjects=("position.>",), max_age_s=30 * DAY_S, max_bytes=GiB),
     StreamSpec(name="DLQ", subjects=("dlq.>",), max_age_s=30 * DAY_S, max_bytes=GiB),
     # Every decision (targets, approvals, breaches, trading flips, order events), copied by the
