@@ -173,21 +173,20 @@ class ExecutionActor(Actor):
                     self._submit(armed, side, qty, target.reason, target.ts_event)
 
     def on_bar(self, bar: Bar) -> None:
-        for venue in self._shadows:
-            events = venue.on_bar(bar)
-            if events:
-                self._emit(events)
-        if self._unspent:
-            self._check_stops(bar.venue, bar.symbol, bar.open, bar.high, bar.low, bar.ts_open, bar.ts_event)
+        self._on_market(bar, bar.open, bar.high, bar.low, bar.ts_open)
 
     def on_trade(self, trade: Trade) -> None:
+        p = trade.price
+        self._on_market(trade, p, p, p, trade.ts_event)
+
+    def _on_market(self, md: Bar | Trade, open_: Decimal, high: Decimal, low: Decimal, ts_open: int) -> None:
+        """A bar, or a trade as a bar of one price: fills on the shadow venues, then the armed stops."""
         for venue in self._shadows:
-            events = venue.on_trade(trade)
+            events = venue.on_market(md)
             if events:
                 self._emit(events)
         if self._unspent:
-            p = trade.price
-            self._check_stops(trade.venue, trade.symbol, p, p, p, trade.ts_event, trade.ts_event)
+            self._check_stops(md.venue, md.symbol, open_, high, low, ts_open, md.ts_event)
 
     def _log_order(self, order: OrderSubmitted) -> None:
         key = key_of(order)
