@@ -66,10 +66,12 @@ _BY_MARKET: dict[type, str] = {ev.Bar: "md.bar", ev.Trade: "md.trade", ev.PriceS
 def subject_for(event: ev.Event) -> str:
     """Where an event is published. One rule per type, so no publisher spells a subject."""
     kind = type(event)
-    if kind in _BY_CLIENT:
-        return f"{_BY_CLIENT[kind]}.{event.client}.{event.venue}.{event.symbol}"  # type: ignore[attr-defined]
-    if kind in _BY_MARKET:
-        return f"{_BY_MARKET[kind]}.{event.venue}.{event.symbol}"  # type: ignore[attr-defined]
+    prefix = _BY_MARKET.get(kind)  # first: market data is most of the traffic
+    if prefix is not None:
+        return f"{prefix}.{event.venue}.{event.symbol}"  # type: ignore[attr-defined]
+    prefix = _BY_CLIENT.get(kind)
+    if prefix is not None:
+        return f"{prefix}.{event.client}.{event.venue}.{event.symbol}"  # type: ignore[attr-defined]
     match event:
         case ev.SignalDetected(strategy=st, venue=v, symbol=s):
             return f"signal.detected.{st}.{v}.{s}"

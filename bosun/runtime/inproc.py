@@ -60,13 +60,12 @@ class InProcessBus:
         self._enqueue(sj.TRADING_ENABLED, enabled)
 
     def _enqueue(self, subject: str, message: Any) -> None:
-        queue = self._queue
-        if len(queue) >= self._max_pending:
+        if len(self._queue) >= self._max_pending:
             raise BusOverflow(f"in-process bus holds {self._max_pending} undelivered messages; "
                               f"a handler is publishing in a loop? last subject {subject}")
         if subject.startswith("$KV."):
             self._kv[subject] = message
-        queue.append((subject, message))
+        self._queue.append((subject, message))
 
     # --- delivery
 

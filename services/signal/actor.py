@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from decimal import Decimal
+from functools import partial
 
 from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
 from bosun.runtime.clock import Clock
@@ -65,8 +66,9 @@ class SignalActor(Actor):
     # --- handlers
 
     def on_bar(self, bar: Bar) -> None:
-        self._marks[(bar.venue, bar.symbol)] = bar.close  # before sizing: equity marks at this close
-        for running in self._by_market.get((bar.venue, bar.symbol), ()):
+        market = (bar.venue, bar.symbol)
+        self._marks[market] = bar.close  # before sizing: equity marks at this close
+        for running in self._by_market.get(market, ()):
             if running.closes is not None:
                 running.closes.append(bar.close)
             direction = running.strategy.on_bar(bar)
@@ -113,7 +115,7 @@ class SignalActor(Actor):
             self.out.publish(TargetPosition(
                 id=f"{client.id}.{signal.id}", ts_event=bar.ts_event, client=client.id, venue=sc.venue,
                 symbol=sc.symbol, strategy=sc.name, price=bar.close, reason="signal",
-                qty=sizing.target_qty(direction, client.sizing, equity=self.equity(client.id),
+                qty=sizing.target_qty(direction, client.sizing, equity=partial(self.equity, client.id),
                                       price=bar.close, step_size=venue.step_size),
                 stop_loss=sizing.stop_loss_price(direction, bar.close, signal.stop_distance, venue.tick_size),
                 take_profit=sizing.take_profit_price(direction, bar.close, signal.take_distance,

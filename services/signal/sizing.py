@@ -5,7 +5,7 @@ size (never more than asked), protective prices to the nearest tick (ROUND_HALF_
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from bosun.runtime.config import SizingConfig
@@ -29,13 +29,14 @@ def round_to_tick(price: Decimal, tick: Decimal) -> Decimal:
     return (price / tick).quantize(Decimal(1), rounding=ROUND_HALF_EVEN) * tick
 
 
-def target_qty(direction: int, sizing: SizingConfig, *, equity: Decimal, price: Decimal,
+def target_qty(direction: int, sizing: SizingConfig, *, equity: Callable[[], Decimal], price: Decimal,
                step_size: Decimal) -> Decimal:
     """The signed base quantity for `direction` (+1/-1/0).
 
     fixed: direction x sizing.qty (taken as configured).
-    equity_fraction: direction x floor_to_step(fraction x equity / price); no equity
-    (zero or negative) sizes to 0 rather than flipping the side."""
+    equity_fraction: direction x floor_to_step(fraction x equity() / price); no equity
+    (zero or negative) sizes to 0 rather than flipping the side. `equity` is called only
+    here: marking every position costs more than the rest of sizing."""
     if direction not in (-1, 0, 1):
         raise ValueError(f"direction must be -1, 0 or +1, got {direction!r}")
     if direction == 0:
@@ -44,9 +45,10 @@ def target_qty(direction: int, sizing: SizingConfig, *, equity: Decimal, price: 
         return direction * sizing.qty
     if price <= 0:
         raise ValueError(f"cannot size on a price of {price}: it must be > 0")
-    if equity <= 0:
+    marked = equity()
+    if marked <= 0:
         return ZERO
-    return direction * floor_to_step(sizing.fraction * equity / price, step_size)
+    return direction * floor_to_step(sizing.fraction * marked / price, step_size)
 
 
 def stdev_of_returns(closes: Sequence[Decimal]) -> Decimal | None:

@@ -175,20 +175,24 @@ def test_floor_to_step_rounds_toward_zero() -> None:
         floor_to_step(D(1), D(0))
 
 
-def test_fixed_sizing_is_direction_times_qty() -> None:
+def _unmarked() -> D:
+    raise AssertionError("fixed sizing must not mark equity")
+
+
+def test_fixed_sizing_is_direction_times_qty_without_marking_equity() -> None:
     fixed = SizingConfig(kind="fixed", qty=D("0.25"))
-    kw = dict(equity=D(10000), price=D(60000), step_size=D("0.001"))
+    kw = dict(equity=_unmarked, price=D(60000), step_size=D("0.001"))
     assert [target_qty(d, fixed, **kw) for d in (1, -1, 0)] == [D("0.25"), D("-0.25"), 0]
 
 
 def test_equity_fraction_sizing_floors_to_step() -> None:
     sizing = SizingConfig(kind="equity_fraction", fraction=D("0.5"))
     # 0.5 * 10000 / 60000 = 0.08333... -> 0.083 at step 0.001
-    assert target_qty(1, sizing, equity=D(10000), price=D(60000), step_size=D("0.001")) == D("0.083")
-    assert target_qty(-1, sizing, equity=D(10000), price=D(60000), step_size=D("0.001")) == D("-0.083")
-    assert target_qty(1, sizing, equity=D(-5), price=D(60000), step_size=D("0.001")) == 0  # never flips side
+    assert target_qty(1, sizing, equity=lambda: D(10000), price=D(60000), step_size=D("0.001")) == D("0.083")
+    assert target_qty(-1, sizing, equity=lambda: D(10000), price=D(60000), step_size=D("0.001")) == D("-0.083")
+    assert target_qty(1, sizing, equity=lambda: D(-5), price=D(60000), step_size=D("0.001")) == 0  # never flips side
     with pytest.raises(ValueError, match="direction must be -1, 0 or \\+1"):
-        target_qty(2, sizing, equity=D(1), price=D(1), step_size=D(1))
+        target_qty(2, sizing, equity=lambda: D(1), price=D(1), step_size=D(1))
 
 
 def test_stdev_and_protective_prices() -> None:
