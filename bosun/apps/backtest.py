@@ -115,7 +115,7 @@ def open_data(paths: Sequence[str | Path], interval: str = "1m") -> tuple[list[t
             by_market.setdefault((source.first.venue, source.first.symbol), []).append(source)
     if not by_market:
         raise DataError(", ".join(map(str, paths)) or "--data", None, "no bars in the data files")
-    streams = [_joined(sources) for sources in by_market.values()]
+    streams = [sources[0].bars if len(sources) == 1 else _joined(sources) for sources in by_market.values()]
     bars = streams[0] if len(streams) == 1 else merge_by_time(streams)
     return list(by_market), bars
 

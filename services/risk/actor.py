@@ -80,8 +80,8 @@ class RiskActor(Actor):
     # --- verdicts
 
     def on_target_position(self, target: TargetPosition) -> None:
-        verdict = self._check(target)
         now = self.clock.now_ns()
+        verdict = self._check(target, now)
         if verdict is None:
             self._verdicts["approved"] += 1
             self.out.publish(TargetApproved(id=target.id, ts_event=now, target=target))
@@ -92,7 +92,7 @@ class RiskActor(Actor):
             id=f"{target.id}.{limit}", ts_event=now, client=target.client, venue=target.venue,
             symbol=target.symbol, limit=limit, detail=detail, target_id=target.id))
 
-    def _check(self, target: TargetPosition) -> limits.Verdict:
+    def _check(self, target: TargetPosition, now: int) -> limits.Verdict:
         client = self._clients.get(target.client)
         if client is None:
             return ("unknown_client", f"client {target.client!r} is not configured "
@@ -103,7 +103,6 @@ class RiskActor(Actor):
             return None  # flattening is always allowed, halted, stale or over a limit
         snapshot = self._prices.get((target.venue, target.symbol))
         price = snapshot.price if snapshot is not None else target.price
-        now = self.clock.now_ns()
         return (limits.kill_switch(self.enabled is True, target, position)
                 or limits.stale_target(target, now, risk.max_price_age_s)
                 or limits.stale_price(snapshot, now, risk.max_price_age_s, target)
