@@ -33,7 +33,7 @@ class MarketDataActor(Actor):
     def on_events(self, events: Sequence[Bar | Trade]) -> None:
         """A batch from the source, in order; the binding puts only the newest price per key."""
         for event in events:
-            if isinstance(event, Bar):
+            if type(event) is Bar:  # not isinstance: a miss through msgspec's metaclass costs ~0.4 us
                 self.on_bar(event)
             else:
                 self.on_trade(event)
