@@ -3,6 +3,7 @@ ids is enough, and the durable stores stay the truth for anything older."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Hashable
 
 
@@ -13,15 +14,20 @@ class RecentIds:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         self._limit = limit
-        self._ids: dict[Hashable, None] = {}  # insertion ordered: the first is the oldest
+        # A set and its insertion order. (A dict alone keeps the order too, but deleting its
+        # first key over and over leaves dummies that every later `next(iter(...))` walks
+        # past: once full, each add would cost time proportional to the limit.)
+        self._ids: set[Hashable] = set()
+        self._order: deque[Hashable] = deque()  # oldest first
 
     def add(self, item: Hashable) -> bool:
         """Remember `item`; False when it was already known."""
         if item in self._ids:
             return False
-        self._ids[item] = None
-        if len(self._ids) > self._limit:
-            del self._ids[next(iter(self._ids))]
+        self._ids.add(item)
+        self._order.append(item)
+        if len(self._order) > self._limit:
+            self._ids.remove(self._order.popleft())
         return True
 
     def __contains__(self, item: Hashable) -> bool:

@@ -27,8 +27,7 @@ from bosun.runtime.config import Config, VenueConfig
 from proto import codec
 from proto import subjects as sj
 from proto.events import Bar, Event, OrderSubmitted, Side, TargetApproved, TargetPosition, Trade
-from services.execution.orders import (ORDER_EVENTS, Cancel, Key, OrderBook, Place, client_order_id, key_of, plan,
-                                       rejection)
+from services.execution.orders import Cancel, Key, OrderBook, Place, client_order_id, key_of, plan, rejection
 from services.execution.rounding import round_qty
 from services.execution.venues import ShadowVenue
 
@@ -39,7 +38,7 @@ DRY_RUN = "dry run: order not sent"
 LIVE_NOT_WIRED = "live venues are not wired yet"
 
 
-@dataclass
+@dataclass(slots=True)
 class _Armed:
     """The last approved target of a key: its stop levels and how many orders it made."""
 
@@ -130,7 +129,7 @@ class ExecutionActor(Actor):
 
     def on_order_event(self, event: Event) -> None:
         """The order log: our own echo (already applied) or, after a restart, the replay."""
-        if isinstance(event, ORDER_EVENTS) and self.book.apply(event):
+        if self.book.apply(event):  # False for anything else, or an event applied already
             venue = self._venues.get((event.client, event.venue))
             if venue is not None:
                 venue.replay(event)
@@ -149,11 +148,11 @@ class ExecutionActor(Actor):
 
     def on_target_approved(self, approved: TargetApproved) -> None:
         target = approved.target
-        if self.book.handled(target.id):
+        if not self.book.mark_handled(target.id):
             return
-        self.book.mark_handled(target.id)
         key = (target.client, target.venue, target.symbol)
-        problem = self._target_problem(target, key)
+        position = self.book.position(key)
+        problem = self._target_problem(target, position)
         if problem:
             self._emit([rejection(client_order_id(target.id, 1), target, problem)])
             return
@@ -163,8 +162,7 @@ class ExecutionActor(Actor):
         armed = self._armed[key] = _Armed(target, spent=target.stop_loss is None and target.take_profit is None)
         if not armed.spent:
             self._unspent += 1
-        actions = plan(target.qty, self.book.position(key), self.book.open_orders(key),
-                       self._cfg[(target.client, target.venue)].step_size)
+        actions = plan(target.qty, position, self.book.open_orders(key), self._cfg[key[:2]].step_size)
         for action in actions:
             match action:
                 case Cancel(coid):
@@ -172,21 +170,16 @@ class ExecutionActor(Actor):
                 case Place(side, qty):
                     self._submit(armed, side, qty, target.reason, target.ts_event)
 
-    def on_bar(self, bar: Bar) -> None:
-        self._on_market(bar, bar.open, bar.high, bar.low, bar.ts_open)
-
-    def on_trade(self, trade: Trade) -> None:
-        p = trade.price
-        self._on_market(trade, p, p, p, trade.ts_event)
-
-    def _on_market(self, md: Bar | Trade, open_: Decimal, high: Decimal, low: Decimal, ts_open: int) -> None:
-        """A bar, or a trade as a bar of one price: fills on the shadow venues, then the armed stops."""
+    def on_market(self, md: Bar | Trade) -> None:
+        """A bar or a trade: fills on the shadow venues, then the armed stops."""
         for venue in self._shadows:
             events = venue.on_market(md)
             if events:
                 self._emit(events)
         if self._unspent:
-            self._check_stops(md.venue, md.symbol, open_, high, low, ts_open, md.ts_event)
+            self._check_stops(md)
+
+    on_bar = on_trade = on_market  # one handler, not a wrapper each: it runs on every bar
 
     def _log_order(self, order: OrderSubmitted) -> None:
         key = key_of(order)
@@ -197,17 +190,21 @@ class ExecutionActor(Actor):
 
     # --- decisions
 
-    def _target_problem(self, target: TargetPosition, key: Key) -> str | None:
+    def _target_problem(self, target: TargetPosition, position: Decimal) -> str | None:
         if (target.client, target.venue) not in self._cfg:
             return f"client {target.client!r} has no venue {target.venue!r} configured"
-        position = self.book.position(key)
         if not self.trading_enabled and not _reduces(target.qty, position):
             return (f"trading disabled: target {target.qty} does not reduce the position {position} "
                     f"(only reducing targets pass while the kill switch is off)")
         return None
 
-    def _check_stops(self, venue: str, symbol: str, open_: Decimal, high: Decimal, low: Decimal,
-                     ts_open: int, ts: int) -> None:
+    def _check_stops(self, md: Bar | Trade) -> None:
+        venue, symbol, ts = md.venue, md.symbol, md.ts_event
+        if type(md) is Trade:  # a bar of one price
+            open_ = high = low = md.price
+            ts_open = ts
+        else:
+            open_, high, low, ts_open = md.open, md.high, md.low, md.ts_open
         for key, armed in self._armed.items():
             if armed.spent or key[1] != venue or key[2] != symbol or ts_open < armed.target.ts_event:
                 continue
@@ -239,8 +236,7 @@ class ExecutionActor(Actor):
         if self.dry_run or venue is None:
             self._emit([rejection(order.id, order, DRY_RUN if self.dry_run else LIVE_NOT_WIRED)])
             return
-        self._emit([order])
-        self._emit(venue.submit(order, decided_at_ns, fill_price))
+        self._emit([order, *venue.submit(order, decided_at_ns, fill_price)])
 
     def _cancel(self, key: Key, coid: str, reason: str) -> None:
         venue = self._venues.get(key[:2])

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from bosun.runtime.recent import RecentIds
 from proto.events import (Event, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, OrderSubmitted, Side,
-                          TargetPosition, msg_id)
+                          TargetPosition)
 from services.execution.rounding import round_qty
 
 Key = tuple[str, str, str]  # client, venue, symbol
@@ -45,7 +45,7 @@ def signed(side: Side, qty: Decimal) -> Decimal:
     return qty if side == "buy" else -qty
 
 
-@dataclass
+@dataclass(slots=True)
 class OpenOrder:
     order: OrderSubmitted
     remaining: Decimal
@@ -104,35 +104,36 @@ class OrderBook:
         self.open: dict[str, OpenOrder] = {}  # client order id -> order, in submit order
         self.positions: dict[Key, Decimal] = {}
         self.fills = 0
-        self._applied = RecentIds(max_remembered)  # msg ids of applied events
+        # (type, id) of applied events: what their msg id says, without building that string
+        # for every event (each is applied once as published and looked up again as echoed).
+        self._applied = RecentIds(max_remembered)
         self._targets = RecentIds(max_remembered)  # ids of targets already acted on
 
     def apply(self, event: Event) -> bool:
         """Apply one order event; False (and no change) when it is not one or was applied already."""
-        if not isinstance(event, ORDER_EVENTS) or not self._applied.add(msg_id(event)):
+        # By exact type, not isinstance/match: on msgspec Structs every class an isinstance
+        # tries and misses costs a type.__instancecheck__ call. No order event is subclassed.
+        if type(event) not in ORDER_EVENTS or not self._applied.add((type(event), event.id)):
             return False
-        match event:
-            case OrderSubmitted():
-                self._targets.add(event.target_id)
-                self.open.setdefault(event.id, OpenOrder(event, event.qty))
-            case OrderFilled():
-                key = key_of(event)
-                self.positions[key] = self.positions.get(key, ZERO) + signed(event.side, event.qty)
-                self.fills += 1
-                open_order = self.open.get(event.client_order_id)
-                if open_order is not None:
-                    open_order.remaining -= event.qty
-                    if open_order.remaining <= 0:
-                        del self.open[event.client_order_id]
-            case OrderCanceled() | OrderRejected():
-                self.open.pop(event.client_order_id, None)
+        if type(event) is OrderSubmitted:
+            self._targets.add(event.target_id)
+            self.open.setdefault(event.id, OpenOrder(event, event.qty))
+        elif type(event) is OrderFilled:
+            key = key_of(event)
+            self.positions[key] = self.positions.get(key, ZERO) + signed(event.side, event.qty)
+            self.fills += 1
+            open_order = self.open.get(event.client_order_id)
+            if open_order is not None:
+                open_order.remaining -= event.qty
+                if open_order.remaining <= 0:
+                    del self.open[event.client_order_id]
+        elif type(event) is OrderCanceled or type(event) is OrderRejected:
+            self.open.pop(event.client_order_id, None)
         return True
 
-    def handled(self, target_id: str) -> bool:
-        return target_id in self._targets
-
-    def mark_handled(self, target_id: str) -> None:
-        self._targets.add(target_id)
+    def mark_handled(self, target_id: str) -> bool:
+        """Remember a target as acted on; False when it was already."""
+        return self._targets.add(target_id)
 
     def position(self, key: Key) -> Decimal:
         return self.positions.get(key, ZERO)

@@ -16,3 +16,11 @@ def test_remembers_up_to_the_limit_and_forgets_the_oldest_first():
 def test_the_limit_must_be_positive():
     with pytest.raises(ValueError, match="limit must be >= 1, got 0"):
         RecentIds(0)
+
+
+def test_forgets_in_insertion_order_through_many_turnovers():
+    recent = RecentIds(1_000)
+    for i in range(5_500):
+        assert recent.add(i)
+    assert len(recent) == 1_000 and 4_499 not in recent and all(i in recent for i in range(4_500, 5_500))
+    assert not recent.add(5_000) and recent.add(0)  # still known; long forgotten

@@ -28,7 +28,6 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal
-from itertools import islice
 
 from bosun.runtime.config import VenueConfig
 from proto.events import (Bar, Event, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, OrderSubmitted,
@@ -42,7 +41,7 @@ BPS = Decimal(10_000)
 MarketData = Bar | Trade
 
 
-@dataclass
+@dataclass(slots=True)
 class _Working:
     order: OrderSubmitted
     decided_at_ns: int
@@ -57,6 +56,12 @@ class ShadowVenue:
             raise ValueError(f"max_recent_bars must be >= 1, got {max_recent_bars}")
         self.venue = venue
         self.cfg = cfg
+        # Worked out once rather than on every fill: `price * (1 ± slippage_bps / BPS)` and
+        # `fee_bps / BPS * qty * price` (left to right) multiply by these very values. Both are
+        # exact for any setting of under 28 digits (/ 10,000 only moves the decimal point).
+        slip = cfg.slippage_bps / BPS
+        self._taker_factor = {"buy": 1 + slip, "sell": 1 - slip}
+        self._fee_rate = cfg.fee_bps / BPS
         self._max_recent = max_recent_bars
         self._recent: dict[tuple[str, type], deque[MarketData]] = {}  # (symbol, Bar|Trade), oldest first
         self._dropped: dict[tuple[str, type], MarketData] = {}  # newest event that fell out of `_recent`
@@ -71,7 +76,7 @@ class ShadowVenue:
             raise ValueError(f"order {order.id} is for venue {order.venue!r}, this is {self.venue!r}")
         if order.id in self._working:
             return []  # already working: a repeated submit changes nothing
-        working = _Working(order, decided_at_ns, order.qty, self._limit(order))
+        working = self._new_working(order, decided_at_ns)
         problem = self._problem(working, fill_price)
         if problem:
             return [rejection(order.id, order, problem)]
@@ -101,7 +106,7 @@ class ShadowVenue:
         """Rebuild working orders from the order log after a restart; emits nothing."""
         match event:
             case OrderSubmitted(venue=self.venue) if event.id not in self._working:
-                self._working[event.id] = _Working(event, event.ts_event, event.qty, self._limit(event))
+                self._working[event.id] = self._new_working(event, event.ts_event)
             case OrderFilled(venue=self.venue, client_order_id=coid) if coid in self._working:
                 working = self._working[coid]
                 working.fills += 1
@@ -137,19 +142,21 @@ class ShadowVenue:
             return []  # nothing to fill: the usual case, most bars
         fills: list[Event] = []
         for working in [w for w in self._working.values() if w.order.symbol == md.symbol]:
-            price = self._fill_price(working, md)
-            if price is not None:
-                fills.append(self._fill(working, price, self._fill_ts(working, md)))
+            hit = self._fill_at(working, md)
+            if hit is not None:
+                fills.append(self._fill(working, hit[1], hit[0]))
         return fills
 
     on_bar = on_trade = on_market  # one handler, not a wrapper each: it runs on every bar
 
     # --- rules
 
-    def _limit(self, order: OrderSubmitted) -> Decimal | None:
+    def _new_working(self, order: OrderSubmitted, decided_at_ns: int) -> _Working:
         if order.order_type != "limit" or order.limit_price is None or order.limit_price <= 0:
-            return None
-        return round_price(order.limit_price, self.cfg.tick_size, order.side)
+            limit = None
+        else:
+            limit = round_price(order.limit_price, self.cfg.tick_size, order.side)
+        return _Working(order, decided_at_ns, order.qty, limit)
 
     def _problem(self, working: _Working, fill_price: Decimal | None) -> str | None:
         """Why the order cannot be taken, or None."""
@@ -171,23 +178,25 @@ class ShadowVenue:
 
     def _fill_ts(self, working: _Working, md: MarketData) -> int:
         """The time at which `md` would fill the order: compared with the decision time."""
-        if isinstance(md, Trade):
+        # type(), not isinstance: a miss on a msgspec Struct class costs an __instancecheck__ call.
+        if type(md) is Trade:
             return md.ts_event
         market_at_close = working.order.order_type == "market" and self.cfg.fill == "close"
         return md.ts_event if market_at_close else md.ts_open
 
-    def _fill_price(self, working: _Working, md: MarketData) -> Decimal | None:
-        """The price `md` fills the order at, before slippage; None when it does not fill it."""
-        if self._fill_ts(working, md) < working.decided_at_ns:
+    def _fill_at(self, working: _Working, md: MarketData) -> tuple[int, Decimal] | None:
+        """(time, price before slippage) at which `md` fills the order; None when it does not fill it."""
+        ts = self._fill_ts(working, md)
+        if ts < working.decided_at_ns:
             return None
         limit, buy = working.limit, working.order.side == "buy"
-        if isinstance(md, Trade):
+        if type(md) is Trade:
             if limit is None:
-                return md.price
-            return limit if (md.price < limit if buy else md.price > limit) else None
+                return ts, md.price
+            return (ts, limit) if (md.price < limit if buy else md.price > limit) else None
         if limit is None:
-            return md.close if self.cfg.fill == "close" else md.open
-        return limit if (md.low < limit if buy else md.high > limit) else None
+            return ts, md.close if self.cfg.fill == "close" else md.open
+        return (ts, limit) if (md.low < limit if buy else md.high > limit) else None
 
     def _fill_from_recent(self, working: _Working) -> list[Event]:
         """Fill an order that arrived after its fill data: the earliest qualifying kept event."""
@@ -203,12 +212,11 @@ class ShadowVenue:
             start = len(recent)
             while start and recent[start - 1].ts_event >= decided:
                 start -= 1
-            for md in islice(recent, start, None):
-                price = self._fill_price(working, md)
-                if price is not None:
-                    ts = self._fill_ts(working, md)
-                    if best is None or ts < best[0]:
-                        best = (ts, price)
+            for i in range(start, len(recent)):  # by index: islice would walk the deque from its start
+                hit = self._fill_at(working, recent[i])
+                if hit is not None:
+                    if best is None or hit[0] < best[0]:
+                        best = hit
                     break
         if best is None:
             return []
@@ -219,13 +227,12 @@ class ShadowVenue:
         o = working.order
         maker = working.limit is not None
         if not maker:
-            slip = self.cfg.slippage_bps / BPS
-            price = price * (1 + slip) if o.side == "buy" else price * (1 - slip)
+            price = price * self._taker_factor[o.side]
         qty = working.remaining
         working.fills += 1
         working.remaining = Decimal(0)
         self._working.pop(o.id, None)
         return OrderFilled(id=f"{o.id}.{working.fills}", ts_event=ts, client_order_id=o.id, client=o.client,
                            venue=o.venue, symbol=o.symbol, side=o.side, qty=qty, price=price,
-                           fee=self.cfg.fee_bps / BPS * qty * price, liquidity="maker" if maker else "taker",
+                           fee=self._fee_rate * qty * price, liquidity="maker" if maker else "taker",
                            reason=o.reason)
