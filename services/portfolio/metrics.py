@@ -46,8 +46,10 @@ in time order, equity = capital + realized + unrealized PnL, net of fees):
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any, Protocol
 
 NS_PER_S = 1_000_000_000
@@ -74,6 +76,7 @@ class RoundTripLike(Protocol):
 
 
 EquityPoint = tuple[int, Decimal]
+_time = itemgetter(0)  # of an EquityPoint
 
 
 def compute(trips: Sequence[RoundTripLike], equity: Sequence[EquityPoint], capital: Decimal,
@@ -160,22 +163,22 @@ def cagr_pct(capital: Decimal, final: Decimal, span_ns: int) -> float | None:
 def drawdown(equity: Sequence[EquityPoint], capital: Decimal, start_ns: int) -> dict[str, Any]:
     """max_drawdown (quote), max_drawdown_pct and max_drawdown_duration_s; see the module doc."""
     peak, peak_t = capital, start_ns
+    trough = capital  # the lowest equity since the current peak
     max_dd = ZERO
     max_pct = ZERO
     longest = 0
-    deepest = ZERO  # the largest fall from the current peak
     for t, e in equity:
+        # Below the peak but not below the trough, a point can raise neither maximum (the fall, and its
+        # percent, rounded or not, grow as equity falls): two comparisons skip most points.
+        if trough <= e < peak:
+            continue
         if e >= peak:
             longest = max(longest, t - peak_t)
-            peak, peak_t = e, t
-            deepest = ZERO
+            peak = trough = e
+            peak_t = t
             continue
+        trough = e
         fall = peak - e
-        # From one peak, a fall no deeper than one already seen can raise neither maximum (the
-        # percent, rounded or not, grows with the fall): skip the division, most points' cost.
-        if fall <= deepest:
-            continue
-        deepest = fall
         if fall > max_dd:
             max_dd = fall
         if peak > 0:
@@ -194,14 +197,12 @@ def drawdown(equity: Sequence[EquityPoint], capital: Decimal, start_ns: int) -> 
 def daily_returns(equity: Sequence[EquityPoint], capital: Decimal) -> list[float]:
     """Returns of the end-of-UTC-day equity, chained from `capital` (see the module doc)."""
     closes: list[Decimal] = []
-    day = None
-    for t, e in equity:
-        d = t // NS_PER_DAY
-        if d == day:
-            closes[-1] = e
-        else:
-            closes.append(e)
-            day = d
+    i = 0
+    while i < len(equity):
+        # the series is in time order: bisect for the next day's first point rather than visit each point
+        next_day = (equity[i][0] // NS_PER_DAY + 1) * NS_PER_DAY
+        i = bisect_left(equity, next_day, lo=i, key=_time)
+        closes.append(equity[i - 1][1])
     prev = capital
     out = []
     for e in closes:

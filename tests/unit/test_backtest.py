@@ -307,3 +307,51 @@ def test_report_is_one_self_contained_page(btc_slice: Path, tmp_path: Path) -> N
     assert "end_of_data" in page or all(t.exit_reason == "signal" for t in result.trips)
     empty = report.render(metrics.compute([], [], CAPITAL), [], [], CAPITAL, "no data")
     assert "no round trips" in empty and "not enough data" in empty
+
+
+# ----------------------------------------------------------------------------- output formatting
+
+
+def test_iso_time_is_exact_for_any_ns_in_any_order() -> None:
+    import random
+
+    rng = random.Random(5)
+    day = 86_400 * 10**9
+    base = 1_727_740_800 * 10**9
+    times = [base + i * MIN_NS for i in range(3000)]  # in order, across days
+    times += [rng.randrange(-100 * day, 30_000 * day) for _ in range(2000)]  # any order, any ns
+    times += [base + rng.randrange(day) // 10**k * 10**k for k in range(10) for _ in range(50)]  # fractions
+    times += [0, -1, day - 1, day, base - 1, base, base + 1]
+
+    def expected(ns: int) -> str:
+        secs, frac = divmod(ns, 10**9)
+        text = datetime.fromtimestamp(secs, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        return (f"{text}.{frac:09d}".rstrip("0") if frac else text) + "Z"
+
+    iso_time = outputs.IsoTime()
+    assert [iso_time(ns) for ns in times] == [expected(ns) for ns in times]
+    assert list(outputs.IsoTime().each(times)) == [expected(ns) for ns in times]
+
+
+def test_short_equals_normalized_plain_text() -> None:
+    from decimal import MAX_PREC
+
+    for text in ["0", "-0", "0.000", "-0.0", "100", "100.0", "1E+2", "-5.00E+3", "1.50", "12.3400", "0.0000001",
+                 "1E-7", "63737.96", "1.274879600000000000", "-0.1810948392156862745098039215686275",
+                 "NaN", "-Infinity"]:
+        value = D(text)
+        assert outputs.short(value) == format(value.normalize(Context(prec=MAX_PREC)), "f"), text
+
+
+def test_csv_free_text_is_quoted_as_csv_writer_does(tmp_path: Path) -> None:
+    from proto.events import OrderFilled
+
+    odd = ["plain", "a,b", 'a"b', "a\nb", "a\rb", "", " a"]
+    fills = [OrderFilled(id=f"f{i}", ts_event=i * 10**9, client_order_id="o", client="c", venue="v", symbol=s,
+                         side="buy", qty=D("1.50"), price=D("2"), fee=D("0.1"), reason=s) for i, s in enumerate(odd)]
+    outputs.write_fills(tmp_path / "fills.csv", fills)
+    with (tmp_path / "expected.csv").open("w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(outputs.FILLS_COLUMNS)
+        w.writerows((outputs.IsoTime()(x.ts_event), x.symbol, x.side, "1.5", "2", "0.1", x.reason) for x in fills)
+    assert (tmp_path / "fills.csv").read_bytes() == (tmp_path / "expected.csv").read_bytes()

@@ -149,15 +149,17 @@ def test_breakdown_groups_by_key() -> None:
     assert by_reason["end_of_data"]["pnl"] == D(-1)
 
 
-def test_drawdown_maxima_equal_a_division_at_every_point() -> None:
-    # drawdown divides only when a fall is deeper than any since the peak; every point must agree
+@pytest.mark.parametrize("step", [D(100), D(7)], ids=["cents", "28-digit-rounded"])
+def test_drawdown_maxima_equal_a_division_at_every_point(step: D) -> None:
+    # drawdown divides only when equity is below any since the peak; every point must agree, also when
+    # the falls are rounded to 28 digits
     import random
 
     rng = random.Random(11)
     capital = D(1000)
     equity, e = [], capital
     for i in range(3000):
-        e += D(rng.randint(-700, 690)) / 100
+        e += D(rng.randint(-700, 690)) / step
         equity.append((T0 + i * MIN, e))
     peak, max_dd, max_pct = capital, D(0), D(0)
     for _, value in equity:
