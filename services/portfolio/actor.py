@@ -19,7 +19,7 @@ from bosun.runtime.config import Config
 from bosun.runtime.recent import RecentIds
 from proto import subjects as sj
 from proto.events import OrderFilled, PositionChanged, PriceSnapshot
-from services.portfolio.positions import ARITHMETIC, ZERO, Position, add, subtract
+from services.portfolio.positions import ARITHMETIC, ZERO, Position, add, check_fill, subtract
 from services.portfolio.roundtrips import RoundTrip, RoundTripTracker
 
 Key = tuple[str, str, str]  # client, venue, symbol
@@ -44,15 +44,15 @@ class _Equity:
     def refresh(self) -> None:
         """Recompute `base` and `open` after a fill changed one of the positions."""
         base = self.capital
-        self.open = []
+        open_ = []
         for key, p in self.positions.items():
             base = subtract(add(base, p.realized_pnl), p.fees)
             if p.qty:
-                base = subtract(base, p.cost) if p.qty > 0 else add(base, p.cost)
-                self.open.append(((key[1], key[2]), key, p))
+                base = subtract(base, p.cost) if p.qty > ZERO else add(base, p.cost)
+                open_.append(((key[1], key[2]), key, p))
             else:
                 base = add(base, ZERO)  # a flat position's unrealized pnl: ZERO, as Position.unrealized says
-        self.base = base
+        self.base, self.open = base, open_
 
 
 class PortfolioActor(Actor):
@@ -95,11 +95,11 @@ class PortfolioActor(Actor):
         position = self._apply(fill)
         if position is None:
             return
-        key = (fill.client, fill.venue, fill.symbol)
+        mark = self._marks.get((fill.venue, fill.symbol), fill.price)  # _mark(key): this fill is the last one
         self.out.publish(PositionChanged(
             id=fill.id, ts_event=fill.ts_event, client=fill.client, venue=fill.venue, symbol=fill.symbol,
             qty=position.qty, avg_price=position.avg_price, realized_pnl=position.realized_pnl - position.fees,
-            unrealized_pnl=position.unrealized(self._mark(key)), fees=position.fees, fill_id=fill.id))
+            unrealized_pnl=position.unrealized(mark), fees=position.fees, fill_id=fill.id))
 
     def load(self, fills: Iterable[OrderFilled]) -> None:
         """Restore state from stored fills (in the order they were handled); publishes nothing."""
@@ -109,24 +109,28 @@ class PortfolioActor(Actor):
 
     def _apply(self, fill: OrderFilled) -> Position | None:
         """Apply a new fill; None when it was seen before. A bad fill raises before any change."""
-        seen_key = (fill.venue, fill.id)
-        if seen_key in self._seen:
+        # Checked first: a bad fill is never remembered as seen, so checking a seen one is harmless.
+        sign = check_fill(fill.side, fill.qty, fill.price, fill.fee)  # once, for the position and the tracker
+        if not self._seen.add((fill.venue, fill.id)):  # fill ids are unique per venue
             self.last_fill, self.last_closed = None, ()
             return None
         key = (fill.client, fill.venue, fill.symbol)
         position = self._positions.get(key)
         if position is None:
-            position = Position()
-        position.apply_fill(fill.side, fill.qty, fill.price, fill.fee)  # validates first
-        self._positions[key] = position
+            position = self._positions[key] = Position()
+        position.apply_checked(sign, fill.qty, fill.price, fill.fee)
         self._last_fill_price[key] = fill.price
         book = self._equity.get(fill.client)
         if book is not None:  # fills of clients not configured here count in no equity
             book.positions[key] = position
             book.refresh()
-        self.last_fill, self.last_closed = fill, tuple(self._tracker.on_fill(fill))
-        self._closed.extend(self.last_closed)
-        self._seen.add(seen_key)
+        closed = self._tracker.on_checked_fill(fill, sign)
+        if closed is None:
+            self.last_closed = ()
+        else:
+            self.last_closed = (closed,)
+            self._closed.append(closed)
+        self.last_fill = fill
         return position
 
     def _mark(self, key: Key) -> Decimal:
@@ -156,8 +160,10 @@ class PortfolioActor(Actor):
         marks = self._marks
         for market, key, position in book.open:
             mark = marks.get(market)
+            if mark is None:
+                mark = self._last_fill_price[key]
             # equity + qty x mark in one exact operation (fma: one rounding, none at 50 digits)
-            equity = position.qty.fma(self._last_fill_price[key] if mark is None else mark, equity, ARITHMETIC)
+            equity = position.qty.fma(mark, equity, ARITHMETIC)
         return equity
 
     def status(self) -> dict[str, Any]:

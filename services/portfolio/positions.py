@@ -16,12 +16,13 @@ ZERO = Decimal(0)
 # through its methods (add, multiply, ...) rather than `with localcontext(ARITHMETIC)`:
 # the same results, without the cost of entering a context on every fill and mark.
 ARITHMETIC = Context(prec=50)
-add, subtract, multiply, minus = ARITHMETIC.add, ARITHMETIC.subtract, ARITHMETIC.multiply, ARITHMETIC.minus
+add, subtract, multiply = ARITHMETIC.add, ARITHMETIC.subtract, ARITHMETIC.multiply
 # A pro-rata share (of a cost basis, of a fee) is rounded to this: finer than any
 # venue's price x quantity, and coarse enough that sums of shares stay exact.
 QUANTUM = Decimal("1e-18")
 # Averages and ratios are reported at decimal128 precision.
 REPORTED = Context(prec=34)
+divide = REPORTED.divide  # for averages and ratios that are reported, never accumulated
 
 
 def share(amount: Decimal, part: Decimal, whole: Decimal) -> Decimal:
@@ -31,11 +32,6 @@ def share(amount: Decimal, part: Decimal, whole: Decimal) -> Decimal:
     if part == whole:
         return amount
     return ARITHMETIC.quantize(ARITHMETIC.divide(multiply(amount, part), whole), QUANTUM)
-
-
-def divide(a: Decimal, b: Decimal) -> Decimal:
-    """For averages and ratios that are reported, never accumulated."""
-    return REPORTED.divide(a, b)
 
 
 def side_sign(side: Side) -> int:
@@ -49,9 +45,9 @@ def side_sign(side: Side) -> int:
 def check_fill(side: Side, qty: Decimal, price: Decimal, fee: Decimal) -> int:
     """The sign of the fill (+1 buy, -1 sell), or a ValueError naming the bad parameter."""
     sign = side_sign(side)
-    if not (qty.is_finite() and qty > 0):
+    if not (qty.is_finite() and qty > ZERO):
         raise ValueError(f"fill qty must be a positive number, got {qty}")
-    if not (price.is_finite() and price > 0):
+    if not (price.is_finite() and price > ZERO):
         raise ValueError(f"fill price must be a positive number, got {price}")
     if not fee.is_finite():
         raise ValueError(f"fill fee must be a finite number, got {fee}")
@@ -76,35 +72,46 @@ class Position:
         """Average entry price of the open qty; 0 when flat."""
         if not self.qty:
             return ZERO
-        return divide(self.cost, abs(self.qty))
+        return divide(self.cost, self.qty.copy_abs())
 
     def apply_fill(self, side: Side, qty: Decimal, price: Decimal, fee: Decimal) -> Decimal:
         """Apply one fill; returns the gross pnl it realized. A fill that crosses zero
         closes the old side at its average price and opens the rest at the fill price."""
-        sign = check_fill(side, qty, price, fee)
+        return self.apply_checked(check_fill(side, qty, price, fee), qty, price, fee)
+
+    def apply_checked(self, sign: int, qty: Decimal, price: Decimal, fee: Decimal) -> Decimal:
+        """`apply_fill` for a fill that check_fill accepted, `sign` being what it returned."""
+        # Exact results make sign flips free of context calls: copy_abs / copy_negate and
+        # add / subtract instead of multiplying by +-1, the same digits and exponent.
         self.fees = add(self.fees, fee)
-        held = ARITHMETIC.abs(self.qty)
-        if not self.qty or (self.qty > 0) == (sign > 0):  # opening or adding
-            self.qty = add(self.qty, multiply(sign, qty))
+        held = self.qty
+        if not held or (held > ZERO) == (sign > 0):  # opening or adding
+            self.qty = add(held, qty) if sign > 0 else subtract(held, qty)
             self.cost = add(self.cost, multiply(qty, price))
             return ZERO
-        closed = min(qty, held)
+        held = held.copy_abs()
+        closed = held if held < qty else qty
         closed_cost = share(self.cost, closed, held)
         # Closing a long sells (gain when price > entry); closing a short buys.
-        realized = multiply(subtract(multiply(closed, price), closed_cost), -sign)
+        realized = subtract(multiply(closed, price), closed_cost)
+        if sign > 0:
+            realized = realized.copy_negate()
         self.realized_pnl = add(self.realized_pnl, realized)
-        self.cost = subtract(self.cost, closed_cost)
-        self.qty = add(self.qty, multiply(sign, qty))
+        self.qty = add(self.qty, qty) if sign > 0 else subtract(self.qty, qty)
         if qty > closed:  # flipped: the rest opens the other side at the fill price
             self.cost = multiply(subtract(qty, closed), price)
+        else:
+            self.cost = subtract(self.cost, closed_cost)
         return realized
 
     def unrealized(self, mark: Decimal) -> Decimal:
         """Gross pnl of the open qty if it were closed at `mark`."""
-        if not self.qty:
+        qty = self.qty
+        if not qty:
             return ZERO
-        value = subtract(multiply(ARITHMETIC.abs(self.qty), mark), self.cost)
-        return value if self.qty > 0 else minus(value)
+        # |qty| x mark - cost for a long, cost - |qty| x mark for a short: one signed product.
+        value = multiply(qty, mark)
+        return subtract(value, self.cost) if qty > ZERO else add(value, self.cost)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Position):

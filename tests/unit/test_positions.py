@@ -113,3 +113,14 @@ def test_once_flat_realized_pnl_is_exactly_the_cash_flow(sequence):
         p.apply_fill("sell" if p.qty > 0 else "buy", closing, last, D(0))
     assert p.qty == 0
     assert p.realized_pnl == cash
+
+
+def test_results_keep_the_digits_exponent_and_sign_of_zero_of_exact_arithmetic():
+    p = Position()
+    p.apply_fill("sell", D("0.50"), D("100.0"), D("0"))
+    assert [str(p.unrealized(D("100"))), str(p.unrealized(D("99.5")))] == ["0.000", "0.250"]
+    assert str(p.apply_fill("buy", D("0.5"), D("100.00"), D("0"))) == "-0.000"  # 0 x -1: a negative zero
+    assert [str(p.realized_pnl), str(p.qty)] == ["0.000", "0.00"]
+    q = Position()
+    q.apply_fill("buy", D("1.0"), D("10"), D("0"))
+    assert [str(q.apply_fill("sell", D("1"), D("10.0"), D("0"))), str(q.qty)] == ["0.0", "0.0"]

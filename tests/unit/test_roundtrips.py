@@ -148,3 +148,13 @@ def test_round_trips_account_for_every_pnl_and_fee_of_the_position(sequence):
     assert tracker.open_round_trips() == []
     assert sum(t.fees for t in trips) == position.fees
     assert sum(t.pnl for t in trips) == position.realized_pnl - position.fees
+
+
+def test_results_keep_the_digits_exponent_and_sign_of_zero_of_exact_arithmetic():
+    tracker = RoundTripTracker()
+    tracker.on_fill(fill("sell", "1.0", "100"))
+    [short] = tracker.on_fill(fill("buy", "2", "100.0"))
+    assert [str(short.pnl), str(short.return_pct), str(short.entry_price), str(short.exit_price), str(short.fees)] == [
+        "-0E-18", "-0E-17", "100", "100.0", "0E-18"]  # gross 0 x -1: a negative zero
+    [long] = tracker.on_fill(fill("sell", "1", "100"))
+    assert [str(long.pnl), str(long.return_pct), str(long.qty), str(long.fees)] == ["0E-18", "0E-16", "1.0", "0E-18"]
