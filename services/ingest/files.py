@@ -1,6 +1,6 @@
 """Readers for Binance market-data CSV files (klines and trades), gzip or plain.
 
-The backtest reads through here, so parsing is columnar: a block of about 1 MB of text
+The backtest reads through here, so parsing is columnar: a block of about 128 kB of text
 is split into one flat list of fields, each column is a slice of it, converted with
 `map`; the per-row work stays in C. Only when a block holds a bad row is it scanned
 again row by row, to name the file, the line and the problem."""
@@ -11,14 +11,16 @@ import gzip
 import re
 from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
-from itertools import chain, islice, repeat
+from itertools import chain, islice
 from operator import le, lt
 from pathlib import Path
 
 from proto.events import Bar, Trade
 from services.ingest.bars import bar_id_prefix, format_interval, parse_interval, trade_id_prefix
 
-CHUNK_BYTES = 1 << 20
+# Small enough that a block, its fields and their values stay in the CPU cache while the
+# columns are converted: 1 MB blocks made reading klines about 10% slower.
+CHUNK_BYTES = 1 << 17
 GZIP_MAGIC = b"\x1f\x8b"
 _SYMBOL_TOKEN = re.compile(r"^[A-Z][A-Z0-9]{2,}$")
 _INTERVAL_TOKEN = re.compile(r"^[1-9][0-9]*[smhd]$")
@@ -150,32 +152,33 @@ class _Table:
         line = 2 if self.has_header else 1
         for text in chain([self._first], self._blocks):
             if text:
-                lines = text.split("\n")
-                lines.pop()  # the empty string after the last line end
-                yield line, self._convert(line, text, lines)
-                line += len(lines)
+                rows = text.count("\n")
+                yield line, self._convert(line, text, rows)
+                line += rows
 
-    def _convert(self, line: int, text: str, lines: list[str]) -> list[list]:
-        ncols = self.ncols
-        if set(map(str.count, lines, repeat(","))) != {ncols - 1}:
-            raise self._bad_row(line, lines)
+    def _convert(self, line: int, text: str, rows: int) -> list[list]:
         # All fields in one list, then each column as a slice: far cheaper than row lists.
-        flat = text.replace("\n", ",").split(",")
-        flat.pop()
+        # Each line end becomes a field of its own, "\n", and no other field holds one, so
+        # every row has ncols fields exactly when every (ncols + 1)th field is a line end.
+        stride = self.ncols + 1
+        flat = text.replace("\n", ",\n,").split(",")
+        flat.pop()  # the empty field after the last line end
+        if len(flat) != rows * stride or flat[stride - 1::stride].count("\n") != rows:
+            raise self._bad_row(line, text)
         try:
-            out = [list(map(conv, flat[i::ncols])) for i, (_, conv) in zip(self._used, self.fields)]
+            out = [list(map(conv, flat[i::stride])) for i, (_, conv) in zip(self._used, self.fields)]
         except (ValueError, ArithmeticError, KeyError):
-            raise self._bad_row(line, lines) from None
+            raise self._bad_row(line, text) from None
         # Decimal() accepts NaN and Infinity, whose every spelling holds an n or an N.
         if "n" in text or "N" in text:
             for (_, conv), values in zip(self.fields, out):
                 if conv is Decimal and not all(map(Decimal.is_finite, values)):
-                    raise self._bad_row(line, lines)
+                    raise self._bad_row(line, text)
         return out
 
-    def _bad_row(self, line: int, lines: list[str]) -> DataError:
+    def _bad_row(self, line: int, block: str) -> DataError:
         """The first bad row of a block the fast path refused, as an error naming it."""
-        for n, text in enumerate(lines, line):
+        for n, text in enumerate(block.split("\n")[:-1], line):
             row = text.split(",")
             if len(row) != self.ncols:
                 problem = "blank line" if not text else f"{len(row)} columns, expected {self.ncols}"

@@ -127,6 +127,14 @@ def test_bad_kline_rows_name_file_line_and_problem(tmp_path: Path, rows: list[st
     assert problem in str(err.value)
 
 
+def test_rows_whose_extra_and_missing_columns_cancel_out_are_still_refused(tmp_path: Path) -> None:
+    # The block has the right number of fields in all: only their rows are wrong.
+    rows = [HEADER, GOOD[0] + ",1", "1727751660000,63440.01,63440.01,63430.0,63430.02"]
+    path = write(tmp_path / "BTCUSDT-1m.csv", rows)
+    with pytest.raises(DataError, match=rf"^{path}:2: 7 columns, expected 6$"):
+        list(read_klines(path))
+
+
 def test_bad_row_deep_in_a_large_gzip_file_is_found_on_its_line(tmp_path: Path) -> None:
     rows = text_lines(data_file(BTC_1M))
     rows[40_000] = rows[40_000].replace(",", ";", 1)
