@@ -54,18 +54,24 @@ class InProcessBus:
     # --- Outbox
 
     def publish(self, message: ev.Event) -> None:
-        self._enqueue(_subject_for(message), message)
+        # Every message of a backtest comes through here: kept to one call.
+        subject = _subject_for(message)
+        queue = self._queue
+        if len(queue) >= self._max_pending:
+            raise self._overflow(subject)
+        if subject[0] == "$":  # a KV put, `$KV.<bucket>.<key>`: the bucket keeps the newest value
+            self._kv[subject] = message
+        queue.append((subject, message))
 
     def set_trading_enabled(self, enabled: bool) -> None:
-        self._enqueue(sj.TRADING_ENABLED, enabled)
-
-    def _enqueue(self, subject: str, message: Any) -> None:
         if len(self._queue) >= self._max_pending:
-            raise BusOverflow(f"in-process bus holds {self._max_pending} undelivered messages; "
-                              f"a handler is publishing in a loop? last subject {subject}")
-        if subject.startswith("$KV."):
-            self._kv[subject] = message
-        self._queue.append((subject, message))
+            raise self._overflow(sj.TRADING_ENABLED)
+        self._kv[sj.TRADING_ENABLED] = enabled
+        self._queue.append((sj.TRADING_ENABLED, enabled))
+
+    def _overflow(self, subject: str) -> BusOverflow:
+        return BusOverflow(f"in-process bus holds {self._max_pending} undelivered messages; "
+                           f"a handler is publishing in a loop? last subject {subject}")
 
     # --- delivery
 
