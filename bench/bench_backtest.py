@@ -48,7 +48,14 @@ def machine() -> str:
                 if line.startswith("model name")), platform.processor() or "unknown")
     import os
 
-    return f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, {platform.system()}"
+    return f"{os.cpu_count()} CPUs ({cpu}), {platform.system()}; {interpreter()}"
+
+
+def interpreter() -> str:
+    """Which CPython runs this: the build moves every figure. Distribution builds (Debian's
+    python3.11, python.org's, the Docker images) are compiled with PGO and LTO; pyenv's default
+    build is not, and runs this benchmark about 17% slower on the same machine."""
+    return f"CPython {platform.python_version()} at {sys.executable} ({' '.join(platform.python_build())})"
 
 
 def one_run(paths: list[Path], out: Path, interval: str = "1m") -> backtest.Result:
