@@ -64,8 +64,8 @@ class PortfolioActor(Actor):
         self._capital = {c.id: c.capital for c in config.clients}
         self._equity = {c.id: _Equity(c.capital) for c in config.clients}
         self._positions: dict[Key, Position] = {}
-        self._marks: dict[tuple[str, str], Decimal] = {}  # venue, symbol -> newest snapshot price
-        self._mark_ts: dict[tuple[str, str], int] = {}  # venue, symbol -> ts_event of that snapshot
+        # venue, symbol -> newest snapshot: its price is the mark (one dict, the snapshot keeps its time)
+        self._prices: dict[tuple[str, str], PriceSnapshot] = {}
         self._last_fill_price: dict[Key, Decimal] = {}  # the mark until a snapshot arrives
         self._tracker = RoundTripTracker()
         self._closed: deque[RoundTrip] = deque(maxlen=max_round_trips)
@@ -86,16 +86,16 @@ class PortfolioActor(Actor):
     def on_price_snapshot(self, snapshot: PriceSnapshot) -> None:
         # Called once per bar in a backtest: store the mark, value positions lazily.
         key = (snapshot.venue, snapshot.symbol)
-        ts = snapshot.ts_event
-        if ts >= self._mark_ts.get(key, ts):  # never step back to an older price
-            self._mark_ts[key] = ts
-            self._marks[key] = snapshot.price
+        held = self._prices.get(key)
+        if held is None or snapshot.ts_event >= held.ts_event:  # never step back to an older price
+            self._prices[key] = snapshot
 
     def on_order_filled(self, fill: OrderFilled) -> None:
         position = self._apply(fill)
         if position is None:
             return
-        mark = self._marks.get((fill.venue, fill.symbol), fill.price)  # _mark(key): this fill is the last one
+        snapshot = self._prices.get((fill.venue, fill.symbol))
+        mark = fill.price if snapshot is None else snapshot.price  # _mark(key): this fill is the last one
         self.out.publish(PositionChanged(
             id=fill.id, ts_event=fill.ts_event, client=fill.client, venue=fill.venue, symbol=fill.symbol,
             qty=position.qty, avg_price=position.avg_price, realized_pnl=position.realized_pnl - position.fees,
@@ -134,8 +134,8 @@ class PortfolioActor(Actor):
         return position
 
     def _mark(self, key: Key) -> Decimal:
-        mark = self._marks.get((key[1], key[2]))
-        return self._last_fill_price[key] if mark is None else mark
+        snapshot = self._prices.get((key[1], key[2]))
+        return self._last_fill_price[key] if snapshot is None else snapshot.price
 
     # --- accessors (backtest runner, status)
 
@@ -157,11 +157,10 @@ class PortfolioActor(Actor):
             raise KeyError(f"client {client!r} is not in the config (clients: {', '.join(sorted(self._capital))})") \
                 from None
         equity = book.base
-        marks = self._marks
+        prices = self._prices
         for market, key, position in book.open:
-            mark = marks.get(market)
-            if mark is None:
-                mark = self._last_fill_price[key]
+            snapshot = prices.get(market)
+            mark = self._last_fill_price[key] if snapshot is None else snapshot.price
             # equity + qty x mark in one exact operation (fma: one rounding, none at 50 digits)
             equity = position.qty.fma(mark, equity, ARITHMETIC)
         return equity

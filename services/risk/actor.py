@@ -8,7 +8,8 @@ that only reduces exposure is always let through (a halted desk must be able to 
 others pass kill_switch, stale_target, stale_price, max_position, max_order_notional in
 that order. Positions are
 the signed sum of fills; the order notional uses the newest price snapshot (the target's
-own reference price when there is none and the stale-price check is off)."""
+own reference price when there is none and the stale-price check is off). Only those two
+limits read prices: when no client sets either, the actor does not subscribe to them."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from decimal import Decimal
 
 from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
 from bosun.runtime.clock import Clock
-from bosun.runtime.config import Config
+from bosun.runtime.config import Config, RiskConfig
 from bosun.runtime.recent import RecentIds
 from proto import codec
 from proto import subjects as sj
@@ -36,17 +37,23 @@ class RiskActor(Actor):
     def __init__(self, clock: Clock, out: Outbox, config: Config) -> None:
         super().__init__(clock, out)
         self._clients = {c.id: c for c in config.clients}
+        # Clients with a limit beyond the kill switch, worked out once: the others skip those checks.
+        self._limited = {c.id for c in config.clients if _has_limits(c.risk)}
         # None until the key is read: treated as disabled, and the first value always publishes
         self.enabled: bool | None = None
         self._positions: dict[tuple[str, str, str], Decimal] = {}
         self._prices: dict[tuple[str, str], PriceSnapshot] = {}
         self._recent_fills = RecentIds(RECENT_FILLS)  # (venue, fill id): a redelivered copy is dropped
         self._verdicts: Counter[str] = Counter()
+        # A backtest publishes a price per bar: a subscription nothing reads would cost a call each.
+        self._reads_prices = any(_reads_prices(c.risk) for c in config.clients)
 
     def inputs(self) -> Sequence[Input]:
+        prices = ([event_input(sj.PRICES, PriceSnapshot, self.on_price_snapshot, Delivery.LATEST)]
+                  if self._reads_prices else [])
         return [
             event_input(sj.TARGETS, TargetPosition, self.on_target_position, Delivery.DURABLE),
-            event_input(sj.PRICES, PriceSnapshot, self.on_price_snapshot, Delivery.LATEST),
+            *prices,
             event_input(sj.FILLS, OrderFilled, self.on_order_filled, Delivery.REPLAY),
             Input(sj.TRADING_ENABLED, self.on_trading_enabled, codec.decode_trading_enabled, Delivery.LATEST),
         ]
@@ -97,14 +104,16 @@ class RiskActor(Actor):
         if client is None:
             return ("unknown_client", f"client {target.client!r} is not configured "
                                       f"(known: {', '.join(sorted(self._clients)) or 'none'})")
-        risk = client.risk
         position = self.position(target.client, target.venue, target.symbol)
         if limits.reduces(target.qty, position):
             return None  # flattening is always allowed, halted, stale or over a limit
+        verdict = limits.kill_switch(self.enabled is True, target, position)
+        if verdict is not None or client.id not in self._limited:
+            return verdict
+        risk = client.risk
         snapshot = self._prices.get((target.venue, target.symbol))
         price = snapshot.price if snapshot is not None else target.price
-        return (limits.kill_switch(self.enabled is True, target, position)
-                or limits.stale_target(target, now, risk.max_price_age_s)
+        return (limits.stale_target(target, now, risk.max_price_age_s)
                 or limits.stale_price(snapshot, now, risk.max_price_age_s, target)
                 or limits.max_position(target, risk)
                 or limits.max_order_notional(target, position, price, risk.max_order_notional))
@@ -118,3 +127,13 @@ class RiskActor(Actor):
             "breached": sum(self._verdicts.values()) - approved,
             "breaches_by_limit": {k: n for k, n in sorted(self._verdicts.items()) if k != "approved"},
         }
+
+
+def _reads_prices(risk: RiskConfig) -> bool:
+    """Whether a limit that reads the newest price (stale_price, max_order_notional) applies."""
+    return risk.max_price_age_s is not None or risk.max_order_notional is not None
+
+
+def _has_limits(risk: RiskConfig) -> bool:
+    """Whether any limit but the kill switch applies (an unset limit does not)."""
+    return _reads_prices(risk) or risk.max_position is not None or bool(risk.max_position_per_symbol)

@@ -41,6 +41,17 @@ class _Running:
         self.closes: deque[Decimal] | None = deque(maxlen=config.returns_window + 1) if wants_stops else None
 
 
+class _Market:
+    """One (venue, symbol) that strategies trade: their _Running entries, and the newest bar
+    close (what positions there are marked at; None before the first bar)."""
+
+    __slots__ = ("running", "close")
+
+    def __init__(self) -> None:
+        self.running: list[_Running] = []
+        self.close: Decimal | None = None
+
+
 class SignalActor(Actor):
     name = "signal"
 
@@ -48,27 +59,29 @@ class SignalActor(Actor):
         super().__init__(clock, out)
         self._capital = {c.id: c.capital for c in config.clients}
         self._running: dict[str, _Running] = {}
-        self._by_market: dict[tuple[str, str], list[_Running]] = {}
+        # One lookup per bar finds both the strategies to run and the mark to update.
+        self._markets: dict[tuple[str, str], _Market] = {}
         for sc in config.strategies:
             running = _Running(sc, [c for c in config.clients if sc.name in c.strategies])
             self._running[sc.name] = running
-            self._by_market.setdefault((sc.venue, sc.symbol), []).append(running)
+            self._markets.setdefault((sc.venue, sc.symbol), _Market()).running.append(running)
         # client -> (venue, symbol) -> its newest PositionChanged (qty, avg_price, realized_pnl)
         self._positions: dict[str, dict[tuple[str, str], PositionChanged]] = {c: {} for c in self._capital}
-        self._marks: dict[tuple[str, str], Decimal] = {}  # (venue, symbol) -> newest bar close seen
         self._skipped: set[tuple[str, str]] = set()  # (client, strategy) without the venue
 
     def inputs(self) -> Sequence[Input]:
         bars = [event_input(f"md.bar.{venue}.{symbol}", Bar, self.on_bar, Delivery.DURABLE)
-                for venue, symbol in self._by_market]
+                for venue, symbol in self._markets]
         return [*bars, event_input(sj.POSITIONS, PositionChanged, self.on_position_changed, Delivery.LATEST)]
 
     # --- handlers
 
     def on_bar(self, bar: Bar) -> None:
-        market = (bar.venue, bar.symbol)
-        self._marks[market] = bar.close  # before sizing: equity marks at this close
-        for running in self._by_market.get(market, ()):
+        market = self._markets.get((bar.venue, bar.symbol))
+        if market is None:  # no strategy trades it (the bus delivers only the markets of `inputs`)
+            return
+        market.close = bar.close  # before sizing: equity marks at this close
+        for running in market.running:
             if running.closes is not None:
                 running.closes.append(bar.close)
             direction = running.strategy.on_bar(bar)
@@ -91,35 +104,43 @@ class SignalActor(Actor):
         """Capital plus, per position, realized PnL and qty x (mark - avg_price) at the newest bar
         close; a market without a bar seen yet keeps the unrealized PnL of its last fill."""
         equity = self._capital[client]
-        marks = self._marks
+        markets = self._markets
         for key, p in self._positions[client].items():
-            mark = marks.get(key)
+            market = markets.get(key)
+            mark = None if market is None else market.close
             equity += p.realized_pnl + (p.unrealized_pnl if mark is None else p.qty * (mark - p.avg_price))
         return equity
 
     def _signal(self, running: _Running, bar: Bar, direction: int) -> None:
         sc = running.config
-        sigma = sizing.stdev_of_returns(running.closes) if (
-            running.closes is not None and len(running.closes) == running.closes.maxlen) else None
+        closes = running.closes
+        price = bar.close
+        # No sigma without stops, nor before the returns window is full: then there are no
+        # distances and no protective prices, and the arithmetic for them is skipped.
+        sigma = sizing.stdev_of_returns(closes) if closes is not None and len(closes) == closes.maxlen else None
+        stop = take = None
+        if sigma is not None:
+            stop = sizing.price_distance(sc.stop_k, sigma, price)
+            take = sizing.price_distance(sc.take_k, sigma, price)
         signal = SignalDetected(
             id=f"{sc.name}.{bar.id}", ts_event=bar.ts_event, strategy=sc.name, venue=sc.venue,
-            symbol=sc.symbol, direction=direction, price=bar.close,
-            stop_distance=sizing.price_distance(sc.stop_k, sigma, bar.close),
-            take_distance=sizing.price_distance(sc.take_k, sigma, bar.close))
+            symbol=sc.symbol, direction=direction, price=price, stop_distance=stop, take_distance=take)
         self.out.publish(signal)
         for client in running.clients:
             venue = client.venues.get(sc.venue)
             if venue is None:
                 self._skipped.add((client.id, sc.name))
                 continue
+            stop_loss = take_profit = None
+            if sigma is not None:
+                stop_loss = sizing.stop_loss_price(direction, price, stop, venue.tick_size)
+                take_profit = sizing.take_profit_price(direction, price, take, venue.tick_size)
             self.out.publish(TargetPosition(
                 id=f"{client.id}.{signal.id}", ts_event=bar.ts_event, client=client.id, venue=sc.venue,
-                symbol=sc.symbol, strategy=sc.name, price=bar.close, reason="signal",
+                symbol=sc.symbol, strategy=sc.name, price=price, reason="signal",
                 qty=sizing.target_qty(direction, client.sizing, equity=partial(self.equity, client.id),
-                                      price=bar.close, step_size=venue.step_size),
-                stop_loss=sizing.stop_loss_price(direction, bar.close, signal.stop_distance, venue.tick_size),
-                take_profit=sizing.take_profit_price(direction, bar.close, signal.take_distance,
-                                                     venue.tick_size)))
+                                      price=price, step_size=venue.step_size),
+                stop_loss=stop_loss, take_profit=take_profit))
 
     def status(self) -> dict[str, object]:
         return {

@@ -40,7 +40,7 @@ def fill(fill_id: str, side: str, qty: str, client: str = "alice", symbol: str =
 
 
 class Harness:
-    def __init__(self, enabled: bool | None = None) -> None:
+    def __init__(self, enabled: bool | None = None, config: Config = CONFIG) -> None:
         self.clock = SimClock(T0)
         self.bus = InProcessBus()
         self.out: list[Event] = []
@@ -48,7 +48,7 @@ class Harness:
             self.bus.set_trading_enabled(enabled)
         self.bus.publish(snapshot("60000"))
         self.bus.publish(snapshot("3000", symbol="ETHUSDT"))
-        self.actor = self.bus.attach(RiskActor(self.clock, self.bus, CONFIG))
+        self.actor = self.bus.attach(RiskActor(self.clock, self.bus, config))
         self.bus.tap(lambda subject, message: isinstance(message, (TargetApproved, RiskLimitBreached,
                                                                    TradingStateChanged))
                      and self.out.append(message))
@@ -214,6 +214,18 @@ def test_checks_run_in_order_kill_switch_first() -> None:
     assert breach(h.verdict(target("5", 3, ts=now))) == "stale_price"
     h.send(snapshot("60000", ts=now))
     assert breach(h.verdict(target("5", 4, ts=now))) == "max_position"
+
+
+def test_a_client_without_limits_meets_only_the_kill_switch_and_prices_are_not_read() -> None:
+    free = ClientConfig(id="free", strategies=["sma"], risk=RiskConfig(max_price_age_s=None))
+    h = Harness(config=Config(clients=[free], strategies=CONFIG.strategies))
+    assert sj.PRICES not in {i.subject for i in h.actor.inputs()}  # no limit of its reads a price
+    assert breach(h.verdict(target("5", client="free"))) == "kill_switch"
+    h.enable()
+    h.clock.advance_to(T0 + 3600 * S)  # an old target, no recent price, any size: no limit says no
+    assert isinstance(h.verdict(target("1000", 2, client="free")), TargetApproved)
+    h.send(fill("f1", "buy", "1000", client="free"))
+    assert isinstance(h.verdict(target("0", 3, client="free")), TargetApproved)
 
 
 def test_unknown_client_is_breached() -> None:
