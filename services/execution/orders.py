@@ -78,24 +78,25 @@ def plan(target_qty: Decimal, position: Decimal, open_orders: list[OpenOrder], s
     cancelled. Then one market order for what remains, rounded toward zero to `step`; none
     when that rounds to 0."""
     wanted = target_qty - position
-    limits: list[OpenOrder] = []
-    for open_order in open_orders:
-        if open_order.order.order_type == "market":
-            wanted -= open_order.signed_remaining
-        else:
-            limits.append(open_order)
     actions: list[Cancel | Place] = []
-    kept = ZERO
-    for open_order in limits:
-        qty = open_order.signed_remaining
-        if qty * wanted > 0 and abs(kept + qty) <= abs(wanted):
-            kept += qty
-        else:
-            actions.append(Cancel(open_order.order.id))
-    rest = wanted - kept
-    qty = round_qty(abs(rest), step)
+    if open_orders:  # usually none: a market order fills on the next bar, before the next target
+        limits: list[OpenOrder] = []
+        for open_order in open_orders:
+            if open_order.order.order_type == "market":
+                wanted -= open_order.signed_remaining
+            else:
+                limits.append(open_order)
+        kept = ZERO
+        for open_order in limits:
+            qty = open_order.signed_remaining
+            if qty * wanted > 0 and abs(kept + qty) <= abs(wanted):
+                kept += qty
+            else:
+                actions.append(Cancel(open_order.order.id))
+        wanted -= kept
+    qty = round_qty(abs(wanted), step)
     if qty > 0:
-        actions.append(Place("buy" if rest > 0 else "sell", qty))
+        actions.append(Place("buy" if wanted > 0 else "sell", qty))
     return actions
 
 
@@ -113,12 +114,13 @@ class OrderBook:
         """Apply one order event; False (and no change) when it is not one or was applied already."""
         # By exact type, not isinstance/match: on msgspec Structs every class an isinstance
         # tries and misses costs a type.__instancecheck__ call. No order event is subclassed.
-        if type(event) not in ORDER_EVENTS or not self._applied.add((type(event), event.id)):
+        kind = type(event)
+        if kind not in ORDER_EVENTS or not self._applied.add((kind, event.id)):
             return False
-        if type(event) is OrderSubmitted:
+        if kind is OrderSubmitted:
             self._targets.add(event.target_id)
             self.open.setdefault(event.id, OpenOrder(event, event.qty))
-        elif type(event) is OrderFilled:
+        elif kind is OrderFilled:
             key = key_of(event)
             self.positions[key] = self.positions.get(key, ZERO) + signed(event.side, event.qty)
             self.fills += 1
@@ -127,7 +129,7 @@ class OrderBook:
                 open_order.remaining -= event.qty
                 if open_order.remaining <= 0:
                     del self.open[event.client_order_id]
-        elif type(event) is OrderCanceled or type(event) is OrderRejected:
+        elif kind is OrderCanceled or kind is OrderRejected:
             self.open.pop(event.client_order_id, None)
         return True
 
@@ -139,4 +141,6 @@ class OrderBook:
         return self.positions.get(key, ZERO)
 
     def open_orders(self, key: Key) -> list[OpenOrder]:
+        if not self.open:
+            return []  # the usual case when a target comes: its last market order has filled
         return [o for o in self.open.values() if key_of(o.order) == key]

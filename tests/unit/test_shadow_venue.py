@@ -100,6 +100,27 @@ def test_order_older_than_the_kept_bars_is_rejected_not_guessed() -> None:
     assert v.working_orders() == []
 
 
+def test_only_the_bar_that_fell_out_last_tells_an_order_too_old() -> None:
+    # Kept: bars 3 and 4; bar 2 fell out last (opens at T0 + 2 min). Decided after its open,
+    # it could not have filled there, so the order fills on bar 3; decided at its open, it is too old.
+    v = ShadowVenue("binance", VenueConfig(), max_recent_bars=2)
+    for i in range(5):
+        v.on_bar(bar(i, str(100 + i), "110", "90", "100"))
+    _, fill = v.submit(order(), decided_at_ns=T0 + 2 * MIN + 1)
+    assert (fill.price, fill.ts_event) == (D("103"), T0 + 3 * MIN)
+    [rejected] = v.submit(order(coid="c2"), decided_at_ns=T0 + 2 * MIN)
+    assert isinstance(rejected, OrderRejected) and "2 most recent bars kept for BTCUSDT" in rejected.reason
+
+
+def test_cancel_defaults_to_the_newest_market_time_seen() -> None:
+    v = venue()
+    v.on_bar(bar(5, "100", "101", "99", "100", symbol="ETHUSDT"))
+    v.on_trade(trade(1, T0 + 3 * MIN, "100"))
+    v.submit(order(limit="50"), decided_at_ns=T0 + MIN)
+    [canceled] = v.cancel("c1", "kill_switch")
+    assert canceled.ts_event == T0 + 6 * MIN  # the ETHUSDT bar's close: any symbol, bar or trade
+
+
 def test_repeated_or_older_bar_is_ignored() -> None:
     v = venue()
     v.on_bar(bar(2, "100", "101", "99", "100"))

@@ -32,7 +32,7 @@ from decimal import Decimal
 from bosun.runtime.config import VenueConfig
 from proto.events import (Bar, Event, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, OrderSubmitted,
                           Trade)
-from services.execution.orders import rejection
+from services.execution.orders import ZERO, rejection
 from services.execution.rounding import round_price
 
 END_OF_DATA = "end_of_data"
@@ -62,11 +62,13 @@ class ShadowVenue:
         slip = cfg.slippage_bps / BPS
         self._taker_factor = {"buy": 1 + slip, "sell": 1 - slip}
         self._fee_rate = cfg.fee_bps / BPS
+        self._at_close = cfg.fill == "close"  # market orders on bars fill at the close, else the open
         self._max_recent = max_recent_bars
-        self._recent: dict[tuple[str, type], deque[MarketData]] = {}  # (symbol, Bar|Trade), oldest first
-        self._dropped: dict[tuple[str, type], MarketData] = {}  # newest event that fell out of `_recent`
+        # Kind (Bar, Trade) -> symbol -> its newest `max_recent_bars` events, oldest first, and in
+        # front of them the newest one that fell out (once one has). The deque drops the oldest by
+        # itself, so keeping a bar is one append; the one in front tells an order too old to fill.
+        self._recent: dict[type, dict[str, deque[MarketData]]] = {Bar: {}, Trade: {}}
         self._working: dict[str, _Working] = {}  # client order id -> order, in submit order
-        self._market_ns = 0  # newest market time seen: the venue's own notion of now
 
     # --- orders
 
@@ -86,10 +88,9 @@ class ShadowVenue:
         if fill_price is not None:
             return [accepted, self._fill(working, fill_price, decided_at_ns)]
         if order.reason == END_OF_DATA:
-            last = self._recent[(order.symbol, Bar)][-1]
+            last = self._recent[Bar][order.symbol][-1]
             return [accepted, self._fill(working, last.close, last.ts_event)]
-        self._working[order.id] = working
-        return [accepted, *self._fill_from_recent(working)]
+        return self._take(working, accepted)
 
     def cancel(self, client_order_id: str, reason: str, ts_ns: int | None = None) -> list[Event]:
         """Cancel a working order; nothing for an order that is not working (filled, unknown).
@@ -98,7 +99,7 @@ class ShadowVenue:
         if working is None:
             return []
         o = working.order
-        ts = self._market_ns if ts_ns is None else ts_ns
+        ts = self._market_ns() if ts_ns is None else ts_ns
         return [OrderCanceled(id=o.id, ts_event=max(ts, working.decided_at_ns), client_order_id=o.id,
                               client=o.client, venue=o.venue, symbol=o.symbol, reason=reason)]
 
@@ -119,6 +120,11 @@ class ShadowVenue:
     def working_orders(self) -> list[str]:
         return list(self._working)
 
+    def _market_ns(self) -> int:
+        """The newest market time seen, the venue's own notion of now: no kept event is newer."""
+        return max((recent[-1].ts_event for by_symbol in self._recent.values() for recent in by_symbol.values()),
+                   default=0)
+
     # --- market data
 
     def on_market(self, md: MarketData) -> list[Event]:
@@ -126,25 +132,22 @@ class ShadowVenue:
         the working orders of this venue; returns the fills."""
         if md.venue != self.venue:
             return []
-        key = (md.symbol, type(md))
-        ts = md.ts_event
-        recent = self._recent.get(key)
+        by_symbol = self._recent[type(md)]
+        recent = by_symbol.get(md.symbol)
         if recent is None:
-            recent = self._recent[key] = deque()
-        elif recent and ts <= recent[-1].ts_event and (ts < recent[-1].ts_event or any(m.id == md.id for m in recent)):
+            recent = by_symbol[md.symbol] = deque(maxlen=self._max_recent + 1)
+        elif md.ts_event <= recent[-1].ts_event and (md.ts_event < recent[-1].ts_event
+                                                     or any(m.id == md.id for m in recent)):
             return []  # a repeated or older event: fills must not move with delivery order
-        if len(recent) == self._max_recent:
-            self._dropped[key] = recent.popleft()
         recent.append(md)
-        if ts > self._market_ns:
-            self._market_ns = ts
         if not self._working:
             return []  # nothing to fill: the usual case, most bars
         fills: list[Event] = []
-        for working in [w for w in self._working.values() if w.order.symbol == md.symbol]:
-            hit = self._fill_at(working, md)
-            if hit is not None:
-                fills.append(self._fill(working, hit[1], hit[0]))
+        for working in list(self._working.values()):  # a copy: a fill takes the order out
+            if working.order.symbol == md.symbol:
+                hit = self._fill_at(working, md)
+                if hit is not None:
+                    fills.append(self._fill(working, hit[1], hit[0]))
         return fills
 
     on_bar = on_trade = on_market  # one handler, not a wrapper each: it runs on every bar
@@ -159,7 +162,7 @@ class ShadowVenue:
         return _Working(order, decided_at_ns, order.qty, limit)
 
     def _problem(self, working: _Working, fill_price: Decimal | None) -> str | None:
-        """Why the order cannot be taken, or None."""
+        """Why the order cannot be taken, or None (whether its fill data is still kept: see `_take`)."""
         o = working.order
         if o.qty <= 0:
             return f"qty must be > 0, got {o.qty}"
@@ -168,12 +171,7 @@ class ShadowVenue:
         if fill_price is not None:
             return None if fill_price > 0 else f"fill price must be > 0, got {fill_price}"
         if o.reason == END_OF_DATA:
-            return None if self._recent.get((o.symbol, Bar)) else f"end_of_data: no bar seen for {o.symbol} to close at"
-        for kind in (Bar, Trade):
-            dropped = self._dropped.get((o.symbol, kind))
-            if dropped is not None and self._fill_ts(working, dropped) >= working.decided_at_ns:
-                return (f"decided at {working.decided_at_ns} ns, before the {self._max_recent} most recent "
-                        f"{kind.__name__.lower()}s kept for {o.symbol}: cannot tell where it would have filled")
+            return None if o.symbol in self._recent[Bar] else f"end_of_data: no bar seen for {o.symbol} to close at"
         return None
 
     def _fill_ts(self, working: _Working, md: MarketData) -> int:
@@ -181,7 +179,7 @@ class ShadowVenue:
         # type(), not isinstance: a miss on a msgspec Struct class costs an __instancecheck__ call.
         if type(md) is Trade:
             return md.ts_event
-        market_at_close = working.order.order_type == "market" and self.cfg.fill == "close"
+        market_at_close = self._at_close and working.order.order_type == "market"
         return md.ts_event if market_at_close else md.ts_open
 
     def _fill_at(self, working: _Working, md: MarketData) -> tuple[int, Decimal] | None:
@@ -195,32 +193,38 @@ class ShadowVenue:
                 return ts, md.price
             return (ts, limit) if (md.price < limit if buy else md.price > limit) else None
         if limit is None:
-            return ts, md.close if self.cfg.fill == "close" else md.open
+            return ts, md.close if self._at_close else md.open
         return (ts, limit) if (md.low < limit if buy else md.high > limit) else None
 
-    def _fill_from_recent(self, working: _Working) -> list[Event]:
-        """Fill an order that arrived after its fill data: the earliest qualifying kept event."""
+    def _take(self, working: _Working, accepted: OrderAccepted) -> list[Event]:
+        """A new order against the kept events: filled on the earliest that qualifies (the order
+        arrived after its fill data), else working; rejected when the event in front of the kept
+        ones, which fell out of them, could have filled it (what fell out before is not known)."""
         best: tuple[int, Decimal] | None = None
-        decided = working.decided_at_ns
-        for kind in (Bar, Trade):
-            recent = self._recent.get((working.order.symbol, kind))
-            if not recent:
+        o, decided = working.order, working.decided_at_ns
+        for kind, by_symbol in self._recent.items():
+            recent = by_symbol.get(o.symbol)
+            if recent is None:
                 continue
             # An event fills at or before its ts_event (a bar's open or close), and kept events are in
             # ts_event order: those that ended before the decision cannot fill, so start after them.
-            # Usually that leaves only the newest one or none, instead of all max_recent_bars.
+            # Usually that leaves only the newest one or none, instead of all max_recent_bars, and
+            # the event in front is only looked at when all of them ended at/after the decision.
             start = len(recent)
             while start and recent[start - 1].ts_event >= decided:
                 start -= 1
+            if start == 0 and len(recent) > self._max_recent and self._fill_ts(working, recent[0]) >= decided:
+                return [rejection(o.id, o, f"decided at {decided} ns, before the {self._max_recent} most recent "
+                                           f"{kind.__name__.lower()}s kept for {o.symbol}: cannot tell where it "
+                                           f"would have filled")]
             for i in range(start, len(recent)):  # by index: islice would walk the deque from its start
                 hit = self._fill_at(working, recent[i])
                 if hit is not None:
                     if best is None or hit[0] < best[0]:
                         best = hit
                     break
-        if best is None:
-            return []
-        return [self._fill(working, best[1], best[0])]
+        self._working[o.id] = working
+        return [accepted] if best is None else [accepted, self._fill(working, best[1], best[0])]
 
     def _fill(self, working: _Working, price: Decimal, ts: int) -> OrderFilled:
         """Fill the whole remaining quantity at `price` (slipped when taker)."""
@@ -230,7 +234,7 @@ class ShadowVenue:
             price = price * self._taker_factor[o.side]
         qty = working.remaining
         working.fills += 1
-        working.remaining = Decimal(0)
+        working.remaining = ZERO
         self._working.pop(o.id, None)
         return OrderFilled(id=f"{o.id}.{working.fills}", ts_event=ts, client_order_id=o.id, client=o.client,
                            venue=o.venue, symbol=o.symbol, side=o.side, qty=qty, price=price,
