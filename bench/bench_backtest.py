@@ -1,6 +1,9 @@
 """How fast `bosun backtest` runs on real data.
 
-    /tmp/venv/bin/python bench/bench_backtest.py [--repeat 5] [--profile]
+    python bench/bench_backtest.py [--repeat 5] [--profile]
+
+(with the project installed in that interpreter's venv: the interpreter's build moves every
+figure, see bench/RESULTS.md; the first line printed names it)
 
 1. sma_cross 10/30 long/short, fixed qty, on 50,000 real BTCUSDT 1m bars: bars/s from
    reading the file to writing fills/trades/equity/metrics (report.html timed apart);
