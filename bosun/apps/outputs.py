@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import MAX_PREC, Context, Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -108,38 +108,58 @@ class _CsvText(dict[Any, str]):
         return text
 
 
-def _write_csv(path: Path, columns: Sequence[str], rows: str) -> None:
-    """`rows`: lines, each ending in a newline."""
-    path.write_bytes((",".join(columns) + "\n" + rows).encode())
+# Rows formatted and written at a time: the text in memory stays bounded, whatever the run's length.
+CHUNK_ROWS = 10_000
+
+Row = TypeVar("Row")
 
 
-def write_fills(path: Path, fills: Sequence[OrderFilled]) -> None:
-    text = _CsvText()
-    times = IsoTime().each(x.ts_event for x in fills)
-    _write_csv(path, FILLS_COLUMNS, "".join([
-        f"{s},{text[x.symbol]},{text[x.side]},{short(x.qty)},{short(x.price)},{short(x.fee)},{text[x.reason]}\n"
-        for s, x in zip(times, fills)]))
+def _write_csv(path: Path, columns: Sequence[str], rows: Iterable[Row],
+               lines: Callable[[Sequence[Row]], str]) -> None:
+    """The header, then `lines(chunk)` (each line ending in a newline) for chunks of CHUNK_ROWS rows."""
+    rows = rows if isinstance(rows, Sequence) else list(rows)  # read twice per chunk: times, then the rest
+    with path.open("w", encoding="utf-8", newline="") as f:
+        f.write(",".join(columns) + "\n")
+        for start in range(0, len(rows), CHUNK_ROWS):
+            f.write(lines(rows[start:start + CHUNK_ROWS]))
 
 
-def write_trades(path: Path, trips: Sequence[RoundTripLike]) -> None:
-    text = _CsvText()
-    entries = IsoTime().each(t.entry_time_ns for t in trips)
-    exits = IsoTime().each(t.exit_time_ns for t in trips)
-    _write_csv(path, TRADES_COLUMNS, "".join([
-        f"{s},{e},{text[t.symbol]},{text[t.side]},{short(t.qty)},{short(t.entry_price)},{short(t.exit_price)},"
-        f"{short(t.fees)},{short(t.pnl)},{short(t.return_pct)},{t.duration_s},{text[t.exit_reason]}\n"
-        for s, e, t in zip(entries, exits, trips)]))
+def write_fills(path: Path, fills: Iterable[OrderFilled]) -> None:
+    text, iso = _CsvText(), IsoTime()
+
+    def lines(chunk: Sequence[OrderFilled]) -> str:
+        times = iso.each(x.ts_event for x in chunk)
+        return "".join([f"{s},{text[x.symbol]},{text[x.side]},{short(x.qty)},{short(x.price)},{short(x.fee)},"
+                        f"{text[x.reason]}\n" for s, x in zip(times, chunk)])
+
+    _write_csv(path, FILLS_COLUMNS, fills, lines)
 
 
-def write_equity(path: Path, equity: Sequence[EquityPoint]) -> None:
-    def rows(value: Callable[[Decimal], str]) -> str:
-        times = IsoTime().each(t for t, _ in equity)
-        return "".join([f"{s},{value(e)}\n" for s, (_, e) in zip(times, equity)])
+def write_trades(path: Path, trips: Iterable[RoundTripLike]) -> None:
+    text, entry_iso, exit_iso = _CsvText(), IsoTime(), IsoTime()
 
-    text = rows(str)
-    if "E" in text:  # str() wrote an exponent (rare): num() for every value, slower by a call per value
-        text = rows(num)
-    _write_csv(path, EQUITY_COLUMNS, text)
+    def lines(chunk: Sequence[RoundTripLike]) -> str:
+        entries = entry_iso.each(t.entry_time_ns for t in chunk)
+        exits = exit_iso.each(t.exit_time_ns for t in chunk)
+        return "".join([
+            f"{s},{e},{text[t.symbol]},{text[t.side]},{short(t.qty)},{short(t.entry_price)},{short(t.exit_price)},"
+            f"{short(t.fees)},{short(t.pnl)},{short(t.return_pct)},{t.duration_s},{text[t.exit_reason]}\n"
+            for s, e, t in zip(entries, exits, chunk)])
+
+    _write_csv(path, TRADES_COLUMNS, trips, lines)
+
+
+def write_equity(path: Path, equity: Iterable[EquityPoint]) -> None:
+    iso = IsoTime()
+
+    def lines(chunk: Sequence[EquityPoint], value: Callable[[Decimal], str] = str) -> str:
+        times = iso.each(t for t, _ in chunk)
+        text = "".join([f"{s},{value(e)}\n" for s, (_, e) in zip(times, chunk)])
+        # An E can only be an exponent that str() wrote (an ISO time holds none): rare, so num(),
+        # dearer by a call per value, runs only then.
+        return lines(chunk, num) if value is str and "E" in text else text
+
+    _write_csv(path, EQUITY_COLUMNS, equity, lines)
 
 
 def metrics_json(metrics: Mapping[str, Any]) -> bytes:

@@ -21,6 +21,7 @@ from services.ingest.bars import bar_id_prefix, format_interval, parse_interval,
 # Small enough that a block, its fields and their values stay in the CPU cache while the
 # columns are converted: 1 MB blocks made reading klines about 10% slower.
 CHUNK_BYTES = 1 << 17
+MAX_LINE_BYTES = 1 << 16  # a kline or trade line is under 200 bytes
 GZIP_MAGIC = b"\x1f\x8b"
 _SYMBOL_TOKEN = re.compile(r"^[A-Z][A-Z0-9]{2,}$")
 _INTERVAL_TOKEN = re.compile(r"^[1-9][0-9]*[smhd]$")
@@ -93,6 +94,9 @@ def _blocks(path: Path) -> Iterator[str]:
             data = carry + block
             cut = data.rfind(b"\n") + 1
             carry = data[cut:]
+            if len(carry) > MAX_LINE_BYTES:  # else a file without line ends is copied block after block
+                raise DataError(path, line, f"no line end in {len(carry):,} bytes: not a CSV of klines or "
+                                            f"trades, whose lines end in \\n and are far shorter")
             if cut:
                 text = _decode(path, line, data[:cut])
                 line += text.count("\n")

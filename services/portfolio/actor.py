@@ -94,8 +94,7 @@ class PortfolioActor(Actor):
         position = self._apply(fill)
         if position is None:
             return
-        snapshot = self._prices.get((fill.venue, fill.symbol))
-        mark = fill.price if snapshot is None else snapshot.price  # _mark(key): this fill is the last one
+        mark = self._mark((fill.client, fill.venue, fill.symbol))
         self.out.publish(PositionChanged(
             id=fill.id, ts_event=fill.ts_event, client=fill.client, venue=fill.venue, symbol=fill.symbol,
             qty=position.qty, avg_price=position.avg_price, realized_pnl=position.realized_pnl - position.fees,
@@ -134,6 +133,7 @@ class PortfolioActor(Actor):
         return position
 
     def _mark(self, key: Key) -> Decimal:
+        """The newest snapshot's price, else (no snapshot yet) the last fill's."""
         snapshot = self._prices.get((key[1], key[2]))
         return self._last_fill_price[key] if snapshot is None else snapshot.price
 
@@ -159,7 +159,7 @@ class PortfolioActor(Actor):
         equity = book.base
         prices = self._prices
         for market, key, position in book.open:
-            snapshot = prices.get(market)
+            snapshot = prices.get(market)  # self._mark(key), inline: this runs once per bar
             mark = self._last_fill_price[key] if snapshot is None else snapshot.price
             # equity + qty x mark in one exact operation (fma: one rounding, none at 50 digits)
             equity = position.qty.fma(mark, equity, ARITHMETIC)

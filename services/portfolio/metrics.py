@@ -195,7 +195,9 @@ def drawdown(equity: Sequence[EquityPoint], capital: Decimal, start_ns: int) -> 
 
 
 def daily_returns(equity: Sequence[EquityPoint], capital: Decimal) -> list[float]:
-    """Returns of the end-of-UTC-day equity, chained from `capital` (see the module doc)."""
+    """Returns of the end-of-UTC-day equity, chained from `capital` (see the module doc).
+    `equity` must be in time order, as everywhere in this module: each day's close is found
+    by bisection, so points out of order would be skipped, not reported."""
     closes: list[Decimal] = []
     i = 0
     while i < len(equity):

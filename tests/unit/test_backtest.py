@@ -355,3 +355,16 @@ def test_csv_free_text_is_quoted_as_csv_writer_does(tmp_path: Path) -> None:
         w.writerow(outputs.FILLS_COLUMNS)
         w.writerows((outputs.IsoTime()(x.ts_event), x.symbol, x.side, "1.5", "2", "0.1", x.reason) for x in fills)
     assert (tmp_path / "fills.csv").read_bytes() == (tmp_path / "expected.csv").read_bytes()
+
+
+def test_writers_take_iterators_and_write_in_chunks_the_same_rows(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    day = 86_400 * 10**9
+    equity = [(i * day // 3 + i, D(10_000) + i) for i in range(20)] + [(21 * day, D("1E+5"))]  # an exponent: num()
+    outputs.write_equity(tmp_path / "whole.csv", equity)
+    monkeypatch.setattr(outputs, "CHUNK_ROWS", 3)
+    outputs.write_equity(tmp_path / "chunked.csv", iter(equity))
+    whole = (tmp_path / "whole.csv").read_text()
+    assert (tmp_path / "chunked.csv").read_text() == whole
+    rows = whole.splitlines()
+    assert len(rows) == 22 and rows[1] == "1970-01-01T00:00:00Z,10000" and rows[-1] == "1970-01-22T00:00:00Z,100000"

@@ -135,6 +135,14 @@ def test_rows_whose_extra_and_missing_columns_cancel_out_are_still_refused(tmp_p
         list(read_klines(path))
 
 
+def test_a_file_without_line_ends_fails_within_the_first_blocks(tmp_path: Path) -> None:
+    rows = [HEADER, *GOOD] * 20_000  # about 1.4 MB, its lines ended by \r only
+    path = tmp_path / "BTCUSDT-1m.csv"
+    path.write_bytes("\r".join(rows).encode())
+    with pytest.raises(DataError, match=rf"^{path}:1: no line end in [0-9,]+ bytes: not a CSV of klines or trades"):
+        read_klines(path)
+
+
 def test_bad_row_deep_in_a_large_gzip_file_is_found_on_its_line(tmp_path: Path) -> None:
     rows = text_lines(data_file(BTC_1M))
     rows[40_000] = rows[40_000].replace(",", ";", 1)

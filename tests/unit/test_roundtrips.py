@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from proto.events import OrderFilled
 from services.portfolio.positions import Position
-from services.portfolio.roundtrips import RoundTripTracker
+from services.portfolio.roundtrips import RoundTrip, RoundTripTracker
 
 S = 1_000_000_000  # ns per second
 _ids = count(1)
@@ -158,3 +158,10 @@ def test_results_keep_the_digits_exponent_and_sign_of_zero_of_exact_arithmetic()
         "-0E-18", "-0E-17", "100", "100.0", "0E-18"]  # gross 0 x -1: a negative zero
     [long] = tracker.on_fill(fill("sell", "1", "100"))
     assert [str(long.pnl), str(long.return_pct), str(long.qty), str(long.fees)] == ["0E-18", "0E-16", "1.0", "0E-18"]
+
+
+def test_round_trip_fields_keep_the_order_close_builds_them_in():
+    # _Running.close builds a RoundTrip positionally (faster): reorder the fields there too.
+    assert RoundTrip.__struct_fields__ == (
+        "entry_time_ns", "exit_time_ns", "symbol", "venue", "client", "side", "qty", "entry_price", "exit_price",
+        "fees", "pnl", "return_pct", "duration_s", "exit_reason", "entry_fill_id", "exit_fill_id")
