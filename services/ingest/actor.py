@@ -26,9 +26,11 @@ class MarketDataActor(Actor):
 
     def on_bar(self, bar: Bar) -> None:
         self.out.publish(bar)
-        self._price(PriceSnapshot(id=f"{bar.venue}.{bar.symbol}.{bar.ts_event}", ts_event=bar.ts_event,
-                                  venue=bar.venue, symbol=bar.symbol, price=bar.close,
-                                  open=bar.open, high=bar.high, low=bar.low))
+        snapshot = PriceSnapshot(id=f"{bar.venue}.{bar.symbol}.{bar.ts_event}", ts_event=bar.ts_event,
+                                 venue=bar.venue, symbol=bar.symbol, price=bar.close,
+                                 open=bar.open, high=bar.high, low=bar.low)
+        self._last[(bar.venue, bar.symbol)] = snapshot  # inline, not a helper shared with on_trade: a call per bar
+        self.out.publish(snapshot)
 
     def on_events(self, events: Sequence[Bar | Trade]) -> None:
         """A batch from the source, in order; the binding puts only the newest price per key."""
@@ -41,11 +43,9 @@ class MarketDataActor(Actor):
     def on_trade(self, trade: Trade) -> None:
         self.out.publish(trade)
         # The trade's own id: two trades in the same millisecond are two different prices.
-        self._price(PriceSnapshot(id=trade.id, ts_event=trade.ts_event, venue=trade.venue, symbol=trade.symbol,
-                                  price=trade.price))
-
-    def _price(self, snapshot: PriceSnapshot) -> None:
-        self._last[(snapshot.venue, snapshot.symbol)] = snapshot
+        snapshot = PriceSnapshot(id=trade.id, ts_event=trade.ts_event, venue=trade.venue, symbol=trade.symbol,
+                                 price=trade.price)
+        self._last[(trade.venue, trade.symbol)] = snapshot
         self.out.publish(snapshot)
 
     def status(self) -> dict[str, dict[str, object]]:
