@@ -12,16 +12,17 @@ import secrets
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import TypeVar
 
 import nats
 import pytest
 from nats.aio.client import Client
 from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
 from nats.js import JetStreamContext, api
-from nats.js.errors import APIError
+from nats.js.errors import APIError, NoStreamResponseError
 
 from bosun.apps import control
 from bosun.runtime.backlog import until_drained
@@ -36,6 +37,8 @@ from proto.streams import BUCKETS, STREAMS
 from tests.builders import ALICE_SMA, fresh_price, publish, target, until_trading
 from tests.natshelp import Collector, acked, stored_count
 from tests.processes import ServiceProcess, server_env
+
+T = TypeVar("T")
 
 INFRA = Path(__file__).resolve().parents[2] / "infra" / "nats"
 USERS = ("admin", "operator", "ingest", "signal", "risk", "execution", "portfolio", "alerts")
@@ -287,7 +290,9 @@ async def test_the_three_node_cluster_replicates_and_every_node_enforces_the_use
             signal = await connected(connections, nodes[1], "signal", errors)
             info = await until_created(admin.jetstream(), "MARKET", ["md.>"], replicas=3)
             assert info.config.num_replicas == 3 and len(info.cluster.replicas or []) == 2
-            ack = await ingest.jetstream().publish("md.trade.binance.BTCUSDT", b"x")  # ingest, on node 3
+            # ingest, on node 3: the new stream's interest may take a moment to reach that node
+            ack = await retried(lambda: ingest.jetstream().publish("md.trade.binance.BTCUSDT", b"x"),
+                                NoStreamResponseError, "a stream to answer ingest's publish on node 3")
             assert ack.stream == "MARKET"
             with pytest.raises(NatsTimeout):
                 await signal.jetstream().publish("md.trade.binance.BTCUSDT", b"x", timeout=REFUSED_WITHIN_S)
@@ -297,14 +302,20 @@ async def test_the_three_node_cluster_replicates_and_every_node_enforces_the_use
             node.stop()
 
 
-async def until_created(js: JetStreamContext, stream: str, subjects: list[str], replicas: int,
-                        timeout: float = 20.0) -> api.StreamInfo:
+async def until_created(js: JetStreamContext, stream: str, subjects: list[str], replicas: int) -> api.StreamInfo:
     """Create a replicated stream once the cluster has elected its JetStream meta leader."""
+    return await retried(lambda: js.add_stream(name=stream, subjects=subjects, num_replicas=replicas),
+                         (APIError, NatsTimeout, NoRespondersError), f"a {replicas}-replica stream {stream}")
+
+
+async def retried(attempt: Callable[[], Awaitable[T]], retry_on: type[Exception] | tuple[type[Exception], ...],
+                  what: str, timeout: float = 20.0) -> T:
+    """`attempt()` again while it fails with `retry_on` (a cluster still settling), up to `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return await js.add_stream(name=stream, subjects=subjects, num_replicas=replicas)
-        except (APIError, NatsTimeout, NoRespondersError) as exc:
+            return await attempt()
+        except retry_on as exc:
             if time.monotonic() > deadline:
-                raise AssertionError(f"no {replicas}-replica stream {stream} within {timeout}s: {exc!r}") from None
-            await asyncio.sleep(0.1)  # polling the cluster's election, bounded by the deadline
+                raise AssertionError(f"no {what} within {timeout}s: {exc!r}") from None
+            await asyncio.sleep(0.1)  # polling the cluster, bounded by the deadline
