@@ -16,6 +16,7 @@ from typing import Any
 from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
 from bosun.runtime.clock import Clock
 from bosun.runtime.config import Config
+from bosun.runtime.prices import LatestPrices
 from bosun.runtime.recent import RecentIds
 from proto import subjects as sj
 from proto.events import OrderFilled, PositionChanged, PriceSnapshot
@@ -64,8 +65,7 @@ class PortfolioActor(Actor):
         self._capital = {c.id: c.capital for c in config.clients}
         self._equity = {c.id: _Equity(c.capital) for c in config.clients}
         self._positions: dict[Key, Position] = {}
-        # venue, symbol -> newest snapshot: its price is the mark (one dict, the snapshot keeps its time)
-        self._prices: dict[tuple[str, str], PriceSnapshot] = {}
+        self._prices = LatestPrices()  # the newest snapshot's price is a market's mark
         self._last_fill_price: dict[Key, Decimal] = {}  # the mark until a snapshot arrives
         self._tracker = RoundTripTracker()
         self._closed: deque[RoundTrip] = deque(maxlen=max_round_trips)
@@ -78,17 +78,10 @@ class PortfolioActor(Actor):
     def inputs(self) -> Sequence[Input]:
         return (
             event_input(sj.FILLS, OrderFilled, self.on_order_filled, Delivery.DURABLE),
-            event_input(sj.PRICES, PriceSnapshot, self.on_price_snapshot, Delivery.LATEST),
+            event_input(sj.PRICES, PriceSnapshot, self._prices.on_price_snapshot, Delivery.LATEST),
         )
 
     # --- handlers
-
-    def on_price_snapshot(self, snapshot: PriceSnapshot) -> None:
-        # Called once per bar in a backtest: store the mark, value positions lazily.
-        key = (snapshot.venue, snapshot.symbol)
-        held = self._prices.get(key)
-        if held is None or snapshot.ts_event >= held.ts_event:  # never step back to an older price
-            self._prices[key] = snapshot
 
     def on_order_filled(self, fill: OrderFilled) -> None:
         position = self._apply(fill)
@@ -134,7 +127,7 @@ class PortfolioActor(Actor):
 
     def _mark(self, key: Key) -> Decimal:
         """The newest snapshot's price, else (no snapshot yet) the last fill's."""
-        snapshot = self._prices.get((key[1], key[2]))
+        snapshot = self._prices.by_market.get((key[1], key[2]))
         return self._last_fill_price[key] if snapshot is None else snapshot.price
 
     # --- accessors (backtest runner, status)
@@ -157,7 +150,7 @@ class PortfolioActor(Actor):
             raise KeyError(f"client {client!r} is not in the config (clients: {', '.join(sorted(self._capital))})") \
                 from None
         equity = book.base
-        prices = self._prices
+        prices = self._prices.by_market
         for market, key, position in book.open:
             snapshot = prices.get(market)  # self._mark(key), inline: this runs once per bar
             mark = self._last_fill_price[key] if snapshot is None else snapshot.price

@@ -20,6 +20,7 @@ from decimal import Decimal
 from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
 from bosun.runtime.clock import Clock
 from bosun.runtime.config import Config, RiskConfig
+from bosun.runtime.prices import LatestPrices
 from bosun.runtime.recent import RecentIds
 from proto import codec
 from proto import subjects as sj
@@ -42,14 +43,14 @@ class RiskActor(Actor):
         # None until the key is read: treated as disabled, and the first value always publishes
         self.enabled: bool | None = None
         self._positions: dict[tuple[str, str, str], Decimal] = {}
-        self._prices: dict[tuple[str, str], PriceSnapshot] = {}
+        self._prices = LatestPrices()
         self._recent_fills = RecentIds(RECENT_FILLS)  # (venue, fill id): a redelivered copy is dropped
         self._verdicts: Counter[str] = Counter()
         # A backtest publishes a price per bar: a subscription nothing reads would cost a call each.
         self._reads_prices = any(_reads_prices(c.risk) for c in config.clients)
 
     def inputs(self) -> Sequence[Input]:
-        prices = ([event_input(sj.PRICES, PriceSnapshot, self.on_price_snapshot, Delivery.LATEST)]
+        prices = ([event_input(sj.PRICES, PriceSnapshot, self._prices.on_price_snapshot, Delivery.LATEST)]
                   if self._reads_prices else [])
         return [
             event_input(sj.TARGETS, TargetPosition, self.on_target_position, Delivery.DURABLE),
@@ -67,12 +68,6 @@ class RiskActor(Actor):
         now = self.clock.now_ns()
         self.out.publish(TradingStateChanged(id=f"trading.{enabled}.{now}", ts_event=now, enabled=enabled,
                                              reason=f"kill switch key set to {str(enabled).lower()}"))
-
-    def on_price_snapshot(self, snapshot: PriceSnapshot) -> None:
-        key = (snapshot.venue, snapshot.symbol)
-        held = self._prices.get(key)
-        if held is None or snapshot.ts_event >= held.ts_event:  # never step back to an older price
-            self._prices[key] = snapshot
 
     def on_order_filled(self, fill: OrderFilled) -> None:
         if not self._recent_fills.add((fill.venue, fill.id)):
@@ -111,7 +106,7 @@ class RiskActor(Actor):
         if verdict is not None or client.id not in self._limited:
             return verdict
         risk = client.risk
-        snapshot = self._prices.get((target.venue, target.symbol))
+        snapshot = self._prices.by_market.get((target.venue, target.symbol))
         price = snapshot.price if snapshot is not None else target.price
         return (limits.stale_target(target, now, risk.max_price_age_s)
                 or limits.stale_price(snapshot, now, risk.max_price_age_s, target)
