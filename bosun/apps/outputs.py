@@ -62,14 +62,11 @@ class IsoTime:
         self._clocks = _Clocks()
 
     def __call__(self, ns: int) -> str:
-        sod = ns - self._start
-        if not 0 <= sod < NS_PER_DAY:
-            self._start, self._date = _day(ns)
-            sod = ns - self._start
-        return self._date + self._clocks[sod]
+        return next(self.each((ns,)))
 
     def each(self, times: Iterable[int]) -> Iterator[str]:
-        """`self(ns)` for each of `times`; with the day in locals, half the cost of a call per time."""
+        """`self(ns)` for each of `times`: the writers' path, with the day in locals (half the cost
+        of a call per time)."""
         start, date, clocks = self._start, self._date, self._clocks
         for ns in times:
             sod = ns - start
