@@ -21,12 +21,12 @@ import msgspec
 
 from bosun.apps.outputs import IsoTime
 from bosun.runtime.clock import SimClock
-from bosun.runtime.config import (ClientConfig, Config, RiskConfig, SizingConfig, StrategyConfig,
-                                  VenueConfig)
+from bosun.apps.config import ClientConfig, Config
 from bosun.runtime.inproc import InProcessBus
 from proto import subjects as sj
 from proto.events import Bar, OrderFilled, PriceSnapshot, Trade, TargetPosition
 from services.execution.actor import ExecutionActor
+from services.execution.config import VenueConfig
 from services.ingest.actor import MarketDataActor
 from services.ingest.bars import bars_from_trades
 from services.ingest.files import DataError, read_market_file
@@ -35,7 +35,9 @@ from services.portfolio import metrics as perf
 from services.portfolio.actor import PortfolioActor
 from services.portfolio.roundtrips import RoundTrip
 from services.risk.actor import RiskActor
+from services.risk.config import LimitsConfig
 from services.signal.actor import SignalActor
+from services.signal.config import SizingConfig, StrategyConfig
 
 CLIENT = "backtest"
 STRATEGY = "cli"
@@ -138,7 +140,7 @@ def config_from_flags(flags: Flags, markets: Iterable[tuple[str, str]]) -> Confi
         for v, symbol in markets
     ]
     client = ClientConfig(id=CLIENT, capital=flags.capital, strategies=[s.name for s in strategies], sizing=sizing,
-                          risk=RiskConfig(max_price_age_s=None),
+                          risk=LimitsConfig(max_price_age_s=None),
                           venues={v: venue for v in sorted({v for v, _ in markets})})
     return Config(mode="backtest", clients=[client], strategies=strategies)
 
@@ -175,10 +177,10 @@ def run(config: Config, bars: Iterable[Bar]) -> Result:
     """Trade `bars` (time-ordered) through the actors configured by `config`."""
     clock = SimClock()
     bus = InProcessBus()
-    signal = SignalActor(clock, bus, config)
-    risk = RiskActor(clock, bus, config)
-    execution = ExecutionActor(clock, bus, config)
-    portfolio = PortfolioActor(clock, bus, config)
+    signal = SignalActor(clock, bus, config.signal_config())
+    risk = RiskActor(clock, bus, config.risk_config())
+    execution = ExecutionActor(clock, bus, config.execution_config())
+    portfolio = PortfolioActor(clock, bus, config.portfolio_config())
     for actor in (signal, risk, execution, portfolio):
         bus.attach(actor)
     fills: list[OrderFilled] = []

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import msgspec
 
-from bosun.runtime.config import Config, ConfigError
+from bosun.apps.config import Config
+from bosun.runtime.config import ConfigError
 
 DESCRIPTION = ("Run strategies over Binance kline or trade files with the live signal, risk, execution and "
                "portfolio actors on a simulated clock; write fills.csv, trades.csv, equity.csv, metrics.json "
@@ -99,7 +100,7 @@ def main(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from bosun.apps import backtest, outputs, report
-    from bosun.runtime import config as cfg
+    from bosun.apps import config as cfg
 
     given = [dest for dest in RUN_FLAGS if getattr(args, dest) is not None]
     loaded = cfg.load(args.config) if args.config is not None else None

@@ -17,7 +17,7 @@ import nats
 from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
 
-from bosun.runtime import config as config_mod
+from bosun.apps import config as config_mod
 from bosun.runtime.urls import nats_servers, require_urls, status_subject
 from proto import codec
 from proto import events as ev

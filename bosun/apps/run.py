@@ -12,9 +12,10 @@ from pathlib import Path
 
 import uvloop
 
-from bosun.runtime import config as config_mod
+from bosun.apps import config as config_mod
+from bosun.apps.config import Config
 from bosun.runtime.backlog import until_drained
-from bosun.runtime.config import Config
+from bosun.runtime.config import ConfigError
 from bosun.runtime.service import run_service
 from bosun.runtime.telemetry import setup_logging, setup_tracing
 from bosun.runtime.urls import require_urls
@@ -26,31 +27,27 @@ BATCH = 32  # market events per publish round; well inside execution's window of
 REPLAY_STALL_S = 30.0
 
 
-def _metrics_port(cfg: Config, service: str) -> int:
-    return cfg.services[service].metrics_port if service in cfg.services else 0
-
-
 async def serve_signal(cfg: Config, nats_url: str, _database_url: str | None) -> int:
     from services.signal.actor import SignalActor
 
-    await run_service("signal", lambda clock, out: SignalActor(clock, out, cfg), nats_url=nats_url,
-                      metrics_port=_metrics_port(cfg, "signal"))
+    await run_service("signal", lambda clock, out: SignalActor(clock, out, cfg.signal_config()), nats_url=nats_url,
+                      metrics_port=cfg.metrics_port("signal"))
     return 0
 
 
 async def serve_risk(cfg: Config, nats_url: str, _database_url: str | None) -> int:
     from services.risk.actor import RiskActor
 
-    await run_service("risk", lambda clock, out: RiskActor(clock, out, cfg), nats_url=nats_url,
-                      metrics_port=_metrics_port(cfg, "risk"), halt_on_start=True)
+    await run_service("risk", lambda clock, out: RiskActor(clock, out, cfg.risk_config()), nats_url=nats_url,
+                      metrics_port=cfg.metrics_port("risk"), halt_on_start=True)
     return 0
 
 
 async def serve_execution(cfg: Config, nats_url: str, _database_url: str | None) -> int:
     from services.execution.actor import ExecutionActor
 
-    await run_service("execution", lambda clock, out: ExecutionActor(clock, out, cfg), nats_url=nats_url,
-                      metrics_port=_metrics_port(cfg, "execution"), halt_on_start=True)
+    await run_service("execution", lambda clock, out: ExecutionActor(clock, out, cfg.execution_config()), nats_url=nats_url,
+                      metrics_port=cfg.metrics_port("execution"), halt_on_start=True)
     return 0
 
 
@@ -59,7 +56,7 @@ async def serve_portfolio(cfg: Config, nats_url: str, database_url: str | None) 
     from services.portfolio.store import PortfolioStore
 
     if not database_url:
-        raise config_mod.ConfigError("portfolio needs PostgreSQL: set BOSUN_DATABASE_URL or start `bosun up`")
+        raise ConfigError("portfolio needs PostgreSQL: set BOSUN_DATABASE_URL or start `bosun up`")
     store = await PortfolioStore.connect(database_url)
     try:
         await store.migrate()
@@ -67,7 +64,7 @@ async def serve_portfolio(cfg: Config, nats_url: str, database_url: str | None) 
         actors: list[PortfolioActor] = []
 
         def build(clock, out) -> PortfolioActor:
-            actors.append(PortfolioActor(clock, out, cfg, fills=fills))
+            actors.append(PortfolioActor(clock, out, cfg.portfolio_config(), fills=fills))
             return actors[0]
 
         async def persist(events) -> None:
@@ -77,7 +74,7 @@ async def serve_portfolio(cfg: Config, nats_url: str, database_url: str | None) 
 
         log.info("portfolio: restored %d fills from PostgreSQL", len(fills))
         await run_service("portfolio", build, nats_url=nats_url, sink=persist,
-                          metrics_port=_metrics_port(cfg, "portfolio"))
+                          metrics_port=cfg.metrics_port("portfolio"))
     finally:
         await store.close()
     return 0
@@ -91,7 +88,7 @@ async def serve_alerts(cfg: Config, nats_url: str, _database_url: str | None) ->
     actors: list[AlertsActor] = []
 
     def build(clock, out) -> AlertsActor:
-        actors.append(AlertsActor(clock, out, cfg, notifier))
+        actors.append(AlertsActor(clock, out, cfg.alerts, notifier))
         return actors[0]
 
     async def flush_summaries() -> None:
@@ -103,7 +100,7 @@ async def serve_alerts(cfg: Config, nats_url: str, _database_url: str | None) ->
 
     sending, flushing = asyncio.create_task(notifier.run()), asyncio.create_task(flush_summaries())
     try:
-        await run_service("alerts", build, nats_url=nats_url, metrics_port=_metrics_port(cfg, "alerts"))
+        await run_service("alerts", build, nats_url=nats_url, metrics_port=cfg.metrics_port("alerts"))
     finally:
         flushing.cancel()
         await notifier.aclose()  # delivers what is queued (bounded) while the sender still runs
@@ -134,7 +131,7 @@ async def serve_ingest(cfg: Config, nats_url: str, _database_url: str | None) ->
 
     try:
         await run_service("ingest", MarketDataActor, nats_url=nats_url, source=pump,
-                          metrics_port=_metrics_port(cfg, "ingest"))
+                          metrics_port=cfg.metrics_port("ingest"))
     except StreamUnavailable as exc:
         log.error("ingest: %s", exc)
         return EXIT_STREAM_UNAVAILABLE

@@ -21,7 +21,7 @@ import uvloop
 from nats.errors import Error as NatsError
 
 from bosun.apps import control
-from bosun.runtime import config as config_mod
+from bosun.apps import config as config_mod
 from bosun.runtime.backlog import durable_backlog
 from bosun.runtime.embedded import EmbeddedNats, EmbeddedPostgres, terminate
 from bosun.runtime.provision import provision

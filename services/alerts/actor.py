@@ -13,9 +13,9 @@ from typing import Protocol
 
 from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
 from bosun.runtime.clock import Clock
-from bosun.runtime.config import Config
 from proto import events as ev
 from proto import subjects as sj
+from services.alerts.config import AlertsConfig
 from services.alerts.alerts import Alert, alert_for, suppressed_summary, trading_key
 
 MINUTE_NS = 60_000_000_000
@@ -29,9 +29,8 @@ class Notifier(Protocol):
 class AlertsActor(Actor):
     name = "alerts"
 
-    def __init__(self, clock: Clock, out: Outbox, config: Config, notifier: Notifier) -> None:
+    def __init__(self, clock: Clock, out: Outbox, cfg: AlertsConfig, notifier: Notifier) -> None:
         super().__init__(clock, out)
-        cfg = config.alerts
         if cfg.max_per_minute < 1:
             raise ValueError(f"alerts.max_per_minute must be >= 1, got {cfg.max_per_minute}")
         if cfg.dedup_window_s < 0:

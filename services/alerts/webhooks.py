@@ -22,7 +22,8 @@ from typing import Any, Literal, NamedTuple
 import httpx
 import msgspec
 
-from bosun.runtime.config import AlertsConfig, ConfigError, secret
+from bosun.runtime.config import ConfigError, secret
+from services.alerts.config import AlertsConfig
 from services.alerts.alerts import Alert, discord_payload, slack_payload
 
 log = logging.getLogger("bosun.alerts")

@@ -21,14 +21,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from bosun.model.exposure import reduces
+from bosun.model.grid import round_qty
 from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
 from bosun.runtime.clock import Clock
-from bosun.runtime.config import Config, VenueConfig
 from proto import codec
 from proto import subjects as sj
 from proto.events import Bar, Event, OrderSubmitted, Side, TargetApproved, TargetPosition, Trade
 from services.execution.orders import Cancel, Key, OrderBook, Place, client_order_id, key_of, plan, rejection
-from services.execution.rounding import round_qty
+from services.execution.config import ExecutionConfig, VenueConfig
 from services.execution.venues import ShadowVenue
 
 STOP_LOSS = "stop_loss"
@@ -45,11 +46,6 @@ class _Armed:
     target: TargetPosition
     orders: int = 0
     spent: bool = False  # triggered, or no level to trigger
-
-
-def _reduces(target: Decimal, position: Decimal) -> bool:
-    """Flat, or the same side and no larger: the one definition of "only reduces exposure" here."""
-    return target == 0 or (target * position > 0 and abs(target) <= abs(position))
 
 
 def _stop_hit(target: TargetPosition, long: bool, open_: Decimal, high: Decimal,
@@ -72,7 +68,7 @@ def _stop_hit(target: TargetPosition, long: bool, open_: Decimal, high: Decimal,
 class ExecutionActor(Actor):
     name = "execution"
 
-    def __init__(self, clock: Clock, out: Outbox, config: Config) -> None:
+    def __init__(self, clock: Clock, out: Outbox, config: ExecutionConfig) -> None:
         super().__init__(clock, out)
         self.dry_run = config.dry_run
         self.trading_enabled = False  # until a person turns trading on: after any restart, too
@@ -81,13 +77,13 @@ class ExecutionActor(Actor):
         self._venues: dict[tuple[str, str], ShadowVenue] = {}  # (client, venue) -> shadow venue
         # One ShadowVenue per venue name and config: clients with equal settings share one.
         shared: dict[tuple[str, VenueConfig], ShadowVenue] = {}
-        for client in config.clients:
-            for venue, cfg in client.venues.items():
-                self._cfg[(client.id, venue)] = cfg
+        for client, venues in config.venues.items():
+            for venue, cfg in venues.items():
+                self._cfg[(client, venue)] = cfg
                 if cfg.kind == "shadow":
                     if (venue, cfg) not in shared:
                         shared[(venue, cfg)] = ShadowVenue(venue, cfg)
-                    self._venues[(client.id, venue)] = shared[(venue, cfg)]
+                    self._venues[(client, venue)] = shared[(venue, cfg)]
         self._shadows = list(shared.values())
         self._armed: dict[Key, _Armed] = {}
         # How many of them still have a level to trigger: market data is checked against the
@@ -193,7 +189,7 @@ class ExecutionActor(Actor):
     def _target_problem(self, target: TargetPosition, position: Decimal) -> str | None:
         if (target.client, target.venue) not in self._cfg:
             return f"client {target.client!r} has no venue {target.venue!r} configured"
-        if not self.trading_enabled and not _reduces(target.qty, position):
+        if not self.trading_enabled and not reduces(target.qty, position):
             return (f"trading disabled: target {target.qty} does not reduce the position {position} "
                     f"(only reducing targets pass while the kill switch is off)")
         return None

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
 
-from bosun.runtime.recent import RecentIds
+from bosun.model.grid import round_qty
+from bosun.model.positions import signed
+from bosun.model.recent import RecentIds
 from proto.events import (Event, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, OrderSubmitted, Side,
                           TargetPosition)
-from services.execution.rounding import round_qty
 
 Key = tuple[str, str, str]  # client, venue, symbol
 ZERO = Decimal(0)
@@ -39,10 +40,6 @@ def rejection(client_order_id: str, source: OrderSubmitted | TargetPosition, rea
     """An OrderRejected for an order (or the order a target would have made), at its decision time."""
     return OrderRejected(id=client_order_id, ts_event=source.ts_event, client_order_id=client_order_id,
                          client=source.client, venue=source.venue, symbol=source.symbol, reason=reason)
-
-
-def signed(side: Side, qty: Decimal) -> Decimal:
-    return qty if side == "buy" else -qty
 
 
 @dataclass(slots=True)

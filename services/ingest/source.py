@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from bosun.runtime.config import IngestConfig
 from proto.events import Bar, Trade
+from services.ingest.config import IngestConfig
 from services.ingest.binance_ws import BinanceStream, combined_stream_url
 from services.ingest.files import read_market_file
 from services.ingest.replay import merge_by_time, replay

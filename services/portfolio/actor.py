@@ -13,13 +13,13 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
+from bosun.model.prices import LatestPrices
+from bosun.model.recent import RecentIds
 from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
 from bosun.runtime.clock import Clock
-from bosun.runtime.config import Config
-from bosun.runtime.prices import LatestPrices
-from bosun.runtime.recent import RecentIds
 from proto import subjects as sj
 from proto.events import OrderFilled, PositionChanged, PriceSnapshot
+from services.portfolio.config import PortfolioConfig
 from services.portfolio.positions import ARITHMETIC, ZERO, Position, add, check_fill, subtract
 from services.portfolio.roundtrips import RoundTrip, RoundTripTracker
 
@@ -59,11 +59,11 @@ class _Equity:
 class PortfolioActor(Actor):
     name = "portfolio"
 
-    def __init__(self, clock: Clock, out: Outbox, config: Config, fills: Iterable[OrderFilled] = (),
+    def __init__(self, clock: Clock, out: Outbox, config: PortfolioConfig, fills: Iterable[OrderFilled] = (),
                  max_seen_fills: int = 100_000, max_round_trips: int = 1_000_000) -> None:
         super().__init__(clock, out)
-        self._capital = {c.id: c.capital for c in config.clients}
-        self._equity = {c.id: _Equity(c.capital) for c in config.clients}
+        self._capital = dict(config.capital)
+        self._equity = {client: _Equity(capital) for client, capital in config.capital.items()}
         self._positions: dict[Key, Position] = {}
         self._prices = LatestPrices()  # the newest snapshot's price is a market's mark
         self._last_fill_price: dict[Key, Decimal] = {}  # the mark until a snapshot arrives

@@ -17,37 +17,38 @@ from collections import Counter
 from collections.abc import Sequence
 from decimal import Decimal
 
+from bosun.model.exposure import reduces
+from bosun.model.positions import NetPositions
+from bosun.model.prices import LatestPrices
+from bosun.model.recent import RecentIds
 from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
 from bosun.runtime.clock import Clock
-from bosun.runtime.config import Config, RiskConfig
-from bosun.runtime.prices import LatestPrices
-from bosun.runtime.recent import RecentIds
 from proto import codec
 from proto import subjects as sj
 from proto.events import (OrderFilled, PriceSnapshot, RiskLimitBreached, TargetApproved, TargetPosition,
                           TradingStateChanged)
 from services.risk import limits
+from services.risk.config import LimitsConfig, RiskConfig
 
-ZERO = Decimal(0)
 RECENT_FILLS = 10_000  # fill ids remembered to drop a redelivered copy (bounded)
 
 
 class RiskActor(Actor):
     name = "risk"
 
-    def __init__(self, clock: Clock, out: Outbox, config: Config) -> None:
+    def __init__(self, clock: Clock, out: Outbox, config: RiskConfig) -> None:
         super().__init__(clock, out)
-        self._clients = {c.id: c for c in config.clients}
+        self._clients = config.clients
         # Clients with a limit beyond the kill switch, worked out once: the others skip those checks.
-        self._limited = {c.id for c in config.clients if _has_limits(c.risk)}
+        self._limited = {client for client, risk in config.clients.items() if _has_limits(risk)}
         # None until the key is read: treated as disabled, and the first value always publishes
         self.enabled: bool | None = None
-        self._positions: dict[tuple[str, str, str], Decimal] = {}
+        self._positions = NetPositions()
         self._prices = LatestPrices()
         self._recent_fills = RecentIds(RECENT_FILLS)  # (venue, fill id): a redelivered copy is dropped
         self._verdicts: Counter[str] = Counter()
         # A backtest publishes a price per bar: a subscription nothing reads would cost a call each.
-        self._reads_prices = any(_reads_prices(c.risk) for c in config.clients)
+        self._reads_prices = any(_reads_prices(risk) for risk in config.clients.values())
 
     def inputs(self) -> Sequence[Input]:
         prices = ([event_input(sj.PRICES, PriceSnapshot, self._prices.on_price_snapshot, Delivery.LATEST)]
@@ -72,12 +73,10 @@ class RiskActor(Actor):
     def on_order_filled(self, fill: OrderFilled) -> None:
         if not self._recent_fills.add((fill.venue, fill.id)):
             return
-        key = (fill.client, fill.venue, fill.symbol)
-        signed = fill.qty if fill.side == "buy" else -fill.qty
-        self._positions[key] = self._positions.get(key, ZERO) + signed
+        self._positions.apply(fill)
 
     def position(self, client: str, venue: str, symbol: str) -> Decimal:
-        return self._positions.get((client, venue, symbol), ZERO)
+        return self._positions.get((client, venue, symbol))
 
     # --- verdicts
 
@@ -95,17 +94,16 @@ class RiskActor(Actor):
             symbol=target.symbol, limit=limit, detail=detail, target_id=target.id))
 
     def _check(self, target: TargetPosition, now: int) -> limits.Verdict:
-        client = self._clients.get(target.client)
-        if client is None:
+        risk = self._clients.get(target.client)
+        if risk is None:
             return ("unknown_client", f"client {target.client!r} is not configured "
                                       f"(known: {', '.join(sorted(self._clients)) or 'none'})")
         position = self.position(target.client, target.venue, target.symbol)
-        if limits.reduces(target.qty, position):
+        if reduces(target.qty, position):
             return None  # flattening is always allowed, halted, stale or over a limit
         verdict = limits.kill_switch(self.enabled is True, target, position)
-        if verdict is not None or client.id not in self._limited:
+        if verdict is not None or target.client not in self._limited:
             return verdict
-        risk = client.risk
         snapshot = self._prices.by_market.get((target.venue, target.symbol))
         price = snapshot.price if snapshot is not None else target.price
         return (limits.stale_target(target, now, risk.max_price_age_s)
@@ -117,18 +115,18 @@ class RiskActor(Actor):
         approved = self._verdicts["approved"]
         return {
             "trading_enabled": self.enabled is True,
-            "positions": {".".join(key): str(qty) for key, qty in sorted(self._positions.items()) if qty},
+            "positions": self._positions.open(),
             "approved": approved,
             "breached": sum(self._verdicts.values()) - approved,
             "breaches_by_limit": {k: n for k, n in sorted(self._verdicts.items()) if k != "approved"},
         }
 
 
-def _reads_prices(risk: RiskConfig) -> bool:
+def _reads_prices(risk: LimitsConfig) -> bool:
     """Whether a limit that reads the newest price (stale_price, max_order_notional) applies."""
     return risk.max_price_age_s is not None or risk.max_order_notional is not None
 
 
-def _has_limits(risk: RiskConfig) -> bool:
+def _has_limits(risk: LimitsConfig) -> bool:
     """Whether any limit but the kill switch applies (an unset limit does not)."""
     return _reads_prices(risk) or risk.max_position is not None or bool(risk.max_position_per_symbol)

@@ -5,17 +5,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from bosun.runtime.config import RiskConfig
+from services.risk.config import LimitsConfig
 from proto.events import PriceSnapshot, TargetPosition
 
 Verdict = tuple[str, str] | None
 
 NS_PER_S = 1_000_000_000
-
-
-def reduces(target: Decimal, position: Decimal) -> bool:
-    """Flat, or the same side as `position` and no larger: such a target only reduces exposure."""
-    return target == 0 or (target * position > 0 and abs(target) <= abs(position))
 
 
 def kill_switch(enabled: bool, target: TargetPosition, position: Decimal) -> Verdict:
@@ -53,7 +48,7 @@ def stale_price(snapshot: PriceSnapshot | None, now_ns: int, max_age_s: float | 
     return None
 
 
-def max_position(target: TargetPosition, risk: RiskConfig) -> Verdict:
+def max_position(target: TargetPosition, risk: LimitsConfig) -> Verdict:
     """|target qty| against the per-symbol limit, else the general one; unset: no limit."""
     limit = risk.max_position_per_symbol.get(target.symbol, risk.max_position)
     if limit is None or abs(target.qty) <= limit:

@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from decimal import Decimal
 from functools import partial
 
+from bosun.model.equity import marked_equity
 from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
 from bosun.runtime.clock import Clock
-from bosun.runtime.config import ClientConfig, Config, StrategyConfig
 from proto import subjects as sj
 from proto.events import Bar, PositionChanged, SignalDetected, TargetPosition
 from services.signal import sizing
+from services.signal.config import Follower, SignalConfig, StrategyConfig
 from services.signal.strategies import Strategy, StrategyError, build_strategy
 
 
@@ -26,7 +27,7 @@ class _Running:
 
     __slots__ = ("config", "strategy", "direction", "clients", "closes")
 
-    def __init__(self, config: StrategyConfig, clients: list[ClientConfig]) -> None:
+    def __init__(self, config: StrategyConfig, clients: list[Follower]) -> None:
         self.config = config
         try:
             self.strategy: Strategy = build_strategy(config.kind, config.params, config.long_only)
@@ -55,7 +56,7 @@ class _Market:
 class SignalActor(Actor):
     name = "signal"
 
-    def __init__(self, clock: Clock, out: Outbox, config: Config) -> None:
+    def __init__(self, clock: Clock, out: Outbox, config: SignalConfig) -> None:
         super().__init__(clock, out)
         self._capital = {c.id: c.capital for c in config.clients}
         self._running: dict[str, _Running] = {}
@@ -103,13 +104,11 @@ class SignalActor(Actor):
     def equity(self, client: str) -> Decimal:
         """Capital plus, per position, realized PnL and qty x (mark - avg_price) at the newest bar
         close; a market without a bar seen yet keeps the unrealized PnL of its last fill."""
-        equity = self._capital[client]
-        markets = self._markets
-        for key, p in self._positions[client].items():
-            market = markets.get(key)
-            mark = None if market is None else market.close
-            equity += p.realized_pnl + (p.unrealized_pnl if mark is None else p.qty * (mark - p.avg_price))
-        return equity
+        return marked_equity(self._capital[client], self._positions[client].values(), self._mark)
+
+    def _mark(self, venue: str, symbol: str) -> Decimal | None:
+        market = self._markets.get((venue, symbol))
+        return None if market is None else market.close
 
     def _signal(self, running: _Running, bar: Bar, direction: int) -> None:
         sc = running.config
@@ -127,19 +126,19 @@ class SignalActor(Actor):
             symbol=sc.symbol, direction=direction, price=price, stop_distance=stop, take_distance=take)
         self.out.publish(signal)
         for client in running.clients:
-            venue = client.venues.get(sc.venue)
-            if venue is None:
+            grid = client.grids.get(sc.venue)
+            if grid is None:
                 self._skipped.add((client.id, sc.name))
                 continue
             stop_loss = take_profit = None
             if sigma is not None:
-                stop_loss = sizing.stop_loss_price(direction, price, stop, venue.tick_size)
-                take_profit = sizing.take_profit_price(direction, price, take, venue.tick_size)
+                stop_loss = sizing.stop_loss_price(direction, price, stop, grid.tick_size)
+                take_profit = sizing.take_profit_price(direction, price, take, grid.tick_size)
             self.out.publish(TargetPosition(
                 id=f"{client.id}.{signal.id}", ts_event=bar.ts_event, client=client.id, venue=sc.venue,
                 symbol=sc.symbol, strategy=sc.name, price=price, reason="signal",
                 qty=sizing.target_qty(direction, client.sizing, equity=partial(self.equity, client.id),
-                                      price=price, step_size=venue.step_size),
+                                      price=price, step_size=grid.step_size),
                 stop_loss=stop_loss, take_profit=take_profit))
 
     def status(self) -> dict[str, object]:

@@ -6,27 +6,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
-from bosun.runtime.config import SizingConfig
+from bosun.model.grid import round_qty, round_to_tick
+from services.signal.config import SizingConfig
 
 ZERO = Decimal(0)
-
-
-def floor_to_step(qty: Decimal, step: Decimal) -> Decimal:
-    """`qty` rounded toward zero to a multiple of `step` (Decimal `//` truncates toward
-    zero and is exact: no intermediate rounding can push a quantity up a step)."""
-    if step <= 0:
-        raise ValueError(f"step size must be > 0, got {step}")
-    floored = (qty // step) * step
-    return floored if floored else abs(floored)  # no "-0" on the wire
-
-
-def round_to_tick(price: Decimal, tick: Decimal) -> Decimal:
-    """`price` rounded to the nearest multiple of `tick`, ties to even."""
-    if tick <= 0:
-        raise ValueError(f"tick size must be > 0, got {tick}")
-    return (price / tick).quantize(Decimal(1), rounding=ROUND_HALF_EVEN) * tick
 
 
 def target_qty(direction: int, sizing: SizingConfig, *, equity: Callable[[], Decimal], price: Decimal,
@@ -34,7 +19,7 @@ def target_qty(direction: int, sizing: SizingConfig, *, equity: Callable[[], Dec
     """The signed base quantity for `direction` (+1/-1/0).
 
     fixed: direction x sizing.qty (taken as configured).
-    equity_fraction: direction x floor_to_step(fraction x equity() / price); no equity
+    equity_fraction: direction x round_qty(fraction x equity() / price); no equity
     (zero or negative) sizes to 0 rather than flipping the side. `equity` is called only
     here: marking every position costs more than the rest of sizing."""
     if direction not in (-1, 0, 1):
@@ -48,7 +33,7 @@ def target_qty(direction: int, sizing: SizingConfig, *, equity: Callable[[], Dec
     marked = equity()
     if marked <= 0:
         return ZERO
-    return direction * floor_to_step(sizing.fraction * marked / price, step_size)
+    return direction * round_qty(sizing.fraction * marked / price, step_size)
 
 
 def stdev_of_returns(closes: Sequence[Decimal]) -> Decimal | None:

@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from bosun.runtime.clock import SimClock
-from bosun.runtime.config import ClientConfig, Config
+from bosun.apps.config import ClientConfig, Config
 from proto.events import Event, OrderFilled, PositionChanged
 from services.portfolio.actor import PortfolioActor
 from services.portfolio.store import MIGRATIONS_DIR, MigrationError, PortfolioStore
@@ -89,7 +89,7 @@ async def test_a_changed_migration_is_refused(fresh_database_url, tmp_path):
 
 async def test_persist_is_idempotent_on_fill_id(store):
     out = Captured()
-    actor = PortfolioActor(SimClock(), out, CONFIG)
+    actor = PortfolioActor(SimClock(), out, CONFIG.portfolio_config())
     assert await handle(store, actor, out, FILLS[0]) == 1
     [change] = out.events
     assert await store.persist([FILLS[0], change]) == 0  # a redelivery before the ack landed
@@ -110,7 +110,7 @@ async def test_a_position_change_without_its_fill_is_refused(store):
 
 async def test_fills_positions_and_round_trips_round_trip(store):
     out = Captured()
-    actor = PortfolioActor(SimClock(), out, CONFIG)
+    actor = PortfolioActor(SimClock(), out, CONFIG.portfolio_config())
     for f in FILLS:
         assert await handle(store, actor, out, f) == 1
     assert await store.fills() == FILLS  # exact Decimals, in handling order
@@ -122,12 +122,12 @@ async def test_fills_positions_and_round_trips_round_trip(store):
 
 async def test_an_actor_restored_from_stored_fills_has_the_same_positions(store):
     out = Captured()
-    live = PortfolioActor(SimClock(), out, CONFIG)
+    live = PortfolioActor(SimClock(), out, CONFIG.portfolio_config())
     for f in FILLS:
         await handle(store, live, out, f)
 
     restored_out = Captured()
-    restored = PortfolioActor(SimClock(), restored_out, CONFIG, fills=await store.fills())
+    restored = PortfolioActor(SimClock(), restored_out, CONFIG.portfolio_config(), fills=await store.fills())
     assert restored.positions() == live.positions()
     assert restored.round_trips() == live.round_trips()
     assert restored.equity("alice") == live.equity("alice")

@@ -11,7 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from bosun.runtime.config import AlertsConfig, ConfigError, WebhookConfig
+from bosun.runtime.config import ConfigError
+from services.alerts.config import AlertsConfig, WebhookConfig
 from services.alerts.alerts import Alert
 from services.alerts.webhooks import WebhookNotifier, backoff_delay, from_config, retry_after_s
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bosun.runtime.clock import SimClock
-from bosun.runtime.config import AlertsConfig, Config
+from services.alerts.config import AlertsConfig
 from bosun.runtime.inproc import InProcessBus
 from proto import events as ev
 from services.alerts.actor import AlertsActor
@@ -40,7 +40,7 @@ class Rig:
         self.clock = SimClock(1_700_000_000 * S)
         self.bus = InProcessBus()
         self.notifier = RecordingNotifier()
-        config = Config(alerts=AlertsConfig(**alerts))  # type: ignore[arg-type]
+        config = AlertsConfig(**alerts)  # type: ignore[arg-type]
         self.actor = self.bus.attach(AlertsActor(self.clock, self.bus, config, self.notifier))
 
     def send(self, *events: ev.Event) -> None:

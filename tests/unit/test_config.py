@@ -7,7 +7,8 @@ from decimal import Decimal
 import pytest
 
 from bosun.apps.cli import main
-from bosun.runtime import config
+from bosun.apps import config
+from bosun.runtime.config import ConfigError, secret
 
 
 def test_defaults_make_a_working_demo_config():
@@ -36,7 +37,7 @@ def test_defaults_make_a_working_demo_config():
 def test_a_wrong_field_is_named_with_the_file(tmp_path, text, expected):
     path = tmp_path / "bosun.toml"
     path.write_text(text)
-    with pytest.raises(config.ConfigError) as err:
+    with pytest.raises(ConfigError) as err:
         config.load(path)
     assert str(err.value).startswith(f"{path}: ")
     assert expected in str(err.value)
@@ -62,5 +63,5 @@ def test_the_cli_exits_2_with_the_message(tmp_path, capsys):
 
 def test_a_missing_secret_names_the_variable(monkeypatch):
     monkeypatch.delenv("BOSUN_TEST_SECRET", raising=False)
-    with pytest.raises(config.ConfigError, match="BOSUN_TEST_SECRET is not set"):
-        config.secret("BOSUN_TEST_SECRET")
+    with pytest.raises(ConfigError, match="BOSUN_TEST_SECRET is not set"):
+        secret("BOSUN_TEST_SECRET")

@@ -9,7 +9,8 @@ from decimal import Decimal as D
 
 from bosun.runtime.actor import Delivery
 from bosun.runtime.clock import SimClock
-from bosun.runtime.config import ClientConfig, Config, VenueConfig
+from bosun.apps.config import ClientConfig, Config
+from services.execution.config import VenueConfig
 from bosun.runtime.inproc import InProcessBus
 from proto.events import (Bar, Event, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, OrderSubmitted,
                           TargetApproved, TargetPosition)
@@ -51,7 +52,7 @@ class Harness:
         self.bus.tap(lambda _subject, msg: self.events.append(msg) if isinstance(msg, Event) else None)
         if enabled is not None:
             self.bus.set_trading_enabled(enabled)
-        self.actor = ExecutionActor(SimClock(T0), self.bus, cfg or config())
+        self.actor = ExecutionActor(SimClock(T0), self.bus, (cfg or config()).execution_config())
         if before_start is None:
             self.bus.attach(self.actor)
         else:  # as the NATS binding does: REPLAY/LATEST inputs caught up, then on_start
@@ -262,7 +263,7 @@ def test_restart_rebuilds_position_and_open_orders_from_the_order_log() -> None:
 def test_restart_with_trading_off_cancels_restored_orders_on_start() -> None:
     first = Harness()
     first.send(approved("t1", "1"))  # working at the "crash"
-    restarted = ExecutionActor(SimClock(T0), first.bus, config())
+    restarted = ExecutionActor(SimClock(T0), first.bus, config().execution_config())
     for event in first.of(OrderSubmitted):
         restarted.on_order_event(event)
     restarted.on_start()  # trading is off until the KV says otherwise

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bosun.runtime.config import IngestConfig
+from services.ingest.config import IngestConfig
 from proto.events import Bar, Trade
 from services.ingest.bars import bars_from_trades, format_interval, parse_interval
 from services.ingest.files import DataError, read_klines, read_market_file, read_trades

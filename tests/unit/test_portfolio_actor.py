@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from bosun.runtime.clock import SimClock
-from bosun.runtime.config import ClientConfig, Config
+from bosun.apps.config import ClientConfig, Config
 from bosun.runtime.inproc import InProcessBus
 from proto.events import OrderFilled, PositionChanged, PriceSnapshot
 from services.portfolio.actor import PortfolioActor
@@ -35,7 +35,7 @@ class Harness:
         self.bus = InProcessBus()
         self.changes: list[PositionChanged] = []
         self.bus.subscribe("position.changed.>", self.changes.append)
-        self.actor = self.bus.attach(PortfolioActor(SimClock(), self.bus, CONFIG, **kwargs))
+        self.actor = self.bus.attach(PortfolioActor(SimClock(), self.bus, CONFIG.portfolio_config(), **kwargs))
 
     def send(self, *messages) -> list[PositionChanged]:
         before = len(self.changes)

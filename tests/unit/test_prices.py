@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
-from bosun.runtime.prices import LatestPrices
+from bosun.model.prices import LatestPrices
 from proto.events import PriceSnapshot
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bosun.runtime.recent import RecentIds
+from bosun.model.recent import RecentIds
 
 
 def test_remembers_up_to_the_limit_and_forgets_the_oldest_first():

@@ -6,7 +6,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 from bosun.runtime.clock import SimClock
-from bosun.runtime.config import ClientConfig, Config, RiskConfig, StrategyConfig
+from bosun.apps.config import ClientConfig, Config
+from services.risk.config import LimitsConfig as RiskConfig
+from services.signal.config import StrategyConfig
 from bosun.runtime.inproc import InProcessBus
 from proto import codec
 from proto import subjects as sj
@@ -48,7 +50,7 @@ class Harness:
             self.bus.set_trading_enabled(enabled)
         self.bus.publish(snapshot("60000"))
         self.bus.publish(snapshot("3000", symbol="ETHUSDT"))
-        self.actor = self.bus.attach(RiskActor(self.clock, self.bus, config))
+        self.actor = self.bus.attach(RiskActor(self.clock, self.bus, config.risk_config()))
         self.bus.tap(lambda subject, message: isinstance(message, (TargetApproved, RiskLimitBreached,
                                                                    TradingStateChanged))
                      and self.out.append(message))

@@ -9,9 +9,9 @@ from itertools import islice
 
 import pytest
 
-from bosun.runtime.config import VenueConfig
+from services.execution.config import VenueConfig
 from proto.events import Bar, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, OrderSubmitted, Trade
-from services.execution.rounding import round_price, round_qty
+from bosun.model.grid import round_price, round_qty
 from services.execution.venues import ShadowVenue
 from tests.datafiles import BTC_1M, data_file
 

@@ -8,7 +8,9 @@ from decimal import Decimal
 import pytest
 
 from bosun.runtime.clock import SimClock
-from bosun.runtime.config import ClientConfig, Config, SizingConfig, StrategyConfig, VenueConfig
+from bosun.apps.config import ClientConfig, Config
+from services.execution.config import VenueConfig
+from services.signal.config import SizingConfig, StrategyConfig
 from bosun.runtime.inproc import InProcessBus
 from proto.events import Bar, Event, PositionChanged, SignalDetected, TargetPosition
 from services.signal.actor import SignalActor
@@ -63,7 +65,7 @@ class Recorder:
 
 def start(cfg: Config) -> tuple[InProcessBus, SignalActor, Recorder]:
     bus = InProcessBus()
-    actor = bus.attach(SignalActor(SimClock(), bus, cfg))
+    actor = bus.attach(SignalActor(SimClock(), bus, cfg.signal_config()))
     return bus, actor, Recorder(bus)
 
 
@@ -211,7 +213,7 @@ def test_inputs_cover_each_market_once_and_positions() -> None:
 def test_a_bad_strategy_entry_fails_at_construction_naming_it() -> None:
     bad = StrategyConfig(name="broken", params={"fast": 3, "slow": 2})
     with pytest.raises(StrategyError, match=r"\[\[strategies\]\] 'broken': .*'fast' \(3\) must be smaller"):
-        SignalActor(SimClock(), InProcessBus(), config(bad, clients=()))
+        SignalActor(SimClock(), InProcessBus(), config(bad, clients=()).signal_config())
     tiny = StrategyConfig(name="tiny", params={"fast": 1, "slow": 2}, stop_k=D(1), returns_window=1)
     with pytest.raises(StrategyError, match="'tiny': returns_window must be >= 2"):
-        SignalActor(SimClock(), InProcessBus(), config(tiny, clients=()))
+        SignalActor(SimClock(), InProcessBus(), config(tiny, clients=()).signal_config())

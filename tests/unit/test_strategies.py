@@ -8,10 +8,11 @@ from fractions import Fraction
 
 import pytest
 
-from bosun.runtime.config import SizingConfig
+from bosun.model.grid import round_qty, round_to_tick
 from proto.events import Bar
-from services.signal.sizing import (floor_to_step, price_distance, round_to_tick, stdev_of_returns,
-                                    stop_loss_price, take_profit_price, target_qty)
+from services.signal.config import SizingConfig
+from services.signal.sizing import (price_distance, stdev_of_returns, stop_loss_price, take_profit_price,
+                                    target_qty)
 from services.signal.strategies import SmaCross, StrategyError, build_strategy
 
 D = Decimal
@@ -164,15 +165,15 @@ def test_import_path_errors_name_the_module_or_class() -> None:
 # ----------------------------------------------------------------------------- sizing
 
 
-def test_floor_to_step_rounds_toward_zero() -> None:
-    assert floor_to_step(D("0.123456"), D("0.001")) == D("0.123")
-    assert floor_to_step(D("-0.123456"), D("0.001")) == D("-0.123")
-    assert floor_to_step(D("1.74"), D("0.5")) == D("1.5")  # steps that are not powers of ten
-    assert floor_to_step(D("0.0009"), D("0.001")) == 0
-    assert str(floor_to_step(D("-0.0009"), D("0.001"))) == "0.000"  # no "-0"
-    assert floor_to_step(D("0.3"), D("0.1")) == D("0.3")  # exact multiples stay
-    with pytest.raises(ValueError, match="step size must be > 0"):
-        floor_to_step(D(1), D(0))
+def test_round_qty_rounds_toward_zero() -> None:
+    assert round_qty(D("0.123456"), D("0.001")) == D("0.123")
+    assert round_qty(D("-0.123456"), D("0.001")) == D("-0.123")
+    assert round_qty(D("1.74"), D("0.5")) == D("1.5")  # steps that are not powers of ten
+    assert round_qty(D("0.0009"), D("0.001")) == 0
+    assert str(round_qty(D("-0.0009"), D("0.001"))) == "0.000"  # no "-0"
+    assert round_qty(D("0.3"), D("0.1")) == D("0.3")  # exact multiples stay
+    with pytest.raises(ValueError, match="step size must be a positive number"):
+        round_qty(D(1), D(0))
 
 
 def _unmarked() -> D:

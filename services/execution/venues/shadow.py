@@ -29,11 +29,11 @@ from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal
 
-from bosun.runtime.config import VenueConfig
+from bosun.model.grid import round_price
 from proto.events import (Bar, Event, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, OrderSubmitted,
                           Trade)
+from services.execution.config import VenueConfig
 from services.execution.orders import ZERO, rejection
-from services.execution.rounding import round_price
 
 END_OF_DATA = "end_of_data"
 BPS = Decimal(10_000)

@@ -1,16 +1,20 @@
-"""Quantities and prices on the venue's grid, with explicit Decimal rounding modes.
+"""Quantities and prices on a market's grid (its step and tick sizes), with explicit
+Decimal rounding modes.
 
 - Quantities round toward zero (ROUND_DOWN): an order never trades more than was asked,
   for either sign.
 - Limit prices round so that the order never trades at a worse price than asked: a buy
   limit rounds down (ROUND_FLOOR: we never pay more than asked), a sell limit rounds up
-  (ROUND_CEILING: we never sell for less than asked)."""
+  (ROUND_CEILING: we never sell for less than asked).
+- Protective levels (stop-loss, take-profit) round to the nearest tick, ties to even."""
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
 from proto.events import Side
+
+_ONE = Decimal(1)
 
 
 def _check_grid(value: Decimal, size: Decimal, what: str) -> None:
@@ -21,11 +25,12 @@ def _check_grid(value: Decimal, size: Decimal, what: str) -> None:
 
 
 def round_qty(qty: Decimal, step: Decimal) -> Decimal:
-    """`qty` toward zero to a multiple of `step` (signed quantities keep their sign). Decimal
-    `//` truncates toward zero and is exact: `qty / step` rounded at the context precision
-    could round up to the next step before being truncated."""
+    """`qty` toward zero to a multiple of `step` (signed quantities keep their sign; no "-0").
+    Decimal `//` truncates toward zero and is exact: `qty / step` rounded at the context
+    precision could round up to the next step before being truncated."""
     _check_grid(qty, step, "step size")
-    return (qty // step) * step
+    rounded = (qty // step) * step
+    return rounded if rounded else abs(rounded)
 
 
 def round_price(price: Decimal, tick: Decimal, side: Side) -> Decimal:
@@ -35,3 +40,9 @@ def round_price(price: Decimal, tick: Decimal, side: Side) -> Decimal:
         raise ValueError(f"side must be 'buy' or 'sell', got {side!r}")
     mode = ROUND_FLOOR if side == "buy" else ROUND_CEILING
     return (price / tick).to_integral_value(rounding=mode) * tick
+
+
+def round_to_tick(price: Decimal, tick: Decimal) -> Decimal:
+    """`price` to the nearest multiple of `tick`, ties to even."""
+    _check_grid(price, tick, "tick size")
+    return (price / tick).quantize(_ONE, rounding=ROUND_HALF_EVEN) * tick

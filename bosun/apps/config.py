@@ -1,0 +1,108 @@
+"""The one TOML file a person writes, assembled from the structs each service declares.
+
+This is the composition root's view: it knows every service's config and hands each actor
+only its slice (`signal_config()`, `risk_config()`, ...), so adding a limit touches only
+services/risk/. A wrong or missing field fails at start with the file, the field's path
+and what was expected. Secrets never live here: they come from the environment."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from bosun.runtime.config import ConfigError, ConfigStruct, decode
+from proto.subjects import check_token
+from services.alerts.config import AlertsConfig
+from services.execution.config import ExecutionConfig, VenueConfig
+from services.ingest.config import IngestConfig
+from services.portfolio.config import PortfolioConfig
+from services.risk.config import LimitsConfig, RiskConfig
+from services.signal.config import Follower, Grid, SignalConfig, SizingConfig, StrategyConfig
+
+
+class ClientConfig(ConfigStruct):
+    id: str
+    capital: Decimal = Decimal(10000)
+    strategies: list[str] = []
+    sizing: SizingConfig = SizingConfig()
+    risk: LimitsConfig = LimitsConfig()
+    venues: dict[str, VenueConfig] = msgspec.field(default_factory=lambda: {"binance": VenueConfig()})
+
+    def __post_init__(self) -> None:
+        check_token(self.id, "client id")
+        for venue in self.venues:
+            check_token(venue, "venue")
+
+
+class ServiceConfig(ConfigStruct):
+    metrics_port: int = 0  # 0: a free port, printed at start
+
+
+class Config(ConfigStruct):
+    mode: Literal["backtest", "paper", "shadow", "live"] = "shadow"
+    dry_run: bool = False
+    state_dir: str = ".bosun"
+    clients: list[ClientConfig] = msgspec.field(
+        default_factory=lambda: [ClientConfig(id="demo", strategies=["sma_btc"])])
+    strategies: list[StrategyConfig] = msgspec.field(
+        default_factory=lambda: [StrategyConfig(name="sma_btc", params={"fast": 10, "slow": 30})])
+    ingest: IngestConfig = IngestConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    services: dict[str, ServiceConfig] = {}
+
+    def __post_init__(self) -> None:
+        strategies = {s.name: s for s in self.strategies}
+        for client in self.clients:
+            markets: dict[tuple[str, str], str] = {}
+            for name in client.strategies:
+                if name not in strategies:
+                    raise ValueError(f"client {client.id!r} names strategy {name!r}, "
+                                     f"which is not among [[strategies]] ({', '.join(sorted(strategies))})")
+                market = (strategies[name].venue, strategies[name].symbol)
+                if market in markets:  # targets are absolute positions: the last one would win
+                    raise ValueError(f"client {client.id!r} follows {markets[market]!r} and {name!r} on the same "
+                                     f"{'.'.join(market)}; their targets would overwrite each other")
+                markets[market] = name
+            live = sorted(venue for venue, v in client.venues.items() if v.kind == "live")
+            if live and self.mode != "live":
+                raise ValueError(f"client {client.id!r} has live venue {live[0]!r} but mode is {self.mode!r}: "
+                                 f"real orders need mode = \"live\"")
+
+    # --- each service's slice
+
+    def signal_config(self) -> SignalConfig:
+        return SignalConfig(strategies=self.strategies, clients=[
+            Follower(id=c.id, capital=c.capital, strategies=c.strategies, sizing=c.sizing,
+                     grids={name: Grid(tick_size=v.tick_size, step_size=v.step_size) for name, v in c.venues.items()})
+            for c in self.clients])
+
+    def risk_config(self) -> RiskConfig:
+        return RiskConfig(clients={c.id: c.risk for c in self.clients})
+
+    def execution_config(self) -> ExecutionConfig:
+        return ExecutionConfig(dry_run=self.dry_run, venues={c.id: c.venues for c in self.clients})
+
+    def portfolio_config(self) -> PortfolioConfig:
+        return PortfolioConfig(capital={c.id: c.capital for c in self.clients})
+
+    def metrics_port(self, service: str) -> int:
+        return self.services[service].metrics_port if service in self.services else 0
+
+
+def load(path: str | Path | None) -> Config:
+    """Read and check a config file; None gives the defaults."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    return parse(data, str(path))
+
+
+def parse(data: bytes | str, source: str = "<config>") -> Config:
+    return decode(data, Config, source)

@@ -1,0 +1,25 @@
+"""The execution service's configuration: where each client's orders go."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from bosun.runtime.config import ConfigStruct
+
+
+class VenueConfig(ConfigStruct):
+    """Where a client's orders go. `shadow` fills internally against real prices."""
+
+    kind: Literal["shadow", "live"] = "shadow"
+    exchange: str = "binance"  # ccxt id, for kind = "live"
+    fee_bps: Decimal = Decimal(10)
+    slippage_bps: Decimal = Decimal(0)
+    fill: Literal["next_open", "close"] = "next_open"
+    tick_size: Decimal = Decimal("0.01")
+    step_size: Decimal = Decimal("0.00001")
+
+
+class ExecutionConfig(ConfigStruct):
+    venues: dict[str, dict[str, VenueConfig]]  # client id -> venue name -> its config
+    dry_run: bool = False
