@@ -17,7 +17,10 @@ from typing import Literal
 import msgspec
 
 Side = Literal["buy", "sell"]
-OrderType = Literal["market", "limit"]
+OrderType = Literal["market", "limit", "stop_market", "take_profit_market", "market_on_close"]
+# Why an order was placed, and so why its fills happened: one vocabulary for targets, orders and fills.
+Reason = Literal["signal", "stop_loss", "take_profit", "trailing_stop", "kill_switch", "reconciliation", "manual",
+                 "end_of_data"]
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True, forbid_unknown_fields=True, gc=False):
@@ -97,7 +100,7 @@ class TargetPosition(Event, frozen=True, kw_only=True):
     price: Decimal  # the reference price the target was sized at
     stop_loss: Decimal | None = None
     take_profit: Decimal | None = None
-    reason: str = "signal"
+    reason: Reason = "signal"
 
 
 class TargetApproved(Event, frozen=True, kw_only=True):
@@ -123,8 +126,19 @@ class TradingStateChanged(Event, frozen=True, kw_only=True):
 # ----------------------------------------------------------------------------- orders
 
 
-class OrderSubmitted(Event, frozen=True, kw_only=True):
-    """`id` is the deterministic client order id."""
+# Commands: what execution decides, in the imperative. A venue adapter carries them out and
+# reports what happened as the Order* events below. `ts_event` is when the command was decided;
+# `market_ns`, when set, is the market time it was decided at (the bar or trade behind it): a
+# simulated venue applies it only once its own market data has reached that time, so it sees
+# market data and commands in the order they were decided whatever order NATS delivers them in.
+
+
+class SubmitOrder(Event, frozen=True, kw_only=True):
+    """Place an order. `id` is the deterministic client order id.
+
+    `stop_price` triggers stop_market / take_profit_market orders; `close_position` makes such
+    an order close whatever position the client holds when it triggers (then `qty` is 0) and
+    `oco` names its one-cancels-the-other group: the first of a group to fill cancels the rest."""
 
     client: str
     venue: str
@@ -133,8 +147,48 @@ class OrderSubmitted(Event, frozen=True, kw_only=True):
     qty: Decimal  # unsigned
     order_type: OrderType
     limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    close_position: bool = False
+    oco: str | None = None
     target_id: str
-    reason: str = "signal"  # why: "signal", "stop_loss", "take_profit", "end_of_data", ...
+    reason: Reason = "signal"
+    market_ns: int | None = None
+
+
+class CancelOrder(Event, frozen=True, kw_only=True):
+    """Cancel one working order; `id` is `<client order id>.cancel`."""
+
+    client_order_id: str
+    client: str
+    venue: str
+    symbol: str
+    reason: str
+    market_ns: int | None = None
+
+
+class ModifyOrder(Event, frozen=True, kw_only=True):
+    """Change a working order's quantity and/or limit price in place."""
+
+    client_order_id: str
+    client: str
+    venue: str
+    symbol: str
+    qty: Decimal | None = None
+    limit_price: Decimal | None = None
+    market_ns: int | None = None
+
+
+class CancelAllOrders(Event, frozen=True, kw_only=True):
+    """Cancel every working order of `client` on `venue`/`symbol`, protective ones included."""
+
+    client: str
+    venue: str
+    symbol: str
+    reason: str
+    market_ns: int | None = None
+
+
+# Events: what a venue reports.
 
 
 class OrderAccepted(Event, frozen=True, kw_only=True):
@@ -151,6 +205,17 @@ class OrderRejected(Event, frozen=True, kw_only=True):
     venue: str
     symbol: str
     reason: str
+
+
+class OrderModified(Event, frozen=True, kw_only=True):
+    """A working order now has `qty` (its original quantity, filled part included) and `limit_price`."""
+
+    client_order_id: str
+    client: str
+    venue: str
+    symbol: str
+    qty: Decimal
+    limit_price: Decimal | None = None
 
 
 class OrderCanceled(Event, frozen=True, kw_only=True):
@@ -173,7 +238,7 @@ class OrderFilled(Event, frozen=True, kw_only=True):
     price: Decimal
     fee: Decimal  # in quote currency
     liquidity: Literal["maker", "taker"] = "taker"
-    reason: str = "signal"
+    reason: Reason = "signal"
 
 
 class PositionChanged(Event, frozen=True, kw_only=True):
@@ -209,9 +274,13 @@ ANY_EVENT = (
     | TargetApproved
     | RiskLimitBreached
     | TradingStateChanged
-    | OrderSubmitted
+    | SubmitOrder
+    | CancelOrder
+    | ModifyOrder
+    | CancelAllOrders
     | OrderAccepted
     | OrderRejected
+    | OrderModified
     | OrderCanceled
     | OrderFilled
     | PositionChanged

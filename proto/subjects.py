@@ -25,6 +25,10 @@ TARGETS = "target.proposed.>"
 APPROVED = "target.approved.>"
 BREACHES = "risk.breach.>"
 ORDERS = "order.>"
+SUBMIT = "order.submit.>"
+CANCEL = "order.cancel.>"
+MODIFY = "order.modify.>"
+CANCEL_ALL = "order.cancel_all.>"
 FILLS = "order.filled.>"
 POSITIONS = "position.changed.>"
 TRADING_STATE = "trading.state"
@@ -55,7 +59,11 @@ def dead_letter(service: str) -> str:
 _BY_CLIENT: dict[type, str] = {
     ev.TargetPosition: "target.proposed",
     ev.RiskLimitBreached: "risk.breach",
-    ev.OrderSubmitted: "order.submitted",
+    ev.SubmitOrder: "order.submit",
+    ev.CancelOrder: "order.cancel",
+    ev.ModifyOrder: "order.modify",
+    ev.CancelAllOrders: "order.cancel_all",
+    ev.OrderModified: "order.modified",
     ev.OrderAccepted: "order.accepted",
     ev.OrderRejected: "order.rejected",
     ev.OrderCanceled: "order.canceled",

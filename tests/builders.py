@@ -36,6 +36,14 @@ def target(n: int, qty: str) -> ev.TargetPosition:
                              symbol="BTCUSDT", qty=Decimal(qty), strategy="test", price=Decimal("60000"))
 
 
+def bar_around(ts: int, price: str = "60000") -> ev.Bar:
+    """A one-minute BTCUSDT bar that opened before `ts` and closed after it: a market order decided
+    at `ts` does not fill on it (it opened before the decision) and rests until the next bar."""
+    p = Decimal(price)
+    return ev.Bar(id=f"b{ts}", ts_event=ts + 30_000_000_000, venue="binance", symbol="BTCUSDT", interval="1m",
+                  ts_open=ts - 30_000_000_000, open=p, high=p, low=p, close=p, volume=Decimal(1))
+
+
 def fresh_price() -> ev.PriceSnapshot:
     now = time.time_ns()
     return ev.PriceSnapshot(id=f"p{now}", ts_event=now, venue="binance", symbol="BTCUSDT", price=Decimal("60000"))
@@ -51,8 +59,13 @@ async def service_status(nc: Client, service: str) -> dict:
     return json.loads((await nc.request(status_subject(service), b"", timeout=2)).data)
 
 
-async def until_trading(nc: Client, service: str, enabled: bool, timeout: float = 10.0) -> None:
+async def until_status(nc: Client, service: str, key: str, value: object, timeout: float = 10.0) -> None:
+    """Until `service`'s status shows `key` equal to `value`: polling a state query, bounded by a deadline."""
     deadline = time.monotonic() + timeout
-    while (await service_status(nc, service))["trading_enabled"] is not enabled:
-        assert time.monotonic() < deadline, f"{service} did not see trading_enabled={enabled}"
-        await asyncio.sleep(0.02)  # polling a state query, bounded by the deadline
+    while (await service_status(nc, service)).get(key) != value:
+        assert time.monotonic() < deadline, f"{service} did not show {key}={value!r} within {timeout}s"
+        await asyncio.sleep(0.02)
+
+
+async def until_trading(nc: Client, service: str, enabled: bool, timeout: float = 10.0) -> None:
+    await until_status(nc, service, "trading_enabled", enabled, timeout)

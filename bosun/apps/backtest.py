@@ -4,7 +4,7 @@ process on the in-process bus, driven bar by bar by a simulated clock.
 For each bar (all symbols merged in time order) the clock moves to the bar's close, the
 ingest actor publishes the bar and its price snapshot and the bus is drained; then the equity is
 marked. After the last bar every open position gets a target of 0 with reason
-`end_of_data`, which execution fills at the last close. Bars are not kept: memory holds
+`end_of_data`, which the shadow venue fills at the last close. Bars are not kept: memory holds
 only the results (fills, round trips, one equity point per bar time)."""
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from proto import subjects as sj
 from proto.events import Bar, OrderFilled, PriceSnapshot, Trade, TargetPosition
 from services.execution.actor import ExecutionActor
 from services.execution.config import VenueConfig
+from services.execution.venues.shadow_adapter import ShadowAdapter
 from services.ingest.actor import MarketDataActor
 from services.ingest.bars import bars_from_trades
 from services.ingest.files import DataError, read_market_file
@@ -42,6 +43,9 @@ from services.signal.config import SizingConfig, StrategyConfig
 CLIENT = "backtest"
 STRATEGY = "cli"
 END_OF_DATA = "end_of_data"
+# The in-process bus delivers every command before the next bar, so the shadow venue never
+# looks back further than the bar a command was decided at; a long window only costs cache.
+IN_ORDER_RECENT = 4
 
 
 @dataclass(frozen=True)
@@ -180,8 +184,9 @@ def run(config: Config, bars: Iterable[Bar]) -> Result:
     signal = SignalActor(clock, bus, config.signal_config())
     risk = RiskActor(clock, bus, config.risk_config())
     execution = ExecutionActor(clock, bus, config.execution_config())
+    venues = ShadowAdapter(clock, bus, config.execution_config(), max_recent=IN_ORDER_RECENT)
     portfolio = PortfolioActor(clock, bus, config.portfolio_config())
-    for actor in (signal, risk, execution, portfolio):
+    for actor in (signal, risk, execution, venues, portfolio):
         bus.attach(actor)
     fills: list[OrderFilled] = []
     bus.subscribe(sj.FILLS, fills.append)

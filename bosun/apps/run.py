@@ -45,9 +45,12 @@ async def serve_risk(cfg: Config, nats_url: str, _database_url: str | None) -> i
 
 async def serve_execution(cfg: Config, nats_url: str, _database_url: str | None) -> int:
     from services.execution.actor import ExecutionActor
+    from services.execution.venues.shadow_adapter import ShadowAdapter
 
-    await run_service("execution", lambda clock, out: ExecutionActor(clock, out, cfg.execution_config()), nats_url=nats_url,
-                      metrics_port=cfg.metrics_port("execution"), halt_on_start=True)
+    config = cfg.execution_config()
+    await run_service("execution", lambda clock, out: ExecutionActor(clock, out, config), nats_url=nats_url,
+                      metrics_port=cfg.metrics_port("execution"), halt_on_start=True,
+                      companions=[lambda clock, out: ShadowAdapter(clock, out, config)])
     return 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -39,12 +39,15 @@ def inbox_prefix(service: str) -> str:
 async def run_service(name: str, build: Callable[[Clock, Outbox], Actor], *, nats_url: str,
                       sink: Sink | None = None, metrics_port: int = 0, halt_on_start: bool = False,
                       on_ready: Callable[[], Any] | None = None,
-                      source: Callable[[NatsBinding, Actor], Awaitable[None]] | None = None) -> None:
+                      source: Callable[[NatsBinding, Actor], Awaitable[None]] | None = None,
+                      companions: Sequence[Callable[[Clock, Outbox], Actor]] = ()) -> None:
     """Run service `name` until SIGTERM/SIGINT (returns) or cancellation (raises CancelledError).
 
     `source`, for services fed from outside NATS (ingest), runs once the actor is ready and
     feeds it through `binding.feed`; when it returns, the service stops. The service answers
-    `$SRV.PING` only once it is ready: every input subscribed and caught up."""
+    `$SRV.PING` only once it is ready: every input subscribed and caught up. `companions` are
+    more actors of the same process (execution's venue adapters), each on a binding of its
+    own on the same connection; the service is ready when all of them are."""
 
     async def on_error(exc: Exception) -> None:
         log.error("%s: nats: %r", name, exc)
@@ -73,10 +76,15 @@ async def run_service(name: str, build: Callable[[Clock, Outbox], Actor], *, nat
             await binding.put_trading_enabled(False)
             log.info("%s: trading_enabled set to false at start", name)
 
+        runs = [(binding, actor, sink)]
+        for build_companion in companions:
+            companion = NatsBinding(nc, name)
+            runs.append((companion, build_companion(LiveClock(), companion.outbox), None))
+        readies = [asyncio.Event() for _ in runs]
         ready = asyncio.Event()
-        running = asyncio.create_task(binding.run(actor, sink, ready), name=f"bosun-{name}")
+        running = asyncio.ensure_future(asyncio.gather(*(b.run(a, s, r) for (b, a, s), r in zip(runs, readies))))
         stopping = asyncio.create_task(stop.wait())
-        readying = asyncio.create_task(ready.wait())
+        readying = asyncio.create_task(_all_set(readies, ready))
         tasks = [running, stopping, readying]
         micro = None
         try:
@@ -112,6 +120,12 @@ async def run_service(name: str, build: Callable[[Clock, Outbox], Actor], *, nat
             await nc.drain()
         else:
             await nc.close()
+
+
+async def _all_set(events: list[asyncio.Event], then: asyncio.Event) -> None:
+    for event in events:
+        await event.wait()
+    then.set()
 
 
 async def _announce(nc, name: str, actor: Actor):

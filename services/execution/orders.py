@@ -1,9 +1,10 @@
 """The order manager's book and its diff.
 
-The book is state derived from the order log alone (OrderSubmitted / Accepted / Rejected /
-Canceled / Filled): open orders with their remaining quantity and signed positions per
-(client, venue, symbol). Applying an event twice changes nothing, so the execution actor
-can apply what it publishes at once and ignore the echo, and rebuild it all by replay.
+The book is state derived from the order log alone: the SubmitOrder commands execution
+issued and the Order* events the venues reported (Accepted / Rejected / Modified / Canceled /
+Filled): open orders with their remaining quantity and signed positions per (client, venue,
+symbol). Applying an entry twice changes nothing, so the execution actor applies what it
+issues at once and ignores the echo, and rebuilds it all by replay.
 
 `plan` is the declarative part: given a target position, the smallest set of actions that
 gets there."""
@@ -16,15 +17,16 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from bosun.model.grid import round_qty
-from bosun.model.positions import signed
+from bosun.model.positions import NetPositions, signed
 from bosun.model.recent import RecentIds
-from proto.events import (Event, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, OrderSubmitted, Side,
-                          TargetPosition)
+from proto.events import (Event, OrderAccepted, OrderCanceled, OrderFilled, OrderModified, OrderRejected, Side,
+                          SubmitOrder, TargetPosition)
 
 Key = tuple[str, str, str]  # client, venue, symbol
 ZERO = Decimal(0)
-ORDER_EVENTS = (OrderSubmitted, OrderAccepted, OrderRejected, OrderCanceled, OrderFilled)
-OrderEvent = OrderSubmitted | OrderAccepted | OrderRejected | OrderCanceled | OrderFilled
+BOOK_ENTRIES = (SubmitOrder, OrderAccepted, OrderRejected, OrderModified, OrderCanceled, OrderFilled)
+PROTECTIVE = ("stop_market", "take_profit_market")  # order types that guard a position: a bracket's legs
+OrderEvent = SubmitOrder | OrderAccepted | OrderRejected | OrderModified | OrderCanceled | OrderFilled
 
 
 def client_order_id(target_id: str, n: int) -> str:
@@ -36,7 +38,7 @@ def key_of(event: OrderEvent) -> Key:
     return (event.client, event.venue, event.symbol)
 
 
-def rejection(client_order_id: str, source: OrderSubmitted | TargetPosition, reason: str) -> OrderRejected:
+def rejection(client_order_id: str, source: SubmitOrder | TargetPosition, reason: str) -> OrderRejected:
     """An OrderRejected for an order (or the order a target would have made), at its decision time."""
     return OrderRejected(id=client_order_id, ts_event=source.ts_event, client_order_id=client_order_id,
                          client=source.client, venue=source.venue, symbol=source.symbol, reason=reason)
@@ -44,7 +46,7 @@ def rejection(client_order_id: str, source: OrderSubmitted | TargetPosition, rea
 
 @dataclass(slots=True)
 class OpenOrder:
-    order: OrderSubmitted
+    order: SubmitOrder
     remaining: Decimal
 
     @property
@@ -66,14 +68,12 @@ class Place(NamedTuple):
 def plan(target_qty: Decimal, position: Decimal, open_orders: list[OpenOrder], step: Decimal) -> list[Cancel | Place]:
     """The smallest change from `position` (+ what `open_orders` will still trade) to `target_qty`.
 
-    A working market order is committed: it fills at the next price, whatever target comes
-    next, so it counts as position and is never cancelled here. (Over NATS a target decided
-    after the bar that fills such an order can arrive before that bar does; cancelling the
-    order then would trade differently from the backtest, where the bar always comes first.)
-    Working limit orders that push toward the target are kept, oldest first, as long as
-    together they do not overshoot it; every other one (wrong way, or beyond the target) is
-    cancelled. Then one market order for what remains, rounded toward zero to `step`; none
-    when that rounds to 0."""
+    A working market order is committed: it executes at once on any venue, so a cancel can
+    only lose the race; it counts as position and is never cancelled here. Working limit
+    orders that push toward the target are kept, oldest first, as long as together they do
+    not overshoot it; every other one (wrong way, or beyond the target) is cancelled. Then
+    one market order for what remains, rounded toward zero to `step`; none when that rounds
+    to 0. Protective orders (stops of a bracket) are not the caller's to pass here."""
     wanted = target_qty - position
     actions: list[Cancel | Place] = []
     if open_orders:  # usually none: a market order fills on the next bar, before the next target
@@ -100,32 +100,39 @@ def plan(target_qty: Decimal, position: Decimal, open_orders: list[OpenOrder], s
 class OrderBook:
     def __init__(self, max_remembered: int = 100_000) -> None:
         self.open: dict[str, OpenOrder] = {}  # client order id -> order, in submit order
-        self.positions: dict[Key, Decimal] = {}
+        self.positions = NetPositions()
         self.fills = 0
-        # (type, id) of applied events: what their msg id says, without building that string
-        # for every event (each is applied once as published and looked up again as echoed).
+        # (type, id) of applied entries: what their msg id says, without building that string
+        # for every entry (each is applied once as issued or reported and looked up again as echoed).
         self._applied = RecentIds(max_remembered)
         self._targets = RecentIds(max_remembered)  # ids of targets already acted on
 
     def apply(self, event: Event) -> bool:
-        """Apply one order event; False (and no change) when it is not one or was applied already."""
+        """Apply one log entry; False (and no change) when it is not one or was applied already."""
         # By exact type, not isinstance/match: on msgspec Structs every class an isinstance
         # tries and misses costs a type.__instancecheck__ call. No order event is subclassed.
         kind = type(event)
-        if kind not in ORDER_EVENTS or not self._applied.add((kind, event.id)):
+        if kind not in BOOK_ENTRIES or not self._applied.add((kind, event.id)):
             return False
-        if kind is OrderSubmitted:
+        if kind is SubmitOrder:
             self._targets.add(event.target_id)
             self.open.setdefault(event.id, OpenOrder(event, event.qty))
         elif kind is OrderFilled:
-            key = key_of(event)
-            self.positions[key] = self.positions.get(key, ZERO) + signed(event.side, event.qty)
+            self.positions.apply(event)
             self.fills += 1
             open_order = self.open.get(event.client_order_id)
             if open_order is not None:
-                open_order.remaining -= event.qty
-                if open_order.remaining <= 0:
+                if open_order.order.close_position:  # sized by the position when it triggered: done
                     del self.open[event.client_order_id]
+                else:
+                    open_order.remaining -= event.qty
+                    if open_order.remaining <= 0:
+                        del self.open[event.client_order_id]
+        elif kind is OrderModified:
+            open_order = self.open.get(event.client_order_id)
+            if open_order is not None:
+                filled = open_order.order.qty - open_order.remaining
+                open_order.remaining = event.qty - filled
         elif kind is OrderCanceled or kind is OrderRejected:
             self.open.pop(event.client_order_id, None)
         return True
@@ -135,9 +142,11 @@ class OrderBook:
         return self._targets.add(target_id)
 
     def position(self, key: Key) -> Decimal:
-        return self.positions.get(key, ZERO)
+        return self.positions.get(key)
 
-    def open_orders(self, key: Key) -> list[OpenOrder]:
+    def open_orders(self, key: Key, protective: bool = False) -> list[OpenOrder]:
+        """The key's working orders: those that trade toward a target, or (`protective`) a bracket's legs."""
         if not self.open:
             return []  # the usual case when a target comes: its last market order has filled
-        return [o for o in self.open.values() if key_of(o.order) == key]
+        return [o for o in self.open.values()
+                if key_of(o.order) == key and (o.order.order_type in PROTECTIVE) == protective]

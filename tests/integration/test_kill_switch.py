@@ -13,7 +13,7 @@ from bosun.runtime.embedded import EmbeddedNats
 from proto import codec
 from proto import events as ev
 from proto import subjects as sj
-from tests.builders import fresh_price, publish, service_status, target, until_trading
+from tests.builders import bar_around, fresh_price, publish, service_status, target, until_status, until_trading
 from tests.natshelp import Collector, stored_count
 from tests.processes import ServiceProcess, server_env
 
@@ -70,7 +70,9 @@ async def platform(tmp_path: Path):
 async def test_raw_publish_of_false_cancels_open_orders_and_survives_restarts(platform: Platform):
     await platform.set_trading(True)
     async with Collector(platform.nc, "order.accepted.alice.>") as accepted:
-        await platform.publish(target(1, "0.5"))
+        proposed = target(1, "0.5")
+        await platform.publish(proposed)
+        await platform.publish(bar_around(proposed.ts_event))  # the venue's market reaches the decision
         await accepted.wait(1, timeout=10)  # a market order resting until the next bar
 
     async with Collector(platform.nc, "order.canceled.alice.>") as canceled, \
@@ -80,7 +82,7 @@ async def test_raw_publish_of_false_cancels_open_orders_and_survives_restarts(pl
         assert codec.decode(msg.data, ev.OrderCanceled).reason == "kill_switch"
         [msg] = await state.wait(1, timeout=10)
         assert codec.decode(msg.data, ev.TradingStateChanged).enabled is False
-    assert (await platform.status("execution"))["open_orders"] == {}
+    await until_status(platform.nc, "execution", "open_orders", {})
 
     async with Collector(platform.nc, "risk.breach.alice.>") as breaches:
         await platform.publish(target(2, "1.0"))
@@ -94,24 +96,24 @@ async def test_raw_publish_of_false_cancels_open_orders_and_survives_restarts(pl
         await platform.publish(target(3, "1.0"))
         [msg] = await breaches.wait(1, timeout=10)
         assert codec.decode(msg.data, ev.RiskLimitBreached).limit == "kill_switch"
-    assert await stored_count(platform.js, "ORDERS", "order.submitted.>") == 1
+    assert await stored_count(platform.js, "ORDERS", "order.submit.>") == 1
 
 
 async def test_the_same_target_twice_gives_one_order(platform: Platform):
     await platform.set_trading(True)
     approved = ev.TargetApproved(id="alice.t7", ts_event=time.time_ns(), target=target(7, "0.25"))
-    async with Collector(platform.nc, "order.accepted.alice.>") as accepted, \
+    async with Collector(platform.nc, "order.submit.alice.>") as submitted, \
             Collector(platform.nc, "target.approved.alice.>") as approvals:
         # No Nats-Msg-Id: JetStream stores both copies, so execution itself must see the replay.
         await platform.publish(approved, dedup=False)
         await platform.publish(approved, dedup=False)
         await platform.publish(target(8, "0.25"))  # the same position again: nothing to do
-        await accepted.wait(1, timeout=10)
+        await submitted.wait(1, timeout=10)
         await approvals.wait(3, timeout=10)
-    async with Collector(platform.nc, "order.accepted.alice.>") as accepted:
+    async with Collector(platform.nc, "order.submit.alice.>") as submitted:
         await platform.publish(target(9, "0.5"))  # a change: one more order, proving execution kept going
-        await accepted.wait(1, timeout=10)
-    assert await stored_count(platform.js, "ORDERS", "order.submitted.>") == 2
+        await submitted.wait(1, timeout=10)
+    assert await stored_count(platform.js, "ORDERS", "order.submit.>") == 2
 
 
 @pytest.mark.parametrize("service, good, reaction", [

@@ -189,14 +189,16 @@ async def test_each_service_does_its_job_as_its_own_user_and_a_plain_publish_hal
             await until_trading(admin, service, True)
 
         async with Collector(admin, "target.approved.alice.>") as approved, \
-                Collector(admin, "order.accepted.alice.>") as accepted:
+                Collector(admin, "order.submit.alice.>") as submitted:
             proposed = target(1, "0.5")
             await publish(signal, proposed, timeout=REFUSED_WITHIN_S)
             await approved.wait(1, timeout=10)
-            await accepted.wait(1, timeout=10)  # a market order, resting until the next trade
-        async with Collector(admin, "order.filled.alice.>") as filled, \
+            await submitted.wait(1, timeout=10)  # a market order, waiting for the venue's next trade
+        async with Collector(admin, "order.accepted.alice.>") as accepted, \
+                Collector(admin, "order.filled.alice.>") as filled, \
                 Collector(admin, "position.changed.alice.>") as positions:
             await publish(ingest, trade(proposed.ts_event + 1), timeout=REFUSED_WITHIN_S)
+            await accepted.wait(1, timeout=10)
             await filled.wait(1, timeout=10)
             [msg] = await positions.wait(1, timeout=10)  # portfolio read the fill and published
         assert codec.decode(msg.data, ev.PositionChanged).qty == Decimal("0.5")

@@ -1,5 +1,6 @@
-"""The execution actor on the in-process bus: declarative targets, idempotency, the kill
-switch, restart from the order log, stops and end of data. Prices are worked out by hand."""
+"""The execution process on the in-process bus (the execution actor and the shadow venues it
+sends its commands to): declarative targets, idempotency, the kill switch, restart from the
+order log, brackets and end of data. Prices are worked out by hand."""
 
 from __future__ import annotations
 
@@ -7,15 +8,15 @@ import re
 from collections.abc import Callable
 from decimal import Decimal as D
 
-from bosun.runtime.actor import Delivery
 from bosun.runtime.clock import SimClock
 from bosun.apps.config import ClientConfig, Config
 from services.execution.config import VenueConfig
 from bosun.runtime.inproc import InProcessBus
-from proto.events import (Bar, Event, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, OrderSubmitted,
+from proto.events import (Bar, CancelOrder, Event, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, SubmitOrder,
                           TargetApproved, TargetPosition)
 from services.execution.actor import ExecutionActor
 from services.execution.orders import Cancel, OpenOrder, Place, client_order_id, plan
+from services.execution.venues.shadow_adapter import ShadowAdapter
 
 T0 = 1_727_751_600_000_000_000  # 2024-10-01 03:00 UTC
 MIN = 60_000_000_000
@@ -52,14 +53,17 @@ class Harness:
         self.bus.tap(lambda _subject, msg: self.events.append(msg) if isinstance(msg, Event) else None)
         if enabled is not None:
             self.bus.set_trading_enabled(enabled)
-        self.actor = ExecutionActor(SimClock(T0), self.bus, (cfg or config()).execution_config())
-        if before_start is None:
-            self.bus.attach(self.actor)
-        else:  # as the NATS binding does: REPLAY/LATEST inputs caught up, then on_start
-            before_start(self.actor)
-            for inp in self.actor.inputs():
-                self.bus.subscribe(inp.subject, inp.handler)
-            self.actor.on_start()
+        execution = (cfg or config()).execution_config()
+        self.actor = ExecutionActor(SimClock(T0), self.bus, execution)
+        self.venues = ShadowAdapter(SimClock(T0), self.bus, execution)
+        for actor in (self.actor, self.venues):
+            if before_start is None:
+                self.bus.attach(actor)
+            else:  # as the NATS binding does: REPLAY/LATEST inputs caught up, then on_start
+                before_start(actor)
+                for inp in actor.inputs():
+                    self.bus.subscribe(inp.subject, inp.handler)
+                actor.on_start()
         self.bus.drain()
 
     def send(self, *messages: Event) -> list[Event]:
@@ -91,7 +95,7 @@ def test_market_order_fills_at_next_open_with_slippage_and_fee() -> None:
     h = Harness()
     h.send(bar(0, "99", "101", "98", "100"))
     out = h.send(approved("t1", "0.5"))
-    assert kinds(out) == ["OrderSubmitted", "OrderAccepted"]
+    assert kinds(out) == ["SubmitOrder", "OrderAccepted"]
     submitted = out[0]
     assert (submitted.side, submitted.qty, submitted.order_type) == ("buy", D("0.5"), "market")
     assert submitted.target_id == "t1"
@@ -105,8 +109,9 @@ def test_market_order_fills_at_next_open_with_slippage_and_fee() -> None:
 
 def test_fill_close_fills_on_the_decision_bar_close() -> None:
     h = Harness(config(fill="close", slippage_bps=D(0)))
-    h.send(approved("t1", "1"))  # decided at bar 0's close
-    [fill] = h.send(bar(0, "99", "101", "98", "100.25"))
+    assert kinds(h.send(approved("t1", "1"))) == ["SubmitOrder"]  # decided at bar 0's close: waits for it
+    accepted, fill = h.send(bar(0, "99", "101", "98", "100.25"))
+    assert accepted.client_order_id == fill.client_order_id
     assert (fill.price, fill.ts_event) == (D("100.25"), T0 + MIN)
 
 
@@ -114,13 +119,13 @@ def test_target_arriving_after_its_fill_bar_fills_on_that_bar() -> None:
     h = Harness()
     h.send(bar(0, "99", "101", "98", "100"), bar(1, "100", "102", "99", "101"), bar(2, "110", "111", "109", "110"))
     out = h.send(approved("t1", "0.5"))  # decided at bar 0's close: fills at bar 1's open, not bar 2's
-    assert kinds(out) == ["OrderSubmitted", "OrderAccepted", "OrderFilled"]
+    assert kinds(out) == ["SubmitOrder", "OrderAccepted", "OrderFilled"]
     assert out[2].price == D("100.05") and out[2].ts_event == T0 + MIN
 
 
 def test_rounding_to_step_and_no_order_for_a_dust_difference() -> None:
     h = Harness()
-    [submitted, _] = h.send(approved("t1", "0.12345"))
+    [submitted] = h.send(approved("t1", "0.12345"))
     assert submitted.qty == D("0.123")
     h.send(bar(1, "100", "101", "99", "100"))
     assert h.send(approved("t2", "0.1234", decided_after_bar=1)) == []  # 0.0004 rounds to 0
@@ -135,7 +140,7 @@ def test_the_same_target_twice_submits_once() -> None:
     assert h.send(approved("t1", "1")) == []
     h.send(bar(1, "100", "101", "99", "100"))
     assert h.send(approved("t1", "1")) == []
-    assert len(h.of(OrderSubmitted)) == 1 and h.actor.book.position(KEY) == D("1")
+    assert len(h.of(SubmitOrder)) == 1 and h.actor.book.position(KEY) == D("1")
 
 
 def test_target_flip_long_to_short_is_one_sell_of_two() -> None:
@@ -143,7 +148,7 @@ def test_target_flip_long_to_short_is_one_sell_of_two() -> None:
     h.send(approved("t1", "1"))
     h.send(bar(1, "100", "101", "99", "100"))
     out = h.send(approved("t2", "-1", decided_after_bar=1))
-    [submitted] = [e for e in out if isinstance(e, OrderSubmitted)]
+    [submitted] = [e for e in out if isinstance(e, SubmitOrder)]
     assert (submitted.side, submitted.qty) == ("sell", D("2"))
     h.send(bar(2, "100", "101", "99", "100"))
     assert h.actor.book.position(KEY) == D("-1")
@@ -151,15 +156,16 @@ def test_target_flip_long_to_short_is_one_sell_of_two() -> None:
 
 def test_a_working_market_order_is_committed_and_a_new_target_trades_the_rest() -> None:
     h = Harness()
+    h.send(bar(0, "99", "101", "98", "100"))
     h.send(approved("t1", "1"))  # rests until the next bar, where it fills whatever comes next
     out = h.send(approved("t2", "-0.5"))
-    assert kinds(out) == ["OrderSubmitted", "OrderAccepted"]
+    assert kinds(out) == ["SubmitOrder", "OrderAccepted"]
     assert (out[0].side, out[0].qty) == ("sell", D("1.5"))
 
 
 def test_plan_counts_market_orders_as_done_and_keeps_limit_orders_toward_the_target() -> None:
     def open_order(coid: str, side: str, qty: str, kind: str = "limit") -> OpenOrder:
-        return OpenOrder(OrderSubmitted(id=coid, ts_event=0, client="a", venue="v", symbol="s", side=side,
+        return OpenOrder(SubmitOrder(id=coid, ts_event=0, client="a", venue="v", symbol="s", side=side,
                                         qty=D(qty), order_type=kind, limit_price=D(1) if kind == "limit" else None,
                                         target_id="t"), D(qty))
 
@@ -194,7 +200,7 @@ def test_kill_switch_cancels_every_open_order_and_lets_only_reducing_targets_thr
     h = Harness()
     h.send(approved("t1", "2"))
     h.send(bar(1, "100", "101", "99", "100"))  # long 2
-    resting_limit = OrderSubmitted(id="bs-limit", ts_event=T0 + 2 * MIN, client="alice", venue="binance",
+    resting_limit = SubmitOrder(id="bs-limit", ts_event=T0 + 2 * MIN, client="alice", venue="binance",
                                    symbol="BTCUSDT", side="buy", qty=D("1"), order_type="limit",
                                    limit_price=D("90"), target_id="t0")
     h.send(resting_limit)  # a limit order from the order log
@@ -208,7 +214,7 @@ def test_kill_switch_cancels_every_open_order_and_lets_only_reducing_targets_thr
     [rejected] = h.send(approved("t3", "5", decided_after_bar=1))
     assert isinstance(rejected, OrderRejected) and rejected.reason.startswith("trading disabled: ")
     out = h.send(approved("t4", "0.5", decided_after_bar=1))
-    assert [(e.side, e.qty) for e in out if isinstance(e, OrderSubmitted)] == [("sell", D("1.5"))]
+    assert [(e.side, e.qty) for e in out if isinstance(e, SubmitOrder)] == [("sell", D("1.5"))]
     assert h.send(bar(2, "80", "81", "79", "80"))[0].qty == D("1.5")  # the cancelled limit at 90 never fills
     assert h.actor.book.position(KEY) == D("0.5") and len(h.of(OrderFilled)) == 2
 
@@ -242,13 +248,10 @@ def test_restart_rebuilds_position_and_open_orders_from_the_order_log() -> None:
     first.send(approved("t1", "1"))
     first.send(bar(1, "100", "101", "99", "100"))
     first.send(approved("t2", "3", decided_after_bar=1))  # buy 2, still working at the "crash"
-    log = [e for e in first.events if isinstance(e, (OrderSubmitted, OrderAccepted, OrderFilled))]
+    log = [e for e in first.events if isinstance(e, (SubmitOrder, OrderAccepted, OrderFilled))]
 
-    bus = InProcessBus()
-    for event in log:  # the ORDERS stream, replayed to the new process before it acts
-        bus.publish(event)
-    second = Harness(bus=bus)
-    assert second.actor.book.positions == first.actor.book.positions == {KEY: D("1")}
+    second = restart(log)
+    assert second.actor.book.positions.by_key == first.actor.book.positions.by_key == {KEY: D("1")}
     assert second.actor.status()["open_orders"] == first.actor.status()["open_orders"]
     assert list(second.actor.book.open) == [client_order_id("t2", 1)]
 
@@ -260,77 +263,84 @@ def test_restart_rebuilds_position_and_open_orders_from_the_order_log() -> None:
     assert second.send(approved("t1", "1")) == []  # an old target from the log: re-planning it would sell 2
 
 
+def restart(log: list[Event], cfg: Config | None = None, enabled: bool | None = True) -> Harness:
+    """A new process: the ORDERS stream replayed to both actors (REPLAY) before they start."""
+    def catch_up(actor: ExecutionActor | ShadowAdapter) -> None:
+        for inp in actor.inputs():
+            if inp.subject == "order.>":
+                for event in log:
+                    inp.handler(event)
+    return Harness(cfg, enabled, before_start=catch_up)
+
+
 def test_restart_with_trading_off_cancels_restored_orders_on_start() -> None:
     first = Harness()
+    first.send(bar(0, "99", "101", "98", "100"))
     first.send(approved("t1", "1"))  # working at the "crash"
-    restarted = ExecutionActor(SimClock(T0), first.bus, config().execution_config())
-    for event in first.of(OrderSubmitted):
-        restarted.on_order_event(event)
-    restarted.on_start()  # trading is off until the KV says otherwise
-    assert restarted.book.open == {}
-    first.bus.drain()
-    assert [e.reason for e in first.of(OrderCanceled)] == ["kill_switch"]
+    h = restart(first.events, enabled=None)  # trading is off until the KV says otherwise
+    [cancel] = [e for e in h.events if isinstance(e, CancelOrder)]
+    assert (cancel.client_order_id, cancel.reason) == (client_order_id("t1", 1), "kill_switch")
+    [canceled] = [e for e in h.events if isinstance(e, OrderCanceled)]  # the venue, restored too, answers
+    assert canceled.client_order_id == client_order_id("t1", 1) and h.actor.book.open == {}
 
 
-def restart(log: list[Event], last_approved: TargetApproved) -> Harness:
-    """A new process: the order log replayed and the last approval read (LATEST) before start."""
-    def catch_up(actor: ExecutionActor) -> None:
-        for event in log:
-            actor.on_order_event(event)
-        actor.on_last_approved(last_approved)
-    return Harness(config(slippage_bps=D(0)), before_start=catch_up)
-
-
-def test_stop_levels_survive_a_restart_without_placing_anything() -> None:
+def test_a_bracket_survives_a_restart_without_placing_anything() -> None:
     first = Harness(config(slippage_bps=D(0)))
     t1 = approved("t1", "1", stop_loss=D("95"))
-    first.send(t1)
+    first.send(bar(0, "99", "101", "98", "100"), t1)
     first.send(bar(1, "100", "101", "99", "100"))  # long 1 at 100, then the "crash"
-    log = [e for e in first.events if isinstance(e, (OrderSubmitted, OrderAccepted, OrderFilled))]
 
-    h = restart(log, t1)
-    actor = h.actor
-    assert h.events == [] and actor.book.position(KEY) == D(1)  # re-armed, nothing placed
+    h = restart(first.events, config(slippage_bps=D(0)))
+    assert h.events == [] and h.actor.book.position(KEY) == D(1)  # restored, nothing placed
     assert h.send(t1) == []  # the DURABLE redelivery of a handled target is not re-planned
-    submitted, _, fill = h.send(bar(2, "97", "98", "94", "96"))
-    assert (submitted.id, submitted.reason, fill.price) == (client_order_id("t1", 2), "stop_loss", D(95))
-    assert actor.book.position(KEY) == 0
+    [fill] = h.send(bar(2, "97", "98", "94", "96"))
+    assert (fill.client_order_id, fill.reason, fill.price) == (client_order_id("t1", 2), "stop_loss", D(95))
+    assert h.actor.book.position(KEY) == 0
 
 
-def test_a_target_whose_stop_is_in_the_order_log_stays_spent_after_a_restart() -> None:
+def test_a_bracket_that_fired_stays_spent_after_a_restart() -> None:
     first = Harness(config(slippage_bps=D(0)))
     t1 = approved("t1", "1", stop_loss=D("95"))
-    first.send(t1, bar(1, "100", "101", "99", "100"), bar(2, "97", "98", "94", "96"))  # stopped out
-    log = [e for e in first.events if isinstance(e, (OrderSubmitted, OrderAccepted, OrderFilled))]
+    first.send(bar(0, "99", "101", "98", "100"), t1)
+    first.send(bar(1, "100", "101", "99", "100"))
+    assert first.send(bar(2, "97", "98", "94", "96"))[0].reason == "stop_loss"
     late = OrderFilled(id="manual.1", ts_event=T0 + 3 * MIN, client_order_id="manual", client="alice",
                        venue="binance", symbol="BTCUSDT", side="buy", qty=D(1), price=D(96), fee=D(0))
 
-    h = restart([*log, late], t1)  # long again by hand: the spent stop must not fire
+    h = restart([*first.events, late], config(slippage_bps=D(0)))  # long again by hand: the spent stop must not fire
     assert h.send(bar(3, "90", "91", "80", "85")) == []
     assert h.actor.book.position(KEY) == D(1)
 
 
-def test_the_latest_approval_input_applies_nothing_on_the_in_process_bus() -> None:
-    h = Harness(config(slippage_bps=D(0)))  # attached, and so started, before anything is published
-    assert [i.delivery for i in h.actor.inputs() if i.subject == "target.approved.>"] == [
-        Delivery.DURABLE, Delivery.LATEST]
-    assert kinds(h.send(approved("t1", "1", stop_loss=D("95")))) == ["OrderSubmitted", "OrderAccepted"]
-    assert D(h.actor.status()["open_orders"][client_order_id("t1", 1)]["remaining"]) == 1  # applied once
+def test_a_command_waits_for_the_market_time_it_was_decided_at() -> None:
+    h = Harness()
+    h.send(bar(0, "99", "101", "98", "100"))
+    early = approved("t1", "1", decided_after_bar=1)  # decided at bar 1's close, before the venue has seen it
+    assert kinds(h.send(early)) == ["SubmitOrder"] and h.venues.status()["waiting_commands"] == 1
+    out = h.send(bar(1, "100", "101", "99", "100"))  # applied after bar 1, so it does not fill there
+    assert kinds(out) == ["OrderAccepted"]
+    [fill] = h.send(bar(2, "102", "103", "101", "102"))
+    assert fill.price == D("102.051")  # bar 2's open x 1.0005
 
 
 # ----------------------------------------------------------------------------- stops, end of data
 
 
-def test_stop_loss_closes_at_the_stop_and_the_target_is_spent() -> None:
+def test_a_target_with_levels_places_an_oco_bracket_that_closes_at_the_stop() -> None:
     h = Harness(config(slippage_bps=D(0)))
-    h.send(approved("t1", "1", stop_loss=D("95"), take_profit=D("120")))
+    h.send(bar(0, "99", "101", "98", "100"))
+    out = h.send(approved("t1", "1", stop_loss=D("95"), take_profit=D("120")))
+    entry, sl, tp = [e for e in out if isinstance(e, SubmitOrder)]
+    assert (entry.order_type, sl.order_type, tp.order_type) == ("market", "stop_market", "take_profit_market")
+    assert (sl.side, sl.stop_price, sl.close_position, sl.reason) == ("sell", D("95"), True, "stop_loss")
+    assert (tp.side, tp.stop_price, tp.reason) == ("sell", D("120"), "take_profit")
+    assert sl.oco == tp.oco is not None and sl.id == client_order_id("t1", 2)
     h.send(bar(1, "100", "101", "99", "100"))  # long 1 at 100
-    out = h.send(bar(2, "97", "98", "94", "96"))
-    submitted, _, fill = out
-    assert (submitted.side, submitted.qty, submitted.reason) == ("sell", D("1"), "stop_loss")
-    assert submitted.id == client_order_id("t1", 2)
+    fill, canceled = h.send(bar(2, "97", "98", "94", "96"))
+    assert (fill.client_order_id, fill.side, fill.qty) == (sl.id, "sell", D("1"))
     assert (fill.price, fill.reason, fill.fee) == (D("95"), "stop_loss", D("0.095"))
-    assert h.actor.book.position(KEY) == 0
+    assert (canceled.client_order_id, canceled.reason) == (tp.id, f"oco: {sl.id} filled")
+    assert h.actor.book.position(KEY) == 0 and h.actor.book.open == {}
     assert h.send(approved("t1", "1", stop_loss=D("95"))) == []  # the same target is not re-applied
     late = OrderFilled(id="manual.1", ts_event=T0 + 3 * MIN, client_order_id="manual", client="alice",
                        venue="binance", symbol="BTCUSDT", side="buy", qty=D(1), price=D(96), fee=D(0))
@@ -339,9 +349,22 @@ def test_stop_loss_closes_at_the_stop_and_the_target_is_spent() -> None:
     assert h.actor.book.position(KEY) == D(1)
 
 
+def test_a_new_target_replaces_the_bracket_and_the_kill_switch_keeps_it() -> None:
+    h = Harness(config(slippage_bps=D(0)))
+    h.send(bar(0, "99", "101", "98", "100"))
+    h.send(approved("t1", "1", stop_loss=D("95")))
+    h.send(bar(1, "100", "101", "99", "100"))
+    out = h.send(approved("t2", "1", decided_after_bar=1, stop_loss=D("97")))
+    [cancel] = [e for e in out if isinstance(e, CancelOrder)]
+    assert (cancel.client_order_id, cancel.reason) == (client_order_id("t1", 2), "bracket replaced by target t2")
+    assert [o.order.stop_price for o in h.actor.book.open.values()] == [D("97")]
+    assert not [e for e in h.kill_switch(False) if isinstance(e, CancelOrder)]  # a bracket only ever closes
+    assert h.send(bar(2, "98", "98", "96", "97"))[-1].price == D(97)
+
+
 def test_stop_loss_fills_at_the_open_when_the_bar_gaps_through() -> None:
     h = Harness(config(slippage_bps=D(0)))
-    h.send(approved("t1", "1", stop_loss=D("95")))
+    h.send(bar(0, "99", "101", "98", "100"), approved("t1", "1", stop_loss=D("95")))
     h.send(bar(1, "100", "101", "99", "100"))
     fill = h.send(bar(2, "93", "94", "92", "93"))[-1]
     assert (fill.price, fill.reason) == (D("93"), "stop_loss")
@@ -349,7 +372,7 @@ def test_stop_loss_fills_at_the_open_when_the_bar_gaps_through() -> None:
 
 def test_take_profit_closes_a_short() -> None:
     h = Harness()
-    h.send(approved("t1", "-2", take_profit=D("90")))
+    h.send(bar(0, "99", "101", "98", "100"), approved("t1", "-2", take_profit=D("90")))
     h.send(bar(1, "100", "101", "99", "100"))  # short 2 at 99.95
     fill = h.send(bar(2, "95", "96", "89", "92"))[-1]
     assert (fill.side, fill.qty, fill.reason) == ("buy", D("2"), "take_profit")
@@ -362,7 +385,8 @@ def test_end_of_data_closes_at_the_last_close() -> None:
     h.send(approved("t1", "1"))
     h.send(bar(1, "100", "101", "99", "100"), bar(2, "100", "105", "99", "104"))
     out = h.send(approved("t-end", "0", decided_after_bar=2, reason="end_of_data"))
-    assert kinds(out) == ["OrderSubmitted", "OrderAccepted", "OrderFilled"]
+    assert kinds(out) == ["SubmitOrder", "OrderAccepted", "OrderFilled"]
+    assert out[0].order_type == "market_on_close"
     fill = out[-1]
     # 104 x (1 - 0.0005) = 103.948; fee 0.001 x 1 x 103.948
     assert (fill.side, fill.qty, fill.price, fill.fee, fill.reason) == ("sell", D("1"), D("103.948"),
@@ -375,22 +399,24 @@ def test_a_stop_never_sells_more_than_the_position_whatever_the_step() -> None:
     almost_one = D("0.9999999999999999999999999999")  # 28 digits: twice it does not fit the Decimal context
     h.send(OrderFilled(id="manual.1", ts_event=T0, client_order_id="manual", client="alice",
                        venue="binance", symbol="BTCUSDT", side="buy", qty=almost_one, price=D(100), fee=D(0)))
-    assert h.send(approved("t1", "1", stop_loss=D("95"))) == []  # 1 - almost_one is dust on a 0.5 step
-    submitted = h.send(bar(2, "97", "98", "94", "96"))[0]
-    assert (submitted.reason, submitted.qty) == ("stop_loss", D("0.5"))  # not 1.0: more than is held
+    h.send(bar(1, "99", "101", "98", "100"))
+    out = h.send(approved("t1", "1", stop_loss=D("95")))  # 1 - almost_one is dust on a 0.5 step: no entry
+    assert [e.order_type for e in out if isinstance(e, SubmitOrder)] == ["stop_market"]
+    fill = h.send(bar(2, "97", "98", "94", "96"))[0]
+    assert (fill.reason, fill.qty) == ("stop_loss", D("0.5"))  # not 1.0: more than is held
 
 
 def test_stop_ignores_the_range_of_a_bar_that_opened_before_the_target() -> None:
     h = Harness(config(fill="close", slippage_bps=D(0)))
     h.send(approved("t1", "1", stop_loss=D("95")))  # decided at bar 0's close
-    [fill] = h.send(bar(0, "100", "101", "90", "100"))  # entered at its close: its low came before us
+    [fill] = h.send(bar(0, "100", "101", "90", "100"))[-2:-1]  # entered at its close: its low came before us
     assert (fill.price, fill.reason) == (D("100"), "signal") and h.actor.book.position(KEY) == D(1)
     assert h.send(bar(1, "99", "99", "94", "96"))[-1].reason == "stop_loss"
 
 
 def test_a_new_target_without_levels_disarms_the_previous_stop() -> None:
     h = Harness(config(slippage_bps=D(0)))
-    h.send(approved("t1", "1", stop_loss=D("95")))
+    h.send(bar(0, "99", "101", "98", "100"), approved("t1", "1", stop_loss=D("95")))
     h.send(bar(1, "100", "101", "99", "100"))  # long 1
     h.send(approved("t2", "2", decided_after_bar=1))  # no levels: the stop of t1 no longer applies
     h.send(bar(2, "100", "101", "99", "100"))  # long 2

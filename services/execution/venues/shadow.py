@@ -1,177 +1,308 @@
 """A simulated venue that fills orders against real market data. Pure: no I/O, no clock.
 
-Fill rules (`decided_at_ns` is when the order was decided: the target's ts_event):
-- market, bars, fill "next_open": the first bar with ts_open >= decided_at, at its open;
-  fill "close": the first bar with ts_event (close time) >= decided_at, at its close;
-- market, trades: the first trade with ts_event >= decided_at, at its price;
-- limit: the first bar (ts_open >= decided_at) or trade (ts_event >= decided_at) that
-  trades THROUGH the limit (buy: low/price < limit, sell: high/price > limit), at the limit,
-  as maker, without slippage. The whole remaining quantity fills (no volume model).
-- reason "end_of_data": at once, at the close of the last bar seen for the symbol;
-- a `fill_price` given to `submit` (a triggered stop): at once, at that price.
+One `ShadowVenue` is one venue name; each client trades on it on its own terms (fee,
+slippage, fill rule, tick and step from its VenueConfig), as accounts of one exchange do.
+
+Fill rules (an order's `ts_event` is when it was decided: the target's ts_event):
+- market, bars, fill "next_open": the first bar with ts_open >= decided, at its open;
+  fill "close": the first bar with ts_event (close time) >= decided, at its close;
+- market, trades: the first trade with ts_event >= decided, at its price;
+- limit: the first bar (ts_open >= decided) or trade (ts_event >= decided) that trades
+  THROUGH the limit (buy: low/price < limit, sell: high/price > limit), at the limit, as
+  maker, without slippage. The whole remaining quantity fills (no volume model);
+- market_on_close: at once, at the close of the last bar seen for the symbol;
+- stop_market / take_profit_market (protective: they close the position, so they trigger
+  only while the client holds one on the side they close): the first bar (ts_open >= decided)
+  or trade whose range reaches the level, after the bar's other fills, at the level or at
+  the open when the bar opened through it, at the bar's close time. A stop-loss is a
+  sell stop under a long (buy stop over a short); a take-profit the other way round. A
+  bar that reaches both fills the stop first. The first of an `oco` group to fill cancels
+  the rest; a `close_position` order closes what is held then, rounded to the step.
 
 Taker fills pay `slippage_bps` against the order (buy x (1 + bps/10000), sell x (1 - bps/10000));
 the result is NOT rounded to the tick: a taker fill that walks the book averages to an
-off-grid price too, and `tick_size` is per venue, not per symbol, so rounding could move
-a cheap symbol's price by a whole tick. Fee = fee_bps/10000 x qty x fill price (quote
-currency), maker and taker alike (VenueConfig has one fee).
+off-grid price too. Fee = fee_bps/10000 x qty x fill price (quote currency), maker and taker
+alike (VenueConfig has one fee).
 
-Market data and orders may reach us in either order over NATS (separate consumers), so
-the newest `max_recent_bars` bars and trades per symbol are kept: an order arriving after
-the bar it should fill on still fills on that bar. An order older than everything kept
-(its fill data may have been dropped) is rejected rather than filled on a guess. When a
-symbol gets both bars and trades, a resting order fills on whichever qualifying event
-arrives first; run shadow fills on one kind of market data per symbol for exact repeats."""
+An order can reach the venue after the market data it should fill on (the adapter applies a
+command only once the market has reached its decision time, so never before): the newest
+`max_recent` bars and trades per symbol are kept, and a late order fills where it would have
+had it come in time. One decided before everything kept is rejected rather than filled on a
+guess. When a symbol gets both bars and trades, a resting order fills on whichever qualifying
+event arrives first; run shadow fills on one kind of market data per symbol for exact repeats."""
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from bosun.model.grid import round_price
-from proto.events import (Bar, Event, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, OrderSubmitted,
-                          Trade)
-from services.execution.config import VenueConfig
-from services.execution.orders import ZERO, rejection
+from msgspec.structs import replace
 
-END_OF_DATA = "end_of_data"
+from bosun.model.grid import round_price, round_qty
+from bosun.model.positions import Key, NetPositions, signed
+from bosun.model.recent import RecentIds
+from proto.events import (Bar, CancelAllOrders, CancelOrder, Event, ModifyOrder, OrderAccepted, OrderCanceled,
+                          OrderFilled, OrderModified, OrderRejected, SubmitOrder, Trade)
+from services.execution.config import VenueConfig
+from services.execution.orders import PROTECTIVE, rejection
+
 BPS = Decimal(10_000)
+ZERO = Decimal(0)
+FILLS_KEPT = 256  # per key, to know the position at a kept bar's time for a late protective order
 
 MarketData = Bar | Trade
+NOTHING: tuple[Event, ...] = ()
+
+
+class _Terms:
+    """One client's terms on the venue, worked out once rather than on every fill:
+    `price * (1 ± slippage_bps / BPS)` and `fee_bps / BPS * qty * price` (left to right)
+    multiply by these very values, exact for any setting of under 28 digits."""
+
+    __slots__ = ("cfg", "taker_factor", "fee_rate", "at_close")
+
+    def __init__(self, cfg: VenueConfig) -> None:
+        slip = cfg.slippage_bps / BPS
+        self.cfg = cfg
+        self.taker_factor = {"buy": 1 + slip, "sell": 1 - slip}
+        self.fee_rate = cfg.fee_bps / BPS
+        self.at_close = cfg.fill == "close"  # market orders on bars fill at the close, else the open
 
 
 @dataclass(slots=True)
 class _Working:
-    order: OrderSubmitted
-    decided_at_ns: int
+    order: SubmitOrder
+    terms: _Terms
     remaining: Decimal
     limit: Decimal | None  # the limit on the tick grid
     fills: int = 0
 
+    @property
+    def protective(self) -> bool:
+        return self.order.order_type in PROTECTIVE
+
 
 class ShadowVenue:
-    def __init__(self, venue: str, cfg: VenueConfig, max_recent_bars: int = 64) -> None:
-        if max_recent_bars < 1:
-            raise ValueError(f"max_recent_bars must be >= 1, got {max_recent_bars}")
+    def __init__(self, venue: str, clients: dict[str, VenueConfig], max_recent: int = 10_000) -> None:
+        if max_recent < 1:
+            raise ValueError(f"max_recent must be >= 1, got {max_recent}")
         self.venue = venue
-        self.cfg = cfg
-        # Worked out once rather than on every fill: `price * (1 ± slippage_bps / BPS)` and
-        # `fee_bps / BPS * qty * price` (left to right) multiply by these very values. Both are
-        # exact for any setting of under 28 digits (/ 10,000 only moves the decimal point).
-        slip = cfg.slippage_bps / BPS
-        self._taker_factor = {"buy": 1 + slip, "sell": 1 - slip}
-        self._fee_rate = cfg.fee_bps / BPS
-        self._at_close = cfg.fill == "close"  # market orders on bars fill at the close, else the open
-        self._max_recent = max_recent_bars
-        # Kind (Bar, Trade) -> symbol -> its newest `max_recent_bars` events, oldest first, and in
+        self._terms = {client: _Terms(cfg) for client, cfg in clients.items()}
+        self._max_recent = max_recent
+        # Kind (Bar, Trade) -> symbol -> its newest `max_recent` events, oldest first, and in
         # front of them the newest one that fell out (once one has). The deque drops the oldest by
         # itself, so keeping a bar is one append; the one in front tells an order too old to fill.
         self._recent: dict[type, dict[str, deque[MarketData]]] = {Bar: {}, Trade: {}}
         self._working: dict[str, _Working] = {}  # client order id -> order, in submit order
+        # Protective orders per key, keys in the order first seen: checked after the other fills.
+        self._protective: dict[Key, dict[str, _Working]] = {}
+        self._n_protective = 0
+        self._awaiting: list[_Working] = []  # late protective orders, looked back on as a group
+        self.positions = NetPositions()  # from the venue's own fills
+        self._fills: dict[Key, deque[tuple[int, Decimal]]] = {}  # recent (time, signed qty) per key
+        self._seen = RecentIds(100_000)  # order ids taken: a repeated submit changes nothing
+        self._booked = RecentIds(100_000)  # fill ids in `positions`
+        # Rebuilt from the order log: submits not answered yet, and cancels not carried out yet.
+        self._unanswered: dict[str, SubmitOrder] = {}
+        self._cancels: dict[str, CancelOrder] = {}
 
-    # --- orders
+    # --- commands
 
-    def submit(self, order: OrderSubmitted, decided_at_ns: int, fill_price: Decimal | None = None) -> list[Event]:
-        """Accept `order` and fill what can be filled now; `fill_price` fills it at once there."""
+    def submit(self, order: SubmitOrder) -> list[Event]:
+        """Accept `order` and fill what can be filled now (or reject it, naming why)."""
         if order.venue != self.venue:
             raise ValueError(f"order {order.id} is for venue {order.venue!r}, this is {self.venue!r}")
-        if order.id in self._working:
-            return []  # already working: a repeated submit changes nothing
-        working = self._new_working(order, decided_at_ns)
-        problem = self._problem(working, fill_price)
+        events = self._look_back_awaiting() if self._awaiting and order.order_type not in PROTECTIVE else []
+        if not self._seen.add(order.id):
+            return events
+        terms = self._terms.get(order.client)
+        if terms is None:
+            return [*events, rejection(order.id, order, f"client {order.client!r} has no account on shadow venue {self.venue!r}")]
+        working = self._new_working(order, terms)
+        problem = self._problem(working)
         if problem:
-            return [rejection(order.id, order, problem)]
-        accepted = OrderAccepted(id=order.id, ts_event=decided_at_ns, client_order_id=order.id,
+            return [*events, rejection(order.id, order, problem)]
+        if order.order_type == "market_on_close":
+            last = self._recent[Bar][order.symbol][-1]
+            fills = [self._fill(working, last.close, last.ts_event)]
+        elif working.protective:
+            self._add_protective(working)
+            if self._late(order):
+                self._awaiting.append(working)
+            fills = []
+        else:
+            fills = self._take(working)
+            if fills and isinstance(fills[0], OrderRejected):
+                return [*events, *fills]  # too late to tell: never accepted
+        accepted = OrderAccepted(id=order.id, ts_event=order.ts_event, client_order_id=order.id,
                                  venue_order_id=f"shadow-{order.id}", client=order.client, venue=order.venue,
                                  symbol=order.symbol)
-        if fill_price is not None:
-            return [accepted, self._fill(working, fill_price, decided_at_ns)]
-        if order.reason == END_OF_DATA:
-            last = self._recent[Bar][order.symbol][-1]
-            return [accepted, self._fill(working, last.close, last.ts_event)]
-        return self._take(working, accepted)
+        return [*events, accepted, *fills]
 
-    def cancel(self, client_order_id: str, reason: str, ts_ns: int | None = None) -> list[Event]:
-        """Cancel a working order; nothing for an order that is not working (filled, unknown).
-        `ts_ns` defaults to the newest market time seen."""
-        working = self._working.pop(client_order_id, None)
+    def cancel(self, command: CancelOrder) -> list[Event]:
+        """Cancel a working order; nothing for an order that is not working (filled, unknown)."""
+        events = self._look_back_awaiting() if self._awaiting else []
+        working = self._working.get(command.client_order_id) or self._protective.get(
+            (command.client, command.venue, command.symbol), {}).get(command.client_order_id)
+        if working is not None:
+            events.append(self._canceled(working, command.reason, command.ts_event))
+        return events
+
+    def cancel_all(self, command: CancelAllOrders) -> list[Event]:
+        events = self._look_back_awaiting() if self._awaiting else []
+        key = (command.client, command.venue, command.symbol)
+        for working in [*self._working.values(), *self._protective.get(key, {}).values()]:
+            if (working.order.client, working.order.symbol) == (command.client, command.symbol):
+                events.append(self._canceled(working, command.reason, command.ts_event))
+        return events
+
+    def modify(self, command: ModifyOrder) -> list[Event]:
+        """A new quantity and/or limit for a working order, effective for the market data to come."""
+        events = self._look_back_awaiting() if self._awaiting else []
+        working = self._working.get(command.client_order_id)
         if working is None:
-            return []
+            return events
         o = working.order
-        ts = self._market_ns() if ts_ns is None else ts_ns
-        return [OrderCanceled(id=o.id, ts_event=max(ts, working.decided_at_ns), client_order_id=o.id,
-                              client=o.client, venue=o.venue, symbol=o.symbol, reason=reason)]
+        filled = o.qty - working.remaining
+        qty = o.qty if command.qty is None else command.qty
+        if qty <= filled:
+            return [*events, self._canceled(working, f"modified to {qty}, at or below the {filled} filled",
+                                            command.ts_event)]
+        limit = command.limit_price if command.limit_price is not None else o.limit_price
+        if o.order_type == "limit" and (limit is None or limit <= 0):
+            return events  # the order stays as it was: a limit order needs a positive limit
+        working.order = o = replace(o, qty=qty, limit_price=limit)
+        working.remaining = qty - filled
+        if limit is not None and o.order_type == "limit":
+            working.limit = round_price(limit, working.terms.cfg.tick_size, o.side)
+        events.append(OrderModified(id=f"{o.id}.m{command.id}", ts_event=command.ts_event, client_order_id=o.id,
+                                    client=o.client, venue=o.venue, symbol=o.symbol, qty=qty,
+                                    limit_price=o.limit_price))
+        return events
 
-    def replay(self, event: Event) -> None:
-        """Rebuild working orders from the order log after a restart; emits nothing."""
-        match event:
-            case OrderSubmitted(venue=self.venue) if event.id not in self._working:
-                self._working[event.id] = self._new_working(event, event.ts_event)
-            case OrderFilled(venue=self.venue, client_order_id=coid) if coid in self._working:
-                working = self._working[coid]
+    # --- the order log, after a restart
+
+    def replay(self, entry: Event) -> None:
+        """Rebuild working orders and positions from the order log; emits nothing."""
+        kind = type(entry)
+        if kind is SubmitOrder:
+            if entry.id not in self._seen:
+                self._unanswered[entry.id] = entry
+        elif kind is CancelOrder:
+            self._cancels[entry.client_order_id] = entry
+        elif kind is OrderAccepted:
+            self._seen.add(entry.client_order_id)
+            order = self._unanswered.pop(entry.client_order_id, None)
+            terms = None if order is None else self._terms.get(order.client)
+            if order is not None and terms is not None and order.order_type != "market_on_close":
+                working = self._new_working(order, terms)
+                if working.protective:
+                    self._add_protective(working)
+                else:
+                    self._working[order.id] = working
+        elif kind is OrderRejected:
+            self._seen.add(entry.client_order_id)
+            self._unanswered.pop(entry.client_order_id, None)
+        elif kind is OrderFilled:
+            self._book_fill(entry)
+            working = self._find(entry.client_order_id)
+            if working is not None:
                 working.fills += 1
-                working.remaining -= event.qty
-                if working.remaining <= 0:
-                    del self._working[coid]
-            case OrderCanceled(venue=self.venue) | OrderRejected(venue=self.venue):
-                self._working.pop(event.client_order_id, None)
+                working.remaining -= entry.qty
+                if working.remaining <= 0 or working.order.close_position:
+                    self._remove(working)
+        elif kind is OrderCanceled:
+            self._cancels.pop(entry.client_order_id, None)
+            working = self._find(entry.client_order_id)
+            if working is not None:
+                self._remove(working)
+        elif kind is OrderModified:
+            working = self._find(entry.client_order_id)
+            if working is not None:
+                filled = working.order.qty - working.remaining
+                working.order = replace(working.order, qty=entry.qty, limit_price=entry.limit_price)
+                working.remaining = entry.qty - filled
+
+    def unanswered(self) -> list[Event]:
+        """What the log holds that the venue never answered (it stopped in between), oldest first:
+        submits to take now, then cancels of orders still working."""
+        pending: list[Event] = list(self._unanswered.values())
+        pending += [c for coid, c in self._cancels.items() if self._find(coid) is not None]
+        self._unanswered, self._cancels = {}, {}
+        return pending
+
+    def on_fill(self, fill: OrderFilled) -> None:
+        """A fill on an account of this venue from the order log: its own echo (ignored) or one made
+        elsewhere, by hand or by reconciliation, which its protective orders must see."""
+        self._book_fill(fill)
 
     def working_orders(self) -> list[str]:
-        return list(self._working)
+        return [*self._working, *(coid for orders in self._protective.values() for coid in orders)]
 
-    def _market_ns(self) -> int:
-        """The newest market time seen, the venue's own notion of now: no kept event is newer."""
-        return max((recent[-1].ts_event for by_symbol in self._recent.values() for recent in by_symbol.values()),
-                   default=0)
+    def market_ns(self, symbol: str) -> int | None:
+        """The newest market time seen for `symbol`, the venue's own notion of now there."""
+        times = [by_symbol[symbol][-1].ts_event for by_symbol in self._recent.values() if symbol in by_symbol]
+        return max(times) if times else None
 
     # --- market data
 
-    def on_market(self, md: MarketData) -> list[Event]:
-        """A bar or a trade of any venue: kept for orders that arrive late, and checked against
-        the working orders of this venue; returns the fills."""
-        if md.venue != self.venue:
-            return []
+    def on_market(self, md: MarketData) -> Sequence[Event]:
+        """A bar or a trade of this venue: kept for orders that arrive late, and checked against
+        the working orders; returns the fills (and the cancels of OCO siblings)."""
+        # Late protective orders first: they are due on kept data, before this event.
+        fills = self._look_back_awaiting() if self._awaiting else None
         by_symbol = self._recent[type(md)]
         recent = by_symbol.get(md.symbol)
         if recent is None:
             recent = by_symbol[md.symbol] = deque(maxlen=self._max_recent + 1)
         elif md.ts_event <= recent[-1].ts_event and (md.ts_event < recent[-1].ts_event
                                                      or any(m.id == md.id for m in recent)):
-            return []  # a repeated or older event: fills must not move with delivery order
+            return fills or NOTHING  # a repeated or older event: fills must not move with delivery order
         recent.append(md)
-        if not self._working:
-            return []  # nothing to fill: the usual case, most bars
-        fills: list[Event] = []
-        for working in list(self._working.values()):  # a copy: a fill takes the order out
-            if working.order.symbol == md.symbol:
-                hit = self._fill_at(working, md)
-                if hit is not None:
-                    fills.append(self._fill(working, hit[1], hit[0]))
+        if not self._working and not self._n_protective:
+            return fills or NOTHING  # nothing to fill: the usual case, most bars
+        if fills is None:
+            fills = []
+        if self._working:
+            for working in list(self._working.values()):  # a copy: a fill takes the order out
+                if working.order.symbol == md.symbol:
+                    hit = self._fill_at(working, md)
+                    if hit is not None:
+                        fills.append(self._fill(working, hit[1], hit[0]))
+        if self._n_protective:
+            for key, orders in self._protective.items():
+                if orders and key[2] == md.symbol:
+                    self._trigger_group(key, list(orders.values()), md, self.positions.get(key), fills)
         return fills
 
     on_bar = on_trade = on_market  # one handler, not a wrapper each: it runs on every bar
 
     # --- rules
 
-    def _new_working(self, order: OrderSubmitted, decided_at_ns: int) -> _Working:
+    def _new_working(self, order: SubmitOrder, terms: _Terms) -> _Working:
         if order.order_type != "limit" or order.limit_price is None or order.limit_price <= 0:
             limit = None
         else:
-            limit = round_price(order.limit_price, self.cfg.tick_size, order.side)
-        return _Working(order, decided_at_ns, order.qty, limit)
+            limit = round_price(order.limit_price, terms.cfg.tick_size, order.side)
+        return _Working(order, terms, order.qty, limit)
 
-    def _problem(self, working: _Working, fill_price: Decimal | None) -> str | None:
+    def _problem(self, working: _Working) -> str | None:
         """Why the order cannot be taken, or None (whether its fill data is still kept: see `_take`)."""
         o = working.order
-        if o.qty <= 0:
+        if o.close_position:
+            if not working.protective:
+                return f"close_position is for stop_market / take_profit_market orders, not {o.order_type}"
+        elif o.qty <= 0:
             return f"qty must be > 0, got {o.qty}"
         if o.order_type == "limit" and (working.limit is None or working.limit <= 0):
-            return f"limit order needs a limit price > 0 on tick {self.cfg.tick_size}, got {o.limit_price}"
-        if fill_price is not None:
-            return None if fill_price > 0 else f"fill price must be > 0, got {fill_price}"
-        if o.reason == END_OF_DATA:
-            return None if o.symbol in self._recent[Bar] else f"end_of_data: no bar seen for {o.symbol} to close at"
+            return (f"limit order needs a limit price > 0 on tick {working.terms.cfg.tick_size}, "
+                    f"got {o.limit_price}")
+        if working.protective and (o.stop_price is None or o.stop_price <= 0):
+            return f"{o.order_type} order needs a stop price > 0, got {o.stop_price}"
+        if o.order_type == "market_on_close" and o.symbol not in self._recent[Bar]:
+            return f"market_on_close: no bar seen for {o.symbol} to close at"
         return None
 
     def _fill_ts(self, working: _Working, md: MarketData) -> int:
@@ -179,13 +310,13 @@ class ShadowVenue:
         # type(), not isinstance: a miss on a msgspec Struct class costs an __instancecheck__ call.
         if type(md) is Trade:
             return md.ts_event
-        market_at_close = self._at_close and working.order.order_type == "market"
+        market_at_close = working.terms.at_close and working.order.order_type == "market"
         return md.ts_event if market_at_close else md.ts_open
 
     def _fill_at(self, working: _Working, md: MarketData) -> tuple[int, Decimal] | None:
         """(time, price before slippage) at which `md` fills the order; None when it does not fill it."""
         ts = self._fill_ts(working, md)
-        if ts < working.decided_at_ns:
+        if ts < working.order.ts_event:
             return None
         limit, buy = working.limit, working.order.side == "buy"
         if type(md) is Trade:
@@ -193,30 +324,28 @@ class ShadowVenue:
                 return ts, md.price
             return (ts, limit) if (md.price < limit if buy else md.price > limit) else None
         if limit is None:
-            return ts, md.close if self._at_close else md.open
+            return ts, md.close if working.terms.at_close else md.open
         return (ts, limit) if (md.low < limit if buy else md.high > limit) else None
 
-    def _take(self, working: _Working, accepted: OrderAccepted) -> list[Event]:
+    def _take(self, working: _Working) -> list[Event]:
         """A new order against the kept events: filled on the earliest that qualifies (the order
         arrived after its fill data), else working; rejected when the event in front of the kept
         ones, which fell out of them, could have filled it (what fell out before is not known)."""
         best: tuple[int, Decimal] | None = None
-        o, decided = working.order, working.decided_at_ns
+        o, decided = working.order, working.order.ts_event
         for kind, by_symbol in self._recent.items():
             recent = by_symbol.get(o.symbol)
             if recent is None:
                 continue
             # An event fills at or before its ts_event (a bar's open or close), and kept events are in
             # ts_event order: those that ended before the decision cannot fill, so start after them.
-            # Usually that leaves only the newest one or none, instead of all max_recent_bars, and
-            # the event in front is only looked at when all of them ended at/after the decision.
-            start = len(recent)
-            while start and recent[start - 1].ts_event >= decided:
-                start -= 1
+            # Usually that leaves only the newest one or none, and the event in front is only
+            # looked at when all of them ended at/after the decision.
+            start = _first_at_or_after(recent, decided)
             if start == 0 and len(recent) > self._max_recent and self._fill_ts(working, recent[0]) >= decided:
                 return [rejection(o.id, o, f"decided at {decided} ns, before the {self._max_recent} most recent "
-                                           f"{kind.__name__.lower()}s kept for {o.symbol}: cannot tell where it "
-                                           f"would have filled")]
+                                    f"{kind.__name__.lower()}s kept for {o.symbol}: cannot tell where it "
+                                    f"would have filled")]
             for i in range(start, len(recent)):  # by index: islice would walk the deque from its start
                 hit = self._fill_at(working, recent[i])
                 if hit is not None:
@@ -224,19 +353,153 @@ class ShadowVenue:
                         best = hit
                     break
         self._working[o.id] = working
-        return [accepted] if best is None else [accepted, self._fill(working, best[1], best[0])]
+        return [] if best is None else [self._fill(working, best[1], best[0])]
+
+    # --- protective orders
+
+    def _add_protective(self, working: _Working) -> None:
+        o = working.order
+        self._protective.setdefault((o.client, o.venue, o.symbol), {})[o.id] = working
+        self._n_protective += 1
+
+    def _late(self, order: SubmitOrder) -> bool:
+        """Whether market data after the order's decision is kept already: then it is looked back on."""
+        last = self.market_ns(order.symbol)
+        return last is not None and last > order.ts_event
+
+    def _trigger_group(self, key: Key, orders: list[_Working], md: MarketData, position: Decimal,
+                       out: list[Event]) -> bool:
+        """Fill the first of `orders` (stops before take-profits) that `md` triggers, given the
+        position held then; cancel its OCO group. True when one filled."""
+        if not position:
+            return False
+        for working in sorted(orders, key=_stops_first):
+            o = working.order
+            if (o.side == "sell") != (position > 0) or _opened_at(md) < o.ts_event:
+                continue
+            price = _trigger_price(o, md)
+            if price is None:
+                continue
+            qty = round_qty(abs(position), working.terms.cfg.step_size) if o.close_position else min(
+                working.remaining, abs(position))
+            if qty > 0:
+                working.remaining = qty
+                out.append(self._fill(working, price, md.ts_event))
+                reason = f"oco: {o.id} filled"
+            else:
+                out.append(self._canceled(working, "triggered with nothing to close on the step", md.ts_event))
+                reason = f"oco: {o.id} triggered with nothing to close"
+            if o.oco is not None:
+                for sibling in list(self._protective[key].values()):
+                    if sibling.order.oco == o.oco:
+                        out.append(self._canceled(sibling, reason, md.ts_event))
+            return True
+        return False
+
+    def _look_back_awaiting(self) -> list[Event]:
+        """Late protective orders against the kept market data since their decision, a key's
+        orders together (so an OCO pair fills as it would have live), at the position held then."""
+        awaiting, self._awaiting = self._awaiting, []
+        out: list[Event] = []
+        by_key: dict[Key, list[_Working]] = {}
+        for working in awaiting:
+            o = working.order
+            by_key.setdefault((o.client, o.venue, o.symbol), []).append(working)
+        for key, orders in by_key.items():
+            decided = min(w.order.ts_event for w in orders)
+            candidates = [recent for by_symbol in self._recent.values()
+                          if (recent := by_symbol.get(key[2])) is not None]
+            for recent in candidates:
+                for i in range(_first_at_or_after(recent, decided), len(recent)):
+                    md = recent[i]
+                    live = [w for w in orders if w.order.id in self._protective.get(key, {})]
+                    if not live or self._trigger_group(key, live, md, self._position_at(key, md.ts_event), out):
+                        break
+        return out
+
+    def _position_at(self, key: Key, ts: int) -> Decimal:
+        """The position at `ts`: today's less the fills after it."""
+        later = sum((q for t, q in self._fills.get(key, ()) if t > ts), ZERO)
+        return self.positions.get(key) - later
+
+    # --- effects
 
     def _fill(self, working: _Working, price: Decimal, ts: int) -> OrderFilled:
         """Fill the whole remaining quantity at `price` (slipped when taker)."""
-        o = working.order
+        o, terms = working.order, working.terms
         maker = working.limit is not None
         if not maker:
-            price = price * self._taker_factor[o.side]
+            price = price * terms.taker_factor[o.side]
         qty = working.remaining
         working.fills += 1
         working.remaining = ZERO
-        self._working.pop(o.id, None)
-        return OrderFilled(id=f"{o.id}.{working.fills}", ts_event=ts, client_order_id=o.id, client=o.client,
+        self._remove(working)
+        fill = OrderFilled(id=f"{o.id}.{working.fills}", ts_event=ts, client_order_id=o.id, client=o.client,
                            venue=o.venue, symbol=o.symbol, side=o.side, qty=qty, price=price,
-                           fee=self._fee_rate * qty * price, liquidity="maker" if maker else "taker",
+                           fee=terms.fee_rate * qty * price, liquidity="maker" if maker else "taker",
                            reason=o.reason)
+        self._book_fill(fill)
+        return fill
+
+    def _book_fill(self, fill: OrderFilled) -> None:
+        if not self._booked.add(fill.id):
+            return  # our own fill's echo, or one replayed twice
+        self.positions.apply(fill)
+        key = (fill.client, fill.venue, fill.symbol)
+        kept = self._fills.get(key)
+        if kept is None:
+            kept = self._fills[key] = deque(maxlen=FILLS_KEPT)
+        kept.append((fill.ts_event, signed(fill.side, fill.qty)))
+
+    def _canceled(self, working: _Working, reason: str, ts: int) -> OrderCanceled:
+        o = working.order
+        self._remove(working)
+        return OrderCanceled(id=o.id, ts_event=max(ts, o.ts_event), client_order_id=o.id, client=o.client,
+                             venue=o.venue, symbol=o.symbol, reason=reason)
+
+    def _find(self, coid: str) -> _Working | None:
+        working = self._working.get(coid)
+        if working is None and self._n_protective:
+            for orders in self._protective.values():
+                if coid in orders:
+                    return orders[coid]
+        return working
+
+    def _remove(self, working: _Working) -> None:
+        o = working.order
+        if self._working.pop(o.id, None) is None:
+            orders = self._protective.get((o.client, o.venue, o.symbol))
+            if orders is not None and orders.pop(o.id, None) is not None:
+                self._n_protective -= 1
+
+
+def _first_at_or_after(recent: deque[MarketData], ts: int) -> int:
+    """The index of the first kept event that ended at or after `ts` (usually the newest or none)."""
+    start = len(recent)
+    while start and recent[start - 1].ts_event >= ts:
+        start -= 1
+    return start
+
+
+def _opened_at(md: MarketData) -> int:
+    return md.ts_event if type(md) is Trade else md.ts_open
+
+
+def _stops_first(working: _Working) -> int:
+    return 0 if working.order.order_type == "stop_market" else 1
+
+
+def _trigger_price(order: SubmitOrder, md: MarketData) -> Decimal | None:
+    """The price (before slippage) a protective order fills at on `md`: its level, or the open
+    when the market opened through it; None when `md` does not reach it."""
+    level = order.stop_price
+    assert level is not None  # _problem refuses protective orders without one
+    if type(md) is Trade:
+        open_ = high = low = md.price
+    else:
+        open_, high, low = md.open, md.high, md.low
+    # A sell stop (under a long) and a buy take-profit (under a short) trigger on the way down.
+    down = (order.side == "sell") == (order.order_type == "stop_market")
+    if down:
+        return min(level, open_) if low <= level else None
+    return max(level, open_) if high >= level else None

@@ -1,0 +1,154 @@
+"""The shadow venues as an actor: execution's commands in, Order* events out, fills against
+the market data it reads itself.
+
+Commands and market data reach it on separate inputs, so over NATS a command can arrive
+before the bar it was decided at, or after later bars. Both are resolved here, once, by time:
+a command carrying `market_ns` (the market time it was decided at) waits until the venue's
+market data for its symbol has reached that time, and is applied after every event up to it
+and before any later one; one that arrives late fills where it would have (see ShadowVenue).
+So a venue sees market data and commands in the order they were decided, whatever order
+they are delivered in, and paper fills equal the backtest's.
+
+After a restart the working orders and positions come back from the order log (REPLAY);
+commands in the log the venue never answered are carried out on start."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+
+from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
+from bosun.runtime.clock import Clock
+from proto import codec
+from proto import subjects as sj
+from proto.events import Bar, CancelAllOrders, CancelOrder, Event, ModifyOrder, OrderFilled, SubmitOrder, Trade
+from services.execution.config import ExecutionConfig, VenueConfig
+from services.execution.orders import rejection
+from services.execution.venues.shadow import ShadowVenue
+
+Command = SubmitOrder | CancelOrder | ModifyOrder | CancelAllOrders
+COMMANDS = (SubmitOrder, CancelOrder, ModifyOrder, CancelAllOrders)
+
+
+class ShadowAdapter(Actor):
+    name = "shadow"
+
+    def __init__(self, clock: Clock, out: Outbox, config: ExecutionConfig, max_deferred: int = 10_000,
+                 max_recent: int = 10_000) -> None:
+        super().__init__(clock, out)
+        accounts: dict[str, dict[str, VenueConfig]] = {}  # venue -> client -> its terms there
+        for client, venues in config.venues.items():
+            for venue, cfg in venues.items():
+                if cfg.kind == "shadow":
+                    accounts.setdefault(venue, {})[client] = cfg
+        self.venues = {venue: ShadowVenue(venue, clients, max_recent) for venue, clients in accounts.items()}
+        self._accounts = {(client, venue) for venue, clients in accounts.items() for client in clients}
+        self._max_deferred = max_deferred
+        self._deferred: dict[tuple[str, str], deque[Command]] = {}  # (venue, symbol) -> commands, in order
+        self._started = False
+
+    def inputs(self) -> Sequence[Input]:
+        return [
+            Input(sj.ORDERS, self.on_order_log, codec.decode_any, Delivery.REPLAY),
+            event_input(sj.BARS, Bar, self.on_market, Delivery.LIVE),
+            event_input(sj.TRADES, Trade, self.on_market, Delivery.LIVE),
+        ]
+
+    def on_start(self) -> None:
+        self._started = True
+        for venue in self.venues.values():
+            for command in venue.unanswered():
+                self._command(command)  # type: ignore[arg-type]
+
+    # --- inputs
+
+    def on_order_log(self, entry: Event) -> None:
+        """The order log: commands to carry out (ours to answer when for a shadow account);
+        before start, the history that rebuilds the venues."""
+        if (getattr(entry, "client", None), getattr(entry, "venue", None)) not in self._accounts:
+            return
+        if not self._started:
+            self.venues[entry.venue].replay(entry)  # type: ignore[attr-defined]
+        elif type(entry) in COMMANDS:
+            self._command(entry)  # type: ignore[arg-type]
+        elif type(entry) is OrderFilled:
+            self.venues[entry.venue].on_fill(entry)
+
+    def on_market(self, md: Bar | Trade) -> None:
+        venue = self.venues.get(md.venue)
+        if venue is None:
+            return
+        waiting = self._deferred.get((md.venue, md.symbol)) if self._deferred else None
+        if waiting:  # decided before this event's time: due before it
+            self._release(venue, md, waiting, md.ts_event - 1)
+        events = venue.on_market(md)
+        if events:
+            for event in events:
+                self.out.publish(event)
+        if waiting:  # decided at this event's time: due right after it
+            self._release(venue, md, waiting, md.ts_event)
+
+    # --- the VenueAdapter protocol
+
+    def on_submit_order(self, command: SubmitOrder) -> None:
+        self._command(command)
+
+    def on_cancel_order(self, command: CancelOrder) -> None:
+        self._command(command)
+
+    def on_modify_order(self, command: ModifyOrder) -> None:
+        self._command(command)
+
+    def on_cancel_all_orders(self, command: CancelAllOrders) -> None:
+        self._command(command)
+
+    # --- ordering by market time
+
+    def _command(self, command: Command) -> None:
+        venue = self.venues[command.venue]
+        key = (command.venue, command.symbol)
+        waiting = self._deferred.get(key)
+        decided = command.market_ns
+        if not waiting:
+            market = venue.market_ns(command.symbol)
+            if decided is None or (market is not None and market >= decided):
+                self._apply(venue, command)
+                return
+            waiting = self._deferred[key] = deque()
+        if len(waiting) >= self._max_deferred:
+            if type(command) is SubmitOrder:
+                self.out.publish(rejection(command.id, command, (
+                    f"{self._max_deferred} commands already wait for {command.symbol}'s market data to reach "
+                    f"their decision time on shadow venue {command.venue}: is its market data flowing?")))
+                return
+            self._apply(venue, command)  # a cancel is never held back by a full queue
+            return
+        waiting.append(command)  # behind what waits already: commands keep their order
+
+    def _release(self, venue: ShadowVenue, md: Bar | Trade, waiting: deque[Command], until_ns: int) -> None:
+        """Apply the waiting commands decided at or before `until_ns`, in order."""
+        while waiting:
+            decided = waiting[0].market_ns
+            if decided is not None and decided > until_ns:
+                return
+            self._apply(venue, waiting.popleft())
+        del self._deferred[(md.venue, md.symbol)]  # none left: the hot path skips the lookup
+
+    def _apply(self, venue: ShadowVenue, command: Command) -> None:
+        kind = type(command)
+        if kind is SubmitOrder:
+            events = venue.submit(command)  # type: ignore[arg-type]
+        elif kind is CancelOrder:
+            events = venue.cancel(command)  # type: ignore[arg-type]
+        elif kind is ModifyOrder:
+            events = venue.modify(command)  # type: ignore[arg-type]
+        else:
+            events = venue.cancel_all(command)  # type: ignore[arg-type]
+        for event in events:
+            self.out.publish(event)
+
+    def status(self) -> dict[str, object]:
+        return {
+            "working_orders": {name: venue.working_orders() for name, venue in self.venues.items()},
+            "waiting_commands": sum(len(q) for q in self._deferred.values()),
+        }
