@@ -14,7 +14,7 @@ import uvloop
 
 from bosun.apps import config as config_mod
 from bosun.apps.config import Config
-from bosun.runtime.backlog import until_drained
+from bosun.runtime.backlog import until_behind_at_most
 from bosun.runtime.config import ConfigError
 from bosun.runtime.service import run_service
 from bosun.runtime.telemetry import setup_logging, setup_tracing
@@ -23,7 +23,11 @@ from bosun.runtime.urls import require_urls
 log = logging.getLogger("bosun.run")
 
 ALERT_SUMMARY_EVERY_S = 10.0
-BATCH = 32  # market events per publish round; well inside execution's window of recent bars (64)
+BATCH = 500  # market events per publish round at most: what has arrived, one price put per symbol
+# A replay at full speed runs at most this many market events ahead of the slowest service:
+# a bound on what it stores unread, and well inside what the shadow venue looks back on
+# (ShadowAdapter's max_recent) when an order reaches it after the bars it was decided on.
+REPLAY_LEAD = 2_000
 REPLAY_STALL_S = 30.0
 
 
@@ -125,9 +129,7 @@ async def serve_ingest(cfg: Config, nats_url: str, _database_url: str | None) ->
         async for batch in batches(market_events(cfg.ingest), BATCH):
             await binding.feed(actor.on_events, batch)
             n += len(batch)
-            # A replay never runs more than a batch ahead of the platform: execution fills a
-            # late order on the bar it was meant for only while that bar is in its recent window.
-            if replaying and not await until_drained(binding.js, REPLAY_STALL_S):
+            if replaying and not await until_behind_at_most(binding.js, "MARKET", REPLAY_LEAD, REPLAY_STALL_S):
                 log.warning("ingest: the platform has not caught up with the replay in %ss; going on", REPLAY_STALL_S)
         if replaying:
             log.info("ingest: replay finished after %d events", n)

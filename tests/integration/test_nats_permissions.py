@@ -25,7 +25,7 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import APIError, NoStreamResponseError
 
 from bosun.apps import control
-from bosun.runtime.backlog import until_drained
+from bosun.runtime.backlog import until_behind_at_most
 from bosun.runtime.embedded import _ChildServer, free_port, nats_server_binary
 from bosun.runtime.nats_binding import durable_name
 from bosun.runtime.provision import provision
@@ -202,7 +202,7 @@ async def test_each_service_does_its_job_as_its_own_user_and_a_plain_publish_hal
             await filled.wait(1, timeout=10)
             [msg] = await positions.wait(1, timeout=10)  # portfolio read the fill and published
         assert codec.decode(msg.data, ev.PositionChanged).qty == Decimal("0.5")
-        assert await until_drained(ingest.jetstream(), 10)  # ingest's replay pacing reads consumer state
+        assert await until_behind_at_most(ingest.jetstream(), "MARKET", 0, 10)  # ingest's replay pacing reads consumer state
 
         async with Collector(admin, sj.TRADING_STATE) as state:
             await operator.publish(sj.TRADING_ENABLED, b"false")  # what `nats pub` does
