@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from nats.aio.client import Client
@@ -59,3 +61,24 @@ class ServiceProcess:
 
     def stop(self) -> int | None:
         return None if self.proc is None else terminate(self.proc, timeout_s=STOP_TIMEOUT_S)
+
+
+def wait_gone(pids: Iterable[int], timeout_s: float) -> list[int]:
+    """Wait until every process in `pids` has exited (children or not: a pidfd tells), at most
+    `timeout_s` in all; the pids still running then."""
+    fds = {}
+    for pid in pids:
+        try:
+            fds[os.pidfd_open(pid)] = pid
+        except ProcessLookupError:
+            pass  # gone already
+    deadline = time.monotonic() + timeout_s
+    try:
+        while fds and (left := deadline - time.monotonic()) > 0:
+            for fd in select.select(list(fds), [], [], left)[0]:
+                os.close(fd)
+                del fds[fd]
+        return sorted(fds.values())
+    finally:
+        for fd in fds:
+            os.close(fd)
