@@ -1,5 +1,6 @@
 """Real service processes for end-to-end tests: `bosun run <service>` and `bosun up`,
-started with the test's servers in their environment and stopped, always, at the end."""
+started with the test's servers in their environment and stopped, always, at the end; and
+what /proc tells of processes (who is below whom, waiting for any process to exit)."""
 
 from __future__ import annotations
 
@@ -82,3 +83,25 @@ def wait_gone(pids: Iterable[int], timeout_s: float) -> list[int]:
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def parent_of(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid`: its children, theirs, and so on."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        ppid = parent_of(int(entry.name))
+        if ppid is not None:
+            parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found

@@ -299,7 +299,7 @@ class EmbeddedPostgres(_ChildServer):
 
     def _run(self, argv: list[str], user: str | None = None) -> str:
         done = subprocess.run([str(self._bin / argv[0]), *argv[1:]], capture_output=True, text=True,
-                              user=user, timeout=START_TIMEOUT_S)
+                              user=user, timeout=START_TIMEOUT_S, env=plain_env(os.environ))
         if done.returncode != 0:
             raise EmbeddedServerError(f"{argv[0]} failed (exit {done.returncode}): {done.stderr.strip()}")
         return done.stdout

@@ -12,29 +12,14 @@ import nats
 import pytest
 
 from bosun.runtime.embedded import EmbeddedNats, EmbeddedPostgres, EmbeddedServerError, free_port
-from tests.processes import wait_gone
+from bosun.runtime.pidfiles import command_of
+from tests.processes import descendants, wait_gone
 
 pytestmark = pytest.mark.integration
 
 
 def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"  # a zombie has exited; only its exit status is left
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            ppid = next(line for line in status.read_text().splitlines() if line.startswith("PPid:"))
-        except (OSError, StopIteration):
-            continue
-        if int(ppid.split()[1]) == pid:
-            found.append(int(status.parent.name))
-    return found
+    return command_of(pid) is not None  # a zombie has exited: only its exit status is left
 
 
 def test_free_port_is_loopback_and_not_the_defaults() -> None:
@@ -54,12 +39,12 @@ async def test_postgres_serves_asyncpg_keeps_data_and_stops_without_a_trace(sear
         await conn.execute("CREATE TABLE kept (v text); INSERT INTO kept VALUES ('still here')")
         await conn.close()
         pid = server.pid
-        assert pid is not None and _alive(pid) and _children(pid)  # postmaster + its workers
+        assert pid is not None and _alive(pid) and descendants(pid)  # postmaster + its workers
         with pytest.raises(EmbeddedServerError, match=rf"postgres pid {pid} still runs on {tmp_path / 'pg'}"):
             EmbeddedPostgres(tmp_path).start()
     finally:
         server.stop()
-    assert not _alive(pid) and not _children(pid)
+    assert not _alive(pid) and not descendants(pid)
 
     with EmbeddedPostgres(tmp_path) as again:  # the same state dir: the data is reused
         conn = await asyncpg.connect(again.url)
@@ -111,6 +96,7 @@ def test_a_second_nats_server_on_the_same_store_is_refused(tmp_path: Path) -> No
 def test_a_server_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
     parent = subprocess.Popen([sys.executable, "-c", f"""
 import sys
+from bosun.runtime.pidfiles import command_of
 from bosun.runtime.embedded import EmbeddedNats
 server = EmbeddedNats({str(tmp_path)!r})
 server.start()

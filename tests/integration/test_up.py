@@ -17,7 +17,7 @@ import pytest
 from bosun.runtime.embedded import terminate
 from bosun.runtime.pidfiles import LOCK_FILE, command_of
 from tests.datafiles import BTC_1M, data_file, write_slice
-from tests.processes import bosun_argv, wait_gone
+from tests.processes import bosun_argv, descendants, parent_of, wait_gone
 
 pytestmark = pytest.mark.integration
 
@@ -25,27 +25,6 @@ READY_TIMEOUT_S = 90.0
 GONE_TIMEOUT_S = 30.0
 SERVICES = ("ingest", "signal", "risk", "execution", "portfolio", "alerts")
 FAKE_KEY = f"fake-key-{uuid.uuid4().hex}"
-
-
-def _ppid(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def descendants(pid: int) -> list[int]:
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").glob("[0-9]*"):
-        ppid = _ppid(int(entry.name))
-        if ppid is not None:
-            parents.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def role(pid: int) -> str:
@@ -77,7 +56,7 @@ class Up:
             assert self.proc.poll() is None, f"bosun up exited with {self.proc.returncode}:\n{self.output()}"
             assert time.monotonic() < deadline, f"bosun up not ready in {READY_TIMEOUT_S}s:\n{self.output()}"
             time.sleep(0.1)  # polling a start-up with a deadline, not synchronising on an event
-        children = {role(pid): pid for pid in descendants(self.proc.pid) if _ppid(pid) == self.proc.pid}
+        children = {role(pid): pid for pid in descendants(self.proc.pid) if parent_of(pid) == self.proc.pid}
         assert set(children) == {*SERVICES, "nats-server", "postgres"}, children
         return children
 
