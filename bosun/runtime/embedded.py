@@ -130,11 +130,13 @@ class _ChildServer:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
-    def _spawn(self, argv: list[str], log: IO[bytes], **kwargs: object) -> subprocess.Popen[bytes]:
+    def _spawn(self, argv: list[str], log: IO[bytes], env: dict[str, str] | None = None,
+               **kwargs: object) -> subprocess.Popen[bytes]:
+        """`argv` as our child; its environment `env`, by default only the plain variables."""
         # A new session: a Ctrl-C meant for the parent does not cut the server down before
         # the parent's orderly stop().
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, env=plain_env(os.environ),
+                                start_new_session=True, env=plain_env(os.environ) if env is None else env,
                                 preexec_fn=die_with_parent(self.stop_signal), **kwargs)  # type: ignore[call-overload]
 
     def _refuse_if_held(self, pid_file: Path, program: str, store: Path) -> None:
