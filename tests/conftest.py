@@ -6,8 +6,12 @@ nats:2.11 and postgres:16 containers are used instead."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -55,8 +59,26 @@ async def nats_url(_nats_server: str) -> str:
     return _nats_server
 
 
+@contextmanager
+def searchable_dir() -> Iterator[Path]:
+    """A fresh dir others may search (0755), removed after: as root, embedded PostgreSQL runs as
+    another user, who must reach its data, and pytest's own temp dirs are private (0700)."""
+    path = Path(tempfile.mkdtemp(prefix="bosun-test-"))
+    try:
+        path.chmod(0o755)
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def searchable_tmp_path() -> Iterator[Path]:
+    with searchable_dir() as path:
+        yield path
+
+
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url() -> Iterator[str]:
     """The session server's `bosun` database (shared: prefer `fresh_database_url`)."""
     if _use_testcontainers():
         from testcontainers.community.postgres import PostgresContainer
@@ -64,7 +86,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         with PostgresContainer("postgres:16", dbname="bosun", driver=None) as container:
             yield container.get_connection_url()
         return
-    with EmbeddedPostgres(tmp_path_factory.mktemp("postgres")) as server:
+    with searchable_dir() as state_dir, EmbeddedPostgres(state_dir) as server:
         yield server.url
 
 

