@@ -107,7 +107,7 @@ def test_optional_amounts_are_checked_when_set() -> None:
 def test_a_float_on_the_wire_is_still_checked() -> None:
     # A hand-made message: msgpack floats, NaN among them, where a decimal string belongs.
     data = msgspec.msgpack.encode({**msgspec.structs.asdict(fill()), "type": "OrderFilled", "qty": float("nan")})
-    with pytest.raises((amounts.AmountError, msgspec.ValidationError), match="qty"):
+    with pytest.raises(amounts.AmountError, match=r"OrderFilled\.qty = NaN"):
         codec.decode(data, ev.OrderFilled)
 
 
