@@ -73,7 +73,7 @@ async def _prices(js) -> list[ev.PriceSnapshot]:
         with_value = await kv.get(key)
         try:
             snapshots.append(codec.decode(with_value.value, ev.PriceSnapshot))
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, ValueError):  # ValueError: proto.amounts refused a number in it
             continue
     return snapshots
 
