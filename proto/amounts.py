@@ -67,13 +67,14 @@ SIGNED_QTY = Kind("signed quantity", None, False, MAX_QTY)
 VOLUME = Kind("volume", ZERO, False, None)  # a bar's traded volume: sums many trades, so no per-order cap
 MONEY = Kind("money", None, False, MAX_MONEY)  # signed: fees can be rebates, PnL losses
 
-Price = Annotated[Decimal, PRICE]  # > 0: also price distances (a stop's k standard deviations)
+Price = Annotated[Decimal, PRICE]  # > 0
 Qty = Annotated[Decimal, QTY]  # unsigned, > 0: a fill, a trade, an order's quantity
 QtyOrZero = Annotated[Decimal, QTY_OR_ZERO]  # unsigned, 0 allowed: a close-position order's qty
 SignedQty = Annotated[Decimal, SIGNED_QTY]  # + long, - short: targets and positions
 Volume = Annotated[Decimal, VOLUME]
 Money = Annotated[Decimal, MONEY]
 NonNegativePrice = Annotated[Decimal, Kind("price", ZERO, False, MAX_PRICE)]  # a flat position's avg price is 0
+Distance = Annotated[Decimal, Kind("price distance", ZERO, False, MAX_PRICE)]  # k sigma x price: 0 on a flat market
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from typing import ClassVar, Literal
 
 import msgspec
 
-from proto.amounts import Money, NonNegativePrice, Price, Qty, QtyOrZero, SignedQty, Volume
+from proto.amounts import Distance, Money, NonNegativePrice, Price, Qty, QtyOrZero, SignedQty, Volume
 
 Side = Literal["buy", "sell"]
 OrderType = Literal["market", "limit", "stop_market", "take_profit_market", "market_on_close"]
@@ -90,8 +90,8 @@ class SignalDetected(Event, frozen=True, kw_only=True):
     symbol: str
     direction: int  # +1 long, -1 short, 0 flat
     price: Price  # the price the signal was computed at
-    stop_distance: Price | None = None  # k standard deviations, in price units
-    take_distance: Price | None = None
+    stop_distance: Distance | None = None  # k standard deviations, in price units
+    take_distance: Distance | None = None
 
 
 class TargetPosition(Event, frozen=True, kw_only=True):
