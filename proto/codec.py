@@ -9,6 +9,7 @@ from typing import TypeVar
 import msgspec
 
 from proto import events as ev
+from proto.amounts import check
 
 E = TypeVar("E", bound=ev.Event)
 
@@ -25,12 +26,17 @@ def _decoder(kind: type) -> msgspec.msgpack.Decoder:
 
 
 def decode(data: bytes, kind: type[E]) -> E:
-    """Decode one event of `kind`; raises msgspec.DecodeError/ValidationError naming the field."""
-    return _decoder(kind).decode(data)
+    """Decode one event of `kind`; raises msgspec.DecodeError/ValidationError naming the field, or
+    proto.amounts.AmountError naming the event type, field and value of a number it may not carry."""
+    event = _decoder(kind).decode(data)
+    check(event)
+    return event
 
 
 def decode_any(data: bytes) -> ev.Event:
-    return _decoder(ev.ANY_EVENT).decode(data)
+    event = _decoder(ev.ANY_EVENT).decode(data)
+    check(event)
+    return event
 
 
 def encode_trading_enabled(enabled: bool) -> bytes:

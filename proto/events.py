@@ -5,16 +5,19 @@ Conventions shared by all of them:
   JetStream `Nats-Msg-Id` (see `msg_id`) and replaying an input publishes nothing new.
 - Times are integer nanoseconds since the epoch, UTC (`ts_event`: when it happened;
   `ts_init`: when bosun created the object).
-- Prices, quantities and money are `Decimal`; they travel as decimal strings.
+- Prices, quantities and money are `Decimal`; they travel as decimal strings. Each is declared
+  with its kind (proto.amounts: `Price`, `Qty`, ...), which decoding enforces: finite, positive
+  where it is a magnitude, under a sanity cap; `notional` names the fields whose product is capped.
 - Quantities of positions and targets are signed: + long, - short.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import Literal
+from typing import ClassVar, Literal
 
 import msgspec
+
+from proto.amounts import Distance, Money, NonNegativePrice, Price, Qty, QtyOrZero, SignedQty, Volume
 
 Side = Literal["buy", "sell"]
 OrderType = Literal["market", "limit", "stop_market", "take_profit_market", "market_on_close"]
@@ -41,10 +44,12 @@ def msg_id(event: Event) -> str:
 
 
 class Trade(Event, frozen=True, kw_only=True):
+    notional: ClassVar = ("qty", "price")
+
     venue: str
     symbol: str
-    price: Decimal
-    qty: Decimal
+    price: Price
+    qty: Qty
     aggressor: Side  # the taker's side
 
 
@@ -55,11 +60,11 @@ class Bar(Event, frozen=True, kw_only=True):
     symbol: str
     interval: str  # "1m", "1h", ...
     ts_open: int
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    volume: Decimal
+    open: Price
+    high: Price
+    low: Price
+    close: Price
+    volume: Volume
 
 
 class PriceSnapshot(Event, frozen=True, kw_only=True):
@@ -70,10 +75,10 @@ class PriceSnapshot(Event, frozen=True, kw_only=True):
 
     venue: str
     symbol: str
-    price: Decimal
-    open: Decimal | None = None
-    high: Decimal | None = None
-    low: Decimal | None = None
+    price: Price
+    open: Price | None = None
+    high: Price | None = None
+    low: Price | None = None
 
 
 # ----------------------------------------------------------------------------- intent
@@ -84,22 +89,24 @@ class SignalDetected(Event, frozen=True, kw_only=True):
     venue: str
     symbol: str
     direction: int  # +1 long, -1 short, 0 flat
-    price: Decimal  # the price the signal was computed at
-    stop_distance: Decimal | None = None  # k standard deviations, in price units
-    take_distance: Decimal | None = None
+    price: Price  # the price the signal was computed at
+    stop_distance: Distance | None = None  # k standard deviations, in price units
+    take_distance: Distance | None = None
 
 
 class TargetPosition(Event, frozen=True, kw_only=True):
     """What position `client` should hold on `venue`/`symbol` (a command: make it so)."""
 
+    notional: ClassVar = ("qty", "price")
+
     client: str
     venue: str
     symbol: str
-    qty: Decimal
+    qty: SignedQty
     strategy: str
-    price: Decimal  # the reference price the target was sized at
-    stop_loss: Decimal | None = None
-    take_profit: Decimal | None = None
+    price: Price  # the reference price the target was sized at
+    stop_loss: Price | None = None
+    take_profit: Price | None = None
     reason: Reason = "signal"
 
 
@@ -140,14 +147,16 @@ class SubmitOrder(Event, frozen=True, kw_only=True):
     an order close whatever position the client holds when it triggers (then `qty` is 0) and
     `oco` names its one-cancels-the-other group: the first of a group to fill cancels the rest."""
 
+    notional: ClassVar = ("qty", "limit_price")
+
     client: str
     venue: str
     symbol: str
     side: Side
-    qty: Decimal  # unsigned
+    qty: QtyOrZero  # unsigned
     order_type: OrderType
-    limit_price: Decimal | None = None
-    stop_price: Decimal | None = None
+    limit_price: Price | None = None
+    stop_price: Price | None = None
     close_position: bool = False
     oco: str | None = None
     target_id: str
@@ -173,8 +182,8 @@ class ModifyOrder(Event, frozen=True, kw_only=True):
     client: str
     venue: str
     symbol: str
-    qty: Decimal | None = None
-    limit_price: Decimal | None = None
+    qty: Qty | None = None
+    limit_price: Price | None = None
     market_ns: int | None = None
 
 
@@ -214,8 +223,8 @@ class OrderModified(Event, frozen=True, kw_only=True):
     client: str
     venue: str
     symbol: str
-    qty: Decimal
-    limit_price: Decimal | None = None
+    qty: Qty
+    limit_price: Price | None = None
 
 
 class OrderCanceled(Event, frozen=True, kw_only=True):
@@ -229,27 +238,31 @@ class OrderCanceled(Event, frozen=True, kw_only=True):
 class OrderFilled(Event, frozen=True, kw_only=True):
     """`id` is the fill id, unique per venue."""
 
+    notional: ClassVar = ("qty", "price")
+
     client_order_id: str
     client: str
     venue: str
     symbol: str
     side: Side
-    qty: Decimal  # unsigned
-    price: Decimal
-    fee: Decimal  # in quote currency
+    qty: Qty  # unsigned
+    price: Price
+    fee: Money  # in quote currency; negative: a rebate
     liquidity: Literal["maker", "taker"] = "taker"
     reason: Reason = "signal"
 
 
 class PositionChanged(Event, frozen=True, kw_only=True):
+    notional: ClassVar = ("qty", "avg_price")
+
     client: str
     venue: str
     symbol: str
-    qty: Decimal
-    avg_price: Decimal
-    realized_pnl: Decimal  # net of fees
-    unrealized_pnl: Decimal
-    fees: Decimal
+    qty: SignedQty
+    avg_price: NonNegativePrice
+    realized_pnl: Money  # net of fees
+    unrealized_pnl: Money
+    fees: Money
     fill_id: str
 
 

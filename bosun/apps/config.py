@@ -37,6 +37,12 @@ class ClientConfig(ConfigStruct):
             check_token(venue, "venue")
 
 
+# The demo client's caps, so a first run shows risk at work: against its fixed 0.01 BTC a position
+# of 5 signals, an order of ~5 signals' worth at today's prices, and a target sized 5% off the market.
+DEMO_LIMITS = LimitsConfig(max_position=Decimal("0.05"), max_order_notional=Decimal("5000"),
+                           price_band_pct=Decimal("5"))
+
+
 class ServiceConfig(ConfigStruct):
     metrics_port: int = 0  # 0: a free port, printed at start
 
@@ -46,7 +52,7 @@ class Config(ConfigStruct):
     dry_run: bool = False
     state_dir: str = ".bosun"
     clients: list[ClientConfig] = msgspec.field(
-        default_factory=lambda: [ClientConfig(id="demo", strategies=["sma_btc"])])
+        default_factory=lambda: [ClientConfig(id="demo", strategies=["sma_btc"], risk=DEMO_LIMITS)])
     strategies: list[StrategyConfig] = msgspec.field(
         default_factory=lambda: [StrategyConfig(name="sma_btc", params={"fast": 10, "slow": 30})])
     ingest: IngestConfig = IngestConfig()

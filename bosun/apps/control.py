@@ -73,20 +73,22 @@ async def _prices(js) -> list[ev.PriceSnapshot]:
         with_value = await kv.get(key)
         try:
             snapshots.append(codec.decode(with_value.value, ev.PriceSnapshot))
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, ValueError):  # ValueError: proto.amounts refused a number in it
             continue
     return snapshots
 
 
 async def gather(nc) -> dict[str, Any]:
     js = nc.jetstream()
-    enabled, prices, execution, portfolio = await asyncio.gather(
-        _trading_enabled(js), _prices(js), _service_status(nc, "execution"), _service_status(nc, "portfolio"))
+    enabled, prices, risk, execution, portfolio = await asyncio.gather(
+        _trading_enabled(js), _prices(js), _service_status(nc, "risk"), _service_status(nc, "execution"),
+        _service_status(nc, "portfolio"))
     now = time.time_ns()
     return {
         "trading_enabled": enabled,
         "prices": [{"key": sj.price_key(p.venue, p.symbol), "price": str(p.price),
                     "time": _utc(p.ts_event), "age_s": round((now - p.ts_event) / 1e9, 1)} for p in prices],
+        "risk": risk,
         "execution": execution,
         "portfolio": portfolio,
     }
@@ -126,7 +128,14 @@ def render(status: dict[str, Any]) -> str:
     lines = [f"trading      {_trading_word(status['trading_enabled'])}"]
     for p in status["prices"]:
         lines.append(f"price        {p['key']:<20} {p['price']:>14}  {_age(p)}")
-    execution, portfolio = status["execution"], status["portfolio"]
+    risk, execution, portfolio = status["risk"], status["execution"], status["portfolio"]
+    if risk is None:
+        lines.append("risk         not answering")
+    else:
+        by_limit = "".join(f"  {limit} {n}" for limit, n in risk["breaches_by_limit"].items())
+        lines.append(f"risk         approved {risk['approved']}  breached {risk['breached']}{by_limit}")
+        for client, limits in risk["limits"].items():
+            lines += [f"limit        {client:<10} {name:<20} {text}" for name, text in limits.items()]
     if execution is None:
         lines.append("execution    not answering")
     else:

@@ -35,6 +35,7 @@ from bosun.runtime.actor import Actor, Delivery, Input
 from proto import codec
 from proto import events as ev
 from proto import subjects as sj
+from proto.amounts import AmountError
 from proto.streams import stream_for
 
 log = logging.getLogger(__name__)
@@ -347,8 +348,10 @@ class NatsBinding:
         try:
             value = decode(data)
         except Exception as exc:
-            letters.append(self._dead_letter(subject, data, f"cannot decode the message on {subject}: "
-                                                            f"{type(exc).__name__}: {exc}", ref))
+            # An amount it may not carry is named by the check itself (event type, field, value).
+            problem = str(exc) if isinstance(exc, AmountError) else f"{type(exc).__name__}: {exc}"
+            letters.append(self._dead_letter(subject, data, f"cannot decode the message on {subject}: {problem}",
+                                             ref))
             if subject != sj.TRADING_ENABLED:
                 return letters
             value = False  # an unreadable kill switch is off: fail closed

@@ -5,17 +5,16 @@ the same verdict id, so downstream de-duplication drops it).
 Trading starts in an unknown state, treated as disabled, until the kill-switch key is read:
 the first value read (false too, after a restart) publishes TradingStateChanged. A target
 that only reduces exposure is always let through (a halted desk must be able to flatten);
-others pass kill_switch, stale_target, stale_price, max_position, max_order_notional in
-that order. Positions are
-the signed sum of fills; the order notional uses the newest price snapshot (the target's
-own reference price when there is none and the stale-price check is off). Only those two
-limits read prices: when no client sets either, the actor does not subscribe to them."""
+others meet the client's limits in order (services/risk/limits.py: the kill switch first,
+then each limit its config sets), and the first breach is the verdict. Positions are the
+signed sum of fills; prices are read only when some client's limit reads them."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 from bosun.model.exposure import reduces
 from bosun.model.positions import NetPositions
@@ -28,7 +27,7 @@ from proto import subjects as sj
 from proto.events import (OrderFilled, PriceSnapshot, RiskLimitBreached, TargetApproved, TargetPosition,
                           TradingStateChanged)
 from services.risk import limits
-from services.risk.config import LimitsConfig, RiskConfig
+from services.risk.config import RiskConfig
 
 RECENT_FILLS = 10_000  # fill ids remembered to drop a redelivered copy (bounded)
 
@@ -38,17 +37,14 @@ class RiskActor(Actor):
 
     def __init__(self, clock: Clock, out: Outbox, config: RiskConfig) -> None:
         super().__init__(clock, out)
-        self._clients = config.clients
-        # Clients with a limit beyond the kill switch, worked out once: the others skip those checks.
-        self._limited = {client for client, risk in config.clients.items() if _has_limits(risk)}
+        self._limits = {client: limits.build(risk) for client, risk in config.clients.items()}
         # None until the key is read: treated as disabled, and the first value always publishes
         self.enabled: bool | None = None
         self._positions = NetPositions()
         self._prices = LatestPrices()
         self._recent_fills = RecentIds(RECENT_FILLS)  # (venue, fill id): a redelivered copy is dropped
         self._verdicts: Counter[str] = Counter()
-        # A backtest publishes a price per bar: a subscription nothing reads would cost a call each.
-        self._reads_prices = any(_reads_prices(risk) for risk in config.clients.values())
+        self._reads_prices = any(PriceSnapshot in limit.reads for each in self._limits.values() for limit in each)
 
     def inputs(self) -> Sequence[Input]:
         prices = ([event_input(sj.PRICES, PriceSnapshot, self._prices.on_price_snapshot, Delivery.LATEST)]
@@ -93,25 +89,24 @@ class RiskActor(Actor):
             id=f"{target.id}.{limit}", ts_event=now, client=target.client, venue=target.venue,
             symbol=target.symbol, limit=limit, detail=detail, target_id=target.id))
 
-    def _check(self, target: TargetPosition, now: int) -> limits.Verdict:
-        risk = self._clients.get(target.client)
-        if risk is None:
+    def _check(self, target: TargetPosition, now: int) -> tuple[str, str] | None:
+        """None: approved; else (the breached limit's name, its detail)."""
+        client_limits = self._limits.get(target.client)
+        if client_limits is None:
             return ("unknown_client", f"client {target.client!r} is not configured "
-                                      f"(known: {', '.join(sorted(self._clients)) or 'none'})")
+                                      f"(known: {', '.join(sorted(self._limits)) or 'none'})")
         position = self.position(target.client, target.venue, target.symbol)
         if reduces(target.qty, position):
             return None  # flattening is always allowed, halted, stale or over a limit
-        verdict = limits.kill_switch(self.enabled is True, target, position)
-        if verdict is not None or target.client not in self._limited:
-            return verdict
-        snapshot = self._prices.by_market.get((target.venue, target.symbol))
-        price = snapshot.price if snapshot is not None else target.price
-        return (limits.stale_target(target, now, risk.max_price_age_s)
-                or limits.stale_price(snapshot, now, risk.max_price_age_s, target)
-                or limits.max_position(target, risk)
-                or limits.max_order_notional(target, position, price, risk.max_order_notional))
+        context = limits.Context(now, self.enabled is True, position,
+                                 self._prices.by_market.get((target.venue, target.symbol)))
+        for limit in client_limits:
+            detail = limit.check(target, context)
+            if detail is not None:
+                return limit.name, detail
+        return None
 
-    def status(self) -> dict[str, object]:
+    def status(self) -> dict[str, Any]:
         approved = self._verdicts["approved"]
         return {
             "trading_enabled": self.enabled is True,
@@ -119,14 +114,7 @@ class RiskActor(Actor):
             "approved": approved,
             "breached": sum(self._verdicts.values()) - approved,
             "breaches_by_limit": {k: n for k, n in sorted(self._verdicts.items()) if k != "approved"},
+            # what `bosun status` shows: each client's limits, in the order they are checked
+            "limits": {client: {limit.name: limit.describe() for limit in each}
+                       for client, each in sorted(self._limits.items())},
         }
-
-
-def _reads_prices(risk: LimitsConfig) -> bool:
-    """Whether a limit that reads the newest price (stale_price, max_order_notional) applies."""
-    return risk.max_price_age_s is not None or risk.max_order_notional is not None
-
-
-def _has_limits(risk: LimitsConfig) -> bool:
-    """Whether any limit but the kill switch applies (an unset limit does not)."""
-    return _reads_prices(risk) or risk.max_position is not None or bool(risk.max_position_per_symbol)

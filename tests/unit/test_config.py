@@ -9,12 +9,21 @@ import pytest
 from bosun.apps.cli import main
 from bosun.apps import config
 from bosun.runtime.config import ConfigError, secret
+from services.risk import limits
 
 
 def test_defaults_make_a_working_demo_config():
     cfg = config.load(None)
     assert [c.id for c in cfg.clients] == ["demo"]
     assert cfg.clients[0].strategies == [s.name for s in cfg.strategies]
+
+
+def test_the_demo_client_has_caps_so_a_first_run_shows_risk_at_work():
+    risk = config.load(None).risk_config().clients["demo"]
+    assert (risk.max_position, risk.max_order_notional, risk.price_band_pct) == (Decimal("0.05"), Decimal(5000),
+                                                                                Decimal(5))
+    assert [limit.name for limit in limits.build(risk)] == [
+        "kill_switch", "stale_target", "stale_price", "max_position", "max_order_notional", "price_band"]
 
 
 @pytest.mark.parametrize("text, expected", [

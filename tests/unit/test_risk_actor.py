@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from bosun.runtime.clock import SimClock
 from bosun.apps.config import ClientConfig, Config
 from services.risk.config import LimitsConfig as RiskConfig
@@ -14,6 +16,7 @@ from proto import codec
 from proto import subjects as sj
 from proto.events import (Event, OrderFilled, PriceSnapshot, RiskLimitBreached, TargetApproved, TargetPosition,
                           TradingStateChanged)
+from services.risk import limits
 from services.risk.actor import RiskActor
 
 D = Decimal
@@ -259,4 +262,49 @@ def test_inputs_and_status() -> None:
     assert h.actor.status() == {
         "trading_enabled": True, "positions": {"alice.binance.BTCUSDT": "0.2"}, "approved": 1, "breached": 1,
         "breaches_by_limit": {"max_position": 1},
+        "limits": {
+            "alice": {"kill_switch": "only reductions while trading is disabled",
+                      "stale_target": "a target older than 60 s is refused",
+                      "stale_price": "no price, or one older than 60 s: refused",
+                      "max_position": "|qty| <= 1 per symbol, ETHUSDT 5",
+                      "max_order_notional": "|order qty| x price <= 50000 (quote currency)"},
+            "loose": {"kill_switch": "only reductions while trading is disabled",
+                      "max_order_notional": "|order qty| x price <= 1000 (quote currency)"},
+        },
     }
+    assert list(h.actor.status()["limits"]["alice"]) == [  # in the order they are checked
+        "kill_switch", "stale_target", "stale_price", "max_position", "max_order_notional"]
+
+
+def test_a_price_band_refuses_a_target_sized_far_from_the_newest_price() -> None:
+    banded = ClientConfig(id="banded", strategies=["sma"], risk=RiskConfig(price_band_pct=D(2), max_price_age_s=None))
+    h = Harness(config=Config(clients=[banded], strategies=CONFIG.strategies))
+    assert sj.PRICES in {i.subject for i in h.actor.inputs()}  # its only price-reading limit is the band
+    h.enable()
+    assert isinstance(h.verdict(target("0.1", client="banded", price="61200")), TargetApproved)  # 2%: at the band
+    v = h.verdict(target("0.1", 2, client="banded", price="61201"))
+    assert breach(v) == "price_band" and "2.00%" in v.detail and "60000" in v.detail and "band is 2%" in v.detail
+    assert breach(h.verdict(target("0.1", 3, client="banded", price="58000"))) == "price_band"  # below too
+    v = h.verdict(target("0.1", 4, client="banded", symbol="SOLUSDT", price="150"))
+    assert breach(v) == "price_band" and "no price for SOLUSDT" in v.detail  # nothing to check it against
+    h.send(fill("f1", "buy", "0.1", client="banded"))
+    assert isinstance(h.verdict(target("0", 5, client="banded", price="1")), TargetApproved)  # flattening
+
+
+def test_limits_are_built_from_config_kill_switch_always_first() -> None:
+    assert [type(x) for x in limits.build(RiskConfig(max_price_age_s=None))] == [limits.KillSwitch]
+    everything = RiskConfig(max_position=D(1), max_order_notional=D(10), max_price_age_s=5, price_band_pct=D(1))
+    assert [x.name for x in limits.build(everything)] == [
+        "kill_switch", "stale_target", "stale_price", "max_position", "max_order_notional", "price_band"]
+    only_per_symbol = limits.build(RiskConfig(max_position_per_symbol={"ETHUSDT": D(5)}, max_price_age_s=None))
+    assert only_per_symbol[-1].describe() == "|qty| <= unlimited per symbol, ETHUSDT 5"
+
+
+def test_a_limit_set_to_a_non_finite_or_non_positive_value_is_refused_naming_it() -> None:
+    for bad, name in ((dict(max_position=D("NaN")), "risk.max_position"),
+                      (dict(max_order_notional=D("-1")), "risk.max_order_notional"),
+                      (dict(max_price_age_s=float("inf")), "risk.max_price_age_s"),
+                      (dict(price_band_pct=D(0)), "risk.price_band_pct"),
+                      (dict(max_position_per_symbol={"ETHUSDT": D("sNaN")}), "risk.max_position_per_symbol.ETHUSDT")):
+        with pytest.raises(ValueError, match=rf"^{name} must be a finite number > 0, got "):
+            RiskConfig(**bad)
