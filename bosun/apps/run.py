@@ -14,6 +14,7 @@ import uvloop
 
 from bosun.apps import config as config_mod
 from bosun.apps.config import Config
+from bosun.apps.status_metrics import exporter
 from bosun.runtime.backlog import until_behind_at_most
 from bosun.runtime.config import ConfigError
 from bosun.runtime.service import run_service
@@ -31,11 +32,18 @@ REPLAY_LEAD = 2_000
 REPLAY_STALL_S = 30.0
 
 
+def _metrics(cfg: Config, service: str) -> dict[str, object]:
+    """run_service's metrics arguments for `service`: where to serve them, and its state gauges."""
+    own = cfg.service(service)
+    return {"metrics_port": own.metrics_port, "metrics_addr": own.metrics_addr,
+            "export_status": exporter(service, cfg)}
+
+
 async def serve_signal(cfg: Config, nats_url: str, _database_url: str | None) -> int:
     from services.signal.actor import SignalActor
 
     await run_service("signal", lambda clock, out: SignalActor(clock, out, cfg.signal_config()), nats_url=nats_url,
-                      metrics_port=cfg.metrics_port("signal"))
+                      **_metrics(cfg, "signal"))
     return 0
 
 
@@ -43,7 +51,7 @@ async def serve_risk(cfg: Config, nats_url: str, _database_url: str | None) -> i
     from services.risk.actor import RiskActor
 
     await run_service("risk", lambda clock, out: RiskActor(clock, out, cfg.risk_config()), nats_url=nats_url,
-                      metrics_port=cfg.metrics_port("risk"), halt_on_start=True)
+                      **_metrics(cfg, "risk"), halt_on_start=True)
     return 0
 
 
@@ -53,7 +61,7 @@ async def serve_execution(cfg: Config, nats_url: str, _database_url: str | None)
 
     config = cfg.execution_config()
     await run_service("execution", lambda clock, out: ExecutionActor(clock, out, config), nats_url=nats_url,
-                      metrics_port=cfg.metrics_port("execution"), halt_on_start=True,
+                      **_metrics(cfg, "execution"), halt_on_start=True,
                       companions=[lambda clock, out: ShadowAdapter(clock, out, config)])
     return 0
 
@@ -81,7 +89,7 @@ async def serve_portfolio(cfg: Config, nats_url: str, database_url: str | None) 
 
         log.info("portfolio: restored %d fills from PostgreSQL", len(fills))
         await run_service("portfolio", build, nats_url=nats_url, sink=persist,
-                          metrics_port=cfg.metrics_port("portfolio"))
+                          **_metrics(cfg, "portfolio"))
     finally:
         await store.close()
     return 0
@@ -107,7 +115,7 @@ async def serve_alerts(cfg: Config, nats_url: str, _database_url: str | None) ->
 
     sending, flushing = asyncio.create_task(notifier.run()), asyncio.create_task(flush_summaries())
     try:
-        await run_service("alerts", build, nats_url=nats_url, metrics_port=cfg.metrics_port("alerts"))
+        await run_service("alerts", build, nats_url=nats_url, **_metrics(cfg, "alerts"))
     finally:
         flushing.cancel()
         await notifier.aclose()  # delivers what is queued (bounded) while the sender still runs
@@ -136,7 +144,7 @@ async def serve_ingest(cfg: Config, nats_url: str, _database_url: str | None) ->
 
     try:
         await run_service("ingest", MarketDataActor, nats_url=nats_url, source=pump,
-                          metrics_port=cfg.metrics_port("ingest"))
+                          **_metrics(cfg, "ingest"))
     except StreamUnavailable as exc:
         log.error("ingest: %s", exc)
         return EXIT_STREAM_UNAVAILABLE

@@ -154,6 +154,7 @@ class _Route:
     def __post_init__(self) -> None:
         self.m_in = telemetry.MESSAGES_IN.labels(self.service, self.input.subject)
         self.m_seconds = telemetry.HANDLER_SECONDS.labels(self.service, self.input.subject)
+        self.m_pending = telemetry.CONSUMER_PENDING.labels(self.service, self.input.subject)
 
     @property
     def durable(self) -> bool:
@@ -339,6 +340,7 @@ class NatsBinding:
             await msg.ack()
             route.last_seq = msg.metadata.sequence.stream
         route.note_done(msg)
+        route.m_pending.set(msg.metadata.num_pending)
         route.m_seconds.observe(time.perf_counter() - t0)
 
     async def _handle(self, handler: Callable[[Any], None], decode: Callable[[bytes], Any], data: bytes,
