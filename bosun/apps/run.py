@@ -30,6 +30,8 @@ BATCH = 500  # market events per publish round at most: what has arrived, one pr
 # (ShadowAdapter's max_recent) when an order reaches it after the bars it was decided on.
 REPLAY_LEAD = 2_000
 REPLAY_STALL_S = 30.0
+# An installed package carries no infra/postgres (the Docker image copies it and names it here).
+MIGRATIONS_DIR_ENV = "BOSUN_MIGRATIONS_DIR"
 
 
 def _metrics(cfg: Config, service: str) -> dict[str, object]:
@@ -74,7 +76,8 @@ async def serve_portfolio(cfg: Config, nats_url: str, database_url: str | None) 
         raise ConfigError("portfolio needs PostgreSQL: set BOSUN_DATABASE_URL or start `bosun up`")
     store = await PortfolioStore.connect(database_url)
     try:
-        await store.migrate()
+        migrations = os.environ.get(MIGRATIONS_DIR_ENV)
+        await (store.migrate(Path(migrations)) if migrations else store.migrate())
         fills = await store.fills()
         actors: list[PortfolioActor] = []
 
