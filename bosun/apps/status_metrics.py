@@ -23,6 +23,9 @@ def _risk() -> Export:
 
     def export(status: dict[str, Any]) -> None:
         _trading("risk", status)
+        for each in status["limits"].values():  # a limit that never refused shows 0, not no series
+            for limit in each:
+                t.BREACHES.labels(limit)
         for limit, n in status["breaches_by_limit"].items():  # totals since start: add what is new
             t.BREACHES.labels(limit).inc(n - counted.get(limit, 0))
             counted[limit] = n

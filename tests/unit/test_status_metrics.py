@@ -26,10 +26,12 @@ def test_execution_counts_open_orders_per_client_and_shows_zero_for_the_others()
 
 def test_risk_breaches_grow_by_what_is_new_and_trading_state_follows() -> None:
     export = exporter("risk", CFG)
+    limits = {"alice": {"max_position": "0.05", "price_band_pct": "5%"}}
     before = value("bosun_risk_breaches_total", limit="max_position") or 0
-    export({"trading_enabled": True, "breaches_by_limit": {"max_position": 2}})
-    export({"trading_enabled": True, "breaches_by_limit": {"max_position": 5}})
+    export({"trading_enabled": True, "limits": limits, "breaches_by_limit": {"max_position": 2}})
+    export({"trading_enabled": True, "limits": limits, "breaches_by_limit": {"max_position": 5}})
     assert value("bosun_risk_breaches_total", limit="max_position") == before + 5
+    assert value("bosun_risk_breaches_total", limit="price_band_pct") is not None
     assert value("bosun_trading_enabled", service="risk") == 1
 
 
