@@ -146,3 +146,19 @@ def test_the_deployment_config_opens_each_metrics_port_to_its_network(service: s
 
     own = load(INFRA / "bosun.toml").service(service)
     assert own.metrics_addr == "0.0.0.0" and own.metrics_port == metrics_ports()[service]
+
+
+def test_grafana_provisioning_finds_the_dashboards_and_the_datasource_they_name() -> None:
+    import yaml
+
+    from tests.dashboards import DASHBOARDS, generator
+
+    grafana = compose()["services"]["grafana"]
+    mounts = dict(m.split(":")[:2] for m in grafana["volumes"])
+    provider = yaml.safe_load((INFRA / "grafana/provisioning/dashboards/bosun.yaml").read_text())["providers"][0]
+    assert mounts["./grafana/dashboards"] == provider["options"]["path"]
+    datasource = yaml.safe_load((INFRA / "grafana/provisioning/datasources/prometheus.yaml").read_text())
+    assert datasource["datasources"][0]["uid"] == generator().PROMETHEUS.uid
+    assert "BOSUN_PROMETHEUS_URL" in grafana["environment"]
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert (DASHBOARDS / home.removeprefix(provider["options"]["path"] + "/")).is_file()
