@@ -68,9 +68,13 @@ def _portfolio(clients: list[str]) -> Export:
 def exporter(service: str, cfg: Config) -> Export | None:
     """What turns `service`'s status into gauges; None for a service whose status has none."""
     clients = [c.id for c in cfg.clients]
-    return {
-        "risk": _risk,
-        "execution": lambda: _execution(clients),
-        "ingest": lambda: _ingest,
-        "portfolio": lambda: _portfolio(clients),
-    }.get(service, lambda: None)()
+    match service:
+        case "risk":
+            return _risk()
+        case "execution":
+            return _execution(clients)
+        case "ingest":
+            return _ingest
+        case "portfolio":
+            return _portfolio(clients)
+    return None

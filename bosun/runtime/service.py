@@ -18,7 +18,7 @@ from nats.micro import add_service
 from nats.micro.request import Request
 from prometheus_client import start_http_server
 
-from bosun.runtime import urls
+from bosun.runtime import telemetry, urls
 from bosun.runtime.actor import Actor, Outbox
 from bosun.runtime.clock import Clock, LiveClock
 from bosun.runtime.nats_binding import NatsBinding, Sink
@@ -59,7 +59,10 @@ async def run_service(name: str, build: Callable[[Clock, Outbox], Actor], *, nat
     async def on_disconnect() -> None:
         log.warning("%s: disconnected from NATS", name)
 
+    reconnects = telemetry.RECONNECTS.labels(name)  # 0 from the start, not no series
+
     async def on_reconnect() -> None:
+        reconnects.inc()
         log.info("%s: reconnected to NATS", name)
 
     nc = await nats.connect(urls.nats_servers(nats_url), name=f"bosun-{name}", inbox_prefix=inbox_prefix(name),

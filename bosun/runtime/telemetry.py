@@ -33,6 +33,7 @@ HANDLER_SECONDS = Histogram(
     "bosun_handler_seconds", "One input from arrival to ack: decode, handler, sink, publish",
     ["service", "input"],
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0))
+RECONNECTS = Counter("bosun_nats_reconnects", "Reconnections to NATS after losing the connection", ["service"])
 CONSUMER_PENDING = Gauge(
     "bosun_consumer_pending_messages", "Messages of the input's stream not yet delivered to the service, "
     "as of the last one delivered", ["service", "input"])

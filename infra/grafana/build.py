@@ -114,7 +114,9 @@ def services() -> db.Dashboard:
                                [("bosun_consumer_pending_messages", "{{service}} {{input}}")]))
             .with_panel(series("Dead letters", "Per second, per service",
                                [("sum by (service) (rate(bosun_dead_letters_total[$__rate_interval]))", "{{service}}")],
-                               unit="ops")))
+                               unit="ops"))
+            .with_panel(series("NATS reconnects (1 h)", "Connections lost and regained, per service",
+                               [("sum by (service) (increase(bosun_nats_reconnects_total[1h]))", "{{service}}")])))
 
 
 def clients() -> db.Dashboard:
