@@ -68,20 +68,15 @@ async def serve_portfolio(cfg: Config, nats_url: str, database_url: str | None) 
     try:
         await store.migrate()
         fills = await store.fills()
-        actors: list[PortfolioActor] = []
 
-        def build(clock, out) -> PortfolioActor:
-            actors.append(PortfolioActor(clock, out, cfg.portfolio_config(), fills=fills))
-            return actors[0]
-
-        async def persist(events) -> None:
-            # Before the fill is acked: the fill, its position and the round trips it closed, in one transaction.
-            actor = actors[0]
-            await store.persist([actor.last_fill, *events], actor.last_closed)
+        async def store_fills(effects) -> None:
+            # Before the fill is acked: the fill, its position and the round trip it closed, in one transaction.
+            for e in effects:
+                await store.persist([e.fill, e.position], e.closed)
 
         log.info("portfolio: restored %d fills from PostgreSQL", len(fills))
-        await run_service("portfolio", build, nats_url=nats_url, sink=persist,
-                          metrics_port=cfg.metrics_port("portfolio"))
+        await run_service("portfolio", lambda clock, out: PortfolioActor(clock, out, cfg.portfolio_config(), fills),
+                          nats_url=nats_url, effects=store_fills, metrics_port=cfg.metrics_port("portfolio"))
     finally:
         await store.close()
     return 0
@@ -92,27 +87,25 @@ async def serve_alerts(cfg: Config, nats_url: str, _database_url: str | None) ->
     from services.alerts.webhooks import from_config
 
     notifier = from_config(cfg.alerts)
-    actors: list[AlertsActor] = []
 
-    def build(clock, out) -> AlertsActor:
-        actors.append(AlertsActor(clock, out, cfg.alerts, notifier))
-        return actors[0]
+    async def send(effects) -> None:
+        for e in effects:
+            notifier.notify(e.alert)  # queued (bounded), delivered by notifier.run()
 
-    async def flush_summaries() -> None:
+    async def summary_clock(binding, actor: AlertsActor) -> None:
         # The actor has no timers: a burst followed by silence still gets its "N suppressed" summary.
         while True:
             await asyncio.sleep(ALERT_SUMMARY_EVERY_S)
-            if actors:
-                actors[0].flush_summary()
+            await binding.feed(actor.on_summary_due, actor.clock.now_ns())
 
-    sending, flushing = asyncio.create_task(notifier.run()), asyncio.create_task(flush_summaries())
+    sending = asyncio.create_task(notifier.run())
     try:
-        await run_service("alerts", build, nats_url=nats_url, metrics_port=cfg.metrics_port("alerts"))
+        await run_service("alerts", lambda clock, out: AlertsActor(clock, out, cfg.alerts), nats_url=nats_url,
+                          effects=send, source=summary_clock, metrics_port=cfg.metrics_port("alerts"))
     finally:
-        flushing.cancel()
         await notifier.aclose()  # delivers what is queued (bounded) while the sender still runs
         sending.cancel()
-        await asyncio.gather(sending, flushing, return_exceptions=True)
+        await asyncio.gather(sending, return_exceptions=True)
     return 0
 
 
