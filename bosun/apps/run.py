@@ -137,7 +137,11 @@ async def serve_ingest(cfg: Config, nats_url: str, _database_url: str | None) ->
             n += len(batch)
             if replaying and not await until_behind_at_most(binding.js, "MARKET", REPLAY_LEAD, REPLAY_STALL_S):
                 log.warning("ingest: the platform has not caught up with the replay in %ss; going on", REPLAY_STALL_S)
-        if replaying:
+        if replaying and n == 0 and (stored.bars or stored.trades):
+            log.warning("ingest: the platform already has every event of the replay files (MARKET holds newer "
+                        "ones); nothing published. To replay them again, start on an empty store (a fresh "
+                        "`bosun up --state-dir`).")
+        elif replaying:
             log.info("ingest: replay finished after %d new events", n)
 
     try:
