@@ -129,8 +129,9 @@ async def serve_ingest(cfg: Config, nats_url: str, _database_url: str | None) ->
         # A restart resumes after what the platform has: no bar stored twice, no price stepping back.
         stored = await stored_market(binding.js)
         actor.resume(stored)
-        for (venue, symbol), bar in sorted(stored.bars.items()):
-            log.info("ingest: %s.%s resumes after its bar of %d ns", venue, symbol, bar.ts_event)
+        for kind, newest in (("bar", stored.bars), ("trade", stored.trades)):
+            for (venue, symbol), event in sorted(newest.items()):
+                log.info("ingest: %s.%s resumes after its %s of %d ns", venue, symbol, kind, event.ts_event)
         n = 0
         async for batch in batches(market_events(cfg.ingest, stored), BATCH):
             await binding.feed(actor.on_events, batch)

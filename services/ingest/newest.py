@@ -19,6 +19,7 @@ class Stored(NamedTuple):
 
     bars: Mapping[Key, Bar] = {}
     trades: Mapping[Key, Trade] = {}
+    same_time_trades: Mapping[Key, frozenset[str]] = {}  # the ids of every stored trade at the last one's time
     prices: Mapping[Key, PriceSnapshot] = {}
 
 
@@ -42,7 +43,8 @@ class Newest:
 
     def __init__(self, stored: Stored = Stored()) -> None:
         self.bars = {key: Mark(bar.ts_event, [bar.id]) for key, bar in stored.bars.items()}
-        self.trades = {key: Mark(trade.ts_event, [trade.id]) for key, trade in stored.trades.items()}
+        self.trades = {key: Mark(trade.ts_event, {trade.id, *stored.same_time_trades.get(key, ())})
+                       for key, trade in stored.trades.items()}
 
     def admit(self, event: Bar | Trade) -> bool:
         marks = self.bars if type(event) is Bar else self.trades
