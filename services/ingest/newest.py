@@ -24,17 +24,19 @@ class Stored(NamedTuple):
 
 
 class Mark:
-    """The newest event time of one stream of a venue.symbol, and the ids already seen at that
-    time: two trades in one millisecond are two trades, the same one twice is one."""
+    """The newest event time of one stream of a venue.symbol and the ids already seen at that
+    time: two trades in one millisecond are two trades, the same one twice is one. Mutated in
+    place, and the set made only for a second id at one time: this runs for every event."""
 
-    __slots__ = ("ts", "ids")
+    __slots__ = ("ts", "last", "more")
 
-    def __init__(self, ts: int, ids: Iterable[str]) -> None:
+    def __init__(self, ts: int, last: str, more: set[str] | None = None) -> None:
         self.ts = ts
-        self.ids = set(ids)  # reset whenever the time moves on: bounded by one timestamp's events
+        self.last = last
+        self.more = more  # the other ids at `ts`: bounded by one timestamp's events
 
     def __repr__(self) -> str:
-        return f"Mark({self.ts}, {sorted(self.ids)})"
+        return f"Mark({self.ts}, {self.last!r}, {self.more!r})"
 
 
 class Newest:
@@ -42,8 +44,8 @@ class Newest:
     if so, makes it the newest."""
 
     def __init__(self, stored: Stored = Stored()) -> None:
-        self.bars = {key: Mark(bar.ts_event, [bar.id]) for key, bar in stored.bars.items()}
-        self.trades = {key: Mark(trade.ts_event, {trade.id, *stored.same_time_trades.get(key, ())})
+        self.bars = {key: Mark(bar.ts_event, bar.id) for key, bar in stored.bars.items()}
+        self.trades = {key: Mark(trade.ts_event, trade.id, set(stored.same_time_trades.get(key, ())) or None)
                        for key, trade in stored.trades.items()}
 
     def admit(self, event: Bar | Trade) -> bool:
@@ -51,19 +53,23 @@ class Newest:
         key = (event.venue, event.symbol)
         mark = marks.get(key)
         ts = event.ts_event
-        if mark is None or ts > mark.ts:
-            marks[key] = Mark(ts, (event.id,))
+        if mark is None:
+            marks[key] = Mark(ts, event.id)
             return True
-        if ts < mark.ts or event.id in mark.ids:
+        if ts > mark.ts:
+            mark.ts, mark.last, mark.more = ts, event.id, None
+            return True
+        if ts < mark.ts or event.id == mark.last:
             return False
-        mark.ids.add(event.id)
+        if mark.more is None:
+            mark.more = {event.id}
+            return True
+        if event.id in mark.more:
+            return False
+        mark.more.add(event.id)
         return True
 
     def after(self, events: Iterable[Bar | Trade]) -> Iterator[Bar | Trade]:
         """The events that are new, in order, with this as the state (a replay skips the old part
         before it is paced: a restart does not wait through what was already published)."""
         return (event for event in events if self.admit(event))
-
-    def bar_times(self) -> dict[Key, int]:
-        """The event (close) time of the newest bar per venue.symbol, ns."""
-        return {key: mark.ts for key, mark in self.bars.items()}
