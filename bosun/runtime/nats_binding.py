@@ -15,6 +15,7 @@ redelivery (handlers are idempotent; publishes are de-duplicated by id)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import re
@@ -127,7 +128,8 @@ def _wire(out: Output) -> tuple[str, bytes, dict[str, str] | None]:
         # no Nats-Msg-Id: false -> true -> false within the dedup window must all land
         return sj.TRADING_ENABLED, codec.encode_trading_enabled(out.enabled), None
     headers = {api.Header.MSG_ID: ev.msg_id(out)}
-    propagate.inject(headers)  # the current span (the input's handling) becomes the parent downstream
+    if telemetry.tracing():
+        propagate.inject(headers)  # the current span (the input's handling) becomes the parent downstream
     return sj.subject_for(out), codec.encode(out), headers
 
 
@@ -167,6 +169,7 @@ class _Route:
             self.caught_up.set()
 
 
+_NO_SPAN = contextlib.nullcontext()
 _START = object()  # queue marker: run actor.on_start() in turn with the messages
 
 
@@ -195,19 +198,18 @@ class NatsBinding:
         self._sink = sink
         queue: asyncio.Queue[tuple[Any, Any]] = asyncio.Queue(self._max_in_flight)
         routes = [_Route(inp, await self._resolve_stream(inp.subject), self.service) for inp in actor.inputs()]
-        tasks: list[asyncio.Task[None]] = []
         worker = asyncio.create_task(self._work(queue, actor), name=f"{self.service}-worker")
         try:
             catch_up = [r for r in routes if r.input.delivery in (Delivery.REPLAY, Delivery.LATEST)]
             for route in catch_up:
-                tasks.append(await self._subscribe(route, queue))
+                await self._subscribe(route, queue)
             await self._until(worker, asyncio.gather(*(r.caught_up.wait() for r in catch_up)))
             started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             await queue.put((_START, started))
             await self._until(worker, started)
             for route in routes:
                 if route not in catch_up:
-                    tasks.append(await self._subscribe(route, queue))
+                    await self._subscribe(route, queue)
             log.info("%s: consuming %d inputs", self.service, len(routes),
                      extra={"inputs": [f"{r.input.subject} ({r.input.delivery.value})" for r in routes]})
             if ready is not None:
@@ -215,9 +217,6 @@ class NatsBinding:
             await asyncio.wait([worker])
             worker.result()  # a sink or publish failure: raise it
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
             await self._stop_worker(worker)
             for route in routes:
                 if route.sub is not None:
@@ -261,15 +260,21 @@ class NatsBinding:
         except NotFoundError:
             raise ValueError(f"{self.service}: no JetStream stream captures input subject {subject!r}") from None
 
-    async def _subscribe(self, route: _Route, queue: asyncio.Queue[tuple[Any, Any]]) -> asyncio.Task[None]:
+    async def _subscribe(self, route: _Route, queue: asyncio.Queue[tuple[Any, Any]]) -> None:
         inp = route.input
+
+        async def arrived(msg: Msg) -> None:
+            # nats-py awaits this before handing over the next message: a full queue holds the
+            # subscription back, and max_ack_pending / flow control hold the server back.
+            await queue.put((route, msg))
+
         if route.durable:
             config = api.ConsumerConfig(
                 durable_name=durable_name(self.service, inp.subject), deliver_subject=self.nc.new_inbox(),
                 filter_subject=inp.subject, deliver_policy=api.DeliverPolicy.ALL,
                 ack_policy=api.AckPolicy.EXPLICIT, ack_wait=ACK_WAIT_S, max_ack_pending=self._max_in_flight)
             route.sub = await self.js.subscribe(inp.subject, durable=config.durable_name, stream=route.stream,
-                                                config=config, manual_ack=True)
+                                                config=config, manual_ack=True, cb=arrived)
             route.caught_up.set()  # nothing to catch up on: it flows after on_start
         else:
             policy = {Delivery.REPLAY: api.DeliverPolicy.ALL, Delivery.LATEST: api.DeliverPolicy.LAST_PER_SUBJECT,
@@ -283,15 +288,8 @@ class NatsBinding:
             route.backlog = info.num_pending or 0
             if route.backlog == 0 or inp.delivery is Delivery.LIVE:
                 route.caught_up.set()
-            route.sub = await self.js.subscribe_bind(route.stream, config, info.name, ordered_consumer=True)
-        return asyncio.create_task(self._pump(route, queue), name=f"{self.service}-{inp.subject}")
-
-    @staticmethod
-    async def _pump(route: _Route, queue: asyncio.Queue[tuple[Any, Any]]) -> None:
-        sub = route.sub
-        while True:
-            msg = await sub.next_msg(timeout=None)
-            await queue.put((route, msg))
+            route.sub = await self.js.subscribe_bind(route.stream, config, info.name, ordered_consumer=True,
+                                                     cb=arrived)
 
     async def _work(self, queue: asyncio.Queue[tuple[Any, Any]], actor: Actor) -> None:
         self._stopping = False
@@ -330,9 +328,7 @@ class NatsBinding:
             # A deleted key has no value to hand on, except the kill switch: gone means off.
             decode = _trading_off if msg.subject == sj.TRADING_ENABLED else None
         if decode is not None:
-            with telemetry.TRACER.start_as_current_span(
-                    f"{self.service} {route.input.subject}", context=propagate.extract(msg.headers or {}),
-                    kind=SpanKind.CONSUMER, attributes={"messaging.destination.name": msg.subject}):
+            with self._consumer_span(route, msg):
                 outputs = await self._handle(route.input.handler, decode, msg.data, msg.subject, self._msg_ref(msg))
                 await self._send(outputs)
         if route.durable:
@@ -340,6 +336,13 @@ class NatsBinding:
             route.last_seq = msg.metadata.sequence.stream
         route.note_done(msg)
         route.m_seconds.observe(time.perf_counter() - t0)
+
+    def _consumer_span(self, route: _Route, msg: Msg) -> contextlib.AbstractContextManager[Any]:
+        if not telemetry.tracing():
+            return _NO_SPAN  # not even a no-op span per message
+        return telemetry.TRACER.start_as_current_span(
+            f"{self.service} {route.input.subject}", context=propagate.extract(msg.headers or {}),
+            kind=SpanKind.CONSUMER, attributes={"messaging.destination.name": msg.subject})
 
     async def _handle(self, handler: Callable[[Any], None], decode: Callable[[bytes], Any], data: bytes,
                       subject: str, ref: str) -> list[Output]:

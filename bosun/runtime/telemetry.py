@@ -6,7 +6,8 @@ Traces follow a market event through the services: each handled message is a spa
 parent comes from the message's `traceparent` header, and what the handler publishes
 carries the span on. Spans are exported only when asked, with the standard variable
 OTEL_TRACES_EXPORTER: `console` (JSON to stderr) or `otlp` (needs the
-opentelemetry-exporter-otlp package); unset, tracing costs a no-op call per message."""
+opentelemetry-exporter-otlp package); unset, no span is made and no context is read or
+written per message."""
 
 from __future__ import annotations
 
@@ -63,6 +64,14 @@ def setup_logging(service: str, level: int = logging.INFO) -> None:
     root.setLevel(level)
 
 
+_tracing = False
+
+
+def tracing() -> bool:
+    """Whether spans are exported: when not, the hot path skips making them at all."""
+    return _tracing
+
+
 def setup_tracing(service: str, exporter: str | None) -> None:
     """Install a tracer provider for `service` exporting to `exporter` (console | otlp | none)."""
     if exporter in (None, "", "none"):
@@ -83,4 +92,11 @@ def setup_tracing(service: str, exporter: str | None) -> None:
         raise ConfigError(f"OTEL_TRACES_EXPORTER={exporter!r}: bosun exports to console, otlp or none")
     provider = TracerProvider(resource=Resource.create({"service.name": f"bosun-{service}"}))
     provider.add_span_processor(BatchSpanProcessor(span_exporter))
+    use_tracer_provider(provider)
+
+
+def use_tracer_provider(provider: trace.TracerProvider) -> None:
+    """The process's tracer provider (OpenTelemetry takes only the first): spans from now on."""
+    global _tracing
     trace.set_tracer_provider(provider)
+    _tracing = True

@@ -20,7 +20,7 @@ import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from bosun.runtime import urls
+from bosun.runtime import telemetry, urls
 from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
 from bosun.runtime.clock import Clock, SimClock
 from bosun.runtime.embedded import free_port
@@ -304,7 +304,7 @@ async def test_a_trace_follows_the_message_through_the_handler(nc: Client, js: J
     exported = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exported))
-    trace.set_tracer_provider(provider)  # the process's first and only provider: the rest are no-ops
+    telemetry.use_tracer_provider(provider)  # the process's first and only provider: the rest are no-ops
     client, service = unique("c"), unique("toy")
     try:
         async with running(nc, lambda out: Toy(SimClock(), out, client), service), \
