@@ -111,6 +111,7 @@ async def serve_alerts(cfg: Config, nats_url: str, _database_url: str | None) ->
 
 async def serve_ingest(cfg: Config, nats_url: str, _database_url: str | None) -> int:
     from bosun.apps.control import EXIT_STREAM_UNAVAILABLE
+    from bosun.apps.market_state import stored_market
     from services.ingest.actor import MarketDataActor
     from services.ingest.binance_ws import StreamUnavailable
     from services.ingest.source import batches, market_events
@@ -118,14 +119,24 @@ async def serve_ingest(cfg: Config, nats_url: str, _database_url: str | None) ->
     replaying = bool(cfg.ingest.replay)
 
     async def pump(binding, actor: MarketDataActor) -> None:
+        # A restart resumes after what the platform has: no bar stored twice, no price stepping back.
+        stored = await stored_market(binding.js)
+        actor.resume(stored)
+        for kind, newest in (("bar", stored.bars), ("trade", stored.trades)):
+            for (venue, symbol), event in sorted(newest.items()):
+                log.info("ingest: %s.%s resumes after its %s of %d ns", venue, symbol, kind, event.ts_event)
         n = 0
-        async for batch in batches(market_events(cfg.ingest), BATCH):
+        async for batch in batches(market_events(cfg.ingest, stored), BATCH):
             await binding.feed(actor.on_events, batch)
             n += len(batch)
             if replaying and not await until_behind_at_most(binding.js, "MARKET", REPLAY_LEAD, REPLAY_STALL_S):
                 log.warning("ingest: the platform has not caught up with the replay in %ss; going on", REPLAY_STALL_S)
-        if replaying:
-            log.info("ingest: replay finished after %d events", n)
+        if replaying and n == 0 and (stored.bars or stored.trades):
+            log.warning("ingest: the platform already has every event of the replay files (MARKET holds newer "
+                        "ones); nothing published. To replay them again, start on an empty store (a fresh "
+                        "`bosun up --state-dir`).")
+        elif replaying:
+            log.info("ingest: replay finished after %d new events", n)
 
     try:
         await run_service("ingest", MarketDataActor, nats_url=nats_url, source=pump,
