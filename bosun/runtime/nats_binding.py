@@ -4,11 +4,11 @@ Every input becomes a push subscription read with `next_msg` (so flow control an
 max_ack_pending see our real progress) by a pump task that feeds ONE bounded queue; one
 worker hands the messages to the actor one at a time, in arrival order. For each one:
 
-    decode -> handler (outputs collected, nothing sent yet) -> sink(events), when it
-    published events -> publish the outputs with Nats-Msg-Id, await every ack -> ack the input
+    decode -> handler (outputs collected, nothing sent yet) -> carry out its effects, if
+    any -> publish the outputs with Nats-Msg-Id, await every ack -> ack the input
 
 A message that does not decode, or whose handler raises, becomes a DeadLetter on
-`dlq.<service>` and is acked: the service keeps going. A failing sink or JetStream
+`dlq.<service>` and is acked: the service keeps going. A failing effect or JetStream
 refusing our publishes stops `run()` with the error, leaving the input unacked for
 redelivery (handlers are idempotent; publishes are de-duplicated by id)."""
 
@@ -32,7 +32,7 @@ from opentelemetry import propagate
 from opentelemetry.trace import SpanKind
 
 from bosun.runtime import telemetry
-from bosun.runtime.actor import Actor, Delivery, Input
+from bosun.runtime.actor import Actor, Delivery, Effect, Input
 from proto import codec
 from proto import events as ev
 from proto import subjects as sj
@@ -41,7 +41,7 @@ from proto.streams import stream_for
 
 log = logging.getLogger(__name__)
 
-Sink = Callable[[list[ev.Event]], Awaitable[None]]
+Effects = Callable[[list[Effect]], Awaitable[None]]  # the edge that carries out an actor's effects
 
 PUBLISH_WINDOW = 4000  # JetStream publishes awaiting their ack, per connection
 PUBLISH_ACK_TIMEOUT_S = 10.0
@@ -65,7 +65,7 @@ class TradingEnabled:
     enabled: bool
 
 
-Output = ev.Event | TradingEnabled
+Output = ev.Event | TradingEnabled | Effect
 
 
 class CollectingOutbox:
@@ -79,6 +79,9 @@ class CollectingOutbox:
 
     def set_trading_enabled(self, enabled: bool) -> None:
         self._collecting().append(TradingEnabled(enabled))
+
+    def effect(self, effect: Effect) -> None:
+        self._collecting().append(effect)
 
     def _collecting(self) -> list[Output]:
         if self._items is None:
@@ -103,8 +106,10 @@ def durable_name(service: str, subject: str) -> str:
     return f"{service}-{readable.strip('_')}-{digest}"
 
 
-def _events(outputs: Sequence[Output]) -> list[ev.Event]:
-    return [o for o in outputs if isinstance(o, ev.Event)]
+def _split_effects(outputs: list[Output]) -> tuple[list[Effect], list[Output]]:
+    """(effects, what to publish): usually no effect, and then the list is handed on as it is."""
+    effects = [o for o in outputs if isinstance(o, Effect)]
+    return (effects, [o for o in outputs if not isinstance(o, Effect)]) if effects else (effects, outputs)
 
 
 def _coalesce_prices(outputs: Sequence[Output]) -> list[Output]:
@@ -183,7 +188,7 @@ class NatsBinding:
         self._max_in_flight = max_in_flight
         self._outbox = CollectingOutbox()
         self._turn = asyncio.Lock()  # one handler call at a time: actors are not thread-safe
-        self._sink: Sink | None = None
+        self._effects: Effects | None = None
         self._stopping = False
         self._m_out = telemetry.MESSAGES_OUT.labels(service)
         self._m_dead = telemetry.DEAD_LETTERS.labels(service)
@@ -194,9 +199,9 @@ class NatsBinding:
 
     # ------------------------------------------------------------------ running an actor
 
-    async def run(self, actor: Actor, sink: Sink | None = None, ready: asyncio.Event | None = None) -> None:
-        """Consume the actor's inputs until cancelled (or until a sink/publish failure, raised)."""
-        self._sink = sink
+    async def run(self, actor: Actor, effects: Effects | None = None, ready: asyncio.Event | None = None) -> None:
+        """Consume the actor's inputs until cancelled (or until an effect or publish failure, raised)."""
+        self._effects = effects
         queue: asyncio.Queue[tuple[Any, Any]] = asyncio.Queue(self._max_in_flight)
         routes = [_Route(inp, await self._resolve_stream(inp.subject), self.service) for inp in actor.inputs()]
         worker = asyncio.create_task(self._work(queue, actor), name=f"{self.service}-worker")
@@ -216,7 +221,7 @@ class NatsBinding:
             if ready is not None:
                 ready.set()
             await asyncio.wait([worker])
-            worker.result()  # a sink or publish failure: raise it
+            worker.result()  # an effect or publish failure: raise it
         finally:
             await self._stop_worker(worker)
             for route in routes:
@@ -308,9 +313,7 @@ class NatsBinding:
         # A service whose start failed must not look ready: execution's on_start is what
         # cancels the orders it restored while trading is off.
         try:
-            outputs = self._outbox.call(actor.on_start)
-            await self._sink_events(outputs)
-            await self._send(outputs)
+            await self._send(await self._carry_out(self._outbox.call(actor.on_start)))
         except Exception as exc:
             started.set_exception(RuntimeError(f"{self.service}: on_start failed: {type(exc).__name__}: {exc}"))
             return
@@ -348,7 +351,7 @@ class NatsBinding:
 
     async def _handle(self, handler: Callable[[Any], None], decode: Callable[[bytes], Any], data: bytes,
                       subject: str, ref: str) -> list[Output]:
-        """decode -> handler -> sink; returns what to publish (a DeadLetter on a bad input)."""
+        """decode -> handler -> its effects; returns what to publish (a DeadLetter on a bad input)."""
         letters: list[Output] = []
         try:
             value = decode(data)
@@ -367,13 +370,17 @@ class NatsBinding:
                         subject, exc_info=True)
             return letters + [self._dead_letter(subject, data, f"{getattr(handler, '__qualname__', handler)} "
                                                                f"raised {type(exc).__name__}: {exc}", ref)]
-        await self._sink_events(outputs)
-        return letters + outputs
+        return letters + await self._carry_out(outputs)
 
-    async def _sink_events(self, outputs: Sequence[Output]) -> None:
-        events = _events(outputs)
-        if events and self._sink is not None:
-            await self._sink(events)
+    async def _carry_out(self, outputs: list[Output]) -> list[Output]:
+        """Carry out the effects among `outputs`; returns the rest, to publish."""
+        effects, publish = _split_effects(outputs)
+        if effects:
+            if self._effects is None:
+                raise RuntimeError(f"{self.service}: the actor asked for {type(effects[0]).__name__} but its "
+                                   f"process carries out no effects")
+            await self._effects(effects)
+        return publish
 
     def _msg_ref(self, msg: Msg) -> str:
         try:
@@ -392,7 +399,7 @@ class NatsBinding:
 
     async def feed(self, handler: Callable[[Any], None], message: Any) -> None:
         """One handler call for a source outside NATS (e.g. an exchange websocket), in turn
-        with the inputs and with the same collect -> sink -> publish discipline."""
+        with the inputs and with the same collect -> effects -> publish discipline."""
         name = getattr(handler, "__qualname__", repr(handler))
         payload = message if isinstance(message, bytes) else repr(message).encode()
         ref = hashlib.blake2b(name.encode() + payload, digest_size=8).hexdigest()

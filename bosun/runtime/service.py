@@ -21,7 +21,7 @@ from prometheus_client import start_http_server
 from bosun.runtime import telemetry, urls
 from bosun.runtime.actor import Actor, Outbox
 from bosun.runtime.clock import Clock, LiveClock
-from bosun.runtime.nats_binding import NatsBinding, Sink
+from bosun.runtime.nats_binding import Effects, NatsBinding
 from bosun.runtime.provision import provision
 
 log = logging.getLogger(__name__)
@@ -38,15 +38,16 @@ def inbox_prefix(service: str) -> str:
 
 
 async def run_service(name: str, build: Callable[[Clock, Outbox], Actor], *, nats_url: str,
-                      sink: Sink | None = None, metrics_port: int = 0, metrics_addr: str = "127.0.0.1",
+                      effects: Effects | None = None, metrics_port: int = 0, metrics_addr: str = "127.0.0.1",
                       export_status: Callable[[Any], None] | None = None, halt_on_start: bool = False,
                       on_ready: Callable[[], Any] | None = None,
                       source: Callable[[NatsBinding, Actor], Awaitable[None]] | None = None,
                       companions: Sequence[Callable[[Clock, Outbox], Actor]] = ()) -> None:
     """Run service `name` until SIGTERM/SIGINT (returns) or cancellation (raises CancelledError).
 
-    `source`, for services fed from outside NATS (ingest), runs once the actor is ready and
-    feeds it through `binding.feed`; when it returns, the service stops. The service answers
+    `effects` carries out what the actor asks of the edge (runtime.actor.Effect). `source`, for
+    services fed from outside NATS (ingest's market data, alerts' summary clock), runs once the
+    actor is ready and feeds it through `binding.feed`; when it returns, the service stops. The service answers
     `$SRV.PING` only once it is ready: every input subscribed and caught up. `companions` are
     more actors of the same process (execution's venue adapters), each on a binding of its
     own on the same connection; the service is ready when all of them are. Metrics are served on
@@ -85,7 +86,7 @@ async def run_service(name: str, build: Callable[[Clock, Outbox], Actor], *, nat
             await binding.put_trading_enabled(False)
             log.info("%s: trading_enabled set to false at start", name)
 
-        runs = [(binding, actor, sink)]
+        runs = [(binding, actor, effects)]
         for build_companion in companions:
             companion = NatsBinding(nc, name)
             runs.append((companion, build_companion(LiveClock(), companion.outbox), None))
