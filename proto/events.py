@@ -123,6 +123,7 @@ class RiskLimitBreached(Event, frozen=True, kw_only=True):
     limit: str  # which rule: "kill_switch", "max_position", "max_order_notional", "stale_price", ...
     detail: str  # what was asked and what the limit is, for a person
     target_id: str
+    action: str = "rejected"  # or "clamped": the target was approved cut to the limit (older messages: rejected)
 
 
 class TradingStateChanged(Event, frozen=True, kw_only=True):

@@ -60,6 +60,7 @@ class Config(ConfigStruct):
         default_factory=lambda: [ClientConfig(id="demo", strategies=["sma_btc"], risk=DEMO_LIMITS)])
     strategies: list[StrategyConfig] = msgspec.field(
         default_factory=lambda: [StrategyConfig(name="sma_btc", params={"fast": 10, "slow": 30})])
+    risk: LimitsConfig = LimitsConfig()  # every client's risk limits, where its own `[clients.risk]` leaves one unset
     ingest: IngestConfig = IngestConfig()
     alerts: AlertsConfig = AlertsConfig()
     services: dict[str, ServiceConfig] = {}
@@ -91,7 +92,8 @@ class Config(ConfigStruct):
             for c in self.clients])
 
     def risk_config(self) -> RiskConfig:
-        return RiskConfig(clients={c.id: c.risk for c in self.clients})
+        return RiskConfig(clients={c.id: c.risk for c in self.clients}, defaults=self.risk,
+                          capital={c.id: c.capital for c in self.clients})
 
     def execution_config(self) -> ExecutionConfig:
         return ExecutionConfig(dry_run=self.dry_run, venues={c.id: c.venues for c in self.clients})

@@ -3,19 +3,30 @@ or RiskLimitBreached, with an id derived from the target's id (a replayed target
 the same verdict id, so downstream de-duplication drops it).
 
 Trading starts in an unknown state, treated as disabled, until the kill-switch key is read:
-the first value read (false too, after a restart) publishes TradingStateChanged. A target
-that only reduces exposure is always let through (a halted desk must be able to flatten);
-others meet the client's limits in order (services/risk/limits.py: the kill switch first,
-then each limit its config sets), and the first breach is the verdict. Positions are the
-signed sum of fills; prices are read only when some client's limit reads them."""
+the first value read (false too, after a restart) publishes TradingStateChanged. A target whose
+numbers no event may carry (NaN, infinite, past proto.amounts' sanity caps) is refused as
+`invalid_target`; a negative zero is a flat target. A target that only reduces exposure meets
+only the limits that guard reductions too (the order rates, a loss limit that halts); others meet
+all the client's limits in order (services/risk/limits.py), and the first breach is the verdict.
+With `on_breach = "clamp"` a size cap cuts the target to what fits instead: the approval carries
+the cut size, and a RiskLimitBreached with action "clamped" says which cap cut it.
+
+State, each read only when some client's limit needs it: positions are the signed sum of fills;
+prices are the newest per market; open orders come from the order events; equity per client
+(for the loss limits) is its capital plus the realized and unrealized pnl of the newest
+PositionChanged per market, re-marked at each newer price (bosun.model.equity)."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
+from bosun.model.equity import marked_equity
 from bosun.model.exposure import reduces
 from bosun.model.positions import NetPositions
 from bosun.model.prices import LatestPrices
@@ -24,12 +35,38 @@ from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
 from bosun.runtime.clock import Clock
 from proto import codec
 from proto import subjects as sj
-from proto.events import (OrderFilled, PriceSnapshot, RiskLimitBreached, TargetApproved, TargetPosition,
-                          TradingStateChanged)
+from proto.amounts import AmountError, check
+from proto.events import (OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, PositionChanged, PriceSnapshot,
+                          RiskLimitBreached, SubmitOrder, TargetApproved, TargetPosition, TradingStateChanged)
 from services.risk import limits
 from services.risk.config import RiskConfig
+from services.risk.exposure import Exposure
+from services.risk.orders import OpenOrders
 
 RECENT_FILLS = 10_000  # fill ids remembered to drop a redelivered copy (bounded)
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Client:
+    """One client's limits, and the subsets the actor calls on each kind of event."""
+
+    limits: tuple[limits.Limit, ...]
+    guarding: tuple[limits.Limit, ...]  # asked about reductions too
+    counting: tuple[limits.Limit, ...]  # told of each approval (the rolling windows)
+    watching: tuple[limits.Limit, ...]  # told of each new equity (the loss limits)
+    clamp: bool
+    capital: Decimal
+
+
+def _client(config: RiskConfig, client: str) -> _Client:
+    resolved = config.limits_of(client)
+    capital = config.capital.get(client)
+    each = limits.build(resolved, capital)
+    return _Client(each, tuple(x for x in each if x.guards_reductions),
+                   tuple(x for x in each if isinstance(x, limits.MaxOrderRate)),
+                   tuple(x for x in each if PositionChanged in x.reads),
+                   resolved.on_breach == "clamp", capital if capital is not None else ZERO)
 
 
 class RiskActor(Actor):
@@ -37,39 +74,105 @@ class RiskActor(Actor):
 
     def __init__(self, clock: Clock, out: Outbox, config: RiskConfig) -> None:
         super().__init__(clock, out)
-        self._limits = {client: limits.build(risk) for client, risk in config.clients.items()}
+        self._clients = {client: _client(config, client) for client in config.clients}
         # None until the key is read: treated as disabled, and the first value always publishes
         self.enabled: bool | None = None
         self._positions = NetPositions()
         self._prices = LatestPrices()
+        self._exposure = Exposure(self._positions, self._prices)
         self._recent_fills = RecentIds(RECENT_FILLS)  # (venue, fill id): a redelivered copy is dropped
         self._verdicts: Counter[str] = Counter()
-        self._reads_prices = any(PriceSnapshot in limit.reads for each in self._limits.values() for limit in each)
+        reads = {kind for each in self._clients.values() for limit in each.limits for kind in limit.reads}
+        self._reads_prices = PriceSnapshot in reads
+        self._open_orders = OpenOrders() if SubmitOrder in reads else None
+        self._watched = {c for c, each in self._clients.items() if each.watching}
+        self._pnl: dict[str, dict[tuple[str, str], PositionChanged]] = {c: {} for c in self._watched}
+        self._started = False  # equity reaches the loss limits only once the replays have caught up
+        self._on_order: dict[type, Callable[[Any], None]] = {OrderFilled: self.on_order_filled}
+        if self._open_orders is not None:
+            o = self._open_orders
+            self._on_order.update({SubmitOrder: o.on_submit_order, OrderAccepted: o.on_order_accepted,
+                                   OrderRejected: o.on_order_rejected, OrderCanceled: o.on_order_canceled})
 
     def inputs(self) -> Sequence[Input]:
-        prices = ([event_input(sj.PRICES, PriceSnapshot, self._prices.on_price_snapshot, Delivery.LATEST)]
-                  if self._reads_prices else [])
+        watching = bool(self._watched)
+        on_price = self.on_price_snapshot if watching else self._prices.on_price_snapshot
+        prices = [event_input(sj.PRICES, PriceSnapshot, on_price, Delivery.LATEST)] if self._reads_prices else []
+        positions = ([event_input(sj.POSITIONS, PositionChanged, self.on_position_changed, Delivery.LATEST)]
+                     if watching else [])
+        # Open orders need every order event in the stream's order, so one input reads them all
+        # (fills included); without them, fills alone.
+        orders = (Input(sj.ORDERS, self.on_order_event, codec.decode_any, Delivery.REPLAY)
+                  if self._open_orders is not None
+                  else event_input(sj.FILLS, OrderFilled, self.on_order_filled, Delivery.REPLAY))
         return [
             event_input(sj.TARGETS, TargetPosition, self.on_target_position, Delivery.DURABLE),
             *prices,
-            event_input(sj.FILLS, OrderFilled, self.on_order_filled, Delivery.REPLAY),
+            *positions,
+            orders,
             Input(sj.TRADING_ENABLED, self.on_trading_enabled, codec.decode_trading_enabled, Delivery.LATEST),
         ]
+
+    def on_start(self) -> None:
+        self._started = True
+        for client in self._watched:
+            self._mark(client)
 
     # --- state
 
     def on_trading_enabled(self, enabled: bool) -> None:
         if enabled == self.enabled:
             return
+        if enabled and self.enabled is False:  # a person resumed: a tripped drawdown is cleared
+            for each in self._clients.values():
+                for limit in each.watching:
+                    limit.on_resume()
         self.enabled = enabled
         now = self.clock.now_ns()
         self.out.publish(TradingStateChanged(id=f"trading.{enabled}.{now}", ts_event=now, enabled=enabled,
                                              reason=f"kill switch key set to {str(enabled).lower()}"))
 
+    def on_order_event(self, event: Any) -> None:
+        handler = self._on_order.get(type(event))
+        if handler is not None:  # commands other than SubmitOrder, and modifications, change no count
+            handler(event)
+
     def on_order_filled(self, fill: OrderFilled) -> None:
         if not self._recent_fills.add((fill.venue, fill.id)):
             return
         self._positions.apply(fill)
+        self._exposure.on_order_filled(fill)
+        if self._open_orders is not None:
+            self._open_orders.on_order_filled(fill)
+
+    def on_price_snapshot(self, snapshot: PriceSnapshot) -> None:
+        self._prices.on_price_snapshot(snapshot)
+        market = (snapshot.venue, snapshot.symbol)
+        for client in self._watched:
+            if market in self._pnl[client]:
+                self._mark(client)
+
+    def on_position_changed(self, position: PositionChanged) -> None:
+        held = self._pnl.get(position.client)
+        if held is None:
+            return
+        market = (position.venue, position.symbol)
+        previous = held.get(market)
+        if previous is None or position.ts_event >= previous.ts_event:
+            held[market] = position
+            self._mark(position.client)
+
+    def _mark(self, client: str) -> None:
+        if not self._started:
+            return
+        equity = marked_equity(self._clients[client].capital, self._pnl[client].values(), self._mark_price)
+        now = self.clock.now_ns()
+        for limit in self._clients[client].watching:
+            limit.on_equity(now, equity)
+
+    def _mark_price(self, venue: str, symbol: str) -> Decimal | None:
+        snapshot = self._prices.by_market.get((venue, symbol))
+        return None if snapshot is None else snapshot.price
 
     def position(self, client: str, venue: str, symbol: str) -> Decimal:
         return self._positions.get((client, venue, symbol))
@@ -78,43 +181,69 @@ class RiskActor(Actor):
 
     def on_target_position(self, target: TargetPosition) -> None:
         now = self.clock.now_ns()
-        verdict = self._check(target, now)
-        if verdict is None:
-            self._verdicts["approved"] += 1
-            self.out.publish(TargetApproved(id=target.id, ts_event=now, target=target))
+        problem = _invalid(target)
+        client = None if problem is not None else self._clients.get(target.client)
+        if problem is None and client is None:
+            problem = ("unknown_client", f"client {target.client!r} is not configured "
+                                         f"(known: {', '.join(sorted(self._clients)) or 'none'})")
+        if client is None:
+            self._breach(target, now, *problem)  # type: ignore[misc]
             return
-        limit, detail = verdict
-        self._verdicts[limit] += 1
+        if target.qty.is_zero() and target.qty.is_signed():
+            target = msgspec.structs.replace(target, qty=ZERO)
+        position = self.position(target.client, target.venue, target.symbol)
+        context = limits.Context(
+            now, self.enabled is True, position, self._prices.by_market.get((target.venue, target.symbol)),
+            self._exposure, self._open_orders.by_client[target.client] if self._open_orders is not None else 0)
+        clamped: list[tuple[str, str]] = []
+        for limit in client.guarding if reduces(target.qty, position) else client.limits:
+            detail = limit.check(target, context)
+            if detail is None:
+                continue
+            if not (client.clamp and limit.clamps):
+                self._breach(target, now, limit.name, detail)
+                return
+            clamped.append((limit.name, detail))
+            target = msgspec.structs.replace(target, qty=limit.fit(target, context))
+        for limit in client.counting:
+            limit.on_approved(now)
+        for name, detail in clamped:
+            self._breach(target, now, name, f"{detail}; clamped to {target.qty}", action="clamped")
+        self._verdicts["approved"] += 1
+        self.out.publish(TargetApproved(id=target.id, ts_event=now, target=target))
+
+    def _breach(self, target: TargetPosition, now: int, limit: str, detail: str, action: str = "rejected") -> None:
+        self._verdicts[limit if action == "rejected" else f"{limit}.{action}"] += 1
         self.out.publish(RiskLimitBreached(
             id=f"{target.id}.{limit}", ts_event=now, client=target.client, venue=target.venue,
-            symbol=target.symbol, limit=limit, detail=detail, target_id=target.id))
-
-    def _check(self, target: TargetPosition, now: int) -> tuple[str, str] | None:
-        """None: approved; else (the breached limit's name, its detail)."""
-        client_limits = self._limits.get(target.client)
-        if client_limits is None:
-            return ("unknown_client", f"client {target.client!r} is not configured "
-                                      f"(known: {', '.join(sorted(self._limits)) or 'none'})")
-        position = self.position(target.client, target.venue, target.symbol)
-        if reduces(target.qty, position):
-            return None  # flattening is always allowed, halted, stale or over a limit
-        context = limits.Context(now, self.enabled is True, position,
-                                 self._prices.by_market.get((target.venue, target.symbol)))
-        for limit in client_limits:
-            detail = limit.check(target, context)
-            if detail is not None:
-                return limit.name, detail
-        return None
+            symbol=target.symbol, limit=limit, detail=detail, target_id=target.id, action=action))
 
     def status(self) -> dict[str, Any]:
         approved = self._verdicts["approved"]
+        rejected = {k: n for k, n in sorted(self._verdicts.items()) if k != "approved" and "." not in k}
         return {
             "trading_enabled": self.enabled is True,
             "positions": self._positions.open(),
             "approved": approved,
-            "breached": sum(self._verdicts.values()) - approved,
-            "breaches_by_limit": {k: n for k, n in sorted(self._verdicts.items()) if k != "approved"},
-            # what `bosun status` shows: each client's limits, in the order they are checked
-            "limits": {client: {limit.name: limit.describe() for limit in each}
-                       for client, each in sorted(self._limits.items())},
+            "breached": sum(rejected.values()),
+            "breaches_by_limit": rejected,
+            "clamped_by_limit": {k.split(".")[0]: n for k, n in sorted(self._verdicts.items()) if "." in k},
+            # what `bosun status` shows: each client's limits, in the order they are checked, and
+            # the state of those that keep one (daily loss used, drawdown tripped, ...)
+            "limits": {client: {limit.name: limit.describe() for limit in each.limits}
+                       for client, each in sorted(self._clients.items())},
+            "limit_state": {client: {limit.name: state for limit in each.limits
+                                     if (state := limit.state()) is not None}
+                            for client, each in sorted(self._clients.items())},
+            "open_orders": dict(sorted(self._open_orders.by_client.items())) if self._open_orders is not None else {},
         }
+
+
+def _invalid(target: TargetPosition) -> tuple[str, str] | None:
+    """A target whose numbers no event on the wire may carry (decoding refuses them; a target
+    published in the same process was never decoded)."""
+    try:
+        check(target)
+    except AmountError as exc:
+        return "invalid_target", f"{exc}; no limit can be checked against it"
+    return None
