@@ -271,6 +271,7 @@ def test_inputs_and_status() -> None:
             "loose": {"kill_switch": "only reductions while trading is disabled",
                       "max_order_notional": "|order qty| x price <= 1000 (quote currency)"},
         },
+        "clamped_by_limit": {}, "limit_state": {"alice": {}, "loose": {}}, "open_orders": {},
     }
     assert list(h.actor.status()["limits"]["alice"]) == [  # in the order they are checked
         "kill_switch", "stale_target", "stale_price", "max_position", "max_order_notional"]
