@@ -47,7 +47,8 @@ def _choices_at(root: Any, path: str) -> tuple[str, ...]:
             kind = get_type_hints(kind).get(token)
         elif get_origin(kind) in (list, dict):  # an item of a list or a value of a table
             kind = get_args(kind)[-1]
-    return get_args(kind) if get_origin(kind) is Literal else ()
+    options = get_args(kind) if get_origin(kind) in (Union, types.UnionType) else (kind,)  # `Literal[...] | UnsetType`
+    return next((get_args(k) for k in options if get_origin(k) is Literal), ())
 
 
 def secret(name: str) -> str:
