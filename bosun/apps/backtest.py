@@ -72,6 +72,7 @@ class Result:
     trips: list[RoundTrip]
     equity: list[perf.EquityPoint]
     metrics: dict[str, Any]
+    risk: dict[str, Any]  # the risk actor's status at the end: its limits, their state and trips
 
 
 # ----------------------------------------------------------------------------- data
@@ -223,7 +224,8 @@ def run(config: Config, bars: Iterable[Bar]) -> Result:
     capital = sum((c.capital for c in config.clients), Decimal(0))
     trips = sorted(portfolio.round_trips(), key=lambda t: (t.exit_time_ns, t.symbol))
     return Result(capital=capital, start_ns=start_ns or 0, bars=n, fills=fills, trips=trips,
-                  equity=equity, metrics=perf.compute(trips, equity, capital, start_ns=start_ns))
+                  equity=equity, metrics=perf.compute(trips, equity, capital, start_ns=start_ns),
+                  risk=risk.status())
 
 
 def _close_all(bus: InProcessBus, portfolio: PortfolioActor, ts: int) -> None:
