@@ -134,8 +134,12 @@ def render(status: dict[str, Any]) -> str:
     else:
         by_limit = "".join(f"  {limit} {n}" for limit, n in risk["breaches_by_limit"].items())
         lines.append(f"risk         approved {risk['approved']}  breached {risk['breached']}{by_limit}")
+        states = risk.get("limit_state", {})  # what a limit holds now: the day's loss, a tripped drawdown, ...
         for client, limits in risk["limits"].items():
-            lines += [f"limit        {client:<10} {name:<20} {text}" for name, text in limits.items()]
+            for name, text in limits.items():
+                state = {k: v for k, v in states.get(client, {}).get(name, {}).items() if k != "trips"}
+                now = f"  ({', '.join(f'{k} {v}' for k, v in state.items())})" if state else ""
+                lines.append(f"limit        {client:<10} {name:<20} {text}{now}")
     if execution is None:
         lines.append("execution    not answering")
     else:

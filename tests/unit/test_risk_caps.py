@@ -10,6 +10,7 @@ import pytest
 
 from bosun.apps import config as app_config
 from bosun.apps.config import ClientConfig, Config
+from bosun.apps.control import render
 from proto import subjects as sj
 from proto.events import (OrderAccepted, OrderCanceled, OrderFilled, PositionChanged, RiskLimitBreached, SubmitOrder,
                           TargetApproved)
@@ -205,3 +206,13 @@ def test_a_wrong_risk_value_is_named(tmp_path, text: str, expected: str) -> None
     with pytest.raises(app_config.ConfigError, match="bosun.toml: ") as err:
         app_config.load(path)
     assert expected in str(err.value)
+
+
+def test_bosun_status_shows_each_limit_with_its_state() -> None:
+    h = harness(max_daily_loss=D(1000), max_orders_per_s=5)
+    h.send(target("0.1"))
+    text = render({"trading_enabled": True, "prices": [], "risk": h.actor.status(), "execution": None,
+                   "portfolio": None})
+    assert "limit        alice      max_daily_loss       equity down 1000 from the UTC day's start: reducing" in text
+    assert "(day_start_equity 10000, equity 10000, loss 0, tripped False)" in text
+    assert "max_orders_per_s     at most 5 approvals in any 1 s  (approved_in_window 1)" in text
