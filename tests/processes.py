@@ -112,10 +112,13 @@ def descendants(pid: int) -> list[int]:
 
 
 def role(pid: int) -> str | None:
-    """`nats-server`, `postgres`, or the service a `bosun run <service>` child runs; None once gone."""
+    """`nats-server`, `postgres`, or the service a `bosun run <service>` child runs; None once gone
+    (a zombie not yet reaped has an empty command line)."""
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
+        return None
+    if not argv[0]:
         return None
     if b"run" in argv:
         return argv[argv.index(b"run") + 1].decode()
