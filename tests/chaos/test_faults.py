@@ -35,7 +35,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 GONE_TIMEOUT_S = 30.0
 HALTS_ON_START = ("risk", "execution")
-BURST = 10_000
+# Per input subject. 10,000 on each of the 11 takes 90 s on 2 shared cores (~1,800 dead letters a
+# second in all); 1,000 keeps the suite near a minute and still floods every bounded queue (1,024).
+BURST = 1_000
 RSS_BOUND_MIB = 400  # per service, during the burst: each binding holds at most 1024 messages in flight
 
 
@@ -145,6 +147,19 @@ INPUTS: dict[str, tuple[str, ...]] = {
 SERVICES_READING = sorted({s for readers in INPUTS.values() for s in readers})
 
 
+def is_kv(subject: str) -> bool:
+    # A KV bucket keeps the newest value only (latest-state contract): its readers see the last of a
+    # burst and whatever they read before it was superseded, not every put.
+    return subject.startswith("$KV.")
+
+
+def dead_letters_due(service: str) -> tuple[int, int]:
+    """How many dead letters a burst must give `service` at least, and may at most."""
+    streams = sum(service in r for s, r in INPUTS.items() if not is_kv(s))
+    kvs = sum(service in r for s, r in INPUTS.items() if is_kv(s))
+    return BURST * streams + kvs, BURST * (streams + kvs)
+
+
 def rss_mib(pid: int) -> float:
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS:"):
@@ -158,7 +173,7 @@ async def test_a_burst_of_malformed_messages_on_every_input_subject(platform):
     try:
         js = nc.jetstream()
         before = {s: await stored_count(js, "DLQ", sj.dead_letter(s)) for s in SERVICES_READING}
-        expected = {s: before[s] + BURST * sum(s in r for r in INPUTS.values()) for s in SERVICES_READING}
+        due = {s: tuple(before[s] + n for n in dead_letters_due(s)) for s in SERVICES_READING}
         pids = {s: platform.pids()[s] for s in SERVICES_READING}
         rss_before = {s: rss_mib(pid) for s, pid in pids.items()}
         peak = dict(rss_before)
@@ -170,12 +185,16 @@ async def test_a_burst_of_malformed_messages_on_every_input_subject(platform):
                 await nc.flush()
         await nc.flush()
         deadline = time.monotonic() + 150
-        while (counts := {s: await stored_count(js, "DLQ", sj.dead_letter(s)) for s in SERVICES_READING}) != expected:
+        while True:
+            counts = {s: await stored_count(js, "DLQ", sj.dead_letter(s)) for s in SERVICES_READING}
             for s, pid in pids.items():
                 peak[s] = max(peak[s], rss_mib(pid))
-            assert time.monotonic() < deadline, f"dead letters {counts} != {expected} (before: {before})"
+            if all(counts[s] >= due[s][0] for s in SERVICES_READING):
+                break
+            assert time.monotonic() < deadline, f"dead letters {counts}, due at least {due} (before: {before})"
             await asyncio.sleep(0.2)
         dead_lettered_s = time.monotonic() - t0
+        assert all(counts[s] <= due[s][1] for s in SERVICES_READING), f"more dead letters than messages: {counts}"
         reason = codec.decode((await stored(js, "dlq.signal", stream="DLQ"))[-1], ev.DeadLetter).reason
         assert reason.startswith("cannot decode the message on "), reason
     finally:
