@@ -70,6 +70,7 @@ async def replay_seconds(state_dir: Path, bars: int, timeout: float = 300.0) -> 
 
 def one_run(replay: Path, config: Path, bars: int) -> tuple[float, list[ev.OrderFilled]]:
     with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o755)  # as root, embedded PostgreSQL must reach its state dir
         state_dir = Path(tmp) / "state"
         argv = [sys.executable, "-m", "bosun.apps.cli", "up", "--config", str(config), "--state-dir", str(state_dir),
                 "--replay", str(replay), "--speed", "0", "--exit-when-done"]

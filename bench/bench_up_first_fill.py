@@ -50,6 +50,7 @@ async def first_fill_s(state_dir: Path, started: float, timeout: float = 120.0) 
 
 def one_run(replay: Path, speed: float) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o755)  # as root, embedded PostgreSQL must reach its state dir
         state_dir = Path(tmp) / "state"
         argv = [sys.executable, "-m", "bosun.apps.cli", "up", "--state-dir", str(state_dir),
                 "--replay", str(replay), "--speed", str(speed), "--exit-when-done"]

@@ -14,6 +14,7 @@ import uvloop
 
 from bosun.apps import config as config_mod
 from bosun.apps.config import Config
+from bosun.apps.status_metrics import exporter
 from bosun.runtime.backlog import until_behind_at_most
 from bosun.runtime.config import ConfigError
 from bosun.runtime.service import run_service
@@ -29,13 +30,22 @@ BATCH = 500  # market events per publish round at most: what has arrived, one pr
 # (ShadowAdapter's max_recent) when an order reaches it after the bars it was decided on.
 REPLAY_LEAD = 2_000
 REPLAY_STALL_S = 30.0
+# An installed package carries no infra/postgres (the Docker image copies it and names it here).
+MIGRATIONS_DIR_ENV = "BOSUN_MIGRATIONS_DIR"
+
+
+def _metrics(cfg: Config, service: str) -> dict[str, object]:
+    """run_service's metrics arguments for `service`: where to serve them, and its state gauges."""
+    own = cfg.service(service)
+    return {"metrics_port": own.metrics_port, "metrics_addr": own.metrics_addr,
+            "export_status": exporter(service, cfg)}
 
 
 async def serve_signal(cfg: Config, nats_url: str, _database_url: str | None) -> int:
     from services.signal.actor import SignalActor
 
     await run_service("signal", lambda clock, out: SignalActor(clock, out, cfg.signal_config()), nats_url=nats_url,
-                      metrics_port=cfg.metrics_port("signal"))
+                      **_metrics(cfg, "signal"))
     return 0
 
 
@@ -43,7 +53,7 @@ async def serve_risk(cfg: Config, nats_url: str, _database_url: str | None) -> i
     from services.risk.actor import RiskActor
 
     await run_service("risk", lambda clock, out: RiskActor(clock, out, cfg.risk_config()), nats_url=nats_url,
-                      metrics_port=cfg.metrics_port("risk"), halt_on_start=True)
+                      **_metrics(cfg, "risk"), halt_on_start=True)
     return 0
 
 
@@ -53,7 +63,7 @@ async def serve_execution(cfg: Config, nats_url: str, _database_url: str | None)
 
     config = cfg.execution_config()
     await run_service("execution", lambda clock, out: ExecutionActor(clock, out, config), nats_url=nats_url,
-                      metrics_port=cfg.metrics_port("execution"), halt_on_start=True,
+                      **_metrics(cfg, "execution"), halt_on_start=True,
                       companions=[lambda clock, out: ShadowAdapter(clock, out, config)])
     return 0
 
@@ -66,22 +76,18 @@ async def serve_portfolio(cfg: Config, nats_url: str, database_url: str | None) 
         raise ConfigError("portfolio needs PostgreSQL: set BOSUN_DATABASE_URL or start `bosun up`")
     store = await PortfolioStore.connect(database_url)
     try:
-        await store.migrate()
+        migrations = os.environ.get(MIGRATIONS_DIR_ENV)
+        await (store.migrate(Path(migrations)) if migrations else store.migrate())
         fills = await store.fills()
-        actors: list[PortfolioActor] = []
 
-        def build(clock, out) -> PortfolioActor:
-            actors.append(PortfolioActor(clock, out, cfg.portfolio_config(), fills=fills))
-            return actors[0]
-
-        async def persist(events) -> None:
-            # Before the fill is acked: the fill, its position and the round trips it closed, in one transaction.
-            actor = actors[0]
-            await store.persist([actor.last_fill, *events], actor.last_closed)
+        async def store_fills(effects) -> None:
+            # Before the fill is acked: the fill, its position and the round trip it closed, in one transaction.
+            for e in effects:
+                await store.persist([e.fill, e.position], e.closed)
 
         log.info("portfolio: restored %d fills from PostgreSQL", len(fills))
-        await run_service("portfolio", build, nats_url=nats_url, sink=persist,
-                          metrics_port=cfg.metrics_port("portfolio"))
+        await run_service("portfolio", lambda clock, out: PortfolioActor(clock, out, cfg.portfolio_config(), fills),
+                          nats_url=nats_url, effects=store_fills, **_metrics(cfg, "portfolio"))
     finally:
         await store.close()
     return 0
@@ -92,32 +98,31 @@ async def serve_alerts(cfg: Config, nats_url: str, _database_url: str | None) ->
     from services.alerts.webhooks import from_config
 
     notifier = from_config(cfg.alerts)
-    actors: list[AlertsActor] = []
 
-    def build(clock, out) -> AlertsActor:
-        actors.append(AlertsActor(clock, out, cfg.alerts, notifier))
-        return actors[0]
+    async def send(effects) -> None:
+        for e in effects:
+            notifier.notify(e.alert)  # queued (bounded), delivered by notifier.run()
 
-    async def flush_summaries() -> None:
+    async def summary_clock(binding, actor: AlertsActor) -> None:
         # The actor has no timers: a burst followed by silence still gets its "N suppressed" summary.
         while True:
             await asyncio.sleep(ALERT_SUMMARY_EVERY_S)
-            if actors:
-                actors[0].flush_summary()
+            await binding.feed(actor.on_summary_due, actor.clock.now_ns())
 
-    sending, flushing = asyncio.create_task(notifier.run()), asyncio.create_task(flush_summaries())
+    sending = asyncio.create_task(notifier.run())
     try:
-        await run_service("alerts", build, nats_url=nats_url, metrics_port=cfg.metrics_port("alerts"))
+        await run_service("alerts", lambda clock, out: AlertsActor(clock, out, cfg.alerts), nats_url=nats_url,
+                          effects=send, source=summary_clock, **_metrics(cfg, "alerts"))
     finally:
-        flushing.cancel()
         await notifier.aclose()  # delivers what is queued (bounded) while the sender still runs
         sending.cancel()
-        await asyncio.gather(sending, flushing, return_exceptions=True)
+        await asyncio.gather(sending, return_exceptions=True)
     return 0
 
 
 async def serve_ingest(cfg: Config, nats_url: str, _database_url: str | None) -> int:
     from bosun.apps.control import EXIT_STREAM_UNAVAILABLE
+    from bosun.apps.market_state import stored_market
     from services.ingest.actor import MarketDataActor
     from services.ingest.binance_ws import StreamUnavailable
     from services.ingest.source import batches, market_events
@@ -125,18 +130,28 @@ async def serve_ingest(cfg: Config, nats_url: str, _database_url: str | None) ->
     replaying = bool(cfg.ingest.replay)
 
     async def pump(binding, actor: MarketDataActor) -> None:
+        # A restart resumes after what the platform has: no bar stored twice, no price stepping back.
+        stored = await stored_market(binding.js)
+        actor.resume(stored)
+        for kind, newest in (("bar", stored.bars), ("trade", stored.trades)):
+            for (venue, symbol), event in sorted(newest.items()):
+                log.info("ingest: %s.%s resumes after its %s of %d ns", venue, symbol, kind, event.ts_event)
         n = 0
-        async for batch in batches(market_events(cfg.ingest), BATCH):
+        async for batch in batches(market_events(cfg.ingest, stored), BATCH):
             await binding.feed(actor.on_events, batch)
             n += len(batch)
             if replaying and not await until_behind_at_most(binding.js, "MARKET", REPLAY_LEAD, REPLAY_STALL_S):
                 log.warning("ingest: the platform has not caught up with the replay in %ss; going on", REPLAY_STALL_S)
-        if replaying:
-            log.info("ingest: replay finished after %d events", n)
+        if replaying and n == 0 and (stored.bars or stored.trades):
+            log.warning("ingest: the platform already has every event of the replay files (MARKET holds newer "
+                        "ones); nothing published. To replay them again, start on an empty store (a fresh "
+                        "`bosun up --state-dir`).")
+        elif replaying:
+            log.info("ingest: replay finished after %d new events", n)
 
     try:
         await run_service("ingest", MarketDataActor, nats_url=nats_url, source=pump,
-                          metrics_port=cfg.metrics_port("ingest"))
+                          **_metrics(cfg, "ingest"))
     except StreamUnavailable as exc:
         log.error("ingest: %s", exc)
         return EXIT_STREAM_UNAVAILABLE

@@ -1,7 +1,8 @@
 """The shape of a service's logic: a plain class with state and `on_<event>` handlers.
 
 An actor does no I/O. It is handed a clock and an outbox, declares the subjects it
-reads (`inputs`), and publishes what it decides through the outbox. The same actor runs
+reads (`inputs`), and has one way out, the outbox: events it publishes, and effects
+(store this, send that) that the edge of its process carries out. The same actor runs
 on the in-process bus (tests, backtests) and on NATS (bosun.runtime.nats_binding)."""
 
 from __future__ import annotations
@@ -36,10 +37,20 @@ def event_input(subject: str, kind: type[ev.Event], handler: Callable[[Any], Non
     return Input(subject, handler, lambda data: codec.decode(data, kind), delivery)
 
 
+class Effect:
+    """Something only the edge of a process can do (write to PostgreSQL, send a webhook).
+    On NATS it is carried out before anything the same handler published is sent, and
+    before the input is acked: a failure leaves the input to be redelivered."""
+
+    __slots__ = ()
+
+
 class Outbox(Protocol):
     def publish(self, message: ev.Event) -> None: ...
 
     def set_trading_enabled(self, enabled: bool) -> None: ...
+
+    def effect(self, effect: Effect) -> None: ...
 
 
 class Actor:

@@ -2,7 +2,8 @@
 
 Publishing appends to one queue; `drain()` hands each message, in publish order, to every
 handler whose filter matches its subject, in attach order. KV subjects (`$KV.<bucket>.<key>`)
-also keep their newest value, handed to actors that attach later, as a KV watch would."""
+also keep their newest value, handed to actors that attach later, as a KV watch would.
+Effects go at once to the handlers given with `on_effect` (a backtest has no edges: none)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from bosun.runtime.actor import Actor, Delivery
+from bosun.runtime.actor import Actor, Delivery, Effect
 from proto import subjects as sj
 from proto import events as ev
 
@@ -30,6 +31,7 @@ class InProcessBus:
         self._routes: dict[str, tuple[Callable[[Any], None], ...]] = {}
         self._kv: dict[str, Any] = {}
         self._taps: list[Callable[[str, Any], None]] = []
+        self._effect_handlers: list[Callable[[Effect], None]] = []
 
     # --- wiring
 
@@ -51,6 +53,9 @@ class InProcessBus:
         """See every message as it is delivered (tests, recorders)."""
         self._taps.append(observer)
 
+    def on_effect(self, handler: Callable[[Effect], None]) -> None:
+        self._effect_handlers.append(handler)
+
     # --- Outbox
 
     def publish(self, message: ev.Event) -> None:
@@ -68,6 +73,10 @@ class InProcessBus:
             raise self._overflow(sj.TRADING_ENABLED)
         self._kv[sj.TRADING_ENABLED] = enabled
         self._queue.append((sj.TRADING_ENABLED, enabled))
+
+    def effect(self, effect: Effect) -> None:
+        for handler in self._effect_handlers:
+            handler(effect)
 
     def _overflow(self, subject: str) -> BusOverflow:
         return BusOverflow(f"in-process bus holds {self._max_pending} undelivered messages; "

@@ -4,17 +4,18 @@ Every input becomes a push subscription read with `next_msg` (so flow control an
 max_ack_pending see our real progress) by a pump task that feeds ONE bounded queue; one
 worker hands the messages to the actor one at a time, in arrival order. For each one:
 
-    decode -> handler (outputs collected, nothing sent yet) -> sink(events), when it
-    published events -> publish the outputs with Nats-Msg-Id, await every ack -> ack the input
+    decode -> handler (outputs collected, nothing sent yet) -> carry out its effects, if
+    any -> publish the outputs with Nats-Msg-Id, await every ack -> ack the input
 
 A message that does not decode, or whose handler raises, becomes a DeadLetter on
-`dlq.<service>` and is acked: the service keeps going. A failing sink or JetStream
+`dlq.<service>` and is acked: the service keeps going. A failing effect or JetStream
 refusing our publishes stops `run()` with the error, leaving the input unacked for
 redelivery (handlers are idempotent; publishes are de-duplicated by id)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import re
@@ -31,7 +32,7 @@ from opentelemetry import propagate
 from opentelemetry.trace import SpanKind
 
 from bosun.runtime import telemetry
-from bosun.runtime.actor import Actor, Delivery, Input
+from bosun.runtime.actor import Actor, Delivery, Effect, Input
 from proto import codec
 from proto import events as ev
 from proto import subjects as sj
@@ -40,7 +41,7 @@ from proto.streams import stream_for
 
 log = logging.getLogger(__name__)
 
-Sink = Callable[[list[ev.Event]], Awaitable[None]]
+Effects = Callable[[list[Effect]], Awaitable[None]]  # the edge that carries out an actor's effects
 
 PUBLISH_WINDOW = 4000  # JetStream publishes awaiting their ack, per connection
 PUBLISH_ACK_TIMEOUT_S = 10.0
@@ -64,7 +65,7 @@ class TradingEnabled:
     enabled: bool
 
 
-Output = ev.Event | TradingEnabled
+Output = ev.Event | TradingEnabled | Effect
 
 
 class CollectingOutbox:
@@ -78,6 +79,9 @@ class CollectingOutbox:
 
     def set_trading_enabled(self, enabled: bool) -> None:
         self._collecting().append(TradingEnabled(enabled))
+
+    def effect(self, effect: Effect) -> None:
+        self._collecting().append(effect)
 
     def _collecting(self) -> list[Output]:
         if self._items is None:
@@ -102,8 +106,10 @@ def durable_name(service: str, subject: str) -> str:
     return f"{service}-{readable.strip('_')}-{digest}"
 
 
-def _events(outputs: Sequence[Output]) -> list[ev.Event]:
-    return [o for o in outputs if isinstance(o, ev.Event)]
+def _split_effects(outputs: list[Output]) -> tuple[list[Effect], list[Output]]:
+    """(effects, what to publish): usually no effect, and then the list is handed on as it is."""
+    effects = [o for o in outputs if isinstance(o, Effect)]
+    return (effects, [o for o in outputs if not isinstance(o, Effect)]) if effects else (effects, outputs)
 
 
 def _coalesce_prices(outputs: Sequence[Output]) -> list[Output]:
@@ -127,7 +133,8 @@ def _wire(out: Output) -> tuple[str, bytes, dict[str, str] | None]:
         # no Nats-Msg-Id: false -> true -> false within the dedup window must all land
         return sj.TRADING_ENABLED, codec.encode_trading_enabled(out.enabled), None
     headers = {api.Header.MSG_ID: ev.msg_id(out)}
-    propagate.inject(headers)  # the current span (the input's handling) becomes the parent downstream
+    if telemetry.tracing():
+        propagate.inject(headers)  # the current span (the input's handling) becomes the parent downstream
     return sj.subject_for(out), codec.encode(out), headers
 
 
@@ -154,6 +161,7 @@ class _Route:
     def __post_init__(self) -> None:
         self.m_in = telemetry.MESSAGES_IN.labels(self.service, self.input.subject)
         self.m_seconds = telemetry.HANDLER_SECONDS.labels(self.service, self.input.subject)
+        self.m_pending = telemetry.CONSUMER_PENDING.labels(self.service, self.input.subject)
 
     @property
     def durable(self) -> bool:
@@ -167,6 +175,7 @@ class _Route:
             self.caught_up.set()
 
 
+_NO_SPAN = contextlib.nullcontext()
 _START = object()  # queue marker: run actor.on_start() in turn with the messages
 
 
@@ -179,7 +188,7 @@ class NatsBinding:
         self._max_in_flight = max_in_flight
         self._outbox = CollectingOutbox()
         self._turn = asyncio.Lock()  # one handler call at a time: actors are not thread-safe
-        self._sink: Sink | None = None
+        self._effects: Effects | None = None
         self._stopping = False
         self._m_out = telemetry.MESSAGES_OUT.labels(service)
         self._m_dead = telemetry.DEAD_LETTERS.labels(service)
@@ -190,34 +199,30 @@ class NatsBinding:
 
     # ------------------------------------------------------------------ running an actor
 
-    async def run(self, actor: Actor, sink: Sink | None = None, ready: asyncio.Event | None = None) -> None:
-        """Consume the actor's inputs until cancelled (or until a sink/publish failure, raised)."""
-        self._sink = sink
+    async def run(self, actor: Actor, effects: Effects | None = None, ready: asyncio.Event | None = None) -> None:
+        """Consume the actor's inputs until cancelled (or until an effect or publish failure, raised)."""
+        self._effects = effects
         queue: asyncio.Queue[tuple[Any, Any]] = asyncio.Queue(self._max_in_flight)
         routes = [_Route(inp, await self._resolve_stream(inp.subject), self.service) for inp in actor.inputs()]
-        tasks: list[asyncio.Task[None]] = []
         worker = asyncio.create_task(self._work(queue, actor), name=f"{self.service}-worker")
         try:
             catch_up = [r for r in routes if r.input.delivery in (Delivery.REPLAY, Delivery.LATEST)]
             for route in catch_up:
-                tasks.append(await self._subscribe(route, queue))
+                await self._subscribe(route, queue)
             await self._until(worker, asyncio.gather(*(r.caught_up.wait() for r in catch_up)))
             started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             await queue.put((_START, started))
             await self._until(worker, started)
             for route in routes:
                 if route not in catch_up:
-                    tasks.append(await self._subscribe(route, queue))
+                    await self._subscribe(route, queue)
             log.info("%s: consuming %d inputs", self.service, len(routes),
                      extra={"inputs": [f"{r.input.subject} ({r.input.delivery.value})" for r in routes]})
             if ready is not None:
                 ready.set()
             await asyncio.wait([worker])
-            worker.result()  # a sink or publish failure: raise it
+            worker.result()  # an effect or publish failure: raise it
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
             await self._stop_worker(worker)
             for route in routes:
                 if route.sub is not None:
@@ -261,15 +266,21 @@ class NatsBinding:
         except NotFoundError:
             raise ValueError(f"{self.service}: no JetStream stream captures input subject {subject!r}") from None
 
-    async def _subscribe(self, route: _Route, queue: asyncio.Queue[tuple[Any, Any]]) -> asyncio.Task[None]:
+    async def _subscribe(self, route: _Route, queue: asyncio.Queue[tuple[Any, Any]]) -> None:
         inp = route.input
+
+        async def arrived(msg: Msg) -> None:
+            # nats-py awaits this before handing over the next message: a full queue holds the
+            # subscription back, and max_ack_pending / flow control hold the server back.
+            await queue.put((route, msg))
+
         if route.durable:
             config = api.ConsumerConfig(
                 durable_name=durable_name(self.service, inp.subject), deliver_subject=self.nc.new_inbox(),
                 filter_subject=inp.subject, deliver_policy=api.DeliverPolicy.ALL,
                 ack_policy=api.AckPolicy.EXPLICIT, ack_wait=ACK_WAIT_S, max_ack_pending=self._max_in_flight)
             route.sub = await self.js.subscribe(inp.subject, durable=config.durable_name, stream=route.stream,
-                                                config=config, manual_ack=True)
+                                                config=config, manual_ack=True, cb=arrived)
             route.caught_up.set()  # nothing to catch up on: it flows after on_start
         else:
             policy = {Delivery.REPLAY: api.DeliverPolicy.ALL, Delivery.LATEST: api.DeliverPolicy.LAST_PER_SUBJECT,
@@ -283,15 +294,8 @@ class NatsBinding:
             route.backlog = info.num_pending or 0
             if route.backlog == 0 or inp.delivery is Delivery.LIVE:
                 route.caught_up.set()
-            route.sub = await self.js.subscribe_bind(route.stream, config, info.name, ordered_consumer=True)
-        return asyncio.create_task(self._pump(route, queue), name=f"{self.service}-{inp.subject}")
-
-    @staticmethod
-    async def _pump(route: _Route, queue: asyncio.Queue[tuple[Any, Any]]) -> None:
-        sub = route.sub
-        while True:
-            msg = await sub.next_msg(timeout=None)
-            await queue.put((route, msg))
+            route.sub = await self.js.subscribe_bind(route.stream, config, info.name, ordered_consumer=True,
+                                                     cb=arrived)
 
     async def _work(self, queue: asyncio.Queue[tuple[Any, Any]], actor: Actor) -> None:
         self._stopping = False
@@ -309,9 +313,7 @@ class NatsBinding:
         # A service whose start failed must not look ready: execution's on_start is what
         # cancels the orders it restored while trading is off.
         try:
-            outputs = self._outbox.call(actor.on_start)
-            await self._sink_events(outputs)
-            await self._send(outputs)
+            await self._send(await self._carry_out(self._outbox.call(actor.on_start)))
         except Exception as exc:
             started.set_exception(RuntimeError(f"{self.service}: on_start failed: {type(exc).__name__}: {exc}"))
             return
@@ -330,20 +332,26 @@ class NatsBinding:
             # A deleted key has no value to hand on, except the kill switch: gone means off.
             decode = _trading_off if msg.subject == sj.TRADING_ENABLED else None
         if decode is not None:
-            with telemetry.TRACER.start_as_current_span(
-                    f"{self.service} {route.input.subject}", context=propagate.extract(msg.headers or {}),
-                    kind=SpanKind.CONSUMER, attributes={"messaging.destination.name": msg.subject}):
+            with self._consumer_span(route, msg):
                 outputs = await self._handle(route.input.handler, decode, msg.data, msg.subject, self._msg_ref(msg))
                 await self._send(outputs)
         if route.durable:
             await msg.ack()
             route.last_seq = msg.metadata.sequence.stream
         route.note_done(msg)
+        route.m_pending.set(msg.metadata.num_pending)
         route.m_seconds.observe(time.perf_counter() - t0)
+
+    def _consumer_span(self, route: _Route, msg: Msg) -> contextlib.AbstractContextManager[Any]:
+        if not telemetry.tracing():
+            return _NO_SPAN  # not even a no-op span per message
+        return telemetry.TRACER.start_as_current_span(
+            f"{self.service} {route.input.subject}", context=propagate.extract(msg.headers or {}),
+            kind=SpanKind.CONSUMER, attributes={"messaging.destination.name": msg.subject})
 
     async def _handle(self, handler: Callable[[Any], None], decode: Callable[[bytes], Any], data: bytes,
                       subject: str, ref: str) -> list[Output]:
-        """decode -> handler -> sink; returns what to publish (a DeadLetter on a bad input)."""
+        """decode -> handler -> its effects; returns what to publish (a DeadLetter on a bad input)."""
         letters: list[Output] = []
         try:
             value = decode(data)
@@ -362,13 +370,17 @@ class NatsBinding:
                         subject, exc_info=True)
             return letters + [self._dead_letter(subject, data, f"{getattr(handler, '__qualname__', handler)} "
                                                                f"raised {type(exc).__name__}: {exc}", ref)]
-        await self._sink_events(outputs)
-        return letters + outputs
+        return letters + await self._carry_out(outputs)
 
-    async def _sink_events(self, outputs: Sequence[Output]) -> None:
-        events = _events(outputs)
-        if events and self._sink is not None:
-            await self._sink(events)
+    async def _carry_out(self, outputs: list[Output]) -> list[Output]:
+        """Carry out the effects among `outputs`; returns the rest, to publish."""
+        effects, publish = _split_effects(outputs)
+        if effects:
+            if self._effects is None:
+                raise RuntimeError(f"{self.service}: the actor asked for {type(effects[0]).__name__} but its "
+                                   f"process carries out no effects")
+            await self._effects(effects)
+        return publish
 
     def _msg_ref(self, msg: Msg) -> str:
         try:
@@ -387,7 +399,7 @@ class NatsBinding:
 
     async def feed(self, handler: Callable[[Any], None], message: Any) -> None:
         """One handler call for a source outside NATS (e.g. an exchange websocket), in turn
-        with the inputs and with the same collect -> sink -> publish discipline."""
+        with the inputs and with the same collect -> effects -> publish discipline."""
         name = getattr(handler, "__qualname__", repr(handler))
         payload = message if isinstance(message, bytes) else repr(message).encode()
         ref = hashlib.blake2b(name.encode() + payload, digest_size=8).hexdigest()

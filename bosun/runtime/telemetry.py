@@ -1,12 +1,16 @@
 """Structured logs (one JSON object per line on stderr), the Prometheus metrics every
 service exports, and OpenTelemetry traces. Labels stay low-cardinality: the service and the
-input filter, never a full subject.
+input filter, never a full subject; a client id, a market (`venue.symbol`) or a limit's name,
+which the config bounds. The state gauges (trading, orders, prices, positions, PnL) are set by
+the service shell from the actor's `status()` (bosun.apps.status_metrics): actors never touch
+Prometheus.
 
 Traces follow a market event through the services: each handled message is a span whose
 parent comes from the message's `traceparent` header, and what the handler publishes
 carries the span on. Spans are exported only when asked, with the standard variable
 OTEL_TRACES_EXPORTER: `console` (JSON to stderr) or `otlp` (needs the
-opentelemetry-exporter-otlp package); unset, tracing costs a no-op call per message."""
+opentelemetry-exporter-otlp package); unset, no span is made and no context is read or
+written per message."""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ import time
 
 import msgspec
 from opentelemetry import trace
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from bosun.runtime.config import ConfigError
 
@@ -26,9 +30,23 @@ MESSAGES_IN = Counter("bosun_messages_in", "Input messages handled", ["service",
 MESSAGES_OUT = Counter("bosun_messages_out", "Messages published to JetStream", ["service"])
 DEAD_LETTERS = Counter("bosun_dead_letters", "Inputs sent to the dead-letter subject", ["service"])
 HANDLER_SECONDS = Histogram(
-    "bosun_handler_seconds", "One input from arrival to ack: decode, handler, sink, publish",
+    "bosun_handler_seconds", "One input from arrival to ack: decode, handler, effects, publish",
     ["service", "input"],
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0))
+RECONNECTS = Counter("bosun_nats_reconnects", "Reconnections to NATS after losing the connection", ["service"])
+CONSUMER_PENDING = Gauge(
+    "bosun_consumer_pending_messages", "Messages of the input's stream not yet delivered to the service, "
+    "as of the last one delivered", ["service", "input"])
+
+TRADING_ENABLED = Gauge("bosun_trading_enabled", "1 while the service sees trading on (KV control), else 0",
+                        ["service"])
+OPEN_ORDERS = Gauge("bosun_open_orders", "Orders working at a venue, as execution sees them", ["client"])
+PRICE_EVENT_TIME = Gauge("bosun_price_event_timestamp_seconds", "Event time of the last price ingested",
+                         ["market"])
+BREACHES = Counter("bosun_risk_breaches", "Targets refused by a risk limit", ["limit"])
+POSITION = Gauge("bosun_position", "Position in base units (negative: short)", ["client", "market"])
+EQUITY = Gauge("bosun_equity", "Capital plus realized and unrealized PnL less fees, in quote units", ["client"])
+PNL = Gauge("bosun_pnl", "PnL in quote units: realized (after fees) and unrealized", ["client", "kind"])
 
 # what every LogRecord carries; anything else was passed with `extra=` and is logged as a field
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -63,6 +81,14 @@ def setup_logging(service: str, level: int = logging.INFO) -> None:
     root.setLevel(level)
 
 
+_tracing = False
+
+
+def tracing() -> bool:
+    """Whether spans are exported: when not, the hot path skips making them at all."""
+    return _tracing
+
+
 def setup_tracing(service: str, exporter: str | None) -> None:
     """Install a tracer provider for `service` exporting to `exporter` (console | otlp | none)."""
     if exporter in (None, "", "none"):
@@ -83,4 +109,11 @@ def setup_tracing(service: str, exporter: str | None) -> None:
         raise ConfigError(f"OTEL_TRACES_EXPORTER={exporter!r}: bosun exports to console, otlp or none")
     provider = TracerProvider(resource=Resource.create({"service.name": f"bosun-{service}"}))
     provider.add_span_processor(BatchSpanProcessor(span_exporter))
+    use_tracer_provider(provider)
+
+
+def use_tracer_provider(provider: trace.TracerProvider) -> None:
+    """The process's tracer provider (OpenTelemetry takes only the first): spans from now on."""
+    global _tracing
     trace.set_tracer_provider(provider)
+    _tracing = True

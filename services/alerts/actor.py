@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from collections.abc import Sequence
-from typing import Protocol
+from dataclasses import dataclass
 
-from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
+from bosun.runtime.actor import Actor, Delivery, Effect, Input, Outbox, event_input
 from bosun.runtime.clock import Clock
 from proto import events as ev
 from proto import subjects as sj
@@ -21,21 +21,22 @@ from services.alerts.alerts import Alert, alert_for, suppressed_summary, trading
 MINUTE_NS = 60_000_000_000
 
 
-class Notifier(Protocol):
-    def notify(self, alert: Alert) -> None:
-        """Hand the alert over for delivery; must return at once, never block or raise."""
+@dataclass(frozen=True, slots=True)
+class SendAlert(Effect):
+    """Deliver `alert` to the configured webhooks (the edge queues it, bounded, and retries)."""
+
+    alert: Alert
 
 
 class AlertsActor(Actor):
     name = "alerts"
 
-    def __init__(self, clock: Clock, out: Outbox, cfg: AlertsConfig, notifier: Notifier) -> None:
+    def __init__(self, clock: Clock, out: Outbox, cfg: AlertsConfig) -> None:
         super().__init__(clock, out)
         if cfg.max_per_minute < 1:
             raise ValueError(f"alerts.max_per_minute must be >= 1, got {cfg.max_per_minute}")
         if cfg.dedup_window_s < 0:
             raise ValueError(f"alerts.dedup_window_s must be >= 0, got {cfg.dedup_window_s}")
-        self.notifier = notifier
         self.max_per_minute = cfg.max_per_minute
         self.dedup_window_ns = int(cfg.dedup_window_s * 1e9)
         # key -> when it was last sent, oldest first: expired keys are evicted from the
@@ -63,12 +64,11 @@ class AlertsActor(Actor):
         self._last_sent.pop(trading_key(not event.enabled), None)
         self._consider(alert_for(event))
 
-    def flush_summary(self) -> None:
+    def on_summary_due(self, now: int) -> None:
         """Send the summary of rate-limited alerts if the rolling minute has room again.
 
-        Handlers call it before each decision; a binding may also call it on a timer so
+        Handlers check before each decision; the process's clock also calls it on a timer so
         that a quiet period after a burst still reports what was held back."""
-        now = self.clock.now_ns()
         self._expire(now)
         if self._held_back and len(self._sent_times) < self.max_per_minute:
             summary = suppressed_summary(self._held_back, self.max_per_minute, now)
@@ -87,8 +87,8 @@ class AlertsActor(Actor):
     # --- decisions
 
     def _consider(self, alert: Alert) -> None:
-        self.flush_summary()
         now = self.clock.now_ns()
+        self.on_summary_due(now)
         last = self._last_sent.get(alert.key)
         if last is not None and now - last < self.dedup_window_ns:
             self.duplicates += 1
@@ -104,7 +104,7 @@ class AlertsActor(Actor):
     def _send(self, alert: Alert, now: int) -> None:
         self._sent_times.append(now)
         self.sent += 1
-        self.notifier.notify(alert)
+        self.out.effect(SendAlert(alert))
 
     def _expire(self, now: int) -> None:
         while self._sent_times and now - self._sent_times[0] >= MINUTE_NS:

@@ -1,5 +1,9 @@
 """The ingest actor: each bar or trade from a source becomes the event itself plus the
-newest price of its venue.symbol (KV `prices`), which every other service reads."""
+newest price of its venue.symbol (KV `prices`), which every other service reads.
+
+It never publishes market data older than what the platform already has per venue.symbol
+(`resume` tells it what that is at start), so a restart or a reconnect's overlap stores no
+bar twice, and KV `prices` never steps back in time."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from bosun.runtime.actor import Actor, Input, Outbox
 from bosun.runtime.clock import Clock
 from proto.events import Bar, PriceSnapshot, Trade
 from proto.subjects import price_key
+from services.ingest.newest import Newest, Stored
 
 
 class MarketDataActor(Actor):
@@ -20,16 +25,31 @@ class MarketDataActor(Actor):
     def __init__(self, clock: Clock, out: Outbox) -> None:
         super().__init__(clock, out)
         self._last: dict[tuple[str, str], PriceSnapshot] = {}
+        self._newest = Newest()
+
+    def resume(self, stored: Stored) -> None:
+        """Start from what the platform holds (before the first event)."""
+        self._newest = Newest(stored)
+        for key, snapshot in stored.prices.items():
+            last = self._last.get(key)
+            if last is None or snapshot.ts_event > last.ts_event:
+                self._last[key] = snapshot
 
     def inputs(self) -> Sequence[Input]:
         return []
 
     def on_bar(self, bar: Bar) -> None:
+        if not self._newest.admit(bar):
+            return
         self.out.publish(bar)
+        key = (bar.venue, bar.symbol)
+        last = self._last.get(key)
+        if last is not None and bar.ts_event < last.ts_event:
+            return  # a trade of the next bar came first (live): the price it set is newer
         snapshot = PriceSnapshot(id=f"{bar.venue}.{bar.symbol}.{bar.ts_event}", ts_event=bar.ts_event,
                                  venue=bar.venue, symbol=bar.symbol, price=bar.close,
                                  open=bar.open, high=bar.high, low=bar.low)
-        self._last[(bar.venue, bar.symbol)] = snapshot  # inline, not a helper shared with on_trade: a call per bar
+        self._last[key] = snapshot  # inline, not a helper shared with on_trade: a call per bar
         self.out.publish(snapshot)
 
     def on_events(self, events: Sequence[Bar | Trade]) -> None:
@@ -41,11 +61,17 @@ class MarketDataActor(Actor):
                 self.on_trade(event)
 
     def on_trade(self, trade: Trade) -> None:
+        if not self._newest.admit(trade):
+            return
         self.out.publish(trade)
+        key = (trade.venue, trade.symbol)
+        last = self._last.get(key)
+        if last is not None and trade.ts_event < last.ts_event:
+            return  # a bar closed after it is stored already
         # The trade's own id: two trades in the same millisecond are two different prices.
         snapshot = PriceSnapshot(id=trade.id, ts_event=trade.ts_event, venue=trade.venue, symbol=trade.symbol,
                                  price=trade.price)
-        self._last[(trade.venue, trade.symbol)] = snapshot
+        self._last[key] = snapshot
         self.out.publish(snapshot)
 
     def status(self) -> dict[str, dict[str, object]]:

@@ -15,6 +15,10 @@ class IngestConfig(ConfigStruct):
     symbols: list[str] = msgspec.field(default_factory=lambda: ["BTCUSDT"])
     interval: str = "1m"
     ws_url: str = "wss://stream.binance.com:9443"
+    rest_url: str = "https://api.binance.com"  # kline history: the gap a (re)connect missed
+    # Bars filled from REST per symbol on each (re)connect, at most: the newest of a longer gap,
+    # in ceil(n / 1000) requests (about 3.5 days of 1m bars); 0 = no gap fill.
+    gap_fill_max_bars: int = 5000
     streams: list[Literal["kline", "trade"]] = msgspec.field(default_factory=lambda: ["kline", "trade"])
     replay: list[str] = []  # kline/trade files; when set, replay them instead of the websocket
     speed: float = 0.0  # replay speed as a multiple of real time; 0 = as fast as possible
@@ -24,5 +28,7 @@ class IngestConfig(ConfigStruct):
     def __post_init__(self) -> None:
         for symbol in self.symbols:
             check_token(symbol, "symbol")
+        if self.gap_fill_max_bars < 0:
+            raise ValueError("ingest.gap_fill_max_bars must be >= 0 (0 = no gap fill from REST)")
         if self.speed < 0:
             raise ValueError("ingest.speed must be >= 0 (0 = as fast as possible)")

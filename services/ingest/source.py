@@ -7,23 +7,33 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from proto.events import Bar, Trade
+from services.ingest.binance_rest import KlineHistory
 from services.ingest.config import IngestConfig
 from services.ingest.binance_ws import BinanceStream, combined_stream_url
 from services.ingest.files import read_market_file
+from services.ingest.newest import Newest, Stored
 from services.ingest.replay import merge_by_time, replay
 
 _DONE = object()
 START_ATTEMPTS = 3  # an unreachable stream at start is reported within seconds
 
 
-def market_events(cfg: IngestConfig) -> AsyncIterator[Bar | Trade]:
+def market_events(cfg: IngestConfig, stored: Stored = Stored()) -> AsyncIterator[Bar | Trade]:
+    """The events after what the platform has (`stored`): a replay skips what it published before
+    a restart (before pacing, so a restart does not wait through it); the websocket fills the gap
+    since the newest stored bar from REST history."""
     if cfg.replay:
         # Opened now, so a missing or malformed file fails at start, not mid-run.
         files = [read_market_file(path, venue=cfg.venue) for path in cfg.replay]
-        return replay(merge_by_time(files), cfg.speed)
+        return replay(Newest(stored).after(merge_by_time(files)), cfg.speed)
+    history = None
+    if cfg.gap_fill_max_bars and "kline" in cfg.streams:
+        history = KlineHistory(cfg.rest_url, cfg.interval, max_bars=cfg.gap_fill_max_bars, venue=cfg.venue)
+    since = {symbol: bar.ts_event for (venue, symbol), bar in stored.bars.items()
+             if venue == cfg.venue and symbol in cfg.symbols and bar.interval == cfg.interval}
     return BinanceStream(websocket_url(cfg), max_reconnect_delay_s=cfg.max_reconnect_delay_s,
                          max_attempts=cfg.max_reconnect_attempts, start_attempts=START_ATTEMPTS,
-                         venue=cfg.venue).events()
+                         venue=cfg.venue, history=history, since=since).events()
 
 
 def websocket_url(cfg: IngestConfig) -> str:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from bosun.model.prices import LatestPrices
 from bosun.model.recent import RecentIds
-from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
+from bosun.runtime.actor import Actor, Delivery, Effect, Input, Outbox, event_input
 from bosun.runtime.clock import Clock
 from proto import subjects as sj
 from proto.events import OrderFilled, PositionChanged, PriceSnapshot
@@ -24,6 +25,15 @@ from services.portfolio.positions import ARITHMETIC, ZERO, Position, add, check_
 from services.portfolio.roundtrips import RoundTrip, RoundTripTracker
 
 Key = tuple[str, str, str]  # client, venue, symbol
+
+
+@dataclass(frozen=True, slots=True)
+class StoreFill(Effect):
+    """Write a new fill, the position it made and the round trip it closed to the store, together."""
+
+    fill: OrderFilled
+    position: PositionChanged
+    closed: tuple[RoundTrip, ...]
 
 
 class _Equity:
@@ -70,9 +80,6 @@ class PortfolioActor(Actor):
         self._tracker = RoundTripTracker()
         self._closed: deque[RoundTrip] = deque(maxlen=max_round_trips)
         self._seen = RecentIds(max_seen_fills)  # (venue, fill id): fill ids are unique per venue
-        # What the last handled fill changed, for the store sink that persists it before the ack.
-        self.last_fill: OrderFilled | None = None
-        self.last_closed: tuple[RoundTrip, ...] = ()
         self.load(fills)
 
     def inputs(self) -> Sequence[Input]:
@@ -84,27 +91,29 @@ class PortfolioActor(Actor):
     # --- handlers
 
     def on_order_filled(self, fill: OrderFilled) -> None:
-        position = self._apply(fill)
-        if position is None:
+        applied = self._apply(fill)
+        if applied is None:
             return
+        position, closed = applied
         mark = self._mark((fill.client, fill.venue, fill.symbol))
-        self.out.publish(PositionChanged(
+        change = PositionChanged(
             id=fill.id, ts_event=fill.ts_event, client=fill.client, venue=fill.venue, symbol=fill.symbol,
             qty=position.qty, avg_price=position.avg_price, realized_pnl=position.realized_pnl - position.fees,
-            unrealized_pnl=position.unrealized(mark), fees=position.fees, fill_id=fill.id))
+            unrealized_pnl=position.unrealized(mark), fees=position.fees, fill_id=fill.id)
+        self.out.effect(StoreFill(fill, change, closed))  # in the book of record before anyone hears of it
+        self.out.publish(change)
 
     def load(self, fills: Iterable[OrderFilled]) -> None:
         """Restore state from stored fills (in the order they were handled); publishes nothing."""
         for fill in fills:
             self._apply(fill)
-        self.last_fill, self.last_closed = None, ()
 
-    def _apply(self, fill: OrderFilled) -> Position | None:
-        """Apply a new fill; None when it was seen before. A bad fill raises before any change."""
+    def _apply(self, fill: OrderFilled) -> tuple[Position, tuple[RoundTrip, ...]] | None:
+        """Apply a new fill: its position and the round trip it closed, if any; None when it
+        was seen before. A bad fill raises before any change."""
         # Checked first: a bad fill is never remembered as seen, so checking a seen one is harmless.
         sign = check_fill(fill.side, fill.qty, fill.price, fill.fee)  # once, for the position and the tracker
         if not self._seen.add((fill.venue, fill.id)):  # fill ids are unique per venue
-            self.last_fill, self.last_closed = None, ()
             return None
         key = (fill.client, fill.venue, fill.symbol)
         position = self._positions.get(key)
@@ -118,12 +127,9 @@ class PortfolioActor(Actor):
             book.refresh()
         closed = self._tracker.on_checked_fill(fill, sign)
         if closed is None:
-            self.last_closed = ()
-        else:
-            self.last_closed = (closed,)
-            self._closed.append(closed)
-        self.last_fill = fill
-        return position
+            return position, ()
+        self._closed.append(closed)
+        return position, (closed,)
 
     def _mark(self, key: Key) -> Decimal:
         """The newest snapshot's price, else (no snapshot yet) the last fill's."""

@@ -1,5 +1,5 @@
 """NatsBinding and run_service on a real nats-server: durable inputs handled once, outputs
-de-duplicated by Nats-Msg-Id, the sink before the ack, dead letters, the kill switch, and
+de-duplicated by Nats-Msg-Id, effects before the ack, dead letters, the kill switch, and
 nats.micro discovery. Every test uses its own service name and subjects."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import signal
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -20,8 +21,8 @@ import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from bosun.runtime import urls
-from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
+from bosun.runtime import telemetry, urls
+from bosun.runtime.actor import Actor, Delivery, Effect, Input, Outbox, event_input
 from bosun.runtime.clock import Clock, SimClock
 from bosun.runtime.embedded import free_port
 from bosun.runtime.nats_binding import NatsBinding, TradingEnabled, _coalesce_prices, durable_name
@@ -34,14 +35,22 @@ from tests.natshelp import Collector, acked, stored_count
 pytestmark = pytest.mark.integration
 
 
+@dataclass(frozen=True, slots=True)
+class Note(Effect):
+    target_id: str
+
+
 class Toy(Actor):
-    """Approves every target of one client; a negative qty makes the handler raise."""
+    """Approves every target of one client; a negative qty makes the handler raise. With
+    `notes`, it also asks its edge to note each approval (an effect)."""
 
     name = "toy"
 
-    def __init__(self, clock: Clock, out: Outbox, client: str, seen: Callable[[str, Any], None] = lambda *_: None):
+    def __init__(self, clock: Clock, out: Outbox, client: str, seen: Callable[[str, Any], None] = lambda *_: None,
+                 notes: bool = False):
         super().__init__(clock, out)
         self.client = client
+        self.notes = notes
         self.seen = seen
         self.handled: list[str] = []
         self.trading: list[bool] = []
@@ -59,6 +68,8 @@ class Toy(Actor):
         if target.qty < 0:
             raise ValueError(f"toy refuses negative qty {target.qty}")
         self.out.publish(ev.TargetApproved(id=target.id, ts_event=target.ts_event, target=target))
+        if self.notes:
+            self.out.effect(Note(target.id))
 
     def on_trading_enabled(self, enabled: bool) -> None:
         self.trading.append(enabled)
@@ -79,11 +90,11 @@ def unique(prefix: str) -> str:
 
 @asynccontextmanager
 async def running(nc: Client, actor: Callable[[Outbox], Toy], service: str,
-                  sink: Any = None) -> AsyncIterator[tuple[NatsBinding, Toy]]:
+                  effects: Any = None) -> AsyncIterator[tuple[NatsBinding, Toy]]:
     binding = NatsBinding(nc, service)
     toy = actor(binding.outbox)
     ready = asyncio.Event()
-    task = asyncio.create_task(binding.run(toy, sink, ready))
+    task = asyncio.create_task(binding.run(toy, effects, ready))
     waiting = asyncio.create_task(ready.wait())
     await asyncio.wait([task, waiting], timeout=10, return_when=asyncio.FIRST_COMPLETED)
     waiting.cancel()
@@ -97,18 +108,18 @@ async def running(nc: Client, actor: Callable[[Outbox], Toy], service: str,
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def test_durable_input_is_handled_once_sink_before_ack_outputs_deduplicated(
+async def test_durable_input_is_handled_once_effects_before_ack_outputs_deduplicated(
         nc: Client, js: JetStreamContext) -> None:
     client, service = unique("c"), unique("toy")
     consumer = durable_name(service, f"target.proposed.{client}.>")
     at_sink: list[tuple[list[str], int, int]] = []
 
-    async def sink(events: list[ev.Event]) -> None:
+    async def carry_out(effects: list[Note]) -> None:
         info = await js.consumer_info("TARGETS", consumer)
         stored = await stored_count(js, "TARGETS", f"target.approved.{client}.>")
-        at_sink.append(([e.id for e in events], info.ack_floor.consumer_seq, stored))
+        at_sink.append(([e.target_id for e in effects], info.ack_floor.consumer_seq, stored))
 
-    async with running(nc, lambda out: Toy(SimClock(), out, client), service, sink) as (binding, toy):
+    async with running(nc, lambda out: Toy(SimClock(), out, client, notes=True), service, carry_out) as (binding, toy):
         async with Collector(nc, f"target.approved.{client}.>") as approved:
             await js.publish(f"target.proposed.{client}.binance.BTCUSDT", codec.encode(target(client, 1)))
             await js.publish(f"target.proposed.{client}.binance.BTCUSDT", codec.encode(target(client, 2)))
@@ -117,7 +128,7 @@ async def test_durable_input_is_handled_once_sink_before_ack_outputs_deduplicate
         assert first.headers and first.headers["Nats-Msg-Id"] == "TargetApproved:t1"
         assert codec.decode(second.data, ev.TargetApproved).id == "t2"
 
-        # each sink ran with its input unacked and before its output was stored; t2 was
+        # each effect ran with its input unacked and before its output was stored; t2 was
         # handled only after t1's output was stored: one message at a time
         assert at_sink[0] == (["t1"], 0, 0)
         assert at_sink[1][0] == ["t2"] and at_sink[1][2] == 1
@@ -304,7 +315,7 @@ async def test_a_trace_follows_the_message_through_the_handler(nc: Client, js: J
     exported = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exported))
-    trace.set_tracer_provider(provider)  # the process's first and only provider: the rest are no-ops
+    telemetry.use_tracer_provider(provider)  # the process's first and only provider: the rest are no-ops
     client, service = unique("c"), unique("toy")
     try:
         async with running(nc, lambda out: Toy(SimClock(), out, client), service), \

@@ -11,7 +11,7 @@ import pytest
 from bosun.runtime.clock import SimClock
 from bosun.apps.config import ClientConfig, Config
 from proto.events import Event, OrderFilled, PositionChanged
-from services.portfolio.actor import PortfolioActor
+from services.portfolio.actor import PortfolioActor, StoreFill
 from services.portfolio.store import MIGRATIONS_DIR, MigrationError, PortfolioStore
 
 pytestmark = pytest.mark.integration
@@ -32,23 +32,31 @@ FILLS = [fill(1, "buy", "0.5", "60000.01", "0.03"), fill(2, "buy", "0.25", "6100
 
 
 class Captured:
-    """An outbox that keeps what the actor publishes, as the NATS binding's sink would."""
+    """An outbox that keeps what the actor publishes and the effects it asks for, as the NATS binding does."""
 
     def __init__(self) -> None:
         self.events: list[Event] = []
+        self.effects: list[StoreFill] = []
 
     def publish(self, message: Event) -> None:
         self.events.append(message)
+
+    def effect(self, effect: StoreFill) -> None:  # type: ignore[override]
+        self.effects.append(effect)
 
     def set_trading_enabled(self, enabled: bool) -> None:
         raise AssertionError("the portfolio never flips the kill switch")
 
 
 async def handle(store: PortfolioStore, actor: PortfolioActor, out: Captured, f: OrderFilled) -> int:
-    """What the binding does per fill: handle it, then persist fill + effects before the ack."""
+    """What portfolio's process does per fill: handle it, then carry out its StoreFill before the ack."""
     out.events.clear()
+    out.effects.clear()
     actor.on_order_filled(f)
-    return await store.persist([f, *out.events], actor.last_closed)
+    new = 0
+    for e in out.effects:
+        new += await store.persist([e.fill, e.position], e.closed)
+    return new
 
 
 @pytest.fixture

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import pytest
 
+from bosun.runtime.actor import Effect
 from bosun.runtime.clock import SimClock
 from services.alerts.config import AlertsConfig
 from bosun.runtime.inproc import InProcessBus
 from proto import events as ev
-from services.alerts.actor import AlertsActor
+from services.alerts.actor import AlertsActor, SendAlert
 from services.alerts.alerts import Alert, alert_for, discord_payload, slack_payload
 
 S = 1_000_000_000
 
 
-class RecordingNotifier:
+class SentAlerts:
+    """The SendAlert effects the actor asked for, in order."""
+
     def __init__(self) -> None:
         self.alerts: list[Alert] = []
 
-    def notify(self, alert: Alert) -> None:
-        self.alerts.append(alert)
+    def on_effect(self, effect: Effect) -> None:
+        assert isinstance(effect, SendAlert)
+        self.alerts.append(effect.alert)
 
     @property
     def titles(self) -> list[str]:
@@ -39,9 +43,10 @@ class Rig:
     def __init__(self, **alerts: object) -> None:
         self.clock = SimClock(1_700_000_000 * S)
         self.bus = InProcessBus()
-        self.notifier = RecordingNotifier()
+        self.notifier = SentAlerts()
+        self.bus.on_effect(self.notifier.on_effect)
         config = AlertsConfig(**alerts)  # type: ignore[arg-type]
-        self.actor = self.bus.attach(AlertsActor(self.clock, self.bus, config, self.notifier))
+        self.actor = self.bus.attach(AlertsActor(self.clock, self.bus, config))
 
     def send(self, *events: ev.Event) -> None:
         for event in events:
@@ -112,14 +117,14 @@ def test_over_the_rate_limit_alerts_are_held_back_then_summarised_once_the_minut
                                   "pending_summary": 0, "dedup_keys": 4}
 
 
-def test_flush_summary_reports_after_a_quiet_period_without_a_new_alert() -> None:
+def test_the_summary_clock_reports_after_a_quiet_period_without_a_new_alert() -> None:
     rig = Rig(max_per_minute=1)
     rig.send(breach(0, symbol="A"), breach(1, symbol="B"))
-    rig.actor.flush_summary()
+    rig.actor.on_summary_due(rig.clock.now_ns())
     assert rig.notifier.titles == ["Risk limit breached: max_position"]
     rig.advance(60)
-    rig.actor.flush_summary()
-    rig.actor.flush_summary()
+    rig.actor.on_summary_due(rig.clock.now_ns())
+    rig.actor.on_summary_due(rig.clock.now_ns())
     assert rig.notifier.titles[1:] == ["1 alerts suppressed"]
 
 

@@ -32,6 +32,7 @@ def test_the_demo_client_has_caps_so_a_first_run_shows_risk_at_work():
      "Object contains unknown field `fee_bsp` - at `$.clients[0].venues[...]`"),
     ('[[strategies]]\nsymbol = "BTCUSDT"\n', "Object missing required field `name` - at `$.strategies[0]`"),
     ('[ingest]\nspeed = -1\n', "ingest.speed must be >= 0"),
+    ('[ingest]\ngap_fill_max_bars = -1\n', "ingest.gap_fill_max_bars must be >= 0"),
     ('[[clients]]\nid = "a.b"\n', "client id 'a.b' is not a valid subject token"),
     ('[[clients]]\nid = "a"\nstrategies = ["nope"]\n', "client 'a' names strategy 'nope', which is not among"),
     ('[[strategies]]\nname = "a"\n[[strategies]]\nname = "b"\n[[clients]]\nid = "c"\nstrategies = ["a", "b"]\n',

@@ -14,6 +14,7 @@ from services.ingest.config import IngestConfig
 from proto.events import Bar, Trade
 from services.ingest.bars import bars_from_trades, format_interval, parse_interval
 from services.ingest.files import DataError, read_klines, read_market_file, read_trades
+from services.ingest.newest import Stored
 from services.ingest.replay import YIELD_EVERY, merge_by_time, replay
 from services.ingest.source import market_events, websocket_url
 from tests.datafiles import (BTC_1M, BTC_TRADES, ETH_1M, LINK_USDM_12COL, XRPETH_1M, XRPETH_AGGTRADES,
@@ -319,6 +320,15 @@ async def test_source_replays_configured_files_merged_in_time_order() -> None:
     await events.aclose()
     assert [(e.symbol, e.ts_open) for e in first] == [
         (s, 1727751600000000000 + n * MINUTE) for n in range(3) for s in ("BTCUSDT", "ETHUSDT")]
+
+
+async def test_a_resumed_replay_starts_after_what_the_platform_has_per_symbol() -> None:
+    btc, eth = (list(islice(read_klines(data_file(name)), 100)) for name in (BTC_1M, ETH_1M))
+    stored = Stored(bars={("binance", "BTCUSDT"): btc[59], ("binance", "ETHUSDT"): eth[39]})
+    events = market_events(IngestConfig(replay=[str(data_file(BTC_1M)), str(data_file(ETH_1M))]), stored)
+    first = [await anext(events) for _ in range(22)]
+    await events.aclose()
+    assert first == eth[40:60] + [btc[60], eth[60]]  # skipped before the pacer, which starts at eth[40]
 
 
 def test_source_fails_at_start_on_a_missing_replay_file(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from bosun.runtime.clock import SimClock
 from bosun.apps.config import ClientConfig, Config
 from bosun.runtime.inproc import InProcessBus
 from proto.events import OrderFilled, PositionChanged, PriceSnapshot
-from services.portfolio.actor import PortfolioActor
+from services.portfolio.actor import PortfolioActor, StoreFill
 from services.portfolio.positions import Position
 
 CONFIG = Config(clients=[ClientConfig(id="alice", capital=D(1000)), ClientConfig(id="bob", capital=D(500))],
@@ -34,7 +34,9 @@ class Harness:
     def __init__(self, **kwargs) -> None:
         self.bus = InProcessBus()
         self.changes: list[PositionChanged] = []
+        self.stored: list[StoreFill] = []
         self.bus.subscribe("position.changed.>", self.changes.append)
+        self.bus.on_effect(self.stored.append)  # type: ignore[arg-type]
         self.actor = self.bus.attach(PortfolioActor(SimClock(), self.bus, CONFIG.portfolio_config(), **kwargs))
 
     def send(self, *messages) -> list[PositionChanged]:
@@ -81,9 +83,10 @@ def test_replayed_fill_changes_nothing_and_publishes_nothing():
     h.send(f1, fill(2, "sell", "1", "120", "0.12"))
     before = h.actor.positions()[KEY]
     before = Position(before.qty, before.avg_price, before.realized_pnl, before.fees)
+    stored = len(h.stored)
     assert h.send(f1) == []
     assert h.actor.positions()[KEY] == before
-    assert h.actor.last_closed == ()
+    assert len(h.stored) == stored  # nothing to store either
     assert len(h.actor.round_trips()) == 1
 
 
@@ -119,7 +122,8 @@ def test_round_trips_and_exit_reason_reach_the_accessor():
     h = Harness()
     h.send(fill(1, "buy", "1", "100"), fill(2, "sell", "2", "110", reason="signal"))
     assert [t.side for t in h.actor.round_trips()] == ["long"]
-    assert [t.side for t in h.actor.last_closed] == ["long"]
+    assert [[t.side for t in e.closed] for e in h.stored] == [[], ["long"]]  # stored with the fill that closed it
+    assert [e.position.fill_id for e in h.stored] == [e.fill.id for e in h.stored] == ["fill-1", "fill-2"]
     h.send(fill(3, "buy", "1", "100", reason="stop_loss"))
     assert [(t.side, t.pnl, t.exit_reason) for t in h.actor.round_trips()] == [
         ("long", D(10), "signal"), ("short", D(10), "stop_loss")]
