@@ -238,9 +238,6 @@ async def newest_bar_ts(js) -> int:
     return codec.decode(last.data, ev.Bar).ts_event
 
 
-@pytest.mark.xfail(reason="issue 8 defect 5: a restarted ingest replays from the top of the file (price in KV "
-                          "steps back, old bars again); resumable ingest is being built on another branch",
-                   strict=False)
 async def test_ingest_killed_twice(platform):
     nc = await platform.connect()
     js = nc.jetstream()
