@@ -81,9 +81,10 @@ async def serve_portfolio(cfg: Config, nats_url: str, database_url: str | None) 
         fills = await store.fills()
 
         async def store_fills(effects) -> None:
-            # Before the fill is acked: the fill, its position and the round trip it closed, in one transaction.
-            for e in effects:
-                await store.persist([e.fill, e.position], e.closed)
+            # Before the fills are acked: each with its position and the round trip it closed, all
+            # of a round in one transaction.
+            await store.persist([event for e in effects for event in (e.fill, e.position)],
+                                [trip for e in effects for trip in e.closed])
 
         log.info("portfolio: restored %d fills from PostgreSQL", len(fills))
         await run_service("portfolio", lambda clock, out: PortfolioActor(clock, out, cfg.portfolio_config(), fills),
