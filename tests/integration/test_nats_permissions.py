@@ -34,7 +34,7 @@ from proto import codec
 from proto import events as ev
 from proto import subjects as sj
 from proto.streams import BUCKETS, STREAMS
-from tests.builders import ALICE_SMA, fresh_price, publish, target, until_trading
+from tests.builders import ALICE_SMA, fresh_price, publish, service_status, target, until_status, until_trading
 from tests.natshelp import Collector, acked, stored_count
 from tests.processes import ServiceProcess, server_env
 
@@ -46,6 +46,8 @@ REFUSED_WITHIN_S = 1.0  # a refused JetStream publish gets no ack: it times out
 
 # signal needs a strategy to read bars (ALICE_SMA); one trade is far too few for it to ever signal.
 SERVICES = ("signal", "risk", "execution", "portfolio", "alerts")  # ingest: played by the test, as its user
+# Limits that make risk read every order event (ORDERS) and the positions' pnl (POSITIONS) too.
+RISK_READING_ALL = '[risk]\nmax_open_orders = 10\nmax_daily_loss = "1000"\n'
 
 
 def new_passwords() -> dict[str, str]:
@@ -165,7 +167,7 @@ async def services(server: SecuredNats, admin: Client, tmp_path: Path,
                    fresh_database_url: str) -> AsyncIterator[dict[str, ServiceProcess]]:
     """Every long-running service, each connecting as its own user; they provision JetStream themselves."""
     config = tmp_path / "bosun.toml"
-    config.write_text(ALICE_SMA)
+    config.write_text(ALICE_SMA + RISK_READING_ALL)
     processes = {s: ServiceProcess(s, config, tmp_path, server_env(server.url(s), fresh_database_url))
                  for s in SERVICES}
     try:
@@ -194,6 +196,7 @@ async def test_each_service_does_its_job_as_its_own_user_and_a_plain_publish_hal
             await publish(signal, proposed, timeout=REFUSED_WITHIN_S)
             await approved.wait(1, timeout=10)
             await submitted.wait(1, timeout=10)  # a market order, waiting for the venue's next trade
+        await until_status(admin, "risk", "open_orders", {"alice": 1})
         async with Collector(admin, "order.accepted.alice.>") as accepted, \
                 Collector(admin, "order.filled.alice.>") as filled, \
                 Collector(admin, "position.changed.alice.>") as positions:
@@ -202,6 +205,11 @@ async def test_each_service_does_its_job_as_its_own_user_and_a_plain_publish_hal
             await filled.wait(1, timeout=10)
             [msg] = await positions.wait(1, timeout=10)  # portfolio read the fill and published
         assert codec.decode(msg.data, ev.PositionChanged).qty == Decimal("0.5")
+        await until_status(admin, "risk", "open_orders", {"alice": 0})
+        deadline = time.monotonic() + 10  # risk marks alice's equity from the position: the fill's fee
+        while (await service_status(admin, "risk"))["limit_state"]["alice"]["max_daily_loss"]["equity"] == "10000":
+            assert time.monotonic() < deadline, "risk did not read the position"
+            await asyncio.sleep(0.02)
         assert await until_behind_at_most(ingest.jetstream(), "MARKET", 0, 10)  # ingest's replay pacing reads consumer state
 
         async with Collector(admin, sj.TRADING_STATE) as state:
