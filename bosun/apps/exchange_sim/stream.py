@@ -20,6 +20,7 @@ LISTEN_KEY_TTL_S = 3600  # Binance closes a stream whose key was not kept alive 
 MAX_LISTEN_KEYS = 64
 MAX_CONNECTIONS = 64
 QUEUE_LIMIT = 10_000  # events queued for one connection; a consumer that far behind is cut, as Binance does
+CUT: dict[str, object] = {}  # queued after the events a connection still gets before a fault cuts it
 
 
 class Connection:
@@ -39,8 +40,14 @@ class Connection:
         if transport is not None:
             transport.abort()
 
+    def cut_after_queued(self) -> None:
+        self.offer(CUT)
+
     async def write(self) -> None:
         while (event := await self.queue.get()) is not None:
+            if event is CUT:
+                self.cut()
+                return
             await self.ws.send_str(json.dumps(self.wrap(event), separators=(",", ":")))
 
 
@@ -99,7 +106,7 @@ class UserStreams:
             if self.faults.left["stream_drop_after"] == 0:
                 self.faults.left["stream_drop_after"] = -1
                 for connection in list(self.connections):
-                    connection.cut()
+                    connection.cut_after_queued()
                 return  # the rest of this step is lost with the connections
             if self.faults.left["stream_drop_after"] > 0:
                 self.faults.left["stream_drop_after"] -= 1
