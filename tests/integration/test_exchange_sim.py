@@ -103,6 +103,29 @@ async def test_a_resting_limit_fills_against_later_real_trades(ex: Any, sim: Sim
     assert (await ex.fetch_balance())["USDT"]["used"] == 0
 
 
+async def test_stop_loss_and_take_profit_trigger_on_real_trades(ex: Any, sim: Simulator, trades_path: str) -> None:
+    trades = first_trades(trades_path, 3000)
+    opening = trades[0][0]
+    await ex.create_order(SYMBOL, "market", "buy", 0.01)
+    stop = max(p for p, _ in trades[1:] if p < opening)  # the first dip below the opening triggers it
+    target = min(p for p, _ in trades[1:] if p > opening)
+    stop_loss = await ex.create_order(SYMBOL, "market", "sell", 0.004, None, {"stopLossPrice": float(stop)})
+    take_profit = await ex.create_order(SYMBOL, "market", "sell", 0.004, None, {"takeProfitPrice": float(target)})
+    assert [o["info"]["type"] for o in (stop_loss, take_profit)] == ["STOP_LOSS", "TAKE_PROFIT"]
+    assert len(await ex.fetch_open_orders(SYMBOL)) == 2
+    await control(sim, "POST", "/sim/advance", {"trades": 3000})
+    for order, level, reached in ((stop_loss, stop, Decimal.__le__), (take_profit, target, Decimal.__ge__)):
+        done = await ex.fetch_order(order["id"], SYMBOL)
+        trigger_print = next(p for p, _ in trades[1:] if reached(p, level))
+        assert (done["status"], done["filled"], done["average"]) == ("closed", 0.004, float(trigger_print))
+
+
+async def test_immediate_or_cancel_limit_that_does_not_cross_expires(ex: Any) -> None:
+    order = await ex.create_order(SYMBOL, "limit", "buy", 0.001, 30_000, {"timeInForce": "IOC"})
+    assert (order["status"], order["filled"]) == ("expired", 0)
+    assert (await ex.fetch_balance())["USDT"]["used"] == 0
+
+
 async def test_cancel_frees_the_locked_quote(ex: Any) -> None:
     order = await ex.create_order(SYMBOL, "limit", "buy", 0.01, 30_000)
     assert (await ex.fetch_balance())["USDT"]["used"] == 300.0

@@ -24,8 +24,9 @@ CUT: dict[str, object] = {}  # queued after the events a connection still gets b
 
 
 class Connection:
-    def __init__(self, ws: web.WebSocketResponse, wrap: Callable[[dict[str, object]], dict[str, object]]) -> None:
-        self.ws, self.wrap = ws, wrap
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None,
+                 wrap: Callable[[dict[str, object]], dict[str, object]]) -> None:
+        self.ws, self.transport, self.wrap = ws, transport, wrap
         self.queue: asyncio.Queue[dict[str, object] | None] = asyncio.Queue(QUEUE_LIMIT)
 
     def offer(self, event: dict[str, object] | None) -> None:
@@ -36,9 +37,8 @@ class Connection:
 
     def cut(self) -> None:
         """Drop the connection without a close frame, as a network fault would."""
-        transport = self.ws._req.transport if self.ws._req is not None else None  # noqa: SLF001 (aiohttp has no public abort)
-        if transport is not None:
-            transport.abort()
+        if isinstance(self.transport, asyncio.Transport):
+            self.transport.abort()
 
     def cut_after_queued(self) -> None:
         self.offer(CUT)
@@ -134,7 +134,7 @@ class UserStreams:
             raise web.HTTPTooManyRequests(text="too many user-stream connections")
         ws = web.WebSocketResponse(heartbeat=None)
         await ws.prepare(request)
-        connection = Connection(ws, wrap)
+        connection = Connection(ws, request.transport, wrap)
         subscribed = on_request is None  # a listen-key stream is subscribed by its URL
         if subscribed:
             self.connections.add(connection)
