@@ -40,6 +40,7 @@ class Exchange:
         self.last_price: dict[str, Decimal] = {}
         self.market_ms = 0  # time of the last replayed trade
         self.orders: dict[int, Order] = {}
+        self._open: dict[str, dict[int, Order]] = {symbol: {} for symbol in self.rules}  # by symbol, by id
         self._closed: deque[int] = deque()
         self.trades: deque[Fill] = deque(maxlen=MAX_TRADES)
         self._next_order_id = self._next_trade_id = 1
@@ -56,8 +57,8 @@ class Exchange:
     def place(self, *, symbol: str, side: str, type: str, time_in_force: str, qty: Decimal, price: Decimal,
               stop_price: Decimal, quote_qty: Decimal, client_id: str | None) -> Order:
         rules = self.rules_of(symbol)
-        if client_id and any(o.client_id == client_id and o.symbol == symbol and o.is_open
-                             for o in self.orders.values()):
+        open_orders = self._open[symbol]
+        if client_id and any(o.client_id == client_id for o in open_orders.values()):
             raise error(DUPLICATE_ORDER)  # Binance refuses a client id only while its order is open
         last = self.last_price[symbol]
         order = Order(id=0, client_id=client_id or f"sim_{uuid.uuid4().hex[:22]}", symbol=symbol, side=side,
@@ -65,14 +66,14 @@ class Exchange:
                       quote_qty=quote_qty, time_ms=self.clock(), update_ms=self.clock(),
                       lock_asset=rules.quote if side == "BUY" else rules.base)
         self._check_filters(order, rules, last)
-        if sum(o.is_open for o in self.orders.values() if o.symbol == symbol) >= MAX_OPEN_ORDERS:
+        if len(open_orders) >= MAX_OPEN_ORDERS:
             raise BinanceError(400, -2010, "Account has too many open orders.")
         if order.acts_as == "MARKET" and quote_qty and side == "BUY":
             order.qty = (quote_qty / last).quantize(rules.step_size, ROUND_DOWN)
         self.balances.lock(order.lock_asset, self._to_lock(order, last))
         order.locked = self._to_lock(order, last)
         order.id, self._next_order_id = self._next_order_id, self._next_order_id + 1
-        self.orders[order.id] = order
+        self.orders[order.id] = open_orders[order.id] = order
         self._changed_assets.add(order.lock_asset)
         self._report(order, "NEW")
         if not order.waiting:
@@ -89,8 +90,7 @@ class Exchange:
         return order
 
     def cancel_all(self, symbol: str) -> list[Order]:
-        self.rules_of(symbol)
-        orders = [o for o in self.orders.values() if o.symbol == symbol and o.is_open]
+        orders = list(self._open[self.rules_of(symbol).symbol].values())
         if not orders:
             raise error(UNKNOWN_ORDER)
         for order in orders:
@@ -102,9 +102,8 @@ class Exchange:
         return self._find(symbol, order_id, client_id, NO_SUCH_ORDER)
 
     def open_orders(self, symbol: str | None) -> list[Order]:
-        if symbol is not None:
-            self.rules_of(symbol)
-        return [o for o in self.orders.values() if o.is_open and symbol in (None, o.symbol)]
+        symbols = self.rules if symbol is None else (self.rules_of(symbol).symbol,)
+        return [o for s in symbols for o in self._open[s].values()]
 
     def my_trades(self, symbol: str, *, order_id: int | None, from_id: int | None, start_ms: int | None,
                   end_ms: int | None, limit: int) -> list[Fill]:
@@ -139,17 +138,16 @@ class Exchange:
         assert tick is not None
         self.market_ms = tick.time_ms
         self.last_price[tick.symbol] = tick.price
-        for order in sorted((o for o in self.orders.values() if o.symbol == tick.symbol and o.is_open),
-                            key=lambda o: o.id):
-            if order.waiting and stop_reached(order, tick.price):
+        for order in list(self._open[tick.symbol].values()):  # oldest first
+            if order.is_open and order.waiting and stop_reached(order, tick.price):
                 order.triggered = True
                 self._start(order, tick.price)
         self._match_resting(tick)
 
     def _match_resting(self, tick: Tick) -> None:
         left = tick.qty
-        resting = sorted((o for o in self.orders.values() if o.symbol == tick.symbol and o.is_open
-                          and not o.waiting and o.acts_as == "LIMIT" and marketable(o, tick.price)), key=priority)
+        resting = sorted((o for o in self._open[tick.symbol].values() if not o.waiting and o.acts_as == "LIMIT"
+                          and marketable(o, tick.price)), key=priority)
         step = self.rules[tick.symbol].step_size
         for order in resting:
             qty = min(order.remaining, left).quantize(step, ROUND_DOWN)
@@ -238,6 +236,7 @@ class Exchange:
             self._changed_assets.add(order.lock_asset)
 
     def _retire(self, order: Order) -> None:
+        del self._open[order.symbol][order.id]
         self._closed.append(order.id)
         while len(self._closed) > MAX_CLOSED_ORDERS:
             self.orders.pop(self._closed.popleft(), None)

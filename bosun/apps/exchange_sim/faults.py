@@ -11,7 +11,7 @@ from bosun.runtime.config import ConfigStruct
 
 
 class Faults(ConfigStruct):
-    latency_ms: int = 0  # every /api/v3 answer this late (after the request took effect)
+    latency_ms: int = 0  # /api/v3 answers this late (after the request took effect)
     server_errors: int = 0  # the next N /api/v3 requests answer `server_error_status`, untouched
     server_error_status: int = 503
     throttles: int = 0  # the next N /api/v3 requests answer `throttle_status` with Retry-After
@@ -22,7 +22,7 @@ class Faults(ConfigStruct):
     duplicate_reports: bool = False  # every executionReport sent twice
     reorder_reports: bool = False  # the executionReports of one step sent newest first
     reject_orders: Literal["", "insufficient_balance", "PRICE_FILTER", "LOT_SIZE", "NOTIONAL"] = ""
-    paths: tuple[str, ...] = ()  # the counted REST faults hit only these paths (default: every /api/v3 path)
+    paths: tuple[str, ...] = ()  # the REST faults hit only these paths, e.g. "/api/v3/order" (default: all)
 
     def __post_init__(self) -> None:
         for name in ("latency_ms", "server_errors", "throttles", "retry_after_s", "drop_order_responses"):

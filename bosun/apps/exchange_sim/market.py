@@ -7,7 +7,7 @@ import heapq
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 
 from proto.events import Bar, Trade
@@ -101,7 +101,7 @@ class Replay:
             if symbol in self.rules:
                 raise ValueError(f"{path}: a second data file for {symbol}")
             self.rules[symbol] = learn_rules(symbol, head)
-            streams.append(_chain(head, ticks))
+            streams.append(chain(head, ticks))
         if not streams:
             raise ValueError("no data file given: the simulator replays at least one")
         self._merged = heapq.merge(*streams, key=lambda tick: tick.time_ms)
@@ -117,8 +117,3 @@ class Replay:
         if tick is not None:
             self.replayed += 1
         return tick
-
-
-def _chain(head: list[Tick], rest: Iterator[Tick]) -> Iterator[Tick]:
-    yield from head
-    yield from rest

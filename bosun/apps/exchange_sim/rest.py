@@ -90,7 +90,7 @@ class Rest:
                 response: web.StreamResponse = _json(await handler(request, params))
             except BinanceError as exc:
                 response = _json(exc.body(), exc.status)
-            if faults.latency_ms:
+            if faults.latency_ms and counted:
                 await asyncio.sleep(faults.latency_ms / 1000)  # the request took effect; its answer is late
             return response
 
@@ -99,24 +99,21 @@ class Rest:
     # ------------------------------------------------------------------ market
 
     async def exchange_info(self, _request: web.Request, p: Params) -> object:
-        wanted = self._symbols(p)
         return {"timezone": "UTC", "serverTime": self.exchange.clock(), "rateLimits": [], "exchangeFilters": [],
-                "symbols": [wire.symbol_info(r) for s, r in self.exchange.rules.items() if wanted in (None, s)
-                            or (isinstance(wanted, list) and s in wanted)]}
+                "symbols": [wire.symbol_info(self.exchange.rules_of(s)) for s in self._symbols(p)]}
 
-    def _symbols(self, p: Params) -> str | list[str] | None:
+    def _symbols(self, p: Params) -> list[str]:
+        """`symbols` (a JSON list), `symbol`, else all."""
         if p.optional("symbols"):
             try:
                 symbols = json.loads(p.text("symbols"))
             except ValueError:
-                raise BinanceError(400, -1100, "Illegal characters found in parameter 'symbols'.") from None
-            for symbol in symbols:
-                self.exchange.rules_of(symbol)
+                symbols = None
+            if not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols):
+                raise BinanceError(400, -1100, "Illegal characters found in parameter 'symbols'.")
             return symbols
         symbol = p.optional("symbol")
-        if symbol is not None:
-            self.exchange.rules_of(symbol)
-        return symbol
+        return list(self.exchange.rules) if symbol is None else [symbol]
 
     # ------------------------------------------------------------------ account and orders
 

@@ -9,7 +9,7 @@ import asyncio
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from aiohttp import WSMsgType, web
 
 from bosun.apps.exchange_sim.auth import Credentials, check_time
@@ -128,7 +128,7 @@ class UserStreams:
         return await self._serve(request, lambda event: {"subscriptionId": 0, "event": event}, self._api_request)
 
     async def _serve(self, request: web.Request, wrap: Callable[[dict[str, object]], dict[str, object]],
-                     on_request: Callable[[web.WebSocketResponse, Connection, dict[str, object]], object] | None,
+                     on_request: Callable[[web.WebSocketResponse, Connection, str], Awaitable[bool]] | None,
                      ) -> web.WebSocketResponse:
         if len(self.connections) >= MAX_CONNECTIONS:
             raise web.HTTPTooManyRequests(text="too many user-stream connections")
@@ -143,7 +143,7 @@ class UserStreams:
             async for message in ws:
                 if message.type != WSMsgType.TEXT or on_request is None:
                     continue
-                if await on_request(ws, connection, json.loads(message.data)):
+                if await on_request(ws, connection, message.data):
                     self.connections.add(connection)
         finally:
             self.connections.discard(connection)
@@ -151,8 +151,16 @@ class UserStreams:
             writer.cancel()
         return ws
 
-    async def _api_request(self, ws: web.WebSocketResponse, connection: Connection, req: dict[str, object]) -> bool:
+    async def _api_request(self, ws: web.WebSocketResponse, connection: Connection, text: str) -> bool:
         """One WebSocket API request; whether it subscribed the connection to the user stream."""
+        try:
+            req = json.loads(text)
+        except ValueError:
+            req = None
+        if not isinstance(req, dict):
+            await ws.send_str(json.dumps({"id": None, "status": 400, "error": {
+                "code": -1100, "msg": "Malformed request: expected a JSON object with id, method and params."}}))
+            return False
         rid, method = req.get("id"), req.get("method")
         params = req.get("params") or {}
         try:
