@@ -30,7 +30,8 @@ def point_at(exchange: Any, base_url: str) -> Any:
             api[name] = base_url + urlsplit(url).path
     ws_base = "ws://" + base_url.removeprefix("http://")
     if isinstance(api.get("ws"), dict):
-        api["ws"] = {**api["ws"], "spot": ws_base + "/ws", "ws-api": {**api["ws"]["ws-api"], "spot": ws_base + "/ws-api/v3"}}
+        ws_api = {**api["ws"]["ws-api"], "spot": ws_base + "/ws-api/v3"}
+        api["ws"] = {**api["ws"], "spot": ws_base + "/ws", "ws-api": ws_api}
     return exchange
 
 

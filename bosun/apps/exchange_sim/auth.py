@@ -33,7 +33,8 @@ class Credentials:
 
     def check_signature(self, payload: str, signature: str | None) -> None:
         if not signature:
-            raise BinanceError(400, -1102, "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.")
+            raise BinanceError(400, -1102,
+                               "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.")
         expected = hmac.new(self._secret, payload.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, signature.lower()):
             raise BinanceError(400, -1022, "Signature for this request is not valid.")

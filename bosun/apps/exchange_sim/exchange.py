@@ -21,8 +21,16 @@ from decimal import ROUND_DOWN, Decimal
 from bosun.apps.exchange_sim import wire
 from bosun.apps.exchange_sim.balances import Balances
 from bosun.apps.exchange_sim.book import Fill, Order, marketable, priority, stop_reached
-from bosun.apps.exchange_sim.errors import (DUPLICATE_ORDER, INSUFFICIENT_BALANCE, INVALID_SYMBOL, NO_SUCH_ORDER,
-                                            UNKNOWN_ORDER, BinanceError, error, filter_failure)
+from bosun.apps.exchange_sim.errors import (
+    DUPLICATE_ORDER,
+    INSUFFICIENT_BALANCE,
+    INVALID_SYMBOL,
+    NO_SUCH_ORDER,
+    UNKNOWN_ORDER,
+    BinanceError,
+    error,
+    filter_failure,
+)
 from bosun.apps.exchange_sim.market import Replay, SymbolRules, Tick
 
 MAX_OPEN_ORDERS = 200  # per symbol, Binance's MAX_NUM_ORDERS

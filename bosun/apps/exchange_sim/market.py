@@ -6,7 +6,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from itertools import chain, islice
 from pathlib import Path
 
@@ -80,7 +80,9 @@ def _ticks(events: Iterator[Bar] | Iterator[Trade]) -> Iterator[Tick]:
         if isinstance(event, Trade):
             yield Tick(event.ts_event // NS_PER_MS, event.symbol, event.price, event.qty)
         else:  # a bar's path: open, then the extreme nearer the open, the other one, the close
-            t, quarter = event.ts_open // NS_PER_MS, event.volume / 4
+            # A quarter of the volume each, in the volume's own decimals (the step the data shows).
+            t = event.ts_open // NS_PER_MS
+            quarter = (event.volume / 4).quantize(Decimal(1).scaleb(-_places(event.volume)), ROUND_DOWN)
             up = event.close >= event.open
             for i, price in enumerate((event.open, event.low if up else event.high,
                                        event.high if up else event.low, event.close)):

@@ -78,5 +78,6 @@ class Params:
         """orderId and/or origClientOrderId: which order a GET or DELETE means."""
         order_id, client_id = self.integer("orderId"), self.client_id("origClientOrderId")
         if order_id is None and client_id is None:
-            raise BinanceError(400, -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
+            raise BinanceError(400, -1102,
+                               "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
         return order_id, client_id

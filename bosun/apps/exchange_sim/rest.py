@@ -23,6 +23,7 @@ from bosun.apps.exchange_sim.stream import UserStreams
 API = "/api/v3/"
 MAX_TRADES_LIMIT = 1000
 Handler = Callable[[web.Request, Params], Awaitable[object]]
+Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 THROTTLE_MESSAGES = {429: "Too much request weight used; current limit is 6000 request weight per 1 MINUTE.",
                      418: "Way too much request weight used; IP banned until further notice."}
 
@@ -59,16 +60,16 @@ class Rest:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _public(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    def _public(self, handler: Handler) -> Route:
         return self._wrap(handler, key=False, signed=False)
 
-    def _keyed(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    def _keyed(self, handler: Handler) -> Route:
         return self._wrap(handler, key=True, signed=False)
 
-    def _signed(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    def _signed(self, handler: Handler) -> Route:
         return self._wrap(handler, key=True, signed=True)
 
-    def _wrap(self, handler: Handler, *, key: bool, signed: bool) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    def _wrap(self, handler: Handler, *, key: bool, signed: bool) -> Route:
         async def serve(request: web.Request) -> web.StreamResponse:
             faults, counted = self.faults.faults, self.faults.applies(request.path)
             if counted and self.faults.take("throttles"):

@@ -18,12 +18,12 @@ from aiohttp import web
 
 from bosun.apps.exchange_sim.auth import Credentials
 from bosun.apps.exchange_sim.balances import Balances
+from bosun.apps.exchange_sim.config import SimConfig
 from bosun.apps.exchange_sim.exchange import Exchange
 from bosun.apps.exchange_sim.faults import FaultState
 from bosun.apps.exchange_sim.market import Replay
 from bosun.apps.exchange_sim.rest import Rest
 from bosun.apps.exchange_sim.stream import UserStreams
-from bosun.apps.exchange_sim.config import SimConfig
 from bosun.runtime.config import ConfigError
 
 PACE_S = 0.05  # how often the paced replay catches up with the wall clock

@@ -10,6 +10,7 @@ import json
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+
 from aiohttp import WSMsgType, web
 
 from bosun.apps.exchange_sim.auth import Credentials, check_time
@@ -82,7 +83,8 @@ class UserStreams:
     def _known(self, key: str | None) -> None:
         self._expire()
         if not key:
-            raise BinanceError(400, -1102, "Mandatory parameter 'listenKey' was not sent, was empty/null, or malformed.")
+            raise BinanceError(400, -1102,
+                               "Mandatory parameter 'listenKey' was not sent, was empty/null, or malformed.")
         if key not in self.listen_keys:
             raise BinanceError(400, -1125, "This listenKey does not exist.")
 
@@ -173,7 +175,8 @@ class UserStreams:
             elif method == "ping":
                 answer = {"id": rid, "status": 200, "result": {}}
             else:
-                raise BinanceError(400, -1020, f"Unknown method {method!r}: this simulator serves only the user data stream.")
+                raise BinanceError(400, -1020,
+                                   f"Unknown method {method!r}: this simulator serves only the user data stream.")
         except BinanceError as exc:
             answer = {"id": rid, "status": exc.status, "error": exc.body()}
         await ws.send_str(json.dumps(answer))

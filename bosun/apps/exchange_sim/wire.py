@@ -13,7 +13,7 @@ PLACES = Decimal("0.00000001")
 
 
 def num(value: Decimal) -> str:
-    return str(value.quantize(PLACES))
+    return format(value.quantize(PLACES), "f")
 
 
 def _plain(value: Decimal) -> str:
