@@ -7,7 +7,8 @@
   the spot user stream);
 - options `fetchMarkets: {'types': ['spot']}` (no futures or options exchangeInfo),
   `fetchCurrencies: False` (no /sapi/v1/capital/config/getall) and `fetchMargins: False` (no
-  /sapi/v1/margin/allPairs)."""
+  /sapi/v1/margin/allPairs); and, to list open orders without a symbol,
+  `fetchOpenOrders: {'warnWithoutSymbol': False}`."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from bosun.apps.exchange_sim.config import SimConfig
 
 API_KEY = "sim-key-0123456789abcdef"
 API_SECRET = "sim-secret-fedcba9876543210"
-CCXT_OPTIONS = {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "fetchMargins": False}
+CCXT_OPTIONS = {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "fetchMargins": False,
+                # Reconciliation lists the open orders of every symbol at once, which ccxt refuses by default.
+                "fetchOpenOrders": {"warnWithoutSymbol": False}}
 
 
 def point_at(exchange: Any, base_url: str) -> Any:

@@ -143,6 +143,7 @@ async def test_cancel_all_and_an_order_found_by_client_id(ex: Any) -> None:
         await ex.create_order(SYMBOL, "limit", "buy", 0.001, 30_000 + n, {"clientOrderId": f"bosun-{n}"})
     found = await ex.fetch_order(None, SYMBOL, {"origClientOrderId": "bosun-1"})
     assert (found["clientOrderId"], found["price"]) == ("bosun-1", 30_001.0)
+    assert len(await ex.fetch_open_orders()) == 3  # every symbol's
     assert len(await ex.cancel_all_orders(SYMBOL)) == 3
     assert await ex.fetch_open_orders(SYMBOL) == []
 
