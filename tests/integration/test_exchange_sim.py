@@ -129,8 +129,11 @@ async def test_immediate_or_cancel_limit_that_does_not_cross_expires(ex: Any) ->
 async def test_cancel_frees_the_locked_quote(ex: Any) -> None:
     order = await ex.create_order(SYMBOL, "limit", "buy", 0.01, 30_000)
     assert (await ex.fetch_balance())["USDT"]["used"] == 300.0
-    canceled = await ex.cancel_order(order["id"], SYMBOL)
-    assert canceled["status"] == "canceled"
+    canceled = await ex.cancel_order(order["id"], SYMBOL, {"newClientOrderId": "bosun-cancel"})
+    # As on Binance, the answer's clientOrderId is the cancel request's; the order's is origClientOrderId.
+    assert (canceled["status"], canceled["clientOrderId"]) == ("canceled", "bosun-cancel")
+    assert canceled["info"]["origClientOrderId"] == order["clientOrderId"]
+    assert (await ex.fetch_order(order["id"], SYMBOL))["clientOrderId"] == order["clientOrderId"]
     assert (await ex.fetch_balance())["USDT"] == {"free": 100_000.0, "used": 0.0, "total": 100_000.0}
     with pytest.raises(ccxt.OrderNotFound):
         await ex.cancel_order(order["id"], SYMBOL)
@@ -260,6 +263,10 @@ async def test_listen_key_stream_sends_execution_reports_and_balances(ex: Any, s
     async with aiohttp.ClientSession() as http, await raw_stream(sim, ex, http) as ws:
         order = await ex.create_order(SYMBOL, "market", "buy", 0.001)
         new, trade, position = await next_events(ws, 3)
+        resting = await ex.create_order(SYMBOL, "limit", "buy", 0.001, 30_000, {"clientOrderId": "bosun-rest"})
+        await ex.cancel_order(resting["id"], SYMBOL, {"newClientOrderId": "bosun-undo"})
+        *_, canceled, _ = await next_events(ws, 4)
+    assert (canceled["x"], canceled["c"], canceled["C"]) == ("CANCELED", "bosun-undo", "bosun-rest")
     assert (new["e"], new["x"], new["X"], new["i"]) == ("executionReport", "NEW", "NEW", int(order["id"]))
     assert (trade["x"], trade["X"], trade["l"], trade["z"]) == ("TRADE", "FILLED", "0.00100000", "0.00100000")
     assert trade["t"] == int((await ex.fetch_my_trades(SYMBOL))[0]["id"])

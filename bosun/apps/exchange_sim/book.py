@@ -35,6 +35,7 @@ class Order:
     quote_filled: Decimal = ZERO
     status: str = "NEW"
     triggered: bool = False
+    cancel_client_id: str = ""  # the cancel request's own client id: Binance reports it as `clientOrderId`
     fills: list[Fill] = field(default_factory=list)
 
     @property

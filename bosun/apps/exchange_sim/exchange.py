@@ -41,6 +41,11 @@ FEE_PLACES = Decimal("0.00000001")
 Publish = Callable[[list[dict[str, object]]], None]
 
 
+def new_client_id() -> str:
+    """What Binance makes up when a request names no client id."""
+    return f"sim_{uuid.uuid4().hex[:22]}"
+
+
 class Exchange:
     def __init__(self, replay: Replay, balances: Balances, fee_rate: Decimal, clock: Callable[[], int]) -> None:
         self.replay, self.balances, self.fee_rate, self.clock = replay, balances, fee_rate, clock
@@ -69,7 +74,7 @@ class Exchange:
         if client_id and any(o.client_id == client_id for o in open_orders.values()):
             raise error(DUPLICATE_ORDER)  # Binance refuses a client id only while its order is open
         last = self.last_price[symbol]
-        order = Order(id=0, client_id=client_id or f"sim_{uuid.uuid4().hex[:22]}", symbol=symbol, side=side,
+        order = Order(id=0, client_id=client_id or new_client_id(), symbol=symbol, side=side,
                       type=type, time_in_force=time_in_force, qty=qty, price=price, stop_price=stop_price,
                       quote_qty=quote_qty, time_ms=self.clock(), update_ms=self.clock(),
                       lock_asset=rules.quote if side == "BUY" else rules.base)
@@ -89,10 +94,11 @@ class Exchange:
         self._flush()
         return order
 
-    def cancel(self, symbol: str, order_id: int | None, client_id: str | None) -> Order:
+    def cancel(self, symbol: str, order_id: int | None, client_id: str | None, cancel_id: str | None = None) -> Order:
         order = self._find(symbol, order_id, client_id, UNKNOWN_ORDER)
         if not order.is_open:
             raise error(UNKNOWN_ORDER)
+        order.cancel_client_id = cancel_id or new_client_id()
         self._close(order, "CANCELED")
         self._flush()
         return order
@@ -102,6 +108,7 @@ class Exchange:
         if not orders:
             raise error(UNKNOWN_ORDER)
         for order in orders:
+            order.cancel_client_id = new_client_id()
             self._close(order, "CANCELED")
         self._flush()
         return orders

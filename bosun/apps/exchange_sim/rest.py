@@ -141,15 +141,15 @@ class Rest:
 
     async def cancel_order(self, _request: web.Request, p: Params) -> object:
         order_id, client_id = p.order_ref()
-        order = self.exchange.cancel(p.text("symbol"), order_id, client_id)
-        return wire.order_canceled(order, client_id or order.client_id, self.exchange.clock())
+        order = self.exchange.cancel(p.text("symbol"), order_id, client_id, p.client_id("newClientOrderId"))
+        return wire.order_canceled(order, self.exchange.clock())
 
     async def open_orders(self, _request: web.Request, p: Params) -> object:
         return [wire.order_info(o) for o in self.exchange.open_orders(p.optional("symbol"))]
 
     async def cancel_open_orders(self, _request: web.Request, p: Params) -> object:
         now = self.exchange.clock()
-        return [wire.order_canceled(o, o.client_id, now) for o in self.exchange.cancel_all(p.text("symbol"))]
+        return [wire.order_canceled(o, now) for o in self.exchange.cancel_all(p.text("symbol"))]
 
     async def all_orders(self, _request: web.Request, p: Params) -> object:
         symbol = p.text("symbol")

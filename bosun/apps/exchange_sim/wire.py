@@ -74,8 +74,10 @@ def order_placed(order: Order, fills: list[Fill], resp_type: str) -> dict[str, o
     return result
 
 
-def order_canceled(order: Order, orig_client_id: str, now_ms: int) -> dict[str, object]:
-    return {**_common(order), "origClientOrderId": orig_client_id, "transactTime": now_ms,
+def order_canceled(order: Order, now_ms: int) -> dict[str, object]:
+    """DELETE /api/v3/order: `clientOrderId` is the cancel request's, `origClientOrderId` the order's."""
+    return {**_common(order), "clientOrderId": order.cancel_client_id, "origClientOrderId": order.client_id,
+            "transactTime": now_ms,
             "origQuoteOrderQty": num(order.quote_qty), "selfTradePreventionMode": "NONE",
             **({"stopPrice": num(order.stop_price)} if order.type != order.acts_as else {})}
 
@@ -101,13 +103,15 @@ def account(balances: Balances, now_ms: int, fee_rate: Decimal) -> dict[str, obj
     }
 
 
-def execution_report(order: Order, exec_type: str, fill: Fill | None, now_ms: int,
-                     orig_client_id: str | None = None) -> dict[str, object]:
-    """The user stream's `executionReport` for one change of an order."""
+def execution_report(order: Order, exec_type: str, fill: Fill | None, now_ms: int) -> dict[str, object]:
+    """The user stream's `executionReport` for one change of an order. For a cancel, as on Binance,
+    `c` is the cancel request's client id and `C` the order's."""
+    canceled = exec_type == "CANCELED"
     return {
-        "e": "executionReport", "E": now_ms, "s": order.symbol, "c": order.client_id, "S": order.side,
+        "e": "executionReport", "E": now_ms, "s": order.symbol, "c": order.cancel_client_id if canceled
+        else order.client_id, "S": order.side,
         "o": order.type, "f": order.time_in_force or "GTC", "q": num(order.qty), "p": num(order.price),
-        "P": num(order.stop_price), "F": num(Decimal(0)), "g": -1, "C": orig_client_id or "", "x": exec_type,
+        "P": num(order.stop_price), "F": num(Decimal(0)), "g": -1, "C": order.client_id if canceled else "", "x": exec_type,
         "X": order.status, "r": "NONE", "i": order.id, "l": num(fill.qty if fill else Decimal(0)),
         "z": num(order.filled), "L": num(fill.price if fill else Decimal(0)),
         "n": num(fill.commission if fill else Decimal(0)), "N": fill.commission_asset if fill else None,
