@@ -81,10 +81,10 @@ class Exchange:
         self._check_filters(order, rules, last)
         if len(open_orders) >= MAX_OPEN_ORDERS:
             raise BinanceError(400, -2010, "Account has too many open orders.")
-        if order.acts_as == "MARKET" and quote_qty and side == "BUY":
+        if quote_qty:  # a market order for an amount of the quote asset: that much at the last price
             order.qty = (quote_qty / last).quantize(rules.step_size, ROUND_DOWN)
-        self.balances.lock(order.lock_asset, self._to_lock(order, last))
         order.locked = self._to_lock(order, last)
+        self.balances.lock(order.lock_asset, order.locked)
         order.id, self._next_order_id = self._next_order_id, self._next_order_id + 1
         self.orders[order.id] = open_orders[order.id] = order
         self._changed_assets.add(order.lock_asset)

@@ -56,7 +56,8 @@ class UserStreams:
     def __init__(self, credentials: Credentials, faults: FaultState, clock: Callable[[], int]) -> None:
         self.credentials, self.faults, self.clock = credentials, faults, clock
         self.listen_keys: dict[str, float] = {}  # key -> monotonic expiry
-        self.connections: set[Connection] = set()
+        self.connections: set[Connection] = set()  # those subscribed to the events
+        self.open_sockets = 0
         self.events_sent = 0
 
     # ------------------------------------------------------------------ listen keys
@@ -132,15 +133,15 @@ class UserStreams:
     async def _serve(self, request: web.Request, wrap: Callable[[dict[str, object]], dict[str, object]],
                      on_request: Callable[[web.WebSocketResponse, Connection, str], Awaitable[bool]] | None,
                      ) -> web.WebSocketResponse:
-        if len(self.connections) >= MAX_CONNECTIONS:
+        if self.open_sockets >= MAX_CONNECTIONS:
             raise web.HTTPTooManyRequests(text="too many user-stream connections")
         ws = web.WebSocketResponse(heartbeat=None)
         await ws.prepare(request)
         connection = Connection(ws, request.transport, wrap)
-        subscribed = on_request is None  # a listen-key stream is subscribed by its URL
-        if subscribed:
+        if on_request is None:  # a listen-key stream is subscribed by its URL
             self.connections.add(connection)
         writer = asyncio.create_task(connection.write())
+        self.open_sockets += 1
         try:
             async for message in ws:
                 if message.type != WSMsgType.TEXT or on_request is None:
@@ -148,6 +149,7 @@ class UserStreams:
                 if await on_request(ws, connection, message.data):
                     self.connections.add(connection)
         finally:
+            self.open_sockets -= 1
             self.connections.discard(connection)
             connection.offer(None)
             writer.cancel()
