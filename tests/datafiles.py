@@ -18,13 +18,24 @@ def data_file(relpath: str) -> Path:
     """The path of a data file, or skip (fail under CI=true) naming what is missing."""
     path = data_dir() / relpath
     if not path.exists():
-        import pytest  # here, so that benchmarks can use this module without the test tools
-
-        reason = f"market data file {path} is missing (set BOSUN_DATA_DIR to the shared data folder)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        _missing(f"market data file {path} is missing (set BOSUN_DATA_DIR to the shared data folder)")
     return path
+
+
+def schema_file(name: str) -> Path:
+    """A schema of ../shared/schemas beside the repo, or skip (fail under CI=true)."""
+    path = REPO.parent / "shared" / "schemas" / name
+    if not path.exists():
+        _missing(f"schema {path} is missing (the shared folder beside the repository)")
+    return path
+
+
+def _missing(reason: str) -> None:
+    import pytest  # here, so that benchmarks can use this module without the test tools
+
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
 
 
 BTC_1M = "binance_spot_klines_1m/binance_spot_BTCUSDT_1m_2024-10-01_2024-11-04.csv.gz"

@@ -1,12 +1,14 @@
 """Real service processes for end-to-end tests: `bosun run <service>` and `bosun up`,
 started with the test's servers in their environment and stopped, always, at the end; and
-what /proc tells of processes (who is below whom, waiting for any process to exit)."""
+what /proc tells of processes (who is below whom, which role each plays, waiting for any
+process to exit)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -19,6 +21,8 @@ from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
 from bosun.runtime.embedded import terminate
 
 STOP_TIMEOUT_S = 15.0
+UP_READY_TIMEOUT_S = 90.0
+SERVICES = ("ingest", "signal", "risk", "execution", "portfolio", "alerts")
 
 
 def bosun_argv(*args: str) -> list[str]:
@@ -105,3 +109,51 @@ def descendants(pid: int) -> list[int]:
             found.append(child)
             todo.append(child)
     return found
+
+
+def role(pid: int) -> str | None:
+    """`nats-server`, `postgres`, or the service a `bosun run <service>` child runs; None once gone
+    (a zombie not yet reaped has an empty command line)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    if not argv[0]:
+        return None
+    if b"run" in argv:
+        return argv[argv.index(b"run") + 1].decode()
+    return Path(argv[0].decode()).name
+
+
+class Up:
+    """`bosun up --state-dir STATE ARGS...` with its own embedded servers (no URLs in its
+    environment, `env` added), its output in a file beside the state dir."""
+
+    def __init__(self, state_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        environ = {k: v for k, v in os.environ.items() if k not in ("BOSUN_NATS_URL", "BOSUN_DATABASE_URL")}
+        self.out = state_dir.parent / f"up-{os.urandom(4).hex()}.out"
+        with open(self.out, "wb") as out:
+            self.proc = subprocess.Popen(bosun_argv("up", "--state-dir", str(state_dir), *args),
+                                         env=environ | (env or {}), stdout=out, stderr=out)
+
+    def output(self) -> str:
+        return self.out.read_text(errors="replace")
+
+    def children(self) -> dict[str, int]:
+        """The pid of each live child by its role."""
+        found = {role(pid): pid for pid in descendants(self.proc.pid) if parent_of(pid) == self.proc.pid}
+        return {name: pid for name, pid in found.items() if name is not None}
+
+    def wait_ready(self, timeout_s: float = UP_READY_TIMEOUT_S) -> dict[str, int]:
+        """Once every service runs: the pid of each child by its role."""
+        deadline = time.monotonic() + timeout_s
+        while "Ctrl-C stops everything" not in self.output():
+            assert self.proc.poll() is None, f"bosun up exited with {self.proc.returncode}:\n{self.output()}"
+            assert time.monotonic() < deadline, f"bosun up not ready in {timeout_s}s:\n{self.output()}"
+            time.sleep(0.1)  # polling a start-up with a deadline, not synchronising on an event
+        children = self.children()
+        assert set(children) == {*SERVICES, "nats-server", "postgres"}, children
+        return children
+
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> int:
+        return terminate(self.proc, signal.SIGINT, timeout_s=timeout_s)

@@ -45,6 +45,11 @@ DEMO_LIMITS = LimitsConfig(max_position=Decimal("0.05"), max_order_notional=Deci
 
 class ServiceConfig(ConfigStruct):
     metrics_port: int = 0  # 0: a free port, printed at start
+    metrics_addr: str = "127.0.0.1"  # a container opens it ("0.0.0.0") to its network's Prometheus
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.metrics_port <= 65535:
+            raise ValueError(f"metrics_port {self.metrics_port} is not a TCP port (0 to 65535)")
 
 
 class Config(ConfigStruct):
@@ -94,8 +99,8 @@ class Config(ConfigStruct):
     def portfolio_config(self) -> PortfolioConfig:
         return PortfolioConfig(capital={c.id: c.capital for c in self.clients})
 
-    def metrics_port(self, service: str) -> int:
-        return self.services[service].metrics_port if service in self.services else 0
+    def service(self, name: str) -> ServiceConfig:
+        return self.services.get(name, ServiceConfig())
 
 
 def load(path: str | Path | None) -> Config:

@@ -14,6 +14,7 @@ import uvloop
 
 from bosun.apps import config as config_mod
 from bosun.apps.config import Config
+from bosun.apps.status_metrics import exporter
 from bosun.runtime.backlog import until_behind_at_most
 from bosun.runtime.config import ConfigError
 from bosun.runtime.service import run_service
@@ -29,13 +30,22 @@ BATCH = 500  # market events per publish round at most: what has arrived, one pr
 # (ShadowAdapter's max_recent) when an order reaches it after the bars it was decided on.
 REPLAY_LEAD = 2_000
 REPLAY_STALL_S = 30.0
+# An installed package carries no infra/postgres (the Docker image copies it and names it here).
+MIGRATIONS_DIR_ENV = "BOSUN_MIGRATIONS_DIR"
+
+
+def _metrics(cfg: Config, service: str) -> dict[str, object]:
+    """run_service's metrics arguments for `service`: where to serve them, and its state gauges."""
+    own = cfg.service(service)
+    return {"metrics_port": own.metrics_port, "metrics_addr": own.metrics_addr,
+            "export_status": exporter(service, cfg)}
 
 
 async def serve_signal(cfg: Config, nats_url: str, _database_url: str | None) -> int:
     from services.signal.actor import SignalActor
 
     await run_service("signal", lambda clock, out: SignalActor(clock, out, cfg.signal_config()), nats_url=nats_url,
-                      metrics_port=cfg.metrics_port("signal"))
+                      **_metrics(cfg, "signal"))
     return 0
 
 
@@ -43,7 +53,7 @@ async def serve_risk(cfg: Config, nats_url: str, _database_url: str | None) -> i
     from services.risk.actor import RiskActor
 
     await run_service("risk", lambda clock, out: RiskActor(clock, out, cfg.risk_config()), nats_url=nats_url,
-                      metrics_port=cfg.metrics_port("risk"), halt_on_start=True)
+                      **_metrics(cfg, "risk"), halt_on_start=True)
     return 0
 
 
@@ -53,7 +63,7 @@ async def serve_execution(cfg: Config, nats_url: str, _database_url: str | None)
 
     config = cfg.execution_config()
     await run_service("execution", lambda clock, out: ExecutionActor(clock, out, config), nats_url=nats_url,
-                      metrics_port=cfg.metrics_port("execution"), halt_on_start=True,
+                      **_metrics(cfg, "execution"), halt_on_start=True,
                       companions=[lambda clock, out: ShadowAdapter(clock, out, config)])
     return 0
 
@@ -66,17 +76,19 @@ async def serve_portfolio(cfg: Config, nats_url: str, database_url: str | None) 
         raise ConfigError("portfolio needs PostgreSQL: set BOSUN_DATABASE_URL or start `bosun up`")
     store = await PortfolioStore.connect(database_url)
     try:
-        await store.migrate()
+        migrations = os.environ.get(MIGRATIONS_DIR_ENV)
+        await (store.migrate(Path(migrations)) if migrations else store.migrate())
         fills = await store.fills()
 
         async def store_fills(effects) -> None:
-            # Before the fill is acked: the fill, its position and the round trip it closed, in one transaction.
-            for e in effects:
-                await store.persist([e.fill, e.position], e.closed)
+            # Before the fills are acked: each with its position and the round trip it closed, all
+            # of a round in one transaction.
+            await store.persist([event for e in effects for event in (e.fill, e.position)],
+                                [trip for e in effects for trip in e.closed])
 
         log.info("portfolio: restored %d fills from PostgreSQL", len(fills))
         await run_service("portfolio", lambda clock, out: PortfolioActor(clock, out, cfg.portfolio_config(), fills),
-                          nats_url=nats_url, effects=store_fills, metrics_port=cfg.metrics_port("portfolio"))
+                          nats_url=nats_url, effects=store_fills, **_metrics(cfg, "portfolio"))
     finally:
         await store.close()
     return 0
@@ -101,7 +113,7 @@ async def serve_alerts(cfg: Config, nats_url: str, _database_url: str | None) ->
     sending = asyncio.create_task(notifier.run())
     try:
         await run_service("alerts", lambda clock, out: AlertsActor(clock, out, cfg.alerts), nats_url=nats_url,
-                          effects=send, source=summary_clock, metrics_port=cfg.metrics_port("alerts"))
+                          effects=send, source=summary_clock, **_metrics(cfg, "alerts"))
     finally:
         await notifier.aclose()  # delivers what is queued (bounded) while the sender still runs
         sending.cancel()
@@ -140,7 +152,7 @@ async def serve_ingest(cfg: Config, nats_url: str, _database_url: str | None) ->
 
     try:
         await run_service("ingest", MarketDataActor, nats_url=nats_url, source=pump,
-                          metrics_port=cfg.metrics_port("ingest"))
+                          **_metrics(cfg, "ingest"))
     except StreamUnavailable as exc:
         log.error("ingest: %s", exc)
         return EXIT_STREAM_UNAVAILABLE

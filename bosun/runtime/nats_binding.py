@@ -161,6 +161,7 @@ class _Route:
     def __post_init__(self) -> None:
         self.m_in = telemetry.MESSAGES_IN.labels(self.service, self.input.subject)
         self.m_seconds = telemetry.HANDLER_SECONDS.labels(self.service, self.input.subject)
+        self.m_pending = telemetry.CONSUMER_PENDING.labels(self.service, self.input.subject)
 
     @property
     def durable(self) -> bool:
@@ -174,6 +175,7 @@ class _Route:
             self.caught_up.set()
 
 
+MAX_ROUND = 256  # messages handled before what they published is sent and they are acked
 _NO_SPAN = contextlib.nullcontext()
 _START = object()  # queue marker: run actor.on_start() in turn with the messages
 
@@ -299,14 +301,25 @@ class NatsBinding:
     async def _work(self, queue: asyncio.Queue[tuple[Any, Any]], actor: Actor) -> None:
         self._stopping = False
         while True:
-            item, arg = await queue.get()
+            items = [await queue.get()]
             if self._stopping:
                 return
+            # What arrived meanwhile is handled in the same round: one publish window and one
+            # call of the effects for all of it. With tracing on, a round is one message, so that
+            # each span covers exactly its own handling and publishing.
+            limit = 1 if telemetry.tracing() else MAX_ROUND
+            while len(items) < limit and not queue.empty():
+                items.append(queue.get_nowait())
             async with self._turn:
-                if item is _START:
-                    await self._handle_start(actor, arg)
-                else:
-                    await self._deliver(item, arg)
+                messages: list[tuple[_Route, Msg]] = []
+                for item, arg in items:
+                    if item is _START:
+                        await self._deliver(messages)
+                        messages = []
+                        await self._handle_start(actor, arg)
+                    else:
+                        messages.append((item, arg))
+                await self._deliver(messages)
 
     async def _handle_start(self, actor: Actor, started: asyncio.Future[None]) -> None:
         # A service whose start failed must not look ready: execution's on_start is what
@@ -318,38 +331,54 @@ class NatsBinding:
             return
         started.set_result(None)
 
-    async def _deliver(self, route: _Route, msg: Msg) -> None:
-        t0 = time.perf_counter()
-        route.m_in.inc()
-        if route.durable and msg.metadata.sequence.stream <= route.last_seq:
-            # Redelivered after we handled it (the ack was late or lost): handlers like the
-            # strategies' are not idempotent, so acknowledge it again and hand it to no one.
-            await msg.ack()
+    async def _deliver(self, messages: list[tuple[_Route, Msg]]) -> None:
+        """One round: each message handled in order, then the effects of all of them, then
+        everything they published (acks awaited), then the inputs acked."""
+        if not messages:
             return
+        t0 = time.perf_counter()
+        outputs: list[Output] = []
+        route, msg = messages[0]  # with tracing on, the only one: the span is its own
+        with self._span(f"{self.service} {route.input.subject}", SpanKind.CONSUMER, msg):
+            for route, msg in messages:
+                outputs.extend(self._handle_message(route, msg))
+            await self._send(await self._carry_out(outputs))
+        for route, msg in messages:
+            if route.durable:
+                await msg.ack()
+            route.note_done(msg)
+            route.m_pending.set(msg.metadata.num_pending)
+            route.m_seconds.observe(time.perf_counter() - t0)
+
+    def _handle_message(self, route: _Route, msg: Msg) -> list[Output]:
+        route.m_in.inc()
+        if route.durable:
+            seq = msg.metadata.sequence.stream
+            if seq <= route.last_seq:
+                # Redelivered after we handled it (the ack was late or lost): handlers like the
+                # strategies' are not idempotent, so it is acknowledged again and handed to no one.
+                return []
+            route.last_seq = seq
         decode = route.input.decode
         if msg.headers and msg.headers.get("KV-Operation") in _KV_DELETE_OPS:
             # A deleted key has no value to hand on, except the kill switch: gone means off.
             decode = _trading_off if msg.subject == sj.TRADING_ENABLED else None
-        if decode is not None:
-            with self._consumer_span(route, msg):
-                outputs = await self._handle(route.input.handler, decode, msg.data, msg.subject, self._msg_ref(msg))
-                await self._send(outputs)
-        if route.durable:
-            await msg.ack()
-            route.last_seq = msg.metadata.sequence.stream
-        route.note_done(msg)
-        route.m_seconds.observe(time.perf_counter() - t0)
+        if decode is None:
+            return []
+        return self._handle(route.input.handler, decode, msg.data, msg.subject, self._msg_ref(msg))
 
-    def _consumer_span(self, route: _Route, msg: Msg) -> contextlib.AbstractContextManager[Any]:
+    def _span(self, name: str, kind: SpanKind, msg: Msg | None = None) -> contextlib.AbstractContextManager[Any]:
         if not telemetry.tracing():
             return _NO_SPAN  # not even a no-op span per message
+        if msg is None:
+            return telemetry.TRACER.start_as_current_span(name, kind=kind)
         return telemetry.TRACER.start_as_current_span(
-            f"{self.service} {route.input.subject}", context=propagate.extract(msg.headers or {}),
-            kind=SpanKind.CONSUMER, attributes={"messaging.destination.name": msg.subject})
+            name, context=propagate.extract(msg.headers or {}), kind=kind,
+            attributes={"messaging.destination.name": msg.subject})
 
-    async def _handle(self, handler: Callable[[Any], None], decode: Callable[[bytes], Any], data: bytes,
+    def _handle(self, handler: Callable[[Any], None], decode: Callable[[bytes], Any], data: bytes,
                       subject: str, ref: str) -> list[Output]:
-        """decode -> handler -> its effects; returns what to publish (a DeadLetter on a bad input)."""
+        """decode -> handler; returns its outputs, effects included (a DeadLetter on a bad input)."""
         letters: list[Output] = []
         try:
             value = decode(data)
@@ -368,7 +397,7 @@ class NatsBinding:
                         subject, exc_info=True)
             return letters + [self._dead_letter(subject, data, f"{getattr(handler, '__qualname__', handler)} "
                                                                f"raised {type(exc).__name__}: {exc}", ref)]
-        return letters + await self._carry_out(outputs)
+        return letters + outputs
 
     async def _carry_out(self, outputs: list[Output]) -> list[Output]:
         """Carry out the effects among `outputs`; returns the rest, to publish."""
@@ -402,9 +431,9 @@ class NatsBinding:
         payload = message if isinstance(message, bytes) else repr(message).encode()
         ref = hashlib.blake2b(name.encode() + payload, digest_size=8).hexdigest()
         async with self._turn:
-            with telemetry.TRACER.start_as_current_span(f"{self.service} {name}", kind=SpanKind.PRODUCER):
-                outputs = await self._handle(handler, lambda _: message, payload, f"feed:{name}", ref)
-                await self._send(outputs)
+            with self._span(f"{self.service} {name}", SpanKind.PRODUCER):
+                outputs = self._handle(handler, lambda _: message, payload, f"feed:{name}", ref)
+                await self._send(await self._carry_out(outputs))
 
     async def publish(self, events: Sequence[ev.Event]) -> None:
         """Publish a batch now, awaiting every ack."""
@@ -419,14 +448,24 @@ class NatsBinding:
         if not outputs:
             return
         wire = [_wire(o) for o in _coalesce_prices(outputs)]
+        for start in range(0, len(wire), PUBLISH_WINDOW):
+            await self._send_window(wire[start:start + PUBLISH_WINDOW])
+
+    async def _send_window(self, wire: list[tuple[str, bytes, dict[str, str] | None]]) -> None:
+        """At most PUBLISH_WINDOW messages, every ack awaited: nats-py's window never fills, so a
+        publish never waits for a slot. (Its `wait_stall` would: with a timeout, every publish
+        goes through the event loop, and the connection then writes one message per syscall.)"""
         for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+            futures: list[asyncio.Future[Any]] = []
             try:
-                futures = [await self.js.publish_async(subject, payload, wait_stall=PUBLISH_ACK_TIMEOUT_S,
-                                                       headers=headers) for subject, payload, headers in wire]
+                for subject, payload, headers in wire:
+                    futures.append(await self.js.publish_async(subject, payload, headers=headers))
                 await asyncio.wait_for(asyncio.gather(*futures), PUBLISH_ACK_TIMEOUT_S)
                 self._m_out.inc(len(wire))
                 return
             except Exception as exc:  # timeouts, no responders, API errors: retry, ids make it safe
+                for future in futures:
+                    future.cancel()  # gives its window slot back
                 if attempt == PUBLISH_ATTEMPTS:
                     raise PublishError(f"{self.service}: JetStream did not accept {len(wire)} messages "
                                        f"(first {wire[0][0]}) after {attempt} attempts: {exc!r}") from exc

@@ -18,7 +18,7 @@ from nats.micro import add_service
 from nats.micro.request import Request
 from prometheus_client import start_http_server
 
-from bosun.runtime import urls
+from bosun.runtime import telemetry, urls
 from bosun.runtime.actor import Actor, Outbox
 from bosun.runtime.clock import Clock, LiveClock
 from bosun.runtime.nats_binding import Effects, NatsBinding
@@ -27,6 +27,7 @@ from bosun.runtime.provision import provision
 log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
+STATUS_METRICS_EVERY_S = 1.0  # how fresh the state gauges are; a Prometheus scrape is rarer
 _json = msgspec.json.Encoder(enc_hook=str)  # Decimal and other scalars as strings
 
 
@@ -37,7 +38,8 @@ def inbox_prefix(service: str) -> str:
 
 
 async def run_service(name: str, build: Callable[[Clock, Outbox], Actor], *, nats_url: str,
-                      effects: Effects | None = None, metrics_port: int = 0, halt_on_start: bool = False,
+                      effects: Effects | None = None, metrics_port: int = 0, metrics_addr: str = "127.0.0.1",
+                      export_status: Callable[[Any], None] | None = None, halt_on_start: bool = False,
                       on_ready: Callable[[], Any] | None = None,
                       source: Callable[[NatsBinding, Actor], Awaitable[None]] | None = None,
                       companions: Sequence[Callable[[Clock, Outbox], Actor]] = ()) -> None:
@@ -48,7 +50,9 @@ async def run_service(name: str, build: Callable[[Clock, Outbox], Actor], *, nat
     actor is ready and feeds it through `binding.feed`; when it returns, the service stops. The service answers
     `$SRV.PING` only once it is ready: every input subscribed and caught up. `companions` are
     more actors of the same process (execution's venue adapters), each on a binding of its
-    own on the same connection; the service is ready when all of them are."""
+    own on the same connection; the service is ready when all of them are. Metrics are served on
+    `metrics_addr:metrics_port` (loopback unless a deployment opens it to its scraper);
+    `export_status`, when given, turns the actor's `status()` into gauges every second."""
 
     async def on_error(exc: Exception) -> None:
         log.error("%s: nats: %r", name, exc)
@@ -56,7 +60,10 @@ async def run_service(name: str, build: Callable[[Clock, Outbox], Actor], *, nat
     async def on_disconnect() -> None:
         log.warning("%s: disconnected from NATS", name)
 
+    reconnects = telemetry.RECONNECTS.labels(name)  # 0 from the start, not no series
+
     async def on_reconnect() -> None:
+        reconnects.inc()
         log.info("%s: reconnected to NATS", name)
 
     nc = await nats.connect(urls.nats_servers(nats_url), name=f"bosun-{name}", inbox_prefix=inbox_prefix(name),
@@ -65,14 +72,16 @@ async def run_service(name: str, build: Callable[[Clock, Outbox], Actor], *, nat
                             reconnected_cb=on_reconnect)
     stop = asyncio.Event()
     signals = _on_signals(stop.set)
-    httpd = None
+    httpd = exporting = None
     try:
         await provision(nc.jetstream())
         binding = NatsBinding(nc, name)
         actor = build(LiveClock(), binding.outbox)
-        httpd, _ = start_http_server(metrics_port, addr="127.0.0.1")
-        log.info("%s: metrics on http://127.0.0.1:%d/metrics", name, httpd.server_port,
+        httpd, _ = start_http_server(metrics_port, addr=metrics_addr)
+        log.info("%s: metrics on http://%s:%d/metrics", name, metrics_addr, httpd.server_port,
                  extra={"metrics_port": httpd.server_port})
+        if export_status is not None:
+            exporting = asyncio.create_task(_export_status(actor, export_status), name=f"{name}-status-metrics")
         if halt_on_start:
             await binding.put_trading_enabled(False)
             log.info("%s: trading_enabled set to false at start", name)
@@ -112,6 +121,8 @@ async def run_service(name: str, build: Callable[[Clock, Outbox], Actor], *, nat
             if micro is not None:
                 await micro.stop()
     finally:
+        if exporting is not None:
+            exporting.cancel()
         for sig in signals:
             asyncio.get_running_loop().remove_signal_handler(sig)
         if httpd is not None:
@@ -121,6 +132,17 @@ async def run_service(name: str, build: Callable[[Clock, Outbox], Actor], *, nat
             await nc.drain()
         else:
             await nc.close()
+
+
+async def _export_status(actor: Actor, export: Callable[[Any], None]) -> None:
+    # In the loop, between handler calls: status() reads the actor's state while nothing changes it.
+    while True:
+        try:
+            export(actor.status())
+        except Exception:  # a gauge is not worth the service: say so once and stop exporting
+            log.exception("status metrics failed; the state gauges stop here")
+            return
+        await asyncio.sleep(STATUS_METRICS_EVERY_S)
 
 
 async def _all_set(events: list[asyncio.Event], then: asyncio.Event) -> None:

@@ -1,6 +1,9 @@
 """Structured logs (one JSON object per line on stderr), the Prometheus metrics every
 service exports, and OpenTelemetry traces. Labels stay low-cardinality: the service and the
-input filter, never a full subject.
+input filter, never a full subject; a client id, a market (`venue.symbol`) or a limit's name,
+which the config bounds. The state gauges (trading, orders, prices, positions, PnL) are set by
+the service shell from the actor's `status()` (bosun.apps.status_metrics): actors never touch
+Prometheus.
 
 Traces follow a market event through the services: each handled message is a span whose
 parent comes from the message's `traceparent` header, and what the handler publishes
@@ -17,7 +20,7 @@ import time
 
 import msgspec
 from opentelemetry import trace
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from bosun.runtime.config import ConfigError
 
@@ -30,6 +33,20 @@ HANDLER_SECONDS = Histogram(
     "bosun_handler_seconds", "One input from arrival to ack: decode, handler, effects, publish",
     ["service", "input"],
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0))
+RECONNECTS = Counter("bosun_nats_reconnects", "Reconnections to NATS after losing the connection", ["service"])
+CONSUMER_PENDING = Gauge(
+    "bosun_consumer_pending_messages", "Messages of the input's stream not yet delivered to the service, "
+    "as of the last one delivered", ["service", "input"])
+
+TRADING_ENABLED = Gauge("bosun_trading_enabled", "1 while the service sees trading on (KV control), else 0",
+                        ["service"])
+OPEN_ORDERS = Gauge("bosun_open_orders", "Orders working at a venue, as execution sees them", ["client"])
+PRICE_EVENT_TIME = Gauge("bosun_price_event_timestamp_seconds", "Event time of the last price ingested",
+                         ["market"])
+BREACHES = Counter("bosun_risk_breaches", "Targets refused by a risk limit", ["limit"])
+POSITION = Gauge("bosun_position", "Position in base units (negative: short)", ["client", "market"])
+EQUITY = Gauge("bosun_equity", "Capital plus realized and unrealized PnL less fees, in quote units", ["client"])
+PNL = Gauge("bosun_pnl", "PnL in quote units: realized (after fees) and unrealized", ["client", "kind"])
 
 # what every LogRecord carries; anything else was passed with `extra=` and is logged as a field
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}

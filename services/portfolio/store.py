@@ -10,8 +10,12 @@ package does not carry them: pass `migrate(directory=...)` there."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import Sequence
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 from pathlib import Path
 
 import asyncpg
@@ -26,6 +30,29 @@ MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "infra" / "postgres"
 MIGRATION_LOCK = 0x626F73756E6D6967
 
 Key = tuple[str, str, str]  # client, venue, symbol
+
+log = logging.getLogger(__name__)
+
+# A PostgreSQL restart (seconds) is waited out, not crashed on: a crash leaves the fill unacked,
+# redelivered only after the consumer's ack wait, behind the fills that came after it.
+UNREACHABLE_WAIT_S = 60.0
+_RETRY_S = 0.5
+_UNREACHABLE = (OSError, asyncpg.CannotConnectNowError, asyncpg.ConnectionDoesNotExistError,
+                asyncpg.AdminShutdownError, asyncpg.InterfaceError)
+
+
+async def _while_unreachable(what: str, op: Callable[[], Awaitable[Any]]) -> Any:
+    """`op()`, tried again while the server cannot be reached, for UNREACHABLE_WAIT_S at most."""
+    deadline = time.monotonic() + UNREACHABLE_WAIT_S
+    while True:
+        try:
+            return await op()
+        except _UNREACHABLE as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("portfolio: PostgreSQL unreachable (%s: %s); %s again in %.1fs",
+                        type(exc).__name__, exc, what, _RETRY_S)
+            await asyncio.sleep(_RETRY_S)
 
 
 class MigrationError(RuntimeError):
@@ -58,7 +85,8 @@ class PortfolioStore:
 
     @classmethod
     async def connect(cls, url: str, *, max_size: int = 4, command_timeout_s: float = 30.0) -> PortfolioStore:
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=max_size, command_timeout=command_timeout_s)
+        pool = await _while_unreachable("connecting", lambda: asyncpg.create_pool(
+            url, min_size=1, max_size=max_size, command_timeout=command_timeout_s))
         return cls(pool)
 
     async def close(self) -> None:
@@ -113,6 +141,11 @@ class PortfolioStore:
         if orphans:
             raise ValueError(f"PositionChanged for fill(s) {', '.join(orphans)} without the OrderFilled "
                              f"in the same batch: persist a fill and its position change together")
+        # Safe to run again: a fill already stored changes nothing (ON CONFLICT DO NOTHING).
+        return await _while_unreachable("persisting", lambda: self._persist(fills, changes, round_trips))
+
+    async def _persist(self, fills: Sequence[OrderFilled], changes: Sequence[PositionChanged],
+                       round_trips: Sequence[RoundTrip]) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
             new: set[tuple[str, str]] = set()
             for f in fills:

@@ -28,7 +28,7 @@ from bosun.apps import control
 from bosun.runtime.backlog import until_behind_at_most
 from bosun.runtime.embedded import _ChildServer, free_port, nats_server_binary
 from bosun.runtime.nats_binding import durable_name
-from bosun.runtime.provision import provision
+from bosun.runtime.provision import ProvisionError, provision, replicas_from_env
 from bosun.runtime.service import inbox_prefix
 from proto import codec
 from proto import events as ev
@@ -299,6 +299,29 @@ async def test_the_three_node_cluster_replicates_and_every_node_enforces_the_use
             with pytest.raises(NatsTimeout):
                 await signal.jetstream().publish("md.trade.binance.BTCUSDT", b"x", timeout=REFUSED_WITHIN_S)
             await errors.refused("md.trade.binance.BTCUSDT")  # refused on node 2 as well
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+async def test_bosun_replicas_3_gives_every_stream_and_bucket_three_copies_on_the_cluster(tmp_path: Path):
+    passwords = new_passwords()
+    nodes = [SecuredNats(tmp_path / conf.stem, passwords, conf, f"BOSUN_NATS_STORE_DIR_{n}", port)
+             for n, (conf, port) in enumerate(render_cluster(tmp_path / "infra"), 1)]
+    try:
+        for node in nodes:
+            node.start()
+        async with contextlib.AsyncExitStack() as connections:
+            js = (await connected(connections, nodes, "risk")).jetstream()  # a service provisions, as at its start
+            replicas = replicas_from_env({"BOSUN_REPLICAS": "3"})
+            await retried(lambda: provision(js, replicas), (ProvisionError, APIError, NatsTimeout, NoRespondersError),
+                          "provisioning once the cluster has a JetStream meta leader")
+            for name in [s.name for s in STREAMS] + [f"KV_{b.name}" for b in BUCKETS]:
+                info = await js.stream_info(name)
+                assert info.config.num_replicas == 3 and len(info.cluster.replicas or []) == 2, name
+            await provision(js, replicas)  # the same count again: nothing to change
+            with pytest.raises(ProvisionError, match=r"stream MARKET: replicas is 3 on the server, expected 1"):
+                await provision(js, 1)
     finally:
         for node in nodes:
             node.stop()

@@ -1,0 +1,80 @@
+"""Each service's `status()` as Prometheus gauges (bosun.runtime.telemetry declares them):
+the composition root knows what each actor's status holds and which clients the config has,
+so that a client with nothing open still shows a 0 instead of no series at all."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from bosun.apps.config import Config
+from bosun.runtime import telemetry as t
+
+Export = Callable[[dict[str, Any]], None]
+
+
+def _trading(service: str, status: dict[str, Any]) -> None:
+    t.TRADING_ENABLED.labels(service).set(1 if status["trading_enabled"] else 0)
+
+
+def _risk() -> Export:
+    counted: dict[str, int] = {}
+
+    def export(status: dict[str, Any]) -> None:
+        _trading("risk", status)
+        for each in status["limits"].values():  # a limit that never refused shows 0, not no series
+            for limit in each:
+                t.BREACHES.labels(limit)
+        for limit, n in status["breaches_by_limit"].items():  # totals since start: add what is new
+            t.BREACHES.labels(limit).inc(n - counted.get(limit, 0))
+            counted[limit] = n
+    return export
+
+
+def _execution(clients: list[str]) -> Export:
+    def export(status: dict[str, Any]) -> None:
+        _trading("execution", status)
+        per_client = dict.fromkeys(clients, 0)
+        for order in status["open_orders"].values():
+            per_client[order["client"]] = per_client.get(order["client"], 0) + 1
+        for client, n in per_client.items():
+            t.OPEN_ORDERS.labels(client).set(n)
+    return export
+
+
+def _ingest(status: dict[str, Any]) -> None:
+    for market, last in status.items():
+        t.PRICE_EVENT_TIME.labels(market).set(last["ts_event"] / 1e9)
+
+
+def _portfolio(clients: list[str]) -> Export:
+    def export(status: dict[str, Any]) -> None:
+        realized = dict.fromkeys(clients, Decimal(0))
+        unrealized = dict.fromkeys(clients, Decimal(0))
+        for p in status["positions"]:
+            client = p["client"]
+            t.POSITION.labels(client, f"{p['venue']}.{p['symbol']}").set(float(p["qty"]))
+            realized[client] = realized.get(client, Decimal(0)) + Decimal(p["realized_pnl"])
+            unrealized[client] = unrealized.get(client, Decimal(0)) + Decimal(p["unrealized_pnl"])
+        for client, equity in status["equity"].items():
+            t.EQUITY.labels(client).set(float(equity))
+        for client in realized:
+            t.PNL.labels(client, "realized").set(float(realized[client]))
+            t.PNL.labels(client, "unrealized").set(float(unrealized[client]))
+    return export
+
+
+def exporter(service: str, cfg: Config) -> Export | None:
+    """What turns `service`'s status into gauges; None for a service whose status has none."""
+    clients = [c.id for c in cfg.clients]
+    match service:
+        case "risk":
+            return _risk()
+        case "execution":
+            return _execution(clients)
+        case "ingest":
+            return _ingest
+        case "portfolio":
+            return _portfolio(clients)
+    return None

@@ -1,0 +1,157 @@
+"""The Grafana dashboards, built in code (grafana-foundation-sdk) and written as JSON into
+infra/grafana/dashboards/, which Grafana provisions (infra/grafana/provisioning/).
+
+    .venv/bin/python infra/grafana/build.py      # after a change; commit the JSON it writes
+
+tests/unit/test_grafana_dashboards.py checks that the committed JSON is what this produces and
+that every query names only metrics the services export (bosun.runtime.telemetry)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.builders.prometheus import Dataquery
+from grafana_foundation_sdk.builders.stat import Panel as Stat
+from grafana_foundation_sdk.builders.timeseries import Panel as Timeseries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models.dashboard import (DataSourceRef, Threshold, ThresholdsMode, ValueMap,
+                                                     ValueMappingResult, VariableRefresh)
+
+OUT = Path(__file__).resolve().parent / "dashboards"
+PROMETHEUS = DataSourceRef(type_val="prometheus", uid="prometheus")  # provisioning/datasources/
+MAX_PRICE_AGE_S = 120  # the default of risk's max_price_age_s: older is stale to risk too
+CLIENT = 'client=~"$client"'
+
+
+def _query(expr: str, legend: str, ref: str) -> Dataquery:
+    return Dataquery().expr(expr).legend_format(legend).ref_id(ref).datasource(PROMETHEUS)
+
+
+def _targets(panel, queries: list[tuple[str, str]]):
+    for ref, (expr, legend) in zip("ABCDEFGH", queries):
+        panel = panel.with_target(_query(expr, legend, ref))
+    return panel
+
+
+def _steps(*steps: tuple[float | None, str]) -> db.ThresholdsConfig:
+    return db.ThresholdsConfig().mode(ThresholdsMode.ABSOLUTE).steps([Threshold(value=v, color=c) for v, c in steps])
+
+
+def stat(title: str, description: str, queries: list[tuple[str, str]], *, unit: str = "none",
+         steps: tuple[tuple[float | None, str], ...] = ((None, "green"),), mapping: dict[str, tuple[str, str]] | None = None,
+         width: int = 6) -> Stat:
+    panel = (Stat().title(title).description(description).datasource(PROMETHEUS).unit(unit)
+             .thresholds(_steps(*steps)).height(5).span(width))
+    if mapping:
+        panel = panel.mappings([ValueMap({value: ValueMappingResult(text=text, color=color)
+                                          for value, (text, color) in mapping.items()})])
+    return _targets(panel, queries)
+
+
+def series(title: str, description: str, queries: list[tuple[str, str]], *, unit: str = "none",
+           width: int = 12) -> Timeseries:
+    panel = Timeseries().title(title).description(description).datasource(PROMETHEUS).unit(unit).height(8).span(width)
+    return _targets(panel, queries)
+
+
+def _dashboard(uid: str, title: str, description: str) -> db.Dashboard:
+    return (db.Dashboard(title).uid(uid).description(description).tags(["bosun"]).refresh("10s")
+            .time("now-1h", "now").timezone("utc").readonly())
+
+
+ON_OFF = {"0": ("HALTED", "red"), "1": ("ON", "green")}
+UP_DOWN = {"0": ("DOWN", "red"), "1": ("UP", "green")}
+
+
+def overview() -> db.Dashboard:
+    return (_dashboard("bosun-overview", "bosun: am I safe right now?",
+                       "Trading state, price staleness, open orders, positions, PnL, breaches and errors")
+            .with_row(db.Row("Right now"))
+            .with_panel(stat("Trading", "The kill switch as risk and execution see it (KV control)",
+                             [("bosun_trading_enabled", "{{service}}")], mapping=ON_OFF,
+                             steps=((None, "red"), (1, "green"))))
+            .with_panel(stat("Services", "Each service's metrics endpoint, as Prometheus last scraped it",
+                             [('up{job="bosun"}', "{{instance}}")], mapping=UP_DOWN, steps=((None, "red"), (1, "green"))))
+            .with_panel(stat("Price age", f"Since the last price's event time; risk refuses past {MAX_PRICE_AGE_S} s",
+                             [("time() - bosun_price_event_timestamp_seconds", "{{market}}")], unit="s",
+                             steps=((None, "green"), (MAX_PRICE_AGE_S, "red"))))
+            .with_panel(stat("Open orders", "Working at a venue, per client",
+                             [("bosun_open_orders", "{{client}}")], steps=((None, "green"), (1, "yellow"))))
+            .with_panel(stat("Breaches (1 h)", "Targets refused by a risk limit in the last hour",
+                             [("sum(increase(bosun_risk_breaches_total[1h]))", "breaches")],
+                             steps=((None, "green"), (1, "yellow"))))
+            .with_panel(stat("Dead letters (1 h)", "Inputs a service could not decode or handle (dlq.<service>)",
+                             [("sum(increase(bosun_dead_letters_total[1h]))", "dead letters")],
+                             steps=((None, "green"), (1, "red"))))
+            .with_panel(stat("Equity", "Per client, in quote units", [("bosun_equity", "{{client}}")], width=6))
+            .with_panel(stat("PnL", "Realized (after fees) plus unrealized, per client",
+                             [("sum by (client) (bosun_pnl)", "{{client}}")], steps=((None, "red"), (0, "green")),
+                             width=6))
+            .with_row(db.Row("Last hour"))
+            .with_panel(series("Positions", "Base units per client and market (negative: short)",
+                               [("bosun_position", "{{client}} {{market}}")]))
+            .with_panel(series("Breaches by limit", "Refused targets per second, by the limit that refused them",
+                               [("sum by (limit) (rate(bosun_risk_breaches_total[$__rate_interval]))", "{{limit}}")],
+                               unit="ops")))
+
+
+def services() -> db.Dashboard:
+    quantile = "histogram_quantile({q}, sum by (service, le) (rate(bosun_handler_seconds_bucket[$__rate_interval])))"
+    return (_dashboard("bosun-services", "bosun: services", "Per service: handler latency, throughput, consumer lag")
+            .with_panel(series("Handler latency p50 / p99", "From a message's arrival to its ack",
+                               [(quantile.format(q=0.5), "{{service}} p50"), (quantile.format(q=0.99), "{{service}} p99")],
+                               unit="s", width=24))
+            .with_panel(series("Messages in", "Inputs handled per second",
+                               [("sum by (service) (rate(bosun_messages_in_total[$__rate_interval]))", "{{service}}")],
+                               unit="ops"))
+            .with_panel(series("Messages out", "Published to JetStream per second",
+                               [("sum by (service) (rate(bosun_messages_out_total[$__rate_interval]))", "{{service}}")],
+                               unit="ops"))
+            .with_panel(series("Consumer lag", "Messages of each input's stream not yet delivered to the service",
+                               [("bosun_consumer_pending_messages", "{{service}} {{input}}")]))
+            .with_panel(series("Dead letters", "Per second, per service",
+                               [("sum by (service) (rate(bosun_dead_letters_total[$__rate_interval]))", "{{service}}")],
+                               unit="ops"))
+            .with_panel(series("NATS reconnects (1 h)", "Connections lost and regained, per service",
+                               [("sum by (service) (increase(bosun_nats_reconnects_total[1h]))", "{{service}}")])))
+
+
+def clients() -> db.Dashboard:
+    variable = (db.QueryVariable("client").label("client").datasource(PROMETHEUS)
+                .query("label_values(bosun_equity, client)").refresh(VariableRefresh.ON_DASHBOARD_LOAD)
+                .multi(True).include_all(True))
+    return (_dashboard("bosun-clients", "bosun: clients", "Per client: equity, PnL, drawdown, positions, orders")
+            .with_variable(variable)
+            .with_panel(series("Equity", "Capital plus PnL less fees", [(f"bosun_equity{{{CLIENT}}}", "{{client}}")]))
+            .with_panel(series("PnL", "Realized (after fees) and unrealized",
+                               [(f"bosun_pnl{{{CLIENT}}}", "{{client}} {{kind}}")]))
+            .with_panel(series("Drawdown from the 24 h peak", "1 - equity / its highest value in the last 24 h",
+                               [(f"1 - bosun_equity{{{CLIENT}}} / max_over_time(bosun_equity{{{CLIENT}}}[1d])",
+                                 "{{client}}")], unit="percentunit"))
+            .with_panel(series("Positions", "Base units per market",
+                               [(f"bosun_position{{{CLIENT}}}", "{{client}} {{market}}")]))
+            .with_panel(series("Open orders", "Working at a venue", [(f"bosun_open_orders{{{CLIENT}}}", "{{client}}")])))
+
+
+DASHBOARDS = {"overview": overview, "services": services, "clients": clients}
+
+
+def render() -> dict[str, str]:
+    """File name -> JSON text, as committed."""
+    encoder = JSONEncoder(sort_keys=True, indent=2)
+    return {f"{name}.json": encoder.encode(build().build()) + "\n" for name, build in DASHBOARDS.items()}
+
+
+def main() -> int:
+    OUT.mkdir(exist_ok=True)
+    for name, text in render().items():
+        (OUT / name).write_text(text)
+        print(f"wrote {OUT / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
