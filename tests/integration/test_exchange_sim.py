@@ -15,6 +15,7 @@ from itertools import islice
 from typing import Any
 
 import aiohttp
+import msgspec
 import ccxt.async_support as ccxt
 import ccxt.pro as ccxtpro
 import pytest
@@ -71,6 +72,7 @@ async def test_markets_come_from_the_data(ex: Any) -> None:
     # The finest decimals the real trades used: prices in cents, quantities in 1e-5 BTC.
     assert market["precision"]["price"] == 0.01 and market["precision"]["amount"] == 0.00001
     assert market["limits"]["cost"]["min"] == 5.0
+    assert abs(await ex.fetch_time() - ex.milliseconds()) < 5_000  # server time is the wall clock
 
 
 async def test_balance_and_a_market_buy_filled_at_the_last_trade(ex: Any, trades_path: str) -> None:
@@ -322,6 +324,15 @@ async def wait_until(condition: Any, what: str, timeout: float = 5.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+async def test_paced_replay_moves_the_market_with_the_clock(trades_path: str) -> None:
+    config = sim_config(trades_path, USDT="1000")
+    async with serving(msgspec.structs.replace(config, speed=100.0), Credentials(API_KEY, API_SECRET)) as paced:
+        opened = (await control(paced, "GET", "/sim/state"))["market_ms"]
+        # 100 x real time: a second of the file every 10 ms.
+        await wait_until(lambda: paced.exchange.market_ms >= opened + 2_000, "two seconds of market time")
+        assert paced.exchange.replay.replayed > 1
 
 
 # ----------------------------------------------------------------------------- the command
