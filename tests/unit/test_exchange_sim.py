@@ -65,7 +65,8 @@ def test_a_resting_buy_fills_partly_from_each_trade_at_its_price_then_frees_the_
 
 def test_better_price_first_then_time(exchange) -> None:
     ex, _ = exchange
-    first, better, second = order(ex, price=D("59990.00")), order(ex, price=D("59995.00")), order(ex, price=D("59990.00"))
+    first, better = order(ex, price=D("59990.00")), order(ex, price=D("59995.00"))
+    second = order(ex, price=D("59990.00"))
     ex.advance(trades=1)  # 0.003 at 59990
     assert [o.filled for o in (first, better, second)] == [0, D("0.003"), 0]
     ex.advance(trades=1)  # 0.004 at 59980

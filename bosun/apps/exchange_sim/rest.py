@@ -133,7 +133,7 @@ class Rest:
         if self.faults.applies(request.path) and self.faults.take("drop_order_responses"):
             if request.transport is not None:
                 request.transport.abort()  # accepted on the venue, but the client never hears it
-            raise asyncio.CancelledError
+            raise asyncio.CancelledError  # what aiohttp expects of a handler whose client is gone: no answer, no log
         return wire.order_placed(order, order.fills, resp_type)
 
     async def get_order(self, _request: web.Request, p: Params) -> object:

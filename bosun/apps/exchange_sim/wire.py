@@ -106,12 +106,12 @@ def account(balances: Balances, now_ms: int, fee_rate: Decimal) -> dict[str, obj
 def execution_report(order: Order, exec_type: str, fill: Fill | None, now_ms: int) -> dict[str, object]:
     """The user stream's `executionReport` for one change of an order. For a cancel, as on Binance,
     `c` is the cancel request's client id and `C` the order's."""
-    canceled = exec_type == "CANCELED"
+    client_id, orig_client_id = ((order.cancel_client_id, order.client_id) if exec_type == "CANCELED"
+                                 else (order.client_id, ""))
     return {
-        "e": "executionReport", "E": now_ms, "s": order.symbol, "c": order.cancel_client_id if canceled
-        else order.client_id, "S": order.side,
+        "e": "executionReport", "E": now_ms, "s": order.symbol, "c": client_id, "S": order.side,
         "o": order.type, "f": order.time_in_force or "GTC", "q": num(order.qty), "p": num(order.price),
-        "P": num(order.stop_price), "F": num(Decimal(0)), "g": -1, "C": order.client_id if canceled else "", "x": exec_type,
+        "P": num(order.stop_price), "F": num(Decimal(0)), "g": -1, "C": orig_client_id, "x": exec_type,
         "X": order.status, "r": "NONE", "i": order.id, "l": num(fill.qty if fill else Decimal(0)),
         "z": num(order.filled), "L": num(fill.price if fill else Decimal(0)),
         "n": num(fill.commission if fill else Decimal(0)), "N": fill.commission_asset if fill else None,
