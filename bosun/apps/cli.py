@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="print trading state, prices, positions, PnL and orders once")
     _common(status)
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    status.add_argument("--watch", action="store_true", help="a live view, redrawn until Ctrl-C")
+    status.add_argument("--every", type=float, default=1.0, metavar="S", help="seconds between redraws (--watch)")
 
     for name, text in (("halt", "turn trading OFF for everyone (kill switch)"), ("resume", "turn trading back ON")):
         p = sub.add_parser(name, help=text)

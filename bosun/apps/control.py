@@ -98,12 +98,12 @@ def _utc(ts_ns: int) -> str:
     return datetime.fromtimestamp(ts_ns / 1e9, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _age(price: dict[str, Any]) -> str:
+def age(price: dict[str, Any]) -> str:
     """Seconds for a live price; the price's own time for a replayed (hours old) one."""
     return f"{price['age_s']}s old" if price["age_s"] < 3600 else f"at {price['time']}"
 
 
-def _trading_word(enabled: bool | str | None) -> str:
+def trading_word(enabled: bool | str | None) -> str:
     if enabled is None:
         return "OFF (never set)"
     if isinstance(enabled, str):
@@ -113,8 +113,8 @@ def _trading_word(enabled: bool | str | None) -> str:
 
 def render_line(status: dict[str, Any]) -> str:
     """One compact line for the live view of `bosun up`."""
-    parts = [f"trading {_trading_word(status['trading_enabled'])}"]
-    parts += [f"{p['key']} {p['price']} ({_age(p)})" for p in status["prices"]]
+    parts = [f"trading {trading_word(status['trading_enabled'])}"]
+    parts += [f"{p['key']} {p['price']} ({age(p)})" for p in status["prices"]]
     execution, portfolio = status["execution"] or {}, status["portfolio"] or {}
     parts.append(f"open orders {len(execution.get('open_orders', ())) if execution else '?'}")
     parts.append(f"fills {execution.get('fills', '?')}")
@@ -125,9 +125,9 @@ def render_line(status: dict[str, Any]) -> str:
 
 
 def render(status: dict[str, Any]) -> str:
-    lines = [f"trading      {_trading_word(status['trading_enabled'])}"]
+    lines = [f"trading      {trading_word(status['trading_enabled'])}"]
     for p in status["prices"]:
-        lines.append(f"price        {p['key']:<20} {p['price']:>14}  {_age(p)}")
+        lines.append(f"price        {p['key']:<20} {p['price']:>14}  {age(p)}")
     risk, execution, portfolio = status["risk"], status["execution"], status["portfolio"]
     if risk is None:
         lines.append("risk         not answering")
@@ -165,6 +165,11 @@ async def _run(args) -> int:
             enabled = args.command == "resume"
             await set_trading(nc, enabled)
             print(f"trading {'ON' if enabled else 'OFF'}")
+            return 0
+        if getattr(args, "watch", False):
+            from bosun.apps.status_view import watch
+
+            await watch(nc, args.every)
             return 0
         status = await gather(nc)
         print(json.dumps(status, indent=2) if args.json else render(status))

@@ -11,8 +11,8 @@ import msgspec
 import pytest
 
 from services.execution.config import VenueConfig
-from proto.events import (Bar, CancelOrder, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, SubmitOrder,
-                          Trade)
+from proto.events import (Bar, CancelOrder, ModifyOrder, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected,
+                          SubmitOrder, Trade)
 from bosun.model.grid import round_price, round_qty
 from services.execution.venues.shadow import ShadowVenue
 from tests.datafiles import BTC_1M, data_file
@@ -344,3 +344,14 @@ def test_late_orders_on_bars_and_trades_fill_as_if_they_had_been_working() -> No
             for md in stream:
                 late.on_market(md)
             assert fills(late.submit(placed)) == expected[:1], (placed.id, decided)
+
+
+def test_a_size_no_market_has_is_rejected_and_never_modified_to() -> None:
+    v = venue()
+    v.on_bar(bar(0, "60000", "60000", "60000", "60000"))
+    [rejected] = v.submit(order(qty="1000000000000", ts=T0 + MIN, limit="50000"))
+    assert isinstance(rejected, OrderRejected) and "above the sanity cap" in rejected.reason
+    v.submit(order(coid="c2", ts=T0 + MIN, limit="50000"))
+    assert v.modify(ModifyOrder(id="m1", ts_event=T0 + MIN, client_order_id="c2", client="alice", venue="binance",
+                                symbol="BTCUSDT", qty=D("1000000000000"))) == []
+    assert v.working_orders() == ["c2"]

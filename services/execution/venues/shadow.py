@@ -43,6 +43,7 @@ from msgspec.structs import replace
 from bosun.model.grid import round_price, round_qty
 from bosun.model.positions import Key, NetPositions, signed
 from bosun.model.recent import RecentIds
+from proto.amounts import MAX_NOTIONAL
 from proto.events import (Bar, CancelAllOrders, CancelOrder, Event, ModifyOrder, OrderAccepted, OrderCanceled,
                           OrderFilled, OrderModified, OrderRejected, SubmitOrder, Trade)
 from services.execution.config import VenueConfig
@@ -167,6 +168,8 @@ class ShadowVenue:
         o = working.order
         filled = o.qty - working.remaining
         qty = o.qty if command.qty is None else command.qty
+        if self._oversized(o.symbol, qty):
+            return events  # the order stays as it was
         if qty <= filled:
             return [*events, self._canceled(working, f"modified to {qty}, at or below the {filled} filled",
                                             command.ts_event)]
@@ -241,6 +244,22 @@ class ShadowVenue:
     def working_orders(self) -> list[str]:
         return [*self._working, *(coid for orders in self._protective.values() for coid in orders)]
 
+    def last_price(self, symbol: str) -> Decimal | None:
+        """The newest price seen for `symbol` (a bar's close or a trade's price)."""
+        newest = [by_symbol[symbol][-1] for by_symbol in self._recent.values() if symbol in by_symbol]
+        if not newest:
+            return None
+        md = max(newest, key=lambda m: m.ts_event)
+        return md.price if type(md) is Trade else md.close
+
+    def _oversized(self, symbol: str, qty: Decimal) -> str | None:
+        """A size no market has: above the sanity cap on notional at the symbol's newest price."""
+        price = self.last_price(symbol)
+        if price is not None and qty * price > MAX_NOTIONAL:
+            return (f"qty {qty} x {symbol}'s last price {price} = {qty * price:.6E} is above the sanity cap "
+                    f"of {MAX_NOTIONAL} (quote currency)")
+        return None
+
     def market_ns(self, symbol: str) -> int | None:
         """The newest market time seen for `symbol`, the venue's own notion of now there."""
         times = [by_symbol[symbol][-1].ts_event for by_symbol in self._recent.values() if symbol in by_symbol]
@@ -303,7 +322,7 @@ class ShadowVenue:
             return f"{o.order_type} order needs a stop price > 0, got {o.stop_price}"
         if o.order_type == "market_on_close" and o.symbol not in self._recent[Bar]:
             return f"market_on_close: no bar seen for {o.symbol} to close at"
-        return None
+        return self._oversized(o.symbol, o.qty)
 
     def _fill_ts(self, working: _Working, md: MarketData) -> int:
         """The time at which `md` would fill the order: compared with the decision time."""

@@ -1,0 +1,46 @@
+"""`bosun status --watch`'s view, rendered to text: what an operator sees."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from bosun.apps.status_view import view
+
+STATUS = {
+    "trading_enabled": True,
+    "prices": [{"key": "binance.BTCUSDT", "price": "61415.99", "time": "2024-10-04T14:20:00Z", "age_s": 2.0},
+               {"key": "binance.ETHUSDT", "price": "2400.5", "time": "2024-10-04T14:19:00Z", "age_s": 90.0}],
+    "risk": {"approved": 12, "breached": 2, "breaches_by_limit": {"max_position": 2},
+             "limits": {"demo": {"max_position": "0.05 BTC per market"}}},
+    "execution": {"open_orders": {"t7-1": {"client": "demo", "venue": "binance", "symbol": "BTCUSDT", "side": "buy",
+                                           "type": "market", "remaining": "0.01", "reason": "signal"}},
+                  "fills": 11},
+    "portfolio": {"positions": [{"client": "demo", "venue": "binance", "symbol": "BTCUSDT", "qty": "0.01",
+                                 "avg_price": "61000", "realized_pnl": "-1.2", "unrealized_pnl": "4.16",
+                                 "fees": "0.6"}]},
+}
+
+
+def text(status: dict, health: dict[str, bool]) -> str:
+    console = Console(width=160, record=True, color_system=None)
+    console.print(view(status, health))
+    return console.export_text()
+
+
+def test_the_view_shows_state_health_prices_positions_orders_and_limits() -> None:
+    shown = text(STATUS, {"ingest": True, "signal": True, "risk": True, "execution": True, "portfolio": True,
+                          "alerts": False})
+    assert "trading ON" in shown
+    assert "alerts DOWN" in shown and "risk up" in shown
+    assert "61415.99" in shown and "2.0s old" in shown and "90.0s old" in shown
+    assert "-1.2" in shown and "4.16" in shown
+    assert "open orders 1, fills 11" in shown and "t7-1" in shown
+    assert "0.05 BTC per market" in shown and "max_position 2" in shown
+
+
+def test_services_that_do_not_answer_are_named_not_crashed_on() -> None:
+    silent = {**STATUS, "trading_enabled": None, "risk": None, "execution": None, "portfolio": None}
+    shown = text(silent, {})
+    assert "trading OFF (never set)" in shown
+    assert "risk not answering" in shown and "execution not answering" in shown
+    assert "portfolio not answering" in shown and "ingest DOWN" in shown
