@@ -252,6 +252,17 @@ class OrderFilled(Event, frozen=True, kw_only=True):
     reason: Reason = "signal"
 
 
+class VenueStateReported(Event, frozen=True, kw_only=True):
+    """What a venue holds for one client and market, as its adapter finds it on start: the
+    working orders (client order ids) and the position. Execution reconciles against it."""
+
+    client: str
+    venue: str
+    symbol: str
+    open_orders: tuple[str, ...]
+    position: SignedQty
+
+
 class PositionChanged(Event, frozen=True, kw_only=True):
     notional: ClassVar = ("qty", "avg_price")
 

@@ -13,6 +13,10 @@
   but the brackets (they only ever close) is cancelled at once, and only targets that reduce
   exposure go through.
 - A target with reason `end_of_data` closes at the last close: a market_on_close order.
+- On start each venue adapter reports what its venue holds (VenueStateReported); an order
+  the book thinks open that the venue does not hold is closed in the book, one the venue
+  holds that no intent explains is cancelled, and a position that differs is shown in status.
+  Only reports of this run count: the log holds those of every earlier one.
 - `dry_run` sends nothing: every order becomes OrderRejected("dry run: order not sent").
   Venues of kind "live" reject until the ccxt adapter is wired."""
 
@@ -26,7 +30,8 @@ from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
 from bosun.runtime.clock import Clock
 from proto import codec
 from proto import subjects as sj
-from proto.events import CancelOrder, Event, OrderType, Reason, Side, SubmitOrder, TargetApproved, TargetPosition
+from proto.events import (CancelOrder, Event, OrderCanceled, OrderType, Reason, Side, SubmitOrder, TargetApproved,
+                          TargetPosition, VenueStateReported)
 from services.execution.config import ExecutionConfig, VenueConfig
 from services.execution.orders import (PROTECTIVE, Cancel, Key, OpenOrder, OrderBook, Place, client_order_id, plan,
                                        rejection)
@@ -46,6 +51,10 @@ class ExecutionActor(Actor):
         self.book = OrderBook()
         self._cfg: dict[tuple[str, str], VenueConfig] = {  # (client, venue) -> its config
             (client, venue): cfg for client, venues in config.venues.items() for venue, cfg in venues.items()}
+        self._born = clock.now_ns()  # venue reports older than this are an earlier run's
+        self._started = False
+        self._reports: list[VenueStateReported] = []  # this run's, received while the log replays
+        self.disagreements: dict[str, str] = {}  # client.venue.symbol -> the positions that differ
 
     def inputs(self) -> Sequence[Input]:
         return [
@@ -55,8 +64,12 @@ class ExecutionActor(Actor):
         ]
 
     def on_start(self) -> None:
+        self._started = True
         if not self.trading_enabled:  # orders restored from the log while the kill switch is off
             self._cancel_all()
+        for report in self._reports:
+            self._reconcile(report)
+        self._reports.clear()
 
     # --- inputs
 
@@ -67,6 +80,13 @@ class ExecutionActor(Actor):
 
     def on_order_event(self, event: Event) -> None:
         """The order log: our own commands' echo, the venues' answers, or after a restart the replay."""
+        if type(event) is VenueStateReported:
+            if event.ts_event >= self._born:
+                if self._started:
+                    self._reconcile(event)
+                else:
+                    self._reports.append(event)
+            return
         self.book.apply(event)  # a no-op for anything else, or an entry applied already
 
     def on_target_approved(self, approved: TargetApproved) -> None:
@@ -115,6 +135,23 @@ class ExecutionActor(Actor):
             self._submit(target, orders.next(), close, ZERO, "take_profit_market", "take_profit", target.take_profit,
                          group)
 
+    def _reconcile(self, report: VenueStateReported) -> None:
+        key = (report.client, report.venue, report.symbol)
+        held = set(report.open_orders)
+        for coid, open_order in list(self.book.open.items()):
+            o = open_order.order
+            if (o.client, o.venue, o.symbol) == key and coid not in held:
+                self._emit(OrderCanceled(id=f"{coid}.reconciled", ts_event=self.clock.now_ns(), client_order_id=coid,
+                                         client=o.client, venue=o.venue, symbol=o.symbol,
+                                         reason=f"reconciliation: venue {o.venue} does not hold it"))
+        for coid in sorted(held - self.book.open.keys()):
+            self._emit(CancelOrder(id=f"{coid}.cancel", ts_event=self.clock.now_ns(), client_order_id=coid,
+                                   client=report.client, venue=report.venue, symbol=report.symbol,
+                                   reason="reconciliation: no intent explains it"))
+        ours = self.book.position(key)
+        if ours != report.position:
+            self.disagreements[".".join(key)] = f"execution {ours}, venue {report.position}"
+
     # --- effects
 
     def _submit(self, target: TargetPosition, coid: str, side: Side, qty: Decimal, order_type: OrderType,
@@ -157,6 +194,7 @@ class ExecutionActor(Actor):
                             for coid, o in self.book.open.items()},
             "positions": self.book.positions.open(),
             "fills": self.book.fills,
+            "position_disagreements": self.disagreements,
         }
 
 

@@ -26,6 +26,8 @@ def _holds_no_container(hint: object) -> bool:
         return True
     if origin in (typing.Union, types.UnionType):
         return all(map(_holds_no_container, typing.get_args(hint)))
+    if origin is tuple:  # immutable: a tuple of atoms can never close a cycle
+        return all(map(_holds_no_container, (a for a in typing.get_args(hint) if a is not Ellipsis)))
     return False
 
 

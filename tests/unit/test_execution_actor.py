@@ -12,8 +12,8 @@ from bosun.runtime.clock import SimClock
 from bosun.apps.config import ClientConfig, Config
 from services.execution.config import VenueConfig
 from bosun.runtime.inproc import InProcessBus
-from proto.events import (Bar, CancelOrder, Event, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, SubmitOrder,
-                          TargetApproved, TargetPosition)
+from proto.events import (Bar, CancelOrder, Event, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected,
+                          SubmitOrder, TargetApproved, TargetPosition, VenueStateReported)
 from services.execution.actor import ExecutionActor
 from services.execution.orders import Cancel, OpenOrder, Place, client_order_id, plan
 from services.execution.venues.shadow_adapter import ShadowAdapter
@@ -263,12 +263,14 @@ def test_restart_rebuilds_position_and_open_orders_from_the_order_log() -> None:
     assert second.send(approved("t1", "1")) == []  # an old target from the log: re-planning it would sell 2
 
 
-def restart(log: list[Event], cfg: Config | None = None, enabled: bool | None = True) -> Harness:
-    """A new process: the ORDERS stream replayed to both actors (REPLAY) before they start."""
+def restart(log: list[Event], cfg: Config | None = None, enabled: bool | None = True,
+            venue_log: list[Event] | None = None) -> Harness:
+    """A new process: the ORDERS stream replayed to both actors (REPLAY) before they start;
+    `venue_log` gives the venue a history of its own, for a venue that disagrees."""
     def catch_up(actor: ExecutionActor | ShadowAdapter) -> None:
         for inp in actor.inputs():
             if inp.subject == "order.>":
-                for event in log:
+                for event in (log if venue_log is None or isinstance(actor, ExecutionActor) else venue_log):
                     inp.handler(event)
     return Harness(cfg, enabled, before_start=catch_up)
 
@@ -291,7 +293,10 @@ def test_a_bracket_survives_a_restart_without_placing_anything() -> None:
     first.send(bar(1, "100", "101", "99", "100"))  # long 1 at 100, then the "crash"
 
     h = restart(first.events, config(slippage_bps=D(0)))
-    assert h.events == [] and h.actor.book.position(KEY) == D(1)  # restored, nothing placed
+    [report] = h.events  # restored, nothing placed: the venue reports what it holds, and it agrees
+    assert isinstance(report, VenueStateReported)
+    assert (report.open_orders, report.position) == ((client_order_id("t1", 2),), D(1))
+    assert h.actor.book.position(KEY) == D(1) and h.actor.disagreements == {}
     assert h.send(t1) == []  # the DURABLE redelivery of a handled target is not re-planned
     [fill] = h.send(bar(2, "97", "98", "94", "96"))
     assert (fill.client_order_id, fill.reason, fill.price) == (client_order_id("t1", 2), "stop_loss", D(95))
@@ -425,3 +430,32 @@ def test_a_new_target_without_levels_disarms_the_previous_stop() -> None:
     h.send(bar(4, "85", "86", "84", "85"))  # down to 1
     assert h.send(bar(5, "110", "121", "109", "115"))[-1].reason == "take_profit"
     assert h.actor.book.position(KEY) == 0
+
+
+def test_reconciliation_cancels_what_no_intent_explains_and_closes_what_the_venue_does_not_hold() -> None:
+    first = Harness()
+    first.send(bar(0, "99", "101", "98", "100"), approved("t1", "1"))  # a market order working at the crash
+    stray = SubmitOrder(id="by-hand", ts_event=T0, client="alice", venue="binance", symbol="BTCUSDT", side="sell",
+                        qty=D("0.5"), order_type="limit", limit_price=D("200"), target_id="manual")
+    ours = [e for e in first.events if not isinstance(e, SubmitOrder) or e.target_id == "t1"]
+    h = restart(ours, venue_log=[stray, *[e for e in ours if not isinstance(e, SubmitOrder)]])
+    [cancel] = h.of(CancelOrder)
+    assert (cancel.client_order_id, cancel.reason) == ("by-hand", "reconciliation: no intent explains it")
+    [closed, answered] = h.of(OrderCanceled)  # ours, unknown to the venue; then the stray, cancelled there
+    assert (closed.client_order_id, closed.reason) == (client_order_id("t1", 1),
+                                                      "reconciliation: venue binance does not hold it")
+    assert answered.client_order_id == "by-hand" and h.actor.book.open == {}
+
+
+def test_a_report_of_an_earlier_run_in_the_log_changes_nothing() -> None:
+    old = VenueStateReported(id="binance.alice.BTCUSDT.1", ts_event=T0 - 1, client="alice", venue="binance",
+                             symbol="BTCUSDT", open_orders=("gone-long-ago",), position=D(3))
+    h = restart([old])
+    assert h.of(CancelOrder) == [] and h.actor.disagreements == {}
+
+
+def test_a_position_the_venue_disagrees_with_is_shown_in_status() -> None:
+    first = Harness()
+    first.send(bar(0, "99", "101", "98", "100"), approved("t1", "1"), bar(1, "100", "101", "99", "100"))
+    h = restart([e for e in first.events if not isinstance(e, OrderFilled)], venue_log=first.events)
+    assert h.actor.status()["position_disagreements"] == {"alice.binance.BTCUSDT": "execution 0, venue 1.000"}

@@ -244,6 +244,19 @@ class ShadowVenue:
     def working_orders(self) -> list[str]:
         return [*self._working, *(coid for orders in self._protective.values() for coid in orders)]
 
+    def holdings(self) -> dict[Key, tuple[list[str], Decimal]]:
+        """Per client and market with a working order or a position: the orders' ids and the position."""
+        held: dict[Key, tuple[list[str], Decimal]] = {}
+        working = [*self._working.values(), *(w for orders in self._protective.values() for w in orders.values())]
+        for w in working:
+            o = w.order
+            key = (o.client, o.venue, o.symbol)
+            held.setdefault(key, ([], self.positions.get(key)))[0].append(o.id)
+        for key, qty in self.positions.by_key.items():
+            if qty and key not in held:
+                held[key] = ([], qty)
+        return held
+
     def last_price(self, symbol: str) -> Decimal | None:
         """The newest price seen for `symbol` (a bar's close or a trade's price)."""
         newest = [by_symbol[symbol][-1] for by_symbol in self._recent.values() if symbol in by_symbol]

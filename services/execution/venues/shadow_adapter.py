@@ -10,7 +10,8 @@ So a venue sees market data and commands in the order they were decided, whateve
 they are delivered in, and paper fills equal the backtest's.
 
 After a restart the working orders and positions come back from the order log (REPLAY);
-commands in the log the venue never answered are carried out on start."""
+commands in the log the venue never answered are carried out on start, and then it reports
+what each venue holds (VenueStateReported) for execution to reconcile with."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
 from bosun.runtime.clock import Clock
 from proto import codec
 from proto import subjects as sj
-from proto.events import Bar, CancelAllOrders, CancelOrder, Event, ModifyOrder, OrderFilled, SubmitOrder, Trade
+from proto.events import (Bar, CancelAllOrders, CancelOrder, Event, ModifyOrder, OrderFilled, SubmitOrder, Trade,
+                          VenueStateReported)
 from services.execution.config import ExecutionConfig, VenueConfig
 from services.execution.orders import rejection
 from services.execution.venues.shadow import ShadowVenue
@@ -59,6 +61,12 @@ class ShadowAdapter(Actor):
         for venue in self.venues.values():
             for command in venue.unanswered():
                 self._command(command)  # type: ignore[arg-type]
+        now = self.clock.now_ns()
+        for venue in self.venues.values():  # what each venue holds, for execution to reconcile with
+            for (client, name, symbol), (orders, position) in sorted(venue.holdings().items()):
+                self.out.publish(VenueStateReported(id=f"{name}.{client}.{symbol}.{now}", ts_event=now, client=client,
+                                                    venue=name, symbol=symbol, open_orders=tuple(sorted(orders)),
+                                                    position=position))
 
     # --- inputs
 
