@@ -47,8 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
         _common(p)
 
     from bosun.apps import backtest_cli
+    from bosun.apps.exchange_sim import cli as exchange_sim
 
     backtest_cli.add_parser(sub)
+    exchange_sim.add_parser(sub)
     return parser
 
 
@@ -59,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
             from bosun.apps import backtest_cli
 
             return backtest_cli.main(args)
+        if args.command == "exchange-sim":
+            from bosun.apps.exchange_sim import cli as exchange_sim
+
+            return exchange_sim.main(args)
         if args.command == "up":
             from bosun.apps import up
 

@@ -17,7 +17,7 @@ from bosun.apps.config import Config
 from bosun.apps.status_metrics import exporter
 from bosun.runtime.backlog import until_behind_at_most
 from bosun.runtime.config import ConfigError
-from bosun.runtime.service import run_service
+from bosun.runtime.service import Companion, run_service
 from bosun.runtime.telemetry import setup_logging, setup_tracing
 from bosun.runtime.urls import require_urls
 
@@ -62,9 +62,30 @@ async def serve_execution(cfg: Config, nats_url: str, _database_url: str | None)
     from services.execution.venues.shadow_adapter import ShadowAdapter
 
     config = cfg.execution_config()
-    await run_service("execution", lambda clock, out: ExecutionActor(clock, out, config), nats_url=nats_url,
-                      **_metrics(cfg, "execution"), halt_on_start=True,
-                      companions=[lambda clock, out: ShadowAdapter(clock, out, config)])
+    adapters = [Companion(lambda clock, out: ShadowAdapter(clock, out, config))]
+    edge = None
+    if any(v.kind == "live" for venues in config.venues.values() for v in venues.values()):
+        from services.execution.venues.ccxt_edge import CcxtEdge  # ccxt: the `live` extra, loaded only for live venues
+        from services.execution.venues.live import LiveAdapter
+
+        edge = CcxtEdge(config)
+        poll_s = min(v.poll_s for venues in config.venues.values() for v in venues.values() if v.kind == "live")
+
+        async def poll_fills(binding, actor: LiveAdapter) -> None:
+            while True:
+                fills = await edge.fills()
+                if fills:
+                    await binding.feed(actor.on_fills_found, fills)
+                await asyncio.sleep(poll_s)
+
+        adapters.append(Companion(lambda clock, out: LiveAdapter(clock, out, config), effects=edge.carry_out,
+                                  source=poll_fills))
+    try:
+        await run_service("execution", lambda clock, out: ExecutionActor(clock, out, config), nats_url=nats_url,
+                          halt_on_start=True, companions=adapters, **_metrics(cfg, "execution"))
+    finally:
+        if edge is not None:
+            await edge.close()
     return 0
 
 

@@ -41,7 +41,8 @@ from proto.streams import stream_for
 
 log = logging.getLogger(__name__)
 
-Effects = Callable[[list[Effect]], Awaitable[None]]  # the edge that carries out an actor's effects
+# The edge that carries out an actor's effects; it may return events it learned doing them.
+Effects = Callable[[list[Effect]], Awaitable[Sequence[ev.Event] | None]]
 
 PUBLISH_WINDOW = 4000  # JetStream publishes awaiting their ack, per connection
 PUBLISH_ACK_TIMEOUT_S = 10.0
@@ -406,7 +407,9 @@ class NatsBinding:
             if self._effects is None:
                 raise RuntimeError(f"{self.service}: the actor asked for {type(effects[0]).__name__} but its "
                                    f"process carries out no effects")
-            await self._effects(effects)
+            reported = await self._effects(effects)
+            if reported:  # what the edge learned doing them (an exchange's answers): sent with the rest
+                return [*publish, *reported]
         return publish
 
     def _msg_ref(self, msg: Msg) -> str:

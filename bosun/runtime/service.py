@@ -10,7 +10,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import nats
@@ -37,12 +37,23 @@ def inbox_prefix(service: str) -> str:
     return f"_INBOX_{service}"
 
 
+Source = Callable[[NatsBinding, Actor], Awaitable[None]]
+
+
+class Companion(NamedTuple):
+    """Another actor of the same process, with the edges of its own (execution's venue adapters)."""
+
+    build: Callable[[Clock, Outbox], Actor]
+    effects: Effects | None = None
+    source: Source | None = None
+
+
 async def run_service(name: str, build: Callable[[Clock, Outbox], Actor], *, nats_url: str,
                       effects: Effects | None = None, metrics_port: int = 0, metrics_addr: str = "127.0.0.1",
                       export_status: Callable[[Any], None] | None = None, halt_on_start: bool = False,
                       on_ready: Callable[[], Any] | None = None,
-                      source: Callable[[NatsBinding, Actor], Awaitable[None]] | None = None,
-                      companions: Sequence[Callable[[Clock, Outbox], Actor]] = ()) -> None:
+                      source: Source | None = None,
+                      companions: Sequence[Companion] = ()) -> None:
     """Run service `name` until SIGTERM/SIGINT (returns) or cancellation (raises CancelledError).
 
     `effects` carries out what the actor asks of the edge (runtime.actor.Effect). `source`, for
@@ -86,13 +97,13 @@ async def run_service(name: str, build: Callable[[Clock, Outbox], Actor], *, nat
             await binding.put_trading_enabled(False)
             log.info("%s: trading_enabled set to false at start", name)
 
-        runs = [(binding, actor, effects)]
-        for build_companion in companions:
-            companion = NatsBinding(nc, name)
-            runs.append((companion, build_companion(LiveClock(), companion.outbox), None))
+        runs = [(binding, actor, effects, source)]
+        for companion in companions:
+            own = NatsBinding(nc, name)
+            runs.append((own, companion.build(LiveClock(), own.outbox), companion.effects, companion.source))
         readies = [asyncio.Event() for _ in runs]
         ready = asyncio.Event()
-        running = asyncio.ensure_future(asyncio.gather(*(b.run(a, s, r) for (b, a, s), r in zip(runs, readies))))
+        running = asyncio.ensure_future(asyncio.gather(*(b.run(a, e, r) for (b, a, e, _), r in zip(runs, readies))))
         stopping = asyncio.create_task(stop.wait())
         readying = asyncio.create_task(_all_set(readies, ready))
         tasks = [running, stopping, readying]
@@ -104,15 +115,16 @@ async def run_service(name: str, build: Callable[[Clock, Outbox], Actor], *, nat
                 log.info("%s: ready", name)
                 if on_ready is not None:
                     on_ready()
-                if source is not None:
-                    tasks.append(asyncio.create_task(source(binding, actor), name=f"{name}-source"))
+                for b, a, _, feed in runs:  # the main actor's source first: when it finishes, the service does
+                    if feed is not None:
+                        tasks.append(asyncio.create_task(feed(b, a), name=f"{name}-{a.name}-source"))
                 await asyncio.wait(tasks[:2] + tasks[3:], return_when=asyncio.FIRST_COMPLETED)
             for task in (running, *tasks[3:]):
                 if task.done():
                     task.result()  # the binding or the source failed: raise it
             if stop.is_set():
                 log.info("%s: stopping on signal", name)
-            elif tasks[3:] and tasks[3].done():
+            elif source is not None and tasks[3].done():
                 log.info("%s: source finished", name)
         finally:
             for task in tasks:

@@ -17,8 +17,7 @@
   the book thinks open that the venue does not hold is closed in the book, one the venue
   holds that no intent explains is cancelled, and a position that differs is shown in status.
   Only reports of this run count: the log holds those of every earlier one.
-- `dry_run` sends nothing: every order becomes OrderRejected("dry run: order not sent").
-  Venues of kind "live" reject until the ccxt adapter is wired."""
+- `dry_run` sends nothing: every order becomes OrderRejected("dry run: order not sent")."""
 
 from __future__ import annotations
 
@@ -37,7 +36,6 @@ from services.execution.orders import (PROTECTIVE, Cancel, Key, OpenOrder, Order
                                        rejection)
 
 DRY_RUN = "dry run: order not sent"
-LIVE_NOT_WIRED = "live venues are not wired yet"
 ZERO = Decimal(0)
 
 
@@ -160,12 +158,7 @@ class ExecutionActor(Actor):
                             symbol=target.symbol, side=side, qty=qty, order_type=order_type, stop_price=stop_price,
                             close_position=stop_price is not None, oco=oco, target_id=target.id, reason=reason,
                             market_ns=target.ts_event)
-        if self.dry_run:
-            self._emit(rejection(order.id, order, DRY_RUN))
-        elif self._cfg[(target.client, target.venue)].kind == "live":
-            self._emit(rejection(order.id, order, LIVE_NOT_WIRED))
-        else:
-            self._emit(order)
+        self._emit(rejection(order.id, order, DRY_RUN) if self.dry_run else order)
 
     def _cancel(self, open_order: OpenOrder, reason: str, market_ns: int | None = None) -> None:
         o = open_order.order

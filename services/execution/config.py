@@ -13,6 +13,10 @@ class VenueConfig(ConfigStruct):
 
     kind: Literal["shadow", "live"] = "shadow"
     exchange: str = "binance"  # ccxt id, for kind = "live"
+    # kind = "live": every REST endpoint of the exchange on this base URL, paths kept (a testnet,
+    # or `bosun exchange-sim`); the market rules (tick, step, minimums) then come from the exchange.
+    api_url: str | None = None
+    poll_s: float = 1.0  # how often the exchange's trades are read for fills
     fee_bps: Decimal = Decimal(10)
     slippage_bps: Decimal = Decimal(0)
     fill: Literal["next_open", "close"] = "next_open"

@@ -132,8 +132,9 @@ async def test_durable_input_is_handled_once_effects_before_ack_outputs_deduplic
         # stored; a later round only after the earlier one's outputs were stored
         assert [t for ids, _, _ in at_sink for t in ids] == ["t1", "t2"]
         assert at_sink[0][1:] == (0, 0)
-        if len(at_sink) == 2:  # t2 arrived after t1's round had begun
-            assert at_sink[1][1:] == (1, 1)
+        if len(at_sink) == 2:  # t2 arrived after t1's round had begun: t1's output stored, t2 unacked
+            ack_floor, stored = at_sink[1][1:]
+            assert ack_floor <= 1 and stored == 1
         info = await acked(js, "TARGETS", consumer, 2)
         assert info.num_redelivered == 0 and info.num_pending == 0
         assert toy.handled == ["t1", "t2"]

@@ -15,6 +15,7 @@ from bosun.runtime.inproc import InProcessBus
 from proto.events import (Bar, CancelOrder, Event, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected,
                           SubmitOrder, TargetApproved, TargetPosition, VenueStateReported)
 from services.execution.actor import ExecutionActor
+from services.execution.venues.live import LiveAdapter, PlaceOrder
 from services.execution.orders import Cancel, OpenOrder, Place, client_order_id, plan
 from services.execution.venues.shadow_adapter import ShadowAdapter
 
@@ -226,10 +227,44 @@ def test_dry_run_rejects_instead_of_sending() -> None:
     assert h.send(bar(1, "100", "101", "99", "100")) == []
 
 
-def test_live_venue_is_rejected_until_wired() -> None:
+def live(log: list[Event] = ()) -> tuple[InProcessBus, LiveAdapter, list]:
+    """A live adapter on its own bus after `log` was replayed to it, and the effects it asked for."""
+    bus, effects = InProcessBus(), []
+    bus.on_effect(effects.append)
+    adapter = LiveAdapter(SimClock(T0), bus, config(kind="live").execution_config())
+    for event in log:
+        adapter.on_order_log(event)
+    bus.attach(adapter)
+    return bus, adapter, effects
+
+
+def test_a_live_venue_gets_the_order_as_an_effect_and_the_shadow_venue_stays_out() -> None:
     h = Harness(config(kind="live"))
-    [rejected] = h.send(approved("t1", "1"))
-    assert rejected.reason == "live venues are not wired yet"
+    _, adapter, effects = live()
+    [submit] = h.send(approved("t1", "1"))
+    assert isinstance(submit, SubmitOrder)  # nothing answers it in process: the exchange will
+    adapter.on_order_log(submit)
+    assert effects == [PlaceOrder(submit)]
+    adapter.on_order_log(submit)  # the echo, or a redelivery: placed once
+    assert effects == [PlaceOrder(submit)]
+
+
+def test_after_a_restart_only_unanswered_orders_are_placed_and_each_fill_is_published_once() -> None:
+    h = Harness(config(kind="live"))
+    [first] = h.send(approved("t1", "1"))
+    [second] = h.send(approved("t2", "3"))
+    accepted = OrderAccepted(id=first.id, ts_event=T0, client_order_id=first.id, venue_order_id="v1", client="alice",
+                             venue="binance", symbol="BTCUSDT")
+    bus, adapter, effects = live([first, accepted, second])
+    assert effects == [PlaceOrder(second)]
+    fill = OrderFilled(id="binance-7", ts_event=T0, client_order_id=first.id, client="alice", venue="binance",
+                       symbol="BTCUSDT", side="buy", qty=D(1), price=D(100), fee=D("0.1"))
+    published: list[Event] = []
+    bus.subscribe("order.filled.>", published.append)
+    adapter.on_fills_found([fill])
+    adapter.on_fills_found([fill])  # seen again by the next poll
+    bus.drain()
+    assert published == [fill]
 
 
 def test_unknown_venue_is_rejected_with_the_reason() -> None:

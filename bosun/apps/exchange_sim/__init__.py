@@ -1,0 +1,6 @@
+"""A Binance-compatible spot exchange on this machine, for rehearsing live mode with no money.
+
+It speaks the part of Binance's REST API v3 and user-data stream that a live venue uses,
+checks HMAC signatures, holds balances, and matches orders against real trades replayed from
+market-data files. Faults are switched per test through `/sim/faults`. It never imports ccxt:
+ccxt is its client, pointed at it unchanged."""

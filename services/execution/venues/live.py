@@ -1,0 +1,107 @@
+"""The live venues as an actor: execution's commands for accounts of kind `live` become
+effects that the process's exchange edge (ccxt_edge.py, the one place with keys and ccxt)
+carries out before the command is acked; the exchange's answers come back on the order log.
+
+Idempotent by construction: a command already answered in the log is never carried out
+again, and after a restart the commands the log holds no answer for are carried out on
+start. Placing looks the order up by its client order id first, so an order that reached the
+exchange before a crash is adopted, not sent twice. Fills the edge reads from the exchange
+come back through `on_fills_found` and are published once each, by trade id."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bosun.model.recent import RecentIds
+from bosun.runtime.actor import Actor, Delivery, Effect, Input, Outbox
+from bosun.runtime.clock import Clock
+from proto import codec
+from proto import subjects as sj
+from proto.events import (CancelAllOrders, CancelOrder, Event, OrderAccepted, OrderCanceled, OrderFilled,
+                          OrderRejected, SubmitOrder)
+from services.execution.config import ExecutionConfig
+
+ANSWERS = (OrderAccepted, OrderRejected, OrderCanceled)
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceOrder(Effect):
+    order: SubmitOrder
+
+
+@dataclass(frozen=True, slots=True)
+class CancelVenueOrder(Effect):
+    cancel: CancelOrder
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAllVenueOrders(Effect):
+    command: CancelAllOrders
+
+
+class LiveAdapter(Actor):
+    name = "live"
+
+    def __init__(self, clock: Clock, out: Outbox, config: ExecutionConfig, max_remembered: int = 100_000) -> None:
+        super().__init__(clock, out)
+        self._accounts = {(client, venue) for client, venues in config.venues.items()
+                          for venue, cfg in venues.items() if cfg.kind == "live"}
+        self._answered = RecentIds(max_remembered)  # client order ids with an answer in the log
+        self._placed = RecentIds(max_remembered)  # order ids handed to the edge by this process
+        self._cancelled = RecentIds(max_remembered)  # cancel command ids carried out
+        self._fills = RecentIds(max_remembered)  # fill ids (the exchange's trade ids) in the log
+        self._unanswered: dict[str, SubmitOrder | CancelOrder] = {}  # from the log, until start
+        self._started = False
+
+    def inputs(self) -> Sequence[Input]:
+        return [Input(sj.ORDERS, self.on_order_log, codec.decode_any, Delivery.REPLAY)]
+
+    def on_start(self) -> None:
+        self._started = True
+        for command in self._unanswered.values():
+            self._carry_out(command)
+        self._unanswered.clear()
+
+    def on_fills_found(self, fills: Sequence[OrderFilled]) -> None:
+        """Trades the edge read from an exchange: each published once, whoever saw it first."""
+        for fill in fills:
+            if self._fills.add(fill.id):
+                self.out.publish(fill)
+
+    def on_order_log(self, entry: Event) -> None:
+        if (getattr(entry, "client", None), getattr(entry, "venue", None)) not in self._accounts:
+            return
+        kind = type(entry)
+        if kind is OrderFilled:
+            self._fills.add(entry.id)
+        if kind in ANSWERS or kind is OrderFilled:
+            coid = entry.client_order_id  # type: ignore[attr-defined]
+            self._answered.add(coid)
+            self._unanswered.pop(coid, None)
+            if kind is OrderCanceled:
+                self._unanswered.pop(f"{coid}.cancel", None)
+            return
+        if kind not in (SubmitOrder, CancelOrder, CancelAllOrders):
+            return  # ModifyOrder too: execution issues none, and a live venue replaces by cancel + place
+        if not self._started:
+            if kind is SubmitOrder and entry.id not in self._answered:
+                self._unanswered[entry.id] = entry  # type: ignore[assignment]
+            elif kind is CancelOrder:
+                self._unanswered[entry.id] = entry  # type: ignore[assignment]
+            return
+        self._carry_out(entry)
+
+    def _carry_out(self, command: Event) -> None:
+        kind = type(command)
+        if kind is SubmitOrder:
+            if command.id not in self._answered and self._placed.add(command.id):
+                self.out.effect(PlaceOrder(command))  # type: ignore[arg-type]
+        elif kind is CancelOrder:
+            if self._cancelled.add(command.id):
+                self.out.effect(CancelVenueOrder(command))  # type: ignore[arg-type]
+        else:
+            self.out.effect(CancelAllVenueOrders(command))  # type: ignore[arg-type]
+
+    def status(self) -> dict[str, object]:
+        return {"accounts": [f"{client}.{venue}" for client, venue in sorted(self._accounts)]}
