@@ -52,11 +52,17 @@ def credentials(exchange: str, environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def point_at(exchange: Any, base_url: str) -> Any:
-    """Every REST endpoint of `exchange` on `base_url`, paths kept (a testnet, or the simulator)."""
+    """Every REST endpoint of `exchange` on `base_url`, paths kept (a testnet, or `bosun
+    exchange-sim`); for ccxt.pro also the spot streams: `/ws` (listen key) and `/ws-api/v3`."""
+    base_url = base_url.rstrip("/")
     api = exchange.urls["api"]
     for name, url in list(api.items()):
         if isinstance(url, str):
-            api[name] = base_url.rstrip("/") + urlsplit(url).path
+            api[name] = base_url + urlsplit(url).path
+    ws_base = "ws" + base_url.removeprefix("http")
+    if isinstance(api.get("ws"), dict):
+        ws_api = {**api["ws"].get("ws-api", {}), "spot": ws_base + "/ws-api/v3"}
+        api["ws"] = {**api["ws"], "spot": ws_base + "/ws", "ws-api": ws_api}
     return exchange
 
 
@@ -80,7 +86,7 @@ class _Account:
     async def symbol(self, market_id: str) -> str:
         """ccxt's unified symbol ('BTC/USDT') for the exchange's id ('BTCUSDT')."""
         if not self.exchange.markets:
-            await self.exchange.load_markets()
+            await patiently(self.exchange.load_markets)
         found = self.exchange.markets_by_id.get(market_id)
         if not found:
             raise KeyError(market_id)
@@ -185,34 +191,25 @@ class CcxtEdge:
         symbol = await account.symbol(market_id)
         canceled = OrderCanceled(id=f"{coid}.canceled", ts_event=time.time_ns(), client_order_id=coid, client=client,
                                  venue=venue, symbol=market_id, reason=reason)
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            try:
-                await account.exchange.cancel_order(None, symbol, {"origClientOrderId": coid})
-                return [canceled]
-            except ccxt_errors.OrderNotFound:  # it raced a fill, or was never placed: the exchange knows which
-                found = await self._find(account, symbol, coid)
-                return [canceled] if found is not None and found.get("status") == "canceled" else []
-            except ccxt_errors.NetworkError as exc:
-                if attempt == MAX_ATTEMPTS:
-                    raise
-                await asyncio.sleep(_backoff(attempt, exc))
-        raise AssertionError("unreachable")
+        try:
+            await patiently(account.exchange.cancel_order, None, symbol, {"origClientOrderId": coid})
+            return [canceled]
+        except ccxt_errors.OrderNotFound:  # it raced a fill, or was never placed: the exchange knows which
+            found = await self._find(account, symbol, coid)
+            return [canceled] if found is not None and found.get("status") == "canceled" else []
 
     async def cancel_all(self, client: str, venue: str, market_id: str, reason: str) -> list[Event]:
         """Until the exchange reports no open order for the market (bounded by MAX_ATTEMPTS)."""
         account = self.accounts[(client, venue)]
         symbol = await account.symbol(market_id)
         answers: list[Event] = []
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            try:
-                still_open = await account.exchange.fetch_open_orders(symbol)
-                if not still_open:
-                    return answers
-                for o in still_open:
-                    coid = o.get("clientOrderId") or f"{venue}-{o['id']}"
-                    answers += await self.cancel(client, venue, market_id, coid, reason)
-            except ccxt_errors.NetworkError as exc:
-                await asyncio.sleep(_backoff(attempt, exc))
+        for _ in range(MAX_ATTEMPTS):
+            still_open = await patiently(account.exchange.fetch_open_orders, symbol)
+            if not still_open:
+                return answers
+            for o in still_open:
+                coid = o.get("clientOrderId") or f"{venue}-{o['id']}"
+                answers += await self.cancel(client, venue, market_id, coid, reason)
         raise RuntimeError(f"{venue}: open orders of {market_id} still open after {MAX_ATTEMPTS} rounds of cancels")
 
     # --- fills
@@ -248,6 +245,19 @@ class CcxtEdge:
                            client_order_id=coid, client=account.client, venue=account.venue, symbol=market_id,
                            side=trade["side"], qty=qty, price=price, fee=fee,
                            liquidity="maker" if trade.get("takerOrMaker") == "maker" else "taker")
+
+
+async def patiently(call: Any, *args: Any) -> Any:
+    """`call(*args)`, retried on the NetworkError family with backoff, at most MAX_ATTEMPTS times:
+    for calls that change nothing on the exchange, or that are safe to repeat."""
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            return await call(*args)
+        except ccxt_errors.NetworkError as exc:
+            if attempt == MAX_ATTEMPTS:
+                raise
+            await asyncio.sleep(_backoff(attempt, exc))
+    raise AssertionError("unreachable")
 
 
 def _backoff(attempt: int, exc: Exception) -> float:
