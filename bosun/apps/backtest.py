@@ -202,7 +202,7 @@ def run(config: Config, bars: Iterable[Bar]) -> Result:
             return sum((portfolio.equity(c) for c in clients), Decimal(0))
 
     equity: list[perf.EquityPoint] = []
-    on_bar, drain, advance = MarketDataActor(clock, bus).on_bar, bus.drain, clock.advance_to
+    on_bar, drain, advance = MarketDataActor(clock, bus, in_order=True).on_bar, bus.drain, clock.advance_to
     start_ns = None
     n = 0
     ts = -1

@@ -22,10 +22,12 @@ class MarketDataActor(Actor):
 
     name: ClassVar[str] = "ingest"
 
-    def __init__(self, clock: Clock, out: Outbox) -> None:
+    def __init__(self, clock: Clock, out: Outbox, in_order: bool = False) -> None:
         super().__init__(clock, out)
         self._last: dict[tuple[str, str], PriceSnapshot] = {}
         self._newest = Newest()
+        if in_order:  # a backtest's files, merged by time: nothing old or repeated can come, so no check per event
+            self.on_bar, self.on_trade = self._bar, self._trade  # type: ignore[method-assign]
 
     def resume(self, stored: Stored) -> None:
         """Start from what the platform holds (before the first event)."""
@@ -41,16 +43,11 @@ class MarketDataActor(Actor):
     def on_bar(self, bar: Bar) -> None:
         if not self._newest.admit(bar):
             return
-        self.out.publish(bar)
-        key = (bar.venue, bar.symbol)
-        last = self._last.get(key)
+        last = self._last.get((bar.venue, bar.symbol))
         if last is not None and bar.ts_event < last.ts_event:
-            return  # a trade of the next bar came first (live): the price it set is newer
-        snapshot = PriceSnapshot(id=f"{bar.venue}.{bar.symbol}.{bar.ts_event}", ts_event=bar.ts_event,
-                                 venue=bar.venue, symbol=bar.symbol, price=bar.close,
-                                 open=bar.open, high=bar.high, low=bar.low)
-        self._last[key] = snapshot  # inline, not a helper shared with on_trade: a call per bar
-        self.out.publish(snapshot)
+            self.out.publish(bar)  # a trade of the next bar came first (live): the price it set is newer
+            return
+        self._bar(bar)
 
     def on_events(self, events: Sequence[Bar | Trade]) -> None:
         """A batch from the source, in order; the binding puts only the newest price per key."""
@@ -63,15 +60,26 @@ class MarketDataActor(Actor):
     def on_trade(self, trade: Trade) -> None:
         if not self._newest.admit(trade):
             return
-        self.out.publish(trade)
-        key = (trade.venue, trade.symbol)
-        last = self._last.get(key)
+        last = self._last.get((trade.venue, trade.symbol))
         if last is not None and trade.ts_event < last.ts_event:
-            return  # a bar closed after it is stored already
+            self.out.publish(trade)  # a bar closed after it is stored already
+            return
+        self._trade(trade)
+
+    def _bar(self, bar: Bar) -> None:
+        self.out.publish(bar)
+        snapshot = PriceSnapshot(id=f"{bar.venue}.{bar.symbol}.{bar.ts_event}", ts_event=bar.ts_event,
+                                 venue=bar.venue, symbol=bar.symbol, price=bar.close,
+                                 open=bar.open, high=bar.high, low=bar.low)
+        self._last[(bar.venue, bar.symbol)] = snapshot  # inline, not a helper shared with _trade: a call per bar
+        self.out.publish(snapshot)
+
+    def _trade(self, trade: Trade) -> None:
+        self.out.publish(trade)
         # The trade's own id: two trades in the same millisecond are two different prices.
         snapshot = PriceSnapshot(id=trade.id, ts_event=trade.ts_event, venue=trade.venue, symbol=trade.symbol,
                                  price=trade.price)
-        self._last[key] = snapshot
+        self._last[(trade.venue, trade.symbol)] = snapshot
         self.out.publish(snapshot)
 
     def status(self) -> dict[str, dict[str, object]]:
