@@ -7,15 +7,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
-import secrets
-import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import TypeVar
 
 import nats
 import pytest
@@ -26,112 +22,24 @@ from nats.js.errors import APIError, NoStreamResponseError
 
 from bosun.apps import control
 from bosun.runtime.backlog import until_behind_at_most
-from bosun.runtime.embedded import _ChildServer, free_port, nats_server_binary
+from bosun.runtime.embedded import nats_server_binary
 from bosun.runtime.nats_binding import durable_name
 from bosun.runtime.provision import ProvisionError, provision, replicas_from_env
-from bosun.runtime.service import inbox_prefix
 from proto import codec
 from proto import events as ev
 from proto import subjects as sj
 from proto.streams import BUCKETS, STREAMS
 from tests.builders import ALICE_SMA, fresh_price, publish, service_status, target, until_status, until_trading
+from tests.natscluster import INFRA, USERS, Cluster, Errors, SecuredNats, connect, new_passwords, retried
 from tests.natshelp import Collector, acked, stored_count
 from tests.processes import ServiceProcess, server_env
 
-T = TypeVar("T")
-
-INFRA = Path(__file__).resolve().parents[2] / "infra" / "nats"
-USERS = ("admin", "operator", "ingest", "signal", "risk", "execution", "portfolio", "alerts")
 REFUSED_WITHIN_S = 1.0  # a refused JetStream publish gets no ack: it times out
 
 # signal needs a strategy to read bars (ALICE_SMA); one trade is far too few for it to ever signal.
 SERVICES = ("signal", "risk", "execution", "portfolio", "alerts")  # ingest: played by the test, as its user
 # Limits that make risk read every order event (ORDERS) and the positions' pnl (POSITIONS) too.
 RISK_READING_ALL = '[risk]\nmax_open_orders = 10\nmax_daily_loss = "1000"\n'
-
-
-def new_passwords() -> dict[str, str]:
-    return {user: f"p{secrets.token_hex(16)}" for user in USERS}
-
-
-class SecuredNats(_ChildServer):
-    """nats-server started with one of infra/nats's configs, passwords and store dir in its environment.
-    bosun.conf is used as shipped, its ports given on the command line; a cluster node's config is
-    rendered with free ports (`render_cluster`)."""
-
-    log_name = "nats-server.log"
-    ready_line = b"Server is ready"
-
-    def __init__(self, state_dir: Path, passwords: dict[str, str], conf: Path = INFRA / "bosun.conf",
-                 store_env: str = "BOSUN_NATS_STORE_DIR", port: int | None = None) -> None:
-        super().__init__(state_dir, port)
-        self.passwords, self.conf, self.store_env = passwords, conf, store_env
-
-    def start(self) -> str:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, self.store_env: str(self.state_dir / "store"),
-               **{f"BOSUN_NATS_{user.upper()}_PASS": pw for user, pw in self.passwords.items()}}
-
-        def launch() -> subprocess.Popen[bytes]:
-            ports = [] if self._fixed_port else ["-p", str(self.port), "-m", str(free_port())]
-            with self.log_path.open("ab") as log:
-                return self._spawn([str(nats_server_binary()), "-c", str(self.conf), *ports], log, env=env)
-
-        self._start_on_free_port("nats-server", launch)
-        return self.url("admin")
-
-    def url(self, user: str, password: str | None = None) -> str:
-        return f"nats://{user}:{password or self.passwords[user]}@127.0.0.1:{self.port}"
-
-
-def render_cluster(dest: Path) -> list[tuple[Path, int]]:
-    """cluster/node-*.conf with every loopback port (client, route, monitoring) mapped to a free one,
-    and users.conf beside them as the include expects; returns (config, client port) per node."""
-    ports: dict[int, int] = {}
-
-    def free(match: re.Match[str]) -> str:
-        return f"127.0.0.1:{ports.setdefault(int(match.group(1)), free_port())}"
-
-    (dest / "cluster").mkdir(parents=True)
-    shutil.copy(INFRA / "users.conf", dest / "users.conf")
-    nodes = []
-    for conf in sorted((INFRA / "cluster").glob("node-*.conf")):
-        text = conf.read_text()
-        client_port = int(re.search(r"^listen: 127\.0\.0\.1:(\d+)", text, re.M).group(1))  # type: ignore[union-attr]
-        (dest / "cluster" / conf.name).write_text(re.sub(r"127\.0\.0\.1:(\d+)", free, text))
-        nodes.append((dest / "cluster" / conf.name, ports[client_port]))
-    return nodes
-
-
-class Errors:
-    """A client's error callback: what the server refused, awaitable."""
-
-    def __init__(self) -> None:
-        self.seen: list[str] = []
-        self._arrived = asyncio.Event()
-
-    async def on_error(self, exc: Exception) -> None:
-        self.seen.append(str(exc))
-        self._arrived.set()
-
-    async def refused(self, subject: str, times: int = 1, timeout: float = 5.0) -> None:
-        """Wait until the server has refused `times` publishes to `subject` (nats-py lower-cases the error)."""
-        expected = f'permissions violation for publish to "{subject}"'.lower()
-        deadline = time.monotonic() + timeout
-        while sum(expected in e.lower() for e in self.seen) < times:
-            self._arrived.clear()
-            try:
-                await asyncio.wait_for(self._arrived.wait(), max(deadline - time.monotonic(), 0))
-            except TimeoutError:
-                raise AssertionError(f"not {times} x {expected!r} within {timeout}s; errors: {self.seen}") from None
-
-
-async def connect(servers: SecuredNats | list[SecuredNats], user: str, errors: Errors | None = None) -> Client:
-    # A service user may only use its own inbox space, as bosun.runtime.service connects.
-    prefix = inbox_prefix(user) if user not in ("admin", "operator") else "_INBOX"
-    urls = [s.url(user) for s in (servers if isinstance(servers, list) else [servers])]
-    return await nats.connect(urls, name=f"test-{user}", inbox_prefix=prefix, allow_reconnect=False,
-                              error_cb=(errors or Errors()).on_error)
 
 
 async def connected(stack: contextlib.AsyncExitStack, servers: SecuredNats | list[SecuredNats], user: str,
@@ -287,12 +195,8 @@ def test_the_configs_declare_every_stream_and_are_valid(tmp_path: Path):
 
 
 async def test_the_three_node_cluster_replicates_and_every_node_enforces_the_users(tmp_path: Path):
-    passwords = new_passwords()
-    nodes = [SecuredNats(tmp_path / conf.stem, passwords, conf, f"BOSUN_NATS_STORE_DIR_{n}", port)
-             for n, (conf, port) in enumerate(render_cluster(tmp_path / "infra"), 1)]
-    try:
-        for node in nodes:
-            node.start()
+    with Cluster(tmp_path) as cluster:
+        nodes = cluster.nodes
         errors = Errors()
         async with contextlib.AsyncExitStack() as connections:
             admin = await connected(connections, nodes, "admin")
@@ -307,18 +211,11 @@ async def test_the_three_node_cluster_replicates_and_every_node_enforces_the_use
             with pytest.raises(NatsTimeout):
                 await signal.jetstream().publish("md.trade.binance.BTCUSDT", b"x", timeout=REFUSED_WITHIN_S)
             await errors.refused("md.trade.binance.BTCUSDT")  # refused on node 2 as well
-    finally:
-        for node in nodes:
-            node.stop()
 
 
 async def test_bosun_replicas_3_gives_every_stream_and_bucket_three_copies_on_the_cluster(tmp_path: Path):
-    passwords = new_passwords()
-    nodes = [SecuredNats(tmp_path / conf.stem, passwords, conf, f"BOSUN_NATS_STORE_DIR_{n}", port)
-             for n, (conf, port) in enumerate(render_cluster(tmp_path / "infra"), 1)]
-    try:
-        for node in nodes:
-            node.start()
+    with Cluster(tmp_path) as cluster:
+        nodes = cluster.nodes
         async with contextlib.AsyncExitStack() as connections:
             js = (await connected(connections, nodes, "risk")).jetstream()  # a service provisions, as at its start
             replicas = replicas_from_env({"BOSUN_REPLICAS": "3"})
@@ -330,25 +227,9 @@ async def test_bosun_replicas_3_gives_every_stream_and_bucket_three_copies_on_th
             await provision(js, replicas)  # the same count again: nothing to change
             with pytest.raises(ProvisionError, match=r"stream MARKET: replicas is 3 on the server, expected 1"):
                 await provision(js, 1)
-    finally:
-        for node in nodes:
-            node.stop()
 
 
 async def until_created(js: JetStreamContext, stream: str, subjects: list[str], replicas: int) -> api.StreamInfo:
     """Create a replicated stream once the cluster has elected its JetStream meta leader."""
     return await retried(lambda: js.add_stream(name=stream, subjects=subjects, num_replicas=replicas),
                          (APIError, NatsTimeout, NoRespondersError), f"a {replicas}-replica stream {stream}")
-
-
-async def retried(attempt: Callable[[], Awaitable[T]], retry_on: type[Exception] | tuple[type[Exception], ...],
-                  what: str, timeout: float = 20.0) -> T:
-    """`attempt()` again while it fails with `retry_on` (a cluster still settling), up to `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return await attempt()
-        except retry_on as exc:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {what} within {timeout}s: {exc!r}") from None
-            await asyncio.sleep(0.1)  # polling the cluster, bounded by the deadline
