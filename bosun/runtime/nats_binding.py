@@ -46,7 +46,11 @@ Effects = Callable[[list[Effect]], Awaitable[Sequence[ev.Event] | None]]
 
 PUBLISH_WINDOW = 4000  # JetStream publishes awaiting their ack, per connection
 PUBLISH_ACK_TIMEOUT_S = 10.0
-PUBLISH_ATTEMPTS = 3  # a stream leader failover stalls publishes for 5-8 s
+# A stream leader's failover stalls publishes for 5 to 8 s (tests/chaos/test_failover.py), and while
+# the stream has no leader a publish fails at once (no responders): attempts go on, backing off,
+# until this long has passed, then the service stops and says so.
+PUBLISH_GIVE_UP_S = 30.0
+PUBLISH_BACKOFF_MAX_S = 2.0
 ACK_WAIT_S = 60.0  # a durable input not acked by then is redelivered
 _KV_DELETE_OPS = {"DEL", "PURGE"}
 
@@ -458,7 +462,10 @@ class NatsBinding:
         """At most PUBLISH_WINDOW messages, every ack awaited: nats-py's window never fills, so a
         publish never waits for a slot. (Its `wait_stall` would: with a timeout, every publish
         goes through the event loop, and the connection then writes one message per syscall.)"""
-        for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+        give_up = time.monotonic() + PUBLISH_GIVE_UP_S
+        attempt = 0
+        while True:
+            attempt += 1
             futures: list[asyncio.Future[Any]] = []
             try:
                 for subject, payload, headers in wire:
@@ -469,8 +476,9 @@ class NatsBinding:
             except Exception as exc:  # timeouts, no responders, API errors: retry, ids make it safe
                 for future in futures:
                     future.cancel()  # gives its window slot back
-                if attempt == PUBLISH_ATTEMPTS:
+                if time.monotonic() >= give_up:
                     raise PublishError(f"{self.service}: JetStream did not accept {len(wire)} messages "
-                                       f"(first {wire[0][0]}) after {attempt} attempts: {exc!r}") from exc
+                                       f"(first {wire[0][0]}) in {PUBLISH_GIVE_UP_S:.0f}s ({attempt} attempts): "
+                                       f"{exc!r}") from exc
                 log.warning("%s: publish attempt %d failed: %r", self.service, attempt, exc)
-                await asyncio.sleep(0.5 * attempt)
+                await asyncio.sleep(min(0.5 * attempt, PUBLISH_BACKOFF_MAX_S))
