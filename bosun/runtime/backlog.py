@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import time
 
+from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
+from nats.js.errors import APIError
 
 POLL_S = 0.005
 
@@ -36,8 +38,15 @@ async def until_behind_at_most(js: JetStreamContext, stream: str, lead: int, tim
     """Wait until no running service's durable consumer of `stream` is more than `lead`
     messages behind; False if that took over `timeout_s`."""
     deadline = time.monotonic() + timeout_s
-    while max((_behind(c) for c in await js.consumers_info(stream) if _serving(c)), default=0) > lead:
+    while await _most_behind(js, stream) > lead:
         if time.monotonic() > deadline:
             return False
         await asyncio.sleep(POLL_S)
     return True
+
+
+async def _most_behind(js: JetStreamContext, stream: str) -> float:
+    try:
+        return max((_behind(c) for c in await js.consumers_info(stream) if _serving(c)), default=0)
+    except (NatsTimeout, NoRespondersError, APIError):
+        return float("inf")  # unknown while the stream elects a leader (a failover): asked again
