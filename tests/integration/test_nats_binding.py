@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import signal
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,14 +18,16 @@ from typing import Any
 
 import httpx
 import msgspec
+import nats
 import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from bosun.runtime import telemetry, urls
 from bosun.runtime.actor import Actor, Delivery, Effect, Input, Outbox, event_input
+from bosun.runtime.backlog import until_behind_at_most
 from bosun.runtime.clock import Clock, SimClock
-from bosun.runtime.embedded import free_port
+from bosun.runtime.embedded import EmbeddedNats, free_port
 from bosun.runtime.nats_binding import NatsBinding, TradingEnabled, _coalesce_prices, durable_name
 from bosun.runtime.service import run_service
 from proto import codec
@@ -370,3 +373,33 @@ async def test_a_durable_message_redelivered_after_it_was_handled_is_not_handled
     again = Msg(_client=nc, subject=msg.subject, reply=msg.reply, data=msg.data, headers=msg.headers)
     await binding._deliver([(route, again)])
     assert toy.handled == [t.id]
+
+
+async def test_a_publish_waits_out_a_stream_without_leader_past_the_third_attempt(tmp_path, caplog) -> None:
+    """While a stream elects its leader (5 to 8 s on the cluster) a publish fails at once with no
+    responders: the binding goes on trying, and the event is stored once the stream answers."""
+    with EmbeddedNats(tmp_path / "nats") as server:
+        nc = await nats.connect(server.url)
+        try:
+            binding = NatsBinding(nc, unique("toy"))
+            t = target(unique("c"), 1)
+            publishing = asyncio.create_task(binding.publish([t]))
+            deadline = time.monotonic() + 10
+            while not any("publish attempt 3 failed" in r.getMessage() for r in caplog.records):
+                assert not publishing.done(), f"the publish gave up: {publishing.exception()!r}"
+                assert time.monotonic() < deadline, "no third failed attempt within 10s"
+                await asyncio.sleep(0.02)  # polling the log with a deadline
+            js = nc.jetstream()
+            await js.add_stream(name="TARGETS", subjects=["target.>"])  # the stream answers again
+            await asyncio.wait_for(publishing, 10)
+            assert await stored_count(js, "TARGETS", sj.subject_for(t)) == 1
+        finally:
+            await nc.close()
+
+
+async def test_replay_pacing_asks_again_while_no_stream_answers(js: JetStreamContext) -> None:
+    """A consumers request nobody answers (a stream electing its leader) is not fatal to ingest's
+    replay pacing: it is asked again until the pacing's own deadline."""
+    t0 = time.monotonic()
+    assert await until_behind_at_most(js, unique("NO_STREAM"), 0, 0.3) is False
+    assert time.monotonic() - t0 >= 0.3
