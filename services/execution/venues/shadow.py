@@ -259,11 +259,14 @@ class ShadowVenue:
 
     def last_price(self, symbol: str) -> Decimal | None:
         """The newest price seen for `symbol` (a bar's close or a trade's price)."""
-        newest = [by_symbol[symbol][-1] for by_symbol in self._recent.values() if symbol in by_symbol]
-        if not newest:
+        newest: MarketData | None = None
+        for by_symbol in self._recent.values():
+            recent = by_symbol.get(symbol)
+            if recent and (newest is None or recent[-1].ts_event > newest.ts_event):
+                newest = recent[-1]
+        if newest is None:
             return None
-        md = max(newest, key=lambda m: m.ts_event)
-        return md.price if type(md) is Trade else md.close
+        return newest.price if type(newest) is Trade else newest.close  # type: ignore[union-attr]
 
     def _oversized(self, symbol: str, qty: Decimal) -> str | None:
         """A size no market has: above the sanity cap on notional at the symbol's newest price."""
@@ -275,8 +278,12 @@ class ShadowVenue:
 
     def market_ns(self, symbol: str) -> int | None:
         """The newest market time seen for `symbol`, the venue's own notion of now there."""
-        times = [by_symbol[symbol][-1].ts_event for by_symbol in self._recent.values() if symbol in by_symbol]
-        return max(times) if times else None
+        newest = None
+        for by_symbol in self._recent.values():
+            recent = by_symbol.get(symbol)
+            if recent and (newest is None or recent[-1].ts_event > newest):
+                newest = recent[-1].ts_event
+        return newest
 
     # --- market data
 
