@@ -355,3 +355,19 @@ def test_a_size_no_market_has_is_rejected_and_never_modified_to() -> None:
     assert v.modify(ModifyOrder(id="m1", ts_event=T0 + MIN, client_order_id="c2", client="alice", venue="binance",
                                 symbol="BTCUSDT", qty=D("1000000000000"))) == []
     assert v.working_orders() == ["c2"]
+
+
+def test_maker_and_taker_fills_pay_their_own_fee() -> None:
+    v = venue(fee_bps=D(10), maker_fee_bps=D(2), taker_fee_bps=D(5), slippage_bps=D(0))
+    v.submit(order(coid="m", ts=T0, limit="99"))  # rests: a maker
+    v.submit(order(coid="t", ts=T0))  # market: a taker
+    maker, taker = sorted(fills(v.on_bar(bar(0, "100", "101", "98", "100"))), key=lambda f: f.liquidity)
+    assert (maker.liquidity, maker.fee) == ("maker", D("0.0002") * D("0.5") * D("99"))
+    assert (taker.liquidity, taker.fee) == ("taker", D("0.0005") * D("0.5") * D("100"))
+
+
+def test_one_fee_for_both_when_maker_and_taker_are_not_set() -> None:
+    v = venue(fee_bps=D(10), slippage_bps=D(0))
+    v.submit(order(coid="m", ts=T0, limit="99"))
+    [fill] = fills(v.on_bar(bar(0, "100", "101", "98", "100")))
+    assert fill.fee == D("0.001") * D("0.5") * D("99")

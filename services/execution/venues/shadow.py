@@ -21,8 +21,8 @@ Fill rules (an order's `ts_event` is when it was decided: the target's ts_event)
 
 Taker fills pay `slippage_bps` against the order (buy x (1 + bps/10000), sell x (1 - bps/10000));
 the result is NOT rounded to the tick: a taker fill that walks the book averages to an
-off-grid price too. Fee = fee_bps/10000 x qty x fill price (quote currency), maker and taker
-alike (VenueConfig has one fee).
+off-grid price too. Fee = bps/10000 x qty x fill price (quote currency): `maker_fee_bps` for a
+limit order's fill, `taker_fee_bps` for the rest, each `fee_bps` when not set.
 
 An order can reach the venue after the market data it should fill on (the adapter applies a
 command only once the market has reached its decision time, so never before): the newest
@@ -62,13 +62,14 @@ class _Terms:
     `price * (1 ± slippage_bps / BPS)` and `fee_bps / BPS * qty * price` (left to right)
     multiply by these very values, exact for any setting of under 28 digits."""
 
-    __slots__ = ("cfg", "taker_factor", "fee_rate", "at_close")
+    __slots__ = ("cfg", "taker_factor", "maker_fee_rate", "taker_fee_rate", "at_close")
 
     def __init__(self, cfg: VenueConfig) -> None:
         slip = cfg.slippage_bps / BPS
         self.cfg = cfg
         self.taker_factor = {"buy": 1 + slip, "sell": 1 - slip}
-        self.fee_rate = cfg.fee_bps / BPS
+        self.maker_fee_rate = (cfg.fee_bps if cfg.maker_fee_bps is None else cfg.maker_fee_bps) / BPS
+        self.taker_fee_rate = (cfg.fee_bps if cfg.taker_fee_bps is None else cfg.taker_fee_bps) / BPS
         self.at_close = cfg.fill == "close"  # market orders on bars fill at the close, else the open
 
 
@@ -475,7 +476,8 @@ class ShadowVenue:
         self._remove(working)
         fill = OrderFilled(id=f"{o.id}.{working.fills}", ts_event=ts, client_order_id=o.id, client=o.client,
                            venue=o.venue, symbol=o.symbol, side=o.side, qty=qty, price=price,
-                           fee=terms.fee_rate * qty * price, liquidity="maker" if maker else "taker",
+                           fee=(terms.maker_fee_rate if maker else terms.taker_fee_rate) * qty * price,
+                           liquidity="maker" if maker else "taker",
                            reason=o.reason)
         self._book_fill(fill)
         return fill
