@@ -89,6 +89,12 @@ def wait_gone(pids: Iterable[int], timeout_s: float) -> list[int]:
             os.close(fd)
 
 
+def kill_9(pid: int, timeout_s: float = 30.0) -> None:
+    """SIGKILL, and wait (bounded) until the process is gone."""
+    os.kill(pid, signal.SIGKILL)
+    assert wait_gone([pid], timeout_s) == [], f"pid {pid} still runs after SIGKILL"
+
+
 def parent_of(pid: int) -> int | None:
     try:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])

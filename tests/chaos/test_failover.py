@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import signal
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -36,14 +34,13 @@ from tests.builders import ALICE_SMA, until_trading
 from tests.chaos.platform import RECOVERY_TIMEOUT_S, SPEED, assert_fills_booked_once, assert_order_ids_unique, \
     assert_services_agree_with_the_journal, until_services_answer
 from tests.datafiles import BTC_1M, data_file, write_slice
-from tests.natscluster import Cluster, SecuredNats, connect, retried
-from tests.processes import SERVICES, ServiceProcess, server_env, wait_gone
+from tests.natscluster import Cluster, connect, retried
+from tests.processes import SERVICES, ServiceProcess, kill_9, server_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 REPLICAS = "3"
 BARS = 5_000  # at SPEED, far more minutes than a test lasts: the replay never runs out under it
-GONE_TIMEOUT_S = 10.0
 LEADER_TIMEOUT_S = 30.0  # a stream of a two-node majority elects a leader well within this
 JS_TIMEOUT_S = 1.0  # a request to a stream with no leader is asked again soon
 POLL_S = 0.02  # polling the cluster with a deadline, never a sleep as synchronisation
@@ -113,12 +110,6 @@ async def stored_on(js, stream: str, subject: str) -> int:
     return sum((info.state.subjects or {}).values())
 
 
-def kill_9(node: SecuredNats) -> None:
-    assert node.pid is not None
-    os.kill(node.pid, signal.SIGKILL)
-    assert wait_gone([node.pid], GONE_TIMEOUT_S) == [], f"nats-server pid {node.pid} still runs after SIGKILL"
-
-
 def report(fault: str, **seconds: float) -> None:
     print(f"\nfailover: {fault}: " + ", ".join(f"{what.replace('_', ' ')} {s:.2f} s" for what, s in seconds.items()))
 
@@ -130,8 +121,9 @@ async def test_kill_9_of_the_orders_leader_mid_replay_loses_and_duplicates_nothi
     leader, last_seq = await stream_state(js, "ORDERS")
     node = trading.cluster.node(leader)
     also_led = [s.name for s in STREAMS if s.name != "ORDERS" and (await stream_state(js, s.name))[0] == leader]
+    assert node.pid is not None
     t0 = time.monotonic()
-    kill_9(node)
+    kill_9(node.pid)
     # The stall: until a new leader (not the dead one) stores the next order event.
     deadline = t0 + RECOVERY_TIMEOUT_S
     elected = None
@@ -174,8 +166,9 @@ async def test_a_false_published_while_the_control_leader_fails_over_halts_tradi
     node = trading.cluster.node(leader)
     operator = await connect([n for n in trading.cluster.nodes if n is not node], "operator", reconnect=True)
     try:
+        assert node.pid is not None
         t0 = time.monotonic()
-        kill_9(node)
+        kill_9(node.pid)
         # `nats pub '$KV.control.trading_enabled' false`, as a JetStream publish: again until stored.
         ack = await retried(lambda: operator.jetstream().publish(sj.TRADING_ENABLED, b"false", timeout=1),
                             UNSETTLED, "the kill switch's publish stored", RECOVERY_TIMEOUT_S)

@@ -29,7 +29,7 @@ from tests.chaos.platform import POLL_S, RECOVERY_TIMEOUT_S, Platform, assert_so
     assert_trading_off_until_resumed, stored, until_services_answer
 from tests.conftest import searchable_dir
 from tests.natshelp import Collector, stored_count
-from tests.processes import descendants, wait_gone
+from tests.processes import descendants, kill_9, wait_gone
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -53,11 +53,6 @@ def platform():
                 platform.up.stop()
             platform.stop_adopted()
             print(f"\nchaos figures:\n{platform.figures.table()}")
-
-
-def kill_9(pid: int) -> None:
-    os.kill(pid, signal.SIGKILL)
-    assert wait_gone([pid], GONE_TIMEOUT_S) == [], f"pid {pid} still runs after SIGKILL"
 
 
 async def until_restarted(platform: Platform, service: str, old_pid: int) -> None:
