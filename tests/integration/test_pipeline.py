@@ -49,11 +49,11 @@ def recompute(fills: list[ev.OrderFilled]) -> tuple[Decimal, Decimal, Decimal]:
     return qty, avg, realized
 
 
-async def paper_run(tmp_path: Path, nats_url: str, database_url: str, bars: int = BARS):
+async def paper_run(tmp_path: Path, nats_url: str, database_url: str, bars: int = BARS, config_text: str = ALICE_SMA):
     """`bosun up --replay` of the first `bars` real minutes until traded through; its fills and positions."""
     replay = write_slice(data_file(BTC_1M), tmp_path / "BTCUSDT_1m.csv", bars)
     config = tmp_path / "bosun.toml"
-    config.write_text(ALICE_SMA)
+    config.write_text(config_text)
     done = subprocess.run(
         bosun_argv("up", "--config", str(config), "--state-dir", str(tmp_path / "state"),
                    "--replay", str(replay), "--speed", "0", "--exit-when-done"),
