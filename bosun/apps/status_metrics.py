@@ -49,19 +49,29 @@ def _ingest(status: dict[str, Any]) -> None:
 
 
 def _portfolio(clients: list[str]) -> Export:
+    peaks: dict[str, Decimal] = {}  # highest equity per client since the service started
+
     def export(status: dict[str, Any]) -> None:
-        realized = dict.fromkeys(clients, Decimal(0))
-        unrealized = dict.fromkeys(clients, Decimal(0))
+        zero = dict.fromkeys(clients, Decimal(0))
+        realized, unrealized, gross, net = dict(zero), dict(zero), dict(zero), dict(zero)
         for p in status["positions"]:
             client = p["client"]
             t.POSITION.labels(client, f"{p['venue']}.{p['symbol']}").set(float(p["qty"]))
             realized[client] = realized.get(client, Decimal(0)) + Decimal(p["realized_pnl"])
             unrealized[client] = unrealized.get(client, Decimal(0)) + Decimal(p["unrealized_pnl"])
-        for client, equity in status["equity"].items():
+            value = Decimal(p["qty"]) * Decimal(p["mark"])
+            gross[client] = gross.get(client, Decimal(0)) + abs(value)
+            net[client] = net.get(client, Decimal(0)) + value
+        for client, text in status["equity"].items():
+            equity = Decimal(text)
+            peaks[client] = max(peaks.get(client, equity), equity)
             t.EQUITY.labels(client).set(float(equity))
+            t.DRAWDOWN.labels(client).set(float(peaks[client] - equity))
         for client in realized:
             t.PNL.labels(client, "realized").set(float(realized[client]))
             t.PNL.labels(client, "unrealized").set(float(unrealized[client]))
+            t.EXPOSURE.labels(client, "gross").set(float(gross[client]))
+            t.EXPOSURE.labels(client, "net").set(float(net[client]))
     return export
 
 

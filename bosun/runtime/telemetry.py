@@ -47,6 +47,9 @@ BREACHES = Counter("bosun_risk_breaches", "Targets refused by a risk limit", ["l
 POSITION = Gauge("bosun_position", "Position in base units (negative: short)", ["client", "market"])
 EQUITY = Gauge("bosun_equity", "Capital plus realized and unrealized PnL less fees, in quote units", ["client"])
 PNL = Gauge("bosun_pnl", "PnL in quote units: realized (after fees) and unrealized", ["client", "kind"])
+EXPOSURE = Gauge("bosun_exposure", "Positions valued at their marks, in quote units: gross (sum of |qty| x mark) "
+                 "and net (sum of qty x mark)", ["client", "kind"])
+DRAWDOWN = Gauge("bosun_drawdown", "Equity below its highest since the service started, in quote units", ["client"])
 
 # what every LogRecord carries; anything else was passed with `extra=` and is logged as a field
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}

@@ -131,6 +131,8 @@ def clients() -> db.Dashboard:
             .with_panel(series("Drawdown from the 24 h peak", "1 - equity / its highest value in the last 24 h",
                                [(f"1 - bosun_equity{{{CLIENT}}} / max_over_time(bosun_equity{{{CLIENT}}}[1d])",
                                  "{{client}}")], unit="percentunit"))
+            .with_panel(series("Exposure", "Positions valued at their marks: gross and net, in quote units",
+                               [(f"bosun_exposure{{{CLIENT}}}", "{{client}} {{kind}}")]))
             .with_panel(series("Positions", "Base units per market",
                                [(f"bosun_position{{{CLIENT}}}", "{{client}} {{market}}")]))
             .with_panel(series("Open orders", "Working at a venue", [(f"bosun_open_orders{{{CLIENT}}}", "{{client}}")])))

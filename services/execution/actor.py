@@ -78,14 +78,13 @@ class ExecutionActor(Actor):
 
     def on_order_event(self, event: Event) -> None:
         """The order log: our own commands' echo, the venues' answers, or after a restart the replay."""
-        if type(event) is VenueStateReported:
-            if event.ts_event >= self._born:
-                if self._started:
-                    self._reconcile(event)
-                else:
-                    self._reports.append(event)
+        # The book first: it takes nearly every entry, and ignores what is not one or applied already.
+        if self.book.apply(event) or type(event) is not VenueStateReported or event.ts_event < self._born:
             return
-        self.book.apply(event)  # a no-op for anything else, or an entry applied already
+        if self._started:
+            self._reconcile(event)
+        else:
+            self._reports.append(event)
 
     def on_target_approved(self, approved: TargetApproved) -> None:
         target = approved.target

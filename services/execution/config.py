@@ -18,6 +18,8 @@ class VenueConfig(ConfigStruct):
     api_url: str | None = None
     poll_s: float = 1.0  # how often the exchange's trades are read for fills
     fee_bps: Decimal = Decimal(10)
+    maker_fee_bps: Decimal | None = None  # a limit order's fills; fee_bps when not set
+    taker_fee_bps: Decimal | None = None  # market, stop and take-profit fills; fee_bps when not set
     slippage_bps: Decimal = Decimal(0)
     fill: Literal["next_open", "close"] = "next_open"
     tick_size: Decimal = Decimal("0.01")

@@ -355,3 +355,55 @@ def test_a_size_no_market_has_is_rejected_and_never_modified_to() -> None:
     assert v.modify(ModifyOrder(id="m1", ts_event=T0 + MIN, client_order_id="c2", client="alice", venue="binance",
                                 symbol="BTCUSDT", qty=D("1000000000000"))) == []
     assert v.working_orders() == ["c2"]
+
+
+def test_maker_and_taker_fills_pay_their_own_fee() -> None:
+    v = venue(fee_bps=D(10), maker_fee_bps=D(2), taker_fee_bps=D(5), slippage_bps=D(0))
+    v.submit(order(coid="m", ts=T0, limit="99"))  # rests: a maker
+    v.submit(order(coid="t", ts=T0))  # market: a taker
+    maker, taker = sorted(fills(v.on_bar(bar(0, "100", "101", "98", "100"))), key=lambda f: f.liquidity)
+    assert (maker.liquidity, maker.fee) == ("maker", D("0.0002") * D("0.5") * D("99"))
+    assert (taker.liquidity, taker.fee) == ("taker", D("0.0005") * D("0.5") * D("100"))
+
+
+def test_one_fee_for_both_when_maker_and_taker_are_not_set() -> None:
+    v = venue(fee_bps=D(10), slippage_bps=D(0))
+    v.submit(order(coid="m", ts=T0, limit="99"))
+    [fill] = fills(v.on_bar(bar(0, "100", "101", "98", "100")))
+    assert fill.fee == D("0.001") * D("0.5") * D("99")
+
+
+def test_an_ioc_limit_gets_the_first_bar_after_it_and_nothing_more() -> None:
+    for late in (False, True):  # working when the bar comes, or placed after it (looked back on)
+        v = venue(slippage_bps=D(0))
+        missed = msgspec.structs.replace(order(coid="ioc", ts=T0, limit="97"), time_in_force="IOC")
+        taken = msgspec.structs.replace(order(coid="fok", ts=T0, limit="99"), time_in_force="FOK")
+        first, second = bar(0, "100", "101", "98", "100"), bar(1, "100", "101", "95", "100")
+        if late:
+            v.on_bar(first)
+            events = v.submit(missed) + v.submit(taken)
+        else:
+            events = v.submit(missed) + v.submit(taken) + list(v.on_bar(first))
+        events += v.on_bar(second)  # would have filled the IOC order at 97: too late for it
+        [canceled] = [e for e in events if isinstance(e, OrderCanceled)]
+        assert canceled.client_order_id == "ioc" and canceled.reason.startswith("IOC/FOK"), late
+        assert [(f.client_order_id, f.price) for f in fills(events)] == [("fok", D("99"))], late
+        assert v.working_orders() == []
+
+
+def test_post_only_never_takes_and_reduce_only_never_adds() -> None:
+    v = venue(slippage_bps=D(0))
+    v.on_bar(bar(0, "100", "101", "99", "100"))
+    [rejected] = v.submit(msgspec.structs.replace(order(coid="p1", ts=T0 + MIN, limit="100.5"), post_only=True))
+    assert isinstance(rejected, OrderRejected) and "post-only" in rejected.reason
+    [accepted] = v.submit(msgspec.structs.replace(order(coid="p2", ts=T0 + MIN, limit="99.5"), post_only=True))
+    assert isinstance(accepted, OrderAccepted)
+
+    [refused] = v.submit(msgspec.structs.replace(order(coid="r1", side="sell", ts=T0 + MIN), reduce_only=True))
+    assert isinstance(refused, OrderRejected) and "would increase the position 0" in refused.reason
+    v.submit(order(coid="long", ts=T0 + MIN))
+    v.on_bar(bar(1, "100", "101", "99.6", "100"))  # long 0.5 at 100; p2 (99.5) untouched
+    trim = msgspec.structs.replace(order(coid="r2", side="sell", qty="2", ts=T0 + 2 * MIN), reduce_only=True)
+    v.submit(trim)
+    [fill] = fills(v.on_bar(bar(2, "100", "101", "99.6", "100")))
+    assert (fill.client_order_id, fill.side, fill.qty) == ("r2", "sell", D("0.5"))  # trimmed to the position

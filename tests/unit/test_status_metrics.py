@@ -35,16 +35,22 @@ def test_risk_breaches_grow_by_what_is_new_and_trading_state_follows() -> None:
     assert value("bosun_trading_enabled", service="risk") == 1
 
 
-def test_portfolio_positions_equity_and_pnl_per_client() -> None:
-    exporter("portfolio", CFG)({
-        "positions": [{"client": "alice", "venue": "binance", "symbol": "BTCUSDT", "qty": "-0.02",
-                       "realized_pnl": "12.5", "unrealized_pnl": "-3"}],
-        "equity": {"alice": "10009.5", "bob": "10000"}})
+def test_portfolio_positions_equity_pnl_exposure_and_drawdown_per_client() -> None:
+    export = exporter("portfolio", CFG)
+    position = {"client": "alice", "venue": "binance", "symbol": "BTCUSDT", "qty": "-0.02",
+                "realized_pnl": "12.5", "unrealized_pnl": "-3", "mark": "60000"}
+    export({"positions": [position], "equity": {"alice": "10009.5", "bob": "10000"}})
     assert value("bosun_position", client="alice", market="binance.BTCUSDT") == -0.02
     assert value("bosun_equity", client="alice") == 10009.5
     assert value("bosun_pnl", client="alice", kind="realized") == 12.5
     assert value("bosun_pnl", client="alice", kind="unrealized") == -3
     assert value("bosun_pnl", client="bob", kind="realized") == 0
+    assert value("bosun_exposure", client="alice", kind="gross") == 1200
+    assert value("bosun_exposure", client="alice", kind="net") == -1200
+    assert value("bosun_exposure", client="bob", kind="gross") == 0
+    assert value("bosun_drawdown", client="alice") == 0
+    export({"positions": [position], "equity": {"alice": "10000", "bob": "10000"}})
+    assert value("bosun_drawdown", client="alice") == 9.5  # below its peak of 10009.5
 
 
 def test_ingest_gives_the_last_price_time_per_market_in_seconds() -> None:

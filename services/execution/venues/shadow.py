@@ -11,6 +11,10 @@ Fill rules (an order's `ts_event` is when it was decided: the target's ts_event)
   THROUGH the limit (buy: low/price < limit, sell: high/price > limit), at the limit, as
   maker, without slippage. The whole remaining quantity fills (no volume model);
 - market_on_close: at once, at the close of the last bar seen for the symbol;
+- time in force IOC or FOK (the same here, where an order fills whole or not at all): only the
+  first event at/after the decision may fill it, else it is cancelled; post-only: a limit at or
+  through the newest price is rejected; reduce-only: trimmed to the position it reduces, rejected
+  when it would increase it;
 - stop_market / take_profit_market (protective: they close the position, so they trigger
   only while the client holds one on the side they close): the first bar (ts_open >= decided)
   or trade whose range reaches the level, after the bar's other fills, at the level or at
@@ -21,8 +25,8 @@ Fill rules (an order's `ts_event` is when it was decided: the target's ts_event)
 
 Taker fills pay `slippage_bps` against the order (buy x (1 + bps/10000), sell x (1 - bps/10000));
 the result is NOT rounded to the tick: a taker fill that walks the book averages to an
-off-grid price too. Fee = fee_bps/10000 x qty x fill price (quote currency), maker and taker
-alike (VenueConfig has one fee).
+off-grid price too. Fee = bps/10000 x qty x fill price (quote currency): `maker_fee_bps` for a
+limit order's fill, `taker_fee_bps` for the rest, each `fee_bps` when not set.
 
 An order can reach the venue after the market data it should fill on (the adapter applies a
 command only once the market has reached its decision time, so never before): the newest
@@ -55,6 +59,7 @@ FILLS_KEPT = 256  # per key, to know the position at a kept bar's time for a lat
 
 MarketData = Bar | Trade
 NOTHING: tuple[Event, ...] = ()
+IOC_MISSED = "IOC/FOK: the first market data after it did not fill it"
 
 
 class _Terms:
@@ -62,13 +67,14 @@ class _Terms:
     `price * (1 ± slippage_bps / BPS)` and `fee_bps / BPS * qty * price` (left to right)
     multiply by these very values, exact for any setting of under 28 digits."""
 
-    __slots__ = ("cfg", "taker_factor", "fee_rate", "at_close")
+    __slots__ = ("cfg", "taker_factor", "maker_fee_rate", "taker_fee_rate", "at_close")
 
     def __init__(self, cfg: VenueConfig) -> None:
         slip = cfg.slippage_bps / BPS
         self.cfg = cfg
         self.taker_factor = {"buy": 1 + slip, "sell": 1 - slip}
-        self.fee_rate = cfg.fee_bps / BPS
+        self.maker_fee_rate = (cfg.fee_bps if cfg.maker_fee_bps is None else cfg.maker_fee_bps) / BPS
+        self.taker_fee_rate = (cfg.fee_bps if cfg.taker_fee_bps is None else cfg.taker_fee_bps) / BPS
         self.at_close = cfg.fill == "close"  # market orders on bars fill at the close, else the open
 
 
@@ -83,6 +89,11 @@ class _Working:
     @property
     def protective(self) -> bool:
         return self.order.order_type in PROTECTIVE
+
+    @property
+    def immediate(self) -> bool:
+        """IOC or FOK: the same here, where an order fills whole or not at all."""
+        return self.order.time_in_force != "GTC"
 
 
 class ShadowVenue:
@@ -121,6 +132,10 @@ class ShadowVenue:
         terms = self._terms.get(order.client)
         if terms is None:
             return [*events, rejection(order.id, order, f"client {order.client!r} has no account on shadow venue {self.venue!r}")]
+        if order.reduce_only:
+            order, problem = self._reduced(order)
+            if problem:
+                return [*events, rejection(order.id, order, problem)]
         working = self._new_working(order, terms)
         problem = self._problem(working)
         if problem:
@@ -259,11 +274,14 @@ class ShadowVenue:
 
     def last_price(self, symbol: str) -> Decimal | None:
         """The newest price seen for `symbol` (a bar's close or a trade's price)."""
-        newest = [by_symbol[symbol][-1] for by_symbol in self._recent.values() if symbol in by_symbol]
-        if not newest:
+        newest: MarketData | None = None
+        for by_symbol in self._recent.values():
+            recent = by_symbol.get(symbol)
+            if recent and (newest is None or recent[-1].ts_event > newest.ts_event):
+                newest = recent[-1]
+        if newest is None:
             return None
-        md = max(newest, key=lambda m: m.ts_event)
-        return md.price if type(md) is Trade else md.close
+        return newest.price if type(newest) is Trade else newest.close  # type: ignore[union-attr]
 
     def _oversized(self, symbol: str, qty: Decimal) -> str | None:
         """A size no market has: above the sanity cap on notional at the symbol's newest price."""
@@ -275,8 +293,12 @@ class ShadowVenue:
 
     def market_ns(self, symbol: str) -> int | None:
         """The newest market time seen for `symbol`, the venue's own notion of now there."""
-        times = [by_symbol[symbol][-1].ts_event for by_symbol in self._recent.values() if symbol in by_symbol]
-        return max(times) if times else None
+        newest = None
+        for by_symbol in self._recent.values():
+            recent = by_symbol.get(symbol)
+            if recent and (newest is None or recent[-1].ts_event > newest):
+                newest = recent[-1].ts_event
+        return newest
 
     # --- market data
 
@@ -303,6 +325,8 @@ class ShadowVenue:
                     hit = self._fill_at(working, md)
                     if hit is not None:
                         fills.append(self._fill(working, hit[1], hit[0]))
+                    elif working.immediate and self._fill_ts(working, md) >= working.order.ts_event:
+                        fills.append(self._canceled(working, IOC_MISSED, md.ts_event))
         if self._n_protective:
             for key, orders in self._protective.items():
                 if orders and key[2] == md.symbol:
@@ -335,7 +359,20 @@ class ShadowVenue:
             return f"{o.order_type} order needs a stop price > 0, got {o.stop_price}"
         if o.order_type == "market_on_close" and o.symbol not in self._recent[Bar]:
             return f"market_on_close: no bar seen for {o.symbol} to close at"
+        if o.post_only:
+            if o.order_type != "limit":
+                return f"post-only is for limit orders, not {o.order_type}"
+            last = self.last_price(o.symbol)
+            if last is not None and (working.limit >= last if o.side == "buy" else working.limit <= last):  # type: ignore[operator]
+                return f"post-only: a {o.side} limit of {working.limit} would take liquidity at the last price {last}"
         return self._oversized(o.symbol, o.qty)
+
+    def _reduced(self, order: SubmitOrder) -> tuple[SubmitOrder, str | None]:
+        """A reduce-only order trimmed to the position it reduces, or why it cannot be placed."""
+        position = self.positions.get((order.client, order.venue, order.symbol))
+        if position == 0 or (position > 0) == (order.side == "buy"):
+            return order, f"reduce-only: a {order.side} would increase the position {position}"
+        return (replace(order, qty=abs(position)) if order.qty > abs(position) else order), None
 
     def _fill_ts(self, working: _Working, md: MarketData) -> int:
         """The time at which `md` would fill the order: compared with the decision time."""
@@ -364,6 +401,7 @@ class ShadowVenue:
         arrived after its fill data), else working; rejected when the event in front of the kept
         ones, which fell out of them, could have filled it (what fell out before is not known)."""
         best: tuple[int, Decimal] | None = None
+        seen_after = False  # any market data at/after the decision: an IOC order had its chance
         o, decided = working.order, working.order.ts_event
         for kind, by_symbol in self._recent.items():
             recent = by_symbol.get(o.symbol)
@@ -374,18 +412,22 @@ class ShadowVenue:
             # Usually that leaves only the newest one or none, and the event in front is only
             # looked at when all of them ended at/after the decision.
             start = _first_at_or_after(recent, decided)
+            seen_after = seen_after or start < len(recent)
             if start == 0 and len(recent) > self._max_recent and self._fill_ts(working, recent[0]) >= decided:
                 return [rejection(o.id, o, f"decided at {decided} ns, before the {self._max_recent} most recent "
                                     f"{kind.__name__.lower()}s kept for {o.symbol}: cannot tell where it "
                                     f"would have filled")]
-            for i in range(start, len(recent)):  # by index: islice would walk the deque from its start
+            end = min(start + 1, len(recent)) if working.immediate else len(recent)  # IOC: the first only
+            for i in range(start, end):  # by index: islice would walk the deque from its start
                 hit = self._fill_at(working, recent[i])
                 if hit is not None:
                     if best is None or hit[0] < best[0]:
                         best = hit
                     break
         self._working[o.id] = working
-        return [] if best is None else [self._fill(working, best[1], best[0])]
+        if best is None:
+            return [self._canceled(working, IOC_MISSED, decided)] if working.immediate and seen_after else []
+        return [self._fill(working, best[1], best[0])]
 
     # --- protective orders
 
@@ -468,7 +510,8 @@ class ShadowVenue:
         self._remove(working)
         fill = OrderFilled(id=f"{o.id}.{working.fills}", ts_event=ts, client_order_id=o.id, client=o.client,
                            venue=o.venue, symbol=o.symbol, side=o.side, qty=qty, price=price,
-                           fee=terms.fee_rate * qty * price, liquidity="maker" if maker else "taker",
+                           fee=(terms.maker_fee_rate if maker else terms.taker_fee_rate) * qty * price,
+                           liquidity="maker" if maker else "taker",
                            reason=o.reason)
         self._book_fill(fill)
         return fill

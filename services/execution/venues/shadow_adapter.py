@@ -29,7 +29,7 @@ from services.execution.orders import rejection
 from services.execution.venues.shadow import ShadowVenue
 
 Command = SubmitOrder | CancelOrder | ModifyOrder | CancelAllOrders
-COMMANDS = (SubmitOrder, CancelOrder, ModifyOrder, CancelAllOrders)
+CARRIED_OUT = frozenset((SubmitOrder, CancelOrder, ModifyOrder, CancelAllOrders, OrderFilled))  # after start
 
 
 class ShadowAdapter(Actor):
@@ -73,14 +73,16 @@ class ShadowAdapter(Actor):
     def on_order_log(self, entry: Event) -> None:
         """The order log: commands to carry out (ours to answer when for a shadow account);
         before start, the history that rebuilds the venues."""
-        if (getattr(entry, "client", None), getattr(entry, "venue", None)) not in self._accounts:
-            return
+        kind = type(entry)
         if not self._started:
-            self.venues[entry.venue].replay(entry)  # type: ignore[attr-defined]
-        elif type(entry) in COMMANDS:
+            if (getattr(entry, "client", None), getattr(entry, "venue", None)) in self._accounts:
+                self.venues[entry.venue].replay(entry)  # type: ignore[attr-defined]
+        elif kind not in CARRIED_OUT or (entry.client, entry.venue) not in self._accounts:  # type: ignore[attr-defined]
+            return  # the echo of a venue's own answers, or another venue's business
+        elif kind is OrderFilled:
+            self.venues[entry.venue].on_fill(entry)  # type: ignore[attr-defined]
+        else:
             self._command(entry)  # type: ignore[arg-type]
-        elif type(entry) is OrderFilled:
-            self.venues[entry.venue].on_fill(entry)
 
     def on_market(self, md: Bar | Trade) -> None:
         venue = self.venues.get(md.venue)
