@@ -25,9 +25,11 @@ TRADE_METRICS = ("num_trades", "win_rate", "win_rate_long", "win_rate_short", "a
                  "total_fees", "turnover", "avg_holding_s")
 
 
-def bosun(*args: str | Path, env: dict[str, str] | None = None) -> None:
+def bosun(*args: str | Path, env: dict[str, str] | None = None, code: int = 0) -> str:
+    """Runs `bosun *args`, expecting exit `code`; its stderr."""
     done = subprocess.run(bosun_argv(*map(str, args)), env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == code, done.stdout + done.stderr
+    return done.stderr
 
 
 def rows(path: Path) -> list[dict[str, str]]:
@@ -113,3 +115,12 @@ async def test_two_clients_on_one_market_each_report_holds_only_its_own_fills(
     assert {r["qty"] for r in rows(everyone / "bob" / "trades.csv")} == {"0.02"}
     assert json.loads((bob_only / "metrics.json").read_text()) == json.loads(
         (everyone / "bob" / "metrics.json").read_text())
+
+    # A client the config does not know has no capital to report against; nothing is written.
+    refused = bosun("report", "--config", config, "--client", "carol", "--out", tmp_path / "carol", env=env, code=2)
+    assert "client 'carol' is not in the config (alice, bob)" in refused
+    assert not (tmp_path / "carol").exists()
+    no_database = {k: v for k, v in env.items() if k != "BOSUN_DATABASE_URL"}
+    refused = bosun("report", "--config", config, "--state-dir", tmp_path / "nowhere", "--out", tmp_path / "x",
+                    env=no_database, code=2)
+    assert "no PostgreSQL to read the ledger from: set BOSUN_DATABASE_URL" in refused
