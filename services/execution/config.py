@@ -22,6 +22,10 @@ class VenueConfig(ConfigStruct):
     taker_fee_bps: Decimal | None = None  # market, stop and take-profit fills; fee_bps when not set
     slippage_bps: Decimal = Decimal(0)
     fill: Literal["next_open", "close"] = "next_open"
+    # simple: an order fills whole on the event that qualifies. book: each event fills at most what
+    # traded there, `bar_volume_share` of a bar's volume or a trade's own size; the rest stays working.
+    fill_model: Literal["simple", "book"] = "simple"
+    bar_volume_share: Decimal = Decimal("0.1")
     tick_size: Decimal = Decimal("0.01")
     step_size: Decimal = Decimal("0.00001")
 

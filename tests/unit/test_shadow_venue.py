@@ -407,3 +407,43 @@ def test_post_only_never_takes_and_reduce_only_never_adds() -> None:
     v.submit(trim)
     [fill] = fills(v.on_bar(bar(2, "100", "101", "99.6", "100")))
     assert (fill.client_order_id, fill.side, fill.qty) == ("r2", "sell", D("0.5"))  # trimmed to the position
+
+
+# ----------------------------------------------------------------------------- the book model
+
+
+def with_volume(b: Bar, volume: str) -> Bar:
+    return msgspec.structs.replace(b, volume=D(volume))
+
+
+def test_book_model_fills_a_large_order_over_several_bars_within_their_volume() -> None:
+    v = venue(fill_model="book", bar_volume_share=D("0.1"), slippage_bps=D(0))
+    v.submit(order(qty="2.5", ts=T0))
+    got = [f for i, volume in enumerate(["10", "4", "30"])
+           for f in fills(v.on_bar(with_volume(bar(i, str(100 + i), "110", "90", "100"), volume)))]
+    assert [(f.qty, f.price) for f in got] == [(D("1"), D("100")), (D("0.4"), D("101")), (D("1.1"), D("102"))]
+    assert sum(f.qty for f in got) == D("2.5") and v.working_orders() == []
+
+
+def test_book_model_late_orders_fill_as_if_they_had_been_working() -> None:
+    bars = [with_volume(bar(i, p, str(D(p) + 2), str(D(p) - 2), p), vol)
+            for i, (p, vol) in enumerate([("100", "3"), ("98.5", "1"), ("101", "8"), ("97", "2"), ("102", "5")])]
+    for placed in (order(coid="m", qty="1.2"), order(coid="l", qty="1.2", limit="99.5")):
+        for decided in (T0, T0 + MIN // 2, T0 + 2 * MIN):
+            placed = msgspec.structs.replace(placed, ts_event=decided)
+            early, late = venue(fill_model="book"), venue(fill_model="book")
+            early.submit(placed)
+            expected = [f for b in bars for f in fills(early.on_bar(b))]
+            for b in bars:
+                late.on_bar(b)
+            assert fills(late.submit(placed)) == expected, (placed.id, decided)
+
+
+def test_book_model_ioc_takes_what_traded_and_fok_all_or_nothing() -> None:
+    v = venue(fill_model="book", slippage_bps=D(0))
+    v.submit(msgspec.structs.replace(order(coid="ioc", qty="1", ts=T0), time_in_force="IOC"))
+    v.submit(msgspec.structs.replace(order(coid="fok", qty="1", ts=T0), time_in_force="FOK"))
+    events = v.on_bar(with_volume(bar(0, "100", "101", "99", "100"), "5"))  # 0.5 of each may trade
+    assert [(f.client_order_id, f.qty) for f in fills(events)] == [("ioc", D("0.5"))]
+    assert sorted(e.client_order_id for e in events if isinstance(e, OrderCanceled)) == ["fok", "ioc"]
+    assert v.working_orders() == []

@@ -9,8 +9,11 @@ Fill rules (an order's `ts_event` is when it was decided: the target's ts_event)
 - market, trades: the first trade with ts_event >= decided, at its price;
 - limit: the first bar (ts_open >= decided) or trade (ts_event >= decided) that trades
   THROUGH the limit (buy: low/price < limit, sell: high/price > limit), at the limit, as
-  maker, without slippage. The whole remaining quantity fills (no volume model);
+  maker, without slippage. The whole remaining quantity fills (fill_model "simple", the default);
 - market_on_close: at once, at the close of the last bar seen for the symbol;
+- fill_model "book": each event fills at most what traded there (`bar_volume_share` of a bar's
+  volume, a trade's own size, rounded down to the step); the rest stays working and fills on the
+  events that follow. Protective and market_on_close orders still fill whole;
 - time in force IOC or FOK (the same here, where an order fills whole or not at all): only the
   first event at/after the decision may fill it, else it is cancelled; post-only: a limit at or
   through the newest price is rejected; reduce-only: trimmed to the position it reduces, rejected
@@ -67,7 +70,7 @@ class _Terms:
     `price * (1 ± slippage_bps / BPS)` and `fee_bps / BPS * qty * price` (left to right)
     multiply by these very values, exact for any setting of under 28 digits."""
 
-    __slots__ = ("cfg", "taker_factor", "maker_fee_rate", "taker_fee_rate", "at_close")
+    __slots__ = ("cfg", "taker_factor", "maker_fee_rate", "taker_fee_rate", "at_close", "by_volume")
 
     def __init__(self, cfg: VenueConfig) -> None:
         slip = cfg.slippage_bps / BPS
@@ -76,6 +79,9 @@ class _Terms:
         self.maker_fee_rate = (cfg.fee_bps if cfg.maker_fee_bps is None else cfg.maker_fee_bps) / BPS
         self.taker_fee_rate = (cfg.fee_bps if cfg.taker_fee_bps is None else cfg.taker_fee_bps) / BPS
         self.at_close = cfg.fill == "close"  # market orders on bars fill at the close, else the open
+        self.by_volume = cfg.fill_model == "book"
+        if self.by_volume and not 0 < cfg.bar_volume_share <= 1:
+            raise ValueError(f"bar_volume_share must be in (0, 1], got {cfg.bar_volume_share}")
 
 
 @dataclass(slots=True)
@@ -324,7 +330,7 @@ class ShadowVenue:
                 if working.order.symbol == md.symbol:
                     hit = self._fill_at(working, md)
                     if hit is not None:
-                        fills.append(self._fill(working, hit[1], hit[0]))
+                        fills += self._fill_on(working, md, hit)
                     elif working.immediate and self._fill_ts(working, md) >= working.order.ts_event:
                         fills.append(self._canceled(working, IOC_MISSED, md.ts_event))
         if self._n_protective:
@@ -427,7 +433,29 @@ class ShadowVenue:
         self._working[o.id] = working
         if best is None:
             return [self._canceled(working, IOC_MISSED, decided)] if working.immediate and seen_after else []
+        if working.terms.by_volume:
+            return self._take_by_volume(working)
         return [self._fill(working, best[1], best[0])]
+
+    def _take_by_volume(self, working: _Working) -> list[Event]:
+        """The book model's late path: every kept event from the decision on, in the order they
+        would have filled it, each taking what traded there, as the working path does."""
+        o = working.order
+        hits = []
+        for by_symbol in self._recent.values():
+            recent = by_symbol.get(o.symbol)
+            if recent:
+                for i in range(_first_at_or_after(recent, o.ts_event), len(recent)):
+                    hit = self._fill_at(working, recent[i])
+                    if hit is not None:
+                        hits.append((hit, recent[i]))
+        hits.sort(key=lambda h: h[0][0])  # by fill time; stable, so bars before trades of the same time
+        events: list[Event] = []
+        for hit, md in hits[:1] if working.immediate else hits:
+            events += self._fill_on(working, md, hit)
+            if working.remaining <= 0 or o.id not in self._working:
+                break
+        return events
 
     # --- protective orders
 
@@ -498,16 +526,32 @@ class ShadowVenue:
 
     # --- effects
 
-    def _fill(self, working: _Working, price: Decimal, ts: int) -> OrderFilled:
-        """Fill the whole remaining quantity at `price` (slipped when taker)."""
+    def _fill_on(self, working: _Working, md: MarketData, hit: tuple[int, Decimal]) -> list[Event]:
+        """`md` fills the order at `hit`: all of what remains, or in the book model what traded
+        there (IOC: the rest cancelled; FOK: nothing unless all of it)."""
+        if not working.terms.by_volume:
+            return [self._fill(working, hit[1], hit[0])]
+        traded = md.qty if type(md) is Trade else working.terms.cfg.bar_volume_share * md.volume  # type: ignore[union-attr]
+        qty = min(working.remaining, round_qty(traded, working.terms.cfg.step_size))
+        if working.order.time_in_force == "FOK" and qty < working.remaining:
+            return [self._canceled(working, "FOK: not all of it traded on the first market data after it", hit[0])]
+        events: list[Event] = [self._fill(working, hit[1], hit[0], qty)] if qty > 0 else []
+        if working.immediate and working.remaining > 0:
+            events.append(self._canceled(working, IOC_MISSED, hit[0]))
+        return events
+
+    def _fill(self, working: _Working, price: Decimal, ts: int, qty: Decimal | None = None) -> OrderFilled:
+        """Fill `qty` (all that remains by default) at `price` (slipped when taker)."""
         o, terms = working.order, working.terms
         maker = working.limit is not None
         if not maker:
             price = price * terms.taker_factor[o.side]
-        qty = working.remaining
+        if qty is None or qty >= working.remaining:
+            qty, working.remaining = working.remaining, ZERO
+            self._remove(working)
+        else:
+            working.remaining -= qty
         working.fills += 1
-        working.remaining = ZERO
-        self._remove(working)
         fill = OrderFilled(id=f"{o.id}.{working.fills}", ts_event=ts, client_order_id=o.id, client=o.client,
                            venue=o.venue, symbol=o.symbol, side=o.side, qty=qty, price=price,
                            fee=(terms.maker_fee_rate if maker else terms.taker_fee_rate) * qty * price,

@@ -1,0 +1,83 @@
+"""Properties of the shadow venue for arbitrary orders and bars, in both fill models: an order
+never fills for more than its quantity, a reduce-only order never adds to the position, a
+post-only order never takes, and the two legs of an OCO pair never both fill."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import msgspec
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bosun.model.positions import signed
+from proto.events import Bar, OrderFilled, SubmitOrder
+from services.execution.config import VenueConfig
+from services.execution.venues.shadow import ShadowVenue
+
+T0, MIN = 1_727_740_800_000_000_000, 60_000_000_000
+
+prices = st.integers(90, 110).map(D)
+bars = st.lists(st.tuples(prices, st.integers(0, 6), st.integers(0, 6), st.integers(1, 40)), min_size=1, max_size=12)
+orders = st.lists(st.tuples(
+    st.integers(0, 11),  # decided at the close of this bar
+    st.sampled_from(["buy", "sell"]),
+    st.integers(1, 30).map(lambda n: D(n) / 10),  # qty
+    st.one_of(st.none(), prices),  # limit
+    st.sampled_from(["GTC", "IOC", "FOK"]),
+    st.booleans(),  # post_only
+    st.booleans(),  # reduce_only
+), max_size=10)
+
+
+def build(i: int, spec: tuple) -> Bar:
+    base, up, down, volume = spec
+    ts_open = T0 + i * MIN
+    return Bar(id=f"b{i}", ts_event=ts_open + MIN, venue="binance", symbol="BTCUSDT", interval="1m", ts_open=ts_open,
+               open=base, high=base + up, low=base - down, close=base, volume=D(volume))
+
+
+@settings(max_examples=150, deadline=None)
+@given(bars, orders, st.sampled_from(["simple", "book"]), st.booleans())
+def test_fills_respect_quantity_reduce_only_post_only_and_oco(bar_specs, order_specs, model, bracket) -> None:
+    venue = ShadowVenue("binance", {"a": VenueConfig(fill_model=model, bar_volume_share=D("0.05"), step_size=D("0.001"),
+                                                    slippage_bps=D(0))})
+    placed: dict[str, SubmitOrder] = {}
+    by_bar: dict[int, list[SubmitOrder]] = {}
+    for n, (at, side, qty, limit, tif, post_only, reduce_only) in enumerate(order_specs):
+        o = SubmitOrder(id=f"o{n}", ts_event=T0 + (at + 1) * MIN, client="a", venue="binance", symbol="BTCUSDT",
+                        side=side, qty=qty, order_type="limit" if limit is not None else "market", limit_price=limit,
+                        target_id=f"t{n}", time_in_force=tif, post_only=post_only, reduce_only=reduce_only)
+        by_bar.setdefault(at, []).append(o)
+    events = []
+    for i, spec in enumerate(bar_specs):
+        events += venue.on_bar(build(i, spec))
+        if bracket and i == 0:  # a long, then its stop and take-profit as one OCO pair
+            long = SubmitOrder(id="long", ts_event=T0 + MIN, client="a", venue="binance", symbol="BTCUSDT",
+                               side="buy", qty=D(1), order_type="market", target_id="tb")
+            legs = [msgspec.structs.replace(long, id=leg, side="sell", qty=D(0), order_type=kind, stop_price=D(level),
+                                            close_position=True, oco="pair", reason=reason)
+                    for leg, kind, level, reason in (("sl", "stop_market", 95, "stop_loss"),
+                                                     ("tp", "take_profit_market", 105, "take_profit"))]
+            for o in (long, *legs):
+                placed[o.id] = o
+                events += venue.submit(o)
+        for o in by_bar.get(i, ()):
+            placed[o.id] = o
+            events += venue.submit(o)
+
+    fills = [e for e in events if isinstance(e, OrderFilled)]
+    filled: dict[str, D] = {}
+    position = D(0)
+    for f in fills:
+        o = placed[f.client_order_id]
+        filled[o.id] = filled.get(o.id, D(0)) + f.qty
+        after = position + signed(f.side, f.qty)
+        if o.reduce_only:
+            assert abs(after) <= abs(position) and (after == 0 or (after > 0) == (position > 0)), (o, position, f)
+        if o.post_only:
+            assert f.liquidity == "maker", (o, f)
+        position = after
+    for coid, qty in filled.items():
+        assert placed[coid].close_position or qty <= placed[coid].qty, (coid, qty)
+    assert not ("sl" in filled and "tp" in filled), "both legs of an OCO pair filled"
