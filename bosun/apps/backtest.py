@@ -34,7 +34,7 @@ from services.ingest.files import DataError, read_market_file
 from services.ingest.replay import merge_by_time
 from services.portfolio import metrics as perf
 from services.portfolio.actor import PortfolioActor
-from services.portfolio.roundtrips import RoundTrip
+from services.portfolio.roundtrips import RoundTrip, in_exit_order
 from services.risk.actor import RiskActor
 from services.risk.config import LimitsConfig
 from services.signal.actor import SignalActor
@@ -222,7 +222,7 @@ def run(config: Config, bars: Iterable[Bar]) -> Result:
         _close_all(bus, portfolio, ts)
         equity[-1] = (ts, marked())
     capital = sum((c.capital for c in config.clients), Decimal(0))
-    trips = sorted(portfolio.round_trips(), key=lambda t: (t.exit_time_ns, t.symbol))
+    trips = in_exit_order(portfolio.round_trips())
     return Result(capital=capital, start_ns=start_ns or 0, bars=n, fills=fills, trips=trips,
                   equity=equity, metrics=perf.compute(trips, equity, capital, start_ns=start_ns),
                   risk=risk.status())

@@ -99,7 +99,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bosun.apps import backtest, outputs, report
+    from bosun.apps import backtest, outputs, result_files
     from bosun.apps import config as cfg
 
     given = [dest for dest in RUN_FLAGS if getattr(args, dest) is not None]
@@ -118,9 +118,8 @@ def _run(args: argparse.Namespace) -> int:
     result = backtest.run(config, bars)
     if not result.bars:
         raise ValueError("the data files hold no bars")
-    outputs.write_all(args.out, result.fills, result.trips, result.equity, result.metrics)
-    report.write(args.out / "report.html", result.metrics, result.trips, result.equity, result.capital,
-                 title=_title(config))
+    result_files.write(args.out, result.fills, result.trips, result.equity, result.metrics, result.capital,
+                       _title(config))
     if args.json:
         sys.stdout.buffer.write(outputs.metrics_json(result.metrics))
     else:

@@ -46,10 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         _common(p)
 
-    from bosun.apps import backtest_cli
+    from bosun.apps import backtest_cli, report_cli
     from bosun.apps.exchange_sim import cli as exchange_sim
 
     backtest_cli.add_parser(sub)
+    report_cli.add_parser(sub)
     exchange_sim.add_parser(sub)
     return parser
 
@@ -61,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
             from bosun.apps import backtest_cli
 
             return backtest_cli.main(args)
+        if args.command == "report":
+            from bosun.apps import report_cli
+
+            return report_cli.main(args)
         if args.command == "exchange-sim":
             from bosun.apps.exchange_sim import cli as exchange_sim
 

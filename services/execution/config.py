@@ -26,6 +26,9 @@ class VenueConfig(ConfigStruct):
     # traded there, `bar_volume_share` of a bar's volume or a trade's own size; the rest stays working.
     fill_model: Literal["simple", "book"] = "simple"
     bar_volume_share: Decimal = Decimal("0.1")
+    submit_latency_ms: Decimal = Decimal(0)  # an order may fill only on market data from then on
+    cancel_latency_ms: Decimal = Decimal(0)  # a cancel (modify, cancel-all) takes effect then: it can lose to a fill
+    latency_jitter_ms: Decimal = Decimal(0)  # up to this much more, drawn from the command's id (repeatable)
     tick_size: Decimal = Decimal("0.01")
     step_size: Decimal = Decimal("0.00001")
 

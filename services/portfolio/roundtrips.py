@@ -16,6 +16,7 @@ Rules (the backtest issue's spec):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Literal
 
@@ -49,6 +50,11 @@ class RoundTrip(msgspec.Struct, frozen=True, gc=False):
     exit_reason: str
     entry_fill_id: str = ""  # the fill that opened it: one fill opens at most one round trip
     exit_fill_id: str = ""
+
+
+def in_exit_order(trips: Iterable[RoundTrip]) -> list[RoundTrip]:
+    """The order trades.csv lists round trips in, for a backtest and a live record alike."""
+    return sorted(trips, key=lambda t: (t.exit_time_ns, t.symbol))
 
 
 class OpenRoundTrip(msgspec.Struct, frozen=True, kw_only=True):

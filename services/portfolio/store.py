@@ -163,11 +163,11 @@ class PortfolioStore:
                      t.exit_reason) for t in round_trips])
         return len(new)
 
-    async def fills(self) -> list[OrderFilled]:
-        """Every stored fill, in the order the portfolio handled them."""
+    async def fills(self, client: str | None = None) -> list[OrderFilled]:
+        """Every stored fill (of `client` only, when given), in the order the portfolio handled them."""
         rows = await self._pool.fetch(
             "SELECT fill_id, client_order_id, client, venue, symbol, side, qty, price, fee, liquidity, reason, "
-            "ts_event FROM fills ORDER BY seq")
+            "ts_event FROM fills WHERE $1::text IS NULL OR client = $1 ORDER BY seq", client)
         return [OrderFilled(id=r["fill_id"], ts_event=r["ts_event"], client_order_id=r["client_order_id"],
                             client=r["client"], venue=r["venue"], symbol=r["symbol"], side=r["side"], qty=r["qty"],
                             price=r["price"], fee=r["fee"], liquidity=r["liquidity"], reason=r["reason"])
@@ -179,9 +179,15 @@ class PortfolioStore:
         return {(r["client"], r["venue"], r["symbol"]):
                 Position(r["qty"], r["avg_price"], r["realized_pnl"] + r["fees"], r["fees"]) for r in rows}
 
-    async def round_trips(self) -> list[RoundTrip]:
+    async def clients(self) -> list[str]:
+        """The clients that have fills, sorted."""
+        return [r["client"] for r in await self._pool.fetch("SELECT DISTINCT client FROM fills ORDER BY client")]
+
+    async def round_trips(self, client: str | None = None) -> list[RoundTrip]:
+        """The closed round trips (of `client` only, when given)."""
         rows = await self._pool.fetch(
-            "SELECT * FROM round_trips ORDER BY exit_time_ns, venue, entry_fill_id")
+            "SELECT * FROM round_trips WHERE $1::text IS NULL OR client = $1 "
+            "ORDER BY exit_time_ns, venue, entry_fill_id", client)
         return [RoundTrip(entry_time_ns=r["entry_time_ns"], exit_time_ns=r["exit_time_ns"], symbol=r["symbol"],
                           venue=r["venue"], client=r["client"], side=r["side"], qty=r["qty"],
                           entry_price=r["entry_price"], exit_price=r["exit_price"], fees=r["fees"], pnl=r["pnl"],

@@ -494,3 +494,18 @@ def test_a_position_the_venue_disagrees_with_is_shown_in_status() -> None:
     first.send(bar(0, "99", "101", "98", "100"), approved("t1", "1"), bar(1, "100", "101", "99", "100"))
     h = restart([e for e in first.events if not isinstance(e, OrderFilled)], venue_log=first.events)
     assert h.actor.status()["position_disagreements"] == {"alice.binance.BTCUSDT": "execution 0, venue 1.000"}
+
+
+def test_a_cancel_within_the_cancel_latency_loses_the_race_to_a_fill() -> None:
+    for latency_ms, filled in ((0, False), (120_000, True)):  # none, or two bars long
+        h = Harness(config(slippage_bps=D(0), cancel_latency_ms=D(latency_ms)))
+        h.send(bar(0, "100", "101", "99", "100"))
+        resting = SubmitOrder(id="l1", ts_event=T0 + MIN, client="alice", venue="binance", symbol="BTCUSDT",
+                              side="buy", qty=D(1), order_type="limit", limit_price=D(98), target_id="manual",
+                              market_ns=T0 + MIN)
+        cancel = CancelOrder(id="l1.cancel", ts_event=T0 + MIN, client_order_id="l1", client="alice",
+                             venue="binance", symbol="BTCUSDT", reason="by hand", market_ns=T0 + MIN)
+        h.send(resting, cancel)
+        h.send(bar(1, "99", "100", "97", "98"))  # trades through 98
+        assert bool(h.of(OrderFilled)) is filled, latency_ms
+        assert bool(h.of(OrderCanceled)) is not filled, latency_ms

@@ -80,4 +80,7 @@ def test_fills_respect_quantity_reduce_only_post_only_and_oco(bar_specs, order_s
         position = after
     for coid, qty in filled.items():
         assert placed[coid].close_position or qty <= placed[coid].qty, (coid, qty)
+    done = {e.client_order_id for e in events if type(e).__name__ in ("OrderCanceled", "OrderRejected")}
+    for coid in set(placed) - done - set(venue.working_orders()):  # nothing left half done in anyone's book
+        assert placed[coid].close_position or filled.get(coid) == placed[coid].qty, (coid, filled.get(coid))
     assert not ("sl" in filled and "tp" in filled), "both legs of an OCO pair filled"

@@ -447,3 +447,11 @@ def test_book_model_ioc_takes_what_traded_and_fok_all_or_nothing() -> None:
     assert [(f.client_order_id, f.qty) for f in fills(events)] == [("ioc", D("0.5"))]
     assert sorted(e.client_order_id for e in events if isinstance(e, OrderCanceled)) == ["fok", "ioc"]
     assert v.working_orders() == []
+
+
+def test_submit_latency_keeps_an_order_off_the_market_data_before_it_reaches_the_venue() -> None:
+    v = venue(slippage_bps=D(0), submit_latency_ms=D(30_000))  # at the venue 30 s after bar 1 opened
+    v.submit(order(ts=T0 + MIN))
+    assert fills(v.on_bar(bar(1, "101", "102", "100", "101"))) == []
+    [fill] = fills(v.on_bar(bar(2, "102", "103", "101", "102")))
+    assert fill.price == D("102")

@@ -11,13 +11,17 @@ Fill rules (an order's `ts_event` is when it was decided: the target's ts_event)
   THROUGH the limit (buy: low/price < limit, sell: high/price > limit), at the limit, as
   maker, without slippage. The whole remaining quantity fills (fill_model "simple", the default);
 - market_on_close: at once, at the close of the last bar seen for the symbol;
+- latency: an order may fill only on market data from its decision + `submit_latency_ms` on
+  (protective orders: from the decision), and a cancel, modify or cancel-all takes effect at
+  its decision + `cancel_latency_ms` (the adapter holds it until then), so a cancel can lose the
+  race to a fill; `latency_jitter_ms` adds up to that much, drawn from the command's id;
 - fill_model "book": each event fills at most what traded there (`bar_volume_share` of a bar's
   volume, a trade's own size, rounded down to the step); the rest stays working and fills on the
   events that follow. Protective and market_on_close orders still fill whole;
 - time in force IOC or FOK (the same here, where an order fills whole or not at all): only the
   first event at/after the decision may fill it, else it is cancelled; post-only: a limit at or
-  through the newest price is rejected; reduce-only: trimmed to the position it reduces, rejected
-  when it would increase it;
+  through the newest price is rejected; reduce-only: rejected when it would increase the
+  position, and filled at most for the position it reduces when it fills (the rest cancelled);
 - stop_market / take_profit_market (protective: they close the position, so they trigger
   only while the client holds one on the side they close): the first bar (ts_open >= decided)
   or trade whose range reaches the level, after the bar's other fills, at the level or at
@@ -40,6 +44,7 @@ event arrives first; run shadow fills on one kind of market data per symbol for 
 
 from __future__ import annotations
 
+import hashlib
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -70,7 +75,8 @@ class _Terms:
     `price * (1 ± slippage_bps / BPS)` and `fee_bps / BPS * qty * price` (left to right)
     multiply by these very values, exact for any setting of under 28 digits."""
 
-    __slots__ = ("cfg", "taker_factor", "maker_fee_rate", "taker_fee_rate", "at_close", "by_volume")
+    __slots__ = ("cfg", "taker_factor", "maker_fee_rate", "taker_fee_rate", "at_close", "by_volume",
+                 "submit_latency_ns", "cancel_latency_ns", "jitter_ns")
 
     def __init__(self, cfg: VenueConfig) -> None:
         slip = cfg.slippage_bps / BPS
@@ -80,6 +86,17 @@ class _Terms:
         self.taker_fee_rate = (cfg.fee_bps if cfg.taker_fee_bps is None else cfg.taker_fee_bps) / BPS
         self.at_close = cfg.fill == "close"  # market orders on bars fill at the close, else the open
         self.by_volume = cfg.fill_model == "book"
+        self.submit_latency_ns = int(cfg.submit_latency_ms * 1_000_000)
+        self.cancel_latency_ns = int(cfg.cancel_latency_ms * 1_000_000)
+        self.jitter_ns = int(cfg.latency_jitter_ms * 1_000_000)
+
+    def latency_ns(self, base_ns: int, command_id: str) -> int:
+        """`base_ns` plus a jitter drawn from the command's id: random-looking, and the same in every
+        run, so a backtest with latency repeats exactly."""
+        if not self.jitter_ns:
+            return base_ns
+        draw = int.from_bytes(hashlib.blake2b(command_id.encode(), digest_size=8).digest(), "big")
+        return base_ns + draw % self.jitter_ns
         if self.by_volume and not 0 < cfg.bar_volume_share <= 1:
             raise ValueError(f"bar_volume_share must be in (0, 1], got {cfg.bar_volume_share}")
 
@@ -90,6 +107,7 @@ class _Working:
     terms: _Terms
     remaining: Decimal
     limit: Decimal | None  # the limit on the tick grid
+    decided: int = 0  # from when market data may fill it: its decision plus the venue's submit latency
     fills: int = 0
 
     @property
@@ -139,7 +157,7 @@ class ShadowVenue:
         if terms is None:
             return [*events, rejection(order.id, order, f"client {order.client!r} has no account on shadow venue {self.venue!r}")]
         if order.reduce_only:
-            order, problem = self._reduced(order)
+            problem = self._adds_to_position(order)
             if problem:
                 return [*events, rejection(order.id, order, problem)]
         working = self._new_working(order, terms)
@@ -297,6 +315,13 @@ class ShadowVenue:
                     f"of {MAX_NOTIONAL} (quote currency)")
         return None
 
+    def effective_ns(self, command: CancelOrder | ModifyOrder | CancelAllOrders) -> int | None:
+        """When a cancel, modify or cancel-all takes effect: its decision plus the cancel latency."""
+        terms = self._terms.get(command.client)
+        if command.market_ns is None or terms is None:
+            return command.market_ns
+        return command.market_ns + terms.latency_ns(terms.cancel_latency_ns, command.id)
+
     def market_ns(self, symbol: str) -> int | None:
         """The newest market time seen for `symbol`, the venue's own notion of now there."""
         newest = None
@@ -331,7 +356,7 @@ class ShadowVenue:
                     hit = self._fill_at(working, md)
                     if hit is not None:
                         fills += self._fill_on(working, md, hit)
-                    elif working.immediate and self._fill_ts(working, md) >= working.order.ts_event:
+                    elif working.immediate and self._fill_ts(working, md) >= working.decided:
                         fills.append(self._canceled(working, IOC_MISSED, md.ts_event))
         if self._n_protective:
             for key, orders in self._protective.items():
@@ -348,7 +373,8 @@ class ShadowVenue:
             limit = None
         else:
             limit = round_price(order.limit_price, terms.cfg.tick_size, order.side)
-        return _Working(order, terms, order.qty, limit)
+        latency = 0 if order.order_type in PROTECTIVE else terms.latency_ns(terms.submit_latency_ns, order.id)
+        return _Working(order, terms, order.qty, limit, order.ts_event + latency)
 
     def _problem(self, working: _Working) -> str | None:
         """Why the order cannot be taken, or None (whether its fill data is still kept: see `_take`)."""
@@ -373,12 +399,12 @@ class ShadowVenue:
                 return f"post-only: a {o.side} limit of {working.limit} would take liquidity at the last price {last}"
         return self._oversized(o.symbol, o.qty)
 
-    def _reduced(self, order: SubmitOrder) -> tuple[SubmitOrder, str | None]:
-        """A reduce-only order trimmed to the position it reduces, or why it cannot be placed."""
+    def _adds_to_position(self, order: SubmitOrder) -> str | None:
+        """Why a reduce-only order cannot be placed now (it is trimmed to the position when it fills)."""
         position = self.positions.get((order.client, order.venue, order.symbol))
         if position == 0 or (position > 0) == (order.side == "buy"):
-            return order, f"reduce-only: a {order.side} would increase the position {position}"
-        return (replace(order, qty=abs(position)) if order.qty > abs(position) else order), None
+            return f"reduce-only: a {order.side} would increase the position {position}"
+        return None
 
     def _fill_ts(self, working: _Working, md: MarketData) -> int:
         """The time at which `md` would fill the order: compared with the decision time."""
@@ -391,7 +417,7 @@ class ShadowVenue:
     def _fill_at(self, working: _Working, md: MarketData) -> tuple[int, Decimal] | None:
         """(time, price before slippage) at which `md` fills the order; None when it does not fill it."""
         ts = self._fill_ts(working, md)
-        if ts < working.order.ts_event:
+        if ts < working.decided:
             return None
         limit, buy = working.limit, working.order.side == "buy"
         if type(md) is Trade:
@@ -407,8 +433,9 @@ class ShadowVenue:
         arrived after its fill data), else working; rejected when the event in front of the kept
         ones, which fell out of them, could have filled it (what fell out before is not known)."""
         best: tuple[int, Decimal] | None = None
+        best_md: MarketData | None = None
         seen_after = False  # any market data at/after the decision: an IOC order had its chance
-        o, decided = working.order, working.order.ts_event
+        o, decided = working.order, working.decided
         for kind, by_symbol in self._recent.items():
             recent = by_symbol.get(o.symbol)
             if recent is None:
@@ -428,14 +455,14 @@ class ShadowVenue:
                 hit = self._fill_at(working, recent[i])
                 if hit is not None:
                     if best is None or hit[0] < best[0]:
-                        best = hit
+                        best, best_md = hit, recent[i]
                     break
         self._working[o.id] = working
         if best is None:
             return [self._canceled(working, IOC_MISSED, decided)] if working.immediate and seen_after else []
         if working.terms.by_volume:
             return self._take_by_volume(working)
-        return [self._fill(working, best[1], best[0])]
+        return self._fill_on(working, best_md, best)  # type: ignore[arg-type]
 
     def _take_by_volume(self, working: _Working) -> list[Event]:
         """The book model's late path: every kept event from the decision on, in the order they
@@ -445,7 +472,7 @@ class ShadowVenue:
         for by_symbol in self._recent.values():
             recent = by_symbol.get(o.symbol)
             if recent:
-                for i in range(_first_at_or_after(recent, o.ts_event), len(recent)):
+                for i in range(_first_at_or_after(recent, working.decided), len(recent)):
                     hit = self._fill_at(working, recent[i])
                     if hit is not None:
                         hits.append((hit, recent[i]))
@@ -528,15 +555,26 @@ class ShadowVenue:
 
     def _fill_on(self, working: _Working, md: MarketData, hit: tuple[int, Decimal]) -> list[Event]:
         """`md` fills the order at `hit`: all of what remains, or in the book model what traded
-        there (IOC: the rest cancelled; FOK: nothing unless all of it)."""
-        if not working.terms.by_volume:
-            return [self._fill(working, hit[1], hit[0])]
-        traded = md.qty if type(md) is Trade else working.terms.cfg.bar_volume_share * md.volume  # type: ignore[union-attr]
-        qty = min(working.remaining, round_qty(traded, working.terms.cfg.step_size))
-        if working.order.time_in_force == "FOK" and qty < working.remaining:
-            return [self._canceled(working, "FOK: not all of it traded on the first market data after it", hit[0])]
+        there (IOC: the rest cancelled; FOK: nothing unless all of it); a reduce-only order at most
+        the position it reduces then (other orders may have changed it since it was placed), the
+        rest cancelled."""
+        o = working.order
+        qty = working.remaining
+        cap = None
+        if o.reduce_only:
+            position = self._position_at((o.client, o.venue, o.symbol), hit[0])
+            if position == 0 or (position > 0) == (o.side == "buy"):
+                return [self._canceled(working, f"reduce-only: nothing left to reduce (position {position})", hit[0])]
+            cap = qty = min(qty, abs(position))
+        if working.terms.by_volume:
+            traded = md.qty if type(md) is Trade else working.terms.cfg.bar_volume_share * md.volume  # type: ignore[union-attr]
+            qty = min(qty, round_qty(traded, working.terms.cfg.step_size))
+            if o.time_in_force == "FOK" and qty < working.remaining:
+                return [self._canceled(working, "FOK: not all of it traded on the first market data after it", hit[0])]
         events: list[Event] = [self._fill(working, hit[1], hit[0], qty)] if qty > 0 else []
-        if working.immediate and working.remaining > 0:
+        if working.remaining > 0 and qty == cap:
+            events.append(self._canceled(working, "reduce-only: trimmed to the position it reduced", hit[0]))
+        elif working.immediate and working.remaining > 0:
             events.append(self._canceled(working, IOC_MISSED, hit[0]))
         return events
 

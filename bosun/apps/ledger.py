@@ -1,0 +1,88 @@
+"""One client's report from the live ledger: its stored fills and round trips in a time
+window, and an equity curve recomputed from its fills.
+
+Equity: the ledger holds no bars, so the curve has a point per fill time (the last fill at a
+time wins), the client's fills replayed in handling order through the portfolio actor with no
+price snapshot: each open position is marked at its market's last fill price of this client
+(never another client's). A backtest marks every bar at its close. So the trade metrics
+(num_trades, win rates, averages, extremes, streaks, profit factor, expectancy, total_fees,
+turnover, avg_holding_s) read the same on both; total_pnl equals a backtest's when the
+positions are flat at the end (an open position counts at its last fill price: its entry fees
+paid, no price move); drawdown, sharpe, sortino, calmar, cagr and exposure come from a far
+sparser curve and are not comparable with a backtest's.
+
+Window [since, until): the fills in it and the round trips that closed in it. The fills before
+it are replayed too, and the curve starts at the equity they leave: the window's capital, which
+its total_pnl and returns are measured from."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from bosun.runtime.clock import SimClock
+from bosun.runtime.inproc import InProcessBus
+from proto.events import OrderFilled
+from services.portfolio import metrics as perf
+from services.portfolio.actor import PortfolioActor
+from services.portfolio.config import PortfolioConfig
+from services.portfolio.roundtrips import RoundTrip, in_exit_order
+
+
+@dataclass(frozen=True)
+class Window:
+    since_ns: int | None = None
+    until_ns: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.since_ns is not None and self.until_ns is not None and self.since_ns >= self.until_ns:
+            raise ValueError("--since must be before --until")
+
+    def before(self, ns: int) -> bool:
+        return self.since_ns is not None and ns < self.since_ns
+
+    def after(self, ns: int) -> bool:
+        return self.until_ns is not None and ns >= self.until_ns
+
+    def holds(self, ns: int) -> bool:
+        return not (self.before(ns) or self.after(ns))
+
+
+@dataclass(frozen=True)
+class ClientReport:
+    client: str
+    capital: Decimal  # the equity the window opened with (the configured capital without --since)
+    fills: list[OrderFilled]
+    trips: list[RoundTrip]
+    equity: list[perf.EquityPoint]
+    metrics: dict[str, Any]
+
+
+def client_report(client: str, capital: Decimal, fills: Iterable[OrderFilled], trips: Iterable[RoundTrip],
+                  window: Window = Window()) -> ClientReport:
+    """`fills` (in handling order) and `trips` are the client's own, as the store returns them."""
+    replay = PortfolioActor(SimClock(), InProcessBus(), PortfolioConfig(capital={client: capital}))
+    opening = capital
+    kept: list[OrderFilled] = []
+    equity: list[perf.EquityPoint] = []
+    for fill in fills:
+        if window.after(fill.ts_event):
+            continue
+        replay.load((fill,))
+        if window.before(fill.ts_event):
+            opening = replay.equity(client)
+            continue
+        kept.append(fill)
+        # Handling order may step back in time across venues: the curve's clock never does.
+        ts = max(fill.ts_event, equity[-1][0]) if equity else fill.ts_event
+        if equity and equity[-1][0] == ts:
+            equity.pop()
+        equity.append((ts, replay.equity(client)))
+    start_ns = window.since_ns if window.since_ns is not None else (kept[0].ts_event if kept else None)
+    if start_ns is not None and (not equity or equity[0][0] > start_ns):
+        equity.insert(0, (start_ns, opening))
+    closed = in_exit_order(t for t in trips if window.holds(t.exit_time_ns))
+    return ClientReport(client=client, capital=opening, fills=kept, trips=closed, equity=equity,
+                        metrics=perf.compute(closed, equity, opening, start_ns=start_ns))

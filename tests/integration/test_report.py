@@ -1,0 +1,126 @@
+"""`bosun report` from the ledger a paper run over NATS left in PostgreSQL: the same round trips
+and trade metrics as `bosun backtest` on the same data and config, and one client's fills never
+in another client's report."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+from decimal import Decimal
+from pathlib import Path
+from types import SimpleNamespace
+
+from bosun.apps.outputs import IsoTime
+from proto import events as ev
+from services.portfolio import metrics as perf
+from tests.builders import ALICE_SMA
+from tests.integration.test_pipeline import paper_run, private_nats  # noqa: F401 - a fixture
+from tests.processes import bosun_argv, server_env
+
+END_OF_DATA = "end_of_data"
+# What the equity curve does not shape: a report reads them exactly as a backtest.
+TRADE_METRICS = ("num_trades", "win_rate", "win_rate_long", "win_rate_short", "avg_win", "avg_loss", "largest_win",
+                 "largest_loss", "profit_factor", "expectancy", "max_consecutive_wins", "max_consecutive_losses",
+                 "total_fees", "turnover", "avg_holding_s")
+
+
+def bosun(*args: str | Path, env: dict[str, str] | None = None, code: int = 0) -> str:
+    """Runs `bosun *args`, expecting exit `code`; its stderr."""
+    done = subprocess.run(bosun_argv(*map(str, args)), env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == code, done.stdout + done.stderr
+    return done.stderr
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def fill_rows(path: Path) -> list[dict[str, str | Decimal]]:
+    """fills.csv, its numbers as Decimals."""
+    return [{**r, "qty": Decimal(r["qty"]), "price": Decimal(r["price"]), "fee": Decimal(r["fee"])} for r in rows(path)]
+
+
+def as_rows(fills: list[ev.OrderFilled]) -> list[dict[str, str | Decimal]]:
+    """Fills as fill_rows reads them."""
+    iso = IsoTime()
+    return [{"time": iso(f.ts_event), "symbol": f.symbol, "side": f.side, "qty": f.qty, "price": f.price,
+             "fee": f.fee, "reason": f.reason} for f in fills]
+
+
+def trip(n: int, row: dict[str, str]) -> SimpleNamespace:
+    """A trades.csv row as metrics read a round trip (rows are in exit order: n stands for the exit time)."""
+    return SimpleNamespace(exit_time_ns=n, side=row["side"], pnl=Decimal(row["pnl"]), fees=Decimal(row["fees"]),
+                           qty=Decimal(row["qty"]), entry_price=Decimal(row["entry_price"]),
+                           exit_price=Decimal(row["exit_price"]), duration_s=float(row["duration_s"]))
+
+
+async def test_report_from_the_paper_ledger_reads_as_the_backtest(tmp_path, private_nats, fresh_database_url):
+    replay, config, fills, _ = await paper_run(tmp_path, private_nats, fresh_database_url, bars=1000)
+    report, backtest = tmp_path / "report", tmp_path / "backtest"
+    bosun("report", "--config", config, "--client", "alice", "--out", report,
+          env=server_env(private_nats, fresh_database_url))
+    bosun("backtest", "--data", replay, "--config", config, "--out", backtest)
+
+    assert {p.name for p in report.iterdir()} == {p.name for p in backtest.iterdir()}
+    assert fill_rows(report / "fills.csv") == as_rows(fills)
+    assert rows(report / "fills.csv") == [r for r in rows(backtest / "fills.csv") if r["reason"] != END_OF_DATA]
+    trades = rows(report / "trades.csv")
+    assert len(trades) >= 5
+    assert trades == [r for r in rows(backtest / "trades.csv") if r["exit_reason"] != END_OF_DATA]
+
+    got = json.loads((report / "metrics.json").read_text(), parse_float=Decimal)
+    closed = [trip(n, r) for n, r in enumerate(trades)]
+    want = {**perf.trade_stats(closed), "total_fees": sum(t.fees for t in closed),
+            "turnover": sum(t.qty * (t.entry_price + t.exit_price) for t in closed),
+            "avg_holding_s": sum(t.duration_s for t in closed) / len(closed)}
+    for name in TRADE_METRICS:
+        assert got[name] is not None, name
+        assert abs(Decimal(str(got[name])) - Decimal(str(want[name]))) <= Decimal("1e-6"), name
+    # Equity is marked at fill prices: a position still open counts its entry fees and no price move.
+    open_fees = sum(f.fee for f in fills) - want["total_fees"]
+    assert abs(got["total_pnl"] - (sum(t.pnl for t in closed) - open_fees)) <= Decimal("1e-6")
+    equity = rows(report / "equity.csv")
+    assert Decimal(equity[-1]["equity"]) - 10000 == got["total_pnl"]
+
+
+TWO_CLIENTS = ALICE_SMA + """
+[[clients]]
+id = "bob"
+capital = "20000"
+strategies = ["sma_btc"]
+sizing = { kind = "fixed", qty = "0.02" }
+[clients.venues.binance]
+fee_bps = "10"
+slippage_bps = "1"
+"""
+
+
+async def test_two_clients_on_one_market_each_report_holds_only_its_own_fills(
+        tmp_path, private_nats, fresh_database_url):
+    _, config, fills, _ = await paper_run(tmp_path, private_nats, fresh_database_url, config_text=TWO_CLIENTS)
+    env = server_env(private_nats, fresh_database_url)
+    everyone, bob_only = tmp_path / "everyone", tmp_path / "bob"
+    bosun("report", "--config", config, "--out", everyone, env=env)
+    bosun("report", "--config", config, "--client", "bob", "--out", bob_only, env=env)
+
+    by_client = {c: [f for f in fills if f.client == c] for c in ("alice", "bob")}
+    assert by_client["alice"] and by_client["bob"]
+    assert sorted(p.name for p in everyone.iterdir()) == ["alice", "bob"]
+    for client, own in by_client.items():
+        assert fill_rows(everyone / client / "fills.csv") == as_rows(own)
+    assert fill_rows(bob_only / "fills.csv") == as_rows(by_client["bob"])
+    assert {r["qty"] for r in rows(everyone / "alice" / "trades.csv")} == {"0.01"}
+    assert {r["qty"] for r in rows(everyone / "bob" / "trades.csv")} == {"0.02"}
+    assert json.loads((bob_only / "metrics.json").read_text()) == json.loads(
+        (everyone / "bob" / "metrics.json").read_text())
+
+    # A client the config does not know has no capital to report against; nothing is written.
+    refused = bosun("report", "--config", config, "--client", "carol", "--out", tmp_path / "carol", env=env, code=2)
+    assert "client 'carol' is not in the config (alice, bob)" in refused
+    assert not (tmp_path / "carol").exists()
+    no_database = {k: v for k, v in env.items() if k != "BOSUN_DATABASE_URL"}
+    refused = bosun("report", "--config", config, "--state-dir", tmp_path / "nowhere", "--out", tmp_path / "x",
+                    env=no_database, code=2)
+    assert "no PostgreSQL to read the ledger from: set BOSUN_DATABASE_URL" in refused

@@ -1,0 +1,67 @@
+"""A client's report from its ledger: equity replayed from its fills, marked at fill prices,
+and the time window."""
+
+from __future__ import annotations
+
+import argparse
+from decimal import Decimal as D
+
+import pytest
+
+from bosun.apps.ledger import Window, client_report
+from bosun.apps.report_cli import utc_ns
+from proto.events import OrderFilled
+from services.portfolio.roundtrips import RoundTripTracker
+
+
+def fill(n: int, side: str, qty: str, price: str, fee: str, ts: int | None = None) -> OrderFilled:
+    return OrderFilled(id=f"fill-{n}", ts_event=n * 1_000 if ts is None else ts, client_order_id=f"order-{n}",
+                       client="alice", venue="binance", symbol="BTCUSDT", side=side, qty=D(qty), price=D(price),
+                       fee=D(fee), reason="signal")
+
+
+# Buy 1 @ 100, buy 1 @ 110 (avg 105, marked at 110), sell 2 @ 120: flat, 30 gross, 4 in fees.
+FILLS = [fill(1, "buy", "1", "100", "1"), fill(2, "buy", "1", "110", "1"), fill(3, "sell", "2", "120", "2")]
+_tracker = RoundTripTracker()
+TRIPS = [t for f in FILLS for t in _tracker.on_fill(f)]
+
+
+def test_equity_is_marked_at_the_clients_own_fill_prices() -> None:
+    report = client_report("alice", D(1000), FILLS, TRIPS)
+    assert report.equity == [(1000, D(999)), (2000, D(1008)), (3000, D(1026))]
+    assert report.fills == FILLS and len(report.trips) == 1
+    assert report.metrics["total_pnl"] == D(26) == report.trips[0].pnl
+    assert report.metrics["num_trades"] == 1 and report.metrics["total_fees"] == D(4)
+
+
+def test_a_window_opens_at_the_equity_the_fills_before_it_left() -> None:
+    report = client_report("alice", D(1000), FILLS, TRIPS, Window(since_ns=1500))
+    assert report.capital == D(999)
+    assert report.fills == FILLS[1:]
+    assert report.equity == [(1500, D(999)), (2000, D(1008)), (3000, D(1026))]
+    assert report.metrics["total_pnl"] == D(27)
+
+    before_exit = client_report("alice", D(1000), FILLS, TRIPS, Window(since_ns=1500, until_ns=3000))
+    assert before_exit.fills == [FILLS[1]] and before_exit.trips == []  # the round trip closed at 3000
+    assert before_exit.equity[-1] == (2000, D(1008))
+
+
+def test_fills_at_one_time_leave_one_point_and_the_clock_never_steps_back() -> None:
+    fills = [fill(1, "buy", "1", "100", "0", ts=5000), fill(2, "buy", "1", "110", "0", ts=5000),
+             fill(3, "sell", "1", "90", "0", ts=4000)]
+    # After all three: 1 held at cost 105 marked at 90 (-15), and -15 realized (sold 1 of avg 105 at 90).
+    assert client_report("alice", D(1000), fills, []).equity == [(5000, D(970))]
+
+
+def test_empty_ledger_and_bad_windows() -> None:
+    assert client_report("alice", D(1000), [], []).metrics["total_pnl"] == 0
+    with pytest.raises(ValueError, match="--since must be before --until"):
+        Window(since_ns=2, until_ns=2)
+
+
+def test_times_are_iso_8601_utc_unless_they_name_an_offset() -> None:
+    assert utc_ns("2024-01-31") == 1_706_659_200 * 10**9
+    assert utc_ns("2024-01-31T01:00:00.5+01:00") == 1_706_659_200 * 10**9 + 500_000_000
+    assert utc_ns("2024-01-31T00:00:00Z") == 1_706_659_200 * 10**9
+    with pytest.raises(argparse.ArgumentTypeError, match="'yesterday' is not an ISO-8601 time"):
+        utc_ns("yesterday")
