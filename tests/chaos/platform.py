@@ -166,8 +166,10 @@ def duplicates(values) -> dict:
 
 
 async def assert_order_ids_unique(js) -> int:
-    submits = decodable(await stored(js, "order.submit.>"), ev.SubmitOrder)
+    # Accepts first: the platform trades on while this reads, and every accept read has its submit
+    # stored before it, so reading the submits second sees them all.
     accepts = decodable(await stored(js, "order.accepted.>"), ev.OrderAccepted)
+    submits = decodable(await stored(js, "order.submit.>"), ev.SubmitOrder)
     assert duplicates(s.id for s in submits) == {}, "an order id submitted twice"
     assert duplicates(a.client_order_id for a in accepts) == {}, "an order accepted twice"
     assert duplicates(a.venue_order_id for a in accepts) == {}, "a venue order id given twice"
