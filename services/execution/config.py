@@ -32,6 +32,24 @@ class VenueConfig(ConfigStruct):
     tick_size: Decimal = Decimal("0.01")
     step_size: Decimal = Decimal("0.00001")
 
+    def __post_init__(self) -> None:
+        for name in ("maker_fee_bps", "taker_fee_bps"):  # may be negative: a maker rebate
+            if getattr(self, name) is not None:
+                _finite(name, getattr(self, name))
+        for name in ("submit_latency_ms", "cancel_latency_ms", "latency_jitter_ms"):
+            if _finite(name, getattr(self, name)) < 0:
+                raise ValueError(f"venue {name} must be >= 0, got {getattr(self, name)}")
+        if not 0 < _finite("bar_volume_share", self.bar_volume_share) <= 1:
+            raise ValueError(f"venue bar_volume_share must be in (0, 1], got {self.bar_volume_share}")
+        if not 0 < _finite("poll_s", Decimal(self.poll_s)):
+            raise ValueError(f"venue poll_s must be > 0, got {self.poll_s}")
+
+
+def _finite(name: str, value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise ValueError(f"venue {name} must be a finite number, got {value}")
+    return value
+
 
 class ExecutionConfig(ConfigStruct):
     venues: dict[str, dict[str, VenueConfig]]  # client id -> venue name -> its config

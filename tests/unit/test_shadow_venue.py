@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import re
 from decimal import Decimal as D
 from itertools import islice
 
@@ -423,6 +424,17 @@ def test_book_model_fills_a_large_order_over_several_bars_within_their_volume() 
            for f in fills(v.on_bar(with_volume(bar(i, str(100 + i), "110", "90", "100"), volume)))]
     assert [(f.qty, f.price) for f in got] == [(D("1"), D("100")), (D("0.4"), D("101")), (D("1.1"), D("102"))]
     assert sum(f.qty for f in got) == D("2.5") and v.working_orders() == []
+
+
+def test_the_fill_model_and_latency_settings_refuse_what_no_venue_has_by_name() -> None:
+    for field, value, message in (("bar_volume_share", "0", "bar_volume_share must be in (0, 1], got 0"),
+                                  ("bar_volume_share", "1.5", "must be in (0, 1]"),
+                                  ("bar_volume_share", "NaN", "bar_volume_share must be a finite number"),
+                                  ("cancel_latency_ms", "-1", "cancel_latency_ms must be >= 0"),
+                                  ("maker_fee_bps", "Infinity", "maker_fee_bps must be a finite number")):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            VenueConfig(**{field: D(value)})
+    assert VenueConfig(maker_fee_bps=D("-1")).maker_fee_bps == D("-1")  # a rebate
 
 
 def test_book_model_late_orders_fill_as_if_they_had_been_working() -> None:

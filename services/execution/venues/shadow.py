@@ -97,8 +97,6 @@ class _Terms:
             return base_ns
         draw = int.from_bytes(hashlib.blake2b(command_id.encode(), digest_size=8).digest(), "big")
         return base_ns + draw % self.jitter_ns
-        if self.by_volume and not 0 < cfg.bar_volume_share <= 1:
-            raise ValueError(f"bar_volume_share must be in (0, 1], got {cfg.bar_volume_share}")
 
 
 @dataclass(slots=True)
