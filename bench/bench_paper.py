@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import gzip
 import json
 import os
 import statistics
@@ -32,7 +31,7 @@ from bosun.runtime.backlog import durable_backlog  # noqa: E402
 from proto import codec  # noqa: E402
 from proto import events as ev  # noqa: E402
 from tests.builders import ALICE_SMA  # noqa: E402
-from tests.datafiles import BTC_1M, data_dir  # noqa: E402
+from tests.datafiles import BTC_1M, data_dir, write_slice  # noqa: E402
 from tests.natshelp import stored_count, stream_messages  # noqa: E402
 
 POLL_S = 0.005
@@ -102,10 +101,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        replay = Path(tmp) / "BTCUSDT_1m.csv"
-        with gzip.open(data_dir() / BTC_1M, "rt") as f, open(replay, "w") as out:
-            for _, line in zip(range(args.bars + 1), f):
-                out.write(line)
+        replay = write_slice(data_dir() / BTC_1M, Path(tmp) / "BTCUSDT_1m.csv", args.bars)
         config = Path(tmp) / "bosun.toml"
         config.write_text(ALICE_SMA)
         expected = backtest_fills(replay, config)

@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -138,7 +137,7 @@ async def bench(tmp: Path, args: argparse.Namespace) -> None:
             await nc.close()
             portfolio.stop()
     ms = [x * 1000 for x in lags]
-    print(f"portfolio, ack after commit (embedded NATS + PostgreSQL, `bosun run portfolio`, one market)")
+    print("portfolio, ack after commit (embedded NATS + PostgreSQL, `bosun run portfolio`, one market)")
     print(f"  throughput: {args.fills:,} fills published at once -> {rate:,.0f} fills/s booked "
           f"(first publish to last PositionChanged stored)")
     print(f"  lag at {args.rate:,.0f} fills/s over {args.paced:,} fills: p50 {pct(ms, 50):.1f} ms, "

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gzip
 import json
 import os
 import statistics
@@ -24,7 +23,7 @@ import nats
 from nats.js import api
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.datafiles import BTC_1M, data_dir  # noqa: E402
+from tests.datafiles import BTC_1M, data_dir, write_slice  # noqa: E402
 
 
 async def first_fill_s(state_dir: Path, started: float, timeout: float = 120.0) -> float:
@@ -75,10 +74,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        replay = Path(tmp) / "BTCUSDT_1m.csv"
-        with gzip.open(data_dir() / BTC_1M, "rt") as f, open(replay, "w") as out:
-            for _, line in zip(range(args.bars + 1), f):
-                out.write(line)
+        replay = write_slice(data_dir() / BTC_1M, Path(tmp) / "BTCUSDT_1m.csv", args.bars)
         runs = [one_run(replay, args.speed) for _ in range(args.runs)]
     firsts, totals = [r[0] for r in runs], [r[1] for r in runs]
     print(f"bosun up --replay ({args.bars} real BTCUSDT 1m bars, speed {args.speed}), {args.runs} runs, "

@@ -8,7 +8,6 @@ that every query names only metrics the services export (bosun.runtime.telemetry
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
