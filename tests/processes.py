@@ -12,13 +12,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import nats
 from nats.aio.client import Client
 from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
 
-from bosun.runtime.embedded import terminate
+from bosun.runtime.embedded import EmbeddedNats, terminate
+from tests.builders import fresh_price, publish
 
 STOP_TIMEOUT_S = 15.0
 UP_READY_TIMEOUT_S = 90.0
@@ -163,3 +166,24 @@ class Up:
 
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> int:
         return terminate(self.proc, signal.SIGINT, timeout_s=timeout_s)
+
+
+@asynccontextmanager
+async def services_on_own_nats(tmp_path: Path, config_text: str, services: Iterable[str]
+                               ) -> AsyncIterator[tuple[Client, dict[str, ServiceProcess], str, Path]]:
+    """`services` as real processes on a nats-server of the test's own, with a fresh price in
+    KV `prices`: the connection, the processes, the server's URL and the config file."""
+    config = tmp_path / "bosun.toml"
+    config.write_text(config_text)
+    with EmbeddedNats(tmp_path / "nats") as server:
+        nc = await nats.connect(server.url)
+        processes = {s: ServiceProcess(s, config, tmp_path, server_env(server.url)) for s in services}
+        try:
+            for p in processes.values():
+                await p.start(nc)
+            await publish(nc, fresh_price())
+            yield nc, processes, server.url, config
+        finally:
+            for p in processes.values():
+                p.stop()
+            await nc.close()

@@ -11,16 +11,14 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-import nats
 import pytest
 
-from bosun.runtime.embedded import EmbeddedNats
 from proto import codec
 from proto import events as ev
 from proto import subjects as sj
-from tests.builders import bar_around, fresh_price, publish, service_status, target, until_status, until_trading
+from tests.builders import bar_around, publish, service_status, target, until_status, until_trading
 from tests.natshelp import Collector
-from tests.processes import ServiceProcess, bosun_argv, server_env
+from tests.processes import bosun_argv, server_env, services_on_own_nats
 
 CONFIG = """
 [[clients]]
@@ -40,23 +38,11 @@ def nan_fill() -> ev.OrderFilled:
 
 @pytest.fixture
 async def platform(tmp_path: Path):
-    config = tmp_path / "bosun.toml"
-    config.write_text(CONFIG)
-    with EmbeddedNats(tmp_path / "nats") as server:
-        nc = await nats.connect(server.url)
-        processes = {s: ServiceProcess(s, config, tmp_path, server_env(server.url)) for s in SERVICES}
-        try:
-            for p in processes.values():
-                await p.start(nc)
-            await publish(nc, fresh_price())
-            await nc.publish(sj.TRADING_ENABLED, codec.encode_trading_enabled(True))
-            for service in SERVICES:
-                await until_trading(nc, service, True)
-            yield nc, processes, server.url, config
-        finally:
-            for p in processes.values():
-                p.stop()
-            await nc.close()
+    async with services_on_own_nats(tmp_path, CONFIG, SERVICES) as (nc, processes, url, config):
+        await nc.publish(sj.TRADING_ENABLED, codec.encode_trading_enabled(True))
+        for service in SERVICES:
+            await until_trading(nc, service, True)
+        yield nc, processes, url, config
 
 
 async def reasons(collector: Collector, n: int = 1) -> list[str]:

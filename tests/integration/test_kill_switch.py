@@ -6,16 +6,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import nats
 import pytest
 
-from bosun.runtime.embedded import EmbeddedNats
 from proto import codec
 from proto import events as ev
 from proto import subjects as sj
-from tests.builders import bar_around, fresh_price, publish, service_status, target, until_status, until_trading
+from tests.builders import bar_around, publish, service_status, target, until_status, until_trading
 from tests.natshelp import Collector, stored_count
-from tests.processes import ServiceProcess, server_env
+from tests.processes import ServiceProcess, services_on_own_nats
 
 CONFIG = """
 [[clients]]
@@ -49,22 +47,8 @@ class Platform:
 
 @pytest.fixture
 async def platform(tmp_path: Path):
-    config = tmp_path / "bosun.toml"
-    config.write_text(CONFIG)
-    with EmbeddedNats(tmp_path / "nats") as server:
-        nc = await nats.connect(server.url)
-        env = server_env(server.url)
-        processes = {s: ServiceProcess(s, config, tmp_path, env) for s in ("risk", "execution")}
-        try:
-            for p in processes.values():
-                await p.start(nc)
-            platform = Platform(nc, nc.jetstream(), processes)
-            await platform.publish(fresh_price())
-            yield platform
-        finally:
-            for p in processes.values():
-                p.stop()
-            await nc.close()
+    async with services_on_own_nats(tmp_path, CONFIG, ("risk", "execution")) as (nc, processes, _, _):
+        yield Platform(nc, nc.jetstream(), processes)
 
 
 async def test_raw_publish_of_false_cancels_open_orders_and_survives_restarts(platform: Platform):
