@@ -7,9 +7,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from bosun.apps.config import SERVICES
 from bosun.runtime.config import ConfigError
 
-SERVICES = ("ingest", "signal", "risk", "execution", "portfolio", "alerts")
 
 
 def _common(p: argparse.ArgumentParser) -> None:

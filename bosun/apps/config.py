@@ -43,6 +43,10 @@ DEMO_LIMITS = LimitsConfig(max_position=Decimal("0.05"), max_order_notional=Deci
                            price_band_pct=Decimal("5"))
 
 
+# Every service of the platform, market data first (the order `bosun up` stops them in).
+SERVICES = ("ingest", "signal", "risk", "execution", "portfolio", "alerts")
+
+
 class ServiceConfig(ConfigStruct):
     metrics_port: int = 0  # 0: a free port, printed at start
     metrics_addr: str = "127.0.0.1"  # a container opens it ("0.0.0.0") to its network's Prometheus

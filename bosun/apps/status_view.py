@@ -13,8 +13,8 @@ from rich.table import Table
 from rich.text import Text
 
 from bosun.apps import control
+from bosun.apps.config import SERVICES
 
-SERVICES = ("ingest", "signal", "risk", "execution", "portfolio", "alerts")
 STALE_AFTER_S = 60.0  # a live price older than this is shown as stale
 
 

@@ -263,7 +263,7 @@ class Supervisor:
 
     def _stop_all(self) -> None:
         # Market data first, then the services, then the servers they talk to.
-        for service in ("ingest", "signal", "risk", "execution", "portfolio", "alerts"):
+        for service in config_mod.SERVICES:
             if service in self.children:
                 self.children[service].stop()
         for server in reversed(self.servers):
