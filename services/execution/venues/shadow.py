@@ -294,13 +294,18 @@ class ShadowVenue:
                 held[key] = ([], qty)
         return held
 
-    def last_price(self, symbol: str) -> Decimal | None:
-        """The newest price seen for `symbol` (a bar's close or a trade's price)."""
+    def _newest(self, symbol: str) -> MarketData | None:
+        """The newest bar or trade seen for `symbol`."""
         newest: MarketData | None = None
         for by_symbol in self._recent.values():
             recent = by_symbol.get(symbol)
             if recent and (newest is None or recent[-1].ts_event > newest.ts_event):
                 newest = recent[-1]
+        return newest
+
+    def last_price(self, symbol: str) -> Decimal | None:
+        """The newest price seen for `symbol` (a bar's close or a trade's price)."""
+        newest = self._newest(symbol)
         if newest is None:
             return None
         return newest.price if type(newest) is Trade else newest.close  # type: ignore[union-attr]
@@ -313,21 +318,18 @@ class ShadowVenue:
                     f"of {MAX_NOTIONAL} (quote currency)")
         return None
 
-    def effective_ns(self, command: CancelOrder | ModifyOrder | CancelAllOrders) -> int | None:
-        """When a cancel, modify or cancel-all takes effect: its decision plus the cancel latency."""
+    def due_ns(self, command: SubmitOrder | CancelOrder | ModifyOrder | CancelAllOrders) -> int | None:
+        """The market time from which a command applies: its decision (an order's submit latency
+        only delays its fills, see `_new_working`), plus the cancel latency for the other commands."""
         terms = self._terms.get(command.client)
-        if command.market_ns is None or terms is None:
+        if command.market_ns is None or terms is None or type(command) is SubmitOrder:
             return command.market_ns
         return command.market_ns + terms.latency_ns(terms.cancel_latency_ns, command.id)
 
     def market_ns(self, symbol: str) -> int | None:
         """The newest market time seen for `symbol`, the venue's own notion of now there."""
-        newest = None
-        for by_symbol in self._recent.values():
-            recent = by_symbol.get(symbol)
-            if recent and (newest is None or recent[-1].ts_event > newest):
-                newest = recent[-1].ts_event
-        return newest
+        newest = self._newest(symbol)
+        return None if newest is None else newest.ts_event
 
     # --- market data
 

@@ -118,7 +118,7 @@ class ShadowAdapter(Actor):
         venue = self.venues[command.venue]
         key = (command.venue, command.symbol)
         waiting = self._deferred.get(key)
-        decided = command.market_ns if type(command) is SubmitOrder else venue.effective_ns(command)  # type: ignore[arg-type]
+        decided = venue.due_ns(command)
         if not waiting:
             market = venue.market_ns(command.symbol)
             if decided is None or (market is not None and market >= decided):
@@ -136,10 +136,9 @@ class ShadowAdapter(Actor):
         waiting.append(command)  # behind what waits already: commands keep their order
 
     def _release(self, venue: ShadowVenue, md: Bar | Trade, waiting: deque[Command], until_ns: int) -> None:
-        """Apply the waiting commands decided at or before `until_ns`, in order."""
+        """Apply the waiting commands due at or before `until_ns`, in order."""
         while waiting:
-            command = waiting[0]
-            decided = command.market_ns if type(command) is SubmitOrder else venue.effective_ns(command)  # type: ignore[arg-type]
+            decided = venue.due_ns(waiting[0])
             if decided is not None and decided > until_ns:
                 return
             self._apply(venue, waiting.popleft())
