@@ -110,3 +110,15 @@ async def test_cancel_and_cancel_all_leave_nothing_open(sim: Simulator, edge: Cc
     assert [c.client_order_id for c in rest] == [second.id]
     ex = edge.accounts[("alice", "binance")].exchange
     assert await ex.fetch_open_orders("BTC/USDT") == []
+
+
+async def test_the_exchange_order_ids_it_remembers_are_bounded(monkeypatch) -> None:
+    monkeypatch.setattr(ccxt_edge, "ORDERS_REMEMBERED", 2)
+    edge = CcxtEdge(ExecutionConfig(venues={"alice": {"binance": VenueConfig(kind="live")}}), environ={})
+    try:
+        account = edge.accounts[("alice", "binance")]
+        for n in range(3):
+            edge._accepted(account, order(n), {"id": n, "timestamp": 1})
+        assert list(account.coids) == ["1", "2"]  # the oldest went first
+    finally:
+        await edge.close()

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
 BACKOFF_S, MAX_BACKOFF_S = 0.2, 5.0
 TRADES_PER_POLL = 500  # per symbol and poll: a bound, the next poll goes on from the newest
+ORDERS_REMEMBERED = 100_000  # per account: the exchange's order ids whose fills are named by our ids
 # Spot only: without these, ccxt's binance also asks for futures, margin and currency data.
 BINANCE_OPTIONS = {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "fetchMargins": False,
                    "fetchOpenOrders": {"warnWithoutSymbol": False}}
@@ -75,7 +76,7 @@ class _Account:
         self.exchange = getattr(ccxt_async, cfg.exchange)({**keys, "enableRateLimit": True, "options": options})
         if cfg.api_url:
             point_at(self.exchange, cfg.api_url)
-        self.coids: dict[str, str] = {}  # the exchange's order id -> our client order id
+        self.coids: dict[str, str] = {}  # the exchange's order id -> our client order id, oldest first
         self.since_ms: dict[str, int] = {}  # symbol -> newest trade time read, for the next poll
 
     def scrub(self, text: str) -> str:
@@ -182,6 +183,8 @@ class CcxtEdge:
     def _accepted(self, account: _Account, order: SubmitOrder, placed: dict[str, Any]) -> list[Event]:
         venue_id = str(placed["id"])
         account.coids[venue_id] = order.id
+        if len(account.coids) > ORDERS_REMEMBERED:  # the oldest first: its fills came long ago
+            del account.coids[next(iter(account.coids))]
         account.since_ms.setdefault(order.symbol, int(placed.get("timestamp") or 0))
         return [OrderAccepted(id=order.id, ts_event=order.ts_event, client_order_id=order.id, venue_order_id=venue_id,
                               client=order.client, venue=order.venue, symbol=order.symbol)]
