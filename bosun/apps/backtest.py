@@ -32,7 +32,9 @@ from services.ingest.actor import MarketDataActor
 from services.ingest.bars import bars_from_trades
 from services.ingest.files import DataError, read_market_file
 from services.ingest.replay import merge_by_time
+from services.portfolio import analytics
 from services.portfolio import metrics as perf
+from services.portfolio.execution_quality import OrderJournal
 from services.portfolio.actor import PortfolioActor
 from services.portfolio.roundtrips import RoundTrip, in_exit_order
 from services.risk.actor import RiskActor
@@ -71,7 +73,7 @@ class Result:
     fills: list[OrderFilled]
     trips: list[RoundTrip]
     equity: list[perf.EquityPoint]
-    metrics: dict[str, Any]
+    metrics: dict[str, Any]  # metrics.compute's, then analytics.compute's keys
     risk: dict[str, Any]  # the risk actor's status at the end: its limits, their state and trips
 
 
@@ -191,6 +193,9 @@ def run(config: Config, bars: Iterable[Bar]) -> Result:
         bus.attach(actor)
     fills: list[OrderFilled] = []
     bus.subscribe(sj.FILLS, fills.append)
+    decisions: list[Any] = []  # approvals and order events, for the analytics after the run (no work per bar)
+    bus.subscribe(sj.APPROVED, decisions.append)
+    bus.subscribe(sj.ORDERS, decisions.append)
     bus.set_trading_enabled(True)
     bus.drain()
 
@@ -223,9 +228,10 @@ def run(config: Config, bars: Iterable[Bar]) -> Result:
         equity[-1] = (ts, marked())
     capital = sum((c.capital for c in config.clients), Decimal(0))
     trips = in_exit_order(portfolio.round_trips())
+    metrics = {**perf.compute(trips, equity, capital, start_ns=start_ns),
+               **analytics.compute(trips, OrderJournal().feed(decisions))}
     return Result(capital=capital, start_ns=start_ns or 0, bars=n, fills=fills, trips=trips,
-                  equity=equity, metrics=perf.compute(trips, equity, capital, start_ns=start_ns),
-                  risk=risk.status())
+                  equity=equity, metrics=metrics, risk=risk.status())
 
 
 def _close_all(bus: InProcessBus, portfolio: PortfolioActor, ts: int) -> None:

@@ -132,17 +132,18 @@ def trade_stats(trips: Sequence[RoundTripLike]) -> dict[str, Any]:
 
 
 def breakdown(trips: Iterable[RoundTripLike], key: Callable[[RoundTripLike], str]) -> dict[str, dict[str, Any]]:
-    """Per-group summary (e.g. key=lambda t: t.symbol or t.exit_reason), groups sorted by name."""
+    """Per-group trade metrics (e.g. key=lambda t: t.symbol or t.exit_reason), groups sorted by name:
+    trade_stats, plus the group's pnl, fees, turnover and avg_holding_s as `compute` defines them."""
     groups: dict[str, list[RoundTripLike]] = {}
     for t in trips:
         groups.setdefault(key(t), []).append(t)
     return {
         name: {
-            "num_trades": len(ts),
-            "win_rate": _win_rate(ts),
+            **trade_stats(ts),
             "pnl": sum((t.pnl for t in ts), ZERO),
             "fees": sum((t.fees for t in ts), ZERO),
-            "expectancy": sum((t.pnl for t in ts), ZERO) / len(ts),
+            "turnover": sum((t.qty * (t.entry_price + t.exit_price) for t in ts), ZERO),
+            "avg_holding_s": sum(t.duration_s for t in ts) / len(ts),
         }
         for name, ts in sorted(groups.items())
     }
