@@ -34,6 +34,8 @@ POSITIONS = "position.changed.>"
 TRADING_STATE = "trading.state"
 PRICES = f"$KV.{PRICES_BUCKET}.>"
 TRADING_ENABLED = f"$KV.{CONTROL_BUCKET}.{TRADING_ENABLED_KEY}"
+# Request/reply: the portfolio service answers one client's positions, PnL, exposure and metrics.
+PORTFOLIO_CLIENT = "bosun.portfolio.client.*"
 
 
 def check_token(value: str, what: str) -> str:
@@ -49,6 +51,10 @@ def price_key(venue: str, symbol: str) -> str:
 
 def price(venue: str, symbol: str) -> str:
     return f"$KV.{PRICES_BUCKET}.{venue}.{symbol}"
+
+
+def portfolio_client(client: str) -> str:
+    return f"bosun.portfolio.client.{client}"
 
 
 def dead_letter(service: str) -> str:

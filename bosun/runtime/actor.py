@@ -37,6 +37,17 @@ def event_input(subject: str, kind: type[ev.Event], handler: Callable[[Any], Non
     return Input(subject, handler, lambda data: codec.decode(data, kind), delivery)
 
 
+class Endpoint(NamedTuple):
+    """A question the service answers over request/reply (nats.micro), from the actor's state:
+    `answer(subject)` gets the request's subject (its tokens may name what is asked about) and
+    returns JSON-ready data. It runs in the loop between handler calls, so it reads a state that
+    nothing changes meanwhile."""
+
+    name: str
+    subject: str  # a NATS filter; may end in wildcards
+    answer: Callable[[str], Any]
+
+
 class Effect:
     """Something only the edge of a process can do (write to PostgreSQL, send a webhook).
     On NATS it is carried out before anything the same handler published is sent, and
@@ -64,6 +75,10 @@ class Actor:
 
     def inputs(self) -> Sequence[Input]:
         raise NotImplementedError
+
+    def endpoints(self) -> Sequence[Endpoint]:
+        """Request/reply endpoints beside `status` (none by default)."""
+        return ()
 
     def on_start(self) -> None:
         """Called once every REPLAY and LATEST input has caught up, before DURABLE ones flow."""

@@ -164,7 +164,8 @@ async def _all_set(events: list[asyncio.Event], then: asyncio.Event) -> None:
 
 
 async def _announce(nc, name: str, actor: Actor):
-    """Register the nats.micro service (PING, INFO, STATS, and `status` when the actor has one)."""
+    """Register the nats.micro service (PING, INFO, STATS, `status` when the actor has one, and
+    the actor's own endpoints)."""
     micro = await add_service(nc, name=f"bosun-{name}", version=VERSION, description=f"bosun {name} service")
     status = getattr(actor, "status", None)
     if callable(status):
@@ -172,7 +173,16 @@ async def _announce(nc, name: str, actor: Actor):
             await request.respond(_json.encode(status()))
 
         await micro.add_endpoint(name="status", subject=urls.status_subject(name), handler=reply_status)
+    for endpoint in actor.endpoints():
+        await micro.add_endpoint(name=endpoint.name, subject=endpoint.subject, handler=_replying(endpoint.answer))
     return micro
+
+
+def _replying(answer: Callable[[str], Any]) -> Callable[[Request], Awaitable[None]]:
+    async def reply(request: Request) -> None:
+        await request.respond(_json.encode(answer(request.subject)))
+
+    return reply
 
 
 def _on_signals(callback: Callable[[], None]) -> list[signal.Signals]:

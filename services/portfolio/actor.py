@@ -16,10 +16,11 @@ from typing import Any
 
 from bosun.model.prices import LatestPrices
 from bosun.model.recent import RecentIds
-from bosun.runtime.actor import Actor, Delivery, Effect, Input, Outbox, event_input
+from bosun.runtime.actor import Actor, Delivery, Effect, Endpoint, Input, Outbox, event_input
 from bosun.runtime.clock import Clock
 from proto import subjects as sj
 from proto.events import OrderFilled, PositionChanged, PriceSnapshot
+from services.portfolio import client_view
 from services.portfolio.config import PortfolioConfig
 from services.portfolio.positions import ARITHMETIC, ZERO, Position, add, check_fill, subtract
 from services.portfolio.roundtrips import RoundTrip, RoundTripTracker
@@ -163,6 +164,19 @@ class PortfolioActor(Actor):
             # equity + qty x mark in one exact operation (fma: one rounding, none at 50 digits)
             equity = position.qty.fma(mark, equity, ARITHMETIC)
         return equity
+
+    def endpoints(self) -> Sequence[Endpoint]:
+        return (Endpoint("client", sj.PORTFOLIO_CLIENT, self.answer_client),)
+
+    def answer_client(self, subject: str) -> dict[str, Any]:
+        """One client's own book (services.portfolio.client_view); the client is the subject's last token.
+        An unknown client is answered with an error that names no other client."""
+        client = subject.rsplit(".", 1)[-1]
+        if client not in self._equity:
+            return {"error": f"the portfolio has no client {client!r}"}
+        return client_view.view(client, self._capital[client], self.equity(client),
+                                client_view.own(client, self._positions.items()), self._mark,
+                                [t for t in self._closed if t.client == client])
 
     def status(self) -> dict[str, Any]:
         """JSON-ready: Decimals as strings."""

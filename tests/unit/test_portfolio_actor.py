@@ -210,3 +210,22 @@ def test_equity_kept_up_to_date_by_fills_equals_the_definition_exactly() -> None
         assert (got, str(got)) == (want, str(want)), n  # same value and the same digits
     assert flat_after_a_fill > 5  # flat positions (and their realized pnl) were part of it
     assert h.actor.equity("bob") == D(500)
+
+
+def test_the_client_endpoint_answers_one_clients_book_and_nothing_of_another():
+    h = Harness()
+    h.send(fill(1, "buy", "1", "100", "1"), fill(2, "sell", "1", "110", "1"), fill(3, "buy", "2", "105", "2"),
+           fill(4, "sell", "3", "100", "3", client="bob"), snapshot("120"))
+    alice = h.actor.answer_client("bosun.portfolio.client.alice")
+    # alice: one round trip 100 -> 110 on 1, fees 2: +8; now long 2 at 105, fee 2, marked at 120: +30
+    assert alice["client"] == "alice" and alice["capital"] == D(1000)
+    assert alice["pnl"] == {"total": D(36), "realized": D(6), "unrealized": D(30), "fees": D(4)}
+    assert alice["equity"] == D(1036)
+    assert alice["exposure"] == {"gross": D(240), "net": D(240)}
+    assert [(p["symbol"], p["qty"], p["mark"]) for p in alice["positions"]] == [("BTCUSDT", D(2), D(120))]
+    assert alice["metrics"]["num_trades"] == 1 and alice["metrics"]["by_symbol"]["BTCUSDT"]["pnl"] == D(8)
+    bob = h.actor.answer_client("bosun.portfolio.client.bob")
+    assert bob["exposure"] == {"gross": D(360), "net": D(-360)} and bob["metrics"]["num_trades"] == 0
+    # nothing of bob's in alice's reply (his fill ids, quantities, fees), and the reverse
+    assert "bob" not in repr(alice) and "-3" not in repr(alice) and "alice" not in repr(bob)
+    assert h.actor.answer_client("bosun.portfolio.client.carol") == {"error": "the portfolio has no client 'carol'"}
