@@ -41,17 +41,20 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
     status.add_argument("--watch", action="store_true", help="a live view, redrawn until Ctrl-C")
     status.add_argument("--every", type=float, default=1.0, metavar="S", help="seconds between redraws (--watch)")
+    status.add_argument("--client", metavar="C", help="one client's book from the portfolio service: positions, "
+                        "PnL, exposure and metrics")
 
     for name, text in (("halt", "turn trading OFF for everyone (kill switch)"), ("resume", "turn trading back ON")):
         p = sub.add_parser(name, help=text)
         _common(p)
 
-    from bosun.apps import backtest_cli, report_cli
+    from bosun.apps import backtest_cli, nats_users, report_cli
     from bosun.apps.exchange_sim import cli as exchange_sim
 
     backtest_cli.add_parser(sub)
     report_cli.add_parser(sub)
     exchange_sim.add_parser(sub)
+    nats_users.add_parser(sub)
     return parser
 
 
@@ -70,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
             from bosun.apps.exchange_sim import cli as exchange_sim
 
             return exchange_sim.main(args)
+        if args.command == "nats-users":
+            from bosun.apps import nats_users
+
+            return nats_users.main(args)
         if args.command == "up":
             from bosun.apps import up
 

@@ -94,6 +94,30 @@ async def gather(nc) -> dict[str, Any]:
     }
 
 
+async def client_book(nc, client: str) -> dict[str, Any] | None:
+    """The portfolio service's answer for one client (services.portfolio.client_view); None when
+    it does not answer."""
+    try:
+        msg = await nc.request(sj.portfolio_client(sj.check_token(client, "--client")), b"",
+                               timeout=REQUEST_TIMEOUT_S)
+        return json.loads(msg.data)
+    except (NoRespondersError, NatsTimeout):
+        return None
+
+
+def render_client(book: dict[str, Any]) -> str:
+    pnl, exposure, m = book["pnl"], book["exposure"], book["metrics"]
+    lines = [f"client       {book['client']}  equity {book['equity']}  capital {book['capital']}",
+             f"pnl          total {pnl['total']}  realized {pnl['realized']}  unrealized {pnl['unrealized']}  "
+             f"fees {pnl['fees']}",
+             f"exposure     gross {exposure['gross']}  net {exposure['net']}",
+             f"round trips  {m['num_trades']}  win rate {m['win_rate']}  expectancy {m['expectancy']}"]
+    for row in book["positions"]:
+        lines.append(f"position     {row['venue']}.{row['symbol']:<12} qty {row['qty']:>12}  avg {row['avg_price']}  "
+                     f"mark {row['mark']}  unrealized {row['unrealized_pnl']}")
+    return "\n".join(lines)
+
+
 def _utc(ts_ns: int) -> str:
     return datetime.fromtimestamp(ts_ns / 1e9, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -169,6 +193,14 @@ async def _run(args) -> int:
             enabled = args.command == "resume"
             await set_trading(nc, enabled)
             print(f"trading {'ON' if enabled else 'OFF'}")
+            return 0
+        if getattr(args, "client", None) is not None:
+            book = await client_book(nc, args.client)
+            if book is None or "error" in book:
+                print(f"bosun status: {'portfolio not answering' if book is None else book['error']}",
+                      file=sys.stderr)
+                return 1
+            print(json.dumps(book, indent=2) if args.json else render_client(book))
             return 0
         if getattr(args, "watch", False):
             from bosun.apps.status_view import watch
