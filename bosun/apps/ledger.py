@@ -25,8 +25,10 @@ from typing import Any
 from bosun.runtime.clock import SimClock
 from bosun.runtime.inproc import InProcessBus
 from proto.events import OrderFilled
+from services.portfolio import analytics
 from services.portfolio import metrics as perf
 from services.portfolio.actor import PortfolioActor
+from services.portfolio.execution_quality import OrderJournal
 from services.portfolio.config import PortfolioConfig
 from services.portfolio.roundtrips import RoundTrip, in_exit_order
 
@@ -61,8 +63,10 @@ class ClientReport:
 
 
 def client_report(client: str, capital: Decimal, fills: Iterable[OrderFilled], trips: Iterable[RoundTrip],
-                  window: Window = Window()) -> ClientReport:
-    """`fills` (in handling order) and `trips` are the client's own, as the store returns them."""
+                  window: Window = Window(), journal: OrderJournal | None = None) -> ClientReport:
+    """`fills` (in handling order) and `trips` are the client's own, as the store returns them;
+    `journal` its order log (bosun.apps.order_log), for the strategies and the execution quality
+    of the orders placed in the window (without it: every strategy unknown, no order)."""
     replay = PortfolioActor(SimClock(), InProcessBus(), PortfolioConfig(capital={client: capital}))
     opening = capital
     kept: list[OrderFilled] = []
@@ -84,5 +88,6 @@ def client_report(client: str, capital: Decimal, fills: Iterable[OrderFilled], t
     if start_ns is not None and (not equity or equity[0][0] > start_ns):
         equity.insert(0, (start_ns, opening))
     closed = in_exit_order(t for t in trips if window.holds(t.exit_time_ns))
-    return ClientReport(client=client, capital=opening, fills=kept, trips=closed, equity=equity,
-                        metrics=perf.compute(closed, equity, opening, start_ns=start_ns))
+    metrics = {**perf.compute(closed, equity, opening, start_ns=start_ns),
+               **analytics.compute(closed, journal or OrderJournal(), lambda r: window.holds(r.order.ts_event))}
+    return ClientReport(client=client, capital=opening, fills=kept, trips=closed, equity=equity, metrics=metrics)

@@ -1,5 +1,6 @@
 """`bosun report`: the files of a backtest (fills.csv, trades.csv, equity.csv, metrics.json,
-report.html) from the live ledger in PostgreSQL, per client.
+report.html) from the live ledger in PostgreSQL, per client; strategies and execution quality
+from the client's order log in NATS (bosun.apps.order_log).
 
 PostgreSQL is found like every process finds it (BOSUN_DATABASE_URL, else the URLs `bosun up`
 recorded in the state dir); each client's capital comes from the config it traded with. With
@@ -15,12 +16,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import asyncpg
+import nats
 
 from bosun.apps import config as config_mod
-from bosun.apps import ledger, result_files
+from bosun.apps import ledger, order_log, result_files
 from bosun.apps.outputs import IsoTime
 from bosun.runtime.config import ConfigError
-from bosun.runtime.urls import DATABASE_URL_ENV, URLS_FILE, urls_from_env_or_state
+from bosun.runtime.urls import DATABASE_URL_ENV, URLS_FILE, nats_servers, urls_from_env_or_state
 from proto.subjects import check_token
 from services.portfolio.store import PortfolioStore
 
@@ -70,20 +72,26 @@ async def _run(args: argparse.Namespace) -> int:
     if args.client is not None:
         check_token(args.client, "--client")
     state_dir = args.state_dir or Path(cfg.state_dir)
-    _, database_url = urls_from_env_or_state(state_dir)
+    nats_url, database_url = urls_from_env_or_state(state_dir)
     if not database_url:
         raise ConfigError(f"no PostgreSQL to read the ledger from: set {DATABASE_URL_ENV}, or start `bosun up` "
                           f"(it records its URLs in {state_dir / URLS_FILE})")
     capital = {c.id: c.capital for c in cfg.clients}
     store = await PortfolioStore.connect(database_url)
+    nc = await _order_log(nats_url)
     try:
         clients = [args.client] if args.client is not None else await store.clients()
         for client in clients:
             if client not in capital:
                 raise ConfigError(f"client {client!r} is not in the config ({', '.join(sorted(capital))}): "
                                   f"pass the --config it traded with")
+            journal = None
+            if nc is not None:
+                journal, unreadable = await order_log.client_journal(nc.jetstream(), client)
+                if unreadable:
+                    print(f"{client}: {unreadable} undecodable messages in its order log skipped", file=sys.stderr)
             report = ledger.client_report(client, capital[client], await store.fills(client),
-                                          await store.round_trips(client), window)
+                                          await store.round_trips(client), window, journal)
             out = args.out if args.client is not None else args.out / client
             result_files.write(out, report.fills, report.trips, report.equity, report.metrics, report.capital,
                                _title(client, window))
@@ -94,9 +102,26 @@ async def _run(args: argparse.Namespace) -> int:
         raise ConfigError("the database holds no ledger: the portfolio service has never run against it") from None
     finally:
         await store.close()
+        if nc is not None:
+            await nc.close()
     if not clients:
         print("no fills in the ledger: nothing to report", file=sys.stderr)
     return 0
+
+
+async def _order_log(nats_url: str | None) -> nats.aio.client.Client | None:
+    """NATS, for the order log behind the strategies and the execution quality; without it the
+    report still has everything the ledger holds, and says what it lacks."""
+    missing = "strategies show as unknown and execution quality counts no order"
+    if not nats_url:
+        print(f"bosun report: no NATS to read the order log from: {missing}", file=sys.stderr)
+        return None
+    try:
+        return await nats.connect(nats_servers(nats_url), name="bosun-report", connect_timeout=2,
+                                  max_reconnect_attempts=0, allow_reconnect=False)
+    except Exception as exc:  # noqa: BLE001 - any connect failure gets the same plain answer
+        print(f"bosun report: cannot reach NATS at {nats_url} ({exc}): {missing}", file=sys.stderr)
+        return None
 
 
 def _title(client: str, window: ledger.Window) -> str:

@@ -8,7 +8,7 @@ that opened it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from services.portfolio import execution_quality as eq
@@ -18,14 +18,17 @@ from services.portfolio.roundtrips import RoundTrip
 UNKNOWN = "unknown"
 
 
-def compute(trips: Sequence[RoundTrip], journal: eq.OrderJournal) -> dict[str, Any]:
-    """The keys metrics.json gains, in this order: by_client, by_strategy, by_symbol, by_venue, execution."""
+def compute(trips: Sequence[RoundTrip], journal: eq.OrderJournal,
+            orders: Callable[[eq.OrderRecord], bool] = lambda r: True) -> dict[str, Any]:
+    """The keys metrics.json gains, in this order: by_client, by_strategy, by_symbol, by_venue, execution
+    (over the journal's `orders`; per venue and per order reason too)."""
     strategy_of_fill = {(f.venue, f.id): r.strategy or UNKNOWN for r in journal.orders.values() for f in r.fills}
-    records = journal.records()
+    records = journal.records(orders)
     return {
         "by_client": breakdown(trips, lambda t: t.client),
         "by_strategy": breakdown(trips, lambda t: strategy_of_fill.get((t.venue, t.entry_fill_id), UNKNOWN)),
         "by_symbol": breakdown(trips, lambda t: t.symbol),
         "by_venue": breakdown(trips, lambda t: t.venue),
-        "execution": {**eq.quality(records), "by_venue": eq.by_venue(records)},
+        "execution": {**eq.quality(records), "by_venue": eq.grouped(records, lambda r: r.order.venue),
+                      "by_reason": eq.grouped(records, lambda r: r.order.reason)},
     }

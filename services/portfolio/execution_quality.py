@@ -1,8 +1,8 @@
 """Execution quality: how well orders carried out the decisions behind them. Pure; fed the
 order log (approved targets and order events) after the fact, by a backtest from its bus and
-by `bosun report` from the AUDIT stream, so neither pays for it while trading.
+by `bosun report` from the TARGETS and ORDERS streams, so neither pays for it while trading.
 
-Definitions, per group of orders (all, or one venue):
+Definitions, per group of orders (all, one venue, one order reason):
 - orders: SubmitOrder commands seen; rejected: those a venue (or execution) answered with
   OrderRejected. order_success_rate = (orders - rejected) / orders.
 - fill_ratio: filled quantity / ordered quantity, over orders with a quantity (a protective
@@ -146,11 +146,12 @@ def quality(records: Iterable[OrderRecord]) -> dict[str, Any]:
     }
 
 
-def by_venue(records: Iterable[OrderRecord]) -> dict[str, dict[str, Any]]:
+def grouped(records: Iterable[OrderRecord], key: Callable[[OrderRecord], str]) -> dict[str, dict[str, Any]]:
+    """`quality` per group (a venue, an order reason), groups sorted by name."""
     groups: dict[str, list[OrderRecord]] = {}
     for r in records:
-        groups.setdefault(r.order.venue, []).append(r)
-    return {venue: quality(rs) for venue, rs in sorted(groups.items())}
+        groups.setdefault(key(r), []).append(r)
+    return {name: quality(rs) for name, rs in sorted(groups.items())}
 
 
 def _spread(values: list[float]) -> dict[str, float] | None:

@@ -52,6 +52,7 @@ def as_rows(fills: list[ev.OrderFilled]) -> list[dict[str, str | Decimal]]:
 def trip(n: int, row: dict[str, str]) -> SimpleNamespace:
     """A trades.csv row as metrics read a round trip (rows are in exit order: n stands for the exit time)."""
     return SimpleNamespace(exit_time_ns=n, side=row["side"], pnl=Decimal(row["pnl"]), fees=Decimal(row["fees"]),
+                           symbol=row["symbol"],
                            qty=Decimal(row["qty"]), entry_price=Decimal(row["entry_price"]),
                            exit_price=Decimal(row["exit_price"]), duration_s=float(row["duration_s"]))
 
@@ -83,6 +84,23 @@ async def test_report_from_the_paper_ledger_reads_as_the_backtest(tmp_path, priv
     assert abs(got["total_pnl"] - (sum(t.pnl for t in closed) - open_fees)) <= Decimal("1e-6")
     equity = rows(report / "equity.csv")
     assert Decimal(equity[-1]["equity"]) - 10000 == got["total_pnl"]
+
+    # Per strategy (found through the order log), symbol and venue: one group each here, with the same
+    # trade metrics as the whole.
+    for group, name in (("by_strategy", "sma_btc"), ("by_symbol", "BTCUSDT"), ("by_venue", "binance"),
+                        ("by_client", "alice")):
+        assert list(got[group]) == [name], group
+        for metric in TRADE_METRICS:
+            if metric not in ("total_fees", "turnover"):
+                assert abs(Decimal(str(got[group][name][metric])) - Decimal(str(want[metric]))) <= Decimal("1e-6")
+        assert got[group][name]["pnl"] == sum(t.pnl for t in closed)
+    # Execution quality of the signal orders: the paper run's as the backtest's (end_of_data orders are the
+    # backtest's alone).
+    ran = json.loads((backtest / "metrics.json").read_text(), parse_float=Decimal)
+    signal = got["execution"]["by_reason"]["signal"]
+    assert signal["orders"] >= len(trades) and signal["slippage_bps"] is not None
+    assert signal == ran["execution"]["by_reason"]["signal"]
+    assert list(got["execution"]["by_reason"]) == ["signal"]
 
 
 TWO_CLIENTS = ALICE_SMA + """
