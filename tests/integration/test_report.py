@@ -128,6 +128,9 @@ async def test_two_clients_on_one_market_each_report_holds_only_its_own_fills(
     assert sorted(p.name for p in everyone.iterdir()) == ["alice", "bob"]
     for client, own in by_client.items():
         assert fill_rows(everyone / client / "fills.csv") == as_rows(own)
+        metrics = json.loads((everyone / client / "metrics.json").read_text())
+        assert list(metrics["by_client"]) == [client]
+        assert metrics["execution"]["fills"] == len(own)  # its own orders' fills, none of the other's
     assert fill_rows(bob_only / "fills.csv") == as_rows(by_client["bob"])
     assert {r["qty"] for r in rows(everyone / "alice" / "trades.csv")} == {"0.01"}
     assert {r["qty"] for r in rows(everyone / "bob" / "trades.csv")} == {"0.02"}
