@@ -228,8 +228,8 @@ def run(config: Config, bars: Iterable[Bar]) -> Result:
         equity[-1] = (ts, marked())
     capital = sum((c.capital for c in config.clients), Decimal(0))
     trips = in_exit_order(portfolio.round_trips())
-    metrics = {**perf.compute(trips, equity, capital, start_ns=start_ns),
-               **analytics.compute(trips, OrderJournal().feed(decisions))}
+    metrics = perf.compute(trips, equity, capital, start_ns=start_ns)
+    metrics.update(analytics.compute(trips, OrderJournal().feed(decisions), metrics))
     return Result(capital=capital, start_ns=start_ns or 0, bars=n, fills=fills, trips=trips,
                   equity=equity, metrics=metrics, risk=risk.status())
 

@@ -88,6 +88,7 @@ def client_report(client: str, capital: Decimal, fills: Iterable[OrderFilled], t
     if start_ns is not None and (not equity or equity[0][0] > start_ns):
         equity.insert(0, (start_ns, opening))
     closed = in_exit_order(t for t in trips if window.holds(t.exit_time_ns))
-    metrics = {**perf.compute(closed, equity, opening, start_ns=start_ns),
-               **analytics.compute(closed, journal or OrderJournal(), lambda r: window.holds(r.order.ts_event))}
+    metrics = perf.compute(closed, equity, opening, start_ns=start_ns)
+    metrics.update(analytics.compute(closed, journal or OrderJournal(), metrics,
+                                     lambda r: window.holds(r.order.ts_event)))
     return ClientReport(client=client, capital=opening, fills=kept, trips=closed, equity=equity, metrics=metrics)

@@ -8,27 +8,25 @@ that opened it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from services.portfolio import execution_quality as eq
 from services.portfolio.metrics import breakdown
 from services.portfolio.roundtrips import RoundTrip
 
-UNKNOWN = "unknown"
-
-
-def compute(trips: Sequence[RoundTrip], journal: eq.OrderJournal,
+def compute(trips: Sequence[RoundTrip], journal: eq.OrderJournal, whole: Mapping[str, Any],
             orders: Callable[[eq.OrderRecord], bool] = lambda r: True) -> dict[str, Any]:
     """The keys metrics.json gains, in this order: by_client, by_strategy, by_symbol, by_venue, execution
-    (over the journal's `orders`; per venue and per order reason too)."""
-    strategy_of_fill = {(f.venue, f.id): r.strategy or UNKNOWN for r in journal.orders.values() for f in r.fills}
+    (over the journal's `orders`; per venue and per order reason too). `whole` is metrics.compute's result
+    over `trips`: a group that holds every trip takes its figures from it."""
     records = journal.records(orders)
+    execution = eq.quality(records)
     return {
-        "by_client": breakdown(trips, lambda t: t.client),
-        "by_strategy": breakdown(trips, lambda t: strategy_of_fill.get((t.venue, t.entry_fill_id), UNKNOWN)),
-        "by_symbol": breakdown(trips, lambda t: t.symbol),
-        "by_venue": breakdown(trips, lambda t: t.venue),
-        "execution": {**eq.quality(records), "by_venue": eq.grouped(records, lambda r: r.order.venue),
-                      "by_reason": eq.grouped(records, lambda r: r.order.reason)},
+        "by_client": breakdown(trips, lambda t: t.client, whole),
+        "by_strategy": breakdown(trips, lambda t: journal.strategy_of_fill(t.venue, t.entry_fill_id), whole),
+        "by_symbol": breakdown(trips, lambda t: t.symbol, whole),
+        "by_venue": breakdown(trips, lambda t: t.venue, whole),
+        "execution": {**execution, "by_venue": eq.grouped(records, lambda r: r.order.venue, execution),
+                      "by_reason": eq.grouped(records, lambda r: r.order.reason, execution)},
     }

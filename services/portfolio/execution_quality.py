@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -35,6 +35,7 @@ BPS = Decimal(10_000)
 NS_PER_MS = 1_000_000
 MAX_ORDERS = 1_000_000  # orders remembered; the oldest go first (a report over years of orders)
 MAX_TARGETS = 1_000_000
+FILLS_PER_ORDER = 4  # fills remembered (dedup, and which order each belongs to): max_orders x this
 
 
 @dataclass(slots=True)
@@ -47,9 +48,10 @@ class OrderRecord:
     decision_price: Decimal | None
     accepted_ns: int | None = None
     rejected: bool = False
+    fills: int = 0
     filled_qty: Decimal = ZERO
+    filled_notional: Decimal = ZERO  # sum of qty x price over its fills
     first_fill_ns: int | None = None
-    fills: list[OrderFilled] = field(default_factory=list)
 
 
 class OrderJournal:
@@ -60,6 +62,8 @@ class OrderJournal:
         self.orders: OrderedDict[str, OrderRecord] = OrderedDict()
         self._max_orders, self._max_targets = max_orders, max_targets
         self.forgotten = 0  # orders dropped for the bound: their fills then count in no order
+        # (venue, fill id) -> client order id of the fills counted: a fill delivered twice counts once
+        self.fill_orders: OrderedDict[tuple[str, str], str] = OrderedDict()
 
     def feed(self, events: Iterable[Any]) -> "OrderJournal":
         for event in events:
@@ -68,24 +72,29 @@ class OrderJournal:
 
     def on_event(self, event: Event) -> None:
         kind = type(event)
-        if kind is TargetApproved:
-            self._remember(self._targets, event.target.id, event.target, self._max_targets)
+        if kind is OrderFilled:  # most of a log: first
+            record = self.orders.get(event.client_order_id)
+            key = (event.venue, event.id)
+            if record is not None and key not in self.fill_orders:
+                self._remember(self.fill_orders, key, event.client_order_id, self._max_orders * FILLS_PER_ORDER)
+                record.fills += 1
+                record.filled_qty += event.qty
+                record.filled_notional += event.qty * event.price
+                if record.first_fill_ns is None:
+                    record.first_fill_ns = event.ts_event
         elif kind is SubmitOrder:
             if event.id not in self.orders:
                 self._add_order(event)
-        else:
-            record = self.orders.get(getattr(event, "client_order_id", ""))
+        elif kind is TargetApproved:
+            self._remember(self._targets, event.target.id, event.target, self._max_targets)
+        elif kind is OrderAccepted or kind is OrderRejected:
+            record = self.orders.get(event.client_order_id)
             if record is None:
                 return
-            if kind is OrderAccepted:
-                record.accepted_ns = event.ts_event if record.accepted_ns is None else record.accepted_ns
-            elif kind is OrderRejected:
+            if kind is OrderRejected:
                 record.rejected = True
-            elif kind is OrderFilled and all(f.id != event.id for f in record.fills):
-                record.fills.append(event)
-                record.filled_qty += event.qty
-                if record.first_fill_ns is None:
-                    record.first_fill_ns = event.ts_event
+            elif record.accepted_ns is None:
+                record.accepted_ns = event.ts_event
 
     def _add_order(self, order: SubmitOrder) -> None:
         target = self._targets.get(order.target_id)
@@ -108,9 +117,12 @@ class OrderJournal:
             return True
         return False
 
-    def strategy_of(self, client_order_id: str) -> str:
-        record = self.orders.get(client_order_id)
+    def strategy_of(self, client_order_id: str | None) -> str:
+        record = self.orders.get(client_order_id) if client_order_id is not None else None
         return record.strategy if record is not None and record.strategy else "unknown"
+
+    def strategy_of_fill(self, venue: str, fill_id: str) -> str:
+        return self.strategy_of(self.fill_orders.get((venue, fill_id)))
 
     def records(self, keep: Callable[[OrderRecord], bool] = lambda r: True) -> list[OrderRecord]:
         return [r for r in self.orders.values() if keep(r)]
@@ -118,39 +130,52 @@ class OrderJournal:
 
 def quality(records: Iterable[OrderRecord]) -> dict[str, Any]:
     """The module docstring's figures over `records`; None where undefined (no order, no fill)."""
-    records = list(records)
-    rejected = sum(1 for r in records if r.rejected)
-    sized = [r for r in records if r.order.qty > 0]
-    ordered = sum((r.order.qty for r in sized), ZERO)
-    filled = sum((r.filled_qty for r in sized), ZERO)
-    cost = weight = ZERO
+    n = rejected = fills = 0
+    ordered = filled = cost = weight = ZERO
+    to_fill: list[float] = []
+    to_ack: list[float] = []
     for r in records:
-        if r.decision_price is None:
+        n += 1
+        order = r.order
+        if r.rejected:
+            rejected += 1
+        if order.qty:
+            ordered += order.qty
+            filled += r.filled_qty
+        if r.accepted_ns is not None:
+            to_ack.append((r.accepted_ns - order.ts_event) / NS_PER_MS)
+        if not r.fills:
             continue
-        sign = 1 if r.order.side == "buy" else -1
-        for f in r.fills:
-            cost += sign * f.qty * (f.price - r.decision_price)
-            weight += f.qty * r.decision_price
+        fills += r.fills
+        to_fill.append((r.first_fill_ns - r.decided_ns) / NS_PER_MS)
+        decision = r.decision_price
+        if decision is not None:
+            paid = r.filled_qty * decision
+            moved = r.filled_notional - paid
+            cost += moved if order.side == "buy" else -moved
+            weight += paid
     return {
-        "orders": len(records),
+        "orders": n,
         "rejected": rejected,
-        "order_success_rate": (len(records) - rejected) / len(records) if records else None,
-        "fills": sum(len(r.fills) for r in records),
+        "order_success_rate": (n - rejected) / n if n else None,
+        "fills": fills,
         "fill_ratio": float(filled / ordered) if ordered else None,
         "slippage_bps": float(cost / weight * BPS) if weight else None,
         "slippage_cost": cost,
-        "signal_to_fill_ms": _spread([(r.first_fill_ns - r.decided_ns) / NS_PER_MS
-                                      for r in records if r.first_fill_ns is not None]),
-        "order_to_ack_ms": _spread([(r.accepted_ns - r.order.ts_event) / NS_PER_MS
-                                    for r in records if r.accepted_ns is not None]),
+        "signal_to_fill_ms": _spread(to_fill),
+        "order_to_ack_ms": _spread(to_ack),
     }
 
 
-def grouped(records: Iterable[OrderRecord], key: Callable[[OrderRecord], str]) -> dict[str, dict[str, Any]]:
-    """`quality` per group (a venue, an order reason), groups sorted by name."""
+def grouped(records: Sequence[OrderRecord], key: Callable[[OrderRecord], str],
+            whole: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """`quality` per group (a venue, an order reason), groups sorted by name. `whole`, quality's result
+    over the same `records`, is a group's answer when it holds every record."""
     groups: dict[str, list[OrderRecord]] = {}
     for r in records:
         groups.setdefault(key(r), []).append(r)
+    if whole is not None and len(groups) == 1:
+        return {name: dict(whole) for name in groups}
     return {name: quality(rs) for name, rs in sorted(groups.items())}
 
 

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from operator import itemgetter
 from typing import Any, Protocol
@@ -131,12 +131,24 @@ def trade_stats(trips: Sequence[RoundTripLike]) -> dict[str, Any]:
     }
 
 
-def breakdown(trips: Iterable[RoundTripLike], key: Callable[[RoundTripLike], str]) -> dict[str, dict[str, Any]]:
+TRADE_STATS = ("num_trades", "win_rate", "win_rate_long", "win_rate_short", "avg_win", "avg_loss", "largest_win",
+               "largest_loss", "profit_factor", "expectancy", "max_consecutive_wins", "max_consecutive_losses")
+
+
+def breakdown(trips: Sequence[RoundTripLike], key: Callable[[RoundTripLike], str],
+              whole: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """Per-group trade metrics (e.g. key=lambda t: t.symbol or t.exit_reason), groups sorted by name:
-    trade_stats, plus the group's pnl, fees, turnover and avg_holding_s as `compute` defines them."""
+    trade_stats, plus the group's pnl, fees, turnover and avg_holding_s as `compute` defines them.
+    `whole`, compute's result over the same `trips`, gives a group holding every trip its figures
+    (the same values) instead of computing them again: a run on one market has one group per key."""
     groups: dict[str, list[RoundTripLike]] = {}
     for t in trips:
         groups.setdefault(key(t), []).append(t)
+    if whole is not None and len(groups) == 1:
+        [name] = groups
+        return {name: {**{k: whole[k] for k in TRADE_STATS}, "pnl": sum((t.pnl for t in trips), ZERO),
+                       "fees": whole["total_fees"], "turnover": whole["turnover"],
+                       "avg_holding_s": whole["avg_holding_s"]}}
     return {
         name: {
             **trade_stats(ts),
@@ -196,22 +208,27 @@ def drawdown(equity: Sequence[EquityPoint], capital: Decimal, start_ns: int) -> 
 
 
 def daily_returns(equity: Sequence[EquityPoint], capital: Decimal) -> list[float]:
-    """Returns of the end-of-UTC-day equity, chained from `capital` (see the module doc).
-    `equity` must be in time order, as everywhere in this module: each day's close is found
-    by bisection, so points out of order would be skipped, not reported."""
-    closes: list[Decimal] = []
-    i = 0
-    while i < len(equity):
-        # the series is in time order: bisect for the next day's first point rather than visit each point
-        next_day = (equity[i][0] // NS_PER_DAY + 1) * NS_PER_DAY
-        i = bisect_left(equity, next_day, lo=i, key=_time)
-        closes.append(equity[i - 1][1])
+    """Returns of the end-of-UTC-day equity, chained from `capital` (see the module doc)."""
     prev = capital
     out = []
-    for e in closes:
+    for _, e in daily_closes(equity):
         out.append(float(e / prev - 1) if prev else 0.0)
         prev = e
     return out
+
+
+def daily_closes(equity: Sequence[EquityPoint]) -> list[EquityPoint]:
+    """(start of the UTC day, the equity at the day's last point) for each day with a point.
+    `equity` must be in time order, as everywhere in this module: each day's close is found
+    by bisection, so points out of order would be skipped, not reported."""
+    closes: list[EquityPoint] = []
+    i = 0
+    while i < len(equity):
+        day = equity[i][0] // NS_PER_DAY * NS_PER_DAY
+        # the series is in time order: bisect for the next day's first point rather than visit each point
+        i = bisect_left(equity, day + NS_PER_DAY, lo=i, key=_time)
+        closes.append((day, equity[i - 1][1]))
+    return closes
 
 
 def sharpe(returns: Sequence[float]) -> float | None:

@@ -9,8 +9,8 @@ from fractions import Fraction
 import pytest
 
 from proto import events as ev
-from services.portfolio import analytics
-from services.portfolio.execution_quality import OrderJournal, quality
+from services.portfolio import analytics, metrics
+from services.portfolio.execution_quality import OrderJournal, grouped, quality
 from services.portfolio.roundtrips import RoundTripTracker
 
 D = Decimal
@@ -94,7 +94,7 @@ def test_breakdowns_and_execution_per_venue() -> None:
     tracker = RoundTripTracker()
     fills = {e.id: e for e in LOG if isinstance(e, ev.OrderFilled)}  # the redelivered f2 once
     trips = [t for f in fills.values() for t in tracker.on_fill(f)]
-    m = analytics.compute(trips, journal)
+    m = analytics.compute(trips, journal, metrics.compute(trips, [], D(1000)))
     assert list(m) == ["by_client", "by_strategy", "by_symbol", "by_venue", "execution"]
     # trend: long 2 BTC, entry avg 101.5, exit 109: +15; revert: short 0.5 ETH 198 -> 190: +4
     assert {k: g["pnl"] for k, g in m["by_strategy"].items()} == {"revert": D(4), "trend": D(15)}
@@ -125,3 +125,16 @@ def test_the_journal_is_bounded_and_says_how_many_orders_it_forgot() -> None:
     assert list(journal.orders) == ["o3", "o4"] and journal.forgotten == 3
     with pytest.raises(KeyError):
         journal.orders["o0"]
+
+
+def test_a_group_holding_every_trip_reads_the_whole_runs_figures_exactly() -> None:
+    journal = OrderJournal().feed(LOG)
+    tracker = RoundTripTracker()
+    trips = [t for e in (LOG[3], LOG[4], LOG[16]) for t in tracker.on_fill(e)]  # f1, f2, f4: trend's BTC trip
+    assert len(trips) == 1
+    whole = metrics.compute(trips, [], D(1000))
+    for key in (lambda t: t.symbol, lambda t: t.venue, lambda t: t.client):
+        assert metrics.breakdown(trips, key, whole) == metrics.breakdown(trips, key)
+    records = journal.records()
+    for key in (lambda r: r.order.venue, lambda r: r.order.client):
+        assert grouped(records, key, quality(records)) == grouped(records, key)
