@@ -18,4 +18,4 @@ def write(out_dir: Path, fills: Sequence[OrderFilled], trips: Sequence[RoundTrip
           equity: Sequence[EquityPoint], metrics: Mapping[str, Any], capital: Decimal, title: str) -> None:
     """Every output file into `out_dir` (created if missing)."""
     outputs.write_all(out_dir, fills, trips, equity, metrics)
-    report.write(out_dir / "report.html", metrics, trips, equity, capital, title=title)
+    report.write(out_dir / "report.html", metrics, trips, equity, capital, title=title, fills=fills)

@@ -301,12 +301,18 @@ def test_memory_holds_results_not_bars(tmp_path: Path) -> None:
 
 def test_report_is_one_self_contained_page(btc_slice: Path, tmp_path: Path) -> None:
     result = run_engine([btc_slice], tmp_path, params={"fast": 10, "slow": 30}, qty=QTY)
-    page = report.render(result.metrics, result.trips, result.equity, result.capital, "t")
-    assert page.count("<svg") == 2 and "<script" not in page and "<link" not in page and "src=" not in page
+    page = report.render(result.metrics, result.trips, result.equity, result.capital, "t", result.fills)
+    # equity, drawdown, pnl per day, positions, the pnl distribution
+    assert page.count("<svg") == 5 and "<script" not in page and "<link" not in page and "src=" not in page
     assert page.count("<tr>") >= len(result.trips) + 25  # every trade and every metric
     assert "end_of_data" in page or all(t.exit_reason == "signal" for t in result.trips)
+    for heading in ("PnL per day", "Positions over time", "Round-trip PnL distribution", "By strategy", "By venue",
+                    "Execution quality"):
+        assert f"<h2>{heading}" in page, heading
+    assert "<td>cli</td>" in page and "<td>venue binance</td>" in page  # the strategy and the venue, by name
     empty = report.render(metrics.compute([], [], CAPITAL), [], [], CAPITAL, "no data")
-    assert "no round trips" in empty and "not enough data" in empty
+    assert "no round trips" in empty and "not enough data" in empty and "no fills" in empty
+    assert "no orders in the order log" in empty
 
 
 # ----------------------------------------------------------------------------- output formatting
