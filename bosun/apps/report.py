@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +96,6 @@ def render(metrics: Mapping[str, Any], trips: Sequence[RoundTripLike], equity: S
     rows = "".join(f"<tr><td>{label}</td><td>{_fmt(metrics.get(k), kind)}</td></tr>"
                    for k, label, kind in METRIC_ROWS)
     period, pnl_bars = _pnl_per_period(equity, capital)
-    by_venue = metrics.get("by_venue") or breakdown(trips, lambda t: t.venue)  # type: ignore[attr-defined]
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>{html.escape(title)}</title><style>{CSS}</style></head>
@@ -110,9 +110,9 @@ def render(metrics: Mapping[str, Any], trips: Sequence[RoundTripLike], equity: S
 <h2>Round-trip PnL distribution</h2><div class="card">{_histogram_svg([float(t.pnl) for t in trips])}</div>
 <h2>Metrics</h2><div class="card metrics"><table>{rows}</table></div>
 <h2>By strategy</h2><div class="card">{_groups_table(metrics.get("by_strategy", {}), "Strategy")}</div>
-<h2>By venue</h2><div class="card">{_groups_table(by_venue, "Venue")}</div>
-<h2>By symbol</h2><div class="card">{_breakdown_table(trips, "Symbol", lambda t: t.symbol)}</div>
-<h2>By exit reason</h2><div class="card">{_breakdown_table(trips, "Exit reason", lambda t: t.exit_reason)}</div>
+<h2>By venue</h2><div class="card">{_groups_table(_groups(metrics, trips, "by_venue", "venue"), "Venue")}</div>
+<h2>By symbol</h2><div class="card">{_groups_table(_groups(metrics, trips, "by_symbol", "symbol"), "Symbol")}</div>
+<h2>By exit reason</h2><div class="card">{_groups_table(_groups(metrics, trips, None, "exit_reason"), "Exit reason")}</div>
 <h2>Execution quality</h2><div class="card">{_execution_table(metrics.get("execution"))}</div>
 <h2>Trades ({len(trips):,})</h2><div class="card scroll">{_trades_table(trips)}</div>
 </main></body></html>
@@ -274,7 +274,7 @@ def _positions_svg(fills: Sequence[OrderFilled]) -> str:
         qty = held[market] = held.get(market, Decimal(0)) + (f.qty if f.side == "buy" else -f.qty)
         points = series.setdefault(market, [(f.ts_event, 0.0)])
         points.append((f.ts_event, points[-1][1]))  # the step: the old position until the fill
-        points.append((f.ts_event, float(qty * f.price)))
+        points.append((f.ts_event, float(qty) * float(f.price)))  # a chart's precision
     if not series:
         return '<p class="sub">no fills</p>'
     t0 = min(p[0][0] for p in series.values())
@@ -328,8 +328,13 @@ def _histogram_svg(pnls: Sequence[float]) -> str:
 # --- tables
 
 
-def _breakdown_table(trips: Sequence[RoundTripLike], label: str, key: Any) -> str:
-    return _groups_table(breakdown(trips, key), label)
+def _groups(metrics: Mapping[str, Any], trips: Sequence[RoundTripLike], computed: str | None,
+            attribute: str) -> Mapping[str, Mapping[str, Any]]:
+    """The breakdown `metrics` holds under `computed`, else computed here from the trips' `attribute`
+    (the whole run's figures reused for a group holding every trip)."""
+    if computed is not None and computed in metrics:
+        return metrics[computed]
+    return breakdown(trips, attrgetter(attribute), metrics if "num_trades" in metrics else None)
 
 
 def _groups_table(groups: Mapping[str, Mapping[str, Any]], label: str) -> str:
