@@ -1,6 +1,7 @@
 """`bosun report`: the files of a backtest (fills.csv, trades.csv, equity.csv, metrics.json,
 report.html) from the live ledger in PostgreSQL, per client; strategies and execution quality
-from the client's order log in NATS (bosun.apps.order_log).
+from the client's order log in NATS (bosun.apps.order_log); and, when the portfolio service
+answers, the client's book now (its endpoint, as `bosun status --client`).
 
 PostgreSQL is found like every process finds it (BOSUN_DATABASE_URL, else the URLs `bosun up`
 recorded in the state dir); each client's capital comes from the config it traded with. With
@@ -13,13 +14,14 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
 import nats
 
 from bosun.apps import config as config_mod
-from bosun.apps import ledger, order_log, result_files
+from bosun.apps import control, ledger, order_log, result_files
 from bosun.apps.outputs import IsoTime
 from bosun.runtime.config import ConfigError
 from bosun.runtime.urls import DATABASE_URL_ENV, URLS_FILE, nats_servers, urls_from_env_or_state
@@ -98,6 +100,11 @@ async def _run(args: argparse.Namespace) -> int:
             m = report.metrics
             print(f"{client}: {len(report.fills):,} fills, {m['num_trades']:,} round trips, "
                   f"total pnl {m['total_pnl']:.2f}; wrote {out}/")
+            book = await control.client_book(nc, client) if nc is not None else None
+            if book is not None and "error" not in book:  # the portfolio service is running: the book now
+                print(f"{client} now: equity {book['equity']} at the newest prices, exposure gross "
+                      f"{book['exposure']['gross']} net {book['exposure']['net']}, "
+                      f"{sum(1 for p in book['positions'] if Decimal(p['qty']))} open positions")
     except asyncpg.UndefinedTableError:
         raise ConfigError("the database holds no ledger: the portfolio service has never run against it") from None
     finally:
