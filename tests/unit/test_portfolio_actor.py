@@ -229,3 +229,17 @@ def test_the_client_endpoint_answers_one_clients_book_and_nothing_of_another():
     # nothing of bob's in alice's reply (his fill ids, quantities, fees), and the reverse
     assert "bob" not in repr(alice) and "-3" not in repr(alice) and "alice" not in repr(bob)
     assert h.actor.answer_client("bosun.portfolio.client.carol") == {"error": "the portfolio has no client 'carol'"}
+
+
+def test_bosun_status_client_renders_the_endpoints_json_answer():
+    import json
+
+    from bosun.apps import control
+    from bosun.runtime.service import _json
+
+    h = Harness()
+    h.send(fill(1, "buy", "1", "100", "1"), snapshot("120"))
+    text = control.render_client(json.loads(_json.encode(h.actor.answer_client("bosun.portfolio.client.alice"))))
+    assert "client       alice  equity 1019" in text
+    assert "exposure     gross 120  net 120" in text
+    assert "position     binance.BTCUSDT" in text and "mark 120" in text
