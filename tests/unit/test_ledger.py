@@ -65,3 +65,27 @@ def test_times_are_iso_8601_utc_unless_they_name_an_offset() -> None:
     assert utc_ns("2024-01-31T00:00:00Z") == 1_706_659_200 * 10**9
     with pytest.raises(argparse.ArgumentTypeError, match="'yesterday' is not an ISO-8601 time"):
         utc_ns("yesterday")
+
+
+def test_the_strategies_and_execution_quality_of_a_window_come_from_its_order_log() -> None:
+    from proto.events import SubmitOrder, TargetApproved, TargetPosition
+    from services.portfolio.execution_quality import OrderJournal
+
+    log = []
+    for f in FILLS:  # one target and one order per fill, decided 10 ns before it at a price 1 below
+        n = f.id.removeprefix("fill-")
+        target = TargetPosition(id=f"t{n}", ts_event=f.ts_event - 10, client="alice", venue="binance",
+                                symbol="BTCUSDT", qty=D(1), strategy="sma", price=f.price - 1)
+        log += [TargetApproved(id=target.id, ts_event=target.ts_event, target=target),
+                SubmitOrder(id=f.client_order_id, ts_event=target.ts_event, client="alice", venue="binance",
+                            symbol="BTCUSDT", side=f.side, qty=f.qty, order_type="market", target_id=target.id), f]
+    journal = OrderJournal().feed(log)
+    whole = client_report("alice", D(1000), FILLS, TRIPS, journal=journal)
+    assert list(whole.metrics["by_strategy"]) == ["sma"] and whole.metrics["execution"]["orders"] == 3
+    # buys 1@100 and 1@110 against 99 and 109: +2; sells 2@120 against 119: -2 (a sell above its price gains)
+    assert whole.metrics["execution"]["slippage_cost"] == D(0)
+    late = client_report("alice", D(1000), FILLS, TRIPS, Window(since_ns=1500), journal)
+    assert late.metrics["execution"]["orders"] == 2  # the orders decided in the window
+    assert late.metrics["execution"]["signal_to_fill_ms"] == {"p50": 1e-05, "p95": 1e-05, "max": 1e-05}  # 10 ns
+    assert client_report("alice", D(1000), FILLS, TRIPS).metrics["by_strategy"] == {
+        "unknown": whole.metrics["by_strategy"]["sma"]}  # no order log: the same trip, its strategy unknown
