@@ -149,28 +149,18 @@ def _polyline_svg(points: Sequence[tuple[int, float]], color: str, fill_to: floa
     pts = _downsample(points)
     t0, t1 = pts[0][0], pts[-1][0]
     ys = [p[1] for p in pts] + ([baseline] if baseline is not None else []) + ([fill_to] if fill_to is not None else [])
-    lo, hi = min(ys), max(ys)
-    if hi == lo:
-        hi, lo = hi + 1, lo - 1
-    plot_w, plot_h = WIDTH - PAD_L - PAD_R, HEIGHT - PAD_T - PAD_B
+    frame = _Frame(min(ys), max(ys), value_fmt)
+    y = frame.y
 
     def x(t: int) -> float:
-        return PAD_L + (t - t0) / (t1 - t0 or 1) * plot_w
-
-    def y(v: float) -> float:
-        return PAD_T + (hi - v) / (hi - lo) * plot_h
+        return PAD_L + (t - t0) / (t1 - t0 or 1) * frame.w
 
     line = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in pts)
-    parts = [f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" role="img" xmlns="http://www.w3.org/2000/svg">']
-    for i in range(5):  # horizontal grid with value labels
-        v = lo + (hi - lo) * i / 4
-        parts.append(f'<line x1="{PAD_L}" x2="{WIDTH - PAD_R}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#eceef2"/>'
-                     f'<text x="{PAD_L - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{value_fmt.format(v)}</text>')
+    parts = frame.open()
     iso = IsoTime()
     for i in range(4):  # dates along the bottom
         t = t0 + (t1 - t0) * i // 3
-        anchor = ("start", "middle", "middle", "end")[i]
-        parts.append(f'<text x="{x(t):.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}">{iso(t)[:10]}</text>')
+        parts.append(frame.label(x(t), iso(t)[:10], i))
     if baseline is not None:
         parts.append(f'<line x1="{PAD_L}" x2="{WIDTH - PAD_R}" y1="{y(baseline):.1f}" y2="{y(baseline):.1f}" '
                      f'stroke="#9aa3b2" stroke-dasharray="4 4"/>')
