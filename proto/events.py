@@ -317,11 +317,11 @@ class EquitySnapshot(Event, frozen=True, kw_only=True):
 
     client: str
     capital: Money
-    realized_pnl: Money  # gross, before fees and funding
+    realized_pnl: Money  # net of fees and funding, as in PositionChanged
     unrealized_pnl: Money
     fees: Money
     funding: Money  # paid (> 0) or received (< 0)
-    equity: Money  # capital + realized - fees - funding + unrealized
+    equity: Money  # capital + realized + unrealized
     gross_exposure: Money
     net_exposure: Money
     unmarked: tuple[str, ...] = ()
