@@ -64,7 +64,7 @@ class Restored:
 
     snapshot: LedgerState | None
     fills: Sequence[OrderFilled] = ()
-    funding: Sequence[FundingPaid] = ()
+    funding: Sequence[tuple[Key, int, Decimal]] = ()  # (client, venue, symbol), funding time, amount paid
     recent_fill_ids: Sequence[tuple[str, str]] = ()  # (venue, fill id)
 
 
@@ -208,13 +208,12 @@ class PortfolioActor(Actor):
             self._tracker.restore((tuple(key), state) for key, state in restored.snapshot.running)
             self._funded = {(venue, symbol): ts for venue, symbol, ts in restored.snapshot.funded}
         self.load(restored.fills)
-        for payment in restored.funding:  # funding moves no qty or cost: its order among the fills does not matter
-            key = (payment.client, payment.venue, payment.symbol)
+        for key, ts, amount in restored.funding:  # funding moves no qty or cost: its order among fills is free
             position = self._positions[key]
-            position.funding = add(position.funding, payment.amount)
-            self._funded[(payment.venue, payment.symbol)] = max(self._funded.get((payment.venue, payment.symbol), -1),
-                                                               payment.ts_event)
-            book = self._equity.get(payment.client)
+            position.funding = add(position.funding, amount)
+            market = (key[1], key[2])
+            self._funded[market] = max(self._funded.get(market, -1), ts)
+            book = self._equity.get(key[0])
             if book is not None:
                 book.refresh()
 

@@ -10,8 +10,8 @@ import pytest
 
 from bosun.runtime.clock import SimClock
 from bosun.apps.config import ClientConfig, Config
-from proto.events import Event, OrderFilled, PositionChanged
-from services.portfolio.actor import PortfolioActor, StoreFill
+from proto.events import EquitySnapshot, Event, FundingRateSettled, OrderFilled, PositionChanged
+from services.portfolio.actor import PortfolioActor, StoreFill, StoreFunding
 from services.portfolio.store import MIGRATIONS_DIR, MigrationError, PortfolioStore
 
 pytestmark = pytest.mark.integration
@@ -143,3 +143,60 @@ async def test_an_actor_restored_from_stored_fills_has_the_same_positions(store)
     # After the restart, JetStream redelivers the last unacked fill: nothing changes.
     assert await handle(store, restored, restored_out, FILLS[-1]) == 0
     assert restored_out.events == []
+
+
+async def carry_out(store: PortfolioStore, effects: list) -> None:
+    """What portfolio's process does with a round's effects (bosun.apps.run.serve_portfolio)."""
+    events, trips, state = [], [], None
+    for e in effects:
+        if isinstance(e, StoreFill):
+            events += (e.fill, e.position)
+            trips += e.closed
+        elif isinstance(e, StoreFunding):
+            events.append(e.payment)
+        else:
+            events += e.equity
+            state = e.state
+    await store.persist(events, trips, state)
+    effects.clear()
+
+
+def funding(n: int, rate: str, symbol: str = "BTCUSDT", mark: str | None = "60500.5") -> FundingRateSettled:
+    return FundingRateSettled(id=f"f{n}", ts_event=1_700_000_000_000_000_000 + 1_000 * n, venue="binance",
+                              symbol=symbol, rate=D(rate), mark_price=None if mark is None else D(mark))
+
+
+async def test_a_restart_from_a_snapshot_plus_what_came_after_equals_one_that_never_stopped(store):
+    """Fills and funding, a snapshot, more fills and funding: the restored actor holds exactly the
+    same positions, funding, running round trips and equity, and knows the fills already applied."""
+    out = Captured()
+    live = PortfolioActor(SimClock(1_700_000_000_000_000_000), out, CONFIG.portfolio_config())
+    steps = [FILLS[0], FILLS[1], funding(1, "0.0001"), FILLS[4], funding(2, "-0.00025", "ETHUSDT", None), "snapshot",
+             FILLS[2], funding(3, "0.0003"), FILLS[3], funding(3, "0.0003"), funding(4, "0.0002", "ETHUSDT", None)]
+    for step in steps:
+        if step == "snapshot":
+            live.on_snapshot_due(live.clock.now_ns())
+        elif isinstance(step, OrderFilled):
+            live.on_order_filled(step)
+        else:
+            live.on_funding_rate_settled(step)
+        await carry_out(store, out.effects)
+    [equity] = [e for e in out.events if isinstance(e, EquitySnapshot)]
+    assert equity.equity == (await store.equity_snapshots("alice"))[0].equity
+
+    restored = await store.restored(recent_fill_ids=100)
+    assert restored.snapshot is not None
+    assert restored.fills == [FILLS[2], FILLS[3]] and len(restored.funding) == 2  # only what came after
+    again = PortfolioActor(SimClock(), Captured(), CONFIG.portfolio_config(), restored=restored)
+    assert again.positions() == live.positions()
+    assert {k: p.cost for k, p in again.positions().items()} == {k: p.cost for k, p in live.positions().items()}
+    assert again.equity("alice") == live.equity("alice")
+    assert again.status()["open_round_trips"] == live.status()["open_round_trips"]
+    assert await store.positions() == live.positions()
+    # A fill from before the snapshot redelivered, a funding time booked again: nothing changes.
+    again.on_order_filled(FILLS[0])
+    again.on_funding_rate_settled(funding(1, "0.0001"))
+    again.on_funding_rate_settled(funding(4, "0.0002", "ETHUSDT", None))
+    assert again.positions() == live.positions() and again.out.events == []
+    eth = live.positions()[("alice", "binance", "ETHUSDT")]
+    assert eth.funding == D(-10) * D("2500.5") * D("-0.00025") + D(-10) * D("2500.5") * D("0.0002")
