@@ -25,6 +25,7 @@ from proto import codec
 from proto import events as ev
 from proto import subjects as sj
 from tests.builders import service_status
+from tests.natshelp import stored_count
 from tests.processes import ServiceProcess, kill_9, server_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
@@ -177,6 +178,12 @@ async def test_kill_9_of_portfolio_while_fills_stream_in_loses_and_doubles_nothi
                     break
                 assert time.monotonic() < deadline, f"portfolio reports {held}, the fills say {want}"
                 await asyncio.sleep(POLL_S)
+            # Each client's equity snapshots, on NATS as in PostgreSQL: stored before they are published, so
+            # one the kill cut off after its commit and one being taken now are in PostgreSQL alone.
+            for client in ("alice", "bob"):
+                on_nats = await stored_count(js, "LEDGER", f"ledger.equity.{client}")
+                stored_n = await db.fetchval("SELECT count(*) FROM equity_snapshots WHERE client = $1", client)
+                assert 0 < on_nats <= stored_n <= on_nats + 2, (client, on_nats, stored_n)
             print(f"\nportfolio kill -9 at {killed_at} of {FILLS} fills booked: all booked once "
                   f"{recovery_s:.2f} s after the restart")
         finally:

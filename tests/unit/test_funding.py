@@ -130,3 +130,22 @@ def test_a_bad_funding_row_is_named(tmp_path, row, problem):
     path.write_text(f"funding_time_ms,funding_rate\n{row}\n")
     with pytest.raises(DataError, match=f"{path}:2: .*{problem}"):
         list(read_market_file(path))
+
+
+def test_ingest_publishes_the_funding_its_sources_bring():
+    """The ingest actor, fed as its source loop feeds it: mark price updates settle at the funding
+    time; a rate history's events go out as they are."""
+    from services.ingest.actor import MarketDataActor
+
+    bus = InProcessBus()
+    out: list[FundingRateSettled] = []
+    bus.subscribe("md.funding.>", out.append)
+    actor = MarketDataActor(SimClock(), bus)
+    eight_h = 28_800_000
+    history = FundingRateSettled(id="h", ts_event=0, venue=VENUE, symbol=SYMBOL, rate=D("0.0001"))
+    actor.on_events([history,
+                     MarkPriceUpdate(VENUE, SYMBOL, D("1.1"), D("0.0002"), eight_h, eight_h - 1_000),
+                     MarkPriceUpdate(VENUE, SYMBOL, D("1.2"), D("0.0003"), 2 * eight_h, eight_h + 1_000)])
+    bus.drain()
+    assert [(e.ts_event, e.rate, e.mark_price) for e in out] == [(0, D("0.0001"), None),
+                                                                  (eight_h * 1_000_000, D("0.0002"), D("1.1"))]
