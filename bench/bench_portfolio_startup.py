@@ -19,12 +19,14 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+import asyncpg
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bosun.apps.config import ClientConfig, Config  # noqa: E402
 from bosun.runtime.clock import SimClock  # noqa: E402
 from bosun.runtime.embedded import EmbeddedPostgres  # noqa: E402
 from proto import events as ev  # noqa: E402
-from services.portfolio.actor import PortfolioActor, StoreFill, StoreSnapshot  # noqa: E402
+from services.portfolio.actor import PortfolioActor  # noqa: E402
 from services.portfolio.store import PortfolioStore  # noqa: E402
 
 CONFIG = Config(clients=[ClientConfig(id="alice"), ClientConfig(id="bob")], strategies=[]).portfolio_config()
@@ -59,16 +61,14 @@ async def store_fills(store: PortfolioStore, actor: PortfolioActor, out: Effects
     for start in range(first, first + n, BATCH):
         for i in range(start, min(start + BATCH, first + n)):
             actor.on_order_filled(fill(i))
-        await store.persist([x for e in out.effects for x in (e.fill, e.position)],
-                            [t for e in out.effects for t in e.closed])
+        await store.carry_out(out.effects)
         out.effects.clear()
 
 
 async def snapshot(store: PortfolioStore, actor: PortfolioActor, out: Effects) -> None:
     actor.on_snapshot_due(2_000_000_000_000_000_000)
-    [taken] = [e for e in out.effects if isinstance(e, StoreSnapshot)]
+    await store.carry_out(out.effects)
     out.effects.clear()
-    await store.persist(list(taken.equity), (), taken.state)
 
 
 async def from_fills(store: PortfolioStore) -> PortfolioActor:
@@ -79,13 +79,20 @@ async def from_snapshot(store: PortfolioStore) -> PortfolioActor:
     return PortfolioActor(SimClock(), Effects(), CONFIG, restored=await store.restored(RECENT))
 
 
-async def bench(tmp: Path, args: argparse.Namespace) -> None:
+async def bench(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o755)  # as root, embedded PostgreSQL must reach its state dir
+        rows = await _measure(Path(tmp), args)
+    _print(rows, args)
+
+
+async def _measure(tmp: Path, args: argparse.Namespace) -> list[tuple[int, float, float]]:
     rows = []
     with EmbeddedPostgres(tmp / "pg") as pg:
         for history in args.histories:
             db = f"h{history}"
-            admin = await PortfolioStore.connect(pg.url)
-            await admin._pool.execute(f'CREATE DATABASE "{db}"')
+            admin = await asyncpg.connect(pg.url)
+            await admin.execute(f'CREATE DATABASE "{db}"')
             await admin.close()
             store = await PortfolioStore.connect(pg.url.rsplit("/", 1)[0] + f"/{db}")
             try:
@@ -107,6 +114,10 @@ async def bench(tmp: Path, args: argparse.Namespace) -> None:
                       f"snapshot + {args.after:,} after {best['snapshot + after']:.3f} s", flush=True)
             finally:
                 await store.close()
+    return rows
+
+
+def _print(rows: list[tuple[int, float, float]], args: argparse.Namespace) -> None:
     print("portfolio start-up read (embedded PostgreSQL; best of", args.repeat, "alternating runs)")
     print("| fills stored | from every fill (s) | from the snapshot + fills after it (s) |")
     print("|---:|---:|---:|")
@@ -121,10 +132,7 @@ def main() -> None:
     parser.add_argument("--histories", type=int, nargs="+", default=[10_000, 50_000, 200_000])
     parser.add_argument("--after", type=int, default=1_000)
     parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        os.chmod(tmp, 0o755)  # as root, embedded PostgreSQL must reach its state dir
-        asyncio.run(bench(Path(tmp), args))
+    asyncio.run(bench(parser.parse_args()))
 
 
 if __name__ == "__main__":

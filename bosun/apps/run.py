@@ -94,7 +94,7 @@ async def serve_execution(cfg: Config, nats_url: str, _database_url: str | None)
 
 
 async def serve_portfolio(cfg: Config, nats_url: str, database_url: str | None) -> int:
-    from services.portfolio.actor import PortfolioActor, StoreFill, StoreFunding
+    from services.portfolio.actor import PortfolioActor
     from services.portfolio.store import PortfolioStore
 
     if not database_url:
@@ -105,21 +105,6 @@ async def serve_portfolio(cfg: Config, nats_url: str, database_url: str | None) 
         await (store.migrate(Path(migrations)) if migrations else store.migrate())
         t0 = time.perf_counter()
         restored = await store.restored(RECENT_FILL_IDS)
-
-        async def store_effects(effects) -> None:
-            # Before the inputs are acked, all of a round in one transaction: each fill with its position
-            # and the round trip it closed, each funding payment, and a due snapshot after them.
-            events, trips, state = [], [], None
-            for e in effects:
-                if isinstance(e, StoreFill):
-                    events += (e.fill, e.position)
-                    trips += e.closed
-                elif isinstance(e, StoreFunding):
-                    events.append(e.payment)
-                else:  # StoreSnapshot
-                    events += e.equity
-                    state = e.state
-            await store.persist(events, trips, state)
 
         async def snapshot_clock(binding, actor: PortfolioActor) -> None:
             while True:
@@ -133,7 +118,7 @@ async def serve_portfolio(cfg: Config, nats_url: str, database_url: str | None) 
                      len(restored.fills), len(restored.funding))
             return actor
 
-        await run_service("portfolio", build, nats_url=nats_url, effects=store_effects, source=snapshot_clock,
+        await run_service("portfolio", build, nats_url=nats_url, effects=store.carry_out, source=snapshot_clock,
                           **_metrics(cfg, "portfolio"))
     finally:
         await store.close()

@@ -72,9 +72,9 @@ class Position:
     @property
     def net_realized(self) -> Decimal:
         """Realized pnl after fees and funding (funding left out while there is none, so that a
-        spot position's figure keeps the exponent it always had)."""
-        net = subtract(self.realized_pnl, self.fees)
-        return subtract(net, self.funding) if self.funding else net
+        spot position's figure keeps the digits it always had)."""
+        net = self.realized_pnl - self.fees
+        return net - self.funding if self.funding else net
 
     def pay_funding(self, mark: Decimal, rate: Decimal) -> Decimal:
         """Book one funding time on the open qty: qty x mark x rate is paid (a long pays a

@@ -25,7 +25,7 @@ import asyncpg
 
 from proto.events import EquitySnapshot, Event, FundingPaid, OrderFilled, PositionChanged
 from services.portfolio import snapshot as ledger_snapshot
-from services.portfolio.actor import Restored
+from services.portfolio.actor import Restored, StoreFill, StoreFunding, StoreSnapshot
 from services.portfolio.positions import Position
 from services.portfolio.roundtrips import RoundTrip
 from services.portfolio.snapshot import LedgerState
@@ -223,6 +223,24 @@ class PortfolioStore:
                 seq = await conn.fetchval(_INSERT_SNAPSHOT, ts, state)
                 await conn.execute("DELETE FROM ledger_snapshots WHERE seq <= $1", seq - KEEP_SNAPSHOTS)
         return len(new)
+
+    async def carry_out(self, effects: Sequence[StoreFill | StoreFunding | StoreSnapshot]) -> None:
+        """The portfolio's effects of one round, in one transaction, before its inputs are acked:
+        each fill with its position and the round trip it closed, each funding payment, and a due
+        snapshot after them."""
+        events: list[Event] = []
+        trips: list[RoundTrip] = []
+        state = None
+        for e in effects:
+            if isinstance(e, StoreFill):
+                events += (e.fill, e.position)
+                trips += e.closed
+            elif isinstance(e, StoreFunding):
+                events.append(e.payment)
+            else:
+                events += e.equity
+                state = e.state
+        await self.persist(events, trips, state)
 
     async def restored(self, recent_fill_ids: int) -> Restored:
         """The newest ledger snapshot, the fills and funding payments stored after it (in the order

@@ -11,7 +11,7 @@ import pytest
 from bosun.runtime.clock import SimClock
 from bosun.apps.config import ClientConfig, Config
 from proto.events import EquitySnapshot, Event, FundingRateSettled, OrderFilled, PositionChanged
-from services.portfolio.actor import PortfolioActor, StoreFill, StoreFunding
+from services.portfolio.actor import PortfolioActor, StoreFill
 from services.portfolio.store import MIGRATIONS_DIR, MigrationError, PortfolioStore
 
 pytestmark = pytest.mark.integration
@@ -145,22 +145,6 @@ async def test_an_actor_restored_from_stored_fills_has_the_same_positions(store)
     assert restored_out.events == []
 
 
-async def carry_out(store: PortfolioStore, effects: list) -> None:
-    """What portfolio's process does with a round's effects (bosun.apps.run.serve_portfolio)."""
-    events, trips, state = [], [], None
-    for e in effects:
-        if isinstance(e, StoreFill):
-            events += (e.fill, e.position)
-            trips += e.closed
-        elif isinstance(e, StoreFunding):
-            events.append(e.payment)
-        else:
-            events += e.equity
-            state = e.state
-    await store.persist(events, trips, state)
-    effects.clear()
-
-
 def funding(n: int, rate: str, symbol: str = "BTCUSDT", mark: str | None = "60500.5") -> FundingRateSettled:
     return FundingRateSettled(id=f"f{n}", ts_event=1_700_000_000_000_000_000 + 1_000 * n, venue="binance",
                               symbol=symbol, rate=D(rate), mark_price=None if mark is None else D(mark))
@@ -180,7 +164,8 @@ async def test_a_restart_from_a_snapshot_plus_what_came_after_equals_one_that_ne
             live.on_order_filled(step)
         else:
             live.on_funding_rate_settled(step)
-        await carry_out(store, out.effects)
+        await store.carry_out(out.effects)
+        out.effects.clear()
     [equity] = [e for e in out.events if isinstance(e, EquitySnapshot)]
     assert equity.equity == (await store.equity_snapshots("alice"))[0].equity
 
