@@ -149,3 +149,10 @@ def test_ingest_publishes_the_funding_its_sources_bring():
     bus.drain()
     assert [(e.ts_event, e.rate, e.mark_price) for e in out] == [(0, D("0.0001"), None),
                                                                   (eight_h * 1_000_000, D("0.0002"), D("1.1"))]
+
+
+def test_the_backtest_refuses_a_funding_file_by_name():
+    from bosun.apps.backtest import open_data
+
+    with pytest.raises(DataError, match="funding rate file: the backtest books no funding"):
+        open_data([data_file(XRP_FUNDING)])
