@@ -62,7 +62,7 @@ def _portfolio() -> Export:
             t.DRAWDOWN.labels(client).set(float(peaks[client] - equity))
             t.PNL.labels(client, "realized").set(float(figures["realized_pnl"]))
             t.PNL.labels(client, "unrealized").set(float(figures["unrealized_pnl"]))
-            t.PNL.labels(client, "funding").set(float(sum(map(Decimal, figures["funding"].values()), Decimal(0))))
+            t.FUNDING.labels(client).set(float(sum(map(Decimal, figures["funding"].values()), Decimal(0))))
             t.EXPOSURE.labels(client, "gross").set(float(figures["gross_exposure"]))
             t.EXPOSURE.labels(client, "net").set(float(figures["net_exposure"]))
             t.UNMARKED.labels(client).set(len(figures["unmarked"]))

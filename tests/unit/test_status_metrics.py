@@ -59,7 +59,7 @@ def test_portfolio_positions_equity_pnl_exposure_and_drawdown_per_client() -> No
     assert value("bosun_equity", client="alice") == 10000 - 0.5 - 2 + 3  # fee, funding, (60150 - 60000) x 0.02
     assert value("bosun_pnl", client="alice", kind="realized") == -2.5
     assert value("bosun_pnl", client="alice", kind="unrealized") == 3
-    assert value("bosun_pnl", client="alice", kind="funding") == 2
+    assert value("bosun_funding_paid", client="alice") == 2
     assert value("bosun_pnl", client="bob", kind="realized") == 0
     assert value("bosun_exposure", client="alice", kind="gross") == 1200 + 2000
     assert value("bosun_exposure", client="alice", kind="net") == -1200 + 2000
