@@ -298,7 +298,8 @@ def _trades(table: _Table, venue: str, symbol: str) -> Iterator[Trade]:
                         aggressor=s)
 
 
-def read_funding(path: str | Path, *, venue: str = "binance", symbol: str | None = None) -> Iterator[FundingRateSettled]:
+def read_funding(path: str | Path, *, venue: str = "binance",
+                 symbol: str | None = None) -> Iterator[FundingRateSettled]:
     """Funding from a rate history CSV: `funding_time_ms,funding_rate` (or the REST names
     `fundingTime,fundingRate`, or data.binance.vision's `calc_time,...,last_funding_rate`), times
     in ms, strictly increasing. The symbol defaults to the one in the file name."""
@@ -319,7 +320,8 @@ def read_funding(path: str | Path, *, venue: str = "binance", symbol: str | None
 
 
 def read_market_file(path: str | Path, *, venue: str = "binance", symbol: str | None = None,
-                     interval: str | None = None) -> Iterator[Bar] | Iterator[Trade] | Iterator[FundingRateSettled]:
+                     interval: str | None = None
+                     ) -> Iterator[Bar] | Iterator[Trade] | Iterator[FundingRateSettled]:
     """Bars, trades or funding rates, whichever the file holds (by its header, else its column
     count). `interval` applies to kline files."""
     path = Path(path)
@@ -335,4 +337,5 @@ def read_market_file(path: str | Path, *, venue: str = "binance", symbol: str | 
         return read_trades(path, venue=venue, symbol=symbol)
     if names & set(FUNDING_NAMES["rate"]) or (head[0].isdigit() and len(head) in FUNDING_HEADERLESS):
         return read_funding(path, venue=venue, symbol=symbol)
-    raise DataError(path, 1, f"neither a Binance kline nor a trades CSV (nor funding rates): the first line is {','.join(head)[:120]!r}")
+    raise DataError(path, 1, f"neither a Binance kline nor a trades CSV (nor funding rates): the first line is "
+                             f"{','.join(head)[:120]!r}")

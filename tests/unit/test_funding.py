@@ -124,7 +124,8 @@ def test_a_gap_across_the_funding_time_books_nothing():
     assert settler.unsettled == 1
 
 
-@pytest.mark.parametrize("row, problem", [("1637193600017,NaN", "rate 'NaN' is not a number"), ("1637193600017,2", "not a rate")])
+@pytest.mark.parametrize("row, problem", [("1637193600017,NaN", "rate 'NaN' is not a number"),
+                                          ("1637193600017,2", "not a rate")])
 def test_a_bad_funding_row_is_named(tmp_path, row, problem):
     path = tmp_path / "binance_usdm_XRPUSDT_funding.csv"
     path.write_text(f"funding_time_ms,funding_rate\n{row}\n")
