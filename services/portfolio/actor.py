@@ -29,6 +29,9 @@ from services.portfolio.roundtrips import RoundTrip, RoundTripTracker
 from services.portfolio.snapshot import LedgerState, PositionState
 
 Key = tuple[str, str, str]  # client, venue, symbol
+# Per perpetual position, the newest fills' times and the qty before each: enough to tell what was
+# held at a funding time from fills handled after it (the event follows it by about a second).
+HELD_BEFORE = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,7 @@ class PortfolioActor(Actor):
         self._closed: deque[RoundTrip] = deque(maxlen=max_round_trips)
         self._seen = RecentIds(max_seen_fills)  # (venue, fill id): fill ids are unique per venue
         self._funded: dict[tuple[str, str], int] = {}  # (venue, symbol) -> the newest funding time booked
+        self._held_before: dict[Key, deque[tuple[int, Decimal]]] = {}  # perpetuals: (fill time, qty before it)
         if restored is not None:
             self._restore(restored)
         self.load(fills)
@@ -144,19 +148,22 @@ class PortfolioActor(Actor):
         self.out.publish(change)
 
     def on_funding_rate_settled(self, event: FundingRateSettled) -> None:
-        """Each open position of the market pays qty x mark x rate, once per funding time: a
+        """Each position open at the funding time pays qty x mark x rate, once per funding time: a
         funding time at or before the newest one booked for the market is old (a redelivery, a
-        replay published again) and changes nothing. Held means held when the event is handled."""
+        replay published again) and changes nothing. The event comes a moment after the funding
+        time: a fill handled meanwhile but done after it does not count (`_held_at`)."""
         market = (event.venue, event.symbol)
         if event.ts_event <= self._funded.get(market, -1):
             return
         self._funded[market] = event.ts_event
         for key, position in self._positions.items():
-            if key[1] != event.venue or key[2] != event.symbol or not position.qty:
+            if key[1] != event.venue or key[2] != event.symbol:
+                continue
+            qty = self._held_at(key, event.ts_event)
+            if not qty:
                 continue
             mark = event.mark_price if event.mark_price is not None else self._mark(key)
-            qty = position.qty
-            amount = position.pay_funding(mark, event.rate)
+            amount = position.pay_funding(qty, mark, event.rate)
             book = self._equity.get(key[0])
             if book is not None:
                 book.refresh()
@@ -165,6 +172,15 @@ class PortfolioActor(Actor):
                                   funding=position.funding)
             self.out.effect(StoreFunding(payment))
             self.out.publish(payment)
+
+    def _held_at(self, key: Key, ts: int) -> Decimal:
+        """The position's qty at time `ts`: before the oldest fill done after it, else now."""
+        held = self._positions[key].qty
+        for fill_ts, before in reversed(self._held_before.get(key, ())):
+            if fill_ts <= ts:
+                break
+            held = before
+        return held
 
     def on_snapshot_due(self, now_ns: int) -> None:
         """Each client's EquitySnapshot, published and stored with the ledger state they come from."""
@@ -228,6 +244,8 @@ class PortfolioActor(Actor):
         position = self._positions.get(key)
         if position is None:
             position = self._positions[key] = Position()
+        if (fill.venue, fill.symbol) in self._funded:  # a perpetual: what it held before, for funding due before it
+            self._held_before.setdefault(key, deque(maxlen=HELD_BEFORE)).append((fill.ts_event, position.qty))
         position.apply_checked(sign, fill.qty, fill.price, fill.fee)
         self._last_fill_price[key] = fill.price
         book = self._equity.get(fill.client)

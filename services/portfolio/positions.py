@@ -76,10 +76,10 @@ class Position:
         net = self.realized_pnl - self.fees
         return net - self.funding if self.funding else net
 
-    def pay_funding(self, mark: Decimal, rate: Decimal) -> Decimal:
-        """Book one funding time on the open qty: qty x mark x rate is paid (a long pays a
-        positive rate, a short receives it); returns that amount."""
-        amount = multiply(multiply(self.qty, mark), rate)
+    def pay_funding(self, qty: Decimal, mark: Decimal, rate: Decimal) -> Decimal:
+        """Book one funding time on `qty` (what was held then): qty x mark x rate is paid (a long
+        pays a positive rate, a short receives it); returns that amount."""
+        amount = multiply(multiply(qty, mark), rate)
         self.funding = add(self.funding, amount)
         return amount
 

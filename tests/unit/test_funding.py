@@ -157,3 +157,29 @@ def test_the_backtest_refuses_a_funding_file_by_name():
 
     with pytest.raises(DataError, match="funding rate file: the backtest books no funding"):
         open_data([data_file(XRP_FUNDING)])
+
+
+def test_funding_is_paid_on_what_was_held_at_the_funding_time_not_when_the_event_arrives():
+    """The funding event follows its time by about a second: fills done after the funding time but
+    handled before the event do not count; a position closed just after it still pays."""
+    bus = InProcessBus()
+    paid: list[FundingPaid] = []
+    bus.subscribe("ledger.funding.>", paid.append)
+    bus.on_effect(lambda e: None)
+    actor = bus.attach(PortfolioActor(SimClock(), bus, CONFIG.portfolio_config()))
+    t, second = 8 * HOUR_NS, 10**9
+
+    def funding(n: int) -> FundingRateSettled:
+        return FundingRateSettled(id=f"f{n}", ts_event=n * t, venue=VENUE, symbol=SYMBOL, rate=D("0.001"),
+                                  mark_price=D(2))
+
+    bus.publish(fill(1, t - second, "buy", "100", D(2)))
+    bus.publish(funding(1))  # the market is a perpetual from here on
+    bus.publish(fill(2, 2 * t + second, "buy", "50", D(2)))  # after the funding time, handled before its event
+    bus.publish(fill(3, 2 * t + 2 * second, "sell", "150", D(2)))  # flat
+    bus.publish(funding(2))
+    bus.publish(fill(4, 3 * t + second, "buy", "10", D(2)))  # opened after the funding time
+    bus.publish(funding(3))
+    bus.drain()
+    assert [(p.ts_event, p.qty, p.amount) for p in paid] == [(t, D(100), D("0.2")), (2 * t, D(100), D("0.2"))]
+    assert actor.positions()[KEY].funding == D("0.4")
