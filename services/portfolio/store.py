@@ -175,7 +175,9 @@ class PortfolioStore:
         many fills were new."""
         fills = [e for e in events if isinstance(e, OrderFilled)]
         changes = [e for e in events if isinstance(e, PositionChanged)]
-        payments = [e for e in events if isinstance(e, FundingPaid)]
+        # Position changes and funding payments in the order the actor made them: each leaves the
+        # positions row as the actor held it then (realized pnl net of fees and of the funding so far).
+        moves = [e for e in events if isinstance(e, (PositionChanged, FundingPaid))]
         equity = [e for e in events if isinstance(e, EquitySnapshot)]
         kinds = (OrderFilled, PositionChanged, FundingPaid, EquitySnapshot)
         other = [type(e).__name__ for e in events if not isinstance(e, kinds)]
@@ -190,31 +192,31 @@ class PortfolioStore:
         # Safe to run again: a fill already stored changes nothing (ON CONFLICT DO NOTHING).
         state = None if snapshot is None else ledger_snapshot.encode(snapshot)
         ts = max((e.ts_event for e in equity), default=0)
-        return await _while_unreachable("persisting", lambda: self._persist(fills, changes, round_trips, payments,
-                                                                           equity, ts, state))
+        return await _while_unreachable("persisting", lambda: self._persist(fills, moves, round_trips, equity, ts,
+                                                                           state))
 
-    async def _persist(self, fills: Sequence[OrderFilled], changes: Sequence[PositionChanged],
-                       round_trips: Sequence[RoundTrip], payments: Sequence[FundingPaid],
-                       equity: Sequence[EquitySnapshot], ts: int, state: bytes | None) -> int:
+    async def _persist(self, fills: Sequence[OrderFilled], moves: Sequence[PositionChanged | FundingPaid],
+                       round_trips: Sequence[RoundTrip], equity: Sequence[EquitySnapshot], ts: int,
+                       state: bytes | None) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
             new: set[tuple[str, str]] = set()
             for f in fills:
                 if await conn.fetchval(_INSERT_FILL, f.id, f.client_order_id, f.client, f.venue, f.symbol, f.side,
                                        f.qty, f.price, f.fee, f.liquidity, f.reason, f.ts_event) is not None:
                     new.add((f.venue, f.id))
-            for c in changes:
-                if (c.venue, c.fill_id) in new:
-                    await conn.execute(_UPSERT_POSITION, c.client, c.venue, c.symbol, c.qty, c.avg_price,
-                                       c.realized_pnl, c.fees, c.fill_id, c.ts_event)
+            for m in moves:
+                if isinstance(m, PositionChanged):
+                    if (m.venue, m.fill_id) in new:
+                        await conn.execute(_UPSERT_POSITION, m.client, m.venue, m.symbol, m.qty, m.avg_price,
+                                           m.realized_pnl, m.fees, m.fill_id, m.ts_event)
+                elif await conn.fetchval(_INSERT_FUNDING, m.client, m.venue, m.symbol, m.ts_event, m.qty,
+                                         m.mark_price, m.rate, m.amount) is not None:
+                    await conn.execute(_FUND_POSITION, m.client, m.venue, m.symbol, m.funding, m.amount)
             if round_trips:
                 await conn.executemany(_INSERT_ROUND_TRIP, [
                     (t.venue, t.entry_fill_id, t.exit_fill_id, t.client, t.symbol, t.side, t.qty, t.entry_price,
                      t.exit_price, t.fees, t.pnl, t.return_pct, t.entry_time_ns, t.exit_time_ns, t.duration_s,
                      t.exit_reason) for t in round_trips])
-            for p in payments:
-                if await conn.fetchval(_INSERT_FUNDING, p.client, p.venue, p.symbol, p.ts_event, p.qty, p.mark_price,
-                                       p.rate, p.amount) is not None:
-                    await conn.execute(_FUND_POSITION, p.client, p.venue, p.symbol, p.funding, p.amount)
             if equity:
                 await conn.executemany(_INSERT_EQUITY, [
                     (e.client, e.ts_event, e.capital, e.realized_pnl, e.unrealized_pnl, e.fees, e.funding, e.equity,

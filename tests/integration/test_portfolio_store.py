@@ -185,3 +185,18 @@ async def test_a_restart_from_a_snapshot_plus_what_came_after_equals_one_that_ne
     assert again.positions() == live.positions() and again.out.events == []
     eth = live.positions()[("alice", "binance", "ETHUSDT")]
     assert eth.funding == D(-10) * D("2500.5") * D("-0.00025") + D(-10) * D("2500.5") * D("0.0002")
+
+
+async def test_funding_and_fills_of_one_round_leave_the_stored_position_as_the_actor_holds_it(store):
+    """One round (one transaction) with a fill, a funding payment, another fill of the same position
+    and a payment again: realized pnl net of fees and funding, stored exactly as the actor has it."""
+    out = Captured()
+    live = PortfolioActor(SimClock(), out, CONFIG.portfolio_config())
+    live.on_order_filled(FILLS[0])
+    live.on_funding_rate_settled(funding(1, "0.0001"))
+    live.on_order_filled(FILLS[1])
+    live.on_funding_rate_settled(funding(2, "-0.0003"))
+    await store.carry_out(out.effects)
+    key = ("alice", "binance", "BTCUSDT")
+    assert (await store.positions())[key] == live.positions()[key]
+    assert live.positions()[key].funding != 0
