@@ -5,8 +5,9 @@ Two sources:
   the funding rate `r` and the next funding time `T`. The rate paid at `T` is the one the last
   update before `T` moves on shows, so `FundingSettler` settles a funding time when the next
   update names a later one, at the mark price that last update had;
-- the rate history (REST `/fapi/v1/fundingRate`, or a CSV of it; services.ingest.files.read_funding):
-  one row per funding time, with no mark price (the portfolio then marks at its newest price).
+- the rate history: REST `/fapi/v1/fundingRate` (`parse_funding_history`, with the mark price), or
+  a CSV of it (services.ingest.files.read_funding), one row per funding time and no mark price
+  (the portfolio then marks at its newest price).
 
 Funding times are floored to the second: the history carries Binance's jitter of a few ms
 (08:00:00.017), the websocket the exact time, and both must name the same funding."""
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any, NamedTuple
+
+import msgspec
 
 from proto.amounts import MAX_RATE
 from proto.events import FundingRateSettled
@@ -79,3 +82,24 @@ class FundingSettler:
             self.unsettled += 1
             return None
         return settled(last.venue, last.symbol, last.next_funding_ms, last.rate, last.mark_price)
+
+
+def parse_funding_history(raw: str | bytes, venue: str) -> list[FundingRateSettled]:
+    """The REST `GET /fapi/v1/fundingRate` answer: `[{"symbol", "fundingTime", "fundingRate",
+    "markPrice"}, ...]`; an empty `markPrice` (older history) leaves the mark to the portfolio."""
+    try:
+        rows = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"malformed Binance funding history ({exc}): {raw[:200]!r}") from None
+    if not isinstance(rows, list):
+        raise ValueError(f"Binance funding history is not a list: {raw[:200]!r}")
+    out = []
+    for n, row in enumerate(rows):
+        try:
+            mark = Decimal(row["markPrice"]) if row.get("markPrice") else None
+            if mark is not None and not (mark.is_finite() and mark > 0):
+                raise ValueError(f"mark price {row['markPrice']!r} is not a positive number")
+            out.append(settled(venue, row["symbol"], int(row["fundingTime"]), Decimal(row["fundingRate"]), mark))
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            raise ValueError(f"Binance funding history row {n}: {type(exc).__name__}: {exc}: {row!r}") from None
+    return out

@@ -183,3 +183,16 @@ def test_funding_is_paid_on_what_was_held_at_the_funding_time_not_when_the_event
     bus.drain()
     assert [(p.ts_event, p.qty, p.amount) for p in paid] == [(t, D(100), D("0.2")), (2 * t, D(100), D("0.2"))]
     assert actor.positions()[KEY].funding == D("0.4")
+
+
+def test_the_rest_funding_history_reads_with_its_mark_price():
+    from services.ingest.funding import parse_funding_history
+
+    raw = ('[{"symbol":"BTCUSDT","fundingTime":1698768000001,"fundingRate":"0.00010000","markPrice":"34287.54"},'
+           '{"symbol":"BTCUSDT","fundingTime":1698796800000,"fundingRate":"-0.00002100","markPrice":""}]')
+    assert [(e.ts_event, e.rate, e.mark_price) for e in parse_funding_history(raw, VENUE)] == [
+        (1698768000_000_000_000, D("0.0001"), D("34287.54")), (1698796800_000_000_000, D("-0.000021"), None)]
+    with pytest.raises(ValueError, match="row 0: .*fundingRate"):
+        parse_funding_history('[{"symbol":"BTCUSDT","fundingTime":1}]', VENUE)
+    with pytest.raises(ValueError, match="row 0: .*not a rate"):
+        parse_funding_history('[{"symbol":"BTCUSDT","fundingTime":1,"fundingRate":"NaN"}]', VENUE)
