@@ -88,11 +88,9 @@ def parse_funding_history(raw: str | bytes, venue: str) -> list[FundingRateSettl
     """The REST `GET /fapi/v1/fundingRate` answer: `[{"symbol", "fundingTime", "fundingRate",
     "markPrice"}, ...]`; an empty `markPrice` (older history) leaves the mark to the portfolio."""
     try:
-        rows = msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
+        rows = msgspec.json.decode(raw, type=list[dict[str, Any]])
+    except msgspec.DecodeError as exc:  # ValidationError included: not a list of objects
         raise ValueError(f"malformed Binance funding history ({exc}): {raw[:200]!r}") from None
-    if not isinstance(rows, list):
-        raise ValueError(f"Binance funding history is not a list: {raw[:200]!r}")
     out = []
     for n, row in enumerate(rows):
         try:

@@ -196,3 +196,5 @@ def test_the_rest_funding_history_reads_with_its_mark_price():
         parse_funding_history('[{"symbol":"BTCUSDT","fundingTime":1}]', VENUE)
     with pytest.raises(ValueError, match="row 0: .*not a rate"):
         parse_funding_history('[{"symbol":"BTCUSDT","fundingTime":1,"fundingRate":"NaN"}]', VENUE)
+    with pytest.raises(ValueError, match="malformed Binance funding history"):
+        parse_funding_history('{"code": -1121, "msg": "Invalid symbol."}', VENUE)
