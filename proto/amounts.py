@@ -33,6 +33,7 @@ MAX_QTY = Decimal("1e15")
 MAX_PRICE = Decimal("1e12")
 MAX_NOTIONAL = Decimal("1e11")
 MAX_MONEY = Decimal("1e14")
+MAX_RATE = Decimal("1")  # a funding rate is a fraction per period: Binance caps it at a few percent
 
 
 class AmountError(ValueError):
@@ -75,6 +76,7 @@ Volume = Annotated[Decimal, VOLUME]
 Money = Annotated[Decimal, MONEY]
 NonNegativePrice = Annotated[Decimal, Kind("price", ZERO, False, MAX_PRICE)]  # a flat position's avg price is 0
 Distance = Annotated[Decimal, Kind("price distance", ZERO, False, MAX_PRICE)]  # k sigma x price: 0 on a flat market
+Rate = Annotated[Decimal, Kind("rate", None, False, MAX_RATE)]  # signed fraction per period: a funding rate
 
 
 @dataclass(frozen=True, slots=True)

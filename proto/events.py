@@ -17,7 +17,7 @@ from typing import ClassVar, Literal
 
 import msgspec
 
-from proto.amounts import Distance, Money, NonNegativePrice, Price, Qty, QtyOrZero, SignedQty, Volume
+from proto.amounts import Distance, Money, NonNegativePrice, Price, Qty, QtyOrZero, Rate, SignedQty, Volume
 
 Side = Literal["buy", "sell"]
 OrderType = Literal["market", "limit", "stop_market", "take_profit_market", "market_on_close"]
@@ -82,6 +82,17 @@ class PriceSnapshot(Event, frozen=True, kw_only=True):
     open: Price | None = None
     high: Price | None = None
     low: Price | None = None
+
+
+class FundingRateSettled(Event, frozen=True, kw_only=True):
+    """A perpetual's funding at `ts_event`, the funding time: each open position of the market pays
+    qty x mark x rate (a long pays a positive rate, a short receives it). `mark_price` is the venue's
+    mark at that time when known (websocket); None (rate history files) means the newest price."""
+
+    venue: str
+    symbol: str
+    rate: Rate  # a fraction per funding period
+    mark_price: Price | None = None
 
 
 # ----------------------------------------------------------------------------- intent
@@ -284,6 +295,38 @@ class PositionChanged(Event, frozen=True, kw_only=True):
     fill_id: str
 
 
+class FundingPaid(Event, frozen=True, kw_only=True):
+    """A funding payment booked on one position; `amount` > 0 was paid, < 0 received."""
+
+    notional: ClassVar = ("qty", "mark_price")
+
+    client: str
+    venue: str
+    symbol: str
+    qty: SignedQty  # the position it was charged on
+    mark_price: Price
+    rate: Rate
+    amount: Money
+    funding: Money  # the position's funding paid so far
+
+
+class EquitySnapshot(Event, frozen=True, kw_only=True):
+    """One client's ledger at `ts_event`, over every venue. `unmarked` lists the markets
+    (venue.symbol) with an open position but no fresh price: their unrealized pnl is at the last
+    known price (a stale one, or the last fill's), so the equity is not fully current."""
+
+    client: str
+    capital: Money
+    realized_pnl: Money  # net of fees and funding, as in PositionChanged
+    unrealized_pnl: Money
+    fees: Money
+    funding: Money  # paid (> 0) or received (< 0)
+    equity: Money  # capital + realized + unrealized
+    gross_exposure: Money
+    net_exposure: Money
+    unmarked: tuple[str, ...] = ()
+
+
 # ----------------------------------------------------------------------------- plumbing
 
 
@@ -316,4 +359,7 @@ ANY_EVENT = (
     | OrderFilled
     | PositionChanged
     | DeadLetter
+    | FundingRateSettled
+    | FundingPaid
+    | EquitySnapshot
 )

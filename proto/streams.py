@@ -40,7 +40,11 @@ STREAMS: tuple[StreamSpec, ...] = (
     # Execution and risk rebuild positions from this log: nothing may age out of it silently,
     # so it keeps everything and, when full, refuses new orders loudly instead of forgetting.
     StreamSpec(name="ORDERS", subjects=("order.>",), max_age_s=0, max_bytes=16 * GiB, discard="new"),
-    StreamSpec(name="POSITIONS", subjects=("position.>",), max_age_s=30 * DAY_S, max_bytes=GiB),
+    # Risk and signal rebuild positions from each subject's newest message here: like ORDERS, nothing
+    # ages out, and when full it refuses loudly (sized so that ORDERS, >= 3 events per fill, fills first).
+    StreamSpec(name="POSITIONS", subjects=("position.>",), max_age_s=0, max_bytes=4 * GiB, discard="new"),
+    # The ledger's reports (funding paid, equity snapshots): PostgreSQL keeps them; this is their feed.
+    StreamSpec(name="LEDGER", subjects=("ledger.>",), max_age_s=30 * DAY_S, max_bytes=GiB),
     StreamSpec(name="DLQ", subjects=("dlq.>",), max_age_s=30 * DAY_S, max_bytes=GiB),
     # Every decision (targets, approvals, breaches, trading flips, order events), copied by the
     # server into one stream kept for a year: no service spends a publish on it.

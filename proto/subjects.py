@@ -31,6 +31,9 @@ MODIFY = "order.modify.>"
 CANCEL_ALL = "order.cancel_all.>"
 FILLS = "order.filled.>"
 POSITIONS = "position.changed.>"
+FUNDING_RATES = "md.funding.>"
+FUNDING_PAID = "ledger.funding.>"
+EQUITY = "ledger.equity.>"
 TRADING_STATE = "trading.state"
 PRICES = f"$KV.{PRICES_BUCKET}.>"
 TRADING_ENABLED = f"$KV.{CONTROL_BUCKET}.{TRADING_ENABLED_KEY}"
@@ -76,8 +79,10 @@ _BY_CLIENT: dict[type, str] = {
     ev.OrderFilled: "order.filled",
     ev.VenueStateReported: "order.venue_state",
     ev.PositionChanged: "position.changed",
+    ev.FundingPaid: "ledger.funding",
 }
-_BY_MARKET: dict[type, str] = {ev.Bar: "md.bar", ev.Trade: "md.trade", ev.PriceSnapshot: f"$KV.{PRICES_BUCKET}"}
+_BY_MARKET: dict[type, str] = {ev.Bar: "md.bar", ev.Trade: "md.trade", ev.PriceSnapshot: f"$KV.{PRICES_BUCKET}",
+                               ev.FundingRateSettled: "md.funding"}
 
 # The rest, one rule each. (A dict, not `match`: a class pattern that misses costs an
 # isinstance check through msgspec's metaclass, several hundred ns, on every event.)
@@ -86,6 +91,7 @@ _OTHER: dict[type, Callable[[Any], str]] = {
     ev.TargetApproved: lambda e: f"target.approved.{e.target.client}.{e.target.venue}.{e.target.symbol}",
     ev.TradingStateChanged: lambda e: TRADING_STATE,
     ev.DeadLetter: lambda e: dead_letter(e.service),
+    ev.EquitySnapshot: lambda e: f"ledger.equity.{e.client}",
 }
 
 

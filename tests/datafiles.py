@@ -45,6 +45,9 @@ XRPETH_AGGTRADES = "binance_misc/binance_spot_XRPETH_aggtrades_2019-10-11_2019-1
 XRPETH_1M = "binance_misc/binance_spot_XRPETH_1m_2019-10-11_2019-10-13.csv.gz"
 BTC_WS_CAPTURE = "binance_ws_captures/binance_spot_BTCUSDT_ws_2024-08-08T2354Z_2024-08-09T0005Z.jsonl.gz"
 BTC_TRADES = "binance_ws_captures/binance_spot_BTCUSDT_trades_2024-08-08T2354Z_2024-08-09T0005Z.csv.gz"
+XRP_FUNDING = "binance_misc/binance_usdm_XRPUSDT_funding_rate_8h_2021-11-18_2021-12-18.csv"
+XRP_MARK_8H = "binance_misc/binance_usdm_XRPUSDT_markprice_8h_2021-11-18_2021-12-18.csv"
+BTC_USDM_WS_MARKPRICE = "binance_ws_captures/binance_usdm_BTCUSDT_ws_2023-04-05T0000Z_2023-04-05T0007Z.jsonl.gz"
 
 
 def write_slice(src: Path, dst: Path, bars: int) -> Path:

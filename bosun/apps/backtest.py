@@ -24,7 +24,7 @@ from bosun.runtime.clock import SimClock
 from bosun.apps.config import ClientConfig, Config
 from bosun.runtime.inproc import InProcessBus
 from proto import subjects as sj
-from proto.events import Bar, OrderFilled, PriceSnapshot, Trade, TargetPosition
+from proto.events import Bar, FundingRateSettled, OrderFilled, PriceSnapshot, Trade, TargetPosition
 from services.execution.actor import ExecutionActor
 from services.execution.config import VenueConfig
 from services.execution.venues.shadow_adapter import ShadowAdapter
@@ -93,6 +93,8 @@ def _open(path: Path, interval: str) -> _Source | None:
     first = next(rows, None)
     if first is None:
         return None
+    if isinstance(first, FundingRateSettled):  # once per file, not per bar
+        raise DataError(path, None, "a funding rate file: the backtest books no funding yet (paper and live do)")
     rows = chain([first], rows)
     bars: Iterator[Bar] = bars_from_trades(rows, interval) if isinstance(first, Trade) else rows  # type: ignore
     first_bar = next(bars)

@@ -18,7 +18,7 @@ from proto.subjects import check_token
 from services.alerts.config import AlertsConfig
 from services.execution.config import ExecutionConfig, VenueConfig
 from services.ingest.config import IngestConfig
-from services.portfolio.config import PortfolioConfig
+from services.portfolio.config import LedgerConfig, PortfolioConfig
 from services.risk.config import LimitsConfig, RiskConfig
 from services.signal.config import Follower, Grid, SignalConfig, SizingConfig, StrategyConfig
 
@@ -67,6 +67,7 @@ class Config(ConfigStruct):
     risk: LimitsConfig = LimitsConfig()  # every client's risk limits, where its own `[clients.risk]` leaves one unset
     ingest: IngestConfig = IngestConfig()
     alerts: AlertsConfig = AlertsConfig()
+    portfolio: LedgerConfig = LedgerConfig()
     services: dict[str, ServiceConfig] = {}
 
     def __post_init__(self) -> None:
@@ -103,7 +104,7 @@ class Config(ConfigStruct):
         return ExecutionConfig(dry_run=self.dry_run, venues={c.id: c.venues for c in self.clients})
 
     def portfolio_config(self) -> PortfolioConfig:
-        return PortfolioConfig(capital={c.id: c.capital for c in self.clients})
+        return PortfolioConfig(capital={c.id: c.capital for c in self.clients}, ledger=self.portfolio)
 
     def service(self, name: str) -> ServiceConfig:
         return self.services.get(name, ServiceConfig())

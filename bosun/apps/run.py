@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from pathlib import Path
 
 import uvloop
@@ -30,6 +31,9 @@ BATCH = 500  # market events per publish round at most: what has arrived, one pr
 # (ShadowAdapter's max_recent) when an order reaches it after the bars it was decided on.
 REPLAY_LEAD = 2_000
 REPLAY_STALL_S = 30.0
+# Fill ids of the newest stored fills a restarted portfolio remembers: a redelivery comes from the
+# durable consumer's unacked tail, at most the binding's max_in_flight (1,024) fills.
+RECENT_FILL_IDS = 10_000
 # An installed package carries no infra/postgres (the Docker image copies it and names it here).
 MIGRATIONS_DIR_ENV = "BOSUN_MIGRATIONS_DIR"
 
@@ -99,17 +103,23 @@ async def serve_portfolio(cfg: Config, nats_url: str, database_url: str | None) 
     try:
         migrations = os.environ.get(MIGRATIONS_DIR_ENV)
         await (store.migrate(Path(migrations)) if migrations else store.migrate())
-        fills = await store.fills()
+        t0 = time.perf_counter()
+        restored = await store.restored(RECENT_FILL_IDS)
 
-        async def store_fills(effects) -> None:
-            # Before the fills are acked: each with its position and the round trip it closed, all
-            # of a round in one transaction.
-            await store.persist([event for e in effects for event in (e.fill, e.position)],
-                                [trip for e in effects for trip in e.closed])
+        async def snapshot_clock(binding, actor: PortfolioActor) -> None:
+            while True:
+                await asyncio.sleep(cfg.portfolio.snapshot_interval_s)
+                await binding.feed(actor.on_snapshot_due, actor.clock.now_ns())
 
-        log.info("portfolio: restored %d fills from PostgreSQL", len(fills))
-        await run_service("portfolio", lambda clock, out: PortfolioActor(clock, out, cfg.portfolio_config(), fills),
-                          nats_url=nats_url, effects=store_fills, **_metrics(cfg, "portfolio"))
+        def build(clock, out) -> PortfolioActor:
+            actor = PortfolioActor(clock, out, cfg.portfolio_config(), restored=restored)
+            log.info("portfolio: restored from PostgreSQL in %.3f s: %s snapshot, then %d fills and %d funding "
+                     "payments", time.perf_counter() - t0, "no" if restored.snapshot is None else "a",
+                     len(restored.fills), len(restored.funding))
+            return actor
+
+        await run_service("portfolio", build, nats_url=nats_url, effects=store.carry_out, source=snapshot_clock,
+                          **_metrics(cfg, "portfolio"))
     finally:
         await store.close()
     return 0

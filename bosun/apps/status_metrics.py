@@ -48,30 +48,25 @@ def _ingest(status: dict[str, Any]) -> None:
         t.PRICE_EVENT_TIME.labels(market).set(last["ts_event"] / 1e9)
 
 
-def _portfolio(clients: list[str]) -> Export:
+def _portfolio() -> Export:
     peaks: dict[str, Decimal] = {}  # highest equity per client since the service started
 
     def export(status: dict[str, Any]) -> None:
-        zero = dict.fromkeys(clients, Decimal(0))
-        realized, unrealized, gross, net = dict(zero), dict(zero), dict(zero), dict(zero)
         for p in status["positions"]:
-            client = p["client"]
-            t.POSITION.labels(client, f"{p['venue']}.{p['symbol']}").set(float(p["qty"]))
-            realized[client] = realized.get(client, Decimal(0)) + Decimal(p["realized_pnl"])
-            unrealized[client] = unrealized.get(client, Decimal(0)) + Decimal(p["unrealized_pnl"])
-            value = Decimal(p["qty"]) * Decimal(p["mark"])
-            gross[client] = gross.get(client, Decimal(0)) + abs(value)
-            net[client] = net.get(client, Decimal(0)) + value
-        for client, text in status["equity"].items():
-            equity = Decimal(text)
+            t.POSITION.labels(p["client"], f"{p['venue']}.{p['symbol']}").set(float(p["qty"]))
+        # The actor's own figures per client, over every venue (services/portfolio/ledger.py).
+        for client, figures in status["clients"].items():
+            equity = Decimal(figures["equity"])
             peaks[client] = max(peaks.get(client, equity), equity)
             t.EQUITY.labels(client).set(float(equity))
             t.DRAWDOWN.labels(client).set(float(peaks[client] - equity))
-        for client in realized:
-            t.PNL.labels(client, "realized").set(float(realized[client]))
-            t.PNL.labels(client, "unrealized").set(float(unrealized[client]))
-            t.EXPOSURE.labels(client, "gross").set(float(gross[client]))
-            t.EXPOSURE.labels(client, "net").set(float(net[client]))
+            t.PNL.labels(client, "realized").set(float(figures["realized_pnl"]))
+            t.PNL.labels(client, "unrealized").set(float(figures["unrealized_pnl"]))
+            t.FUNDING.labels(client).set(float(sum(map(Decimal, figures["funding"].values()), Decimal(0))))
+            t.EXPOSURE.labels(client, "gross").set(float(figures["gross_exposure"]))
+            t.EXPOSURE.labels(client, "net").set(float(figures["net_exposure"]))
+            t.UNMARKED.labels(client).set(len(figures["unmarked"]))
+        t.EQUITY_TOTAL.set(float(status["equity_total"]))
     return export
 
 
@@ -86,5 +81,5 @@ def exporter(service: str, cfg: Config) -> Export | None:
         case "ingest":
             return _ingest
         case "portfolio":
-            return _portfolio(clients)
+            return _portfolio()
     return None

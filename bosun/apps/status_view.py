@@ -40,6 +40,8 @@ def view(status: dict[str, Any], health: dict[str, bool]) -> Group:
         positions.add_row(row["client"], f"{row['venue']}.{row['symbol']}", row["qty"], row["avg_price"],
                           row["realized_pnl"], row["unrealized_pnl"], row["fees"])
     parts.append(positions if portfolio else Text("portfolio not answering", style="red"))
+    if portfolio.get("clients"):
+        parts.append(_ledger(portfolio))
 
     execution = status["execution"]
     if execution is None:
@@ -65,6 +67,17 @@ def view(status: dict[str, Any], health: dict[str, bool]) -> Group:
             parts.append(Text("breaches: " + ", ".join(f"{limit} {n}" for limit, n in risk["breaches_by_limit"].items()),
                               style="yellow"))
     return Group(*parts)
+
+
+def _ledger(portfolio: dict[str, Any]) -> Table:
+    """Each client over every venue; a market held without a fresh price in yellow."""
+    table = Table("client", "equity", "realized", "unrealized", "funding", "gross", "net", "no fresh price",
+                  title=f"ledger: equity in total {portfolio['equity_total']}", title_justify="left")
+    for client, c in portfolio["clients"].items():
+        funding = ", ".join(f"{v} {q}" for q, v in c["funding"].items())
+        table.add_row(client, c["equity"], c["realized_pnl"], c["unrealized_pnl"], funding, c["gross_exposure"],
+                      c["net_exposure"], Text(", ".join(c["unmarked"]), style="yellow"))
+    return table
 
 
 async def health(nc) -> dict[str, bool]:

@@ -31,6 +31,7 @@ from nats.js.errors import NotFoundError
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind
 
+from bosun.model.recent import RecentIds
 from bosun.runtime import telemetry
 from bosun.runtime.actor import Actor, Delivery, Effect, Input
 from proto import codec
@@ -159,7 +160,8 @@ class _Route:
     service: str
     sub: Any = None  # JetStreamContext.PushSubscription
     backlog: int = 0  # REPLAY/LATEST: messages pending when the consumer was created
-    last_seq: int = 0  # DURABLE: the stream sequence of the last message handled and acked
+    # DURABLE: the stream sequences this process handled (the newest HANDLED_MEMORY of them)
+    handled: RecentIds = field(default_factory=lambda: RecentIds(HANDLED_MEMORY))
     seen: int = 0
     caught_up: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -180,6 +182,9 @@ class _Route:
             self.caught_up.set()
 
 
+# A redelivery of a message this process handled comes when its ack was lost or late: the handled
+# sequences remembered to recognise it (~6 MB at most per durable input).
+HANDLED_MEMORY = 65_536
 MAX_ROUND = 256  # messages handled before what they published is sent and they are acked
 _NO_SPAN = contextlib.nullcontext()
 _START = object()  # queue marker: run actor.on_start() in turn with the messages
@@ -358,12 +363,12 @@ class NatsBinding:
     def _handle_message(self, route: _Route, msg: Msg) -> list[Output]:
         route.m_in.inc()
         if route.durable:
-            seq = msg.metadata.sequence.stream
-            if seq <= route.last_seq:
-                # Redelivered after we handled it (the ack was late or lost): handlers like the
-                # strategies' are not idempotent, so it is acknowledged again and handed to no one.
+            if not route.handled.add(msg.metadata.sequence.stream):
+                # Redelivered after this process handled it (the ack was late or lost): handlers like
+                # the strategies' are not idempotent, so it is acknowledged again and handed to no one.
+                # One a previous process took and never acked (killed) is handled: it was not, here,
+                # even though newer messages came first while its ack wait ran out.
                 return []
-            route.last_seq = seq
         decode = route.input.decode
         if msg.headers and msg.headers.get("KV-Operation") in _KV_DELETE_OPS:
             # A deleted key has no value to hand on, except the kill switch: gone means off.

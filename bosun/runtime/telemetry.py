@@ -46,10 +46,15 @@ PRICE_EVENT_TIME = Gauge("bosun_price_event_timestamp_seconds", "Event time of t
 BREACHES = Counter("bosun_risk_breaches", "Targets refused by a risk limit", ["limit"])
 POSITION = Gauge("bosun_position", "Position in base units (negative: short)", ["client", "market"])
 EQUITY = Gauge("bosun_equity", "Capital plus realized and unrealized PnL less fees, in quote units", ["client"])
-PNL = Gauge("bosun_pnl", "PnL in quote units: realized (after fees) and unrealized", ["client", "kind"])
+PNL = Gauge("bosun_pnl", "PnL in quote units: realized (after fees and funding) and unrealized", ["client", "kind"])
+FUNDING = Gauge("bosun_funding_paid", "Perpetual funding paid (< 0: received), in quote units; within realized PnL",
+                ["client"])
 EXPOSURE = Gauge("bosun_exposure", "Positions valued at their marks, in quote units: gross (sum of |qty| x mark) "
                  "and net (sum of qty x mark)", ["client", "kind"])
 DRAWDOWN = Gauge("bosun_drawdown", "Equity below its highest since the service started, in quote units", ["client"])
+EQUITY_TOTAL = Gauge("bosun_equity_total", "Equity of every client together, in quote units")
+UNMARKED = Gauge("bosun_unmarked_markets", "Markets a client holds whose price is stale or missing (marked at the "
+                 "last known price)", ["client"])
 
 # what every LogRecord carries; anything else was passed with `extra=` and is logged as a field
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}

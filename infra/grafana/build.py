@@ -132,6 +132,10 @@ def clients() -> db.Dashboard:
                                  "{{client}}")], unit="percentunit"))
             .with_panel(series("Exposure", "Positions valued at their marks: gross and net, in quote units",
                                [(f"bosun_exposure{{{CLIENT}}}", "{{client}} {{kind}}")]))
+            .with_panel(series("Funding paid", "Perpetual funding paid (< 0: received), within realized PnL",
+                               [(f"bosun_funding_paid{{{CLIENT}}}", "{{client}}")]))
+            .with_panel(series("Markets without a fresh price", "Held, but marked at a stale or missing price",
+                               [(f"bosun_unmarked_markets{{{CLIENT}}}", "{{client}}")]))
             .with_panel(series("Positions", "Base units per market",
                                [(f"bosun_position{{{CLIENT}}}", "{{client}} {{market}}")]))
             .with_panel(series("Open orders", "Working at a venue", [(f"bosun_open_orders{{{CLIENT}}}", "{{client}}")])))

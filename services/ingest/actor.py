@@ -12,8 +12,9 @@ from typing import ClassVar
 
 from bosun.runtime.actor import Actor, Input, Outbox
 from bosun.runtime.clock import Clock
-from proto.events import Bar, PriceSnapshot, Trade
+from proto.events import Bar, FundingRateSettled, PriceSnapshot, Trade
 from proto.subjects import price_key
+from services.ingest.funding import FundingSettler, MarkPriceUpdate
 from services.ingest.newest import Newest, Stored
 
 
@@ -26,6 +27,7 @@ class MarketDataActor(Actor):
         super().__init__(clock, out)
         self._last: dict[tuple[str, str], PriceSnapshot] = {}
         self._newest = Newest()
+        self._funding = FundingSettler()
         if in_order:  # a backtest's files, merged by time: nothing old or repeated can come, so no check per event
             self.on_bar, self.on_trade = self._bar, self._trade  # type: ignore[method-assign]
 
@@ -49,13 +51,22 @@ class MarketDataActor(Actor):
             return
         self._bar(bar)
 
-    def on_events(self, events: Sequence[Bar | Trade]) -> None:
+    def on_events(self, events: Sequence[Bar | Trade | MarkPriceUpdate | FundingRateSettled]) -> None:
         """A batch from the source, in order; the binding puts only the newest price per key."""
         for event in events:
-            if type(event) is Bar:  # not isinstance: a miss through msgspec's metaclass costs ~0.4 us
+            kind = type(event)
+            if kind is Bar:  # not isinstance: a miss through msgspec's metaclass costs ~0.4 us
                 self.on_bar(event)
-            else:
+            elif kind is Trade:
                 self.on_trade(event)
+            else:
+                self.on_funding(event)
+
+    def on_funding(self, event: MarkPriceUpdate | FundingRateSettled) -> None:
+        """A funding rate from history, published as it is; a mark price update, once its funding time has passed."""
+        settled = event if type(event) is FundingRateSettled else self._funding.on_update(event)
+        if settled is not None:
+            self.out.publish(settled)
 
     def on_trade(self, trade: Trade) -> None:
         if not self._newest.admit(trade):

@@ -17,6 +17,7 @@ from websockets.asyncio.client import connect
 
 from proto.events import Bar, Trade
 from services.ingest.bars import bar_id_prefix, trade_id_prefix
+from services.ingest.funding import MarkPriceUpdate, mark_price_update
 
 if TYPE_CHECKING:
     from services.ingest.binance_rest import KlineHistory
@@ -43,9 +44,10 @@ def combined_stream_url(base: str, symbols: Iterable[str], streams: Iterable[str
     return f"{base.rstrip('/')}/stream?streams={'/'.join(names)}"
 
 
-def parse_message(raw: str | bytes, venue: str = "binance") -> Bar | Trade | None:
-    """A closed kline as a Bar, a trade as a Trade, anything else (open klines, depth,
-    bookTicker, replies) None. Accepts the combined-stream envelope or a bare event."""
+def parse_message(raw: str | bytes, venue: str = "binance") -> Bar | Trade | MarkPriceUpdate | None:
+    """A closed kline as a Bar, a trade as a Trade, a USDⓈ-M mark price (with its funding rate)
+    as a MarkPriceUpdate, anything else (open klines, depth, bookTicker, replies) None. Accepts
+    the combined-stream envelope or a bare event."""
     try:
         msg = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
@@ -61,6 +63,8 @@ def parse_message(raw: str | bytes, venue: str = "binance") -> Bar | Trade | Non
             return _bar(data["k"], venue)
         if kind == "trade":
             return _trade(data, venue)
+        if kind == "markPriceUpdate":
+            return mark_price_update(data, venue)
     except KeyError as exc:
         raise ValueError(f"Binance {kind} message lacks field {exc.args[0]!r}: {_excerpt(raw)}") from None
     except (TypeError, ValueError, ArithmeticError) as exc:

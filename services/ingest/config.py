@@ -19,8 +19,10 @@ class IngestConfig(ConfigStruct):
     # Bars filled from REST per symbol on each (re)connect, at most: the newest of a longer gap,
     # in ceil(n / 1000) requests (about 3.5 days of 1m bars); 0 = no gap fill.
     gap_fill_max_bars: int = 5000
-    streams: list[Literal["kline", "trade"]] = msgspec.field(default_factory=lambda: ["kline", "trade"])
-    replay: list[str] = []  # kline/trade files; when set, replay them instead of the websocket
+    # markPrice: a USDⓈ-M perpetual's mark price and funding rate (ws_url wss://fstream.binance.com),
+    # published as the funding settled at each funding time
+    streams: list[Literal["kline", "trade", "markPrice"]] = msgspec.field(default_factory=lambda: ["kline", "trade"])
+    replay: list[str] = []  # kline/trade/funding rate files; when set, replay them instead of the websocket
     speed: float = 0.0  # replay speed as a multiple of real time; 0 = as fast as possible
     max_reconnect_delay_s: float = 30.0
     max_reconnect_attempts: int = 20  # in a row without a message; then ingest stops and says so

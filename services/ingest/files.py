@@ -1,4 +1,4 @@
-"""Readers for Binance market-data CSV files (klines and trades), gzip or plain.
+"""Readers for Binance market-data CSV files (klines, trades and funding rates), gzip or plain.
 
 The backtest reads through here, so parsing is columnar: a block of about 128 kB of text
 is split into one flat list of fields, each column is a slice of it, converted with
@@ -15,8 +15,9 @@ from itertools import chain, islice
 from operator import le, lt
 from pathlib import Path
 
-from proto.events import Bar, Trade
+from proto.events import Bar, FundingRateSettled, Trade
 from services.ingest.bars import bar_id_prefix, format_interval, parse_interval, trade_id_prefix
+from services.ingest.funding import settled
 
 # Small enough that a block, its fields and their values stay in the CPU cache while the
 # columns are converted: 1 MB blocks made reading klines about 10% slower.
@@ -64,6 +65,12 @@ TRADE_HEADERLESS = {
     8: {"id": 0, "price": 1, "qty": 2, "time": 5, "is_buyer_maker": 6},  # aggTrades
     7: {"id": 0, "price": 1, "qty": 2, "time": 4, "is_buyer_maker": 5},  # trades
 }
+
+FUNDING_FIELDS = (("time", int), ("rate", Decimal))
+FUNDING_NAMES = {"time": ("funding_time_ms", "fundingTime", "calc_time"),
+                 "rate": ("funding_rate", "fundingRate", "last_funding_rate")}
+# data.binance.vision's fundingRate CSV without its header: calc_time,funding_interval_hours,last_funding_rate
+FUNDING_HEADERLESS = {3: {"time": 0, "rate": 2}}
 
 
 def _time_scale(first_time: int) -> int:
@@ -291,10 +298,32 @@ def _trades(table: _Table, venue: str, symbol: str) -> Iterator[Trade]:
                         aggressor=s)
 
 
+def read_funding(path: str | Path, *, venue: str = "binance",
+                 symbol: str | None = None) -> Iterator[FundingRateSettled]:
+    """Funding from a rate history CSV: `funding_time_ms,funding_rate` (or the REST names
+    `fundingTime,fundingRate`, or data.binance.vision's `calc_time,...,last_funding_rate`), times
+    in ms, strictly increasing. The symbol defaults to the one in the file name."""
+    path = Path(path)
+    symbol = _symbol_from_name(path, symbol)
+    table = _Table(path, FUNDING_FIELDS, FUNDING_NAMES, FUNDING_HEADERLESS, "a Binance funding rate CSV")
+    previous: int | None = None
+    for line, (times, rates) in table.columns_by_block():
+        if not times:
+            continue
+        _check_order(table.path, line, times, previous, True, "funding time")
+        previous = times[-1]
+        for n, (t, rate) in enumerate(zip(times, rates), line):
+            try:
+                yield settled(venue, symbol, t, rate, None)
+            except ValueError as exc:
+                raise DataError(path, n, str(exc)) from None
+
+
 def read_market_file(path: str | Path, *, venue: str = "binance", symbol: str | None = None,
-                     interval: str | None = None) -> Iterator[Bar] | Iterator[Trade]:
-    """Bars or trades, whichever the file holds (by its header, else its column count).
-    `interval` applies to kline files."""
+                     interval: str | None = None
+                     ) -> Iterator[Bar] | Iterator[Trade] | Iterator[FundingRateSettled]:
+    """Bars, trades or funding rates, whichever the file holds (by its header, else its column
+    count). `interval` applies to kline files."""
     path = Path(path)
     blocks = _blocks(path)
     try:
@@ -306,4 +335,7 @@ def read_market_file(path: str | Path, *, venue: str = "binance", symbol: str | 
         return read_klines(path, venue=venue, symbol=symbol, interval=interval)
     if "price" in names or (head[0].isdigit() and len(head) in TRADE_HEADERLESS):
         return read_trades(path, venue=venue, symbol=symbol)
-    raise DataError(path, 1, f"neither a Binance kline nor a trades CSV: the first line is {','.join(head)[:120]!r}")
+    if names & set(FUNDING_NAMES["rate"]) or (head[0].isdigit() and len(head) in FUNDING_HEADERLESS):
+        return read_funding(path, venue=venue, symbol=symbol)
+    raise DataError(path, 1, f"neither a Binance kline nor a trades CSV (nor funding rates): the first line is "
+                             f"{','.join(head)[:120]!r}")

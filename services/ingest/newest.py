@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import NamedTuple
 
-from proto.events import Bar, PriceSnapshot, Trade
+from proto.events import Bar, FundingRateSettled, PriceSnapshot, Trade
 
 Key = tuple[str, str]  # (venue, symbol)
 
@@ -69,7 +69,8 @@ class Newest:
         mark.more.add(event.id)
         return True
 
-    def after(self, events: Iterable[Bar | Trade]) -> Iterator[Bar | Trade]:
+    def after(self, events: Iterable[Bar | Trade | FundingRateSettled]) -> Iterator[Bar | Trade | FundingRateSettled]:
         """The events that are new, in order, with this as the state (a replay skips the old part
-        before it is paced: a restart does not wait through what was already published)."""
-        return (event for event in events if self.admit(event))
+        before it is paced: a restart does not wait through what was already published). Funding
+        passes: the portfolio books each funding time of a market once, whoever publishes it again."""
+        return (event for event in events if type(event) is FundingRateSettled or self.admit(event))

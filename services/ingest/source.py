@@ -37,8 +37,10 @@ def market_events(cfg: IngestConfig, stored: Stored = Stored()) -> AsyncIterator
 
 
 def websocket_url(cfg: IngestConfig) -> str:
-    """The combined stream of every configured symbol: `kline` means klines of cfg.interval."""
-    streams = [f"kline_{cfg.interval}" if s == "kline" else s for s in cfg.streams]
+    """The combined stream of every configured symbol: `kline` means klines of cfg.interval,
+    `markPrice` the mark price and funding rate every second."""
+    names = {"kline": f"kline_{cfg.interval}", "markPrice": "markPrice@1s"}
+    streams = [names.get(s, s) for s in cfg.streams]
     return combined_stream_url(cfg.ws_url, cfg.symbols, streams)
 
 

@@ -1,4 +1,6 @@
-"""The portfolio's logic: fills -> positions, PnL and round trips; prices -> marks.
+"""The portfolio's logic: fills -> positions, PnL and round trips; funding -> payments on open
+perpetual positions; prices -> marks; a due snapshot -> each client's EquitySnapshot and the
+ledger state, stored so that a restart reads it plus what came after.
 
 Idempotent on fill id: a fill seen before changes nothing and publishes nothing. The
 store (PostgreSQL, ON CONFLICT on venue + fill id) is the durable truth, so memory keeps
@@ -19,13 +21,17 @@ from bosun.model.recent import RecentIds
 from bosun.runtime.actor import Actor, Delivery, Effect, Endpoint, Input, Outbox, event_input
 from bosun.runtime.clock import Clock
 from proto import subjects as sj
-from proto.events import OrderFilled, PositionChanged, PriceSnapshot
-from services.portfolio import client_view
+from proto.events import EquitySnapshot, FundingPaid, FundingRateSettled, OrderFilled, PositionChanged, PriceSnapshot
+from services.portfolio import client_view, ledger
 from services.portfolio.config import PortfolioConfig
 from services.portfolio.positions import ARITHMETIC, ZERO, Position, add, check_fill, subtract
 from services.portfolio.roundtrips import RoundTrip, RoundTripTracker
+from services.portfolio.snapshot import LedgerState, PositionState
 
 Key = tuple[str, str, str]  # client, venue, symbol
+# Per perpetual position, the newest fills' times and the qty before each: enough to tell what was
+# held at a funding time from fills handled after it (the event follows it by about a second).
+HELD_BEFORE = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +41,34 @@ class StoreFill(Effect):
     fill: OrderFilled
     position: PositionChanged
     closed: tuple[RoundTrip, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreFunding(Effect):
+    """Write a funding payment, and the position's funding so far, to the store."""
+
+    payment: FundingPaid
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSnapshot(Effect):
+    """Write the ledger state and each client's equity snapshot, after every fill and funding
+    handled so far is stored (the edge carries out effects in order, round by round)."""
+
+    state: LedgerState
+    equity: tuple[EquitySnapshot, ...]
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What a restart reads: the newest ledger snapshot (None: there is none yet), the fills and
+    funding payments stored after it, in the order they were handled, and the ids of the newest
+    fills stored before it (a redelivered one is recognised, not applied twice)."""
+
+    snapshot: LedgerState | None
+    fills: Sequence[OrderFilled] = ()
+    funding: Sequence[tuple[Key, int, Decimal]] = ()  # (client, venue, symbol), funding time, amount paid
+    recent_fill_ids: Sequence[tuple[str, str]] = ()  # (venue, fill id)
 
 
 class _Equity:
@@ -59,6 +93,8 @@ class _Equity:
         open_ = []
         for key, p in self.positions.items():
             base = subtract(add(base, p.realized_pnl), p.fees)
+            if p.funding:  # only perpetuals: a spot book keeps the digits it always had
+                base = subtract(base, p.funding)
             if p.qty:
                 base = subtract(base, p.cost) if p.qty > ZERO else add(base, p.cost)
                 open_.append(((key[1], key[2]), key, p))
@@ -71,9 +107,11 @@ class PortfolioActor(Actor):
     name = "portfolio"
 
     def __init__(self, clock: Clock, out: Outbox, config: PortfolioConfig, fills: Iterable[OrderFilled] = (),
-                 max_seen_fills: int = 100_000, max_round_trips: int = 1_000_000) -> None:
+                 max_seen_fills: int = 100_000, max_round_trips: int = 1_000_000,
+                 restored: Restored | None = None) -> None:
         super().__init__(clock, out)
         self._capital = dict(config.capital)
+        self._max_price_age_ns = int(config.ledger.max_price_age_s * 1e9)
         self._equity = {client: _Equity(capital) for client, capital in config.capital.items()}
         self._positions: dict[Key, Position] = {}
         self._prices = LatestPrices()  # the newest snapshot's price is a market's mark
@@ -81,11 +119,16 @@ class PortfolioActor(Actor):
         self._tracker = RoundTripTracker()
         self._closed: deque[RoundTrip] = deque(maxlen=max_round_trips)
         self._seen = RecentIds(max_seen_fills)  # (venue, fill id): fill ids are unique per venue
+        self._funded: dict[tuple[str, str], int] = {}  # (venue, symbol) -> the newest funding time booked
+        self._held_before: dict[Key, deque[tuple[int, Decimal]]] = {}  # perpetuals: (fill time, qty before it)
+        if restored is not None:
+            self._restore(restored)
         self.load(fills)
 
     def inputs(self) -> Sequence[Input]:
         return (
             event_input(sj.FILLS, OrderFilled, self.on_order_filled, Delivery.DURABLE),
+            event_input(sj.FUNDING_RATES, FundingRateSettled, self.on_funding_rate_settled, Delivery.DURABLE),
             event_input(sj.PRICES, PriceSnapshot, self._prices.on_price_snapshot, Delivery.LATEST),
         )
 
@@ -99,15 +142,96 @@ class PortfolioActor(Actor):
         mark = self._mark((fill.client, fill.venue, fill.symbol))
         change = PositionChanged(
             id=fill.id, ts_event=fill.ts_event, client=fill.client, venue=fill.venue, symbol=fill.symbol,
-            qty=position.qty, avg_price=position.avg_price, realized_pnl=position.realized_pnl - position.fees,
+            qty=position.qty, avg_price=position.avg_price, realized_pnl=position.net_realized,
             unrealized_pnl=position.unrealized(mark), fees=position.fees, fill_id=fill.id)
         self.out.effect(StoreFill(fill, change, closed))  # in the book of record before anyone hears of it
         self.out.publish(change)
+
+    def on_funding_rate_settled(self, event: FundingRateSettled) -> None:
+        """Each position open at the funding time pays qty x mark x rate, once per funding time: a
+        funding time at or before the newest one booked for the market is old (a redelivery, a
+        replay published again) and changes nothing. The event comes a moment after the funding
+        time: a fill handled meanwhile but done after it does not count (`_held_at`)."""
+        market = (event.venue, event.symbol)
+        if event.ts_event <= self._funded.get(market, -1):
+            return
+        self._funded[market] = event.ts_event
+        for key, position in self._positions.items():
+            if key[1] != event.venue or key[2] != event.symbol:
+                continue
+            qty = self._held_at(key, event.ts_event)
+            if not qty:
+                continue
+            mark = event.mark_price if event.mark_price is not None else self._mark(key)
+            amount = position.pay_funding(qty, mark, event.rate)
+            book = self._equity.get(key[0])
+            if book is not None:
+                book.refresh()
+            payment = FundingPaid(id=f"{key[0]}.{event.id}", ts_event=event.ts_event, client=key[0], venue=key[1],
+                                  symbol=key[2], qty=qty, mark_price=mark, rate=event.rate, amount=amount,
+                                  funding=position.funding)
+            self.out.effect(StoreFunding(payment))
+            self.out.publish(payment)
+
+    def _held_at(self, key: Key, ts: int) -> Decimal:
+        """The position's qty at time `ts`: before the oldest fill done after it, else now."""
+        held = self._positions[key].qty
+        for fill_ts, before in reversed(self._held_before.get(key, ())):
+            if fill_ts <= ts:
+                break
+            held = before
+        return held
+
+    def on_snapshot_due(self, now_ns: int) -> None:
+        """Each client's EquitySnapshot, published and stored with the ledger state they come from."""
+        marked = self.marked(now_ns)
+        snapshots = tuple(
+            ledger.equity_snapshot(client, now_ns, capital, self.equity(client),
+                                   [m for m in marked if m.key[0] == client])
+            for client, capital in sorted(self._capital.items()))
+        self.out.effect(StoreSnapshot(self.state(), snapshots))
+        for snapshot in snapshots:
+            self.out.publish(snapshot)
 
     def load(self, fills: Iterable[OrderFilled]) -> None:
         """Restore state from stored fills (in the order they were handled); publishes nothing."""
         for fill in fills:
             self._apply(fill)
+
+    def state(self) -> LedgerState:
+        """Everything a restart needs to carry on exactly, but the ids of recent fills (the store has them)."""
+        return LedgerState(
+            positions=[PositionState(c, v, s, p.qty, p.cost, p.realized_pnl, p.fees, p.funding,
+                                     self._last_fill_price[(c, v, s)])
+                       for (c, v, s), p in self._positions.items()],
+            running=self._tracker.running(),
+            funded=[(venue, symbol, ts) for (venue, symbol), ts in self._funded.items()])
+
+    def _restore(self, restored: Restored) -> None:
+        for venue_fill in restored.recent_fill_ids:
+            self._seen.add(venue_fill)
+        if restored.snapshot is not None:
+            for p in restored.snapshot.positions:
+                key = (p.client, p.venue, p.symbol)
+                position = self._positions[key] = Position(p.qty, ZERO, p.realized_pnl, p.fees, p.funding)
+                position.cost = p.cost  # exactly as it was: an average price would round it
+                self._last_fill_price[key] = p.last_fill_price
+                book = self._equity.get(p.client)
+                if book is not None:
+                    book.positions[key] = position
+            for book in self._equity.values():
+                book.refresh()
+            self._tracker.restore((tuple(key), state) for key, state in restored.snapshot.running)
+            self._funded = {(venue, symbol): ts for venue, symbol, ts in restored.snapshot.funded}
+        self.load(restored.fills)
+        for key, ts, amount in restored.funding:  # funding moves no qty or cost: its order among fills is free
+            position = self._positions[key]
+            position.funding = add(position.funding, amount)
+            market = (key[1], key[2])
+            self._funded[market] = max(self._funded.get(market, -1), ts)
+            book = self._equity.get(key[0])
+            if book is not None:
+                book.refresh()
 
     def _apply(self, fill: OrderFilled) -> tuple[Position, tuple[RoundTrip, ...]] | None:
         """Apply a new fill: its position and the round trip it closed, if any; None when it
@@ -120,6 +244,8 @@ class PortfolioActor(Actor):
         position = self._positions.get(key)
         if position is None:
             position = self._positions[key] = Position()
+        if (fill.venue, fill.symbol) in self._funded:  # a perpetual: what it held before, for funding due before it
+            self._held_before.setdefault(key, deque(maxlen=HELD_BEFORE)).append((fill.ts_event, position.qty))
         position.apply_checked(sign, fill.qty, fill.price, fill.fee)
         self._last_fill_price[key] = fill.price
         book = self._equity.get(fill.client)
@@ -178,18 +304,35 @@ class PortfolioActor(Actor):
                                 client_view.own(client, self._positions.items()), self._mark,
                                 [t for t in self._closed if t.client == client])
 
+    def marked(self, now_ns: int) -> list[ledger.Marked]:
+        """Every position with its mark and how fresh that is at `now_ns`."""
+        prices = self._prices.by_market
+        return [ledger.Marked(key, p, *ledger.mark(key, prices, self._last_fill_price[key], now_ns,
+                                                   self._max_price_age_ns))
+                for key, p in sorted(self._positions.items())]
+
     def status(self) -> dict[str, Any]:
         """JSON-ready: Decimals as strings."""
+        now = self.clock.now_ns()
+        marked = self.marked(now)
         positions = [
             {"client": c, "venue": v, "symbol": s, "qty": str(p.qty), "avg_price": str(p.avg_price),
-             "realized_pnl": str(p.realized_pnl - p.fees), "unrealized_pnl": str(p.unrealized(self._mark((c, v, s)))),
-             "fees": str(p.fees), "mark": str(self._mark((c, v, s)))}
-            for (c, v, s), p in sorted(self._positions.items())
+             "realized_pnl": str(p.net_realized), "unrealized_pnl": str(p.unrealized(mark)),
+             "fees": str(p.fees), "funding": str(p.funding), "mark": str(mark), "mark_status": status,
+             "mark_age_s": age}
+            for (c, v, s), p, mark, status, age in marked
         ]
         clients = sorted(self._capital)
+        equity = {c: self.equity(c) for c in clients}
+        figures = {}
+        for c in clients:
+            own = [m for m in marked if m.key[0] == c]
+            figures[c] = ledger.client_figures(ledger.equity_snapshot(c, now, self._capital[c], equity[c], own), own)
         return {
             "positions": positions,
-            "equity": {c: str(self.equity(c)) for c in clients},
+            "equity": {c: str(e) for c, e in equity.items()},
+            "equity_total": str(sum(equity.values(), ZERO)),
+            "clients": figures,  # per client over every venue: per symbol, per currency, exposure, unmarked
             "open_round_trips": [
                 {"client": t.client, "venue": t.venue, "symbol": t.symbol, "side": t.side,
                  "entry_time_ns": t.entry_time_ns, "qty": str(t.qty), "open_qty": str(t.open_qty),

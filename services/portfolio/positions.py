@@ -56,16 +56,32 @@ def check_fill(side: Side, qty: Decimal, price: Decimal, fee: Decimal) -> int:
 
 class Position:
     """Signed `qty` (+ long, - short), average entry price of the open qty, gross
-    `realized_pnl` and the `fees` paid, all in quote currency. Mutable; no I/O."""
+    `realized_pnl`, the `fees` paid and the perpetual `funding` paid (< 0: received), all in
+    quote currency. Mutable; no I/O."""
 
-    __slots__ = ("qty", "cost", "realized_pnl", "fees")
+    __slots__ = ("qty", "cost", "realized_pnl", "fees", "funding")
 
     def __init__(self, qty: Decimal = ZERO, avg_price: Decimal = ZERO,
-                 realized_pnl: Decimal = ZERO, fees: Decimal = ZERO) -> None:
+                 realized_pnl: Decimal = ZERO, fees: Decimal = ZERO, funding: Decimal = ZERO) -> None:
         self.qty = qty
         self.cost = ARITHMETIC.multiply(abs(qty), avg_price)  # entry notional of the open qty, >= 0
         self.realized_pnl = realized_pnl
         self.fees = fees
+        self.funding = funding
+
+    @property
+    def net_realized(self) -> Decimal:
+        """Realized pnl after fees and funding (funding left out while there is none, so that a
+        spot position's figure keeps the digits it always had)."""
+        net = self.realized_pnl - self.fees
+        return net - self.funding if self.funding else net
+
+    def pay_funding(self, qty: Decimal, mark: Decimal, rate: Decimal) -> Decimal:
+        """Book one funding time on `qty` (what was held then): qty x mark x rate is paid (a long
+        pays a positive rate, a short receives it); returns that amount."""
+        amount = multiply(multiply(qty, mark), rate)
+        self.funding = add(self.funding, amount)
+        return amount
 
     @property
     def avg_price(self) -> Decimal:
@@ -116,11 +132,11 @@ class Position:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Position):
             return NotImplemented
-        return (self.qty, self.avg_price, self.realized_pnl, self.fees) == (
-            other.qty, other.avg_price, other.realized_pnl, other.fees)
+        return (self.qty, self.avg_price, self.realized_pnl, self.fees, self.funding) == (
+            other.qty, other.avg_price, other.realized_pnl, other.fees, other.funding)
 
     __hash__ = None  # type: ignore[assignment]  # mutable
 
     def __repr__(self) -> str:
         return (f"Position(qty={self.qty}, avg_price={self.avg_price}, "
-                f"realized_pnl={self.realized_pnl}, fees={self.fees})")
+                f"realized_pnl={self.realized_pnl}, fees={self.fees}, funding={self.funding})")

@@ -156,3 +156,29 @@ class RoundTripTracker:
                           exit_qty=r.exit_qty, fees=r.fees)
             for (client, venue, symbol), r in self._running.items()
         ]
+
+    def running(self) -> list[tuple[Key, RunningState]]:
+        """The running round trips, exactly (for a ledger snapshot)."""
+        return [(key, RunningState(r.sign, r.entry_time_ns, r.entry_fill_id, r.entry_qty, r.entry_notional,
+                                   r.exit_qty, r.exit_notional, r.fees))
+                for key, r in self._running.items()]
+
+    def restore(self, running: Iterable[tuple[Key, RunningState]]) -> None:
+        """Start from `running()` as a snapshot took it."""
+        for key, state in running:
+            r = self._running[key] = _Running(state.sign, state.entry_time_ns, state.entry_fill_id)
+            r.entry_qty, r.entry_notional = state.entry_qty, state.entry_notional
+            r.exit_qty, r.exit_notional, r.fees = state.exit_qty, state.exit_notional, state.fees
+
+
+class RunningState(msgspec.Struct, frozen=True, array_like=True):
+    """A running round trip's sums, as stored in a ledger snapshot."""
+
+    sign: int
+    entry_time_ns: int
+    entry_fill_id: str
+    entry_qty: Decimal
+    entry_notional: Decimal
+    exit_qty: Decimal
+    exit_notional: Decimal
+    fees: Decimal

@@ -1,8 +1,11 @@
-"""The portfolio's durable truth in PostgreSQL (asyncpg): fills, positions, round trips.
+"""The portfolio's durable truth in PostgreSQL (asyncpg): fills, positions, round trips, funding
+payments, equity snapshots and ledger snapshots.
 
 The NATS binding calls `persist` with a fill and what the actor published for it BEFORE
 acking the fill; a redelivered fill is recognised by its (venue, fill id) key and changes
-nothing. On start, `fills()` in handling order restores the actor.
+nothing, a funding payment by its position and funding time. On start, `restored()` reads the
+newest ledger snapshot and the fills and payments stored after it: a bounded read, whatever
+the length of the history.
 
 Migrations are the numbered files in `infra/postgres` of the source tree (found from this
 file: services/portfolio/store.py -> ../../infra/postgres). An installed (non-editable)
@@ -20,9 +23,12 @@ from pathlib import Path
 
 import asyncpg
 
-from proto.events import Event, OrderFilled, PositionChanged
+from proto.events import EquitySnapshot, Event, FundingPaid, OrderFilled, PositionChanged
+from services.portfolio import snapshot as ledger_snapshot
+from services.portfolio.actor import Restored, StoreFill, StoreFunding, StoreSnapshot
 from services.portfolio.positions import Position
 from services.portfolio.roundtrips import RoundTrip
+from services.portfolio.snapshot import LedgerState
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "infra" / "postgres"
 # pg_advisory_lock key shared by every process that migrates this database (any constant
@@ -79,6 +85,39 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 ON CONFLICT (venue, entry_fill_id) DO NOTHING"""
 
 
+_INSERT_FUNDING = """
+INSERT INTO funding_payments (client, venue, symbol, funding_ts, qty, mark_price, rate, amount)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (client, venue, symbol, funding_ts) DO NOTHING
+RETURNING seq"""
+
+# realized_pnl is net of fees and funding: a payment moves both.
+_FUND_POSITION = """
+UPDATE positions SET funding = $4, realized_pnl = realized_pnl - $5 WHERE client = $1 AND venue = $2 AND symbol = $3"""
+
+_INSERT_EQUITY = """
+INSERT INTO equity_snapshots (client, ts_event, capital, realized_pnl, unrealized_pnl, fees, funding, equity,
+                              gross_exposure, net_exposure, unmarked)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+ON CONFLICT (client, ts_event) DO NOTHING"""
+
+_INSERT_SNAPSHOT = """
+INSERT INTO ledger_snapshots (ts_event, through_fill_seq, through_funding_seq, state)
+VALUES ($1, (SELECT coalesce(max(seq), 0) FROM fills), (SELECT coalesce(max(seq), 0) FROM funding_payments), $2)
+RETURNING seq"""
+
+# A restart needs only the newest; a few more are kept for a person to look back on.
+KEEP_SNAPSHOTS = 3
+
+_FILL_COLUMNS = "fill_id, client_order_id, client, venue, symbol, side, qty, price, fee, liquidity, reason, ts_event"
+
+
+def _fill(r: asyncpg.Record) -> OrderFilled:
+    return OrderFilled(id=r["fill_id"], ts_event=r["ts_event"], client_order_id=r["client_order_id"],
+                       client=r["client"], venue=r["venue"], symbol=r["symbol"], side=r["side"], qty=r["qty"],
+                       price=r["price"], fee=r["fee"], liquidity=r["liquidity"], reason=r["reason"])
+
+
 class PortfolioStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -128,56 +167,122 @@ class PortfolioStore:
                 await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
         return applied
 
-    async def persist(self, events: Sequence[Event], round_trips: Sequence[RoundTrip] = ()) -> int:
+    async def persist(self, events: Sequence[Event], round_trips: Sequence[RoundTrip] = (),
+                      snapshot: LedgerState | None = None) -> int:
         """In one transaction: insert each fill once, upsert the PositionChanged of the fills
-        that were new, insert the closed round trips. Returns how many fills were new."""
+        that were new, insert the closed round trips, book each funding payment once, insert the
+        equity snapshots and, last, the ledger snapshot (after everything it covers). Returns how
+        many fills were new."""
         fills = [e for e in events if isinstance(e, OrderFilled)]
         changes = [e for e in events if isinstance(e, PositionChanged)]
-        other = [type(e).__name__ for e in events if not isinstance(e, (OrderFilled, PositionChanged))]
+        # Position changes and funding payments in the order the actor made them: each leaves the
+        # positions row as the actor held it then (realized pnl net of fees and of the funding so far).
+        moves = [e for e in events if isinstance(e, (PositionChanged, FundingPaid))]
+        equity = [e for e in events if isinstance(e, EquitySnapshot)]
+        kinds = (OrderFilled, PositionChanged, FundingPaid, EquitySnapshot)
+        other = [type(e).__name__ for e in events if not isinstance(e, kinds)]
         if other:
-            raise TypeError(f"portfolio store persists OrderFilled and PositionChanged only, got {', '.join(other)}")
+            raise TypeError(f"portfolio store persists {', '.join(k.__name__ for k in kinds)} only, "
+                            f"got {', '.join(other)}")
         batch = {(f.venue, f.id) for f in fills}
         orphans = [c.fill_id for c in changes if (c.venue, c.fill_id) not in batch]
         if orphans:
             raise ValueError(f"PositionChanged for fill(s) {', '.join(orphans)} without the OrderFilled "
                              f"in the same batch: persist a fill and its position change together")
         # Safe to run again: a fill already stored changes nothing (ON CONFLICT DO NOTHING).
-        return await _while_unreachable("persisting", lambda: self._persist(fills, changes, round_trips))
+        state = None if snapshot is None else ledger_snapshot.encode(snapshot)
+        ts = max((e.ts_event for e in equity), default=0)
+        return await _while_unreachable("persisting", lambda: self._persist(fills, moves, round_trips, equity, ts,
+                                                                           state))
 
-    async def _persist(self, fills: Sequence[OrderFilled], changes: Sequence[PositionChanged],
-                       round_trips: Sequence[RoundTrip]) -> int:
+    async def _persist(self, fills: Sequence[OrderFilled], moves: Sequence[PositionChanged | FundingPaid],
+                       round_trips: Sequence[RoundTrip], equity: Sequence[EquitySnapshot], ts: int,
+                       state: bytes | None) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
             new: set[tuple[str, str]] = set()
             for f in fills:
                 if await conn.fetchval(_INSERT_FILL, f.id, f.client_order_id, f.client, f.venue, f.symbol, f.side,
                                        f.qty, f.price, f.fee, f.liquidity, f.reason, f.ts_event) is not None:
                     new.add((f.venue, f.id))
-            for c in changes:
-                if (c.venue, c.fill_id) in new:
-                    await conn.execute(_UPSERT_POSITION, c.client, c.venue, c.symbol, c.qty, c.avg_price,
-                                       c.realized_pnl, c.fees, c.fill_id, c.ts_event)
+            for m in moves:
+                if isinstance(m, PositionChanged):
+                    if (m.venue, m.fill_id) in new:
+                        await conn.execute(_UPSERT_POSITION, m.client, m.venue, m.symbol, m.qty, m.avg_price,
+                                           m.realized_pnl, m.fees, m.fill_id, m.ts_event)
+                elif await conn.fetchval(_INSERT_FUNDING, m.client, m.venue, m.symbol, m.ts_event, m.qty,
+                                         m.mark_price, m.rate, m.amount) is not None:
+                    await conn.execute(_FUND_POSITION, m.client, m.venue, m.symbol, m.funding, m.amount)
             if round_trips:
                 await conn.executemany(_INSERT_ROUND_TRIP, [
                     (t.venue, t.entry_fill_id, t.exit_fill_id, t.client, t.symbol, t.side, t.qty, t.entry_price,
                      t.exit_price, t.fees, t.pnl, t.return_pct, t.entry_time_ns, t.exit_time_ns, t.duration_s,
                      t.exit_reason) for t in round_trips])
+            if equity:
+                await conn.executemany(_INSERT_EQUITY, [
+                    (e.client, e.ts_event, e.capital, e.realized_pnl, e.unrealized_pnl, e.fees, e.funding, e.equity,
+                     e.gross_exposure, e.net_exposure, list(e.unmarked)) for e in equity])
+            if state is not None:
+                seq = await conn.fetchval(_INSERT_SNAPSHOT, ts, state)
+                await conn.execute("DELETE FROM ledger_snapshots WHERE seq <= $1", seq - KEEP_SNAPSHOTS)
         return len(new)
+
+    async def carry_out(self, effects: Sequence[StoreFill | StoreFunding | StoreSnapshot]) -> None:
+        """The portfolio's effects of one round, in one transaction, before its inputs are acked:
+        each fill with its position and the round trip it closed, each funding payment, and a due
+        snapshot after them."""
+        events: list[Event] = []
+        trips: list[RoundTrip] = []
+        state = None
+        for e in effects:
+            if isinstance(e, StoreFill):
+                events += (e.fill, e.position)
+                trips += e.closed
+            elif isinstance(e, StoreFunding):
+                events.append(e.payment)
+            else:
+                events += e.equity
+                state = e.state
+        await self.persist(events, trips, state)
+
+    async def restored(self, recent_fill_ids: int) -> Restored:
+        """The newest ledger snapshot, the fills and funding payments stored after it (in the order
+        handled), and the (venue, fill id) of the newest `recent_fill_ids` fills before it."""
+        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            row = await conn.fetchrow("SELECT through_fill_seq, through_funding_seq, state FROM ledger_snapshots "
+                                      "ORDER BY seq DESC LIMIT 1")
+            fill_seq, funding_seq = (0, 0) if row is None else (row["through_fill_seq"], row["through_funding_seq"])
+            fills = await conn.fetch(f"SELECT {_FILL_COLUMNS} FROM fills WHERE seq > $1 ORDER BY seq", fill_seq)
+            payments = await conn.fetch("SELECT * FROM funding_payments WHERE seq > $1 ORDER BY seq", funding_seq)
+            recent = await conn.fetch("SELECT venue, fill_id FROM fills WHERE seq <= $1 ORDER BY seq DESC LIMIT $2",
+                                      fill_seq, recent_fill_ids)
+        return Restored(
+            snapshot=None if row is None else ledger_snapshot.decode(row["state"]),
+            fills=[_fill(r) for r in fills],
+            funding=[((r["client"], r["venue"], r["symbol"]), r["funding_ts"], r["amount"]) for r in payments],
+            recent_fill_ids=[(r["venue"], r["fill_id"]) for r in reversed(recent)])
 
     async def fills(self, client: str | None = None) -> list[OrderFilled]:
         """Every stored fill (of `client` only, when given), in the order the portfolio handled them."""
         rows = await self._pool.fetch(
-            "SELECT fill_id, client_order_id, client, venue, symbol, side, qty, price, fee, liquidity, reason, "
-            "ts_event FROM fills WHERE $1::text IS NULL OR client = $1 ORDER BY seq", client)
-        return [OrderFilled(id=r["fill_id"], ts_event=r["ts_event"], client_order_id=r["client_order_id"],
-                            client=r["client"], venue=r["venue"], symbol=r["symbol"], side=r["side"], qty=r["qty"],
-                            price=r["price"], fee=r["fee"], liquidity=r["liquidity"], reason=r["reason"])
-                for r in rows]
+            f"SELECT {_FILL_COLUMNS} FROM fills WHERE $1::text IS NULL OR client = $1 ORDER BY seq", client)
+        return [_fill(r) for r in rows]
 
     async def positions(self) -> dict[Key, Position]:
         """The stored positions; `realized_pnl` back to gross, as Position keeps it."""
-        rows = await self._pool.fetch("SELECT client, venue, symbol, qty, avg_price, realized_pnl, fees FROM positions")
+        rows = await self._pool.fetch(
+            "SELECT client, venue, symbol, qty, avg_price, realized_pnl, fees, funding FROM positions")
         return {(r["client"], r["venue"], r["symbol"]):
-                Position(r["qty"], r["avg_price"], r["realized_pnl"] + r["fees"], r["fees"]) for r in rows}
+                Position(r["qty"], r["avg_price"], r["realized_pnl"] + r["fees"] + r["funding"], r["fees"],
+                         r["funding"]) for r in rows}
+
+    async def equity_snapshots(self, client: str) -> list[EquitySnapshot]:
+        """`client`'s equity snapshots, oldest first."""
+        rows = await self._pool.fetch("SELECT * FROM equity_snapshots WHERE client = $1 ORDER BY ts_event", client)
+        return [EquitySnapshot(id=f"{r['client']}.{r['ts_event']}", ts_event=r["ts_event"], client=r["client"],
+                               capital=r["capital"], realized_pnl=r["realized_pnl"], unrealized_pnl=r["unrealized_pnl"],
+                               fees=r["fees"], funding=r["funding"], equity=r["equity"],
+                               gross_exposure=r["gross_exposure"], net_exposure=r["net_exposure"],
+                               unmarked=tuple(r["unmarked"])) for r in rows]
 
     async def clients(self) -> list[str]:
         """The clients that have fills, sorted."""

@@ -375,6 +375,27 @@ async def test_a_durable_message_redelivered_after_it_was_handled_is_not_handled
     assert toy.handled == [t.id]
 
 
+async def test_an_older_message_a_killed_process_never_acked_is_handled_after_newer_ones(
+        nc: Client, js: JetStreamContext) -> None:
+    """After kill -9, what the dead process held unacked comes again once its ack wait runs out,
+    behind newer messages: older in the stream, yet never handled here, so it is handled."""
+    from bosun.runtime.nats_binding import _Route
+
+    client, service = unique("c"), unique("toy")
+    binding = NatsBinding(nc, service)
+    toy = Toy(SimClock(), binding.outbox, client)
+    [durable_input, _] = toy.inputs()
+    older, newer = target(client, 1), target(client, 2)
+    for t in (older, newer):
+        await js.publish(sj.subject_for(t), codec.encode(t))
+    sub = await js.pull_subscribe(durable_input.subject, durable=durable_name(service, durable_input.subject))
+    first, second = await sub.fetch(2, timeout=5)
+    route = _Route(durable_input, "TARGETS", service)
+    await binding._deliver([(route, second)])
+    await binding._deliver([(route, first)])
+    assert toy.handled == [newer.id, older.id]
+
+
 async def test_a_publish_waits_out_a_stream_without_leader_past_the_third_attempt(tmp_path, caplog) -> None:
     """While a stream elects its leader (5 to 8 s on the cluster) a publish fails at once with no
     responders: the binding goes on trying, and the event is stored once the stream answers."""

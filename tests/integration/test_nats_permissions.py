@@ -113,6 +113,12 @@ async def test_each_service_does_its_job_as_its_own_user_and_a_plain_publish_hal
             await filled.wait(1, timeout=10)
             [msg] = await positions.wait(1, timeout=10)  # portfolio read the fill and published
         assert codec.decode(msg.data, ev.PositionChanged).qty == Decimal("0.5")
+        async with Collector(admin, "ledger.funding.alice.>") as paid:  # ingest's funding, portfolio's ledger
+            await publish(ingest, ev.FundingRateSettled(id="funding-1", ts_event=proposed.ts_event + 2,
+                                                        venue="binance", symbol="BTCUSDT", rate=Decimal("0.0001")),
+                          timeout=REFUSED_WITHIN_S)
+            [msg] = await paid.wait(1, timeout=10)
+        assert codec.decode(msg.data, ev.FundingPaid).qty == Decimal("0.5")
         await until_status(admin, "risk", "open_orders", {"alice": 0})
         deadline = time.monotonic() + 10  # risk marks alice's equity from the position: the fill's fee
         while (await service_status(admin, "risk"))["limit_state"]["alice"]["max_daily_loss"]["equity"] == "10000":

@@ -10,7 +10,7 @@ import pytest
 
 from bosun.runtime.clock import SimClock
 from bosun.apps.config import ClientConfig, Config
-from proto.events import Event, OrderFilled, PositionChanged
+from proto.events import EquitySnapshot, Event, FundingRateSettled, OrderFilled, PositionChanged
 from services.portfolio.actor import PortfolioActor, StoreFill
 from services.portfolio.store import MIGRATIONS_DIR, MigrationError, PortfolioStore
 
@@ -143,3 +143,60 @@ async def test_an_actor_restored_from_stored_fills_has_the_same_positions(store)
     # After the restart, JetStream redelivers the last unacked fill: nothing changes.
     assert await handle(store, restored, restored_out, FILLS[-1]) == 0
     assert restored_out.events == []
+
+
+def funding(n: int, rate: str, symbol: str = "BTCUSDT", mark: str | None = "60500.5") -> FundingRateSettled:
+    return FundingRateSettled(id=f"f{n}", ts_event=1_700_000_000_000_000_000 + 1_000 * n, venue="binance",
+                              symbol=symbol, rate=D(rate), mark_price=None if mark is None else D(mark))
+
+
+async def test_a_restart_from_a_snapshot_plus_what_came_after_equals_one_that_never_stopped(store):
+    """Fills and funding, a snapshot, more fills and funding: the restored actor holds exactly the
+    same positions, funding, running round trips and equity, and knows the fills already applied."""
+    out = Captured()
+    live = PortfolioActor(SimClock(1_700_000_000_000_000_000), out, CONFIG.portfolio_config())
+    steps = [FILLS[0], FILLS[1], funding(1, "0.0001"), FILLS[4], funding(2, "-0.00025", "ETHUSDT", None), "snapshot",
+             FILLS[2], funding(3, "0.0003"), FILLS[3], funding(3, "0.0003"), funding(4, "0.0002", "ETHUSDT", None)]
+    for step in steps:
+        if step == "snapshot":
+            live.on_snapshot_due(live.clock.now_ns())
+        elif isinstance(step, OrderFilled):
+            live.on_order_filled(step)
+        else:
+            live.on_funding_rate_settled(step)
+        await store.carry_out(out.effects)
+        out.effects.clear()
+    [equity] = [e for e in out.events if isinstance(e, EquitySnapshot)]
+    assert equity.equity == (await store.equity_snapshots("alice"))[0].equity
+
+    restored = await store.restored(recent_fill_ids=100)
+    assert restored.snapshot is not None
+    assert restored.fills == [FILLS[2], FILLS[3]] and len(restored.funding) == 2  # only what came after
+    again = PortfolioActor(SimClock(), Captured(), CONFIG.portfolio_config(), restored=restored)
+    assert again.positions() == live.positions()
+    assert {k: p.cost for k, p in again.positions().items()} == {k: p.cost for k, p in live.positions().items()}
+    assert again.equity("alice") == live.equity("alice")
+    assert again.status()["open_round_trips"] == live.status()["open_round_trips"]
+    assert await store.positions() == live.positions()
+    # A fill from before the snapshot redelivered, a funding time booked again: nothing changes.
+    again.on_order_filled(FILLS[0])
+    again.on_funding_rate_settled(funding(1, "0.0001"))
+    again.on_funding_rate_settled(funding(4, "0.0002", "ETHUSDT", None))
+    assert again.positions() == live.positions() and again.out.events == []
+    eth = live.positions()[("alice", "binance", "ETHUSDT")]
+    assert eth.funding == D(-10) * D("2500.5") * D("-0.00025") + D(-10) * D("2500.5") * D("0.0002")
+
+
+async def test_funding_and_fills_of_one_round_leave_the_stored_position_as_the_actor_holds_it(store):
+    """One round (one transaction) with a fill, a funding payment, another fill of the same position
+    and a payment again: realized pnl net of fees and funding, stored exactly as the actor has it."""
+    out = Captured()
+    live = PortfolioActor(SimClock(), out, CONFIG.portfolio_config())
+    live.on_order_filled(FILLS[0])
+    live.on_funding_rate_settled(funding(1, "0.0001"))
+    live.on_order_filled(FILLS[1])
+    live.on_funding_rate_settled(funding(2, "-0.0003"))
+    await store.carry_out(out.effects)
+    key = ("alice", "binance", "BTCUSDT")
+    assert (await store.positions())[key] == live.positions()[key]
+    assert live.positions()[key].funding != 0

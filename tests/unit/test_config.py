@@ -33,6 +33,8 @@ def test_the_demo_client_has_caps_so_a_first_run_shows_risk_at_work():
     ('[[strategies]]\nsymbol = "BTCUSDT"\n', "Object missing required field `name` - at `$.strategies[0]`"),
     ('[ingest]\nspeed = -1\n', "ingest.speed must be >= 0"),
     ('[ingest]\ngap_fill_max_bars = -1\n', "ingest.gap_fill_max_bars must be >= 0"),
+    ('[portfolio]\nsnapshot_interval_s = nan\n', "portfolio.snapshot_interval_s must be a number of seconds above 0"),
+    ('[portfolio]\nmax_price_age_s = 0\n', "portfolio.max_price_age_s must be a number of seconds above 0"),
     ('[[clients]]\nid = "a.b"\n', "client id 'a.b' is not a valid subject token"),
     ('[[clients]]\nid = "a"\nstrategies = ["nope"]\n', "client 'a' names strategy 'nope', which is not among"),
     ('[[strategies]]\nname = "a"\n[[strategies]]\nname = "b"\n[[clients]]\nid = "c"\nstrategies = ["a", "b"]\n',

@@ -166,7 +166,8 @@ def test_status_is_json_ready():
     status = msgspec.json.decode(msgspec.json.encode(h.actor.status()))
     [row] = status["positions"]
     assert row == {"client": "alice", "venue": "binance", "symbol": "BTCUSDT", "qty": "2", "avg_price": "100",
-                   "realized_pnl": "-0.2", "unrealized_pnl": "2", "fees": "0.2", "mark": "101"}
+                   "realized_pnl": "-0.2", "unrealized_pnl": "2", "fees": "0.2", "mark": "101", "funding": "0",
+                   "mark_status": "fresh", "mark_age_s": 0.0}
     assert status["equity"] == {"alice": "1001.8", "bob": "500"}
     [running] = status["open_round_trips"]
     assert (running["side"], running["open_qty"]) == ("long", "2")

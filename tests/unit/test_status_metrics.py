@@ -5,8 +5,14 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
+from decimal import Decimal as D
+
 from bosun.apps.config import ClientConfig, Config
 from bosun.apps.status_metrics import exporter
+from bosun.runtime.clock import SimClock
+from bosun.runtime.inproc import InProcessBus
+from proto.events import FundingRateSettled, OrderFilled, PriceSnapshot
+from services.portfolio.actor import PortfolioActor
 
 CFG = Config(clients=[ClientConfig(id="alice", strategies=[]), ClientConfig(id="bob", strategies=[])], strategies=[])
 
@@ -36,21 +42,35 @@ def test_risk_breaches_grow_by_what_is_new_and_trading_state_follows() -> None:
 
 
 def test_portfolio_positions_equity_pnl_exposure_and_drawdown_per_client() -> None:
+    bus = InProcessBus()
+    bus.on_effect(lambda effect: None)
+    clock = SimClock(10**18)
+    actor = bus.attach(PortfolioActor(clock, bus, CFG.portfolio_config()))
+    bus.publish(OrderFilled(id="f1", ts_event=1, client_order_id="o1", client="alice", venue="binance",
+                            symbol="BTCUSDT", side="sell", qty=D("0.02"), price=D(60150), fee=D("0.5")))
+    bus.publish(PriceSnapshot(id="p", ts_event=10**18, venue="binance", symbol="BTCUSDT", price=D(60000)))
+    bus.publish(OrderFilled(id="f2", ts_event=2, client_order_id="o2", client="alice", venue="binance_usdm",
+                            symbol="ETHUSDT", side="buy", qty=D(1), price=D(2000), fee=D(0)))
+    bus.publish(FundingRateSettled(id="f", ts_event=3, venue="binance_usdm", symbol="ETHUSDT", rate=D("0.001")))
+    bus.drain()
     export = exporter("portfolio", CFG)
-    position = {"client": "alice", "venue": "binance", "symbol": "BTCUSDT", "qty": "-0.02",
-                "realized_pnl": "12.5", "unrealized_pnl": "-3", "mark": "60000"}
-    export({"positions": [position], "equity": {"alice": "10009.5", "bob": "10000"}})
+    export(actor.status())
     assert value("bosun_position", client="alice", market="binance.BTCUSDT") == -0.02
-    assert value("bosun_equity", client="alice") == 10009.5
-    assert value("bosun_pnl", client="alice", kind="realized") == 12.5
-    assert value("bosun_pnl", client="alice", kind="unrealized") == -3
+    assert value("bosun_equity", client="alice") == 10000 - 0.5 - 2 + 3  # fee, funding, (60150 - 60000) x 0.02
+    assert value("bosun_pnl", client="alice", kind="realized") == -2.5
+    assert value("bosun_pnl", client="alice", kind="unrealized") == 3
+    assert value("bosun_funding_paid", client="alice") == 2
     assert value("bosun_pnl", client="bob", kind="realized") == 0
-    assert value("bosun_exposure", client="alice", kind="gross") == 1200
-    assert value("bosun_exposure", client="alice", kind="net") == -1200
+    assert value("bosun_exposure", client="alice", kind="gross") == 1200 + 2000
+    assert value("bosun_exposure", client="alice", kind="net") == -1200 + 2000
     assert value("bosun_exposure", client="bob", kind="gross") == 0
+    assert value("bosun_unmarked_markets", client="alice") == 1  # ETHUSDT has no price: marked at its fill
+    assert value("bosun_equity_total") == 10000 - 0.5 - 2 + 3 + 10000
     assert value("bosun_drawdown", client="alice") == 0
-    export({"positions": [position], "equity": {"alice": "10000", "bob": "10000"}})
-    assert value("bosun_drawdown", client="alice") == 9.5  # below its peak of 10009.5
+    bus.publish(PriceSnapshot(id="p2", ts_event=10**18, venue="binance", symbol="BTCUSDT", price=D(60475)))
+    bus.drain()
+    export(actor.status())
+    assert value("bosun_drawdown", client="alice") == 9.5  # below its peak: (60475 - 60000) x 0.02
 
 
 def test_ingest_gives_the_last_price_time_per_market_in_seconds() -> None:

@@ -44,3 +44,24 @@ def test_services_that_do_not_answer_are_named_not_crashed_on() -> None:
     assert "trading OFF (never set)" in shown
     assert "risk not answering" in shown and "execution not answering" in shown
     assert "portfolio not answering" in shown and "ingest DOWN" in shown
+
+
+def test_the_view_shows_each_clients_ledger_and_what_has_no_fresh_price() -> None:
+    from decimal import Decimal as D
+
+    from bosun.apps.config import ClientConfig, Config
+    from bosun.runtime.clock import SimClock
+    from bosun.runtime.inproc import InProcessBus
+    from proto.events import FundingRateSettled, OrderFilled
+    from services.portfolio.actor import PortfolioActor
+
+    bus = InProcessBus()
+    bus.on_effect(lambda e: None)
+    actor = bus.attach(PortfolioActor(SimClock(), bus, Config(clients=[ClientConfig(id="demo")]).portfolio_config()))
+    bus.publish(OrderFilled(id="f", ts_event=1, client_order_id="o", client="demo", venue="binance_usdm",
+                            symbol="BTCUSDT", side="buy", qty=D("0.1"), price=D(60000), fee=D("2.4")))
+    bus.publish(FundingRateSettled(id="r", ts_event=2, venue="binance_usdm", symbol="BTCUSDT", rate=D("0.0001")))
+    bus.drain()
+    shown = text({**STATUS, "portfolio": actor.status()}, {})
+    assert "equity in total 9997.0000" in shown and "0.60000 USDT" in shown
+    assert "binance_usdm.BTCUSDT" in shown  # held, no price in KV: marked at its fill, and said so

@@ -34,6 +34,12 @@ EXAMPLES = [
     (ev.PositionChanged(id="f", ts_event=1, qty=D, avg_price=D, realized_pnl=D, unrealized_pnl=D, fees=D,
                         fill_id="f", **CLIENT), "position.changed.alice.binance.BTCUSDT", "POSITIONS"),
     (ev.DeadLetter(id="d", ts_event=1, service="risk", subject="x", reason="r", payload=b""), "dlq.risk", "DLQ"),
+    (ev.FundingRateSettled(id="f", ts_event=1, venue="binance_usdm", symbol="BTCUSDT", rate=D),
+     "md.funding.binance_usdm.BTCUSDT", "MARKET"),
+    (ev.FundingPaid(id="f", ts_event=1, qty=D, mark_price=D, rate=D, amount=D, funding=D, **CLIENT),
+     "ledger.funding.alice.binance.BTCUSDT", "LEDGER"),
+    (ev.EquitySnapshot(id="e", ts_event=1, client="alice", capital=D, realized_pnl=D, unrealized_pnl=D, fees=D,
+                       funding=D, equity=D, gross_exposure=D, net_exposure=D), "ledger.equity.alice", "LEDGER"),
 ]
 
 
@@ -63,3 +69,26 @@ def test_tokens_are_checked():
     assert sj.check_token("BTC-USDT_1", "symbol") == "BTC-USDT_1"
     with pytest.raises(ValueError, match="symbol 'BTC.USDT' is not a valid subject token"):
         sj.check_token("BTC.USDT", "symbol")
+
+
+def test_no_stream_a_service_rebuilds_from_ages_out():
+    """Risk and signal rebuild positions from each subject's newest PositionChanged (LATEST), and
+    execution and risk their books from ORDERS: those streams keep everything, and refuse when full."""
+    from bosun.apps.config import ClientConfig, Config
+    from bosun.runtime.actor import Delivery
+    from bosun.runtime.clock import SimClock
+    from bosun.runtime.inproc import InProcessBus
+    from services.risk.actor import RiskActor
+    from services.risk.config import LimitsConfig
+    from services.signal.actor import SignalActor
+
+    config = Config(clients=[ClientConfig(id="alice", risk=LimitsConfig(max_daily_loss=Decimal(100)))])
+    actors = [SignalActor(SimClock(), InProcessBus(), config.signal_config()),
+              RiskActor(SimClock(), InProcessBus(), config.risk_config())]
+    rebuilt = {streams.stream_for(i.subject.replace(">", "x").replace("*", "x")).name
+               for a in actors for i in a.inputs()
+               if i.delivery in (Delivery.LATEST, Delivery.REPLAY) and not i.subject.startswith("$KV.")}
+    assert "POSITIONS" in rebuilt
+    for spec in streams.STREAMS:
+        if spec.name in rebuilt | {"ORDERS"}:
+            assert (spec.max_age_s, spec.discard) == (0, "new"), spec.name
