@@ -16,7 +16,8 @@ class VenueConfig(ConfigStruct):
     # kind = "live": every REST endpoint of the exchange on this base URL, paths kept (a testnet,
     # or `bosun exchange-sim`); the market rules (tick, step, minimums) then come from the exchange.
     api_url: str | None = None
-    poll_s: float = 1.0  # how often the exchange's trades are read for fills
+    poll_s: float = 1.0  # how often the exchange's trades are read for fills while the user stream is down
+    user_stream: bool = True  # kind = "live": fills from ccxt.pro's watch_my_trades, polling only while it is down
     fee_bps: Decimal = Decimal(10)
     maker_fee_bps: Decimal | None = None  # a limit order's fills; fee_bps when not set
     taker_fee_bps: Decimal | None = None  # market, stop and take-profit fills; fee_bps when not set

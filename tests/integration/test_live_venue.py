@@ -3,19 +3,25 @@ trades): orders placed once whatever the network does, refusals named, fills rea
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from itertools import islice
 
 import aiohttp
 import pytest
 
 from bosun.apps.exchange_sim.auth import Credentials
 from bosun.apps.exchange_sim.server import Simulator, serving
+from bosun.runtime.clock import LiveClock
 from proto.events import OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, SubmitOrder
 from services.execution.config import ExecutionConfig, VenueConfig
 from services.execution.venues import ccxt_edge
 from services.execution.venues.ccxt_edge import CcxtEdge
+from services.execution.venues.live import LiveAdapter
+from services.execution.venues.user_stream import AccountFills, follow, followers
+from services.ingest.files import read_trades
 from tests.datafiles import BTC_TRADES, data_file
 from tests.simhelp import API_KEY, API_SECRET, sim_config
 
@@ -122,3 +128,119 @@ async def test_the_exchange_order_ids_it_remembers_are_bounded(monkeypatch) -> N
         assert list(account.coids) == ["1", "2"]  # the oldest went first
     finally:
         await edge.close()
+
+
+# ----------------------------------------------------------------------------- fills: user stream and polling
+
+
+class Published:
+    """An outbox that keeps what the LiveAdapter publishes (what reaches portfolio)."""
+
+    def __init__(self) -> None:
+        self.events: list[object] = []
+        self.changed = asyncio.Event()
+
+    def publish(self, message: object) -> None:
+        self.events.append(message)
+        self.changed.set()
+
+    def effect(self, effect: object) -> None:
+        raise AssertionError(f"no effect expected here: {effect!r}")
+
+    def set_trading_enabled(self, enabled: bool) -> None:
+        raise AssertionError("the live adapter never flips the kill switch")
+
+    def fills(self) -> list[OrderFilled]:
+        return [e for e in self.events if isinstance(e, OrderFilled)]
+
+    async def until_filled(self, qty: Decimal, timeout: float = 10.0) -> list[OrderFilled]:
+        async with asyncio.timeout(timeout):
+            while sum(f.qty for f in self.fills()) < qty:
+                self.changed.clear()
+                await self.changed.wait()
+        return self.fills()
+
+
+@pytest.fixture
+async def following(edge: CcxtEdge) -> AsyncIterator[tuple[AccountFills, Published]]:
+    """The edge's fill followers feeding a real LiveAdapter, which publishes each fill once."""
+    published = Published()
+    config = ExecutionConfig(venues={"alice": {"binance": VenueConfig(kind="live", poll_s=0.05)}})
+    adapter = LiveAdapter(LiveClock(), published, config)
+    adapter.on_start()
+
+    async def deliver(fills) -> None:
+        adapter.on_fills_found(fills)
+
+    [account] = followers(edge, deliver)
+    task = asyncio.create_task(follow([account]))
+    try:
+        await until(lambda: account.up, "the user stream subscribed")
+        yield account, published
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def until(condition, what: str, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)  # a condition on another task's state: polled, bounded by the timeout
+
+
+def a_limit_that_fills_over_several_trades(n: int) -> tuple[Decimal, Decimal, list]:
+    """(limit, qty) of a buy below the market that later real trades fill bit by bit."""
+    trades = [(t.price, t.qty) for t in islice(read_trades(str(data_file(BTC_TRADES))), n)]
+    limit = max(p for p, _ in trades[11:] if p < trades[10][0])
+    return limit, Decimal("0.05"), trades
+
+
+async def test_partial_fills_come_from_the_user_stream_summed_exactly_and_polling_rests(
+        sim: Simulator, edge: CcxtEdge, following) -> None:
+    account, published = following
+    await control(sim, "POST", "/sim/advance", {"trades": 10})
+    limit, qty, _ = a_limit_that_fills_over_several_trades(3000)
+    placed = order(20, qty=str(qty), order_type="limit", limit=str(limit))
+    [accepted] = await edge.place(placed)
+    polls_before = sum(1 for r in sim.rest.requests if r.path == "/api/v3/myTrades")
+    await control(sim, "POST", "/sim/advance", {"trades": 3000})
+    fills = await published.until_filled(qty)
+    assert len(fills) > 1 and sum(f.qty for f in fills) == qty  # partial fills, summed exactly
+    assert len({f.id for f in fills}) == len(fills) and {f.client_order_id for f in fills} == {placed.id}
+    ex = account.account.exchange
+    assert Decimal(str((await ex.fetch_order(accepted.venue_order_id, "BTC/USDT"))["filled"])) == qty
+    assert sum(1 for r in sim.rest.requests if r.path == "/api/v3/myTrades") == polls_before  # the stream did it
+    assert account.drops == 0
+
+
+async def test_the_user_stream_dropped_mid_fill_every_fill_is_recovered_by_polling_once(
+        sim: Simulator, edge: CcxtEdge, following) -> None:
+    account, published = following
+    await control(sim, "POST", "/sim/advance", {"trades": 10})
+    limit, qty, _ = a_limit_that_fills_over_several_trades(3000)
+    placed = order(21, qty=str(qty), order_type="limit", limit=str(limit))
+    [accepted] = await edge.place(placed)
+    await control(sim, "POST", "/sim/faults", {"stream_drop_after": 2})  # two more events, then the cut: mid-fill
+    await control(sim, "POST", "/sim/advance", {"trades": 3000})
+    fills = await published.until_filled(qty)
+    assert account.drops >= 1
+    assert sum(f.qty for f in fills) == qty and len({f.id for f in fills}) == len(fills)  # none lost, none twice
+    venue_trades = await account.account.exchange.fetch_my_trades("BTC/USDT")
+    assert sorted(f.id for f in fills) == sorted(f"binance-{t['id']}" for t in venue_trades
+                                                 if t["order"] == accepted.venue_order_id)
+    await until(lambda: account.up, "the user stream subscribed again")
+
+
+@pytest.mark.parametrize("fault", ["duplicate_reports", "reorder_reports"])
+async def test_a_duplicated_or_out_of_order_execution_report_changes_nothing(
+        sim: Simulator, edge: CcxtEdge, following, fault: str) -> None:
+    account, published = following
+    await control(sim, "POST", "/sim/advance", {"trades": 10})
+    await control(sim, "POST", "/sim/faults", {fault: True})
+    limit, qty, _ = a_limit_that_fills_over_several_trades(3000)
+    placed = order(22, qty=str(qty), order_type="limit", limit=str(limit))
+    await edge.place(placed)
+    await control(sim, "POST", "/sim/advance", {"trades": 3000})
+    fills = await published.until_filled(qty)
+    assert sum(f.qty for f in fills) == qty and len({f.id for f in fills}) == len(fills)
+    assert sim.streams.events_sent > 0 and account.drops == 0

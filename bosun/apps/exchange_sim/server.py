@@ -50,7 +50,8 @@ class Simulator:
         self.streams = UserStreams(credentials, self.faults, clock)
         self.exchange.subscribers.append(self.streams.publish)
         self.app = web.Application()
-        Rest(self.exchange, credentials, self.faults, self.streams).routes(self.app)
+        self.rest = Rest(self.exchange, credentials, self.faults, self.streams)
+        self.rest.routes(self.app)
         self.app.router.add_get("/ws/{listen_key}", self.streams.listen_key_stream)
         self.app.router.add_get("/ws-api/v3", self.streams.ws_api)
         self.url = ""

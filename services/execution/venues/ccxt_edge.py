@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import ccxt.async_support as ccxt_async
+import ccxt.pro as ccxt_pro
 from ccxt.base import errors as ccxt_errors
 
 from proto.events import Event, OrderAccepted, OrderCanceled, OrderFilled, SubmitOrder
@@ -73,7 +74,9 @@ class _Account:
         keys = credentials(cfg.exchange, environ)
         self._secrets = [v for v in keys.values() if v]
         options = dict(BINANCE_OPTIONS) if cfg.exchange == "binance" else {}
-        self.exchange = getattr(ccxt_async, cfg.exchange)({**keys, "enableRateLimit": True, "options": options})
+        # ccxt.pro's class where there is one: the same REST API, plus the user stream (user_stream.py).
+        module = ccxt_pro if hasattr(ccxt_pro, cfg.exchange) else ccxt_async
+        self.exchange = getattr(module, cfg.exchange)({**keys, "enableRateLimit": True, "options": options})
         if cfg.api_url:
             point_at(self.exchange, cfg.api_url)
         self.coids: dict[str, str] = {}  # the exchange's order id -> our client order id, oldest first
@@ -217,10 +220,10 @@ class CcxtEdge:
 
     # --- fills
 
-    async def fills(self) -> list[OrderFilled]:
+    async def fills(self, accounts: Sequence[_Account] | None = None) -> list[OrderFilled]:
         """The trades since the last poll of every market an order was placed on, as fills."""
         found: list[OrderFilled] = []
-        for account in self.accounts.values():
+        for account in self.accounts.values() if accounts is None else accounts:
             for market_id, since in list(account.since_ms.items()):
                 symbol = await account.symbol(market_id)
                 try:
@@ -229,9 +232,16 @@ class CcxtEdge:
                     log.warning("%s: reading trades failed, next poll tries again: %s", account.venue,
                                 account.scrub(str(exc)))
                     continue
-                for trade in trades:
-                    found.append(self._fill(account, market_id, trade))
-                    account.since_ms[market_id] = max(account.since_ms[market_id], int(trade["timestamp"]))
+                found += self.fills_of(account, trades)
+        return found
+
+    def fills_of(self, account: _Account, trades: Sequence[dict[str, Any]]) -> list[OrderFilled]:
+        """ccxt's trades (polled, or from the user stream) as fills; the next poll goes on from the newest."""
+        found = []
+        for trade in trades:
+            market_id = account.exchange.market(trade["symbol"])["id"]
+            found.append(self._fill(account, market_id, trade))
+            account.since_ms[market_id] = max(account.since_ms.get(market_id, 0), int(trade["timestamp"]))
         return found
 
     def _fill(self, account: _Account, market_id: str, trade: dict[str, Any]) -> OrderFilled:
@@ -243,7 +253,9 @@ class CcxtEdge:
             if trade["fee"].get("currency") == base:  # a buy pays in what it receives: in quote, as bosun books it
                 fee *= price
         order_id = str(trade["order"])
-        coid = account.coids.get(order_id, f"{account.venue}-{order_id}")  # an order placed elsewhere keeps its own
+        # The stream's executionReport names the order's client id ("c"); a polled trade does not.
+        coid = (account.coids.get(order_id) or (trade.get("info") or {}).get("c")
+                or f"{account.venue}-{order_id}")  # an order placed elsewhere keeps its own
         return OrderFilled(id=f"{account.venue}-{trade['id']}", ts_event=int(trade["timestamp"]) * 1_000_000,
                            client_order_id=coid, client=account.client, venue=account.venue, symbol=market_id,
                            side=trade["side"], qty=qty, price=price, fee=fee,

@@ -1,0 +1,98 @@
+"""Fills from an exchange account: its user stream (ccxt.pro's `watch_my_trades`) while that is
+up, polling `fetch_my_trades` while it is down.
+
+Per account, one task follows the stream and one polls. The stream counts as up once its
+subscription is confirmed; then the poller rests. When the stream drops (a NetworkError from
+the pending watch), the poller reads every `poll_s` until the stream is back, and once more
+right after each (re)subscription: what traded between the drop and the new subscription is
+found by that read. A fill seen on both ways has the same id (the exchange's trade id), and
+the LiveAdapter publishes each id once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from ccxt.base import errors as ccxt_errors
+
+from proto.events import OrderFilled
+from services.execution.venues.ccxt_edge import CcxtEdge
+
+log = logging.getLogger(__name__)
+
+Deliver = Callable[[Sequence[OrderFilled]], Awaitable[None]]
+FIRST_RETRY_S, MAX_RETRY_S = 0.5, 30.0  # resubscribing after a drop: jittered, doubling, at most this
+
+
+class AccountFills:
+    """One account's fills, from its stream or by polling."""
+
+    def __init__(self, edge: CcxtEdge, account: Any, deliver: Deliver) -> None:
+        self.edge, self.account, self.deliver, self.poll_s = edge, account, deliver, account.cfg.poll_s
+        self.streaming = hasattr(account.exchange, "watch_my_trades") and account.cfg.user_stream
+        self.up = False  # the stream's subscription is confirmed and nothing has broken it since
+        self.drops = 0
+        self._poll_now = asyncio.Event()
+
+    async def run(self) -> None:
+        tasks = [self._poll()] + ([self._follow()] if self.streaming else [])
+        await asyncio.gather(*tasks)
+
+    async def _poll(self) -> None:
+        while True:
+            if not self.up:
+                await self._deliver(await self.edge.fills([self.account]))
+            self._poll_now.clear()
+            try:
+                await asyncio.wait_for(self._poll_now.wait(), self.poll_s)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _follow(self) -> None:
+        exchange, failures = self.account.exchange, 0
+        while True:
+            try:
+                await self._subscribe()
+                self.up, failures = True, 0
+                log.info("%s: user stream subscribed; fills come from it", self.account.venue)
+                await self._deliver(await self.edge.fills([self.account]))  # what traded while it was down
+                while True:
+                    trades = await exchange.watch_my_trades()
+                    await self._deliver(self.edge.fills_of(self.account, trades))
+            except (ccxt_errors.NetworkError, ccxt_errors.ExchangeError) as exc:
+                self.up = False
+                self.drops += 1
+                self._poll_now.set()
+                failures += 1
+                delay = random.random() * min(MAX_RETRY_S, FIRST_RETRY_S * 2 ** failures)
+                log.warning("%s: user stream lost (%s); polling fills every %ss, resubscribing in %.2fs",
+                            self.account.venue, self.account.scrub(f"{type(exc).__name__}: {exc}"), self.poll_s,
+                            delay)
+                await asyncio.sleep(delay)
+
+    async def _subscribe(self) -> None:
+        """Returns once the exchange has confirmed the subscription (Binance spot: the WebSocket
+        API's `userDataStream.subscribe.signature`); elsewhere, once a first message came."""
+        exchange = self.account.exchange
+        if not exchange.markets:
+            await exchange.load_markets()
+        if exchange.id == "binance":
+            await exchange.authenticate({"type": "spot"})
+        else:
+            await self._deliver(self.edge.fills_of(self.account, await exchange.watch_my_trades()))
+
+    async def _deliver(self, fills: Sequence[OrderFilled]) -> None:
+        if fills:
+            await self.deliver(fills)
+
+
+def followers(edge: CcxtEdge, deliver: Deliver) -> list[AccountFills]:
+    return [AccountFills(edge, account, deliver) for account in edge.accounts.values()]
+
+
+async def follow(accounts: Sequence[AccountFills]) -> None:
+    """Every account's fills, until cancelled."""
+    await asyncio.gather(*(a.run() for a in accounts))
