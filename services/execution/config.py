@@ -17,6 +17,12 @@ class VenueConfig(ConfigStruct):
     # or `bosun exchange-sim`); the market rules (tick, step, minimums) then come from the exchange.
     api_url: str | None = None
     poll_s: float = 1.0  # how often the exchange's trades are read for fills while the user stream is down
+    # kind = "live", order requests (places and cancels, retries included): at most order_budget in any
+    # order_budget_window_s (Binance spot: 50 per 10 s), and a place on a market not sooner than
+    # min_replace_interval_s after a cancel there.
+    order_budget: int = 50
+    order_budget_window_s: float = 10.0
+    min_replace_interval_s: float = 0.5
     user_stream: bool = True  # kind = "live": fills from ccxt.pro's watch_my_trades, polling only while it is down
     fee_bps: Decimal = Decimal(10)
     maker_fee_bps: Decimal | None = None  # a limit order's fills; fee_bps when not set
@@ -44,6 +50,12 @@ class VenueConfig(ConfigStruct):
             raise ValueError(f"venue bar_volume_share must be in (0, 1], got {self.bar_volume_share}")
         if not 0 < _finite("poll_s", Decimal(self.poll_s)):
             raise ValueError(f"venue poll_s must be > 0, got {self.poll_s}")
+        if not 1 <= self.order_budget <= 100_000:
+            raise ValueError(f"venue order_budget must be between 1 and 100000, got {self.order_budget}")
+        if not 0 < _finite("order_budget_window_s", Decimal(self.order_budget_window_s)) <= 86_400:
+            raise ValueError(f"venue order_budget_window_s must be in (0, 86400], got {self.order_budget_window_s}")
+        if not 0 <= _finite("min_replace_interval_s", Decimal(self.min_replace_interval_s)) <= 60:
+            raise ValueError(f"venue min_replace_interval_s must be in [0, 60], got {self.min_replace_interval_s}")
 
 
 def _finite(name: str, value: Decimal) -> Decimal:

@@ -83,11 +83,65 @@ async def test_an_answer_lost_after_the_exchange_took_the_order_places_it_once(s
     assert [o["clientOrderId"] for o in resting] == [placed.id]  # exactly one on the venue
 
 
-async def test_throttling_is_waited_out_within_the_bound(sim: Simulator, edge: CcxtEdge) -> None:
+def paced_edge(sim: Simulator, **venue: object) -> CcxtEdge:
+    return CcxtEdge(ExecutionConfig(venues={"alice": {"binance": VenueConfig(kind="live", api_url=sim.url, **venue)}}),
+                    environ=ENV)
+
+
+def order_posts(sim: Simulator) -> list:
+    return [r for r in sim.rest.requests if (r.method, r.path) == ("POST", "/api/v3/order")]
+
+
+async def test_429_with_retry_after_backs_off_then_succeeds_never_past_the_budget(sim: Simulator, monkeypatch) -> None:
+    monkeypatch.setattr(ccxt_edge, "BACKOFF_S", 0.01)
+    monkeypatch.setattr(ccxt_edge, "MAX_BACKOFF_S", 0.05)
     await control(sim, "POST", "/sim/advance", {"trades": 10})
-    await control(sim, "POST", "/sim/faults", {"throttles": 2, "throttle_status": 429, "retry_after_s": 1})
-    [accepted] = await edge.place(order(3, order_type="limit", limit="1000"))
-    assert isinstance(accepted, OrderAccepted)
+    await control(sim, "POST", "/sim/faults", {"throttles": 2, "throttle_status": 429, "retry_after_s": 1,
+                                               "paths": ["/api/v3/order"]})
+    edge = paced_edge(sim, order_budget=3, order_budget_window_s=2.0)
+    try:
+        first, second = order(3, order_type="limit", limit="1000"), order(33, order_type="limit", limit="1001")
+        [accepted] = await edge.place(first)
+        [also] = await edge.place(second)  # the budget is spent by the three tries of the first: it waits its turn
+        resting = await edge.accounts[("alice", "binance")].exchange.fetch_open_orders("BTC/USDT")
+    finally:
+        await edge.close()
+    assert isinstance(accepted, OrderAccepted) and isinstance(also, OrderAccepted)
+    assert sorted(o["clientOrderId"] for o in resting) == sorted([first.id, second.id])  # one order each
+    posts = order_posts(sim)
+    assert [r.status for r in posts] == [429, 429, 200, 200]
+    for throttled, after in zip(posts, posts[1:3]):
+        assert after.arrived_s - throttled.arrived_s >= 1.0  # the exchange's Retry-After, kept
+    for i, post in enumerate(posts):  # never more than the budget in any window
+        assert sum(1 for r in posts[i:] if r.arrived_s - post.arrived_s < 2.0) <= 3
+
+
+async def test_a_retry_after_longer_than_the_wait_bound_rejects_the_order_unsent(sim: Simulator) -> None:
+    await control(sim, "POST", "/sim/advance", {"trades": 10})
+    await control(sim, "POST", "/sim/faults", {"throttles": 1, "throttle_status": 418, "retry_after_s": 120,
+                                               "paths": ["/api/v3/order"]})
+    edge = paced_edge(sim)
+    try:
+        [rejected] = await edge.place(order(34, order_type="limit", limit="1000"))
+    finally:
+        await edge.close()
+    assert isinstance(rejected, OrderRejected) and "order not sent" in rejected.reason
+    assert "no order request for 1" in rejected.reason and len(order_posts(sim)) == 1
+
+
+async def test_a_replace_waits_the_minimum_interval_after_its_cancel(sim: Simulator) -> None:
+    await control(sim, "POST", "/sim/advance", {"trades": 10})
+    edge = paced_edge(sim, min_replace_interval_s=0.3)
+    try:
+        first = order(35, order_type="limit", limit="1000")
+        await edge.place(first)
+        await edge.cancel("alice", "binance", "BTCUSDT", first.id, "superseded")
+        [replaced] = await edge.place(order(36, order_type="limit", limit="1001"))
+    finally:
+        await edge.close()
+    assert isinstance(replaced, OrderAccepted)
+    [cancel] = [r for r in sim.rest.requests if (r.method, r.path) == ("DELETE", "/api/v3/order")]
+    assert order_posts(sim)[-1].arrived_s - cancel.arrived_s >= 0.3
 
 
 async def test_refusals_name_the_rule_or_the_exchanges_reason_and_hold_no_key(sim: Simulator,
