@@ -63,6 +63,8 @@ async def serve_execution(cfg: Config, nats_url: str, _database_url: str | None)
     from services.execution.venues.shadow_adapter import ShadowAdapter
 
     config = cfg.execution_config()
+    if config.live.capped:
+        log.warning("%s", config.live.banner())
     adapters = [Companion(lambda clock, out: ShadowAdapter(clock, out, config))]
     edge = None
     if any(v.kind == "live" for venues in config.venues.values() for v in venues.values()):

@@ -60,10 +60,34 @@ class VenueConfig(ConfigStruct):
 
 def _finite(name: str, value: Decimal) -> Decimal:
     if not value.is_finite():
-        raise ValueError(f"venue {name} must be a finite number, got {value}")
+        raise ValueError(f"{'' if name.startswith('live.') else 'venue '}{name} must be a finite number, got {value}")
     return value
+
+
+class LiveCaps(ConfigStruct):
+    """`[live]`: capped-live mode. With `capped = true`, execution itself refuses any order to a
+    live venue above these caps, whatever risk approved (services/execution/caps.py)."""
+
+    capped: bool = False
+    max_order_notional: Decimal | None = None  # quote currency: qty x (limit, else the newest) price
+    max_position: Decimal | None = None  # base units, per client and market, counting working orders
+
+    def __post_init__(self) -> None:
+        if not self.capped:
+            return
+        for name in ("max_order_notional", "max_position"):
+            value = getattr(self, name)
+            if value is None:
+                raise ValueError(f"live.capped = true needs live.{name}: a capped mode names its caps")
+            if not _finite(f"live.{name}", value) > 0:
+                raise ValueError(f"live.{name} must be > 0, got {value}")
+
+    def banner(self) -> str:
+        return (f"CAPPED LIVE: every order to a live venue at most {self.max_order_notional} in notional, "
+                f"positions at most {self.max_position}")
 
 
 class ExecutionConfig(ConfigStruct):
     venues: dict[str, dict[str, VenueConfig]]  # client id -> venue name -> its config
     dry_run: bool = False
+    live: LiveCaps = LiveCaps()
