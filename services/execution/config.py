@@ -24,6 +24,7 @@ class VenueConfig(ConfigStruct):
     order_budget_window_s: float = 10.0
     min_replace_interval_s: float = 0.5
     user_stream: bool = True  # kind = "live": fills from ccxt.pro's watch_my_trades, polling only while it is down
+    stream_poll_s: float = 30.0  # while the user stream is up, fills are read this often all the same: a safety net
     fee_bps: Decimal = Decimal(10)
     maker_fee_bps: Decimal | None = None  # a limit order's fills; fee_bps when not set
     taker_fee_bps: Decimal | None = None  # market, stop and take-profit fills; fee_bps when not set
@@ -48,8 +49,9 @@ class VenueConfig(ConfigStruct):
                 raise ValueError(f"venue {name} must be >= 0, got {getattr(self, name)}")
         if not 0 < _finite("bar_volume_share", self.bar_volume_share) <= 1:
             raise ValueError(f"venue bar_volume_share must be in (0, 1], got {self.bar_volume_share}")
-        if not 0 < _finite("poll_s", Decimal(self.poll_s)):
-            raise ValueError(f"venue poll_s must be > 0, got {self.poll_s}")
+        for name in ("poll_s", "stream_poll_s"):
+            if not 0 < _finite(name, Decimal(getattr(self, name))):
+                raise ValueError(f"venue {name} must be > 0, got {getattr(self, name)}")
         if not 1 <= self.order_budget <= 100_000:
             raise ValueError(f"venue order_budget must be between 1 and 100000, got {self.order_budget}")
         if not 0 < _finite("order_budget_window_s", Decimal(self.order_budget_window_s)) <= 86_400:
