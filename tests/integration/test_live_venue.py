@@ -242,27 +242,33 @@ async def until(condition, what: str, timeout: float = 10.0) -> None:
             await asyncio.sleep(0.01)  # a condition on another task's state: polled, bounded by the timeout
 
 
-def a_limit_that_fills_over_several_trades(n: int) -> tuple[Decimal, Decimal, list]:
-    """(limit, qty) of a buy below the market that later real trades fill bit by bit."""
-    trades = [(t.price, t.qty) for t in islice(read_trades(str(data_file(BTC_TRADES))), n)]
-    limit = max(p for p, _ in trades[11:] if p < trades[10][0])
-    return limit, Decimal("0.05"), trades
+QTY = Decimal("0.05")  # more than most single trades: it fills over several
+
+
+async def a_buy_filled_bit_by_bit(sim: Simulator, edge: CcxtEdge, n: int, faults: dict | None = None
+                                  ) -> tuple[SubmitOrder, OrderAccepted]:
+    """A limit buy of QTY below the market, placed; then, with `faults` on, 3,000 real trades that
+    fill it bit by bit."""
+    await control(sim, "POST", "/sim/advance", {"trades": 10})
+    trades = [t.price for t in islice(read_trades(str(data_file(BTC_TRADES))), 3000)]
+    placed = order(n, qty=str(QTY), order_type="limit", limit=str(max(p for p in trades[11:] if p < trades[10])))
+    [accepted] = await edge.place(placed)
+    if faults:
+        await control(sim, "POST", "/sim/faults", faults)
+    await control(sim, "POST", "/sim/advance", {"trades": 3000})
+    return placed, accepted
 
 
 async def test_partial_fills_come_from_the_user_stream_summed_exactly_and_polling_rests(
         sim: Simulator, edge: CcxtEdge, following) -> None:
     account, published = following
-    await control(sim, "POST", "/sim/advance", {"trades": 10})
-    limit, qty, _ = a_limit_that_fills_over_several_trades(3000)
-    placed = order(20, qty=str(qty), order_type="limit", limit=str(limit))
-    [accepted] = await edge.place(placed)
     polls_before = sum(1 for r in sim.rest.requests if r.path == "/api/v3/myTrades")
-    await control(sim, "POST", "/sim/advance", {"trades": 3000})
-    fills = await published.until_filled(qty)
-    assert len(fills) > 1 and sum(f.qty for f in fills) == qty  # partial fills, summed exactly
+    placed, accepted = await a_buy_filled_bit_by_bit(sim, edge, 20)
+    fills = await published.until_filled(QTY)
+    assert len(fills) > 1 and sum(f.qty for f in fills) == QTY  # partial fills, summed exactly
     assert len({f.id for f in fills}) == len(fills) and {f.client_order_id for f in fills} == {placed.id}
     ex = account.account.exchange
-    assert Decimal(str((await ex.fetch_order(accepted.venue_order_id, "BTC/USDT"))["filled"])) == qty
+    assert Decimal(str((await ex.fetch_order(accepted.venue_order_id, "BTC/USDT"))["filled"])) == QTY
     assert sum(1 for r in sim.rest.requests if r.path == "/api/v3/myTrades") == polls_before  # the stream did it
     assert account.drops == 0
 
@@ -270,15 +276,10 @@ async def test_partial_fills_come_from_the_user_stream_summed_exactly_and_pollin
 async def test_the_user_stream_dropped_mid_fill_every_fill_is_recovered_by_polling_once(
         sim: Simulator, edge: CcxtEdge, following) -> None:
     account, published = following
-    await control(sim, "POST", "/sim/advance", {"trades": 10})
-    limit, qty, _ = a_limit_that_fills_over_several_trades(3000)
-    placed = order(21, qty=str(qty), order_type="limit", limit=str(limit))
-    [accepted] = await edge.place(placed)
-    await control(sim, "POST", "/sim/faults", {"stream_drop_after": 2})  # two more events, then the cut: mid-fill
-    await control(sim, "POST", "/sim/advance", {"trades": 3000})
-    fills = await published.until_filled(qty)
+    _, accepted = await a_buy_filled_bit_by_bit(sim, edge, 21, {"stream_drop_after": 2})  # 2 events, then the cut
+    fills = await published.until_filled(QTY)
     assert account.drops >= 1
-    assert sum(f.qty for f in fills) == qty and len({f.id for f in fills}) == len(fills)  # none lost, none twice
+    assert sum(f.qty for f in fills) == QTY and len({f.id for f in fills}) == len(fills)  # none lost, none twice
     venue_trades = await account.account.exchange.fetch_my_trades("BTC/USDT")
     assert sorted(f.id for f in fills) == sorted(f"binance-{t['id']}" for t in venue_trades
                                                  if t["order"] == accepted.venue_order_id)
@@ -289,12 +290,7 @@ async def test_the_user_stream_dropped_mid_fill_every_fill_is_recovered_by_polli
 async def test_a_duplicated_or_out_of_order_execution_report_changes_nothing(
         sim: Simulator, edge: CcxtEdge, following, fault: str) -> None:
     account, published = following
-    await control(sim, "POST", "/sim/advance", {"trades": 10})
-    await control(sim, "POST", "/sim/faults", {fault: True})
-    limit, qty, _ = a_limit_that_fills_over_several_trades(3000)
-    placed = order(22, qty=str(qty), order_type="limit", limit=str(limit))
-    await edge.place(placed)
-    await control(sim, "POST", "/sim/advance", {"trades": 3000})
-    fills = await published.until_filled(qty)
-    assert sum(f.qty for f in fills) == qty and len({f.id for f in fills}) == len(fills)
+    await a_buy_filled_bit_by_bit(sim, edge, 22, {fault: True})
+    fills = await published.until_filled(QTY)
+    assert sum(f.qty for f in fills) == QTY and len({f.id for f in fills}) == len(fills)
     assert sim.streams.events_sent > 0 and account.drops == 0

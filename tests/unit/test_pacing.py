@@ -8,8 +8,8 @@ from services.execution.venues.pacing import Pacing
 def test_the_budget_holds_the_next_request_until_the_oldest_leaves_the_window() -> None:
     pacing = Pacing(budget=2, window_s=10.0, min_replace_interval_s=0.0)
     assert pacing.wait_s(100.0, "BTCUSDT", placing=True) == 0
-    pacing.sent(100.0, "BTCUSDT", canceling=False)
-    pacing.sent(101.0, "ETHUSDT", canceling=True)
+    pacing.sent(100.0)
+    pacing.sent(101.0)
     assert pacing.wait_s(102.0, "BTCUSDT", placing=True) == 8.0
     assert pacing.wait_s(110.0, "BTCUSDT", placing=True) == 0
 
@@ -23,7 +23,7 @@ def test_retry_after_holds_every_request_and_never_shortens() -> None:
 
 def test_a_place_after_a_cancel_on_its_market_waits_the_replace_interval() -> None:
     pacing = Pacing(budget=50, window_s=10.0, min_replace_interval_s=0.5)
-    pacing.sent(100.0, "BTCUSDT", canceling=True)
+    pacing.canceled(100.0, "BTCUSDT")
     assert abs(pacing.wait_s(100.2, "BTCUSDT", placing=True) - 0.3) < 1e-9
     assert pacing.wait_s(100.2, "ETHUSDT", placing=True) == 0  # another market
     assert pacing.wait_s(100.2, "BTCUSDT", placing=False) == 0  # another cancel is no replace

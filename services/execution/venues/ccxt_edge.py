@@ -198,12 +198,15 @@ class CcxtEdge:
                 raise NotNow(f"{account.venue} takes no order request for {wait:.1f} s more (order budget "
                              f"{account.cfg.order_budget} per {account.cfg.order_budget_window_s} s, or its Retry-After)")
             await asyncio.sleep(wait)
-        pacing.sent(time.monotonic(), market_id, canceling)
+        pacing.sent(time.monotonic())
         try:
             return await call(*args)
         except THROTTLED:  # 429 / 418: keep the exchange's word
             pacing.retry_after(time.monotonic(), _retry_after_s(account.exchange.last_response_headers))
             raise
+        finally:
+            if canceling:
+                pacing.canceled(time.monotonic(), market_id)
 
     async def _find(self, account: _Account, symbol: str, coid: str) -> dict[str, Any] | None:
         try:

@@ -5,7 +5,7 @@ included): pure arithmetic on a monotonic clock, awaited by the edge before each
   per 10 s; a venue's config may set less).
 - The exchange's own word: after a 429 or 418 with Retry-After, nothing before that time.
 - The minimum replace interval: an order on a market waits until `min_replace_interval_s`
-  after the last cancel there, so cancel-and-replace cannot thrash."""
+  after the last cancel there came back, so cancel-and-replace cannot thrash."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class Pacing:
         self.window_s, self.min_replace_interval_s = window_s, min_replace_interval_s
         self._sent: deque[float] = deque(maxlen=budget)  # the newest `budget` requests' times
         self._resume_at = 0.0  # not before this: the exchange's Retry-After
-        self._canceled_at: dict[str, float] = {}  # symbol -> last cancel there; one per market traded
+        self._canceled_at: dict[str, float] = {}  # symbol -> when its last cancel came back; one per market traded
 
     def wait_s(self, now: float, symbol: str, placing: bool) -> float:
         """How long until a request may go: 0 when it may go now."""
@@ -28,10 +28,12 @@ class Pacing:
             due = max(due, self._canceled_at[symbol] + self.min_replace_interval_s)
         return max(0.0, due - now)
 
-    def sent(self, now: float, symbol: str, canceling: bool) -> None:
+    def sent(self, now: float) -> None:
         self._sent.append(now)
-        if canceling:
-            self._canceled_at[symbol] = now
+
+    def canceled(self, now: float, symbol: str) -> None:
+        """A cancel on `symbol` came back (done, or refused)."""
+        self._canceled_at[symbol] = now
 
     def retry_after(self, now: float, seconds: float) -> None:
         self._resume_at = max(self._resume_at, now + seconds)
