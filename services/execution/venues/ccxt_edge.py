@@ -263,9 +263,9 @@ class CcxtEdge:
                 symbol = await account.symbol(market_id)
                 try:
                     trades = await account.exchange.fetch_my_trades(symbol, since, TRADES_PER_POLL)
-                except ccxt_errors.NetworkError as exc:
+                except ccxt_errors.BaseError as exc:  # a poll that fails is not worth the service
                     log.warning("%s: reading trades failed, next poll tries again: %s", account.venue,
-                                account.scrub(str(exc)))
+                                account.scrub(f"{type(exc).__name__}: {exc}"))
                     continue
                 found += self.fills_of(account, trades)
         return found

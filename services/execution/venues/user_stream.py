@@ -32,8 +32,8 @@ from services.execution.venues.ccxt_edge import CcxtEdge
 log = logging.getLogger(__name__)
 
 Deliver = Callable[[Sequence[OrderFilled]], Awaitable[None]]
-FIRST_RETRY_S, MAX_RETRY_S = 0.5, 30.0
-STREAMED_REMEMBERED = 10_000  # well past ccxt's cache of the newest 1,000 trades  # resubscribing after a drop: jittered, doubling, at most this
+FIRST_RETRY_S, MAX_RETRY_S = 0.5, 30.0  # resubscribing after a drop: jittered, doubling, at most this
+STREAMED_REMEMBERED = 10_000  # well past ccxt's cache of the newest 1,000 trades
 
 
 class AccountFills:
@@ -80,13 +80,12 @@ class AccountFills:
                 self._changed.set()
                 log.info("%s: user stream subscribed; fills come from it", self.account.venue)
                 await self._read()  # what traded while it was down
-                watching = asyncio.ensure_future(exchange.watch_my_trades())
                 while True:
-                    await watching
                     watching = asyncio.ensure_future(exchange.watch_my_trades())
-                    await asyncio.sleep(0)  # the next watch now waits: a trade from here on wakes it
+                    await asyncio.sleep(0)  # the watch now waits: a trade from here on wakes it
                     new = [t for t in exchange.myTrades or () if self._streamed.add((t["symbol"], t["id"]))]
                     await self._deliver(self.edge.fills_of(self.account, new))
+                    await watching
             except (ccxt_errors.NetworkError, ccxt_errors.ExchangeError) as exc:
                 self.up = False
                 self.drops += 1
@@ -110,7 +109,7 @@ class AccountFills:
         if exchange.id == "binance":
             await exchange.authenticate({"type": "spot"})
         else:
-            await self._deliver(self.edge.fills_of(self.account, await exchange.watch_my_trades()))
+            await exchange.watch_my_trades()  # what it brought is in ccxt's cache, handed on next
 
     async def _deliver(self, fills: Sequence[OrderFilled]) -> None:
         if fills:
