@@ -294,3 +294,13 @@ async def test_a_duplicated_or_out_of_order_execution_report_changes_nothing(
     fills = await published.until_filled(QTY)
     assert sum(f.qty for f in fills) == QTY and len({f.id for f in fills}) == len(fills)
     assert sim.streams.events_sent > 0 and account.drops == 0
+
+
+async def test_a_throttled_poll_waits_the_retry_after_before_polling_again(sim: Simulator, edge: CcxtEdge) -> None:
+    await control(sim, "POST", "/sim/advance", {"trades": 10})
+    await edge.place(order(40))  # a market to poll
+    await control(sim, "POST", "/sim/faults", {"throttles": 1, "throttle_status": 429, "retry_after_s": 60,
+                                               "paths": ["/api/v3/myTrades"]})
+    assert await edge.fills() == []  # throttled
+    assert await edge.fills() == []  # held: not asked again
+    assert [r.status for r in sim.rest.requests if r.path == "/api/v3/myTrades"] == [429]

@@ -19,6 +19,7 @@ def test_retry_after_holds_every_request_and_never_shortens() -> None:
     pacing.retry_after(100.0, 7.0)
     pacing.retry_after(101.0, 1.0)  # a later, shorter answer does not end the earlier wait
     assert pacing.wait_s(102.0, "BTCUSDT", placing=False) == 5.0
+    assert pacing.held(106.9) and not pacing.held(107.0)
 
 
 def test_a_place_after_a_cancel_on_its_market_waits_the_replace_interval() -> None:

@@ -260,9 +260,16 @@ class CcxtEdge:
         found: list[OrderFilled] = []
         for account in self.accounts.values() if accounts is None else accounts:
             for market_id, since in list(account.since_ms.items()):
+                if account.pacing.held(time.monotonic()):  # the exchange's Retry-After: the next poll then
+                    break
                 symbol = await account.symbol(market_id)
                 try:
                     trades = await account.exchange.fetch_my_trades(symbol, since, TRADES_PER_POLL)
+                except THROTTLED as exc:
+                    account.pacing.retry_after(time.monotonic(), _retry_after_s(account.exchange.last_response_headers))
+                    log.warning("%s: reading trades throttled (%s); polls wait its Retry-After", account.venue,
+                                type(exc).__name__)
+                    break
                 except ccxt_errors.BaseError as exc:  # a poll that fails is not worth the service
                     log.warning("%s: reading trades failed, next poll tries again: %s", account.venue,
                                 account.scrub(f"{type(exc).__name__}: {exc}"))

@@ -35,5 +35,9 @@ class Pacing:
         """A cancel on `symbol` came back (done, or refused)."""
         self._canceled_at[symbol] = now
 
+    def held(self, now: float) -> bool:
+        """Whether the exchange's Retry-After still holds every request."""
+        return now < self._resume_at
+
     def retry_after(self, now: float, seconds: float) -> None:
         self._resume_at = max(self._resume_at, now + seconds)
