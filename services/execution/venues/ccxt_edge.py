@@ -90,6 +90,10 @@ class _Account:
         self.coids: dict[str, str] = {}  # the exchange's order id -> our client order id, oldest first
         self.since_ms: dict[str, int] = {}  # symbol -> newest trade time read, for the next poll
 
+    def keep_retry_after(self) -> None:
+        """After a 429 / 418: no request to the exchange before its Retry-After has passed."""
+        self.pacing.retry_after(time.monotonic(), _retry_after_s(self.exchange.last_response_headers))
+
     def scrub(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "***")
@@ -201,8 +205,8 @@ class CcxtEdge:
         pacing.sent(time.monotonic())
         try:
             return await call(*args)
-        except THROTTLED:  # 429 / 418: keep the exchange's word
-            pacing.retry_after(time.monotonic(), _retry_after_s(account.exchange.last_response_headers))
+        except THROTTLED:
+            account.keep_retry_after()
             raise
         finally:
             if canceling:
@@ -266,7 +270,7 @@ class CcxtEdge:
                 try:
                     trades = await account.exchange.fetch_my_trades(symbol, since, TRADES_PER_POLL)
                 except THROTTLED as exc:
-                    account.pacing.retry_after(time.monotonic(), _retry_after_s(account.exchange.last_response_headers))
+                    account.keep_retry_after()
                     log.warning("%s: reading trades throttled (%s); polls wait its Retry-After", account.venue,
                                 type(exc).__name__)
                     break
