@@ -16,7 +16,7 @@ import msgspec
 from bosun.runtime.config import ConfigError, ConfigStruct, decode
 from proto.subjects import check_token
 from services.alerts.config import AlertsConfig
-from services.execution.config import ExecutionConfig, VenueConfig
+from services.execution.config import ExecutionConfig, LiveCaps, VenueConfig
 from services.ingest.config import IngestConfig
 from services.portfolio.config import LedgerConfig, PortfolioConfig
 from services.risk.config import LimitsConfig, RiskConfig
@@ -69,6 +69,7 @@ class Config(ConfigStruct):
     alerts: AlertsConfig = AlertsConfig()
     portfolio: LedgerConfig = LedgerConfig()
     services: dict[str, ServiceConfig] = {}
+    live: LiveCaps = LiveCaps()  # `[live] capped = true`: capped-live mode, with its caps
 
     def __post_init__(self) -> None:
         strategies = {s.name: s for s in self.strategies}
@@ -101,7 +102,7 @@ class Config(ConfigStruct):
                           capital={c.id: c.capital for c in self.clients})
 
     def execution_config(self) -> ExecutionConfig:
-        return ExecutionConfig(dry_run=self.dry_run, venues={c.id: c.venues for c in self.clients})
+        return ExecutionConfig(dry_run=self.dry_run, venues={c.id: c.venues for c in self.clients}, live=self.live)
 
     def portfolio_config(self) -> PortfolioConfig:
         return PortfolioConfig(capital={c.id: c.capital for c in self.clients}, ledger=self.portfolio)

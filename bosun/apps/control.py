@@ -138,6 +138,8 @@ def trading_word(enabled: bool | str | None) -> str:
 def render_line(status: dict[str, Any]) -> str:
     """One compact line for the live view of `bosun up`."""
     parts = [f"trading {trading_word(status['trading_enabled'])}"]
+    if (status["execution"] or {}).get("capped_live"):
+        parts.insert(0, "CAPPED LIVE")
     parts += [f"{p['key']} {p['price']} ({age(p)})" for p in status["prices"]]
     execution, portfolio = status["execution"] or {}, status["portfolio"] or {}
     parts.append(f"open orders {len(execution.get('open_orders', ())) if execution else '?'}")
@@ -150,6 +152,8 @@ def render_line(status: dict[str, Any]) -> str:
 
 def render(status: dict[str, Any]) -> str:
     lines = [f"trading      {trading_word(status['trading_enabled'])}"]
+    if (status["execution"] or {}).get("capped_live"):
+        lines.insert(0, status["execution"]["capped_live"])
     for p in status["prices"]:
         lines.append(f"price        {p['key']:<20} {p['price']:>14}  {age(p)}")
     risk, execution, portfolio = status["risk"], status["execution"], status["portfolio"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -66,24 +67,22 @@ async def serve_execution(cfg: Config, nats_url: str, _database_url: str | None)
     from services.execution.venues.shadow_adapter import ShadowAdapter
 
     config = cfg.execution_config()
+    if config.live.capped:
+        log.warning("%s", config.live.banner())
     adapters = [Companion(lambda clock, out: ShadowAdapter(clock, out, config))]
     edge = None
     if any(v.kind == "live" for venues in config.venues.values() for v in venues.values()):
         from services.execution.venues.ccxt_edge import CcxtEdge  # ccxt: the `live` extra, loaded only for live venues
         from services.execution.venues.live import LiveAdapter
+        from services.execution.venues.user_stream import follow, followers
 
         edge = CcxtEdge(config)
-        poll_s = min(v.poll_s for venues in config.venues.values() for v in venues.values() if v.kind == "live")
 
-        async def poll_fills(binding, actor: LiveAdapter) -> None:
-            while True:
-                fills = await edge.fills()
-                if fills:
-                    await binding.feed(actor.on_fills_found, fills)
-                await asyncio.sleep(poll_s)
+        async def follow_fills(binding, actor: LiveAdapter) -> None:
+            await follow(followers(edge, functools.partial(binding.feed, actor.on_fills_found)))
 
         adapters.append(Companion(lambda clock, out: LiveAdapter(clock, out, config), effects=edge.carry_out,
-                                  source=poll_fills))
+                                  source=follow_fills))
     try:
         await run_service("execution", lambda clock, out: ExecutionActor(clock, out, config), nats_url=nats_url,
                           halt_on_start=True, companions=adapters, **_metrics(cfg, "execution"))

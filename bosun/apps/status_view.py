@@ -26,6 +26,8 @@ def view(status: dict[str, Any], health: dict[str, bool]) -> Group:
     services = Text("  ".join(f"{s} {'up' if health.get(s) else 'DOWN'}" for s in SERVICES))
     services.highlight_words([f"{s} DOWN" for s in SERVICES], style="bold red")
     parts: list[Any] = [trading, services]
+    if (status["execution"] or {}).get("capped_live"):
+        parts.insert(0, Text(status["execution"]["capped_live"], style="bold yellow"))
 
     prices = Table("market", "price", "age", title="prices", title_justify="left")
     for p in status["prices"]:

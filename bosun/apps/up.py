@@ -152,6 +152,8 @@ class Supervisor:
 
     async def _run(self) -> int:
         print(f"bosun up: mode {self.cfg.mode}{' (dry run)' if self.cfg.dry_run else ''}, state in {self.state_dir}")
+        if self.cfg.mode == "live" and self.cfg.live.capped:
+            print(f"  {self.cfg.live.banner()}")
         # On the main thread: a child's parent-death signal fires when the thread that spawned it ends.
         nats_url, database_url = self._start_servers()
         write_urls(self.state_dir, nats_url=nats_url, database_url=database_url)

@@ -45,6 +45,7 @@ class ExecutionActor(Actor):
     def __init__(self, clock: Clock, out: Outbox, config: ExecutionConfig) -> None:
         super().__init__(clock, out)
         self.dry_run = config.dry_run
+        self.capped_live = config.live.banner() if config.live.capped else None  # shown by `bosun status`
         self.trading_enabled = False  # until a person turns trading on: after any restart, too
         self.book = OrderBook()
         self._cfg: dict[tuple[str, str], VenueConfig] = {  # (client, venue) -> its config
@@ -180,6 +181,7 @@ class ExecutionActor(Actor):
         return {
             "trading_enabled": self.trading_enabled,
             "dry_run": self.dry_run,
+            "capped_live": self.capped_live,
             "open_orders": {coid: {"client": o.order.client, "venue": o.order.venue, "symbol": o.order.symbol,
                                    "side": o.order.side, "type": o.order.order_type, "remaining": str(o.remaining),
                                    "reason": o.order.reason}

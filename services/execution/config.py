@@ -16,7 +16,15 @@ class VenueConfig(ConfigStruct):
     # kind = "live": every REST endpoint of the exchange on this base URL, paths kept (a testnet,
     # or `bosun exchange-sim`); the market rules (tick, step, minimums) then come from the exchange.
     api_url: str | None = None
-    poll_s: float = 1.0  # how often the exchange's trades are read for fills
+    poll_s: float = 1.0  # how often the exchange's trades are read for fills while the user stream is down
+    # kind = "live", order requests (places and cancels, retries included): at most order_budget in any
+    # order_budget_window_s (Binance spot: 50 per 10 s), and a place on a market not sooner than
+    # min_replace_interval_s after a cancel there.
+    order_budget: int = 50
+    order_budget_window_s: float = 10.0
+    min_replace_interval_s: float = 0.5
+    user_stream: bool = True  # kind = "live": fills from ccxt.pro's watch_my_trades, polling only while it is down
+    stream_poll_s: float = 30.0  # while the user stream is up, fills are read this often all the same: a safety net
     fee_bps: Decimal = Decimal(10)
     maker_fee_bps: Decimal | None = None  # a limit order's fills; fee_bps when not set
     taker_fee_bps: Decimal | None = None  # market, stop and take-profit fills; fee_bps when not set
@@ -41,16 +49,47 @@ class VenueConfig(ConfigStruct):
                 raise ValueError(f"venue {name} must be >= 0, got {getattr(self, name)}")
         if not 0 < _finite("bar_volume_share", self.bar_volume_share) <= 1:
             raise ValueError(f"venue bar_volume_share must be in (0, 1], got {self.bar_volume_share}")
-        if not 0 < _finite("poll_s", Decimal(self.poll_s)):
-            raise ValueError(f"venue poll_s must be > 0, got {self.poll_s}")
+        for name in ("poll_s", "stream_poll_s"):
+            if not 0 < _finite(name, Decimal(getattr(self, name))):
+                raise ValueError(f"venue {name} must be > 0, got {getattr(self, name)}")
+        if not 1 <= self.order_budget <= 100_000:
+            raise ValueError(f"venue order_budget must be between 1 and 100000, got {self.order_budget}")
+        if not 0 < _finite("order_budget_window_s", Decimal(self.order_budget_window_s)) <= 86_400:
+            raise ValueError(f"venue order_budget_window_s must be in (0, 86400], got {self.order_budget_window_s}")
+        if not 0 <= _finite("min_replace_interval_s", Decimal(self.min_replace_interval_s)) <= 60:
+            raise ValueError(f"venue min_replace_interval_s must be in [0, 60], got {self.min_replace_interval_s}")
 
 
 def _finite(name: str, value: Decimal) -> Decimal:
     if not value.is_finite():
-        raise ValueError(f"venue {name} must be a finite number, got {value}")
+        raise ValueError(f"{'' if name.startswith('live.') else 'venue '}{name} must be a finite number, got {value}")
     return value
+
+
+class LiveCaps(ConfigStruct):
+    """`[live]`: capped-live mode. With `capped = true`, execution itself refuses any order to a
+    live venue above these caps, whatever risk approved (services/execution/caps.py)."""
+
+    capped: bool = False
+    max_order_notional: Decimal | None = None  # quote currency: qty x (limit, else the newest) price
+    max_position: Decimal | None = None  # base units, per client and market, counting working orders
+
+    def __post_init__(self) -> None:
+        if not self.capped:
+            return
+        for name in ("max_order_notional", "max_position"):
+            value = getattr(self, name)
+            if value is None:
+                raise ValueError(f"live.capped = true needs live.{name}: a capped mode names its caps")
+            if not _finite(f"live.{name}", value) > 0:
+                raise ValueError(f"live.{name} must be > 0, got {value}")
+
+    def banner(self) -> str:
+        return (f"CAPPED LIVE: every order to a live venue at most {self.max_order_notional} in notional, "
+                f"positions at most {self.max_position}")
 
 
 class ExecutionConfig(ConfigStruct):
     venues: dict[str, dict[str, VenueConfig]]  # client id -> venue name -> its config
     dry_run: bool = False
+    live: LiveCaps = LiveCaps()

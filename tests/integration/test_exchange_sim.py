@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from itertools import islice
@@ -23,6 +24,8 @@ import pytest
 from bosun.apps.exchange_sim.auth import Credentials
 from bosun.apps.exchange_sim.server import Simulator, serving
 from bosun.runtime.embedded import free_port
+from proto.events import Bar, Trade
+from services.ingest.binance_ws import parse_message
 from services.ingest.files import read_trades
 from tests.datafiles import BTC_TRADES, data_file
 from tests.simhelp import API_KEY, API_SECRET, client, sim_config
@@ -316,6 +319,30 @@ async def test_user_stream_dropped_mid_fill_then_fills_recovered_by_polling(ex: 
     fills = await ex.fetch_my_trades(SYMBOL)
     polled = await ex.fetch_order(order["id"], SYMBOL)
     assert len(fills) > 1 and sum(Decimal(str(f["amount"])) for f in fills) == Decimal(str(polled["filled"]))
+
+
+async def test_market_streams_carry_the_replayed_trades_and_closed_klines_as_ingest_reads_them(
+        sim: Simulator) -> None:
+    base = sim.url.replace("http", "ws")
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(base + "/stream?streams=btcusdt@trade/btcusdt@kline_1m") as ws:
+            start = (await control(sim, "GET", "/sim/state"))["market_ms"]
+            replayed = (await control(sim, "POST", "/sim/advance", {"until_ms": start + 180_000}))["replayed"]
+            events = []
+            while not any(isinstance(e, Bar) for e in events):
+                events.append(parse_message((await asyncio.wait_for(ws.receive(), 5)).data))
+        refused = await http.get(sim.url + "/stream?streams=ethusdt@trade")
+        assert refused.status == 400 and "BTCUSDT" in (await refused.json())["msg"]
+    trades = [e for e in events if isinstance(e, Trade)]
+    [bar] = [e for e in events if isinstance(e, Bar)]
+    assert replayed > len(trades) > 0 and [t.symbol for t in trades] == ["BTCUSDT"] * len(trades)
+    assert [t.id for t in trades] == sorted({t.id for t in trades}, key=lambda i: int(i.rsplit(".", 1)[-1]))
+    assert bar.ts_open % 60_000_000_000 == 0 and bar.interval == "1m"
+    assert trades[0].ts_event < bar.ts_open  # a whole minute: not the one the subscription began inside
+    in_bar = [t for t in trades if bar.ts_open <= t.ts_event < bar.ts_event]
+    assert bar.volume == sum(t.qty for t in in_bar) and bar.close == in_bar[-1].price
+    assert bar.high == max(t.price for t in in_bar) and bar.low == min(t.price for t in in_bar)
+    assert abs(trades[0].ts_event / 1e6 - time.time() * 1000) < 180_000  # as fresh as a live venue's
 
 
 async def wait_until(condition: Any, what: str, timeout: float = 5.0) -> None:

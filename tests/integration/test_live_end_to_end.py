@@ -4,6 +4,7 @@ on the order log once, and a restart of execution places nothing twice."""
 
 from __future__ import annotations
 
+import json
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -44,7 +45,8 @@ async def live(tmp_path: Path):
         config.write_text(CONFIG.format(url=sim.url))
         with EmbeddedNats(tmp_path / "nats") as server:
             nc = await nats.connect(server.url)
-            env = {**server_env(server.url), "BOSUN_BINANCE_API_KEY": API_KEY, "BOSUN_BINANCE_API_SECRET": API_SECRET}
+            env = {**server_env(server.url), "BOSUN_BINANCE_API_KEY": API_KEY, "BOSUN_BINANCE_API_SECRET": API_SECRET,
+                   "OTEL_TRACES_EXPORTER": "console"}  # traces into its log, where the secrets test reads them
             execution = ServiceProcess("execution", config, tmp_path, env)
             try:
                 await execution.start(nc)
@@ -75,3 +77,29 @@ async def test_an_approved_target_trades_once_on_the_exchange_and_survives_a_res
     assert await stored_count(js, "ORDERS", "order.submit.>") == 1
     assert await stored_count(js, "ORDERS", "order.accepted.>") == 1
     assert await stored_count(js, "ORDERS", "order.filled.>") == 1
+
+
+async def test_the_api_key_and_secret_appear_in_nothing_execution_emits(live) -> None:
+    """Logs (with the traces), every NATS message (subjects, headers, payloads) and the metrics,
+    through an order, a fill, an exchange's refusal and a user stream cut mid-run."""
+    nc, execution, sim = live
+    async with Collector(nc, ">") as everything, aiohttp.ClientSession() as http:
+        await control.set_trading(nc, True)
+        await until_trading(nc, "execution", True)
+        async with Collector(nc, "order.filled.alice.>") as filled, Collector(nc, "order.rejected.alice.>") as refused:
+            await http.post(sim.url + "/sim/faults", json={"stream_drop_after": 0})  # cut by the order's first event
+            await publish(nc, ev.TargetApproved(id="alice.s1", ts_event=time.time_ns(), target=target(1, "0.01")))
+            await filled.wait(1, timeout=20)  # by polling
+            await publish(nc, ev.TargetApproved(id="alice.s2", ts_event=time.time_ns(), target=target(2, "50")))
+            [refusal] = await refused.wait(1, timeout=20)  # 50 BTC on 100,000 USDT: the exchange says no
+        assert b"InsufficientFunds" in refusal.data
+        port = json.loads(next(line for line in execution.log.read_text().splitlines() if "metrics_port" in line))
+        metrics = await (await http.get(f"http://127.0.0.1:{port['metrics_port']}/metrics")).read()
+    execution.stop()  # its last spans are exported on the way out
+    log = execution.log.read_bytes()
+    assert b'"trace_id"' in log, "no trace exported"
+    assert b"user stream lost" in log and b"bosun_" in metrics
+    wire = [m.subject.encode() + m.data + repr(m.headers).encode() for m in everything.messages]
+    assert len(wire) > 10
+    for secret in (API_KEY.encode(), API_SECRET.encode()):
+        assert secret not in log and secret not in metrics and not any(secret in m for m in wire)

@@ -3,19 +3,25 @@ trades): orders placed once whatever the network does, refusals named, fills rea
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from itertools import islice
 
 import aiohttp
 import pytest
 
 from bosun.apps.exchange_sim.auth import Credentials
 from bosun.apps.exchange_sim.server import Simulator, serving
+from bosun.runtime.clock import LiveClock
 from proto.events import OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, SubmitOrder
 from services.execution.config import ExecutionConfig, VenueConfig
 from services.execution.venues import ccxt_edge
 from services.execution.venues.ccxt_edge import CcxtEdge
+from services.execution.venues.live import LiveAdapter
+from services.execution.venues.user_stream import AccountFills, follow, followers
+from services.ingest.files import read_trades
 from tests.datafiles import BTC_TRADES, data_file
 from tests.simhelp import API_KEY, API_SECRET, sim_config
 
@@ -77,11 +83,65 @@ async def test_an_answer_lost_after_the_exchange_took_the_order_places_it_once(s
     assert [o["clientOrderId"] for o in resting] == [placed.id]  # exactly one on the venue
 
 
-async def test_throttling_is_waited_out_within_the_bound(sim: Simulator, edge: CcxtEdge) -> None:
+def paced_edge(sim: Simulator, **venue: object) -> CcxtEdge:
+    return CcxtEdge(ExecutionConfig(venues={"alice": {"binance": VenueConfig(kind="live", api_url=sim.url, **venue)}}),
+                    environ=ENV)
+
+
+def order_posts(sim: Simulator) -> list:
+    return [r for r in sim.rest.requests if (r.method, r.path) == ("POST", "/api/v3/order")]
+
+
+async def test_429_with_retry_after_backs_off_then_succeeds_never_past_the_budget(sim: Simulator, monkeypatch) -> None:
+    monkeypatch.setattr(ccxt_edge, "BACKOFF_S", 0.01)
+    monkeypatch.setattr(ccxt_edge, "MAX_BACKOFF_S", 0.05)
     await control(sim, "POST", "/sim/advance", {"trades": 10})
-    await control(sim, "POST", "/sim/faults", {"throttles": 2, "throttle_status": 429, "retry_after_s": 1})
-    [accepted] = await edge.place(order(3, order_type="limit", limit="1000"))
-    assert isinstance(accepted, OrderAccepted)
+    await control(sim, "POST", "/sim/faults", {"throttles": 2, "throttle_status": 429, "retry_after_s": 1,
+                                               "paths": ["/api/v3/order"]})
+    edge = paced_edge(sim, order_budget=3, order_budget_window_s=2.0)
+    try:
+        first, second = order(3, order_type="limit", limit="1000"), order(33, order_type="limit", limit="1001")
+        [accepted] = await edge.place(first)
+        [also] = await edge.place(second)  # the budget is spent by the three tries of the first: it waits its turn
+        resting = await edge.accounts[("alice", "binance")].exchange.fetch_open_orders("BTC/USDT")
+    finally:
+        await edge.close()
+    assert isinstance(accepted, OrderAccepted) and isinstance(also, OrderAccepted)
+    assert sorted(o["clientOrderId"] for o in resting) == sorted([first.id, second.id])  # one order each
+    posts = order_posts(sim)
+    assert [r.status for r in posts] == [429, 429, 200, 200]
+    for throttled, after in zip(posts, posts[1:3]):
+        assert after.arrived_s - throttled.arrived_s >= 1.0  # the exchange's Retry-After, kept
+    for i, post in enumerate(posts):  # never more than the budget in any window
+        assert sum(1 for r in posts[i:] if r.arrived_s - post.arrived_s < 2.0) <= 3
+
+
+async def test_a_retry_after_longer_than_the_wait_bound_rejects_the_order_unsent(sim: Simulator) -> None:
+    await control(sim, "POST", "/sim/advance", {"trades": 10})
+    await control(sim, "POST", "/sim/faults", {"throttles": 1, "throttle_status": 418, "retry_after_s": 120,
+                                               "paths": ["/api/v3/order"]})
+    edge = paced_edge(sim)
+    try:
+        [rejected] = await edge.place(order(34, order_type="limit", limit="1000"))
+    finally:
+        await edge.close()
+    assert isinstance(rejected, OrderRejected) and "order not sent" in rejected.reason
+    assert "no order request for 1" in rejected.reason and len(order_posts(sim)) == 1
+
+
+async def test_a_replace_waits_the_minimum_interval_after_its_cancel(sim: Simulator) -> None:
+    await control(sim, "POST", "/sim/advance", {"trades": 10})
+    edge = paced_edge(sim, min_replace_interval_s=0.3)
+    try:
+        first = order(35, order_type="limit", limit="1000")
+        await edge.place(first)
+        await edge.cancel("alice", "binance", "BTCUSDT", first.id, "superseded")
+        [replaced] = await edge.place(order(36, order_type="limit", limit="1001"))
+    finally:
+        await edge.close()
+    assert isinstance(replaced, OrderAccepted)
+    [cancel] = [r for r in sim.rest.requests if (r.method, r.path) == ("DELETE", "/api/v3/order")]
+    assert order_posts(sim)[-1].arrived_s - cancel.arrived_s >= 0.3
 
 
 async def test_refusals_name_the_rule_or_the_exchanges_reason_and_hold_no_key(sim: Simulator,
@@ -122,3 +182,125 @@ async def test_the_exchange_order_ids_it_remembers_are_bounded(monkeypatch) -> N
         assert list(account.coids) == ["1", "2"]  # the oldest went first
     finally:
         await edge.close()
+
+
+# ----------------------------------------------------------------------------- fills: user stream and polling
+
+
+class Published:
+    """An outbox that keeps what the LiveAdapter publishes (what reaches portfolio)."""
+
+    def __init__(self) -> None:
+        self.events: list[object] = []
+        self.changed = asyncio.Event()
+
+    def publish(self, message: object) -> None:
+        self.events.append(message)
+        self.changed.set()
+
+    def effect(self, effect: object) -> None:
+        raise AssertionError(f"no effect expected here: {effect!r}")
+
+    def set_trading_enabled(self, enabled: bool) -> None:
+        raise AssertionError("the live adapter never flips the kill switch")
+
+    def fills(self) -> list[OrderFilled]:
+        return [e for e in self.events if isinstance(e, OrderFilled)]
+
+    async def until_filled(self, qty: Decimal, timeout: float = 10.0) -> list[OrderFilled]:
+        async with asyncio.timeout(timeout):
+            while sum(f.qty for f in self.fills()) < qty:
+                self.changed.clear()
+                await self.changed.wait()
+        return self.fills()
+
+
+@pytest.fixture
+async def following(edge: CcxtEdge) -> AsyncIterator[tuple[AccountFills, Published]]:
+    """The edge's fill followers feeding a real LiveAdapter, which publishes each fill once."""
+    published = Published()
+    config = ExecutionConfig(venues={"alice": {"binance": VenueConfig(kind="live", poll_s=0.05)}})
+    adapter = LiveAdapter(LiveClock(), published, config)
+    adapter.on_start()
+
+    async def deliver(fills) -> None:
+        adapter.on_fills_found(fills)
+
+    [account] = followers(edge, deliver)
+    task = asyncio.create_task(follow([account]))
+    try:
+        await until(lambda: account.up, "the user stream subscribed")
+        yield account, published
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def until(condition, what: str, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)  # a condition on another task's state: polled, bounded by the timeout
+
+
+QTY = Decimal("0.05")  # more than most single trades: it fills over several
+
+
+async def a_buy_filled_bit_by_bit(sim: Simulator, edge: CcxtEdge, n: int, faults: dict | None = None
+                                  ) -> tuple[SubmitOrder, OrderAccepted]:
+    """A limit buy of QTY below the market, placed; then, with `faults` on, 3,000 real trades that
+    fill it bit by bit."""
+    await control(sim, "POST", "/sim/advance", {"trades": 10})
+    trades = [t.price for t in islice(read_trades(str(data_file(BTC_TRADES))), 3000)]
+    placed = order(n, qty=str(QTY), order_type="limit", limit=str(max(p for p in trades[11:] if p < trades[10])))
+    [accepted] = await edge.place(placed)
+    if faults:
+        await control(sim, "POST", "/sim/faults", faults)
+    await control(sim, "POST", "/sim/advance", {"trades": 3000})
+    return placed, accepted
+
+
+async def test_partial_fills_come_from_the_user_stream_summed_exactly_and_polling_rests(
+        sim: Simulator, edge: CcxtEdge, following) -> None:
+    account, published = following
+    polls_before = sum(1 for r in sim.rest.requests if r.path == "/api/v3/myTrades")
+    placed, accepted = await a_buy_filled_bit_by_bit(sim, edge, 20)
+    fills = await published.until_filled(QTY)
+    assert len(fills) > 1 and sum(f.qty for f in fills) == QTY  # partial fills, summed exactly
+    assert len({f.id for f in fills}) == len(fills) and {f.client_order_id for f in fills} == {placed.id}
+    ex = account.account.exchange
+    assert Decimal(str((await ex.fetch_order(accepted.venue_order_id, "BTC/USDT"))["filled"])) == QTY
+    assert sum(1 for r in sim.rest.requests if r.path == "/api/v3/myTrades") == polls_before  # the stream did it
+    assert account.drops == 0
+
+
+async def test_the_user_stream_dropped_mid_fill_every_fill_is_recovered_by_polling_once(
+        sim: Simulator, edge: CcxtEdge, following) -> None:
+    account, published = following
+    _, accepted = await a_buy_filled_bit_by_bit(sim, edge, 21, {"stream_drop_after": 2})  # 2 events, then the cut
+    fills = await published.until_filled(QTY)
+    assert account.drops >= 1
+    assert sum(f.qty for f in fills) == QTY and len({f.id for f in fills}) == len(fills)  # none lost, none twice
+    venue_trades = await account.account.exchange.fetch_my_trades("BTC/USDT")
+    assert sorted(f.id for f in fills) == sorted(f"binance-{t['id']}" for t in venue_trades
+                                                 if t["order"] == accepted.venue_order_id)
+    await until(lambda: account.up, "the user stream subscribed again")
+
+
+@pytest.mark.parametrize("fault", ["duplicate_reports", "reorder_reports"])
+async def test_a_duplicated_or_out_of_order_execution_report_changes_nothing(
+        sim: Simulator, edge: CcxtEdge, following, fault: str) -> None:
+    account, published = following
+    await a_buy_filled_bit_by_bit(sim, edge, 22, {fault: True})
+    fills = await published.until_filled(QTY)
+    assert sum(f.qty for f in fills) == QTY and len({f.id for f in fills}) == len(fills)
+    assert sim.streams.events_sent > 0 and account.drops == 0
+
+
+async def test_a_throttled_poll_waits_the_retry_after_before_polling_again(sim: Simulator, edge: CcxtEdge) -> None:
+    await control(sim, "POST", "/sim/advance", {"trades": 10})
+    await edge.place(order(40))  # a market to poll
+    await control(sim, "POST", "/sim/faults", {"throttles": 1, "throttle_status": 429, "retry_after_s": 60,
+                                               "paths": ["/api/v3/myTrades"]})
+    assert await edge.fills() == []  # throttled
+    assert await edge.fills() == []  # held: not asked again
+    assert [r.status for r in sim.rest.requests if r.path == "/api/v3/myTrades"] == [429]

@@ -51,8 +51,9 @@ def main(args: argparse.Namespace) -> int:
     async def run() -> None:
         async with serving(config, credentials, args.host, args.port) as sim:
             symbols = ", ".join(sim.exchange.rules)
-            print(f"bosun exchange-sim: {symbols} on {sim.url} (REST {sim.url}/api/v3, user stream "
-                  f"ws://{sim.url.removeprefix('http://')}/ws and /ws-api/v3), speed {config.speed}", flush=True)
+            ws = f"ws://{sim.url.removeprefix('http://')}"
+            print(f"bosun exchange-sim: {symbols} on {sim.url} (REST {sim.url}/api/v3, user stream {ws}/ws and "
+                  f"/ws-api/v3, market streams {ws}/stream), speed {config.speed}", flush=True)
             await asyncio.Event().wait()
 
     asyncio.run(run())

@@ -60,6 +60,7 @@ class Exchange:
         self._events: list[dict[str, object]] = []
         self._changed_assets: set[str] = set()
         self.subscribers: list[Publish] = []
+        self.tick_subscribers: list[Callable[[Tick], None]] = []  # every replayed trade (the market streams)
         # Orders need a price: the market opens with the first trade of each symbol replayed.
         while self.replay.peek() is not None and len(self.last_price) < len(self.rules):
             self._replay_one()
@@ -153,6 +154,8 @@ class Exchange:
         assert tick is not None
         self.market_ms = tick.time_ms
         self.last_price[tick.symbol] = tick.price
+        for subscriber in self.tick_subscribers:
+            subscriber(tick)
         for order in list(self._open[tick.symbol].values()):  # oldest first
             if order.is_open and order.waiting and stop_reached(order, tick.price):
                 order.triggered = True

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
+from typing import NamedTuple
 from urllib.parse import parse_qsl
 
 import msgspec
@@ -24,8 +27,19 @@ API = "/api/v3/"
 MAX_TRADES_LIMIT = 1000
 Handler = Callable[[web.Request, Params], Awaitable[object]]
 Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
+REQUESTS_KEPT = 10_000  # the request log's bound (tests count requests; the benchmark times the handler)
 THROTTLE_MESSAGES = {429: "Too much request weight used; current limit is 6000 request weight per 1 MINUTE.",
                      418: "Way too much request weight used; IP banned until further notice."}
+
+
+class Served(NamedTuple):
+    """One answered /api/v3 request (a dropped answer is not one)."""
+
+    arrived_s: float  # time.monotonic()
+    method: str
+    path: str
+    status: int
+    handler_s: float  # from arrival to the answer, the latency fault included
 
 
 def _json(data: object, status: int = 200) -> web.Response:
@@ -36,6 +50,8 @@ class Rest:
     def __init__(self, exchange: Exchange, credentials: Credentials, faults: FaultState,
                  streams: UserStreams) -> None:
         self.exchange, self.credentials, self.faults, self.streams = exchange, credentials, faults, streams
+        # (arrival on the monotonic clock, method, path, status, seconds in the handler): the newest only
+        self.requests: deque[Served] = deque(maxlen=REQUESTS_KEPT)
 
     def routes(self, app: web.Application) -> None:
         r = app.router
@@ -71,6 +87,13 @@ class Rest:
 
     def _wrap(self, handler: Handler, *, key: bool, signed: bool) -> Route:
         async def serve(request: web.Request) -> web.StreamResponse:
+            arrived = time.monotonic()
+            response = await answer(request)
+            self.requests.append(Served(arrived, request.method, request.path, response.status,
+                                        time.monotonic() - arrived))
+            return response
+
+        async def answer(request: web.Request) -> web.StreamResponse:
             faults, counted = self.faults.faults, self.faults.applies(request.path)
             if counted and self.faults.take("throttles"):
                 status = faults.throttle_status

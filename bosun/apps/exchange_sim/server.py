@@ -22,6 +22,7 @@ from bosun.apps.exchange_sim.config import SimConfig
 from bosun.apps.exchange_sim.exchange import Exchange
 from bosun.apps.exchange_sim.faults import FaultState
 from bosun.apps.exchange_sim.market import Replay
+from bosun.apps.exchange_sim.market_stream import MarketStreams
 from bosun.apps.exchange_sim.rest import Rest
 from bosun.apps.exchange_sim.stream import UserStreams
 from bosun.runtime.config import ConfigError
@@ -50,9 +51,13 @@ class Simulator:
         self.streams = UserStreams(credentials, self.faults, clock)
         self.exchange.subscribers.append(self.streams.publish)
         self.app = web.Application()
-        Rest(self.exchange, credentials, self.faults, self.streams).routes(self.app)
+        self.rest = Rest(self.exchange, credentials, self.faults, self.streams)
+        self.rest.routes(self.app)
         self.app.router.add_get("/ws/{listen_key}", self.streams.listen_key_stream)
         self.app.router.add_get("/ws-api/v3", self.streams.ws_api)
+        self.market = MarketStreams(list(replay.rules), self.exchange.market_ms, clock)
+        self.exchange.tick_subscribers.append(self.market.on_tick)
+        self.app.router.add_get("/stream", self.market.serve)
         self.url = ""
 
     async def pace(self) -> None:

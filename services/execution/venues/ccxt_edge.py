@@ -4,10 +4,13 @@ It carries out the LiveAdapter's effects and answers with the Order* events the 
 gives, and reads each account's trades for fills. What it guarantees:
 - an order goes out with its client order id (`newClientOrderId`), rounded to the exchange's
   own market rules first; an order those rules refuse is rejected here, naming the rule;
-- a network failure (ccxt's NetworkError family: RequestTimeout, DDoSProtection and its
-  RateLimitExceeded, ExchangeNotAvailable) is retried at most MAX_ATTEMPTS times with jittered
-  exponential backoff, and before each retry the order is looked up by its client order id,
-  so a request whose answer was lost is never placed twice; "duplicate order" means the same;
+- a network failure (ccxt's NetworkError family: RequestTimeout, ExchangeNotAvailable, ...) is
+  retried at most MAX_ATTEMPTS times with jittered exponential backoff, and before each retry
+  the order is looked up by its client order id, so a request whose answer was lost is never
+  placed twice; "duplicate order" means the same;
+- order requests keep the account's pace (pacing.py: the order budget, the minimum replace
+  interval, and after a 429 / 418 (DDoSProtection, RateLimitExceeded) the exchange's
+  Retry-After); a throttled place was refused unread, so it is sent again in its turn, unlooked;
 - anything else the exchange refuses (InvalidOrder, InsufficientFunds, AuthenticationError,
   ...) becomes OrderRejected with the exchange's reason, keys scrubbed from it;
 - a cancel that finds no order (it raced a fill) is resolved by fetching the order.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import random
 import time
@@ -27,17 +31,21 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import ccxt.async_support as ccxt_async
+import ccxt.pro as ccxt_pro
 from ccxt.base import errors as ccxt_errors
 
 from proto.events import Event, OrderAccepted, OrderCanceled, OrderFilled, SubmitOrder
 from services.execution.config import ExecutionConfig, VenueConfig
 from services.execution.orders import rejection
 from services.execution.venues.live import CancelAllVenueOrders, CancelVenueOrder, PlaceOrder
+from services.execution.venues.pacing import Pacing
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
 BACKOFF_S, MAX_BACKOFF_S = 0.2, 5.0
+THROTTLED = (ccxt_errors.DDoSProtection, ccxt_errors.RateLimitExceeded)  # siblings in ccxt 4.5: both
+MAX_WAIT_S = 30.0  # an order request that would wait longer for its turn (budget, Retry-After) is not sent
 TRADES_PER_POLL = 500  # per symbol and poll: a bound, the next poll goes on from the newest
 ORDERS_REMEMBERED = 100_000  # per account: the exchange's order ids whose fills are named by our ids
 # Spot only: without these, ccxt's binance also asks for futures, margin and currency data.
@@ -73,11 +81,18 @@ class _Account:
         keys = credentials(cfg.exchange, environ)
         self._secrets = [v for v in keys.values() if v]
         options = dict(BINANCE_OPTIONS) if cfg.exchange == "binance" else {}
-        self.exchange = getattr(ccxt_async, cfg.exchange)({**keys, "enableRateLimit": True, "options": options})
+        # ccxt.pro's class where there is one: the same REST API, plus the user stream (user_stream.py).
+        module = ccxt_pro if hasattr(ccxt_pro, cfg.exchange) else ccxt_async
+        self.exchange = getattr(module, cfg.exchange)({**keys, "enableRateLimit": True, "options": options})
         if cfg.api_url:
             point_at(self.exchange, cfg.api_url)
+        self.pacing = Pacing(cfg.order_budget, cfg.order_budget_window_s, cfg.min_replace_interval_s)
         self.coids: dict[str, str] = {}  # the exchange's order id -> our client order id, oldest first
         self.since_ms: dict[str, int] = {}  # symbol -> newest trade time read, for the next poll
+
+    def keep_retry_after(self) -> None:
+        """After a 429 / 418: no request to the exchange before its Retry-After has passed."""
+        self.pacing.retry_after(time.monotonic(), _retry_after_s(self.exchange.last_response_headers))
 
     def scrub(self, text: str) -> str:
         for secret in self._secrets:
@@ -132,9 +147,15 @@ class CcxtEdge:
         params = {"newClientOrderId": order.id}
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                placed = await account.exchange.create_order(symbol, order.order_type, order.side, amount, price,
-                                                              params)
+                placed = await self._request(account, order.symbol, False, account.exchange.create_order, symbol,
+                                             order.order_type, order.side, amount, price, params)
                 return self._accepted(account, order, placed)
+            except NotNow as exc:
+                return [rejection(order.id, order, f"{order.venue}: order not sent: {exc}")]
+            except THROTTLED as exc:  # refused unread (429 / 418): the next try waits its Retry-After
+                if attempt == MAX_ATTEMPTS:
+                    return [rejection(order.id, order, f"{order.venue} throttled {attempt} attempts: "
+                                                       f"{account.scrub(type(exc).__name__ + ': ' + str(exc))}")]
             except ccxt_errors.NetworkError as exc:  # the answer is lost, not the order: look before sending again
                 found = await self._find(account, symbol, order.id)
                 if found is not None:
@@ -171,6 +192,26 @@ class CcxtEdge:
                     f"for {order.symbol}"), amount, price
         return None, amount, price
 
+    async def _request(self, account: _Account, market_id: str, canceling: bool, call: Any, *args: Any) -> Any:
+        """An order request (place or cancel) in its turn: within the order budget, after the
+        exchange's Retry-After, and a place not sooner than the minimum replace interval after a
+        cancel on its market. A turn further off than MAX_WAIT_S raises NotNow."""
+        pacing = account.pacing
+        while (wait := pacing.wait_s(time.monotonic(), market_id, placing=not canceling)) > 0:
+            if wait > MAX_WAIT_S:
+                raise NotNow(f"{account.venue} takes no order request for {wait:.1f} s more (order budget "
+                             f"{account.cfg.order_budget} per {account.cfg.order_budget_window_s} s, or its Retry-After)")
+            await asyncio.sleep(wait)
+        pacing.sent(time.monotonic())
+        try:
+            return await call(*args)
+        except THROTTLED:
+            account.keep_retry_after()
+            raise
+        finally:
+            if canceling:
+                pacing.canceled(time.monotonic(), market_id)
+
     async def _find(self, account: _Account, symbol: str, coid: str) -> dict[str, Any] | None:
         try:
             return await account.exchange.fetch_order(None, symbol, {"origClientOrderId": coid})
@@ -195,7 +236,8 @@ class CcxtEdge:
         canceled = OrderCanceled(id=f"{coid}.canceled", ts_event=time.time_ns(), client_order_id=coid, client=client,
                                  venue=venue, symbol=market_id, reason=reason)
         try:
-            await patiently(account.exchange.cancel_order, None, symbol, {"origClientOrderId": coid})
+            await patiently(self._request, account, market_id, True, account.exchange.cancel_order, None, symbol,
+                            {"origClientOrderId": coid})
             return [canceled]
         except ccxt_errors.OrderNotFound:  # it raced a fill, or was never placed: the exchange knows which
             found = await self._find(account, symbol, coid)
@@ -217,21 +259,35 @@ class CcxtEdge:
 
     # --- fills
 
-    async def fills(self) -> list[OrderFilled]:
+    async def fills(self, accounts: Sequence[_Account] | None = None) -> list[OrderFilled]:
         """The trades since the last poll of every market an order was placed on, as fills."""
         found: list[OrderFilled] = []
-        for account in self.accounts.values():
+        for account in self.accounts.values() if accounts is None else accounts:
             for market_id, since in list(account.since_ms.items()):
+                if account.pacing.held(time.monotonic()):  # the exchange's Retry-After: the next poll then
+                    break
                 symbol = await account.symbol(market_id)
                 try:
                     trades = await account.exchange.fetch_my_trades(symbol, since, TRADES_PER_POLL)
-                except ccxt_errors.NetworkError as exc:
+                except THROTTLED as exc:
+                    account.keep_retry_after()
+                    log.warning("%s: reading trades throttled (%s); polls wait its Retry-After", account.venue,
+                                type(exc).__name__)
+                    break
+                except ccxt_errors.BaseError as exc:  # a poll that fails is not worth the service
                     log.warning("%s: reading trades failed, next poll tries again: %s", account.venue,
-                                account.scrub(str(exc)))
+                                account.scrub(f"{type(exc).__name__}: {exc}"))
                     continue
-                for trade in trades:
-                    found.append(self._fill(account, market_id, trade))
-                    account.since_ms[market_id] = max(account.since_ms[market_id], int(trade["timestamp"]))
+                found += self.fills_of(account, trades)
+        return found
+
+    def fills_of(self, account: _Account, trades: Sequence[dict[str, Any]]) -> list[OrderFilled]:
+        """ccxt's trades (polled, or from the user stream) as fills; the next poll goes on from the newest."""
+        found = []
+        for trade in trades:
+            market_id = account.exchange.market(trade["symbol"])["id"]
+            found.append(self._fill(account, market_id, trade))
+            account.since_ms[market_id] = max(account.since_ms.get(market_id, 0), int(trade["timestamp"]))
         return found
 
     def _fill(self, account: _Account, market_id: str, trade: dict[str, Any]) -> OrderFilled:
@@ -243,7 +299,9 @@ class CcxtEdge:
             if trade["fee"].get("currency") == base:  # a buy pays in what it receives: in quote, as bosun books it
                 fee *= price
         order_id = str(trade["order"])
-        coid = account.coids.get(order_id, f"{account.venue}-{order_id}")  # an order placed elsewhere keeps its own
+        # The stream's executionReport names the order's client id ("c"); a polled trade does not.
+        coid = (account.coids.get(order_id) or (trade.get("info") or {}).get("c")
+                or f"{account.venue}-{order_id}")  # an order placed elsewhere keeps its own
         return OrderFilled(id=f"{account.venue}-{trade['id']}", ts_event=int(trade["timestamp"]) * 1_000_000,
                            client_order_id=coid, client=account.client, venue=account.venue, symbol=market_id,
                            side=trade["side"], qty=qty, price=price, fee=fee,
@@ -263,9 +321,23 @@ async def patiently(call: Any, *args: Any) -> Any:
     raise AssertionError("unreachable")
 
 
+class NotNow(Exception):
+    """An order request whose turn is too far off to wait for."""
+
+
+def _retry_after_s(headers: Mapping[str, str] | None) -> float:
+    """The exchange's Retry-After in seconds (its delta-seconds form, as Binance sends it), or
+    MAX_BACKOFF_S when it sent none."""
+    try:
+        seconds = float((headers or {}).get("Retry-After", ""))
+    except ValueError:
+        return MAX_BACKOFF_S
+    return seconds if math.isfinite(seconds) and seconds >= 0 else MAX_BACKOFF_S
+
+
 def _backoff(attempt: int, exc: Exception) -> float:
     """Jittered exponential backoff; longer when the exchange asked for it (429 / 418)."""
     delay = min(MAX_BACKOFF_S, BACKOFF_S * 2 ** (attempt - 1))
-    if isinstance(exc, ccxt_errors.DDoSProtection):  # RateLimitExceeded is one
+    if isinstance(exc, THROTTLED):
         delay = MAX_BACKOFF_S
     return delay * (0.5 + random.random() / 2)

@@ -6,21 +6,29 @@ Idempotent by construction: a command already answered in the log is never carri
 again, and after a restart the commands the log holds no answer for are carried out on
 start. Placing looks the order up by its client order id first, so an order that reached the
 exchange before a crash is adopted, not sent twice. Fills the edge reads from the exchange
-come back through `on_fills_found` and are published once each, by trade id."""
+come back through `on_fills_found` and are published once each, by trade id.
+
+In capped-live mode (`[live] capped = true`) an order above the caps is rejected here, naming
+the cap, and never reaches the edge: the adapter then keeps the accounts' book from the log
+and reads the newest prices, which it does not otherwise."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
+from bosun.model.prices import LatestPrices
 from bosun.model.recent import RecentIds
-from bosun.runtime.actor import Actor, Delivery, Effect, Input, Outbox
+from bosun.runtime.actor import Actor, Delivery, Effect, Input, Outbox, event_input
 from bosun.runtime.clock import Clock
 from proto import codec
 from proto import subjects as sj
 from proto.events import (CancelAllOrders, CancelOrder, Event, OrderAccepted, OrderCanceled, OrderFilled,
-                          OrderRejected, SubmitOrder)
+                          OrderRejected, PriceSnapshot, SubmitOrder)
+from services.execution.caps import over_caps
 from services.execution.config import ExecutionConfig
+from services.execution.orders import OrderBook, rejection
 
 ANSWERS = (OrderAccepted, OrderRejected, OrderCanceled)
 
@@ -53,9 +61,15 @@ class LiveAdapter(Actor):
         self._fills = RecentIds(max_remembered)  # fill ids (the exchange's trade ids) in the log
         self._unanswered: dict[str, SubmitOrder | CancelOrder] = {}  # from the log, until start
         self._started = False
+        self._caps = config.live if config.live.capped else None
+        self._book = OrderBook(max_remembered) if self._caps else None  # the live accounts' orders and positions
+        self._prices = LatestPrices()
 
     def inputs(self) -> Sequence[Input]:
-        return [Input(sj.ORDERS, self.on_order_log, codec.decode_any, Delivery.REPLAY)]
+        log = Input(sj.ORDERS, self.on_order_log, codec.decode_any, Delivery.REPLAY)
+        if self._caps is None:
+            return [log]
+        return [log, event_input(sj.PRICES, PriceSnapshot, self._prices.on_price_snapshot, Delivery.LATEST)]
 
     def on_start(self) -> None:
         self._started = True
@@ -73,6 +87,8 @@ class LiveAdapter(Actor):
         if (getattr(entry, "client", None), getattr(entry, "venue", None)) not in self._accounts:
             return
         kind = type(entry)
+        if self._book is not None:
+            self._book.apply(entry)
         if kind is OrderFilled:
             self._fills.add(entry.id)
         if kind in ANSWERS or kind is OrderFilled:
@@ -96,12 +112,24 @@ class LiveAdapter(Actor):
         kind = type(command)
         if kind is SubmitOrder:
             if command.id not in self._answered and self._placed.add(command.id):
-                self.out.effect(PlaceOrder(command))  # type: ignore[arg-type]
+                problem = self._over_caps(command) if self._book is not None else None  # type: ignore[arg-type]
+                if problem:
+                    self.out.publish(rejection(command.id, command, problem))  # type: ignore[arg-type]
+                else:
+                    self.out.effect(PlaceOrder(command))  # type: ignore[arg-type]
         elif kind is CancelOrder:
             if self._cancelled.add(command.id):
                 self.out.effect(CancelVenueOrder(command))  # type: ignore[arg-type]
         else:
             self.out.effect(CancelAllVenueOrders(command))  # type: ignore[arg-type]
+
+    def _over_caps(self, order: SubmitOrder) -> str | None:
+        book = self._book
+        key = (order.client, order.venue, order.symbol)
+        working = sum((o.signed_remaining for o in book.open_orders(key) if o.order.id != order.id), Decimal(0))
+        snapshot = self._prices.by_market.get((order.venue, order.symbol))
+        return over_caps(self._caps, order, book.position(key), working,  # type: ignore[arg-type]
+                         snapshot.price if snapshot is not None else None)
 
     def status(self) -> dict[str, object]:
         return {"accounts": [f"{client}.{venue}" for client, venue in sorted(self._accounts)]}
