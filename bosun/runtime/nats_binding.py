@@ -32,7 +32,7 @@ from opentelemetry import propagate
 from opentelemetry.trace import SpanKind
 
 from bosun.runtime import telemetry
-from bosun.runtime.actor import Actor, Delivery, Effect, Input
+from bosun.runtime.actor import Actor, Delivery, Effect, Input, KvEntry
 from proto import codec
 from proto import events as ev
 from proto import subjects as sj
@@ -70,7 +70,15 @@ class TradingEnabled:
     enabled: bool
 
 
-Output = ev.Event | TradingEnabled | Effect
+@dataclass(frozen=True)
+class ControlPut:
+    """An outbox entry: put `value` under `key` in KV `control` (a scope's state)."""
+
+    key: str
+    value: bytes
+
+
+Output = ev.Event | TradingEnabled | ControlPut | Effect
 
 
 class CollectingOutbox:
@@ -84,6 +92,9 @@ class CollectingOutbox:
 
     def set_trading_enabled(self, enabled: bool) -> None:
         self._collecting().append(TradingEnabled(enabled))
+
+    def put_control(self, key: str, value: bytes) -> None:
+        self._collecting().append(ControlPut(key, value))
 
     def effect(self, effect: Effect) -> None:
         self._collecting().append(effect)
@@ -137,6 +148,8 @@ def _wire(out: Output) -> tuple[str, bytes, dict[str, str] | None]:
     if isinstance(out, TradingEnabled):
         # no Nats-Msg-Id: false -> true -> false within the dedup window must all land
         return sj.TRADING_ENABLED, codec.encode_trading_enabled(out.enabled), None
+    if isinstance(out, ControlPut):  # no Nats-Msg-Id either: a state may go and come back
+        return f"$KV.{sj.CONTROL_BUCKET}.{out.key}", out.value, None
     headers = {api.Header.MSG_ID: ev.msg_id(out)}
     if telemetry.tracing():
         propagate.inject(headers)  # the current span (the input's handling) becomes the parent downstream
@@ -365,7 +378,11 @@ class NatsBinding:
                 return []
             route.last_seq = seq
         decode = route.input.decode
-        if msg.headers and msg.headers.get("KV-Operation") in _KV_DELETE_OPS:
+        deleted = bool(msg.headers) and msg.headers.get("KV-Operation") in _KV_DELETE_OPS
+        if route.input.keyed:  # the handler gets the key with the value (None: deleted)
+            entry = KvEntry(msg.subject.split(".", 2)[2], None if deleted else msg.data)
+            return self._handle(route.input.handler, lambda _: entry, msg.data, msg.subject, self._msg_ref(msg))
+        if deleted:
             # A deleted key has no value to hand on, except the kill switch: gone means off.
             decode = _trading_off if msg.subject == sj.TRADING_ENABLED else None
         if decode is None:

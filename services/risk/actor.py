@@ -18,7 +18,7 @@ PositionChanged per market, re-marked at each newer price (bosun.model.equity)."
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -31,19 +31,24 @@ from bosun.model.exposure import reduces
 from bosun.model.positions import NetPositions
 from bosun.model.prices import LatestPrices
 from bosun.model.recent import RecentIds
-from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
+from bosun.model.trading import (ACTIVE, GLOBAL, HALTED, ScopeStates, State, parse_state, scope_client, state_value,
+                                 switch_of)
+from bosun.runtime.actor import Actor, Delivery, Input, KvEntry, Outbox, event_input, kv_input
 from bosun.runtime.clock import Clock
 from proto import codec
 from proto import subjects as sj
 from proto.amounts import AmountError, check
-from proto.events import (OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, PositionChanged, PriceSnapshot,
-                          RiskLimitBreached, SubmitOrder, TargetApproved, TargetPosition, TradingStateChanged)
+from proto.events import (MarketHalted, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, PositionChanged,
+                          PriceSnapshot, RiskLimitBreached, SubmitOrder, TargetApproved, TargetPosition,
+                          TradingStateChanged)
 from services.risk import limits
+from services.risk.breakers import Breakers, Trip
 from services.risk.config import RiskConfig
 from services.risk.exposure import Exposure
 from services.risk.orders import OpenOrders
 
 RECENT_FILLS = 10_000  # fill ids remembered to drop a redelivered copy (bounded)
+LAST_BREACHES = 20  # the newest breaches and trips kept for status
 ZERO = Decimal(0)
 
 
@@ -82,13 +87,19 @@ class RiskActor(Actor):
         self._exposure = Exposure(self._positions, self._prices)
         self._recent_fills = RecentIds(RECENT_FILLS)  # (venue, fill id): a redelivered copy is dropped
         self._verdicts: Counter[str] = Counter()
+        self._scopes = ScopeStates()  # client and market scopes, and the clients' own switches
+        self._breakers = Breakers({client: config.limits_of(client) for client in config.clients})
+        self._stale_check = self._breakers.reads_prices  # a target's price checked by the stale_price breaker
+        self._last_breaches: deque[dict[str, str]] = deque(maxlen=LAST_BREACHES)
         reads = {kind for each in self._clients.values() for limit in each.limits for kind in limit.reads}
-        self._reads_prices = PriceSnapshot in reads
+        self._reads_prices = PriceSnapshot in reads or self._breakers.reads_prices
+        self._reads_orders = SubmitOrder in reads or self._breakers.reads_orders
         self._open_orders = OpenOrders() if SubmitOrder in reads else None
         self._watched = {c for c, each in self._clients.items() if each.watching}
         self._pnl: dict[str, dict[tuple[str, str], PositionChanged]] = {c: {} for c in self._watched}
         self._started = False  # equity reaches the loss limits only once the replays have caught up
-        self._on_order: dict[type, Callable[[Any], None]] = {OrderFilled: self.on_order_filled}
+        self._on_order: dict[type, Callable[[Any], None]] = {OrderFilled: self.on_order_filled,
+                                                             MarketHalted: self.on_market_halted}
         if self._open_orders is not None:
             o = self._open_orders
             self._on_order.update({SubmitOrder: o.on_submit_order, OrderAccepted: o.on_order_accepted,
@@ -103,7 +114,7 @@ class RiskActor(Actor):
         # Open orders need every order event in the stream's order, so one input reads them all
         # (fills included); without them, fills alone.
         orders = (Input(sj.ORDERS, self.on_order_event, codec.decode_any, Delivery.REPLAY)
-                  if self._open_orders is not None
+                  if self._reads_orders
                   else event_input(sj.FILLS, OrderFilled, self.on_order_filled, Delivery.REPLAY))
         return [
             event_input(sj.TARGETS, TargetPosition, self.on_target_position, Delivery.DURABLE),
@@ -111,10 +122,18 @@ class RiskActor(Actor):
             *positions,
             orders,
             Input(sj.TRADING_ENABLED, self.on_trading_enabled, codec.decode_trading_enabled, Delivery.LATEST),
+            kv_input(sj.CLIENT_SWITCHES, self.on_client_switch),
+            kv_input(sj.SCOPE_STATES, self.on_scope_state),
         ]
+
+    @property
+    def ticks(self) -> bool:
+        """Whether the process should call `on_tick` (a breaker watches for something that stops)."""
+        return self._breakers.ticks
 
     def on_start(self) -> None:
         self._started = True
+        self._breakers.live = True
         for client in self._watched:
             self._mark(client)
 
@@ -130,12 +149,74 @@ class RiskActor(Actor):
         self.enabled = enabled
         now = self.clock.now_ns()
         self.out.publish(TradingStateChanged(id=f"trading.{enabled}.{now}", ts_event=now, enabled=enabled,
-                                             reason=f"kill switch key set to {str(enabled).lower()}"))
+                                             reason=f"kill switch key set to {str(enabled).lower()}", scope=GLOBAL,
+                                             state=ACTIVE if enabled else HALTED, by="kill switch"))
+
+    def on_client_switch(self, entry: KvEntry) -> None:
+        """`trading_enabled.<client>`: the client's own kill switch; deleted or unreadable is off."""
+        client = entry.key.split(".", 1)[1]
+        try:
+            enabled = entry.value is not None and codec.decode_trading_enabled(entry.value)
+            why = f"{entry.key} set to {str(enabled).lower()}"
+        except ValueError as exc:
+            enabled, why = False, f"{entry.key} is unreadable ({exc}): counted as off"
+        if entry.value is None:
+            why = f"{entry.key} was deleted: counted as off"
+        self._set_scope(switch_of(client), ACTIVE if enabled else HALTED, "client switch", why)
+
+    def on_scope_state(self, entry: KvEntry) -> None:
+        """`state.<scope>`: a scope's state as a person or a breaker set it; deleted or unreadable is halted."""
+        scope = entry.key.split(".", 1)[1]
+        parts = scope.split(".")
+        if not (scope == GLOBAL or (parts[0], len(parts)) in (("client", 2), ("market", 4))):
+            raise ValueError(f"{entry.key}: not a scope (state.global, state.client.<client>, "
+                             f"state.market.<client>.<venue>.<symbol>)")
+        try:
+            state, note = parse_state(entry.value)
+        except ValueError as exc:
+            state, note = HALTED, f"control KV: {entry.key}: {exc}, counted as halted"
+        by, _, why = note.partition(": ")
+        self._set_scope(scope, state, by or "control KV", why or f"{entry.key} set to {state}")
+
+    def _set_scope(self, scope: str, state: State, by: str, why: str) -> None:
+        before = self._scopes.set(scope, state)
+        if before == state:
+            return
+        if state == ACTIVE:  # a person resumed the client: its tripped drawdown is cleared
+            for limit in self._clients[client].watching if (client := scope_client(scope)) in self._clients else ():
+                limit.on_resume()
+        now = self.clock.now_ns()
+        shown = f"client.{scope_client(scope)}" if scope.startswith("switch.") else scope
+        self.out.publish(TradingStateChanged(id=f"trading.{scope}.{state}.{now}", ts_event=now,
+                                             enabled=state != HALTED, reason=why, scope=shown, state=state, by=by))
+
+    def _trip(self, trip: Trip) -> None:
+        """A breaker halts its scope, in KV so that it holds across restarts until a person resumes it."""
+        if self._scopes.get(trip.scope) == HALTED:
+            return
+        by = f"breaker {trip.breaker}"
+        self._set_scope(trip.scope, HALTED, by, trip.detail)
+        self.out.put_control(sj.state_key(trip.scope), state_value(HALTED, f"{by}: {trip.detail}"))
+        self._last_breaches.append({"at": limits._iso(self.clock.now_ns()), "scope": trip.scope,
+                                    "limit": f"breaker.{trip.breaker}", "detail": trip.detail})
+
+    def on_tick(self, now: int) -> None:
+        """The process's clock: breakers that watch for something that stops coming."""
+        held = [key for key, qty in self._positions.by_key.items() if qty]
+        for trip in self._breakers.on_tick(now, held, self._prices.by_market):
+            self._trip(trip)
+
+    def on_market_halted(self, halted: MarketHalted) -> None:
+        for trip in self._breakers.on_market_halted(halted):
+            self._trip(trip)
 
     def on_order_event(self, event: Any) -> None:
         handler = self._on_order.get(type(event))
         if handler is not None:  # commands other than SubmitOrder, and modifications, change no count
             handler(event)
+        trip = self._breakers.on_order_event(event, self.clock.now_ns())
+        if trip is not None:
+            self._trip(trip)
 
     def on_order_filled(self, fill: OrderFilled) -> None:
         if not self._recent_fills.add((fill.venue, fill.id)):
@@ -192,11 +273,26 @@ class RiskActor(Actor):
         if target.qty.is_zero() and target.qty.is_signed():
             target = msgspec.structs.replace(target, qty=ZERO)
         position = self.position(target.client, target.venue, target.symbol)
+        reducing = reduces(target.qty, position)
+        if self._scopes.restricted and not reducing:
+            state, scope = self._scopes.of(target.client, target.venue, target.symbol)
+            if state != ACTIVE:
+                self._breach(target, now, "trading_state", f"{scope} is {state}: only reductions pass; target "
+                             f"{target.qty} {target.symbol} on {target.venue} would add to the position {position}")
+                return
+        if self._stale_check:
+            snapshot = self._prices.by_market.get((target.venue, target.symbol))
+            trip = self._breakers.stale_price(target.client, snapshot, target.venue, target.symbol, now)
+            if trip is not None:
+                self._trip(trip)
+                if not reducing:
+                    self._breach(target, now, "trading_state", f"{trip.scope} is halted: {trip.detail}")
+                    return
         context = limits.Context(
             now, self.enabled is True, position, self._prices.by_market.get((target.venue, target.symbol)),
             self._exposure, self._open_orders.by_client[target.client] if self._open_orders is not None else 0)
         clamped: list[tuple[str, str]] = []
-        for limit in client.guarding if reduces(target.qty, position) else client.limits:
+        for limit in client.guarding if reducing else client.limits:
             detail = limit.check(target, context)
             if detail is None:
                 continue
@@ -214,6 +310,8 @@ class RiskActor(Actor):
 
     def _breach(self, target: TargetPosition, now: int, limit: str, detail: str, action: str = "rejected") -> None:
         self._verdicts[limit if action == "rejected" else f"{limit}.{action}"] += 1
+        self._last_breaches.append({"at": limits._iso(now), "scope": f"market.{target.client}.{target.venue}."
+                                    f"{target.symbol}", "limit": limit, "action": action, "detail": detail})
         self.out.publish(RiskLimitBreached(
             id=f"{target.id}.{limit}", ts_event=now, client=target.client, venue=target.venue,
             symbol=target.symbol, limit=limit, detail=detail, target_id=target.id, action=action))
@@ -236,6 +334,10 @@ class RiskActor(Actor):
                                      if (state := limit.state()) is not None}
                             for client, each in sorted(self._clients.items())},
             "open_orders": dict(sorted(self._open_orders.by_client.items())) if self._open_orders is not None else {},
+            # scopes not active (a client's own switch as switch.<client>), the breakers, the newest breaches
+            "scopes": self._scopes.snapshot(),
+            "breakers": self._breakers.describe(),
+            "last_breaches": list(self._last_breaches),
         }
 
 
