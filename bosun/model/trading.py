@@ -14,7 +14,9 @@ Lookups are O(1): only restricted scopes are kept, and with none the answer is o
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
+
+from proto.codec import decode_trading_enabled
 
 State = Literal["active", "reducing", "halted"]
 ACTIVE: State = "active"
@@ -110,3 +112,46 @@ class ScopeStates:
     def snapshot(self) -> dict[str, State]:
         return dict(sorted(self.restricted.items()))
 
+
+
+class Change(NamedTuple):
+    """What one control key now says: the ScopeStates name it sets, the state, who, why."""
+
+    name: str
+    state: State
+    by: str
+    why: str
+
+
+def switch_change(key: str, value: bytes | None) -> Change:
+    """`trading_enabled.<client>`: the client's own kill switch; deleted or unreadable is off."""
+    client = key.split(".", 1)[1]
+    if value is None:
+        return Change(switch_of(client), HALTED, "client switch", f"{key} was deleted: counted as off")
+    try:
+        enabled = decode_trading_enabled(value)
+    except ValueError as exc:
+        return Change(switch_of(client), HALTED, "client switch", f"{key} is unreadable ({exc}): counted as off")
+    return Change(switch_of(client), ACTIVE if enabled else HALTED, "client switch",
+                  f"{key} set to {str(enabled).lower()}")
+
+
+def scope_change(key: str, value: bytes | None) -> Change:
+    """`state.<scope>`: a scope's state as a person or a breaker set it; deleted or unreadable is
+    halted. ValueError when the key names no scope."""
+    scope = key.split(".", 1)[1]
+    parts = scope.split(".")
+    if not (scope == GLOBAL or (parts[0], len(parts)) in (("client", 2), ("market", 4))):
+        raise ValueError(f"{key}: not a scope (state.global, state.client.<client>, "
+                         f"state.market.<client>.<venue>.<symbol>)")
+    try:
+        state, note = parse_state(value)
+    except ValueError as exc:
+        state, note = HALTED, f"control KV: {key}: {exc}, counted as halted"
+    by, _, why = note.partition(": ")
+    return Change(scope, state, by or "control KV", why or f"{key} set to {state}")
+
+
+def shown(name: str) -> str:
+    """The scope a ScopeStates name stands for (a client's switch: its client scope)."""
+    return client_scope(name.split(".", 1)[1]) if name.startswith("switch.") else name

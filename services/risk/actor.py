@@ -31,8 +31,8 @@ from bosun.model.exposure import reduces
 from bosun.model.positions import NetPositions
 from bosun.model.prices import LatestPrices
 from bosun.model.recent import RecentIds
-from bosun.model.trading import (ACTIVE, GLOBAL, HALTED, ScopeStates, State, parse_state, scope_client, state_value,
-                                 switch_of)
+from bosun.model.trading import (ACTIVE, GLOBAL, HALTED, ScopeStates, State, scope_change, scope_client, shown,
+                                 state_value, switch_change)
 from bosun.runtime.actor import Actor, Delivery, Input, KvEntry, Outbox, event_input, kv_input
 from bosun.runtime.clock import Clock
 from proto import codec
@@ -153,30 +153,10 @@ class RiskActor(Actor):
                                              state=ACTIVE if enabled else HALTED, by="kill switch"))
 
     def on_client_switch(self, entry: KvEntry) -> None:
-        """`trading_enabled.<client>`: the client's own kill switch; deleted or unreadable is off."""
-        client = entry.key.split(".", 1)[1]
-        try:
-            enabled = entry.value is not None and codec.decode_trading_enabled(entry.value)
-            why = f"{entry.key} set to {str(enabled).lower()}"
-        except ValueError as exc:
-            enabled, why = False, f"{entry.key} is unreadable ({exc}): counted as off"
-        if entry.value is None:
-            why = f"{entry.key} was deleted: counted as off"
-        self._set_scope(switch_of(client), ACTIVE if enabled else HALTED, "client switch", why)
+        self._set_scope(*switch_change(entry.key, entry.value))
 
     def on_scope_state(self, entry: KvEntry) -> None:
-        """`state.<scope>`: a scope's state as a person or a breaker set it; deleted or unreadable is halted."""
-        scope = entry.key.split(".", 1)[1]
-        parts = scope.split(".")
-        if not (scope == GLOBAL or (parts[0], len(parts)) in (("client", 2), ("market", 4))):
-            raise ValueError(f"{entry.key}: not a scope (state.global, state.client.<client>, "
-                             f"state.market.<client>.<venue>.<symbol>)")
-        try:
-            state, note = parse_state(entry.value)
-        except ValueError as exc:
-            state, note = HALTED, f"control KV: {entry.key}: {exc}, counted as halted"
-        by, _, why = note.partition(": ")
-        self._set_scope(scope, state, by or "control KV", why or f"{entry.key} set to {state}")
+        self._set_scope(*scope_change(entry.key, entry.value))
 
     def _set_scope(self, scope: str, state: State, by: str, why: str) -> None:
         before = self._scopes.set(scope, state)
@@ -186,9 +166,9 @@ class RiskActor(Actor):
             for limit in self._clients[client].watching if (client := scope_client(scope)) in self._clients else ():
                 limit.on_resume()
         now = self.clock.now_ns()
-        shown = f"client.{scope_client(scope)}" if scope.startswith("switch.") else scope
         self.out.publish(TradingStateChanged(id=f"trading.{scope}.{state}.{now}", ts_event=now,
-                                             enabled=state != HALTED, reason=why, scope=shown, state=state, by=by))
+                                             enabled=state != HALTED, reason=why, scope=shown(scope), state=state,
+                                             by=by))
 
     def _trip(self, trip: Trip) -> None:
         """A breaker halts its scope, in KV so that it holds across restarts until a person resumes it."""
