@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from bosun.model.exposure import reduces
-from bosun.model.order_rules import DRY_RUN
+from bosun.model.order_rules import DRY_RUN, UNEXPLAINED
 from bosun.model.prices import LatestPrices
 from bosun.model.trading import ACTIVE, HALTED, Change, ScopeStates, scope_change, shown, switch_change
 from bosun.runtime.actor import Actor, Delivery, Input, KvEntry, Outbox, event_input, kv_input
@@ -198,7 +198,7 @@ class ExecutionActor(Actor):
         for coid in sorted(held - self.book.open.keys()):
             self._emit(CancelOrder(id=f"{coid}.cancel", ts_event=self.clock.now_ns(), client_order_id=coid,
                                    client=report.client, venue=report.venue, symbol=report.symbol,
-                                   reason="reconciliation: no intent explains it"))
+                                   reason=UNEXPLAINED))
         ours = self.book.position(key)
         if ours != report.position:
             self.disagreements[".".join(key)] = f"execution {ours}, venue {report.position}"

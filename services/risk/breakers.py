@@ -55,8 +55,8 @@ class Breakers:
             c.stale_price_ms * NS_PER_MS if c.stale_price_ms else None, c.max_errors,
             max(1, round(c.errors_window_s or 60)), c.max_ack_latency_ms * NS_PER_MS if c.max_ack_latency_ms else None,
             bool(c.halt_on_unknown_order), bool(c.halt_on_market_halt)) for client, c in configs.items()}
-        # A reject within the window past `max_errors`: the window holds max_errors + 1 rejects.
-        self._errors = {client: RateWindow(s.max_errors + 1, s.errors_window_s)
+        # A reject that finds the window full (max_errors in it already) is one too many.
+        self._errors = {client: RateWindow(s.max_errors, s.errors_window_s)
                         for client, s in self._settings.items() if s.max_errors is not None}
         self._stale = {client: s.stale_ns for client, s in self._settings.items() if s.stale_ns is not None}
         self._ack = {client: s.ack_ns for client, s in self._settings.items() if s.ack_ns is not None}
