@@ -3,8 +3,8 @@ the client's config sets it (services/risk/config.py); a trip is a `Trip` the ac
 the scope's HALTED state in KV `control`, which execution answers by cancelling the scope's
 orders and which stays until a person resumes the scope.
 
-- stale_price: the newest price of a market the client holds a position in (checked on each
-  tick) or targets (checked on each target) is older than `stale_price_ms`: its market scope;
+- stale_price: the newest price of a market the client holds a position in or has targeted
+  (checked on each tick and each target) is older than `stale_price_ms`: its market scope;
 - errors: more than `max_errors` order rejects of the client in `errors_window_s`: its client scope;
 - ack_latency: an order of the client its venue has not answered (accepted, rejected, filled)
   within `max_ack_latency_ms`, seen on the answer or, when none comes, on a tick: its market scope;
@@ -30,6 +30,7 @@ from services.risk.config import LimitsConfig
 
 NS_PER_MS = 1_000_000
 MAX_PENDING = 10_000  # orders awaiting their venue's answer, per process; past it the oldest is forgotten
+MAX_WATCHED = 10_000  # markets targeted whose prices the stale_price breaker watches; past it, the oldest
 
 
 class Trip(NamedTuple):
@@ -61,11 +62,13 @@ class Breakers:
         self._stale = {client: s.stale_ns for client, s in self._settings.items() if s.stale_ns is not None}
         self._ack = {client: s.ack_ns for client, s in self._settings.items() if s.ack_ns is not None}
         self._pending: OrderedDict[tuple[str, str], tuple[int, str, str]] = OrderedDict()  # -> (seen, venue, symbol)
+        self._targeted: dict[tuple[str, str, str], None] = {}  # (client, venue, symbol), oldest first
         self.live = False  # set once the order log has been replayed
 
     @property
     def reads_orders(self) -> bool:
-        return bool(self._errors or self._ack or any(s.unknown_order for s in self._settings.values()))
+        return bool(self._errors or self._ack
+                    or any(s.unknown_order or s.market_halt for s in self._settings.values()))
 
     @property
     def reads_prices(self) -> bool:
@@ -102,6 +105,19 @@ class Breakers:
 
     def stale_price(self, client: str, snapshot: PriceSnapshot | None, venue: str, symbol: str,
                     now_ns: int) -> Trip | None:
+        """Checked on each target of `client` (whose market is then watched on each tick)."""
+        limit = self._stale.get(client)
+        if limit is None:
+            return None
+        key = (client, venue, symbol)
+        if key not in self._targeted:
+            if len(self._targeted) >= MAX_WATCHED:
+                del self._targeted[next(iter(self._targeted))]
+            self._targeted[key] = None
+        return self._stale_trip(client, snapshot, venue, symbol, now_ns)
+
+    def _stale_trip(self, client: str, snapshot: PriceSnapshot | None, venue: str, symbol: str,
+                    now_ns: int) -> Trip | None:
         limit = self._stale.get(client)
         if limit is None or snapshot is None or now_ns - snapshot.ts_event <= limit:
             return None
@@ -112,8 +128,9 @@ class Breakers:
     def on_tick(self, now_ns: int, held: list[tuple[str, str, str]],
                 prices: dict[tuple[str, str], PriceSnapshot]) -> list[Trip]:
         """`held`: (client, venue, symbol) of the open positions."""
-        trips = [trip for client, venue, symbol in held
-                 if (trip := self.stale_price(client, prices.get((venue, symbol)), venue, symbol, now_ns))]
+        watched = dict.fromkeys(held) | self._targeted
+        trips = [trip for client, venue, symbol in watched
+                 if (trip := self._stale_trip(client, prices.get((venue, symbol)), venue, symbol, now_ns))]
         for (client, coid), (seen, venue, symbol) in list(self._pending.items()):
             if now_ns - seen > self._ack[client]:
                 del self._pending[(client, coid)]
