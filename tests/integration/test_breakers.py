@@ -55,10 +55,10 @@ def of(client: str, n: int, qty: str) -> ev.TargetPosition:
                                 "id": f"{client}.t{n}"})
 
 
-async def resting_order(nc, client: str, n: int) -> None:
-    """A market order of `client` resting on the venue until the next bar."""
+async def resting_order(nc, client: str, n: int, qty: str = "0.1") -> None:
+    """A market order of `client` (toward `qty`) resting on the venue until the next bar."""
     async with Collector(nc, f"order.accepted.{client}.>") as accepted:
-        proposed = of(client, n, "0.1")
+        proposed = of(client, n, qty)
         await publish(nc, proposed)
         await publish(nc, bar_around(proposed.ts_event))
         await accepted.wait(1, timeout=WAIT_S)
@@ -172,27 +172,43 @@ async def test_a_breaker_trips_cancels_alerts_and_holds_across_restarts_until_re
         assert isinstance(await verdict(nc, of("alice", 4, "0.2")), ev.TargetApproved)
 
 
-async def test_a_clients_own_switch_halts_that_client_and_no_other(tmp_path: Path, webhook):
+async def test_a_clients_own_switch_halts_that_client_and_no_other_and_halt_flatten_closes(tmp_path: Path,
+                                                                                          webhook):
     async with services_on_own_nats(tmp_path, CLIENTS.format(alice=""), ("risk", "execution", "alerts")) as (
             nc, processes, url, cfg):
         await resume(nc, "risk", "execution")
         await publish(nc, fresh_price())
-        await resting_order(nc, "alice", 1)
-        await resting_order(nc, "bob", 2)
+        # alice holds 0.1 BTC (a fill as a venue reports it)
+        await publish(nc, ev.OrderFilled(id="fill.1", ts_event=time.time_ns(), client_order_id="earlier", client="alice",
+                                         venue="binance", symbol="BTCUSDT", side="buy", qty=Decimal("0.1"),
+                                         price=Decimal(60000), fee=Decimal(0)))
+        await until_status(nc, "execution", "positions", {"alice.binance.BTCUSDT": "0.1"}, timeout=WAIT_S)
+        await resting_order(nc, "alice", 2, "0.3")
+        await resting_order(nc, "bob", 3)
         async with Collector(nc, "order.canceled.>") as canceled:
             await nc.publish("$KV.control.trading_enabled.alice", b"false")  # what `nats pub` does
             [msg] = await canceled.wait(1, timeout=WAIT_S)
-            assert codec.decode_any(msg.data).client == "alice"
+            assert codec.decode(msg.data, ev.OrderCanceled).client == "alice"
         await until_status(nc, "execution", "scopes", {"switch.alice": "halted"}, timeout=WAIT_S)
         assert [o["client"] for o in (await service_status(nc, "execution"))["open_orders"].values()] == ["bob"]
         await until_alert(webhook, "Trading HALTED: client.alice")
-        refused = await verdict(nc, of("alice", 3, "0.3"))
+        refused = await verdict(nc, of("alice", 4, "0.3"))
         assert isinstance(refused, ev.RiskLimitBreached) and refused.limit == "trading_state"
-        assert isinstance(await verdict(nc, of("bob", 4, "0.3")), ev.TargetApproved)
+        assert isinstance(await verdict(nc, of("bob", 5, "0.3")), ev.TargetApproved)
+
+        async with Collector(nc, "order.submit.alice.>") as submitted:  # a person flattens alice
+            done = subprocess.run(bosun_argv("halt", "--client", "alice", "--flatten", "--state-dir", str(tmp_path)),
+                                  env=server_env(url), capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+            assert done.stdout.splitlines()[0] == "trading OFF for client alice"
+            assert "flattening alice.binance.BTCUSDT: 0.1 -> 0" in done.stdout
+            [msg] = await submitted.wait(1, timeout=WAIT_S)
+        order = codec.decode(msg.data, ev.SubmitOrder)
+        assert (order.side, order.qty, order.reduce_only, order.reason) == ("sell", Decimal("0.1"), True, "kill_switch")
 
         audit = subprocess.run(bosun_argv("audit", "--client", "alice", "--kind", "state", "--state-dir",
                                           str(tmp_path)), env=server_env(url), capture_output=True, text=True,
                                timeout=60)
         lines = [json.loads(line) for line in audit.stdout.splitlines()]
         assert lines and all(line["kind"] == "TradingStateChanged" for line in lines), audit.stderr
-        assert lines[-1]["event"]["scope"] == "client.alice" and lines[-1]["event"]["state"] == "halted"
+        assert (lines[-1]["event"]["scope"], lines[-1]["event"]["state"]) == ("client.alice", "halted")
