@@ -31,8 +31,8 @@ from bosun.model.exposure import reduces
 from bosun.model.positions import NetPositions
 from bosun.model.prices import LatestPrices
 from bosun.model.recent import RecentIds
-from bosun.model.trading import (ACTIVE, GLOBAL, HALTED, ScopeStates, State, scope_change, scope_client, shown,
-                                 state_value, switch_change)
+from bosun.model.trading import (ACTIVE, GLOBAL, HALTED, ScopeStates, State, market_scope, scope_change,
+                                 scope_client, shown, state_value, switch_change)
 from bosun.runtime.actor import Actor, Delivery, Input, KvEntry, Outbox, event_input, kv_input
 from bosun.runtime.clock import Clock
 from proto import codec
@@ -90,7 +90,8 @@ class RiskActor(Actor):
         self._scopes = ScopeStates()  # client and market scopes, and the clients' own switches
         self._breakers = Breakers({client: config.limits_of(client) for client in config.clients})
         self._stale_check = self._breakers.reads_prices  # a target's price checked by the stale_price breaker
-        self._last_breaches: deque[dict[str, str]] = deque(maxlen=LAST_BREACHES)
+        # (time, scope or the target refused, limit, action, detail), formatted only when status asks
+        self._last_breaches: deque[tuple[int, str, str, str, str]] = deque(maxlen=LAST_BREACHES)
         reads = {kind for each in self._clients.values() for limit in each.limits for kind in limit.reads}
         self._reads_prices = PriceSnapshot in reads or self._breakers.reads_prices
         self._reads_orders = SubmitOrder in reads or self._breakers.reads_orders
@@ -177,8 +178,8 @@ class RiskActor(Actor):
         by = f"breaker {trip.breaker}"
         self._set_scope(trip.scope, HALTED, by, trip.detail)
         self.out.put_control(sj.state_key(trip.scope), state_value(HALTED, f"{by}: {trip.detail}"))
-        self._last_breaches.append({"at": limits._iso(self.clock.now_ns()), "scope": trip.scope,
-                                    "limit": f"breaker.{trip.breaker}", "detail": trip.detail})
+        self._last_breaches.append((self.clock.now_ns(), trip.scope, f"breaker.{trip.breaker}", "halted",
+                                    trip.detail))
 
     def on_tick(self, now: int) -> None:
         """The process's clock: breakers that watch for something that stops coming."""
@@ -290,8 +291,7 @@ class RiskActor(Actor):
 
     def _breach(self, target: TargetPosition, now: int, limit: str, detail: str, action: str = "rejected") -> None:
         self._verdicts[limit if action == "rejected" else f"{limit}.{action}"] += 1
-        self._last_breaches.append({"at": limits._iso(now), "scope": f"market.{target.client}.{target.venue}."
-                                    f"{target.symbol}", "limit": limit, "action": action, "detail": detail})
+        self._last_breaches.append((now, target, limit, action, detail))
         self.out.publish(RiskLimitBreached(
             id=f"{target.id}.{limit}", ts_event=now, client=target.client, venue=target.venue,
             symbol=target.symbol, limit=limit, detail=detail, target_id=target.id, action=action))
@@ -317,7 +317,10 @@ class RiskActor(Actor):
             # scopes not active (a client's own switch as switch.<client>), the breakers, the newest breaches
             "scopes": self._scopes.snapshot(),
             "breakers": self._breakers.describe(),
-            "last_breaches": list(self._last_breaches),
+            "last_breaches": [{"at": limits._iso(at), "limit": limit, "action": action, "detail": detail,
+                               "scope": where if isinstance(where, str)
+                               else market_scope(where.client, where.venue, where.symbol)}
+                              for at, where, limit, action, detail in self._last_breaches],
         }
 
 
