@@ -156,7 +156,7 @@ class ExecutionActor(Actor):
             return (f"trading disabled: target {target.qty} does not reduce the position {position} "
                     f"(only reducing targets pass while the kill switch is off)")
         if self._scopes.restricted and not reduces(target.qty, position):
-            state, scope = self._scopes.of(*key_of_target(target))
+            state, scope = self._scopes.of(target.client, target.venue, target.symbol)
             if state != ACTIVE:
                 return (f"trading_state: {scope} is {state}: target {target.qty} does not reduce the position "
                         f"{position} (only reducing targets pass)")
@@ -259,10 +259,6 @@ class ExecutionActor(Actor):
             "position_disagreements": self.disagreements,
             "scopes": self._scopes.snapshot(),
         }
-
-
-def key_of_target(target: TargetPosition) -> Key:
-    return (target.client, target.venue, target.symbol)
 
 
 class _Numbering:

@@ -11,6 +11,12 @@ all the client's limits in order (services/risk/limits.py), and the first breach
 With `on_breach = "clamp"` a size cap cuts the target to what fits instead: the approval carries
 the cut size, and a RiskLimitBreached with action "clamped" says which cap cut it.
 
+Trading states per scope (bosun.model.trading) come from KV `control`: a client's own switch
+and each scope's state; a target that adds exposure in a scope not ACTIVE is refused as
+`trading_state`. Circuit breakers (services/risk/breakers.py) halt a scope by writing its state
+to KV, so that the trip outlives a restart; `on_tick`, fed by the process's clock, lets them see
+what stops coming. Every change of a scope is a TradingStateChanged.
+
 State, each read only when some client's limit needs it: positions are the signed sum of fills;
 prices are the newest per market; open orders come from the order events; equity per client
 (for the loss limits) is its capital plus the realized and unrealized pnl of the newest
@@ -91,7 +97,7 @@ class RiskActor(Actor):
         self._breakers = Breakers({client: config.limits_of(client) for client in config.clients})
         self._stale_check = self._breakers.reads_prices  # a target's price checked by the stale_price breaker
         # (time, scope or the target refused, limit, action, detail), formatted only when status asks
-        self._last_breaches: deque[tuple[int, str, str, str, str]] = deque(maxlen=LAST_BREACHES)
+        self._last_breaches: deque[tuple[int, str | TargetPosition, str, str, str]] = deque(maxlen=LAST_BREACHES)
         reads = {kind for each in self._clients.values() for limit in each.limits for kind in limit.reads}
         self._reads_prices = PriceSnapshot in reads or self._breakers.reads_prices
         self._reads_orders = SubmitOrder in reads or self._breakers.reads_orders
@@ -163,8 +169,9 @@ class RiskActor(Actor):
         before = self._scopes.set(scope, state)
         if before == state:
             return
-        if state == ACTIVE:  # a person resumed the client: its tripped drawdown is cleared
-            for limit in self._clients[client].watching if (client := scope_client(scope)) in self._clients else ():
+        client = scope_client(scope)
+        if state == ACTIVE and not scope.startswith("market.") and client in self._clients:
+            for limit in self._clients[client].watching:  # a person resumed the client: a tripped drawdown clears
                 limit.on_resume()
         now = self.clock.now_ns()
         self.out.publish(TradingStateChanged(id=f"trading.{scope}.{state}.{now}", ts_event=now,
@@ -317,7 +324,7 @@ class RiskActor(Actor):
             # scopes not active (a client's own switch as switch.<client>), the breakers, the newest breaches
             "scopes": self._scopes.snapshot(),
             "breakers": self._breakers.describe(),
-            "last_breaches": [{"at": limits._iso(at), "limit": limit, "action": action, "detail": detail,
+            "last_breaches": [{"at": limits.iso(at), "limit": limit, "action": action, "detail": detail,
                                "scope": where if isinstance(where, str)
                                else market_scope(where.client, where.venue, where.symbol)}
                               for at, where, limit, action, detail in self._last_breaches],

@@ -135,7 +135,7 @@ def _toward(qty: Decimal, magnitude: Decimal) -> Decimal:
     return qty if abs(qty) <= magnitude else magnitude.copy_sign(qty) if magnitude else ZERO
 
 
-def _iso(ns: int) -> str:
+def iso(ns: int) -> str:
     return datetime.fromtimestamp(ns / NS_PER_S, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -398,7 +398,7 @@ class _LossLimit(Limit):
 
     def _trip(self, now_ns: int, why: str) -> None:
         self.tripped_ns = now_ns
-        self.trips.append({"at": _iso(now_ns), "why": why})
+        self.trips.append({"at": iso(now_ns), "why": why})
 
     def _refusal(self, target: TargetPosition, until: str) -> str:
         allowed = "nothing passes" if self.action == "halted" else "only reductions pass"
