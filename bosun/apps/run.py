@@ -60,7 +60,8 @@ async def serve_risk(cfg: Config, nats_url: str, _database_url: str | None) -> i
             await asyncio.sleep(BREAKER_TICK_S)
             await binding.feed(actor.on_tick, actor.clock.now_ns())
 
-    await run_service("risk", lambda clock, out: RiskActor(clock, out, cfg.risk_config()), nats_url=nats_url,
+    await run_service("risk", lambda clock, out: RiskActor(clock, out, cfg.risk_config(), persist_trips=True),
+                      nats_url=nats_url,
                       **_metrics(cfg, "risk"), halt_on_start=True, source=breaker_clock)
     return 0
 

@@ -37,8 +37,8 @@ from bosun.model.exposure import reduces
 from bosun.model.positions import NetPositions
 from bosun.model.prices import LatestPrices
 from bosun.model.recent import RecentIds
-from bosun.model.trading import (ACTIVE, GLOBAL, HALTED, ScopeStates, State, market_scope, scope_change,
-                                 scope_client, shown, state_value, switch_change)
+from bosun.model.trading import (ACTIVE, GLOBAL, HALTED, REDUCING, ScopeStates, State, client_scope, market_scope,
+                                 scope_change, scope_client, shown, state_value, switch_change)
 from bosun.runtime.actor import Actor, Delivery, Input, KvEntry, Outbox, event_input, kv_input
 from bosun.runtime.clock import Clock
 from proto import codec
@@ -83,8 +83,12 @@ def _client(config: RiskConfig, client: str) -> _Client:
 class RiskActor(Actor):
     name = "risk"
 
-    def __init__(self, clock: Clock, out: Outbox, config: RiskConfig) -> None:
+    def __init__(self, clock: Clock, out: Outbox, config: RiskConfig, persist_trips: bool = False) -> None:
+        """`persist_trips`: a tripped drawdown is also written to KV as its client's state, so that
+        a restart (which starts the peak afresh) does not trade again (a service; a backtest never restarts)."""
         super().__init__(clock, out)
+        self._persist_trips = persist_trips
+        self._persisted: dict[str, int] = {}  # client -> the drawdown trip written to KV
         self._clients = {client: _client(config, client) for client in config.clients}
         # None until the key is read: treated as disabled, and the first value always publishes
         self.enabled: bool | None = None
@@ -179,14 +183,15 @@ class RiskActor(Actor):
                                              by=by))
 
     def _trip(self, trip: Trip) -> None:
-        """A breaker halts its scope, in KV so that it holds across restarts until a person resumes it."""
-        if self._scopes.get(trip.scope) == HALTED:
-            return
-        by = f"breaker {trip.breaker}"
-        self._set_scope(trip.scope, HALTED, by, trip.detail)
-        self.out.put_control(sj.state_key(trip.scope), state_value(HALTED, f"{by}: {trip.detail}"))
-        self._last_breaches.append((self.clock.now_ns(), trip.scope, f"breaker.{trip.breaker}", "halted",
-                                    trip.detail))
+        """A breaker halts its scope."""
+        if self._scopes.get(trip.scope) != HALTED:
+            self._hold(trip.scope, HALTED, f"breaker {trip.breaker}", trip.detail)
+
+    def _hold(self, scope: str, state: State, by: str, why: str) -> None:
+        """Set a scope's state in KV too, so that it holds across restarts until a person resumes it."""
+        self._set_scope(scope, state, by, why)
+        self.out.put_control(sj.state_key(scope), state_value(state, f"{by}: {why}"))
+        self._last_breaches.append((self.clock.now_ns(), scope, by.replace(" ", "."), state, why))
 
     def on_tick(self, now: int) -> None:
         """The process's clock: breakers that watch for something that stops coming."""
@@ -238,6 +243,16 @@ class RiskActor(Actor):
         now = self.clock.now_ns()
         for limit in self._clients[client].watching:
             limit.on_equity(now, equity)
+        if self._persist_trips:
+            self._persist_drawdown(client)
+
+    def _persist_drawdown(self, client: str) -> None:
+        for limit in self._clients[client].watching:
+            tripped = limit.tripped_ns if type(limit) is limits.Drawdown else None
+            if tripped is not None and self._persisted.get(client) != tripped:
+                self._persisted[client] = tripped
+                state = HALTED if limit.action == "halted" else REDUCING
+                self._hold(client_scope(client), state, "max_drawdown", limit.trips[-1]["why"])
 
     def _mark_price(self, venue: str, symbol: str) -> Decimal | None:
         snapshot = self._prices.by_market.get((venue, symbol))

@@ -81,13 +81,13 @@ BREAKERS = LimitsConfig(max_price_age_s=None, stale_price_ms=2000, max_errors=2,
 
 
 class Risk:
-    def __init__(self, config: Config = CONFIG) -> None:
+    def __init__(self, config: Config = CONFIG, persist_trips: bool = False) -> None:
         self.clock = SimClock(T0)
         self.bus = InProcessBus()
         self.bus.set_trading_enabled(True)
         self.bus.publish(snapshot("60000"))
         self.bus.publish(snapshot("3000", symbol="ETHUSDT"))
-        self.actor = self.bus.attach(RiskActor(self.clock, self.bus, config.risk_config()))
+        self.actor = self.bus.attach(RiskActor(self.clock, self.bus, config.risk_config(), persist_trips))
         self.seen: list[tuple[str, object]] = []
         self.bus.tap(lambda subject, message: self.seen.append((subject, message)))
         self.bus.drain()
@@ -316,3 +316,25 @@ def test_without_a_guard_config_execution_reads_no_prices() -> None:
     assert sj.PRICES not in {i.subject for i in h.actor.inputs()}
     assert [e for e in h.send(approved("x", "5")) if isinstance(e, SubmitOrder)]
 
+
+
+def test_a_tripped_drawdown_is_kept_in_kv_so_a_restart_does_not_trade_again() -> None:
+    from tests.unit.test_risk_caps import position
+
+    alice = ClientConfig(id="alice", strategies=["sma"], capital=D(10000), risk=LimitsConfig(
+        max_price_age_s=None, max_drawdown=D(1000), drawdown_action="reducing"))
+    config = Config(clients=[alice], strategies=CONFIG.strategies)
+    r = Risk(config, persist_trips=True)  # as `bosun run risk` builds it
+    r.send(fill("f1", "buy", "1"), position("1", "60000"), snapshot("61000", ts=T0 + 1))  # peak 11000
+    out = r.send(snapshot("59900", ts=T0 + 2))  # 1100 down
+    assert [(m.scope, m.state, m.by) for m in out if isinstance(m, TradingStateChanged)] == [
+        ("client.alice", REDUCING, "max_drawdown")]
+    stored = r.bus.kv("$KV.control.state.client.alice").value
+    assert stored.startswith(b"reducing max_drawdown: equity 9900 is 1100 below its peak 11000")
+
+    restarted = Risk(config)  # a new process: the peak starts afresh, the state comes back from KV
+    restarted.send(("state.client.alice", stored))
+    v = restarted.verdict(target("1.5", 2))
+    assert breach(v) == "trading_state" and "client.alice is reducing" in v.detail
+    restarted.send(("state.client.alice", b"active"))  # bosun resume --client alice
+    assert isinstance(restarted.verdict(target("1.5", 3)), TargetApproved)
