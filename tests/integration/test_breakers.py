@@ -5,6 +5,7 @@ by a raw publish, halts that client and no other."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import time
@@ -13,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from bosun.model.order_rules import UNEXPLAINED
 from proto import codec
 from proto import events as ev
 from proto import subjects as sj
@@ -103,7 +103,7 @@ async def until_alert(server: ScriptedServer, words: str) -> str:
             return found[0]
         assert time.monotonic() < deadline, f"no alert with {words!r}: {alert_texts(server)}"
         server.received.clear()
-        server.received.wait(0.2)  # the server's own event: set on the next request
+        await asyncio.to_thread(server.received.wait, 0.5)  # the server's own event: set on the next request
 
 
 @pytest.mark.parametrize("breaker", list(BREAKERS))

@@ -17,7 +17,7 @@ from bosun.model.exposure import reduces
 from bosun.model.positions import signed
 from bosun.runtime.clock import SimClock
 from bosun.runtime.inproc import InProcessBus
-from proto.events import Bar, Event, PriceSnapshot, SubmitOrder, TargetApproved, TargetPosition
+from proto.events import Bar, PriceSnapshot, RiskLimitBreached, SubmitOrder, TargetApproved, TargetPosition
 from services.execution.actor import ExecutionActor
 from services.execution.config import VenueConfig
 from services.execution.venues.shadow_adapter import ShadowAdapter
@@ -84,14 +84,15 @@ def test_no_order_breaks_a_cap_or_adds_exposure_in_a_restricted_scope(steps: lis
         bus.publish(PriceSnapshot(id=f"p0{m}", ts_event=T0, venue="binance", symbol=m, price=marks[m]))
     bus.drain()
 
-    placed: dict[str, list[int]] = defaultdict(list)  # client -> when each target's first order went out
-    verdicts: dict[str, int] = defaultdict(int)
+    placed: dict[str, list[tuple[int, str]]] = defaultdict(list)  # client -> (time, target) of its orders' targets
+    verdicts: dict[str, int] = defaultdict(int)  # target id -> approvals and rejections (a clamp comes with one)
     problems: list[str] = []
 
     def watch(_subject: str, message: object) -> None:
-        if isinstance(message, (TargetApproved,)) or type(message).__name__ == "RiskLimitBreached":
-            target_id = message.id if isinstance(message, TargetApproved) else message.target_id  # type: ignore
-            verdicts[target_id] += isinstance(message, TargetApproved) or message.action == "rejected"  # type: ignore
+        if isinstance(message, TargetApproved):
+            verdicts[message.id] += 1
+        elif isinstance(message, RiskLimitBreached) and message.action == "rejected":
+            verdicts[message.target_id] += 1
         if type(message) is not SubmitOrder or message.close_position:
             return
         key = (message.client, message.venue, message.symbol)
@@ -105,15 +106,13 @@ def test_no_order_breaks_a_cap_or_adds_exposure_in_a_restricted_scope(steps: lis
         if abs(after) > CAPS["max_position"]:
             problems.append(f"{message.id} takes {key} to {after}, past the cap")
         times = placed[message.client]
-        if not times or times[-1] != (clock.now_ns(), message.target_id):
-            times.append((clock.now_ns(), message.target_id))  # type: ignore[arg-type]
+        if not times or times[-1][1] != message.target_id:
+            times.append((clock.now_ns(), message.target_id))
 
     bus.tap(watch)
-    bar_no = 0
     for n, (kind, *args) in enumerate(steps):
         if kind == "bar":
             market, p = args
-            bar_no += 1
             clock.advance_to(clock.now_ns() + MIN)
             now = clock.now_ns()
             bus.publish(Bar(id=f"b{n}", ts_event=now, venue="binance", symbol=market, interval="1m",
