@@ -212,3 +212,19 @@ async def test_a_clients_own_switch_halts_that_client_and_no_other_and_halt_flat
         lines = [json.loads(line) for line in audit.stdout.splitlines()]
         assert lines and all(line["kind"] == "TradingStateChanged" for line in lines), audit.stderr
         assert (lines[-1]["event"]["scope"], lines[-1]["event"]["state"]) == ("client.alice", "halted")
+
+
+async def test_the_guard_refuses_an_approval_past_a_cap_and_alerts_that_risk_and_execution_disagree(tmp_path: Path,
+                                                                                                    webhook):
+    config = CLIENTS.format(alice=', max_order_notional = "1000"')
+    async with services_on_own_nats(tmp_path, config, ("execution", "alerts")) as (nc, processes, url, cfg):
+        await nc.publish(sj.TRADING_ENABLED, b"true")
+        await until_trading(nc, "execution", True)
+        forged = of("alice", 1, "1")  # 1 BTC at 60000: far past 1000; approved as a faulty risk would
+        async with Collector(nc, "order.rejected.alice.>") as rejected, Collector(nc, "order.submit.>") as submitted:
+            await publish(nc, ev.TargetApproved(id=forged.id, ts_event=forged.ts_event, target=forged))
+            [msg] = await rejected.wait(1, timeout=WAIT_S)
+        assert codec.decode(msg.data, ev.OrderRejected).reason.startswith("guard max_order_notional: ")
+        assert not submitted.messages
+        alert = await until_alert(webhook, "Risk and execution disagree: guard.max_order_notional")
+        assert "risk approved target alice.t1" in alert
