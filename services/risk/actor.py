@@ -105,6 +105,8 @@ class RiskActor(Actor):
         reads = {kind for each in self._clients.values() for limit in each.limits for kind in limit.reads}
         self._reads_prices = PriceSnapshot in reads or self._breakers.reads_prices
         self._reads_orders = SubmitOrder in reads or self._breakers.reads_orders
+        self._commits = any(isinstance(limit, limits.MaxGrossNotional)  # approvals count in the gross caps
+                            for each in self._clients.values() for limit in each.limits)
         self._open_orders = OpenOrders() if SubmitOrder in reads else None
         self._watched = {c for c, each in self._clients.items() if each.watching}
         self._pnl: dict[str, dict[tuple[str, str], PositionChanged]] = {c: {} for c in self._watched}
@@ -309,6 +311,8 @@ class RiskActor(Actor):
         for name, detail in clamped:
             self._breach(target, now, name, f"{detail}; clamped to {target.qty}", action="clamped")
         self._verdicts["approved"] += 1
+        if self._commits:
+            self._exposure.approved[(target.client, target.venue, target.symbol)] = target.qty
         self.out.publish(TargetApproved(id=target.id, ts_event=now, target=target))
 
     def _breach(self, target: TargetPosition, now: int, limit: str, detail: str, action: str = "rejected") -> None:
