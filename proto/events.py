@@ -141,7 +141,23 @@ class RiskLimitBreached(Event, frozen=True, kw_only=True):
 
 
 class TradingStateChanged(Event, frozen=True, kw_only=True):
+    """A scope's trading state changed. `scope` is "global", "client.<client>" or
+    "market.<client>.<venue>.<symbol>"; `state` "active", "reducing" or "halted" (bosun.model.trading);
+    `enabled` is False only when the scope is halted; `by` who or what changed it."""
+
     enabled: bool
+    reason: str
+    scope: str = "global"
+    state: str = ""  # older messages: only `enabled`
+    by: str = ""
+
+
+class MarketHalted(Event, frozen=True, kw_only=True):
+    """A venue adapter found a market halted by its venue (maintenance, a trading break). A venue
+    halted as a whole is reported once per market it trades."""
+
+    venue: str
+    symbol: str
     reason: str
 
 
@@ -362,4 +378,6 @@ ANY_EVENT = (
     | FundingRateSettled
     | FundingPaid
     | EquitySnapshot
+    | VenueStateReported
+    | MarketHalted
 )

@@ -17,6 +17,7 @@ TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
 PRICES_BUCKET = "prices"
 CONTROL_BUCKET = "control"
 TRADING_ENABLED_KEY = "trading_enabled"
+STATE_KEY = "state"  # a scope's trading state: state.global, state.client.<c>, state.market.<c>.<venue>.<symbol>
 
 BARS = "md.bar.>"
 TRADES = "md.trade.>"
@@ -39,6 +40,8 @@ PRICES = f"$KV.{PRICES_BUCKET}.>"
 TRADING_ENABLED = f"$KV.{CONTROL_BUCKET}.{TRADING_ENABLED_KEY}"
 # Request/reply: the portfolio service answers one client's positions, PnL, exposure and metrics.
 PORTFOLIO_CLIENT = "bosun.portfolio.client.*"
+CLIENT_SWITCHES = f"{TRADING_ENABLED}.*"  # a client's own kill switch: trading_enabled.<client>
+SCOPE_STATES = f"$KV.{CONTROL_BUCKET}.{STATE_KEY}.>"
 
 
 def check_token(value: str, what: str) -> str:
@@ -58,6 +61,13 @@ def price(venue: str, symbol: str) -> str:
 
 def portfolio_client(client: str) -> str:
     return f"bosun.portfolio.client.{client}"
+def client_switch_key(client: str) -> str:
+    return f"{TRADING_ENABLED_KEY}.{client}"
+
+
+def state_key(scope: str) -> str:
+    """The control key of a scope's state (scopes: bosun.model.trading)."""
+    return f"{STATE_KEY}.{scope}"
 
 
 def dead_letter(service: str) -> str:
@@ -90,6 +100,7 @@ _OTHER: dict[type, Callable[[Any], str]] = {
     ev.SignalDetected: lambda e: f"signal.detected.{e.strategy}.{e.venue}.{e.symbol}",
     ev.TargetApproved: lambda e: f"target.approved.{e.target.client}.{e.target.venue}.{e.target.symbol}",
     ev.TradingStateChanged: lambda e: TRADING_STATE,
+    ev.MarketHalted: lambda e: f"order.market_halted.{e.venue}.{e.symbol}",
     ev.DeadLetter: lambda e: dead_letter(e.service),
     ev.EquitySnapshot: lambda e: f"ledger.equity.{e.client}",
 }

@@ -44,9 +44,22 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--client", metavar="C", help="one client's book from the portfolio service: positions, "
                         "PnL, exposure and metrics")
 
-    for name, text in (("halt", "turn trading OFF for everyone (kill switch)"), ("resume", "turn trading back ON")):
+    for name, text in (("halt", "turn trading OFF for everyone (kill switch), or for one client"),
+                       ("reduce", "let only orders that reduce exposure through, for everyone or one client"),
+                       ("resume", "turn trading back ON, for everyone or one client (and its markets)")):
         p = sub.add_parser(name, help=text)
         _common(p)
+        p.add_argument("--client", metavar="C", help="only this client's scope")
+        p.add_argument("--reason", metavar="TEXT", help="why, for the audit trail and the alert")
+        if name == "halt":
+            p.add_argument("--flatten", action="store_true",
+                           help="also close every open position in the scope with reduce-only market orders")
+
+    audit = sub.add_parser("audit", help="print the audit trail (verdicts, state changes, orders) as JSON lines")
+    _common(audit)
+    audit.add_argument("--since", metavar="T", help="from this time: ISO 8601 (2026-12-06T03:00:00Z) or 30s, 15m, 2h, 1d")
+    audit.add_argument("--client", metavar="C", help="only this client's events")
+    audit.add_argument("--kind", metavar="K", help="approve, clamp, reject, state, breaker, guard, or an event type")
 
     from bosun.apps import backtest_cli, nats_users, report_cli
     from bosun.apps.exchange_sim import cli as exchange_sim

@@ -16,7 +16,7 @@ import msgspec
 from bosun.runtime.config import ConfigError, ConfigStruct, decode
 from proto.subjects import check_token
 from services.alerts.config import AlertsConfig
-from services.execution.config import ExecutionConfig, LiveCaps, VenueConfig
+from services.execution.config import ExecutionConfig, GuardConfig, LiveCaps, VenueConfig
 from services.ingest.config import IngestConfig
 from services.portfolio.config import LedgerConfig, PortfolioConfig
 from services.risk.config import LimitsConfig, RiskConfig
@@ -101,8 +101,19 @@ class Config(ConfigStruct):
         return RiskConfig(clients={c.id: c.risk for c in self.clients}, defaults=self.risk,
                           capital={c.id: c.capital for c in self.clients})
 
-    def execution_config(self) -> ExecutionConfig:
-        return ExecutionConfig(dry_run=self.dry_run, venues={c.id: c.venues for c in self.clients}, live=self.live)
+    def execution_config(self, guarded: bool = False) -> ExecutionConfig:
+        """`guarded`: with the last-line guard's caps, risk's own (a service process; a backtest runs
+        risk in the same process and goes without)."""
+        guard = {}
+        if guarded:
+            risk = self.risk_config()
+            for client in risk.clients:
+                limits = risk.limits_of(client)
+                guard[client] = GuardConfig(
+                    max_order_notional=limits.max_order_notional, max_orders_per_s=limits.max_orders_per_s,
+                    max_orders_per_min=limits.max_orders_per_min, price_band_pct=limits.price_band_pct)
+        return ExecutionConfig(dry_run=self.dry_run, venues={c.id: c.venues for c in self.clients}, guard=guard,
+                               live=self.live)
 
     def portfolio_config(self) -> PortfolioConfig:
         return PortfolioConfig(capital={c.id: c.capital for c in self.clients}, ledger=self.portfolio)

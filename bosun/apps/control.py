@@ -1,4 +1,4 @@
-"""`bosun status`, `bosun halt`, `bosun resume`, and the status `bosun up` shows.
+"""`bosun status`, `bosun halt`, `bosun reduce`, `bosun resume`, `bosun audit`, and the status `bosun up` shows.
 
 They find NATS through BOSUN_NATS_URL or the URLs `bosun up` recorded in its state dir."""
 
@@ -168,6 +168,13 @@ def render(status: dict[str, Any]) -> str:
                 state = {k: v for k, v in states.get(client, {}).get(name, {}).items() if k != "trips"}
                 now = f"  ({', '.join(f'{k} {v}' for k, v in state.items())})" if state else ""
                 lines.append(f"limit        {client:<10} {name:<20} {text}{now}")
+        for client, breakers in risk.get("breakers", {}).items():
+            for name, text in breakers.items():
+                lines.append(f"breaker      {client:<10} {name:<20} {text}")
+        for scope, state in risk.get("scopes", {}).items():  # only those not active
+            lines.append(f"scope        {scope:<31} {state.upper()}")
+        for breach in risk.get("last_breaches", [])[-5:]:
+            lines.append(f"breach       {breach['at']}  {breach['scope']}  {breach['limit']}: {breach['detail']}")
     if execution is None:
         lines.append("execution    not answering")
     else:
@@ -193,10 +200,30 @@ async def _run(args) -> int:
         print(f"bosun {args.command}: cannot reach NATS at {nats_url}: {exc}", file=sys.stderr)
         return 1
     try:
-        if args.command in ("halt", "resume"):
-            enabled = args.command == "resume"
-            await set_trading(nc, enabled)
-            print(f"trading {'ON' if enabled else 'OFF'}")
+        if args.command in ("halt", "reduce", "resume"):
+            from bosun.apps import trading_cli
+
+            flatten = getattr(args, "flatten", False)
+            positions = None
+            if flatten:
+                execution = await _service_status(nc, "execution")
+                if execution is None:
+                    print("bosun halt --flatten: execution is not answering; nothing to flatten with", file=sys.stderr)
+                    return 1
+                positions = execution["positions"]
+            for text in await trading_cli.run(nc, args.command, args.client, args.reason, flatten, positions):
+                print(text)
+            return 0
+        if args.command == "audit":
+            from bosun.apps import audit_cli
+
+            try:
+                keep = audit_cli.keep_for(args.client, args.kind)
+                since = audit_cli.since_time(args.since) if args.since else None
+            except ValueError as exc:
+                print(f"bosun audit: {exc}", file=sys.stderr)
+                return 2
+            await audit_cli.read(nc.jetstream(), since, keep, print)
             return 0
         if getattr(args, "client", None) is not None:
             book = await client_book(nc, args.client)

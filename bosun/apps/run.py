@@ -26,6 +26,7 @@ from bosun.runtime.urls import require_urls
 log = logging.getLogger("bosun.run")
 
 ALERT_SUMMARY_EVERY_S = 10.0
+BREAKER_TICK_S = 0.05  # how often risk's breakers look for a price or an answer that stopped coming
 BATCH = 500  # market events per publish round at most: what has arrived, one price put per symbol
 # A replay at full speed runs at most this many market events ahead of the slowest service:
 # a bound on what it stores unread, and well inside what the shadow venue looks back on
@@ -57,8 +58,16 @@ async def serve_signal(cfg: Config, nats_url: str, _database_url: str | None) ->
 async def serve_risk(cfg: Config, nats_url: str, _database_url: str | None) -> int:
     from services.risk.actor import RiskActor
 
-    await run_service("risk", lambda clock, out: RiskActor(clock, out, cfg.risk_config()), nats_url=nats_url,
-                      **_metrics(cfg, "risk"), halt_on_start=True)
+    async def breaker_clock(binding, actor: RiskActor) -> None:
+        if not actor.ticks:
+            await asyncio.Event().wait()  # nothing to tick: a source that never ends, as the service does not
+        while True:
+            await asyncio.sleep(BREAKER_TICK_S)
+            await binding.feed(actor.on_tick, actor.clock.now_ns())
+
+    await run_service("risk", lambda clock, out: RiskActor(clock, out, cfg.risk_config(), persist_trips=True),
+                      nats_url=nats_url,
+                      **_metrics(cfg, "risk"), halt_on_start=True, source=breaker_clock)
     return 0
 
 
@@ -66,7 +75,7 @@ async def serve_execution(cfg: Config, nats_url: str, _database_url: str | None)
     from services.execution.actor import ExecutionActor
     from services.execution.venues.shadow_adapter import ShadowAdapter
 
-    config = cfg.execution_config()
+    config = cfg.execution_config(guarded=True)
     if config.live.capped:
         log.warning("%s", config.live.banner())
     adapters = [Companion(lambda clock, out: ShadowAdapter(clock, out, config))]

@@ -18,11 +18,22 @@ def _trading(service: str, status: dict[str, Any]) -> None:
     t.TRADING_ENABLED.labels(service).set(1 if status["trading_enabled"] else 0)
 
 
+SCOPE_LEVEL = {"active": 0, "reducing": 1, "halted": 2}
+
+
 def _risk() -> Export:
     counted: dict[str, int] = {}
+    restricted: set[str] = set()  # scopes shown not active: back to 0 when they leave status
 
     def export(status: dict[str, Any]) -> None:
         _trading("risk", status)
+        scopes = status.get("scopes", {})
+        for scope in restricted - scopes.keys():
+            t.SCOPE_STATE.labels(scope).set(0)
+        for scope, state in scopes.items():
+            t.SCOPE_STATE.labels(scope).set(SCOPE_LEVEL[state])
+        restricted.clear()
+        restricted.update(scopes)
         for each in status["limits"].values():  # a limit that never refused shows 0, not no series
             for limit in each:
                 t.BREACHES.labels(limit)

@@ -30,6 +30,25 @@ class Input(NamedTuple):
     handler: Callable[[Any], None]
     decode: Callable[[bytes], Any]
     delivery: Delivery = Delivery.DURABLE
+    keyed: bool = False  # the handler gets a KvEntry (see kv_input)
+
+
+class KvEntry(NamedTuple):
+    """One key of a KV bucket as a `kv_input` handler gets it: the value is None when the key
+    was deleted or purged (the handler decides what that means: for a switch, off)."""
+
+    key: str  # without the bucket: `trading_enabled.alice`
+    value: bytes | None
+
+
+def kv_input(subject: str, handler: Callable[[KvEntry], None]) -> Input:
+    """The newest value of every key `subject` (`$KV.<bucket>.<key filter>`) matches, then each
+    change, as KvEntry: for inputs spanning several keys, whose handler must know which one."""
+    return Input(subject, handler, _raw, Delivery.LATEST, keyed=True)
+
+
+def _raw(data: bytes) -> bytes:
+    return data
 
 
 def event_input(subject: str, kind: type[ev.Event], handler: Callable[[Any], None],
@@ -60,6 +79,8 @@ class Outbox(Protocol):
     def publish(self, message: ev.Event) -> None: ...
 
     def set_trading_enabled(self, enabled: bool) -> None: ...
+
+    def put_control(self, key: str, value: bytes) -> None: ...
 
     def effect(self, effect: Effect) -> None: ...
 

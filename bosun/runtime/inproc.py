@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from bosun.runtime.actor import Actor, Delivery, Effect
+from bosun.runtime.actor import Actor, Delivery, Effect, KvEntry
 from proto import subjects as sj
 from proto import events as ev
 
@@ -73,6 +73,14 @@ class InProcessBus:
             raise self._overflow(sj.TRADING_ENABLED)
         self._kv[sj.TRADING_ENABLED] = enabled
         self._queue.append((sj.TRADING_ENABLED, enabled))
+
+    def put_control(self, key: str, value: bytes) -> None:
+        """A put of `key` in KV `control`; its readers get it as a KvEntry (`kv_input`)."""
+        subject = f"$KV.{sj.CONTROL_BUCKET}.{key}"
+        if len(self._queue) >= self._max_pending:
+            raise self._overflow(subject)
+        self._kv[subject] = entry = KvEntry(key, value)
+        self._queue.append((subject, entry))
 
     def effect(self, effect: Effect) -> None:
         for handler in self._effect_handlers:

@@ -33,7 +33,7 @@ from opentelemetry.trace import SpanKind
 
 from bosun.model.recent import RecentIds
 from bosun.runtime import telemetry
-from bosun.runtime.actor import Actor, Delivery, Effect, Input
+from bosun.runtime.actor import Actor, Delivery, Effect, Input, KvEntry
 from proto import codec
 from proto import events as ev
 from proto import subjects as sj
@@ -71,7 +71,15 @@ class TradingEnabled:
     enabled: bool
 
 
-Output = ev.Event | TradingEnabled | Effect
+@dataclass(frozen=True)
+class ControlPut:
+    """An outbox entry: put `value` under `key` in KV `control` (a scope's state)."""
+
+    key: str
+    value: bytes
+
+
+Output = ev.Event | TradingEnabled | ControlPut | Effect
 
 
 class CollectingOutbox:
@@ -85,6 +93,9 @@ class CollectingOutbox:
 
     def set_trading_enabled(self, enabled: bool) -> None:
         self._collecting().append(TradingEnabled(enabled))
+
+    def put_control(self, key: str, value: bytes) -> None:
+        self._collecting().append(ControlPut(key, value))
 
     def effect(self, effect: Effect) -> None:
         self._collecting().append(effect)
@@ -138,6 +149,8 @@ def _wire(out: Output) -> tuple[str, bytes, dict[str, str] | None]:
     if isinstance(out, TradingEnabled):
         # no Nats-Msg-Id: false -> true -> false within the dedup window must all land
         return sj.TRADING_ENABLED, codec.encode_trading_enabled(out.enabled), None
+    if isinstance(out, ControlPut):  # no Nats-Msg-Id either: a state may go and come back
+        return f"$KV.{sj.CONTROL_BUCKET}.{out.key}", out.value, None
     headers = {api.Header.MSG_ID: ev.msg_id(out)}
     if telemetry.tracing():
         propagate.inject(headers)  # the current span (the input's handling) becomes the parent downstream
@@ -370,7 +383,11 @@ class NatsBinding:
                 # even though newer messages came first while its ack wait ran out.
                 return []
         decode = route.input.decode
-        if msg.headers and msg.headers.get("KV-Operation") in _KV_DELETE_OPS:
+        deleted = bool(msg.headers) and msg.headers.get("KV-Operation") in _KV_DELETE_OPS
+        if route.input.keyed:  # the handler gets the key with the value (None: deleted)
+            entry = KvEntry(msg.subject.split(".", 2)[2], None if deleted else msg.data)
+            return self._handle(route.input.handler, lambda _: entry, msg.data, msg.subject, self._msg_ref(msg))
+        if deleted:
             # A deleted key has no value to hand on, except the kill switch: gone means off.
             decode = _trading_off if msg.subject == sj.TRADING_ENABLED else None
         if decode is None:

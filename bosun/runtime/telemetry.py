@@ -44,6 +44,8 @@ OPEN_ORDERS = Gauge("bosun_open_orders", "Orders working at a venue, as executio
 PRICE_EVENT_TIME = Gauge("bosun_price_event_timestamp_seconds", "Event time of the last price ingested",
                          ["market"])
 BREACHES = Counter("bosun_risk_breaches", "Targets refused by a risk limit", ["limit"])
+SCOPE_STATE = Gauge("bosun_scope_state", "A trading scope's state as risk sees it: 0 active, 1 reducing, 2 halted "
+                    "(a client's own switch as switch.<client>)", ["scope"])
 POSITION = Gauge("bosun_position", "Position in base units (negative: short)", ["client", "market"])
 EQUITY = Gauge("bosun_equity", "Capital plus realized and unrealized PnL less fees, in quote units", ["client"])
 PNL = Gauge("bosun_pnl", "PnL in quote units: realized (after fees and funding) and unrealized", ["client", "kind"])

@@ -16,7 +16,7 @@ from bosun.runtime.clock import Clock
 from proto import events as ev
 from proto import subjects as sj
 from services.alerts.config import AlertsConfig
-from services.alerts.alerts import Alert, alert_for, suppressed_summary, trading_key
+from services.alerts.alerts import Alert, alert_for, scope_keys, suppressed_summary
 
 MINUTE_NS = 60_000_000_000
 
@@ -61,8 +61,10 @@ class AlertsActor(Actor):
 
     def on_trading_state_changed(self, event: ev.TradingStateChanged) -> None:
         # A flip is news even within the window: halt, resume, halt again must say "halted".
-        self._last_sent.pop(trading_key(not event.enabled), None)
-        self._consider(alert_for(event))
+        alert = alert_for(event)
+        for key in scope_keys(event.scope) - {alert.key}:
+            self._last_sent.pop(key, None)
+        self._consider(alert)
 
     def on_summary_due(self, now: int) -> None:
         """Send the summary of rate-limited alerts if the rolling minute has room again.

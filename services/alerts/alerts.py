@@ -28,24 +28,46 @@ def breach_key(breach: ev.RiskLimitBreached) -> str:
     return f"breach.{breach.client}.{breach.venue}.{breach.symbol}.{breach.limit}"
 
 
-def trading_key(enabled: bool) -> str:
-    return f"trading.{enabled}"
+_STATES = ("active", "reducing", "halted")
+
+
+def trading_key(enabled: bool, scope: str = "global", state: str = "") -> str:
+    """The global kill switch keeps its two keys; a scope's states (and the global REDUCING) one each."""
+    if scope == "global" and state != "reducing":
+        return f"trading.{enabled}"
+    return f"trading.{scope}.{state or ('active' if enabled else 'halted')}"
+
+
+def scope_keys(scope: str) -> set[str]:
+    """Every key a scope's state alerts use: a flip clears the others, so that it is always news."""
+    return {trading_key(state != "halted", scope, state) for state in _STATES}
+
+
+def _trading_alert(event: ev.TradingStateChanged) -> Alert:
+    state = event.state or ("active" if event.enabled else "halted")
+    where = "" if event.scope == "global" else f": {event.scope}"
+    by = f" (by {event.by})" if event.by else ""
+    title, severity = {"halted": ("Trading HALTED", "critical"), "reducing": ("Trading REDUCING", "critical"),
+                       "active": ("Trading resumed", "info")}[state]
+    return Alert(key=trading_key(event.enabled, event.scope, event.state), severity=severity,  # type: ignore[arg-type]
+                 title=f"{title}{where}", text=f"{event.reason}{by}", ts_event=event.ts_event)
 
 
 def alert_for(event: ev.RiskLimitBreached | ev.TradingStateChanged) -> Alert:
     match event:
+        case ev.RiskLimitBreached(limit=limit) if limit.startswith("guard."):  # execution's guard refused
+            return Alert(
+                key=breach_key(event), severity="critical", title=f"Risk and execution disagree: {event.limit}",
+                text=f"client {event.client}, venue {event.venue}, symbol {event.symbol}: {event.detail}",
+                ts_event=event.ts_event)
         case ev.RiskLimitBreached():
             return Alert(
                 key=breach_key(event), severity="warning",
                 title=f"Risk limit breached: {event.limit}",
                 text=f"client {event.client}, venue {event.venue}, symbol {event.symbol}: {event.detail}",
                 ts_event=event.ts_event)
-        case ev.TradingStateChanged(enabled=False):
-            return Alert(key=trading_key(False), severity="critical", title="Trading HALTED",
-                         text=event.reason, ts_event=event.ts_event)
-        case ev.TradingStateChanged(enabled=True):
-            return Alert(key=trading_key(True), severity="info", title="Trading resumed",
-                         text=event.reason, ts_event=event.ts_event)
+        case ev.TradingStateChanged():
+            return _trading_alert(event)
     raise TypeError(f"no alert for {type(event).__name__}")
 
 

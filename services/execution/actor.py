@@ -17,6 +17,13 @@
   the book thinks open that the venue does not hold is closed in the book, one the venue
   holds that no intent explains is cancelled, and a position that differs is shown in status.
   Only reports of this run count: the log holds those of every earlier one.
+- Trading states per scope (bosun.model.trading, from KV `control`): a HALTED scope has every
+  working order in it cancelled but the brackets, a REDUCING one those that would add exposure;
+  in either only targets that reduce exposure go through. A target of reason `kill_switch` (what
+  `bosun halt --flatten` sends) places reduce-only orders.
+- The last-line guard (services/execution/guard.py) re-checks the caps risk applied before a
+  target's orders go out; a refusal is an OrderRejected naming the rule and a RiskLimitBreached
+  `guard.<rule>` (risk and execution disagree), and nothing of the target is done.
 - `dry_run` sends nothing: every order becomes OrderRejected("dry run: order not sent")."""
 
 from __future__ import annotations
@@ -25,17 +32,20 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from bosun.model.exposure import reduces
-from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
+from bosun.model.order_rules import DRY_RUN, UNEXPLAINED
+from bosun.model.prices import LatestPrices
+from bosun.model.trading import ACTIVE, HALTED, Change, ScopeStates, scope_change, shown, switch_change
+from bosun.runtime.actor import Actor, Delivery, Input, KvEntry, Outbox, event_input, kv_input
 from bosun.runtime.clock import Clock
 from proto import codec
 from proto import subjects as sj
-from proto.events import (CancelOrder, Event, OrderCanceled, OrderType, Reason, Side, SubmitOrder, TargetApproved,
-                          TargetPosition, VenueStateReported)
+from proto.events import (CancelOrder, Event, OrderCanceled, OrderType, PriceSnapshot, Reason, RiskLimitBreached, Side,
+                          SubmitOrder, TargetApproved, TargetPosition, VenueStateReported)
 from services.execution.config import ExecutionConfig, VenueConfig
+from services.execution.guard import Guard, Refusal
 from services.execution.orders import (PROTECTIVE, Cancel, Key, OpenOrder, OrderBook, Place, client_order_id, plan,
                                        rejection)
 
-DRY_RUN = "dry run: order not sent"
 ZERO = Decimal(0)
 
 
@@ -54,18 +64,28 @@ class ExecutionActor(Actor):
         self._started = False
         self._reports: list[VenueStateReported] = []  # this run's, received while the log replays
         self.disagreements: dict[str, str] = {}  # client.venue.symbol -> the positions that differ
+        self._scopes = ScopeStates()
+        self._guard = Guard(config.guard) if config.guard else None
+        self._prices = LatestPrices() if self._guard is not None and self._guard.reads_prices else None
 
     def inputs(self) -> Sequence[Input]:
+        prices = ([event_input(sj.PRICES, PriceSnapshot, self._prices.on_price_snapshot, Delivery.LATEST)]
+                  if self._prices is not None else [])
         return [
             event_input(sj.APPROVED, TargetApproved, self.on_target_approved, Delivery.DURABLE),
             Input(sj.ORDERS, self.on_order_event, codec.decode_any, Delivery.REPLAY),
             Input(sj.TRADING_ENABLED, self.on_trading_enabled, codec.decode_trading_enabled, Delivery.LATEST),
+            kv_input(sj.CLIENT_SWITCHES, self.on_client_switch),
+            kv_input(sj.SCOPE_STATES, self.on_scope_state),
+            *prices,
         ]
 
     def on_start(self) -> None:
         self._started = True
         if not self.trading_enabled:  # orders restored from the log while the kill switch is off
             self._cancel_all()
+        if self._scopes.restricted:  # and those in a scope halted or reducing
+            self._cancel_restricted("trading state at start")
         for report in self._reports:
             self._reconcile(report)
         self._reports.clear()
@@ -76,6 +96,17 @@ class ExecutionActor(Actor):
         self.trading_enabled = enabled
         if not enabled:
             self._cancel_all()
+
+    def on_client_switch(self, entry: KvEntry) -> None:
+        self._apply_scope(switch_change(entry.key, entry.value))
+
+    def on_scope_state(self, entry: KvEntry) -> None:
+        self._apply_scope(scope_change(entry.key, entry.value))
+
+    def _apply_scope(self, change: Change) -> None:
+        self._scopes.set(change.name, change.state)
+        if change.state != ACTIVE and self._started:  # before the start, on_start does it with the whole book
+            self._cancel_restricted(f"{shown(change.name)} {change.state}: {change.why}")
 
     def on_order_event(self, event: Event) -> None:
         """The order log: our own commands' echo, the venues' answers, or after a restart the replay."""
@@ -98,8 +129,15 @@ class ExecutionActor(Actor):
             self._emit(rejection(client_order_id(target.id, 1), target, problem))
             return
         orders = _Numbering(target.id)
-        step = self._cfg[key[:2]].step_size
-        for action in plan(target.qty, position, self.book.open_orders(key), step):
+        actions = plan(target.qty, position, self.book.open_orders(key), self._cfg[key[:2]].step_size)
+        if self._guard is not None:
+            snapshot = self._prices.by_market.get(key[1:]) if self._prices is not None else None
+            refusal = self._guard.check(target, reduces(target.qty, position),
+                                        [a.qty for a in actions if type(a) is Place], snapshot, self.clock.now_ns())
+            if refusal is not None:
+                self._refuse(target, refusal)
+                return
+        for action in actions:
             match action:
                 case Cancel(coid):
                     self._cancel(self.book.open[coid], f"superseded by target {target.id}", target.ts_event)
@@ -107,6 +145,8 @@ class ExecutionActor(Actor):
                     order_type: OrderType = "market_on_close" if target.reason == "end_of_data" else "market"
                     self._submit(target, orders.next(), side, qty, order_type, target.reason)
         self._place_bracket(target, key, orders)
+        if self._guard is not None and orders.n:
+            self._guard.on_placed(target.client, self.clock.now_ns())
 
     # --- decisions
 
@@ -116,7 +156,21 @@ class ExecutionActor(Actor):
         if not self.trading_enabled and not reduces(target.qty, position):
             return (f"trading disabled: target {target.qty} does not reduce the position {position} "
                     f"(only reducing targets pass while the kill switch is off)")
+        if self._scopes.restricted and not reduces(target.qty, position):
+            state, scope = self._scopes.of(target.client, target.venue, target.symbol)
+            if state != ACTIVE:
+                return (f"trading_state: {scope} is {state}: target {target.qty} does not reduce the position "
+                        f"{position} (only reducing targets pass)")
         return None
+
+    def _refuse(self, target: TargetPosition, refusal: Refusal) -> None:
+        """Risk approved what the guard refuses: the target is rejected, and people are told."""
+        now = self.clock.now_ns()
+        self._emit(rejection(client_order_id(target.id, 1), target, f"guard {refusal.rule}: {refusal.detail}"))
+        self.out.publish(RiskLimitBreached(
+            id=f"{target.id}.guard.{refusal.rule}", ts_event=now, client=target.client, venue=target.venue,
+            symbol=target.symbol, limit=f"guard.{refusal.rule}", target_id=target.id,
+            detail=f"risk approved target {target.id} but execution's guard refuses it: {refusal.detail}"))
 
     def _place_bracket(self, target: TargetPosition, key: Key, orders: _Numbering) -> None:
         """The target's stop-loss / take-profit as one OCO pair closing the position, in place of
@@ -145,7 +199,7 @@ class ExecutionActor(Actor):
         for coid in sorted(held - self.book.open.keys()):
             self._emit(CancelOrder(id=f"{coid}.cancel", ts_event=self.clock.now_ns(), client_order_id=coid,
                                    client=report.client, venue=report.venue, symbol=report.symbol,
-                                   reason="reconciliation: no intent explains it"))
+                                   reason=UNEXPLAINED))
         ours = self.book.position(key)
         if ours != report.position:
             self.disagreements[".".join(key)] = f"execution {ours}, venue {report.position}"
@@ -157,13 +211,29 @@ class ExecutionActor(Actor):
         order = SubmitOrder(id=coid, ts_event=target.ts_event, client=target.client, venue=target.venue,
                             symbol=target.symbol, side=side, qty=qty, order_type=order_type, stop_price=stop_price,
                             close_position=stop_price is not None, oco=oco, target_id=target.id, reason=reason,
-                            market_ns=target.ts_event)
+                            market_ns=target.ts_event, reduce_only=reason == "kill_switch")
         self._emit(rejection(order.id, order, DRY_RUN) if self.dry_run else order)
 
     def _cancel(self, open_order: OpenOrder, reason: str, market_ns: int | None = None) -> None:
         o = open_order.order
         self._emit(CancelOrder(id=f"{o.id}.cancel", ts_event=self.clock.now_ns(), client_order_id=o.id,
                                client=o.client, venue=o.venue, symbol=o.symbol, reason=reason, market_ns=market_ns))
+
+    def _cancel_restricted(self, reason: str) -> None:
+        """Every working order in a halted scope, and in a reducing one each that would add
+        exposure; brackets stay, they only close."""
+        for open_order in list(self.book.open.values()):
+            o = open_order.order
+            if o.order_type in PROTECTIVE:
+                continue
+            state, _ = self._scopes.of(o.client, o.venue, o.symbol)
+            if state == HALTED or (state != ACTIVE and self._adds(open_order)):
+                self._cancel(open_order, reason)
+
+    def _adds(self, open_order: OpenOrder) -> bool:
+        o = open_order.order
+        position = self.book.position((o.client, o.venue, o.symbol))
+        return not reduces(position + open_order.signed_remaining, position)
 
     def _cancel_all(self) -> None:
         """The kill switch: every working order that could add exposure; brackets stay, they only close."""
@@ -189,6 +259,7 @@ class ExecutionActor(Actor):
             "positions": self.book.positions.open(),
             "fills": self.book.fills,
             "position_disagreements": self.disagreements,
+            "scopes": self._scopes.snapshot(),
         }
 
 

@@ -87,9 +87,20 @@ class LiveCaps(ConfigStruct):
     def banner(self) -> str:
         return (f"CAPPED LIVE: every order to a live venue at most {self.max_order_notional} in notional, "
                 f"positions at most {self.max_position}")
+class GuardConfig(ConfigStruct):
+    """The caps execution re-checks before each order, taken from the same `[risk]` config as
+    risk's (the composition root copies them): each None does not apply."""
+
+    max_order_notional: Decimal | None = None
+    max_orders_per_s: int | None = None
+    max_orders_per_min: int | None = None
+    price_band_pct: Decimal | None = None
 
 
 class ExecutionConfig(ConfigStruct):
     venues: dict[str, dict[str, VenueConfig]]  # client id -> venue name -> its config
     dry_run: bool = False
     live: LiveCaps = LiveCaps()
+    # client id -> the caps of its last-line guard; none given: execution re-checks only the
+    # kill switch and the trading states (a backtest, where risk runs in the same process)
+    guard: dict[str, GuardConfig] = {}

@@ -18,10 +18,12 @@ from bosun.runtime.config import ConfigStruct
 LossAction = Literal["reducing", "halted"]  # what a tripped loss limit leaves the client able to do
 # The value of a field that neither the client nor the defaults set; a field not named: None (no limit).
 BUILT_IN: dict[str, Any] = {"max_price_age_s": 300.0, "max_position_per_symbol": {}, "on_breach": "reject",
-                            "daily_loss_action": "reducing", "drawdown_action": "reducing"}
+                            "daily_loss_action": "reducing", "drawdown_action": "reducing", "errors_window_s": 60.0,
+                            "halt_on_unknown_order": False, "halt_on_market_halt": False}
 _AMOUNTS = ("max_position", "max_order_notional", "price_band_pct", "max_position_notional", "max_gross_notional",
-            "max_total_gross_notional", "max_daily_loss", "max_drawdown")
-_COUNTS = ("max_open_orders", "max_orders_per_s", "max_orders_per_min")
+            "max_total_gross_notional", "max_daily_loss", "max_drawdown", "errors_window_s")
+_COUNTS = ("max_open_orders", "max_orders_per_s", "max_orders_per_min", "stale_price_ms", "max_errors",
+           "max_ack_latency_ms")
 
 
 class LimitsConfig(ConfigStruct):
@@ -45,6 +47,14 @@ class LimitsConfig(ConfigStruct):
     on_breach: Literal["clamp", "reject"] | UnsetType = UNSET  # a target beyond a size cap: cut to it, or refused
     daily_loss_action: LossAction | UnsetType = UNSET
     drawdown_action: LossAction | UnsetType = UNSET
+    # Circuit breakers (services/risk/breakers.py), each off when unset: a trip halts its scope
+    # until a person resumes it.
+    stale_price_ms: int | None | UnsetType = UNSET  # a price of a market the client trades older than this
+    max_errors: int | None | UnsetType = UNSET  # more order rejects than this in errors_window_s
+    errors_window_s: float | None | UnsetType = UNSET
+    max_ack_latency_ms: int | None | UnsetType = UNSET  # an order unanswered by its venue for longer
+    halt_on_unknown_order: bool | UnsetType = UNSET  # an order on a venue that no intent explains
+    halt_on_market_halt: bool | UnsetType = UNSET  # a market its venue reports halted
 
     def __post_init__(self) -> None:
         per_symbol = self.max_position_per_symbol if self.max_position_per_symbol is not UNSET else {}

@@ -1,5 +1,7 @@
 """Gross exposure: every client's positions (the signed sums of fills) valued at a mark per
-market, the newest price when one was read, else the price of the market's last fill."""
+market, the newest price when one was read, else the price of the market's last fill. A market
+whose last approved target is larger than its position counts at the target: its orders may not
+have filled yet, and another market's target must not be approved as if they never will."""
 
 from __future__ import annotations
 
@@ -11,12 +13,13 @@ from proto.events import OrderFilled
 
 
 class Exposure:
-    __slots__ = ("positions", "prices", "_fill_prices")
+    __slots__ = ("positions", "prices", "_fill_prices", "approved")
 
     def __init__(self, positions: NetPositions, prices: LatestPrices) -> None:
         self.positions = positions
         self.prices = prices
         self._fill_prices: dict[tuple[str, str], Decimal] = {}
+        self.approved: dict[Key, Decimal] = {}  # the last approved target per (client, venue, symbol)
 
     def on_order_filled(self, fill: OrderFilled) -> None:
         self._fill_prices[(fill.venue, fill.symbol)] = fill.price
@@ -29,7 +32,10 @@ class Exposure:
         """The sum of |qty| x mark over `client`'s positions (every client's when None), leaving
         out `excluding`: the market a target is about, which its caller values at the target."""
         total = ZERO
-        for key, qty in self.positions.by_key.items():
-            if qty and key != excluding and (client is None or key[0] == client):
-                total += abs(qty) * self.mark(key[1], key[2])
+        held, approved = self.positions.by_key, self.approved
+        for key in held.keys() | approved.keys() if approved else held:
+            if key != excluding and (client is None or key[0] == client):
+                size = max(abs(held.get(key, ZERO)), abs(approved.get(key, ZERO)))
+                if size:
+                    total += size * self.mark(key[1], key[2])
         return total

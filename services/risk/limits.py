@@ -24,6 +24,7 @@ from decimal import ROUND_DOWN, Decimal
 from decimal import Context as DecimalContext
 from typing import Any, ClassVar
 
+from bosun.model.order_rules import RateWindow, notional, off_market_pct
 from proto.events import Event, OrderAccepted, PositionChanged, PriceSnapshot, SubmitOrder, TargetPosition
 from services.risk.config import LimitsConfig
 from services.risk.exposure import Exposure
@@ -134,7 +135,7 @@ def _toward(qty: Decimal, magnitude: Decimal) -> Decimal:
     return qty if abs(qty) <= magnitude else magnitude.copy_sign(qty) if magnitude else ZERO
 
 
-def _iso(ns: int) -> str:
+def iso(ns: int) -> str:
     return datetime.fromtimestamp(ns / NS_PER_S, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -232,11 +233,11 @@ class MaxOrderNotional(Limit):
     def check(self, target: TargetPosition, context: Context) -> str | None:
         price = _price(target, context)
         change = abs(target.qty - context.position)
-        notional = change * price
-        if notional <= self.limit:
+        value = notional(change, price)
+        if value <= self.limit:
             return None
         return (f"moving {target.symbol} from {context.position} to {target.qty} is an order of {change} x {price} "
-                f"= {notional}, above the maximum order notional of {self.limit}")
+                f"= {value}, above the maximum order notional of {self.limit}")
 
     def fit(self, target: TargetPosition, context: Context) -> Decimal:
         change = target.qty - context.position
@@ -259,7 +260,7 @@ class PriceBand(Limit):
         snapshot = context.snapshot
         if snapshot is None:
             return f"no price for {_where(target)} yet; cannot check the target's price {target.price} against it"
-        off_pct = abs(target.price - snapshot.price) * HUNDRED / snapshot.price
+        off_pct = off_market_pct(target.price, snapshot.price)
         if off_pct <= self.pct:
             return None
         return (f"target {target.id} was sized at {target.price}, {off_pct:.2f}% from the newest price "
@@ -351,37 +352,31 @@ class MaxOrderRate(Limit):
     """At most `limit` approvals in any rolling window of `window_s` by the injected clock. It
     guards reductions too: a runaway loop can churn orders without ever adding exposure."""
 
-    __slots__ = ("limit", "window_s", "_window_ns", "_times")
+    __slots__ = ("limit", "window_s", "_approvals")
     guards_reductions = True  # type: ignore[misc]
 
     def __init__(self, limit: int, window_s: int) -> None:
-        self.limit, self.window_s, self._window_ns = limit, window_s, window_s * NS_PER_S
-        self._times: deque[int] = deque(maxlen=limit)  # approval times, oldest first: never more than the limit
+        self.limit, self.window_s = limit, window_s
+        self._approvals = RateWindow(limit, window_s)
 
     @property
     def name(self) -> str:  # type: ignore[override]
         return "max_orders_per_s" if self.window_s == 1 else "max_orders_per_min"
 
-    def _in_window(self, now_ns: int) -> int:
-        times = self._times
-        while times and times[0] <= now_ns - self._window_ns:
-            times.popleft()
-        return len(times)
-
     def check(self, target: TargetPosition, context: Context) -> str | None:
-        if self._in_window(context.now_ns) < self.limit:
+        if not self._approvals.full(context.now_ns):
             return None
         return (f"client {target.client!r} had {self.limit} targets approved in the last {self.window_s} s, "
                 f"the maximum; target {target.qty} {_where(target)} must wait")
 
     def on_approved(self, now_ns: int) -> None:
-        self._times.append(now_ns)
+        self._approvals.add(now_ns)
 
     def describe(self) -> str:
         return f"at most {self.limit} approvals in any {self.window_s} s"
 
     def state(self) -> dict[str, Any]:
-        return {"approved_in_window": len(self._times)}
+        return {"approved_in_window": len(self._approvals)}
 
 
 class _LossLimit(Limit):
@@ -403,7 +398,7 @@ class _LossLimit(Limit):
 
     def _trip(self, now_ns: int, why: str) -> None:
         self.tripped_ns = now_ns
-        self.trips.append({"at": _iso(now_ns), "why": why})
+        self.trips.append({"at": iso(now_ns), "why": why})
 
     def _refusal(self, target: TargetPosition, until: str) -> str:
         allowed = "nothing passes" if self.action == "halted" else "only reductions pass"

@@ -48,13 +48,13 @@ class Harness:
 
     def __init__(self, cfg: Config | None = None, enabled: bool | None = True,
                  bus: InProcessBus | None = None,
-                 before_start: Callable[[ExecutionActor], None] | None = None) -> None:
+                 before_start: Callable[[ExecutionActor], None] | None = None, guarded: bool = False) -> None:
         self.bus = bus or InProcessBus()
         self.events: list[Event] = []
         self.bus.tap(lambda _subject, msg: self.events.append(msg) if isinstance(msg, Event) else None)
         if enabled is not None:
             self.bus.set_trading_enabled(enabled)
-        execution = (cfg or config()).execution_config()
+        execution = (cfg or config()).execution_config(guarded=guarded)
         self.actor = ExecutionActor(SimClock(T0), self.bus, execution)
         self.venues = ShadowAdapter(SimClock(T0), self.bus, execution)
         for actor in (self.actor, self.venues):

@@ -112,7 +112,7 @@ def test_enabled_approves_with_the_target_id_and_publishes_state_only_on_change(
     assert h.enable(False) == []  # already disabled: no change
     (changed,) = h.enable(True)
     assert changed == TradingStateChanged(id=f"trading.True.{T0}", ts_event=T0, enabled=True,
-                                          reason="kill switch key set to true")
+                                          reason="kill switch key set to true", state="active", by="kill switch")
     assert h.enable(True) == []
     t = target("0.5")
     assert h.verdict(t) == TargetApproved(id=t.id, ts_event=T0, target=t)
@@ -132,7 +132,7 @@ def test_the_first_value_read_after_a_restart_publishes_even_when_false() -> Non
     h = Harness()
     (halted,) = h.enable(False)
     assert halted == TradingStateChanged(id=f"trading.False.{T0}", ts_event=T0, enabled=False,
-                                         reason="kill switch key set to false")
+                                         reason="kill switch key set to false", state="halted", by="kill switch")
     assert h.enable(False) == []
     (changed,) = Harness(enabled=False).out  # the key as it stood before start
     assert changed.enabled is False
@@ -254,7 +254,7 @@ def test_a_replayed_target_gets_the_same_verdict_id() -> None:
 def test_inputs_and_status() -> None:
     h = Harness()
     inputs = {i.subject: i for i in h.actor.inputs()}
-    assert set(inputs) == {sj.TARGETS, sj.PRICES, sj.FILLS, sj.TRADING_ENABLED}
+    assert set(inputs) == {sj.TARGETS, sj.PRICES, sj.FILLS, sj.TRADING_ENABLED, sj.CLIENT_SWITCHES, sj.SCOPE_STATES}
     assert inputs[sj.TRADING_ENABLED].decode(b" TRUE\n") is True  # the plain-text kill switch
     assert inputs[sj.TARGETS].decode(codec.encode(target("1"))) == target("1")
     h.enable()
@@ -272,6 +272,10 @@ def test_inputs_and_status() -> None:
                       "max_order_notional": "|order qty| x price <= 1000 (quote currency)"},
         },
         "clamped_by_limit": {}, "limit_state": {"alice": {}, "loose": {}}, "open_orders": {},
+        "scopes": {}, "breakers": {},
+        "last_breaches": [{"at": "2023-11-14T22:13:20Z", "scope": "market.alice.binance.BTCUSDT",
+                           "limit": "max_position", "action": "rejected",
+                           "detail": "target 9 BTCUSDT exceeds the maximum position of 1 BTCUSDT (absolute)"}],
     }
     assert list(h.actor.status()["limits"]["alice"]) == [  # in the order they are checked
         "kill_switch", "stale_target", "stale_price", "max_position", "max_order_notional"]

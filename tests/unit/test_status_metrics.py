@@ -41,6 +41,16 @@ def test_risk_breaches_grow_by_what_is_new_and_trading_state_follows() -> None:
     assert value("bosun_trading_enabled", service="risk") == 1
 
 
+def test_risk_shows_each_scope_not_active_and_a_resumed_one_as_zero() -> None:
+    export = exporter("risk", CFG)
+    status = {"trading_enabled": True, "limits": {}, "breaches_by_limit": {}}
+    export({**status, "scopes": {"market.alice.binance.BTCUSDT": "halted", "client.bob": "reducing"}})
+    assert value("bosun_scope_state", scope="market.alice.binance.BTCUSDT") == 2
+    assert value("bosun_scope_state", scope="client.bob") == 1
+    export({**status, "scopes": {"client.bob": "reducing"}})
+    assert value("bosun_scope_state", scope="market.alice.binance.BTCUSDT") == 0
+
+
 def test_portfolio_positions_equity_pnl_exposure_and_drawdown_per_client() -> None:
     bus = InProcessBus()
     bus.on_effect(lambda effect: None)

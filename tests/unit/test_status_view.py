@@ -38,6 +38,15 @@ def test_the_view_shows_state_health_prices_positions_orders_and_limits() -> Non
     assert "0.05 BTC per market" in shown and "max_position 2" in shown
 
 
+def test_the_view_shows_each_scope_not_active_and_the_newest_breaches() -> None:
+    risk = {**STATUS["risk"], "scopes": {"market.alice.binance.BTCUSDT": "halted"},
+            "last_breaches": [{"at": "2026-12-06T03:00:00Z", "scope": "market.alice.binance.BTCUSDT",
+                               "limit": "breaker.stale_price", "action": "halted", "detail": "3 s old"}]}
+    shown = text({**STATUS, "risk": risk}, {})
+    assert "market.alice.binance.BTCUSDT HALTED" in shown
+    assert "2026-12-06T03:00:00Z market.alice.binance.BTCUSDT breaker.stale_price: 3 s old" in shown
+
+
 def test_services_that_do_not_answer_are_named_not_crashed_on() -> None:
     silent = {**STATUS, "trading_enabled": None, "risk": None, "execution": None, "portfolio": None}
     shown = text(silent, {})
