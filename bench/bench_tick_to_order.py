@@ -83,23 +83,29 @@ def _bar_key(data: bytes) -> int:
     return codec.decode(data, ev.Bar).ts_event
 
 
+def _target_key(data: bytes) -> int:
+    return codec.decode(data, ev.TargetPosition).ts_event
+
+
+def _approved_key(data: bytes) -> int:
+    return codec.decode(data, ev.TargetApproved).target.ts_event
+
+
 def _order_key(data: bytes) -> int | None:
     return codec.decode(data, ev.SubmitOrder).market_ns
 
 
 async def one_run(tmp: Path, replay: Path, args: argparse.Namespace, mode: str) -> tuple[list[float], list[float],
-                                                                                        dict[str, int]]:
-    """(tick to order in ms, the floor in ms, the sidecar's counts) on a fresh server."""
+                                                                                        dict[str, int], dict[str, float]]:
+    """(tick to order in ms, the floor in ms, the sidecar's counts, each service's hop's p50 in ms)
+    on a fresh server."""
     ports = {s: free_port() for s in ("ingest", *PIPELINE)}
     services = "".join(f"[services.{s}]\nmetrics_port = {p}\n" for s, p in ports.items())
     config = paper_config(tmp, CONFIG.format(services=services), replay, speed=60 * args.rate)  # 1m bars
     otlp_port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")} | MODES[mode] | {
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp_port}", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
-    sidecar = subprocess.Popen([sys.executable, str(Path(__file__).with_name("ops_sidecar.py")), str(otlp_port),
-                                *(f"http://127.0.0.1:{p}/metrics" for p in ports.values())],
-                               stdout=subprocess.PIPE, text=True)
-    assert sidecar.stdout.readline().strip() == "READY"
+    sidecar = None
     with EmbeddedNats(tmp / "nats") as server:
         nc = await nats.connect(server.url)
         procs = {s: ServiceProcess(s, config, tmp, server_env(server.url) | env) for s in ("ingest", *PIPELINE)}
@@ -110,20 +116,31 @@ async def one_run(tmp: Path, replay: Path, args: argparse.Namespace, mode: str) 
             await nc.jetstream().publish(sj.TRADING_ENABLED, codec.encode_trading_enabled(True))
             for s in ("risk", "execution"):
                 await until_trading(nc, s, True)
-            bars, orders = await Stamps(nc, sj.BARS).start(), await Stamps(nc, sj.SUBMIT).start()
+            stamps = [await Stamps(nc, subject).start() for subject in (sj.BARS, sj.TARGETS, sj.APPROVED, sj.SUBMIT)]
+            sidecar = subprocess.Popen([sys.executable, str(Path(__file__).with_name("ops_sidecar.py")),
+                                        str(otlp_port), *(f"http://127.0.0.1:{p}/metrics" for p in ports.values())],
+                                       stdout=subprocess.PIPE, text=True)
+            assert sidecar.stdout.readline().strip() == "READY"
             await procs["ingest"].start(nc)
+            bars, orders = stamps[0], stamps[-1]
             await bars.wait(args.bars)
-            last_bar = _bar_key(bars.seen[-1][1])
-            await _until_order_for(orders, last_bar)
-            await bars.stop()
+            await _until_order_for(orders, _bar_key(bars.seen[-1][1]))
+            for s in stamps:
+                await s.stop()
         finally:
             for p in procs.values():
                 p.stop()
             await nc.close()
-            sidecar.terminate()
-            counts = json.loads(sidecar.communicate(timeout=30)[0].strip().splitlines()[-1])
+            counts = {}
+            if sidecar is not None:
+                sidecar.terminate()
+                counts = json.loads(sidecar.communicate(timeout=30)[0].strip().splitlines()[-1])
     ticks = latencies_ms(bars, orders, _bar_key, _order_key, args.warmup)
-    return ticks, floor, counts
+    # where the time goes: each service's hop, p50 (for the orders' bars only)
+    keys = [_bar_key, _target_key, _approved_key, _order_key]
+    split = {name: pct(latencies_ms(a, b, ka, kb, args.warmup) or [0.0], 50)
+             for name, a, b, ka, kb in zip(PIPELINE, stamps, stamps[1:], keys, keys[1:])}
+    return ticks, floor, counts, split
 
 
 async def _until_order_for(orders: Stamps, last_bar: int, timeout: float = 30.0) -> None:
@@ -159,10 +176,11 @@ def main() -> None:
             for mode in modes:  # alternating, so a busier moment of the shared machine hits every mode
                 run_dir = Path(tmp) / f"{mode}-{run}"
                 run_dir.mkdir()
-                ticks, floor, counts = asyncio.run(one_run(run_dir, replay, args, mode))
+                ticks, floor, counts, split = asyncio.run(one_run(run_dir, replay, args, mode))
                 results[mode].append((ticks, floor, counts))
                 print(f"  run {run + 1} {mode:<11} tick to order {summary(ticks)}; floor {summary(floor)}; "
-                      f"ratio p50 {pct(ticks, 50) / pct(floor, 50):.1f}x; sidecar {counts}", flush=True)
+                      f"ratio p50 {pct(ticks, 50) / pct(floor, 50):.1f}x; hops p50 "
+                      f"{', '.join(f'{k} {v:.2f} ms' for k, v in split.items())}; sidecar {counts}", flush=True)
     print(f"tick to order: ingest -> signal -> risk -> execution, each `bosun run` in its own process, one "
           f"nats-server, {args.bars:,} real BTCUSDT 1m bars at {args.rate:,.0f}/s, sma 2/3, first {args.warmup} bars "
           f"left out; metrics scraped every second; {args.runs} runs per mode, alternating")

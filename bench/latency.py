@@ -6,6 +6,8 @@ Run as a script it is one link of that chain (a process of its own, on uvloop):
 
     python bench/latency.py source URL OUT RATE COUNT   publish COUNT messages on OUT at RATE/s
     python bench/latency.py relay URL IN OUT            publish on OUT what arrives on IN
+    python bench/latency.py kvwatch URL BUCKET KEY OUT  publish on OUT when (perf_counter_ns) each
+                                                        update of KEY reached this watcher
 
 The observer measures a path the same way for the platform and for the floor: it sees the
 first publish and the last one, each one hop later, so the hop cancels out."""
@@ -113,6 +115,29 @@ async def floor_ms(nc: Client, url: str, rate: float, count: int, skip: int) -> 
     return latencies_ms(first, last, bytes, bytes, skip)
 
 
+async def kv_floor_ms(nc: Client, url: str, count: int, bucket: str = "control", key: str = "bench_floor",
+                      every_s: float = 0.02) -> list[float]:
+    """`count` KV puts, each from just before the put until a `kv.watch()` in another process
+    saw it (one clock: CLOCK_MONOTONIC is the machine's)."""
+    kv = await nc.jetstream().key_value(bucket)
+    seen = Stamps(nc, "bench.kvseen")
+    await seen.start()
+    watcher = _link("kvwatch", url, bucket, key, seen.subject)
+    try:
+        assert watcher.stdout.readline().strip() == b"READY", "the KV watcher did not start"
+        sent = []
+        for n in range(count):
+            sent.append(time.perf_counter_ns())
+            await kv.put(key, str(n).encode())
+            await seen.wait(n + 1)
+            await asyncio.sleep(every_s)  # pacing the puts apart
+    finally:
+        watcher.terminate()
+        watcher.wait(timeout=10)
+        await seen.stop()
+    return [(int(data) - t0) / 1e6 for t0, (_, data) in zip(sent, seen.seen)]
+
+
 def _link(*args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, str(Path(__file__).resolve()), *args], stdout=subprocess.PIPE)
 
@@ -140,11 +165,24 @@ async def _relay(url: str, inp: str, out: str) -> None:
     await asyncio.Event().wait()  # until terminated
 
 
+async def _kvwatch(url: str, bucket: str, key: str, out: str) -> None:
+    nc = await nats.connect(url)
+    kv = await nc.jetstream().key_value(bucket)
+    watcher = await kv.watch(key)
+    async for entry in watcher:
+        if entry is None:  # caught up: live updates from here
+            print("READY", flush=True)
+            continue
+        await nc.publish(out, str(time.perf_counter_ns()).encode())
+
+
 if __name__ == "__main__":
     import uvloop
 
     kind, *argv = sys.argv[1:]
     if kind == "source":
         uvloop.run(_source(argv[0], argv[1], float(argv[2]), int(argv[3])))
+    elif kind == "kvwatch":
+        uvloop.run(_kvwatch(*argv))
     else:
         uvloop.run(_relay(*argv))
