@@ -23,11 +23,13 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.latency import kv_floor_ms, pct  # noqa: E402
+from bosun.runtime.embedded import free_port  # noqa: E402
 from proto import codec  # noqa: E402
 from proto import events as ev  # noqa: E402
 from proto import subjects as sj  # noqa: E402
@@ -78,7 +80,10 @@ class Arrivals:
 
 async def bench(tmp: Path, args: argparse.Namespace) -> tuple[list[float], list[float], list[float]]:
     firsts, alls = [], []
-    async with services_on_own_nats(tmp, ALICE_SMA, ["execution"]) as (nc, _, url, _):
+    port = free_port()
+    config = ALICE_SMA + f"[services.execution]\nmetrics_port = {port}\n"
+    metrics_url = f"http://127.0.0.1:{port}/metrics"
+    async with services_on_own_nats(tmp, config, ["execution"]) as (nc, _, url, _):
         js = nc.jetstream(publish_async_max_pending=4000)
         await publish(nc, bar_around(time.time_ns()))  # a price for the venue's notional check
         accepted = await Arrivals(js, "order.accepted.>").start()
@@ -93,6 +98,7 @@ async def bench(tmp: Path, args: argparse.Namespace) -> tuple[list[float], list[
             await js.publish_async_completed()
             await accepted.wait(args.orders, ACCEPT_TIMEOUT_S)
             await until_open_orders(nc, args.orders)
+            await until_idle(nc, js, metrics_url)
             canceled.reset()
             t0 = time.perf_counter_ns()
             await nc.publish(sj.TRADING_ENABLED, b"false")  # raw, as `nats pub` does
@@ -104,6 +110,22 @@ async def bench(tmp: Path, args: argparse.Namespace) -> tuple[list[float], list[
                   flush=True)
         floor = await kv_floor_ms(nc, url, args.flips * 10)
     return firsts, alls, floor
+
+
+async def until_idle(nc, js, metrics_url: str, timeout: float = 60.0) -> None:
+    """Execution has handled every message in ORDERS on both its order-log inputs (the actor's
+    and the venue's), so a flip is not timed behind a backlog of echoes: a bounded poll."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stored = (await js.stream_info("ORDERS")).state.messages
+        with urllib.request.urlopen(metrics_url, timeout=2) as r:
+            text = r.read().decode()
+        handled = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                      if line.startswith("bosun_messages_in_total{") and 'input="order.>"' in line)
+        if handled >= 2 * stored:
+            return
+        assert time.monotonic() < deadline, f"execution handled {handled:.0f} of 2 x {stored} order-log messages"
+        await asyncio.sleep(0.01)
 
 
 async def until_open_orders(nc, n: int, timeout: float = 10.0) -> None:

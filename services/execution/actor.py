@@ -29,7 +29,7 @@ from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
 from bosun.runtime.clock import Clock
 from proto import codec
 from proto import subjects as sj
-from proto.events import (CancelOrder, Event, OrderCanceled, OrderType, Reason, Side, SubmitOrder, TargetApproved,
+from proto.events import (CancelAllOrders, CancelOrder, Event, OrderCanceled, OrderType, Reason, Side, SubmitOrder, TargetApproved,
                           TargetPosition, VenueStateReported)
 from services.execution.config import ExecutionConfig, VenueConfig
 from services.execution.orders import (PROTECTIVE, Cancel, Key, OpenOrder, OrderBook, Place, client_order_id, plan,
@@ -165,10 +165,25 @@ class ExecutionActor(Actor):
                                client=o.client, venue=o.venue, symbol=o.symbol, reason=reason, market_ns=market_ns))
 
     def _cancel_all(self) -> None:
-        """The kill switch: every working order that could add exposure; brackets stay, they only close."""
-        for open_order in list(self.book.open.values()):
-            if open_order.order.order_type not in PROTECTIVE:
-                self._cancel(open_order, "kill_switch")
+        """The kill switch: every working order that could add exposure; brackets stay, they only close.
+        A market without a bracket gets one CancelAllOrders, which the venue carries out at once
+        and answers in one round; one with a bracket, a CancelOrder per other order."""
+        cancels: dict[Key, list[OpenOrder]] = {}
+        brackets: set[Key] = set()
+        for open_order in self.book.open.values():
+            o = open_order.order
+            if o.order_type in PROTECTIVE:
+                brackets.add((o.client, o.venue, o.symbol))
+            else:
+                cancels.setdefault((o.client, o.venue, o.symbol), []).append(open_order)
+        now = self.clock.now_ns()
+        for (client, venue, symbol), orders in cancels.items():
+            if (client, venue, symbol) in brackets:
+                for open_order in orders:
+                    self._cancel(open_order, "kill_switch")
+            else:  # an id of its own per flip: each one lands, whatever the dedup window
+                self._emit(CancelAllOrders(id=f"{client}.{venue}.{symbol}.kill_switch.{now}", ts_event=now,
+                                           client=client, venue=venue, symbol=symbol, reason="kill_switch"))
 
     def _emit(self, event: Event) -> None:
         self.book.apply(event)
