@@ -83,6 +83,13 @@ def _bar_key(data: bytes) -> int:
     return codec.decode(data, ev.Bar).ts_event
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far: what a service costs, however busy the
+    shared machine is (its latency is not)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _target_key(data: bytes) -> int:
     return codec.decode(data, ev.TargetPosition).ts_event
 
@@ -97,8 +104,8 @@ def _order_key(data: bytes) -> int | None:
 
 async def one_run(tmp: Path, replay: Path, args: argparse.Namespace, mode: str) -> tuple[list[float], list[float],
                                                                                         dict[str, int], dict[str, float]]:
-    """(tick to order in ms, the floor in ms, the sidecar's counts, each service's hop's p50 in ms)
-    on a fresh server."""
+    """(tick to order in ms, the floor in ms, the sidecar's counts, each service's hop's p50 and
+    CPU time per bar in ms) on a fresh server."""
     ports = {s: free_port() for s in ("ingest", *PIPELINE)}
     services = "".join(f"[services.{s}]\nmetrics_port = {p}\n" for s, p in ports.items())
     config = paper_config(tmp, CONFIG.format(services=services), replay, speed=60 * args.rate)  # 1m bars
@@ -122,11 +129,13 @@ async def one_run(tmp: Path, replay: Path, args: argparse.Namespace, mode: str) 
                                        stdout=subprocess.PIPE, text=True)
             assert sidecar.stdout.readline().strip() == "READY"
             await procs["ingest"].start(nc)
+            cpu0 = {s: cpu_seconds(p.proc.pid) for s, p in procs.items()}  # start-up (imports) left out
             bars, orders = stamps[0], stamps[-1]
             await bars.wait(args.bars)
             await _until_order_for(orders, _bar_key(bars.seen[-1][1]))
             for s in stamps:
                 await s.stop()
+            cpu = {s: cpu_seconds(p.proc.pid) - cpu0[s] for s, p in procs.items()}
         finally:
             for p in procs.values():
                 p.stop()
@@ -140,6 +149,7 @@ async def one_run(tmp: Path, replay: Path, args: argparse.Namespace, mode: str) 
     keys = [_bar_key, _target_key, _approved_key, _order_key]
     split = {name: pct(latencies_ms(a, b, ka, kb, args.warmup) or [0.0], 50)
              for name, a, b, ka, kb in zip(PIPELINE, stamps, stamps[1:], keys, keys[1:])}
+    split |= {f"{s} cpu/bar": 1000 * c / args.bars for s, c in cpu.items()}
     return ticks, floor, counts, split
 
 
@@ -179,7 +189,7 @@ def main() -> None:
                 ticks, floor, counts, split = asyncio.run(one_run(run_dir, replay, args, mode))
                 results[mode].append((ticks, floor, counts))
                 print(f"  run {run + 1} {mode:<11} tick to order {summary(ticks)}; floor {summary(floor)}; "
-                      f"ratio p50 {pct(ticks, 50) / pct(floor, 50):.1f}x; hops p50 "
+                      f"ratio p50 {pct(ticks, 50) / pct(floor, 50):.1f}x; hops p50 and CPU per bar "
                       f"{', '.join(f'{k} {v:.2f} ms' for k, v in split.items())}; sidecar {counts}", flush=True)
     print(f"tick to order: ingest -> signal -> risk -> execution, each `bosun run` in its own process, one "
           f"nats-server, {args.bars:,} real BTCUSDT 1m bars at {args.rate:,.0f}/s, sma 2/3, first {args.warmup} bars "
