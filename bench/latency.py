@@ -41,11 +41,13 @@ def summary(ms: list[float]) -> str:
 
 class Stamps:
     """The arrival time (perf_counter_ns) and payload of every message on `subject`, from the
-    moment `start()` returns (the server knows the interest then)."""
+    moment `start()` returns (the server knows the interest then); with `stored`, of every
+    message stored in its stream from then on (an ordered JetStream consumer)."""
 
-    def __init__(self, nc: Client, subject: str) -> None:
+    def __init__(self, nc: Client, subject: str, stored: bool = False) -> None:
         self.nc = nc
         self.subject = subject
+        self.stored = stored
         self.seen: list[tuple[int, bytes]] = []
         self._sub = None
         self._wanted = 0
@@ -57,9 +59,17 @@ class Stamps:
             if self._wanted and len(self.seen) >= self._wanted:
                 self._enough.set()
 
-        self._sub = await self.nc.subscribe(self.subject, cb=arrived, pending_msgs_limit=1_000_000)
+        if self.stored:
+            self._sub = await self.nc.jetstream().subscribe(self.subject, cb=arrived, ordered_consumer=True,
+                                                            deliver_policy="new", pending_msgs_limit=1_000_000)
+        else:
+            self._sub = await self.nc.subscribe(self.subject, cb=arrived, pending_msgs_limit=1_000_000)
         await self.nc.flush()
         return self
+
+    def clear(self) -> None:
+        self.seen.clear()
+        self._wanted = 0
 
     async def wait(self, n: int, timeout: float = STAMP_TIMEOUT_S) -> None:
         """Until `n` messages have arrived; an AssertionError saying how many did otherwise."""
