@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import msgspec
@@ -37,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.latency import Stamps, floor_ms, latencies_ms, pct, summary  # noqa: E402
 from bosun.apps import config as config_mod  # noqa: E402
 from bosun.apps.up import effective_config  # noqa: E402
+from bosun.runtime.backlog import durable_backlog  # noqa: E402
 from bosun.runtime.embedded import EmbeddedNats, free_port  # noqa: E402
 from proto import codec  # noqa: E402
 from proto import events as ev  # noqa: E402
@@ -130,9 +132,8 @@ async def one_run(tmp: Path, replay: Path, args: argparse.Namespace, mode: str) 
             assert sidecar.stdout.readline().strip() == "READY"
             await procs["ingest"].start(nc)
             cpu0 = {s: cpu_seconds(p.proc.pid) for s, p in procs.items()}  # start-up (imports) left out
-            bars, orders = stamps[0], stamps[-1]
-            await bars.wait(args.bars)
-            await _until_order_for(orders, _bar_key(bars.seen[-1][1]))
+            await stamps[0].wait(args.bars)
+            await _until_traded_through(nc.jetstream())
             for s in stamps:
                 await s.stop()
             cpu = {s: cpu_seconds(p.proc.pid) - cpu0[s] for s, p in procs.items()}
@@ -144,7 +145,7 @@ async def one_run(tmp: Path, replay: Path, args: argparse.Namespace, mode: str) 
             if sidecar is not None:
                 sidecar.terminate()
                 counts = json.loads(sidecar.communicate(timeout=30)[0].strip().splitlines()[-1])
-    ticks = latencies_ms(bars, orders, _bar_key, _order_key, args.warmup)
+    ticks = latencies_ms(stamps[0], stamps[-1], _bar_key, _order_key, args.warmup)
     # where the time goes: each service's hop, p50 (for the orders' bars only)
     keys = [_bar_key, _target_key, _approved_key, _order_key]
     split = {name: pct(latencies_ms(a, b, ka, kb, args.warmup) or [0.0], 50)
@@ -153,18 +154,13 @@ async def one_run(tmp: Path, replay: Path, args: argparse.Namespace, mode: str) 
     return ticks, floor, counts, split
 
 
-async def _until_order_for(orders: Stamps, last_bar: int, timeout: float = 30.0) -> None:
-    """The last bar's order is in, or none is coming: execution acked everything it was sent.
-    (sma 2/3 orders on about 3 bars in 8, so the last bar may have none: wait on the order
-    for the newest bar that has one, which the bars behind it have passed.)"""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        if orders.seen and _order_key(orders.seen[-1][1]) == last_bar:
-            return
-        seen = len(orders.seen)
-        await asyncio.sleep(0.5)  # no order for half a second after the last bar: the run is through
-        if len(orders.seen) == seen:
-            return
+async def _until_traded_through(js, timeout: float = 120.0) -> None:
+    """Every bar, target and approval handled and acked by signal, risk and execution (their
+    inputs are durable, acked once the outputs are stored): every order is out. A bounded poll."""
+    deadline = time.monotonic() + timeout
+    while await durable_backlog(js):
+        assert time.monotonic() < deadline, f"the platform did not trade the bars through in {timeout}s"
+        await asyncio.sleep(0.05)
 
 
 def main() -> None:
