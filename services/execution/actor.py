@@ -98,7 +98,9 @@ class ExecutionActor(Actor):
             return
         orders = _Numbering(target.id)
         step = self._cfg[key[:2]].step_size
-        for action in plan(target.qty, position, self.book.open_orders(key), step):
+        committed = self.book.committed(key)  # working market orders count as position
+        for action in plan(target.qty, position + committed if committed else position, self.book.open_orders(key),
+                           step):
             match action:
                 case Cancel(coid):
                     self._cancel(self.book.open[coid], f"superseded by target {target.id}", target.ts_event)
