@@ -16,7 +16,10 @@ alternate between them (issue 13's cost of tracing):
 - sampler-off: OTEL_TRACES_EXPORTER=otlp with OTEL_TRACES_SAMPLER=always_off;
 - otlp: every span exported over OTLP/HTTP to a collector stand-in (bench/ops_sidecar.py).
 
-In every mode each service's metrics are scraped every second (the sidecar)."""
+In every mode each service's metrics are scraped every second (the sidecar). Each run also
+prints each service's hop (p50) and its CPU time per bar over the replay (from /proc): the
+first says where the time goes, the second what a service costs however busy the machine is.
+`otlp` needs the otlp extra: pip install -e '.[otlp]'."""
 
 from __future__ import annotations
 

@@ -199,6 +199,8 @@ class _Round:
     futures: list[asyncio.Future[Any]]
     messages: list[tuple[_Route, Msg]]
     t0: float
+
+
 _NO_SPAN = contextlib.nullcontext()
 _START = object()  # queue marker: run actor.on_start() in turn with the messages
 
