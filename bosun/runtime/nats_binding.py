@@ -7,12 +7,6 @@ worker hands the messages to the actor one at a time, in arrival order. For each
     decode -> handler (outputs collected, nothing sent yet) -> carry out its effects, if
     any -> publish the outputs with Nats-Msg-Id, await every ack -> ack the input
 
-The acks are awaited off the worker's path: while one round's publishes wait for JetStream's
-answer, the next round is handled and published (a round trip per hop less on the way from
-tick to order). Rounds are acked in the order they were handled, each input only once every
-output of its round is stored; at most PUBLISH_WINDOW messages are unanswered at a time, the
-bound within which a failed publish, retried, can land after later ones (as within one round).
-
 A message that does not decode, or whose handler raises, becomes a DeadLetter on
 `dlq.<service>` and is acked: the service keeps going. A failing effect or JetStream
 refusing our publishes stops `run()` with the error, leaving the input unacked for
@@ -77,7 +71,6 @@ class TradingEnabled:
 
 
 Output = ev.Event | TradingEnabled | Effect
-Wire = tuple[str, bytes, dict[str, str] | None]  # subject, payload, headers
 
 
 class CollectingOutbox:
@@ -140,7 +133,7 @@ def _coalesce_prices(outputs: Sequence[Output]) -> list[Output]:
     return kept
 
 
-def _wire(out: Output) -> Wire:
+def _wire(out: Output) -> tuple[str, bytes, dict[str, str] | None]:
     if isinstance(out, TradingEnabled):
         # no Nats-Msg-Id: false -> true -> false within the dedup window must all land
         return sj.TRADING_ENABLED, codec.encode_trading_enabled(out.enabled), None
@@ -188,19 +181,6 @@ class _Route:
 
 
 MAX_ROUND = 256  # messages handled before what they published is sent and they are acked
-MAX_ROUNDS_IN_FLIGHT = 64  # rounds published, or handled with nothing to publish, not yet acked
-
-
-@dataclass(eq=False)
-class _Round:
-    """A round published, its answers awaited by the acker before its inputs are acked."""
-
-    wire: list[Wire]
-    futures: list[asyncio.Future[Any]]
-    messages: list[tuple[_Route, Msg]]
-    t0: float
-
-
 _NO_SPAN = contextlib.nullcontext()
 _START = object()  # queue marker: run actor.on_start() in turn with the messages
 
@@ -216,8 +196,6 @@ class NatsBinding:
         self._turn = asyncio.Lock()  # one handler call at a time: actors are not thread-safe
         self._effects: Effects | None = None
         self._stopping = False
-        self._rounds: asyncio.Queue[_Round] = asyncio.Queue()  # bounded: see _deliver
-        self._in_flight = 0  # messages published by the rounds in _rounds, not yet answered
         self._m_out = telemetry.MESSAGES_OUT.labels(service)
         self._m_dead = telemetry.DEAD_LETTERS.labels(service)
 
@@ -273,16 +251,13 @@ class NatsBinding:
         waiting.result()
 
     async def _stop_worker(self, worker: asyncio.Task[None]) -> None:
-        # Let the message being handled finish, and the rounds published be acked, before
-        # stopping; a message still queued stays unacked and is redelivered.
+        # Let the message being handled finish (its ack included) before stopping; a
+        # message still queued stays unacked and is redelivered.
         self._stopping = True
         if not worker.done():
             try:
                 await asyncio.wait_for(self._turn.acquire(), PUBLISH_ACK_TIMEOUT_S)
-                try:
-                    await asyncio.wait_for(self._unanswered(), PUBLISH_ACK_TIMEOUT_S)
-                finally:
-                    self._turn.release()
+                self._turn.release()
             except TimeoutError:
                 pass
         worker.cancel()
@@ -329,19 +304,6 @@ class NatsBinding:
                                                      cb=arrived)
 
     async def _work(self, queue: asyncio.Queue[tuple[Any, Any]], actor: Actor) -> None:
-        """Handle rounds and ack them, until stopped or either fails (then raise its error)."""
-        tasks = [asyncio.create_task(self._handle_rounds(queue, actor), name=f"{self.service}-rounds"),
-                 asyncio.create_task(self._ack_rounds(), name=f"{self.service}-acker")]
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _handle_rounds(self, queue: asyncio.Queue[tuple[Any, Any]], actor: Actor) -> None:
         self._stopping = False
         while True:
             items = [await queue.get()]
@@ -376,7 +338,7 @@ class NatsBinding:
 
     async def _deliver(self, messages: list[tuple[_Route, Msg]]) -> None:
         """One round: each message handled in order, then the effects of all of them, then
-        everything they published; the acker awaits JetStream's answers, then acks the inputs."""
+        everything they published (acks awaited), then the inputs acked."""
         if not messages:
             return
         t0 = time.perf_counter()
@@ -385,33 +347,13 @@ class NatsBinding:
         with self._span(f"{self.service} {route.input.subject}", SpanKind.CONSUMER, msg):
             for route, msg in messages:
                 outputs.extend(self._handle_message(route, msg))
-            wire = self._wire_all(await self._carry_out(outputs))
-            if self._in_flight + len(wire) > PUBLISH_WINDOW or self._rounds.qsize() >= MAX_ROUNDS_IN_FLIGHT:
-                await self._unanswered()  # nats-py's window never fills: see _send_window
-            self._in_flight += len(wire)
-            self._rounds.put_nowait(_Round(wire, await self._publish(wire), messages, t0))
-
-    async def _unanswered(self) -> None:
-        """Until every round published is answered and its inputs acked."""
-        await self._rounds.join()
-
-    async def _ack_rounds(self) -> None:
-        """In the order they were published: await a round's answers (retrying as _send_window
-        does), then ack its inputs."""
-        while True:
-            r = await self._rounds.get()
-            try:
-                if r.wire:
-                    await self._await_window(r.wire, r.futures)
-                for route, msg in r.messages:
-                    if route.durable:
-                        await msg.ack()
-                    route.note_done(msg)
-                    route.m_pending.set(msg.metadata.num_pending)
-                    route.m_seconds.observe(time.perf_counter() - r.t0)
-            finally:
-                self._in_flight -= len(r.wire)
-                self._rounds.task_done()
+            await self._send(await self._carry_out(outputs))
+        for route, msg in messages:
+            if route.durable:
+                await msg.ack()
+            route.note_done(msg)
+            route.m_pending.set(msg.metadata.num_pending)
+            route.m_seconds.observe(time.perf_counter() - t0)
 
     def _handle_message(self, route: _Route, msg: Msg) -> list[Output]:
         route.m_in.inc()
@@ -509,45 +451,25 @@ class NatsBinding:
 
     # ------------------------------------------------------------------ publishing
 
-    @staticmethod
-    def _wire_all(outputs: Sequence[Output]) -> list[Wire]:
-        return [_wire(o) for o in _coalesce_prices(outputs)] if outputs else []
-
     async def _send(self, outputs: Sequence[Output]) -> None:
-        """Publish now, every ack awaited, after the rounds published before (so in order)."""
-        wire = self._wire_all(outputs)
-        if not wire:
+        if not outputs:
             return
-        await self._unanswered()
+        wire = [_wire(o) for o in _coalesce_prices(outputs)]
         for start in range(0, len(wire), PUBLISH_WINDOW):
             await self._send_window(wire[start:start + PUBLISH_WINDOW])
 
-    async def _send_window(self, wire: list[Wire]) -> None:
+    async def _send_window(self, wire: list[tuple[str, bytes, dict[str, str] | None]]) -> None:
         """At most PUBLISH_WINDOW messages, every ack awaited: nats-py's window never fills, so a
         publish never waits for a slot. (Its `wait_stall` would: with a timeout, every publish
         goes through the event loop, and the connection then writes one message per syscall.)"""
-        await self._await_window(wire, await self._publish(wire))
-
-    async def _publish(self, wire: list[Wire]) -> list[asyncio.Future[Any]]:
-        """One attempt: the messages handed to the connection; their answers to await. A failure
-        to hand one over is the first future's error (no responders comes as an answer)."""
-        futures: list[asyncio.Future[Any]] = []
-        try:
-            for subject, payload, headers in wire:
-                futures.append(await self.js.publish_async(subject, payload, headers=headers))
-        except Exception as exc:  # e.g. the connection is reconnecting: retried by _await_window
-            failed = asyncio.get_running_loop().create_future()
-            failed.set_exception(exc)
-            futures.insert(0, failed)
-        return futures
-
-    async def _await_window(self, wire: list[Wire], futures: list[asyncio.Future[Any]]) -> None:
-        """Every answer to `wire`'s publishes; on a failure all of them are published again (ids
-        make that safe) until PUBLISH_GIVE_UP_S has passed, then PublishError."""
         give_up = time.monotonic() + PUBLISH_GIVE_UP_S
-        attempt = 1
+        attempt = 0
         while True:
+            attempt += 1
+            futures: list[asyncio.Future[Any]] = []
             try:
+                for subject, payload, headers in wire:
+                    futures.append(await self.js.publish_async(subject, payload, headers=headers))
                 await asyncio.wait_for(asyncio.gather(*futures), PUBLISH_ACK_TIMEOUT_S)
                 self._m_out.inc(len(wire))
                 return
@@ -560,5 +482,3 @@ class NatsBinding:
                                        f"{exc!r}") from exc
                 log.warning("%s: publish attempt %d failed: %r", self.service, attempt, exc)
                 await asyncio.sleep(PUBLISH_RETRY_S)
-                attempt += 1
-                futures = await self._publish(wire)
