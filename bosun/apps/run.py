@@ -31,7 +31,7 @@ BATCH = 500  # market events per publish round at most: what has arrived, one pr
 REPLAY_LEAD = 2_000
 # How far behind the platform is costs a JetStream API request: asked once this many events have
 # gone out, not after every batch (a paced replay publishes one event per batch), so the lead is
-# at most REPLAY_LEAD + REPLAY_CHECK_EVERY.
+# at most REPLAY_LEAD + REPLAY_CHECK_EVERY + BATCH.
 REPLAY_CHECK_EVERY = 500
 REPLAY_STALL_S = 30.0
 # An installed package carries no infra/postgres (the Docker image copies it and names it here).
