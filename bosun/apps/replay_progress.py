@@ -67,16 +67,16 @@ class ReplayProgress:
         return (self.total - self.done) / speed if speed > 0 else None
 
     def line(self) -> str:
-        """`replay 12,000/50,000 bars (24.0%), 3,012 bars/s, 0:12 left`."""
+        """`replay 12,000/50,000 bars (24.0%), 3,012 bars/s, 0:12 left`, or `... (100.0%), done`."""
         if self.total is None:
             return f"replay {self.done:,} {self.unit} (counting the files)"
         share = 100.0 * self.done / self.total if self.total else 100.0
+        if self.done >= self.total:  # a speed now would only tell how long ago it finished
+            return f"replay {self.done:,}/{self.total:,} {self.unit} ({share:.1f}%), done"
         speed = self.speed
         left = self.left_s
         rate = f"{speed:,.0f} {self.unit}/s" if speed is not None else f"-- {self.unit}/s"
-        if self.done >= self.total:
-            when = "done"
-        elif left is None:
+        if left is None:
             when = "stalled" if speed == 0 else "-- left"
         else:
             when = f"{_clock(left)} left"

@@ -45,7 +45,7 @@ def test_a_stalled_replay_says_so_and_a_finished_one_is_done() -> None:
     p.update(1.0, 4)
     assert p.line().endswith("0 bars/s, stalled")
     p.update(2.0, 12)  # a store holding more than the files: never past 100%
-    assert p.line() == "replay 10/10 bars (100.0%), 3 bars/s, done"
+    assert p.line() == "replay 10/10 bars (100.0%), done"
 
 
 def test_the_view_shows_the_bar_beside_its_figures_and_the_status_beneath() -> None:
