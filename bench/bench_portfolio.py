@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ import asyncpg
 import nats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.latency import pct  # noqa: E402
 from bosun.runtime.embedded import EmbeddedNats, EmbeddedPostgres  # noqa: E402
 from proto import codec  # noqa: E402
 from proto import events as ev  # noqa: E402
@@ -109,10 +109,6 @@ async def lag(nc, js, first: int, n: int, rate: float) -> list[float]:
     await asyncio.wait_for(all_in.wait(), timeout=120)
     await sub.unsubscribe()
     return lags
-
-
-def pct(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=1000)[int(q * 10) - 1] if len(values) > 1 else values[0]
 
 
 async def bench(tmp: Path, args: argparse.Namespace) -> None:

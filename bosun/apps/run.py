@@ -32,6 +32,10 @@ BATCH = 500  # market events per publish round at most: what has arrived, one pr
 # a bound on what it stores unread, and well inside what the shadow venue looks back on
 # (ShadowAdapter's max_recent) when an order reaches it after the bars it was decided on.
 REPLAY_LEAD = 2_000
+# How far behind the platform is costs a JetStream API request: asked once this many events have
+# gone out, not after every batch (a paced replay publishes one event per batch), so the lead is
+# at most REPLAY_LEAD + REPLAY_CHECK_EVERY + BATCH.
+REPLAY_CHECK_EVERY = 500
 REPLAY_STALL_S = 30.0
 # Fill ids of the newest stored fills a restarted portfolio remembers: a redelivery comes from the
 # durable consumer's unacked tail, at most the binding's max_in_flight (1,024) fills.
@@ -176,11 +180,14 @@ async def serve_ingest(cfg: Config, nats_url: str, _database_url: str | None) ->
         for kind, newest in (("bar", stored.bars), ("trade", stored.trades)):
             for (venue, symbol), event in sorted(newest.items()):
                 log.info("ingest: %s.%s resumes after its %s of %d ns", venue, symbol, kind, event.ts_event)
-        n = 0
+        n = checked = 0
         async for batch in batches(market_events(cfg.ingest, stored), BATCH):
             await binding.feed(actor.on_events, batch)
             n += len(batch)
-            if replaying and not await until_behind_at_most(binding.js, "MARKET", REPLAY_LEAD, REPLAY_STALL_S):
+            if not replaying or n - checked < REPLAY_CHECK_EVERY:
+                continue
+            checked = n
+            if not await until_behind_at_most(binding.js, "MARKET", REPLAY_LEAD, REPLAY_STALL_S):
                 log.warning("ingest: the platform has not caught up with the replay in %ss; going on", REPLAY_STALL_S)
         if replaying and n == 0 and (stored.bars or stored.trades):
             log.warning("ingest: the platform already has every event of the replay files (MARKET holds newer "

@@ -23,10 +23,13 @@ import msgspec
 import nats
 import uvloop
 from nats.errors import Error as NatsError
+from rich.console import Console
+from rich.live import Live
 
 from bosun.apps import control
 from bosun.apps import config as config_mod
 from bosun.apps.child_env import service_env
+from bosun.apps.replay_progress import ReplayProgress, count_events
 from bosun.runtime.backlog import durable_backlog
 from bosun.runtime.embedded import EmbeddedNats, EmbeddedPostgres, EmbeddedServerError, terminate
 from bosun.runtime.lifeline import die_with_parent
@@ -216,7 +219,28 @@ class Supervisor:
         return True
 
     async def _watch(self, nc) -> int:
-        """Show the status until Ctrl-C; restart a crashed service a bounded number of times."""
+        """Show the status until Ctrl-C (a replay's progress above it, on a terminal redrawn in
+        place); restart a crashed service a bounded number of times."""
+        if not self.cfg.ingest.replay:
+            return await self._watch_lines(nc, None, None)
+        progress = ReplayProgress()
+        counting = asyncio.create_task(asyncio.to_thread(count_events, self.cfg.ingest.replay, self.cfg.ingest.venue))
+
+        def counted(task: asyncio.Task[tuple[int, str]]) -> None:
+            # Unreadable files stop ingest, which says why; the bar then just has no total.
+            if not task.cancelled() and task.exception() is None:
+                progress.counted(*task.result())
+
+        counting.add_done_callback(counted)
+        try:
+            if not sys.stdout.isatty():
+                return await self._watch_lines(nc, progress, None)
+            with Live(auto_refresh=False, console=Console()) as live:
+                return await self._watch_lines(nc, progress, live)
+        finally:
+            counting.cancel()
+
+    async def _watch_lines(self, nc, progress: ReplayProgress | None, live: Live | None) -> int:
         tty = sys.stdout.isatty()
         last_print = 0.0
         while not self.stopping.is_set():
@@ -231,9 +255,15 @@ class Supervisor:
                     print("bosun up: replay traded through; stopping")
                     return 0
                 line = control.render_line(await control.gather(nc)) if tty or now - last_print >= 5.0 else None
+                if progress is not None:
+                    progress.update(now, (await nc.jetstream().stream_info("MARKET")).state.messages)
             except NatsError as exc:  # NATS restarting or electing a leader: say so, keep supervising
                 line = f"NATS not answering ({type(exc).__name__}); the services reconnect on their own"
-            if line is not None:
+            if live is not None and progress is not None and line is not None:
+                live.update(progress.view(line), refresh=True)
+            elif line is not None:
+                if progress is not None:
+                    line = f"{progress.line()} | {line}"
                 print(f"\r\x1b[2K{line}" if tty else line, end="" if tty else "\n", flush=True)
                 last_print = now
             with contextlib.suppress(asyncio.TimeoutError):

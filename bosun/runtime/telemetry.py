@@ -15,6 +15,7 @@ written per message."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 
@@ -100,8 +101,13 @@ def tracing() -> bool:
 
 
 def setup_tracing(service: str, exporter: str | None) -> None:
-    """Install a tracer provider for `service` exporting to `exporter` (console | otlp | none)."""
+    """Install a tracer provider for `service` exporting to `exporter` (console | otlp | none).
+    With OTEL_TRACES_SAMPLER=always_off no span would ever be recorded: none is made, as with
+    no exporter, rather than paying for spans, context and rounds of one message for nothing."""
     if exporter in (None, "", "none"):
+        return
+    if os.environ.get("OTEL_TRACES_SAMPLER", "").strip().lower() == "always_off":
+        logging.getLogger(__name__).info("OTEL_TRACES_SAMPLER=always_off: no span is made")
         return
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider

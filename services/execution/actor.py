@@ -39,8 +39,8 @@ from bosun.runtime.actor import Actor, Delivery, Input, KvEntry, Outbox, event_i
 from bosun.runtime.clock import Clock
 from proto import codec
 from proto import subjects as sj
-from proto.events import (CancelOrder, Event, OrderCanceled, OrderType, PriceSnapshot, Reason, RiskLimitBreached, Side,
-                          SubmitOrder, TargetApproved, TargetPosition, VenueStateReported)
+from proto.events import (CancelAllOrders, CancelOrder, Event, OrderCanceled, OrderType, PriceSnapshot, Reason,
+                          RiskLimitBreached, Side, SubmitOrder, TargetApproved, TargetPosition, VenueStateReported)
 from services.execution.config import ExecutionConfig, VenueConfig
 from services.execution.guard import Guard, Refusal
 from services.execution.orders import (PROTECTIVE, Cancel, Key, OpenOrder, OrderBook, Place, client_order_id, plan,
@@ -129,7 +129,9 @@ class ExecutionActor(Actor):
             self._emit(rejection(client_order_id(target.id, 1), target, problem))
             return
         orders = _Numbering(target.id)
-        actions = plan(target.qty, position, self.book.open_orders(key), self._cfg[key[:2]].step_size)
+        committed = self.book.committed(key)  # working market orders count as position
+        actions = plan(target.qty, position + committed if committed else position, self.book.open_orders(key),
+                       self._cfg[key[:2]].step_size)
         if self._guard is not None:
             snapshot = self._prices.by_market.get(key[1:]) if self._prices is not None else None
             refusal = self._guard.check(target, reduces(target.qty, position),
@@ -236,10 +238,25 @@ class ExecutionActor(Actor):
         return not reduces(position + open_order.signed_remaining, position)
 
     def _cancel_all(self) -> None:
-        """The kill switch: every working order that could add exposure; brackets stay, they only close."""
-        for open_order in list(self.book.open.values()):
-            if open_order.order.order_type not in PROTECTIVE:
-                self._cancel(open_order, "kill_switch")
+        """The kill switch: every working order that could add exposure; brackets stay, they only close.
+        A market without a bracket gets one CancelAllOrders, which the venue carries out at once
+        and answers in one round; one with a bracket, a CancelOrder per other order."""
+        cancels: dict[Key, list[OpenOrder]] = {}
+        brackets: set[Key] = set()
+        for open_order in self.book.open.values():
+            o = open_order.order
+            if o.order_type in PROTECTIVE:
+                brackets.add((o.client, o.venue, o.symbol))
+            else:
+                cancels.setdefault((o.client, o.venue, o.symbol), []).append(open_order)
+        now = self.clock.now_ns()
+        for (client, venue, symbol), orders in cancels.items():
+            if (client, venue, symbol) in brackets:
+                for open_order in orders:
+                    self._cancel(open_order, "kill_switch")
+            else:  # an id of its own per flip: each one lands, whatever the dedup window
+                self._emit(CancelAllOrders(id=f"{client}.{venue}.{symbol}.kill_switch.{now}", ts_event=now,
+                                           client=client, venue=venue, symbol=symbol, reason="kill_switch"))
 
     def _emit(self, event: Event) -> None:
         self.book.apply(event)

@@ -26,16 +26,11 @@ Key = tuple[str, str, str]  # client, venue, symbol
 ZERO = Decimal(0)
 BOOK_ENTRIES = (SubmitOrder, OrderAccepted, OrderRejected, OrderModified, OrderCanceled, OrderFilled)
 PROTECTIVE = ("stop_market", "take_profit_market")  # order types that guard a position: a bracket's legs
-OrderEvent = SubmitOrder | OrderAccepted | OrderRejected | OrderModified | OrderCanceled | OrderFilled
 
 
 def client_order_id(target_id: str, n: int) -> str:
     """The n-th order (1, 2, ...) for a target. Binance allows 36 chars of [A-Za-z0-9-_]: 27 here."""
     return "bs-" + hashlib.blake2b(f"{target_id}.{n}".encode()).hexdigest()[:24]
-
-
-def key_of(event: OrderEvent) -> Key:
-    return (event.client, event.venue, event.symbol)
 
 
 def rejection(client_order_id: str, source: SubmitOrder | TargetPosition, reason: str) -> OrderRejected:
@@ -69,7 +64,8 @@ def plan(target_qty: Decimal, position: Decimal, open_orders: list[OpenOrder], s
     """The smallest change from `position` (+ what `open_orders` will still trade) to `target_qty`.
 
     A working market order is committed: it executes at once on any venue, so a cancel can
-    only lose the race; it counts as position and is never cancelled here. Working limit
+    only lose the race; it counts as position and is never cancelled here (the book keeps
+    their sum, OrderBook.committed, for the caller to add to `position`). Working limit
     orders that push toward the target are kept, oldest first, as long as together they do
     not overshoot it; every other one (wrong way, or beyond the target) is cancelled. Then
     one market order for what remains, rounded toward zero to `step`; none when that rounds
@@ -100,6 +96,11 @@ def plan(target_qty: Decimal, position: Decimal, open_orders: list[OpenOrder], s
 class OrderBook:
     def __init__(self, max_remembered: int = 100_000) -> None:
         self.open: dict[str, OpenOrder] = {}  # client order id -> order, in submit order
+        # Per market: the open market orders' signed remaining, summed, and every other open
+        # order, so that a target costs the same however many market orders are in flight
+        # (over NATS their fills reach the book some time after the next targets).
+        self._committed: dict[Key, Decimal] = {}
+        self._resting: dict[Key, dict[str, OpenOrder]] = {}
         self.positions = NetPositions()
         self.fills = 0
         # (type, id) of applied entries: what their msg id says, without building that string
@@ -116,26 +117,54 @@ class OrderBook:
             return False
         if kind is SubmitOrder:
             self._targets.add(event.target_id)
-            self.open.setdefault(event.id, OpenOrder(event, event.qty))
+            if event.id not in self.open:
+                self._track(OpenOrder(event, event.qty))
         elif kind is OrderFilled:
             self.positions.apply(event)
             self.fills += 1
             open_order = self.open.get(event.client_order_id)
             if open_order is not None:
                 if open_order.order.close_position:  # sized by the position when it triggered: done
-                    del self.open[event.client_order_id]
+                    self._untrack(open_order)
                 else:
-                    open_order.remaining -= event.qty
+                    self._set_remaining(open_order, open_order.remaining - event.qty)
                     if open_order.remaining <= 0:
-                        del self.open[event.client_order_id]
+                        self._untrack(open_order)
         elif kind is OrderModified:
             open_order = self.open.get(event.client_order_id)
             if open_order is not None:
                 filled = open_order.order.qty - open_order.remaining
-                open_order.remaining = event.qty - filled
+                self._set_remaining(open_order, event.qty - filled)
         elif kind is OrderCanceled or kind is OrderRejected:
-            self.open.pop(event.client_order_id, None)
+            open_order = self.open.get(event.client_order_id)
+            if open_order is not None:
+                self._untrack(open_order)
         return True
+
+    def _track(self, open_order: OpenOrder) -> None:
+        o = open_order.order
+        self.open[o.id] = open_order
+        key = (o.client, o.venue, o.symbol)
+        if o.order_type == "market":
+            self._committed[key] = self._committed.get(key, ZERO) + open_order.signed_remaining
+        else:
+            self._resting.setdefault(key, {})[o.id] = open_order
+
+    def _untrack(self, open_order: OpenOrder) -> None:
+        o = open_order.order
+        del self.open[o.id]
+        key = (o.client, o.venue, o.symbol)
+        if o.order_type == "market":
+            self._committed[key] -= open_order.signed_remaining
+        else:
+            del self._resting[key][o.id]
+
+    def _set_remaining(self, open_order: OpenOrder, remaining: Decimal) -> None:
+        o = open_order.order
+        if o.order_type == "market":
+            key = (o.client, o.venue, o.symbol)
+            self._committed[key] += signed(o.side, remaining - open_order.remaining)
+        open_order.remaining = remaining
 
     def mark_handled(self, target_id: str) -> bool:
         """Remember a target as acted on; False when it was already."""
@@ -144,9 +173,14 @@ class OrderBook:
     def position(self, key: Key) -> Decimal:
         return self.positions.get(key)
 
+    def committed(self, key: Key) -> Decimal:
+        """What the key's working market orders will still trade, signed: as good as position."""
+        return self._committed.get(key, ZERO)
+
     def open_orders(self, key: Key, protective: bool = False) -> list[OpenOrder]:
-        """The key's working orders: those that trade toward a target, or (`protective`) a bracket's legs."""
-        if not self.open:
-            return []  # the usual case when a target comes: its last market order has filled
-        return [o for o in self.open.values()
-                if key_of(o.order) == key and (o.order.order_type in PROTECTIVE) == protective]
+        """The key's working orders other than market orders (see `committed`): those that trade
+        toward a target, or (`protective`) a bracket's legs."""
+        resting = self._resting.get(key)
+        if not resting:
+            return []  # the usual case when a target comes
+        return [o for o in resting.values() if (o.order.order_type in PROTECTIVE) == protective]

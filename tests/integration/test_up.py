@@ -6,8 +6,10 @@ search (as root, postgres runs as another user)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from tests.processes import Up, bosun_argv, descendants, wait_gone
 pytestmark = pytest.mark.integration
 
 GONE_TIMEOUT_S = 30.0
+PROGRESS_TIMEOUT_S = 30.0
 FAKE_KEY = f"fake-key-{uuid.uuid4().hex}"
 KEYS = {"BOSUN_BINANCE_API_KEY": FAKE_KEY, "BOSUN_BINANCE_API_SECRET": FAKE_KEY}
 
@@ -73,3 +76,17 @@ def test_kill_9_of_up_takes_every_child_along_and_the_next_up_takes_the_state_ov
         everyone = descendants(again.proc.pid)
         again.stop()
     assert wait_gone(everyone, GONE_TIMEOUT_S) == []
+
+
+def test_a_replay_shows_its_progress_beside_the_status(searchable_tmp_path, replay):
+    up = Up(searchable_tmp_path / "state", "--replay", str(replay), "--speed", "60")  # a bar a second
+    try:
+        up.wait_ready()
+        deadline = time.monotonic() + PROGRESS_TIMEOUT_S
+        # not a terminal: a line every 5 s, the replay's progress first, then the compact status
+        while not re.search(r"^replay [1-9]\d*/50 bars \(\d+\.\d%\), [\d,]+ bars/s, .* \| trading ON",
+                            up.output(), re.MULTILINE):
+            assert time.monotonic() < deadline, f"no progress line in {PROGRESS_TIMEOUT_S}s:\n{up.output()}"
+            time.sleep(0.2)  # polling a process's output with a deadline
+    finally:
+        up.stop(GONE_TIMEOUT_S)

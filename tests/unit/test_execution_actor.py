@@ -12,11 +12,11 @@ from bosun.runtime.clock import SimClock
 from bosun.apps.config import ClientConfig, Config
 from services.execution.config import VenueConfig
 from bosun.runtime.inproc import InProcessBus
-from proto.events import (Bar, CancelOrder, Event, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected,
-                          SubmitOrder, TargetApproved, TargetPosition, VenueStateReported)
+from proto.events import (Bar, CancelAllOrders, CancelOrder, Event, OrderAccepted, OrderCanceled, OrderFilled, OrderModified,
+                          OrderRejected, SubmitOrder, TargetApproved, TargetPosition, VenueStateReported)
 from services.execution.actor import ExecutionActor
 from services.execution.venues.live import LiveAdapter, PlaceOrder
-from services.execution.orders import Cancel, OpenOrder, Place, client_order_id, plan
+from services.execution.orders import Cancel, OpenOrder, OrderBook, Place, client_order_id, plan
 from services.execution.venues.shadow_adapter import ShadowAdapter
 
 T0 = 1_727_751_600_000_000_000  # 2024-10-01 03:00 UTC
@@ -315,8 +315,8 @@ def test_restart_with_trading_off_cancels_restored_orders_on_start() -> None:
     first.send(bar(0, "99", "101", "98", "100"))
     first.send(approved("t1", "1"))  # working at the "crash"
     h = restart(first.events, enabled=None)  # trading is off until the KV says otherwise
-    [cancel] = [e for e in h.events if isinstance(e, CancelOrder)]
-    assert (cancel.client_order_id, cancel.reason) == (client_order_id("t1", 1), "kill_switch")
+    [cancel] = [e for e in h.events if isinstance(e, CancelAllOrders)]  # no bracket there: one command
+    assert ((cancel.client, cancel.venue, cancel.symbol), cancel.reason) == (KEY, "kill_switch")
     [canceled] = [e for e in h.events if isinstance(e, OrderCanceled)]  # the venue, restored too, answers
     assert canceled.client_order_id == client_order_id("t1", 1) and h.actor.book.open == {}
 
@@ -400,6 +400,63 @@ def test_a_new_target_replaces_the_bracket_and_the_kill_switch_keeps_it() -> Non
     assert [o.order.stop_price for o in h.actor.book.open.values()] == [D("97")]
     assert not [e for e in h.kill_switch(False) if isinstance(e, CancelOrder)]  # a bracket only ever closes
     assert h.send(bar(2, "98", "98", "96", "97"))[-1].price == D(97)
+
+
+def test_the_kill_switch_sends_one_cancel_all_per_market_and_single_cancels_beside_a_bracket() -> None:
+    h = Harness(config(slippage_bps=D(0)))
+    h.send(bar(0, "99", "101", "98", "100"))
+    h.send(approved("t1", "1", stop_loss=D("95")))
+    h.send(bar(1, "100", "101", "99", "100"))  # long 1, its bracket working
+    limits = [SubmitOrder(id=f"bs-limit-{n}", ts_event=T0 + 2 * MIN, client="alice", venue="binance",
+                          symbol="BTCUSDT", side="buy", qty=D("1"), order_type="limit", limit_price=D("90"),
+                          target_id="t0") for n in range(3)]
+    h.send(*limits)
+    out = h.kill_switch(False)
+    # beside the bracket, each limit alone (a cancel-all would take the stop with it)
+    assert sorted(e.client_order_id for e in out if isinstance(e, CancelOrder)) == [o.id for o in limits]
+    assert not [e for e in out if isinstance(e, CancelAllOrders)]
+    assert [o.order.order_type for o in h.actor.book.open.values()] == ["stop_market"]
+
+    h = Harness()
+    h.send(bar(0, "99", "101", "98", "100"))
+    h.send(*limits)
+    out = h.kill_switch(False)
+    [cancel_all] = [e for e in out if isinstance(e, CancelAllOrders)]
+    assert ((cancel_all.client, cancel_all.venue, cancel_all.symbol), cancel_all.reason) == (KEY, "kill_switch")
+    assert not [e for e in out if isinstance(e, CancelOrder)]
+    assert sorted(e.client_order_id for e in out if isinstance(e, OrderCanceled)) == [o.id for o in limits]
+    assert h.actor.book.open == {}
+    h.kill_switch(True)
+    again = h.kill_switch(False)  # nothing open: nothing sent
+    assert not [e for e in again if isinstance(e, (CancelAllOrders, CancelOrder))]
+
+
+def test_the_book_sums_the_market_orders_in_flight_and_lists_only_the_others() -> None:
+    def submit(coid: str, side: str, qty: str, order_type: str = "market") -> SubmitOrder:
+        return SubmitOrder(id=coid, ts_event=T0, client="alice", venue="binance", symbol="BTCUSDT", side=side,
+                           qty=D(qty), order_type=order_type, limit_price=D("90") if order_type == "limit" else None,
+                           target_id=f"t-{coid}")
+
+    def answer(kind: type, coid: str, **fields: object) -> Event:
+        return kind(id=f"{coid}.{kind.__name__}", ts_event=T0, client_order_id=coid, client="alice",
+                    venue="binance", symbol="BTCUSDT", **fields)
+
+    book = OrderBook()
+    for n in range(300):  # market orders whose fills have not come back yet (a lagging order log)
+        book.apply(submit(f"m{n}", "buy" if n % 3 else "sell", "0.01"))
+    book.apply(submit("l1", "buy", "0.1", "limit"))
+    assert book.committed(KEY) == D("0.01") * 100 and [o.order.id for o in book.open_orders(KEY)] == ["l1"]
+    book.apply(answer(OrderFilled, "m1", side="buy", qty=D("0.004"), price=D(100), fee=D(0)))  # partly
+    book.apply(answer(OrderFilled, "m0", side="sell", qty=D("0.01"), price=D(100), fee=D(0)))  # wholly
+    book.apply(answer(OrderCanceled, "m2", reason="test"))
+    book.apply(answer(OrderModified, "m4", qty=D("0.03")))
+    assert book.committed(KEY) == D("0.01") * 100 + D("0.01") - D("0.004") - D("0.01") + D("0.02")
+    assert book.committed(KEY) == sum((o.signed_remaining for o in book.open.values()
+                                       if o.order.order_type == "market"), D(0))
+    # a target then costs one step, not one per order in flight: 1.2 wanted, -0.006 held, 1.016 in
+    # flight, the limit's 0.1 kept, 0.09 to buy
+    assert plan(D("1.2"), book.position(KEY) + book.committed(KEY), book.open_orders(KEY), D("0.001")) == [
+        Place("buy", D("0.090"))]
 
 
 def test_stop_loss_fills_at_the_open_when_the_bar_gaps_through() -> None:
