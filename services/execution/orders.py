@@ -177,6 +177,15 @@ class OrderBook:
         """What the key's working market orders will still trade, signed: as good as position."""
         return self._committed.get(key, ZERO)
 
+    def working(self, key: Key, but: str | None = None) -> Decimal:
+        """What the key's working orders other than a bracket's legs would still trade, signed;
+        `but` names one order to leave out."""
+        total = sum((o.signed_remaining for o in self.open_orders(key)), self.committed(key))
+        left_out = self.open.get(but) if but is not None else None
+        if left_out is not None and left_out.order.order_type not in PROTECTIVE:
+            total -= left_out.signed_remaining
+        return total
+
     def open_orders(self, key: Key, protective: bool = False) -> list[OpenOrder]:
         """The key's working orders other than market orders (see `committed`): those that trade
         toward a target, or (`protective`) a bracket's legs."""

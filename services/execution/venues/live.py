@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 
 from bosun.model.prices import LatestPrices
 from bosun.model.recent import RecentIds
@@ -126,7 +125,7 @@ class LiveAdapter(Actor):
     def _over_caps(self, order: SubmitOrder) -> str | None:
         book = self._book
         key = (order.client, order.venue, order.symbol)
-        working = sum((o.signed_remaining for o in book.open_orders(key) if o.order.id != order.id), Decimal(0))
+        working = book.working(key, but=order.id)
         snapshot = self._prices.by_market.get((order.venue, order.symbol))
         return over_caps(self._caps, order, book.position(key), working,  # type: ignore[arg-type]
                          snapshot.price if snapshot is not None else None)
