@@ -69,6 +69,7 @@ _BY_CLIENT: dict[type, str] = {
     ev.OrderCanceled: "order.canceled",
     ev.OrderFilled: "order.filled",
     ev.VenueStateReported: "order.venue_state",
+    ev.ReconciliationReport: "order.reconciled",
     ev.PositionChanged: "position.changed",
 }
 _BY_MARKET: dict[type, str] = {ev.Bar: "md.bar", ev.Trade: "md.trade", ev.PriceSnapshot: f"$KV.{PRICES_BUCKET}"}

@@ -17,6 +17,10 @@ class VenueConfig(ConfigStruct):
     # or `bosun exchange-sim`); the market rules (tick, step, minimums) then come from the exchange.
     api_url: str | None = None
     poll_s: float = 1.0  # how often the exchange's trades are read for fills
+    # A position found on start with protective levels but no working stop (cancelled by hand, or
+    # lost while execution was down): place the stop again, close the position at market, or turn
+    # trading off for a person to decide. Trading stays off after a restart whichever it is.
+    on_unprotected: Literal["rearm", "flatten", "halt"] = "rearm"
     fee_bps: Decimal = Decimal(10)
     maker_fee_bps: Decimal | None = None  # a limit order's fills; fee_bps when not set
     taker_fee_bps: Decimal | None = None  # market, stop and take-profit fills; fee_bps when not set

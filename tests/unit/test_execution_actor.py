@@ -13,7 +13,7 @@ from bosun.apps.config import ClientConfig, Config
 from services.execution.config import VenueConfig
 from bosun.runtime.inproc import InProcessBus
 from proto.events import (Bar, CancelOrder, Event, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected,
-                          SubmitOrder, TargetApproved, TargetPosition, VenueStateReported)
+                          ReconciliationReport, SubmitOrder, TargetApproved, TargetPosition, VenueStateReported)
 from services.execution.actor import ExecutionActor
 from services.execution.venues.live import LiveAdapter, PlaceOrder
 from services.execution.orders import Cancel, OpenOrder, Place, client_order_id, plan
@@ -328,9 +328,11 @@ def test_a_bracket_survives_a_restart_without_placing_anything() -> None:
     first.send(bar(1, "100", "101", "99", "100"))  # long 1 at 100, then the "crash"
 
     h = restart(first.events, config(slippage_bps=D(0)))
-    [report] = h.events  # restored, nothing placed: the venue reports what it holds, and it agrees
+    # Restored, nothing placed: the venue reports what it holds, it agrees, and the audit is told so.
+    report, reconciled = h.events
     assert isinstance(report, VenueStateReported)
     assert (report.open_orders, report.position) == ((client_order_id("t1", 2),), D(1))
+    assert isinstance(reconciled, ReconciliationReport) and (reconciled.found, reconciled.done) == ((), ())
     assert h.actor.book.position(KEY) == D(1) and h.actor.disagreements == {}
     assert h.send(t1) == []  # the DURABLE redelivery of a handled target is not re-planned
     [fill] = h.send(bar(2, "97", "98", "94", "96"))
