@@ -57,21 +57,41 @@ async def serve_risk(cfg: Config, nats_url: str, _database_url: str | None) -> i
     return 0
 
 
-async def serve_execution(cfg: Config, nats_url: str, _database_url: str | None) -> int:
+async def serve_execution(cfg: Config, nats_url: str, database_url: str | None) -> int:
     from services.execution.actor import ExecutionActor
+    from services.execution.records import Snapshot
+    from services.execution.store import ExecutionStore
     from services.execution.venues.shadow_adapter import ShadowAdapter
 
     config = cfg.execution_config()
+    live = any(v.kind == "live" for venues in config.venues.values() for v in venues.values())
+    if live and not database_url:
+        raise ConfigError("execution with a live venue needs PostgreSQL for its intents: set BOSUN_DATABASE_URL "
+                          "or start `bosun up`")
+    store = snapshot = None
+    if database_url:
+        store = await ExecutionStore.connect(database_url)
+        migrations = os.environ.get(MIGRATIONS_DIR_ENV)
+        await (store.migrate(Path(migrations)) if migrations else store.migrate())
+        snapshot = await store.snapshot()
+        log.info("execution: restored the levels of %d positions from PostgreSQL", len(snapshot.protection))
+    else:
+        log.warning("execution: no PostgreSQL (BOSUN_DATABASE_URL): intents are not recorded, and positions' "
+                    "protective levels are not known after a restart")
+    snapshot = snapshot or Snapshot({}, {})
     adapters = [Companion(lambda clock, out: ShadowAdapter(clock, out, config))]
     edge = None
-    if any(v.kind == "live" for venues in config.venues.values() for v in venues.values()):
+    if live:
         from services.execution.venues.ccxt_edge import CcxtEdge  # ccxt: the `live` extra, loaded only for live venues
         from services.execution.venues.live import LiveAdapter
 
         edge = CcxtEdge(config)
         poll_s = min(v.poll_s for venues in config.venues.values() for v in venues.values() if v.kind == "live")
 
-        async def poll_fills(binding, actor: LiveAdapter) -> None:
+        async def live_venues(binding, actor: LiveAdapter) -> None:
+            # What each account holds, once the log's unanswered commands are carried out (on_start)
+            # and before polling goes on from there.
+            await binding.feed(actor.on_venue_found, await edge.venue_state(snapshot.last_fills))
             while True:
                 fills = await edge.fills()
                 if fills:
@@ -79,13 +99,17 @@ async def serve_execution(cfg: Config, nats_url: str, _database_url: str | None)
                 await asyncio.sleep(poll_s)
 
         adapters.append(Companion(lambda clock, out: LiveAdapter(clock, out, config), effects=edge.carry_out,
-                                  source=poll_fills))
+                                  source=live_venues))
     try:
-        await run_service("execution", lambda clock, out: ExecutionActor(clock, out, config), nats_url=nats_url,
-                          halt_on_start=True, companions=adapters, **_metrics(cfg, "execution"))
+        await run_service("execution", lambda clock, out: ExecutionActor(
+            clock, out, config, durable=store is not None, protection=snapshot.protection), nats_url=nats_url,
+            effects=None if store is None else store.record, halt_on_start=True, companions=adapters,
+            **_metrics(cfg, "execution"))
     finally:
         if edge is not None:
             await edge.close()
+        if store is not None:
+            await store.close()
     return 0
 
 

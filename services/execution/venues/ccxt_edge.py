@@ -10,9 +10,10 @@ gives, and reads each account's trades for fills. What it guarantees:
   so a request whose answer was lost is never placed twice; "duplicate order" means the same;
 - anything else the exchange refuses (InvalidOrder, InsufficientFunds, AuthenticationError,
   ...) becomes OrderRejected with the exchange's reason, keys scrubbed from it;
-- a cancel that finds no order (it raced a fill) is resolved by fetching the order.
-Protective orders (stop_market / take_profit_market) are not placed on live venues yet: they
-are rejected with that reason."""
+- a cancel that finds no order (it raced a fill) is resolved by fetching the order;
+- protective orders (stop_market / take_profit_market, closing the position) go out as the
+  exchange's own STOP_LOSS / TAKE_PROFIT, sized by what the account holds (spot: protective.py).
+On start, `venue_state` reads what each account holds for execution to reconcile with."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ from ccxt.base import errors as ccxt_errors
 from proto.events import Event, OrderAccepted, OrderCanceled, OrderFilled, SubmitOrder
 from services.execution.config import ExecutionConfig, VenueConfig
 from services.execution.orders import rejection
-from services.execution.venues.live import CancelAllVenueOrders, CancelVenueOrder, PlaceOrder
+from services.execution.venues import protective
+from services.execution.venues.live import CancelAllVenueOrders, CancelVenueOrder, PlaceOrder, VenueFound
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,11 @@ class _Account:
         self.coids: dict[str, str] = {}  # the exchange's order id -> our client order id, oldest first
         self.since_ms: dict[str, int] = {}  # symbol -> newest trade time read, for the next poll
 
+    def remember(self, venue_id: str, coid: str) -> None:
+        self.coids[venue_id] = coid
+        if len(self.coids) > ORDERS_REMEMBERED:  # the oldest first: its fills came long ago
+            del self.coids[next(iter(self.coids))]
+
     def scrub(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "***")
@@ -120,20 +127,32 @@ class CcxtEdge:
 
     async def place(self, order: SubmitOrder) -> list[Event]:
         account = self.accounts[(order.client, order.venue)]
-        if order.order_type not in ("market", "limit"):
+        if order.order_type not in ("market", "limit", *protective.TRIGGERS):
             return [rejection(order.id, order, f"{order.order_type} orders are not placed on live venues yet")]
         try:
             symbol = await account.symbol(order.symbol)
         except KeyError:
             return [rejection(order.id, order, f"{order.venue} lists no market {order.symbol}")]
-        problem, amount, price = self._fit(account, symbol, order)
+        params: dict[str, str] = {"newClientOrderId": order.id}
+        sent = order
+        if order.order_type in protective.TRIGGERS:
+            # Sized by the free balance, which the leg locks once placed: a resend after a restart
+            # would find none, so the leg is looked up by its client order id first.
+            found = await self._find(account, symbol, order.id)
+            if found is not None:
+                return self._accepted(account, order, found)
+            sized = await protective.sized(account.exchange, symbol, order, patiently)
+            if isinstance(sized, str):
+                return [rejection(order.id, order, sized)]
+            sent, trigger = sized
+            params.update(trigger)
+        problem, amount, price = self._fit(account, symbol, sent)
         if problem:
             return [rejection(order.id, order, problem)]
-        params = {"newClientOrderId": order.id}
+        ccxt_type = "limit" if order.order_type == "limit" else "market"  # a trigger's type is in its params
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                placed = await account.exchange.create_order(symbol, order.order_type, order.side, amount, price,
-                                                              params)
+                placed = await account.exchange.create_order(symbol, ccxt_type, order.side, amount, price, params)
                 return self._accepted(account, order, placed)
             except ccxt_errors.NetworkError as exc:  # the answer is lost, not the order: look before sending again
                 found = await self._find(account, symbol, order.id)
@@ -182,9 +201,7 @@ class CcxtEdge:
 
     def _accepted(self, account: _Account, order: SubmitOrder, placed: dict[str, Any]) -> list[Event]:
         venue_id = str(placed["id"])
-        account.coids[venue_id] = order.id
-        if len(account.coids) > ORDERS_REMEMBERED:  # the oldest first: its fills came long ago
-            del account.coids[next(iter(account.coids))]
+        account.remember(venue_id, order.id)
         account.since_ms.setdefault(order.symbol, int(placed.get("timestamp") or 0))
         return [OrderAccepted(id=order.id, ts_event=order.ts_event, client_order_id=order.id, venue_order_id=venue_id,
                               client=order.client, venue=order.venue, symbol=order.symbol)]
@@ -229,9 +246,52 @@ class CcxtEdge:
                     log.warning("%s: reading trades failed, next poll tries again: %s", account.venue,
                                 account.scrub(str(exc)))
                     continue
-                for trade in trades:
-                    found.append(self._fill(account, market_id, trade))
-                    account.since_ms[market_id] = max(account.since_ms[market_id], int(trade["timestamp"]))
+                found += await self._fills(account, market_id, symbol, trades)
+        return found
+
+    async def _fills(self, account: _Account, market_id: str, symbol: str, trades: list[dict[str, Any]]
+                     ) -> list[OrderFilled]:
+        """Trades as fills, named by our client order ids (an order not placed by this process is
+        looked up once: its fills after a restart keep the id it was placed with)."""
+        for order_id in {str(t["order"]) for t in trades} - account.coids.keys():
+            try:
+                placed = await patiently(account.exchange.fetch_order, order_id, symbol)
+            except ccxt_errors.BaseError as exc:
+                log.warning("%s: looking up order %s failed: %s", account.venue, order_id, account.scrub(str(exc)))
+                continue
+            if placed.get("clientOrderId"):
+                account.remember(order_id, placed["clientOrderId"])
+        for trade in trades:
+            account.since_ms[market_id] = max(account.since_ms.get(market_id, 0), int(trade["timestamp"]))
+        return [self._fill(account, market_id, trade) for trade in trades]
+
+    async def venue_state(self, last_fills: Mapping[tuple[str, str, str], tuple[str, int]]) -> list[VenueFound]:
+        """On start, for each account: its open orders, its trades since the newest fill recorded
+        (`last_fills`, per client, venue and market) and its balances, per market that has any of
+        them. The trades are read on from there by `fills`."""
+        found: list[VenueFound] = []
+        for (client, venue), account in self.accounts.items():
+            for (c, v, market_id), (_, ts_ns) in last_fills.items():
+                if (c, v) == (client, venue):
+                    account.since_ms[market_id] = min(account.since_ms.get(market_id, ts_ns // 1_000_000),
+                                                      ts_ns // 1_000_000)
+            if not account.exchange.markets:
+                await patiently(account.exchange.load_markets)
+            open_orders: dict[str, list[str]] = {}
+            for o in await patiently(account.exchange.fetch_open_orders):
+                market_id = account.exchange.market(o["symbol"])["id"]
+                open_orders.setdefault(market_id, []).append(o.get("clientOrderId") or f"{venue}-{o['id']}")
+            balances = await patiently(account.exchange.fetch_balance)
+            for market_id in sorted(open_orders.keys() | account.since_ms.keys()):
+                symbol = await account.symbol(market_id)
+                fills: list[OrderFilled] = []
+                if market_id in account.since_ms:
+                    trades = await patiently(account.exchange.fetch_my_trades, symbol, account.since_ms[market_id],
+                                             TRADES_PER_POLL)
+                    fills = await self._fills(account, market_id, symbol, trades)
+                held = (balances.get(account.exchange.market(symbol)["base"]) or {}).get("total") or 0
+                found.append(VenueFound(client, venue, market_id, tuple(sorted(open_orders.get(market_id, ()))),
+                                        Decimal(str(held)), tuple(fills)))
         return found
 
     def _fill(self, account: _Account, market_id: str, trade: dict[str, Any]) -> OrderFilled:

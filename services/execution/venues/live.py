@@ -6,12 +6,18 @@ Idempotent by construction: a command already answered in the log is never carri
 again, and after a restart the commands the log holds no answer for are carried out on
 start. Placing looks the order up by its client order id first, so an order that reached the
 exchange before a crash is adopted, not sent twice. Fills the edge reads from the exchange
-come back through `on_fills_found` and are published once each, by trade id."""
+come back through `on_fills_found` and are published once each, by trade id.
+
+Once started, the edge reads what each account holds (`on_venue_found`): the fills missed
+while down are published (once each, as ever), then one VenueStateReported per market, naming
+them, for execution to reconcile with."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import NamedTuple
 
 from bosun.model.recent import RecentIds
 from bosun.runtime.actor import Actor, Delivery, Effect, Input, Outbox
@@ -19,7 +25,7 @@ from bosun.runtime.clock import Clock
 from proto import codec
 from proto import subjects as sj
 from proto.events import (CancelAllOrders, CancelOrder, Event, OrderAccepted, OrderCanceled, OrderFilled,
-                          OrderRejected, SubmitOrder)
+                          OrderRejected, SubmitOrder, VenueStateReported)
 from services.execution.config import ExecutionConfig
 
 ANSWERS = (OrderAccepted, OrderRejected, OrderCanceled)
@@ -38,6 +44,19 @@ class CancelVenueOrder(Effect):
 @dataclass(frozen=True, slots=True)
 class CancelAllVenueOrders(Effect):
     command: CancelAllOrders
+
+
+class VenueFound(NamedTuple):
+    """What an exchange account holds in one market, read on start: its open orders (client
+    order ids), its position (spot: the base asset's balance) and its trades since the newest
+    fill recorded, as fills."""
+
+    client: str
+    venue: str
+    symbol: str
+    open_orders: tuple[str, ...]
+    position: Decimal
+    fills: tuple[OrderFilled, ...]
 
 
 class LiveAdapter(Actor):
@@ -68,6 +87,17 @@ class LiveAdapter(Actor):
         for fill in fills:
             if self._fills.add(fill.id):
                 self.out.publish(fill)
+
+    def on_venue_found(self, found: Sequence[VenueFound]) -> None:
+        now = self.clock.now_ns()
+        for market in found:
+            new = [fill for fill in market.fills if self._fills.add(fill.id)]
+            for fill in new:
+                self.out.publish(fill)
+            self.out.publish(VenueStateReported(
+                id=f"{market.venue}.{market.client}.{market.symbol}.{now}", ts_event=now, client=market.client,
+                venue=market.venue, symbol=market.symbol, open_orders=market.open_orders, position=market.position,
+                fills_found=tuple(fill.id for fill in new)))
 
     def on_order_log(self, entry: Event) -> None:
         if (getattr(entry, "client", None), getattr(entry, "venue", None)) not in self._accounts:
