@@ -4,6 +4,8 @@ It carries out the LiveAdapter's effects and answers with the Order* events the 
 gives, and reads each account's trades for fills. What it guarantees:
 - an order goes out with its client order id (`newClientOrderId`), rounded to the exchange's
   own market rules first; an order those rules refuse is rejected here, naming the rule;
+- an order found unanswered in the log after a restart is looked up by its client order id
+  before it is sent: the exchange may hold it done, and then refuses no second one;
 - a network failure (ccxt's NetworkError family: RequestTimeout, DDoSProtection and its
   RateLimitExceeded, ExchangeNotAvailable) is retried at most MAX_ATTEMPTS times with jittered
   exponential backoff, and before each retry the order is looked up by its client order id,
@@ -114,7 +116,7 @@ class CcxtEdge:
         answers: list[Event] = []
         for effect in effects:
             if type(effect) is PlaceOrder:
-                answers += await self.place(effect.order)
+                answers += await self.place(effect.order, effect.look_first)
             elif type(effect) is CancelVenueOrder:
                 answers += await self.cancel(effect.cancel.client, effect.cancel.venue, effect.cancel.symbol,
                                              effect.cancel.client_order_id, effect.cancel.reason)
@@ -125,7 +127,7 @@ class CcxtEdge:
 
     # --- orders
 
-    async def place(self, order: SubmitOrder) -> list[Event]:
+    async def place(self, order: SubmitOrder, look_first: bool = False) -> list[Event]:
         account = self.accounts[(order.client, order.venue)]
         if order.order_type not in ("market", "limit", *protective.TRIGGERS):
             return [rejection(order.id, order, f"{order.order_type} orders are not placed on live venues yet")]
@@ -135,12 +137,14 @@ class CcxtEdge:
             return [rejection(order.id, order, f"{order.venue} lists no market {order.symbol}")]
         params: dict[str, str] = {"newClientOrderId": order.id}
         sent = order
-        if order.order_type in protective.TRIGGERS:
-            # Sized by the free balance, which the leg locks once placed: a resend after a restart
-            # would find none, so the leg is looked up by its client order id first.
+        if look_first or order.order_type in protective.TRIGGERS:
+            # Sent before a restart, it may be done on the exchange (which refuses a duplicate client
+            # order id only while it is open); a protective leg, sized by the free balance it then
+            # locks, would find none the second time.
             found = await self._find(account, symbol, order.id)
             if found is not None:
                 return self._accepted(account, order, found)
+        if order.order_type in protective.TRIGGERS:
             sized = await protective.sized(account.exchange, symbol, order, patiently)
             if isinstance(sized, str):
                 return [rejection(order.id, order, sized)]

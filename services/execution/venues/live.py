@@ -34,6 +34,9 @@ ANSWERS = (OrderAccepted, OrderRejected, OrderCanceled)
 @dataclass(frozen=True, slots=True)
 class PlaceOrder(Effect):
     order: SubmitOrder
+    # Found unanswered in the log after a restart: it may have reached the exchange before the crash
+    # and be done there (an exchange refuses a duplicate client order id only while it is open).
+    look_first: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +82,7 @@ class LiveAdapter(Actor):
     def on_start(self) -> None:
         self._started = True
         for command in self._unanswered.values():
-            self._carry_out(command)
+            self._carry_out(command, look_first=True)
         self._unanswered.clear()
 
     def on_fills_found(self, fills: Sequence[OrderFilled]) -> None:
@@ -122,11 +125,11 @@ class LiveAdapter(Actor):
             return
         self._carry_out(entry)
 
-    def _carry_out(self, command: Event) -> None:
+    def _carry_out(self, command: Event, look_first: bool = False) -> None:
         kind = type(command)
         if kind is SubmitOrder:
             if command.id not in self._answered and self._placed.add(command.id):
-                self.out.effect(PlaceOrder(command))  # type: ignore[arg-type]
+                self.out.effect(PlaceOrder(command, look_first))  # type: ignore[arg-type]
         elif kind is CancelOrder:
             if self._cancelled.add(command.id):
                 self.out.effect(CancelVenueOrder(command))  # type: ignore[arg-type]
