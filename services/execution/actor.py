@@ -207,7 +207,7 @@ class ExecutionActor(Actor):
         elif mode == "flatten":
             self.protection.pop(key, None)
             self._submit(key, ts, orders.target_id, orders.next(), "sell" if position > 0 else "buy", abs(position),
-                         "market", "reconciliation")
+                         "market", "reconciliation", reduce_only=True)
             done.append(f"flatten {position} at market")
         else:
             self.out.set_trading_enabled(False)
@@ -217,10 +217,11 @@ class ExecutionActor(Actor):
     # --- effects
 
     def _submit(self, key: Key, ts: int, target_id: str, coid: str, side: Side, qty: Decimal, order_type: OrderType,
-                reason: Reason, stop_price: Decimal | None = None, oco: str | None = None) -> None:
+                reason: Reason, stop_price: Decimal | None = None, oco: str | None = None,
+                reduce_only: bool = False) -> None:
         order = SubmitOrder(id=coid, ts_event=ts, client=key[0], venue=key[1], symbol=key[2], side=side, qty=qty,
                             order_type=order_type, stop_price=stop_price, close_position=stop_price is not None,
-                            oco=oco, target_id=target_id, reason=reason, market_ns=ts)
+                            oco=oco, target_id=target_id, reason=reason, market_ns=ts, reduce_only=reduce_only)
         self._emit(rejection(order.id, order, DRY_RUN) if self.dry_run else order)
 
     def _cancel(self, open_order: OpenOrder, reason: str, market_ns: int | None = None) -> None:

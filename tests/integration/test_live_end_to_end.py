@@ -36,7 +36,7 @@ poll_s = 0.1
 
 
 @pytest.fixture
-async def live(tmp_path: Path):
+async def live(tmp_path: Path, fresh_database_url: str):
     async with serving(sim_config(str(data_file(BTC_TRADES)), USDT="100000"), Credentials(API_KEY, API_SECRET)) as sim:
         async with aiohttp.ClientSession() as http:
             await http.post(sim.url + "/sim/advance", json={"trades": 10})
@@ -44,7 +44,7 @@ async def live(tmp_path: Path):
         config.write_text(CONFIG.format(url=sim.url))
         with EmbeddedNats(tmp_path / "nats") as server:
             nc = await nats.connect(server.url)
-            env = {**server_env(server.url), "BOSUN_BINANCE_API_KEY": API_KEY, "BOSUN_BINANCE_API_SECRET": API_SECRET}
+            env = {**server_env(server.url, fresh_database_url), "BOSUN_BINANCE_API_KEY": API_KEY, "BOSUN_BINANCE_API_SECRET": API_SECRET}
             execution = ServiceProcess("execution", config, tmp_path, env)
             try:
                 await execution.start(nc)

@@ -207,7 +207,8 @@ async def test_a_position_without_its_stop_is_rearmed(tmp_path: Path, fresh_data
         _, report = await _lose_the_stop(live, "rearm")
         assert report.done[-1] == "re-armed stop_loss 1000, take_profit None"
         [stop] = await until("a new stop on the exchange", lambda: live.exchange.fetch_open_orders(SYMBOL))
-        assert (stop["info"]["type"], stop["amount"], stop["side"]) == ("STOP_LOSS", 0.01, "sell")
+        held = (await live.exchange.fetch_balance())["BTC"]["total"]  # 0.01 less the fee taken in BTC
+        assert (stop["info"]["type"], stop["amount"], stop["side"]) == ("STOP_LOSS", held, "sell")
 
 
 async def test_a_position_without_its_stop_is_flattened(tmp_path: Path, fresh_database_url: str) -> None:

@@ -144,7 +144,7 @@ class CcxtEdge:
             found = await self._find(account, symbol, order.id)
             if found is not None:
                 return self._accepted(account, order, found)
-        if order.order_type in protective.TRIGGERS:
+        if order.order_type in protective.TRIGGERS or order.reduce_only:
             sized = await protective.sized(account.exchange, symbol, order, patiently)
             if isinstance(sized, str):
                 return [rejection(order.id, order, sized)]
