@@ -17,6 +17,7 @@ from proto.events import (Bar, CancelOrder, Event, OrderAccepted, OrderCanceled,
 from services.execution.actor import ExecutionActor
 from services.execution.venues.live import LiveAdapter, PlaceOrder
 from services.execution.orders import Cancel, OpenOrder, Place, client_order_id, plan
+from services.execution.records import Protection
 from services.execution.venues.shadow_adapter import ShadowAdapter
 
 T0 = 1_727_751_600_000_000_000  # 2024-10-01 03:00 UTC
@@ -256,7 +257,7 @@ def test_after_a_restart_only_unanswered_orders_are_placed_and_each_fill_is_publ
     accepted = OrderAccepted(id=first.id, ts_event=T0, client_order_id=first.id, venue_order_id="v1", client="alice",
                              venue="binance", symbol="BTCUSDT")
     bus, adapter, effects = live([first, accepted, second])
-    assert effects == [PlaceOrder(second)]
+    assert effects == [PlaceOrder(second, look_first=True)]  # it may be done on the exchange: looked up first
     fill = OrderFilled(id="binance-7", ts_event=T0, client_order_id=first.id, client="alice", venue="binance",
                        symbol="BTCUSDT", side="buy", qty=D(1), price=D(100), fee=D("0.1"))
     published: list[Event] = []
@@ -511,3 +512,45 @@ def test_a_cancel_within_the_cancel_latency_loses_the_race_to_a_fill() -> None:
         h.send(bar(1, "99", "100", "97", "98"))  # trades through 98
         assert bool(h.of(OrderFilled)) is filled, latency_ms
         assert bool(h.of(OrderCanceled)) is not filled, latency_ms
+
+
+def unprotected_after_restart(on_unprotected: str) -> tuple[ExecutionActor, list[Event], bool | None]:
+    """Long 1 with a stop at 95 known from the store, and a venue that reports no stop working."""
+    bus, seen = InProcessBus(), []
+    bus.tap(lambda _subject, msg: seen.append(msg) if isinstance(msg, Event) else None)
+    bus.set_trading_enabled(True)
+    actor = ExecutionActor(SimClock(T0), bus, config(on_unprotected=on_unprotected).execution_config(),
+                           protection={KEY: Protection("t1", D(95), None)})
+    actor.on_order_event(OrderFilled(id="binance-1", ts_event=T0, client_order_id=client_order_id("t1", 1),
+                                     client="alice", venue="binance", symbol="BTCUSDT", side="buy", qty=D(1),
+                                     price=D(100), fee=D(0)))
+    bus.attach(actor)
+    bus.publish(VenueStateReported(id="binance.alice.BTCUSDT.9", ts_event=T0 + 9, client="alice", venue="binance",
+                                   symbol="BTCUSDT", open_orders=(), position=D(1), fills_found=("binance-1",)))
+    bus.drain()
+    return actor, seen[1:], bus.kv("$KV.control.trading_enabled")
+
+
+def test_a_position_that_lost_its_stop_is_rearmed_on_reconciliation() -> None:
+    _, out, enabled = unprotected_after_restart("rearm")
+    [stop, report] = [e for e in out if isinstance(e, (SubmitOrder, ReconciliationReport))]
+    assert (stop.order_type, stop.side, stop.stop_price, stop.close_position) == ("stop_market", "sell", D(95), True)
+    assert stop.target_id == "t1.rearm.binance.alice.BTCUSDT.9" and enabled is True
+    assert report.found == ("1 fills missed while down: binance-1",
+                            "position 1 without its protective orders (levels of target t1)")
+    assert (report.done, report.why) == (("re-armed stop_loss 95, take_profit None",),
+                                         ("on_unprotected = 'rearm' for venue binance",))
+
+
+def test_a_position_that_lost_its_stop_is_flattened_on_reconciliation() -> None:
+    actor, out, _ = unprotected_after_restart("flatten")
+    [flatten, report] = [e for e in out if isinstance(e, (SubmitOrder, ReconciliationReport))]
+    assert (flatten.order_type, flatten.side, flatten.qty, flatten.reduce_only) == ("market", "sell", D(1), True)
+    assert report.done == ("flatten 1 at market",) and actor.protection == {}
+
+
+def test_a_position_that_lost_its_stop_halts_trading_on_reconciliation() -> None:
+    _, out, enabled = unprotected_after_restart("halt")
+    assert not [e for e in out if isinstance(e, SubmitOrder)] and enabled is False
+    [report] = [e for e in out if isinstance(e, ReconciliationReport)]
+    assert report.done == ("halt trading",)
