@@ -22,11 +22,14 @@
   run count: the log holds those of every earlier one.
 - `durable`: every intent (an approved target, its position's protective levels) and every
   entry the book applies is also asked of the store (records.py effects), which the process's
-  edge commits before the message that caused it is acked. A backtest asks for none.
+  edge commits before the message that caused it is acked. A backtest asks for none. The log
+  replayed on start was recorded as it came, but for the round a crash interrupted: only the
+  replay's last REPLAY_TAIL entries are recorded again, once, on start.
 - `dry_run` sends nothing: every order becomes OrderRejected("dry run: order not sent")."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
@@ -43,6 +46,10 @@ from services.execution.orders import (PROTECTIVE, Cancel, Key, OpenOrder, Order
 from services.execution.records import Protection, RecordIntent, RecordOrderEntry
 
 DRY_RUN = "dry run: order not sent"
+# Entries at the end of a replayed log recorded again on start: a crash leaves at most the round
+# it interrupted unrecorded (the binding's rounds are 256 messages at most), and nothing else
+# publishes order events while execution is down.
+REPLAY_TAIL = 1024
 ZERO = Decimal(0)
 
 
@@ -55,6 +62,7 @@ class ExecutionActor(Actor):
         self.dry_run = config.dry_run
         self.durable = durable
         self.protection: dict[Key, Protection] = dict(protection or {})  # each position's levels, from its target
+        self._tail: deque[RecordOrderEntry] = deque(maxlen=REPLAY_TAIL)  # durable: the replay's last entries
         self.trading_enabled = False  # until a person turns trading on: after any restart, too
         self.book = OrderBook()
         self._cfg: dict[tuple[str, str], VenueConfig] = {  # (client, venue) -> its config
@@ -73,6 +81,9 @@ class ExecutionActor(Actor):
 
     def on_start(self) -> None:
         self._started = True
+        for record in self._tail:
+            self.out.effect(record)
+        self._tail.clear()
         if not self.trading_enabled:  # orders restored from the log while the kill switch is off
             self._cancel_all()
         for report in self._reports:
@@ -244,8 +255,12 @@ class ExecutionActor(Actor):
         coid = entry.id if type(entry) is SubmitOrder else entry.client_order_id  # type: ignore[attr-defined]
         open_order = self.book.open.get(coid)
         key = (entry.client, entry.venue, entry.symbol)  # type: ignore[attr-defined]
-        self.out.effect(RecordOrderEntry(entry, None if open_order is None else open_order.remaining,  # type: ignore[arg-type]
-                                         self.book.position(key)))
+        record = RecordOrderEntry(entry, None if open_order is None else open_order.remaining,  # type: ignore[arg-type]
+                                  self.book.position(key))
+        if self._started:
+            self.out.effect(record)
+        else:
+            self._tail.append(record)
 
     # --- health
 

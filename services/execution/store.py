@@ -20,6 +20,8 @@ from proto import codec
 from proto.events import OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, SubmitOrder
 from services.execution.records import Protection, RecordIntent, RecordOrderEntry, Snapshot
 
+_CLOSED_BY = {OrderFilled: "filled", OrderCanceled: "canceled", OrderRejected: "rejected"}
+
 _INSERT_INTENT = """
 INSERT INTO execution.intents (target_id, client, venue, symbol, qty, stop_loss, take_profit, reason, ts_event)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (target_id) DO NOTHING"""
@@ -69,38 +71,38 @@ class ExecutionStore:
         await postgres.while_unreachable("execution", "recording", lambda: self._record(effects))
 
     async def _record(self, effects: Sequence[Any]) -> None:
+        # One statement per table and kind, each over its rows in the order asked (executemany: one
+        # round trip, not one per row). Kinds touch different rows or columns, so their order is free,
+        # except an order's insert, which comes before its updates.
+        intents, protection, inserts, updates, positions = [], [], [], [], []
+        for effect in effects:
+            if type(effect) is RecordIntent:
+                t, p = effect.target, effect.protection
+                intents.append((t.id, t.client, t.venue, t.symbol, t.qty, t.stop_loss, t.take_profit, t.reason,
+                                t.ts_event))
+                protection.append((t.client, t.venue, t.symbol, *((None,) * 3 if p is None else p)))
+            elif type(effect) is RecordOrderEntry:
+                e, remaining = effect.entry, effect.remaining
+                kind = type(e)
+                if kind is SubmitOrder:
+                    inserts.append((e.id, e.target_id, e.client, e.venue, e.symbol, e.order_type, codec.encode(e),
+                                    "open", e.qty, e.ts_event))
+                    continue
+                state = "open" if remaining is not None else _CLOSED_BY.get(kind, "open")
+                venue_order_id = e.venue_order_id if kind is OrderAccepted else None
+                updates.append((e.client_order_id, state, remaining, venue_order_id))
+                if kind is OrderFilled:
+                    positions.append((e.client, e.venue, e.symbol, effect.position, e.id, e.ts_event))
+            else:
+                raise TypeError(f"execution's store records RecordIntent and RecordOrderEntry, "
+                                f"not {type(effect).__name__}")
         async with self._pool.acquire() as conn, conn.transaction():
-            for effect in effects:
-                if type(effect) is RecordIntent:
-                    await self._intent(conn, effect)
-                elif type(effect) is RecordOrderEntry:
-                    await self._entry(conn, effect)
-                else:
-                    raise TypeError(f"execution's store records RecordIntent and RecordOrderEntry, "
-                                    f"not {type(effect).__name__}")
-
-    @staticmethod
-    async def _intent(conn: asyncpg.Connection, effect: RecordIntent) -> None:
-        t, p = effect.target, effect.protection
-        await conn.execute(_INSERT_INTENT, t.id, t.client, t.venue, t.symbol, t.qty, t.stop_loss, t.take_profit,
-                           t.reason, t.ts_event)
-        await conn.execute(_SET_PROTECTION, t.client, t.venue, t.symbol, None if p is None else p.target_id,
-                           None if p is None else p.stop_loss, None if p is None else p.take_profit)
-
-    @staticmethod
-    async def _entry(conn: asyncpg.Connection, effect: RecordOrderEntry) -> None:
-        e, remaining = effect.entry, effect.remaining
-        kind = type(e)
-        if kind is SubmitOrder:
-            await conn.execute(_INSERT_ORDER, e.id, e.target_id, e.client, e.venue, e.symbol, e.order_type,
-                               codec.encode(e), "open", e.qty, e.ts_event)
-            return
-        state = "open" if remaining is not None else {OrderFilled: "filled", OrderCanceled: "canceled",
-                                                      OrderRejected: "rejected"}.get(kind, "open")
-        venue_order_id = e.venue_order_id if kind is OrderAccepted else None
-        await conn.execute(_UPDATE_ORDER, e.client_order_id, state, remaining, venue_order_id)
-        if kind is OrderFilled:
-            await conn.execute(_SET_POSITION, e.client, e.venue, e.symbol, effect.position, e.id, e.ts_event)
+            for statement, rows in ((_INSERT_INTENT, intents), (_SET_PROTECTION, protection), (_INSERT_ORDER, inserts),
+                                    (_UPDATE_ORDER, updates), (_SET_POSITION, positions)):
+                if len(rows) == 1:  # the usual round: one approval, one order (executemany costs more for one row)
+                    await conn.execute(statement, *rows[0])
+                elif rows:
+                    await conn.executemany(statement, rows)
 
     async def snapshot(self) -> Snapshot:
         rows = await self._pool.fetch("SELECT client, venue, symbol, target_id, stop_loss, take_profit, last_fill_id, "
