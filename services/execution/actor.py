@@ -62,7 +62,7 @@ class ExecutionActor(Actor):
         self.dry_run = config.dry_run
         self.durable = durable
         self.protection: dict[Key, Protection] = dict(protection or {})  # each position's levels, from its target
-        self._tail: deque[RecordOrderEntry] = deque(maxlen=REPLAY_TAIL)  # durable: the replay's last entries
+        self._tail: deque[Event] = deque(maxlen=REPLAY_TAIL)  # durable: the replay's last entries
         self.trading_enabled = False  # until a person turns trading on: after any restart, too
         self.book = OrderBook()
         self._cfg: dict[tuple[str, str], VenueConfig] = {  # (client, venue) -> its config
@@ -81,8 +81,8 @@ class ExecutionActor(Actor):
 
     def on_start(self) -> None:
         self._started = True
-        for record in self._tail:
-            self.out.effect(record)
+        for entry in self._tail:  # with the state the replay ended in: the store keeps the newest anyway
+            self.out.effect(self._entry_record(entry))
         self._tail.clear()
         if not self.trading_enabled:  # orders restored from the log while the kill switch is off
             self._cancel_all()
@@ -209,6 +209,7 @@ class ExecutionActor(Actor):
         if levels is None or not position or self.book.open_orders(key, protective=True):
             return
         found.append(f"position {position} without its protective orders (levels of target {levels.target_id})")
+        # A venue no longer configured has no say: a person decides.
         mode = self._cfg[key[:2]].on_unprotected if key[:2] in self._cfg else "halt"
         ts = self.clock.now_ns()
         orders = _Numbering(f"{levels.target_id}.{mode}.{report.id}")
@@ -252,15 +253,17 @@ class ExecutionActor(Actor):
         self.out.publish(event)
 
     def _record(self, entry: Event) -> None:
+        if self._started:
+            self.out.effect(self._entry_record(entry))
+        else:
+            self._tail.append(entry)
+
+    def _entry_record(self, entry: Event) -> RecordOrderEntry:
         coid = entry.id if type(entry) is SubmitOrder else entry.client_order_id  # type: ignore[attr-defined]
         open_order = self.book.open.get(coid)
         key = (entry.client, entry.venue, entry.symbol)  # type: ignore[attr-defined]
-        record = RecordOrderEntry(entry, None if open_order is None else open_order.remaining,  # type: ignore[arg-type]
-                                  self.book.position(key))
-        if self._started:
-            self.out.effect(record)
-        else:
-            self._tail.append(record)
+        return RecordOrderEntry(entry, None if open_order is None else open_order.remaining,  # type: ignore[arg-type]
+                                self.book.position(key))
 
     # --- health
 

@@ -17,7 +17,8 @@ from proto.events import (Bar, CancelOrder, Event, OrderAccepted, OrderCanceled,
 from services.execution.actor import ExecutionActor
 from services.execution.venues.live import LiveAdapter, PlaceOrder
 from services.execution.orders import Cancel, OpenOrder, Place, client_order_id, plan
-from services.execution.records import Protection
+from services.execution import actor as execution_actor
+from services.execution.records import Protection, RecordOrderEntry
 from services.execution.venues.shadow_adapter import ShadowAdapter
 
 T0 = 1_727_751_600_000_000_000  # 2024-10-01 03:00 UTC
@@ -554,3 +555,17 @@ def test_a_position_that_lost_its_stop_halts_trading_on_reconciliation() -> None
     assert not [e for e in out if isinstance(e, SubmitOrder)] and enabled is False
     [report] = [e for e in out if isinstance(e, ReconciliationReport)]
     assert report.done == ("halt trading",)
+
+
+def test_a_durable_replay_records_only_its_tail_once_on_start(monkeypatch) -> None:
+    monkeypatch.setattr(execution_actor, "REPLAY_TAIL", 2)
+    bus, asked = InProcessBus(), []
+    bus.on_effect(asked.append)
+    actor = ExecutionActor(SimClock(T0), bus, config().execution_config(), durable=True)
+    log = [SubmitOrder(id=f"o{i}", ts_event=T0, client="alice", venue="binance", symbol="BTCUSDT", side="buy",
+                       qty=D(1), order_type="market", target_id=f"t{i}") for i in range(3)]
+    for entry in log:  # the replay: recorded when it first came, nothing asked of the store now
+        actor.on_order_event(entry)
+    assert asked == []
+    bus.attach(actor)  # on_start
+    assert [(e.entry.id, e.remaining) for e in asked if isinstance(e, RecordOrderEntry)] == [("o1", D(1)), ("o2", D(1))]
