@@ -2,11 +2,12 @@
 
     python bench/bench_execution_durable.py [--approvals 300] [--history 0,30000,150000] [--runs 3]
 
-Execution runs as a real process (`bosun run execution`, one shadow account) on a private
-nats-server, with and without its PostgreSQL store (an embedded server):
-1. approval -> SubmitOrder: TargetApproved published one at a time (long 0.01, flat, long, ...)
-   and the SubmitOrder it causes seen on the order log; p50/p99 with the store (its intent
-   committed before the SubmitOrder is published and the approval acked) and without, the two
+Execution runs as a real process (`bosun run execution`) on a private nats-server, for one
+account either live (against the exchange simulator, in this process; its intents recorded in
+PostgreSQL, an embedded server) or shadow (no store):
+1. approval -> SubmitOrder: TargetApproved published one at a time (long 0.001, 0.002, ...: one
+   buy each) and the SubmitOrder it causes seen on the order log; p50/p99 live (the intent
+   committed before the SubmitOrder is published and the approval acked) and shadow, the two
    processes taking turns every 50 approvals in the same run;
 2. start-up: the ORDERS stream holding a history of N order events (submit, accepted, filled per
    order), the time from launching execution to its PING answered; best of --runs."""
@@ -23,6 +24,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+import aiohttp
 import nats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -33,21 +35,27 @@ from proto import codec  # noqa: E402
 from proto import events as ev  # noqa: E402
 from proto import subjects as sj  # noqa: E402
 from tests.builders import publish, until_trading  # noqa: E402
+from tests.datafiles import BTC_TRADES, data_file  # noqa: E402
 from tests.processes import ServiceProcess, server_env  # noqa: E402
+from tests.simhelp import API_KEY, API_SECRET, sim_config  # noqa: E402
+from bosun.apps.exchange_sim.auth import Credentials  # noqa: E402
+from bosun.apps.exchange_sim.server import serving  # noqa: E402
 
 CONFIG = """
-mode = "shadow"
+mode = "{kind}"
 [[clients]]
 id = "alice"
 [clients.venues.binance]
-kind = "shadow"
+kind = "{kind}"
+api_url = "{url}"
 """
+ENV = {"BOSUN_BINANCE_API_KEY": API_KEY, "BOSUN_BINANCE_API_SECRET": API_SECRET}
 TURN = 50  # approvals per process before the other takes its turn
 
 
 def approval(n: int) -> ev.TargetApproved:
     t = ev.TargetPosition(id=f"bench.t{n}.{time.time_ns()}", ts_event=time.time_ns(), client="alice",
-                          venue="binance", symbol="BTCUSDT", qty=Decimal("0.01") if n % 2 == 0 else Decimal(0),
+                          venue="binance", symbol="BTCUSDT", qty=Decimal("0.001") * (n + 1),
                           strategy="bench", price=Decimal(60000))
     return ev.TargetApproved(id=t.id, ts_event=t.ts_event, target=t)
 
@@ -91,19 +99,26 @@ async def history(nc, events: int) -> None:
     await asyncio.gather(*pending)
 
 
-async def run(args, tmp: Path, database_url: str) -> None:
-    config = tmp / "bosun.toml"
-    config.write_text(CONFIG)
+def processes(tmp: Path, nats_url: str, database_url: str, sim_url: str) -> dict[str, ServiceProcess]:
+    """Execution for a live account (with its store) and for a shadow one (without)."""
+    found = {}
+    for kind, env in (("live", {**server_env(nats_url, database_url), **ENV}), ("shadow", server_env(nats_url))):
+        config = tmp / f"{kind}.toml"
+        config.write_text(CONFIG.format(kind=kind, url=sim_url))
+        found[kind] = ServiceProcess("execution", config, tmp, env)
+    return found
+
+
+async def run(args, tmp: Path, database_url: str, sim_url: str) -> None:
     with EmbeddedNats(tmp / "nats") as server:
         nc = await nats.connect(server.url)
         try:
             await provision(nc.jetstream())
-            durable = ServiceProcess("execution", config, tmp, server_env(server.url, database_url))
-            plain = ServiceProcess("execution", config, tmp, server_env(server.url))
-            results: dict[str, list[float]] = {"with the store": [], "without": []}
+            procs = processes(tmp, server.url, database_url, sim_url)
+            results: dict[str, list[float]] = {"live, with the store": [], "shadow, without": []}
             await control.set_trading(nc, True)
             for turn in range(args.approvals // TURN):
-                name, proc = (("with the store", durable), ("without", plain))[turn % 2]
+                name, proc = (("live, with the store", procs["live"]), ("shadow, without", procs["shadow"]))[turn % 2]
                 await proc.start(nc)
                 await until_trading(nc, "execution", False)
                 await control.set_trading(nc, True)
@@ -116,8 +131,8 @@ async def run(args, tmp: Path, database_url: str) -> None:
                 if not xs:
                     continue
                 xs.sort()
-                print(f"  {name:15s} p50 {statistics.median(xs) * 1e3:.2f} ms  p99 {xs[int(len(xs) * 0.99)] * 1e3:.2f} ms"
-                      f"  (n={len(xs)})")
+                p50, p99 = statistics.median(xs) * 1e3, xs[int(len(xs) * 0.99)] * 1e3
+                print(f"  {name:20s} p50 {p50:.2f} ms  p99 {p99:.2f} ms  (n={len(xs)})")
         finally:
             await nc.close()
 
@@ -128,10 +143,10 @@ async def run(args, tmp: Path, database_url: str) -> None:
             try:
                 await provision(nc.jetstream())
                 await history(nc, n)
-                times: dict[str, list[float]] = {"with the store": [], "without": []}
+                times: dict[str, list[float]] = {"live, with the store": [], "shadow, without": []}
+                procs = processes(tmp, server.url, database_url, sim_url)
                 for _ in range(args.runs):
-                    for name, url in (("with the store", database_url), ("without", None)):
-                        proc = ServiceProcess("execution", config, tmp, server_env(server.url, url))
+                    for name, proc in zip(times, (procs["live"], procs["shadow"])):
                         t0 = time.monotonic()
                         await proc.start(nc, timeout=600)
                         times[name].append(time.monotonic() - t0)
@@ -153,7 +168,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         os.chmod(tmp, 0o755)  # as root, embedded PostgreSQL must reach its state dir
         with EmbeddedPostgres(Path(tmp) / "pg") as pg:
-            asyncio.run(run(args, Path(tmp), pg.url))
+            asyncio.run(with_simulator(args, Path(tmp), pg.url))
+
+
+async def with_simulator(args, tmp: Path, database_url: str) -> None:
+    exchange = sim_config(str(data_file(BTC_TRADES)), USDT="1000000")
+    async with serving(exchange, Credentials(API_KEY, API_SECRET)) as sim:
+        async with aiohttp.ClientSession() as http:
+            await http.post(sim.url + "/sim/advance", json={"trades": 10})
+        await run(args, tmp, database_url, sim.url)
 
 
 if __name__ == "__main__":

@@ -68,23 +68,20 @@ async def serve_execution(cfg: Config, nats_url: str, database_url: str | None) 
     if live and not database_url:
         raise ConfigError("execution with a live venue needs PostgreSQL for its intents: set BOSUN_DATABASE_URL "
                           "or start `bosun up`")
-    store = snapshot = None
-    if database_url:
+    adapters = [Companion(lambda clock, out: ShadowAdapter(clock, out, config))]
+    store, snapshot, edge = None, Snapshot({}, {}), None
+    if live:
+        from services.execution.venues.ccxt_edge import CcxtEdge  # ccxt: the `live` extra, loaded only for live venues
+        from services.execution.venues.live import LiveAdapter
+
+        # Intents are recorded where money moves: with a live venue. Paper and shadow trading keep
+        # their state in the order log alone, so they run on while PostgreSQL is down and pay no
+        # commit per approval (bench/RESULTS.md).
         store = await ExecutionStore.connect(database_url)
         migrations = os.environ.get(MIGRATIONS_DIR_ENV)
         await (store.migrate(Path(migrations)) if migrations else store.migrate())
         snapshot = await store.snapshot()
         log.info("execution: restored the levels of %d positions from PostgreSQL", len(snapshot.protection))
-    else:
-        log.warning("execution: no PostgreSQL (BOSUN_DATABASE_URL): intents are not recorded, and positions' "
-                    "protective levels are not known after a restart")
-    snapshot = snapshot or Snapshot({}, {})
-    adapters = [Companion(lambda clock, out: ShadowAdapter(clock, out, config))]
-    edge = None
-    if live:
-        from services.execution.venues.ccxt_edge import CcxtEdge  # ccxt: the `live` extra, loaded only for live venues
-        from services.execution.venues.live import LiveAdapter
-
         edge = CcxtEdge(config)
         poll_s = min(v.poll_s for venues in config.venues.values() for v in venues.values() if v.kind == "live")
 
