@@ -2,21 +2,26 @@
 private nats-server and a real PostgreSQL, trading through ccxt against the exchange simulator.
 Each fault its own test: execution killed (-9) between submitting an order and the exchange's
 answer; an order on the exchange that nobody intended; a position that lost its stop while
-execution was down (re-armed, flattened or halted, as the venue's `on_unprotected` says)."""
+execution was down (re-armed, flattened or halted, as the venue's `on_unprotected` says); an
+intent that cannot be committed (nothing sent, the approval not acked until it is)."""
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from pathlib import Path
 
+import asyncpg
 import msgspec
 
 from bosun.apps import control
+from bosun.runtime.nats_binding import ACK_WAIT_S, durable_name
+from proto import subjects as sj
 from proto import events as ev
 from services.execution.orders import client_order_id
 from tests.builders import publish, service_status, target, until_trading
-from tests.liveplatform import SYMBOL, Live, audited_reports, live_platform, until
-from tests.natshelp import stored_count
+from tests.liveplatform import SYMBOL, TIMEOUT_S, Live, audited_reports, live_platform, until
+from tests.natshelp import acked, stored_count
 from tests.processes import kill_9
 
 
@@ -128,3 +133,29 @@ async def test_a_position_without_its_stop_halts_trading(tmp_path: Path, fresh_d
 async def _two(read) -> list[str] | None:
     fills = await read()
     return fills if len(fills) >= 2 else None
+
+
+async def test_an_approval_is_acked_and_its_order_sent_only_after_the_intent_is_committed(
+        tmp_path: Path, fresh_database_url: str) -> None:
+    async with live_platform(tmp_path, fresh_database_url) as live:
+        await trading_on(live)
+        conn = await asyncpg.connect(fresh_database_url)
+        try:
+            await conn.execute("ALTER TABLE execution.intents RENAME TO intents_away")  # every commit now fails
+            tid = await approve(live, 1, "0.01")
+            assert await asyncio.to_thread(live.execution.proc.wait, TIMEOUT_S) != 0  # execution stops on it
+            js = live.nc.jetstream()
+            assert await stored_count(js, "ORDERS", "order.submit.>") == 0  # nothing decided went out
+            consumer = durable_name("execution", sj.APPROVED)
+            assert (await js.consumer_info("TARGETS", consumer)).ack_floor.consumer_seq == 0  # not acked
+            assert await live.exchange.fetch_orders(SYMBOL) == []
+            await conn.execute("ALTER TABLE execution.intents_away RENAME TO intents")
+        finally:
+            await conn.close()
+        await live.execution.start(live.nc)
+        await trading_on(live)
+        # Delivered again once its ack wait has run out (it went to the process that died), and now committed.
+        await acked(js, "TARGETS", consumer, 1, timeout=ACK_WAIT_S + TIMEOUT_S)
+        [order] = await until("the order on the exchange", lambda: live.exchange.fetch_orders(SYMBOL))
+        assert order["clientOrderId"] == client_order_id(tid, 1)
+        assert await stored_count(js, "ORDERS", "order.submit.>") == 1
