@@ -272,30 +272,40 @@ class CcxtEdge:
     async def venue_state(self, last_fills: Mapping[tuple[str, str, str], tuple[str, int]]) -> list[VenueFound]:
         """On start, for each account: its open orders, its trades since the newest fill recorded
         (`last_fills`, per client, venue and market) and its balances, per market that has any of
-        them. The trades are read on from there by `fills`."""
+        them. The trades are read on from there by `fills`. An exchange that cannot be read is an
+        error naming the venue (keys scrubbed): execution stops, and its supervisor starts it again."""
         found: list[VenueFound] = []
         for (client, venue), account in self.accounts.items():
             for (c, v, market_id), (_, ts_ns) in last_fills.items():
                 if (c, v) == (client, venue):
                     account.since_ms[market_id] = min(account.since_ms.get(market_id, ts_ns // 1_000_000),
                                                       ts_ns // 1_000_000)
-            if not account.exchange.markets:
-                await patiently(account.exchange.load_markets)
-            open_orders: dict[str, list[str]] = {}
-            for o in await patiently(account.exchange.fetch_open_orders):
-                market_id = account.exchange.market(o["symbol"])["id"]
-                open_orders.setdefault(market_id, []).append(o.get("clientOrderId") or f"{venue}-{o['id']}")
-            balances = await patiently(account.exchange.fetch_balance)
-            for market_id in sorted(open_orders.keys() | account.since_ms.keys()):
-                symbol = await account.symbol(market_id)
-                fills: list[OrderFilled] = []
-                if market_id in account.since_ms:
-                    trades = await patiently(account.exchange.fetch_my_trades, symbol, account.since_ms[market_id],
-                                             TRADES_PER_POLL)
-                    fills = await self._fills(account, market_id, symbol, trades)
-                held = (balances.get(account.exchange.market(symbol)["base"]) or {}).get("total") or 0
-                found.append(VenueFound(client, venue, market_id, tuple(sorted(open_orders.get(market_id, ()))),
-                                        Decimal(str(held)), tuple(fills)))
+            try:
+                found += await self._account_state(account)
+            except ccxt_errors.BaseError as exc:
+                raise RuntimeError(f"{venue}: reading what account {client} holds failed: "
+                                   f"{account.scrub(type(exc).__name__ + ': ' + str(exc))}") from None
+        return found
+
+    async def _account_state(self, account: _Account) -> list[VenueFound]:
+        ex = account.exchange
+        if not ex.markets:
+            await patiently(ex.load_markets)
+        open_orders: dict[str, list[str]] = {}
+        for o in await patiently(ex.fetch_open_orders):
+            open_orders.setdefault(ex.market(o["symbol"])["id"], []).append(
+                o.get("clientOrderId") or f"{account.venue}-{o['id']}")
+        balances = await patiently(ex.fetch_balance)
+        found: list[VenueFound] = []
+        for market_id in sorted(open_orders.keys() | account.since_ms.keys()):
+            symbol = await account.symbol(market_id)
+            fills: list[OrderFilled] = []
+            if market_id in account.since_ms:
+                trades = await patiently(ex.fetch_my_trades, symbol, account.since_ms[market_id], TRADES_PER_POLL)
+                fills = await self._fills(account, market_id, symbol, trades)
+            held = (balances.get(ex.market(symbol)["base"]) or {}).get("total") or 0
+            found.append(VenueFound(account.client, account.venue, market_id,
+                                    tuple(sorted(open_orders.get(market_id, ()))), Decimal(str(held)), tuple(fills)))
         return found
 
     def _fill(self, account: _Account, market_id: str, trade: dict[str, Any]) -> OrderFilled:
