@@ -149,3 +149,14 @@ async def test_a_stop_closing_a_spot_position_sells_what_the_account_holds(sim: 
     assert isinstance(short, OrderRejected) and "holds no short position" in short.reason
     [again] = await edge.place(stop, look_first=True)  # after a restart: found, not placed twice
     assert isinstance(again, OrderAccepted) and len(await ex.fetch_open_orders("BTC/USDT")) == 1
+
+
+async def test_an_order_from_before_a_restart_is_not_sent_when_the_exchange_cannot_say(sim: Simulator,
+                                                                                     edge: CcxtEdge) -> None:
+    await control(sim, "POST", "/sim/advance", {"trades": 10})
+    await control(sim, "POST", "/sim/faults", {"server_errors": 99, "paths": ["/api/v3/order"]})
+    [refused] = await edge.place(order(8), look_first=True)
+    assert isinstance(refused, OrderRejected) and "could not say whether it holds the order" in refused.reason
+    await control(sim, "DELETE", "/sim/faults")
+    ex = edge.accounts[("alice", "binance")].exchange
+    assert await ex.fetch_orders("BTC/USDT") == []  # nothing was sent

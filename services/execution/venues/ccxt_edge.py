@@ -5,7 +5,8 @@ gives, and reads each account's trades for fills. What it guarantees:
 - an order goes out with its client order id (`newClientOrderId`), rounded to the exchange's
   own market rules first; an order those rules refuse is rejected here, naming the rule;
 - an order found unanswered in the log after a restart is looked up by its client order id
-  before it is sent: the exchange may hold it done, and then refuses no second one;
+  before it is sent (the exchange may hold it done, and then refuses no second one), and not
+  sent when the exchange cannot say;
 - a network failure (ccxt's NetworkError family: RequestTimeout, DDoSProtection and its
   RateLimitExceeded, ExchangeNotAvailable) is retried at most MAX_ATTEMPTS times with jittered
   exponential backoff, and before each retry the order is looked up by its client order id,
@@ -137,10 +138,20 @@ class CcxtEdge:
             return [rejection(order.id, order, f"{order.venue} lists no market {order.symbol}")]
         params: dict[str, str] = {"newClientOrderId": order.id}
         sent = order
-        if look_first or order.order_type in protective.TRIGGERS:
-            # Sent before a restart, it may be done on the exchange (which refuses a duplicate client
-            # order id only while it is open); a protective leg, sized by the free balance it then
-            # locks, would find none the second time.
+        if look_first:
+            # Sent before a restart, it may be done on the exchange, which refuses a duplicate client
+            # order id only while the order is open: sent only once the exchange says it has none.
+            try:
+                found = await patiently(account.exchange.fetch_order, None, symbol, {"origClientOrderId": order.id})
+                return self._accepted(account, order, found)
+            except ccxt_errors.OrderNotFound:
+                pass
+            except ccxt_errors.BaseError as exc:
+                return [rejection(order.id, order, f"{order.venue} could not say whether it holds the order sent "
+                                                   f"before the restart, so it is not sent again: "
+                                                   f"{account.scrub(type(exc).__name__ + ': ' + str(exc))}")]
+        elif order.order_type in protective.TRIGGERS:
+            # Sized by the free balance it then locks: a leg placed before would find none the second time.
             found = await self._find(account, symbol, order.id)
             if found is not None:
                 return self._accepted(account, order, found)
