@@ -9,8 +9,8 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from bosun.runtime.actor import Effect
-from proto.events import OrderAccepted, OrderCanceled, OrderFilled, OrderModified, OrderRejected, SubmitOrder, \
-    TargetPosition
+from proto.events import (OrderAccepted, OrderCanceled, OrderFilled, OrderModified, OrderRejected, SubmitOrder,
+                          TargetPosition)
 
 Key = tuple[str, str, str]  # client, venue, symbol
 BookEntry = SubmitOrder | OrderAccepted | OrderRejected | OrderModified | OrderCanceled | OrderFilled
