@@ -295,6 +295,19 @@ class VenueStateReported(Event, frozen=True, kw_only=True):
     symbol: str
     open_orders: tuple[str, ...]
     position: SignedQty
+    fills_found: tuple[str, ...] = ()  # fill ids a live venue's trades gave on start (missed while down)
+
+
+class ReconciliationReport(Event, frozen=True, kw_only=True):
+    """What execution found on start when it compared a venue's report with its intents, what it
+    did about each finding, and why (`why[i]` explains `done[i]`). Goes to the audit."""
+
+    client: str
+    venue: str
+    symbol: str
+    found: tuple[str, ...]
+    done: tuple[str, ...]
+    why: tuple[str, ...]
 
 
 class PositionChanged(Event, frozen=True, kw_only=True):
@@ -373,6 +386,8 @@ ANY_EVENT = (
     | OrderModified
     | OrderCanceled
     | OrderFilled
+    | VenueStateReported
+    | ReconciliationReport
     | PositionChanged
     | DeadLetter
     | FundingRateSettled

@@ -88,6 +88,7 @@ _BY_CLIENT: dict[type, str] = {
     ev.OrderCanceled: "order.canceled",
     ev.OrderFilled: "order.filled",
     ev.VenueStateReported: "order.venue_state",
+    ev.ReconciliationReport: "order.reconciled",
     ev.PositionChanged: "position.changed",
     ev.FundingPaid: "ledger.funding",
 }

@@ -5,7 +5,8 @@ Every service sees the plain variables (bosun.runtime.environment) and the setti
 Python (PYTHON*), OpenTelemetry (OTEL_*) and bosun (BOSUN_*) unless a name looks like a secret.
 Secrets go only where they are used: venue credentials (services/execution/credentials.py)
 to execution, the webhook URLs the config names to alerts, BOSUN_NATS_URL_<SERVICE> (it may
-carry that service's NATS password) to its service, the PostgreSQL URL to portfolio."""
+carry that service's NATS password) to its service, the PostgreSQL URL to portfolio and to
+execution (its intents)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from services.execution.credentials import is_venue_credential
 
 _SHARED_PREFIXES = ("PYTHON", "OTEL_", "BOSUN_")
 _SECRET_LOOKING = re.compile(r".*_(KEY|SECRET|PASS|PASSWORD|PASSPHRASE|TOKEN|CREDENTIALS|WEBHOOK)")
-DATABASE_USERS = frozenset({"portfolio"})
+DATABASE_USERS = frozenset({"portfolio", "execution"})
 
 
 def service_env(service: str, environ: Mapping[str, str], *, nats_url: str, database_url: str,

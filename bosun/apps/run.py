@@ -75,33 +75,54 @@ async def serve_risk(cfg: Config, nats_url: str, _database_url: str | None) -> i
     return 0
 
 
-async def serve_execution(cfg: Config, nats_url: str, _database_url: str | None) -> int:
+async def serve_execution(cfg: Config, nats_url: str, database_url: str | None) -> int:
     from services.execution.actor import ExecutionActor
+    from services.execution.records import Snapshot
+    from services.execution.store import ExecutionStore
     from services.execution.venues.shadow_adapter import ShadowAdapter
 
     config = cfg.execution_config(guarded=True)
     if config.live.capped:
         log.warning("%s", config.live.banner())
+    live = any(v.kind == "live" for venues in config.venues.values() for v in venues.values())
+    if live and not database_url:
+        raise ConfigError("execution with a live venue needs PostgreSQL for its intents: set BOSUN_DATABASE_URL "
+                          "or start `bosun up`")
     adapters = [Companion(lambda clock, out: ShadowAdapter(clock, out, config))]
-    edge = None
-    if any(v.kind == "live" for venues in config.venues.values() for v in venues.values()):
+    store, snapshot, edge = None, Snapshot({}, {}), None
+    if live:
         from services.execution.venues.ccxt_edge import CcxtEdge  # ccxt: the `live` extra, loaded only for live venues
         from services.execution.venues.live import LiveAdapter
         from services.execution.venues.user_stream import follow, followers
 
+        # Intents are recorded where money moves: with a live venue. Paper and shadow trading keep
+        # their state in the order log alone, so they run on while PostgreSQL is down and pay no
+        # commit per approval (bench/RESULTS.md).
+        store = await ExecutionStore.connect(database_url)
+        migrations = os.environ.get(MIGRATIONS_DIR_ENV)
+        await (store.migrate(Path(migrations)) if migrations else store.migrate())
+        snapshot = await store.snapshot()
+        log.info("execution: restored the levels of %d positions from PostgreSQL", len(snapshot.protection))
         edge = CcxtEdge(config)
 
-        async def follow_fills(binding, actor: LiveAdapter) -> None:
+        async def live_venues(binding, actor: LiveAdapter) -> None:
+            # What each account holds, once the log's unanswered commands are carried out (on_start),
+            # then the fills as they come: the user stream, polling while it is down.
+            await binding.feed(actor.on_venue_found, await edge.venue_state(snapshot.last_fills))
             await follow(followers(edge, functools.partial(binding.feed, actor.on_fills_found)))
 
         adapters.append(Companion(lambda clock, out: LiveAdapter(clock, out, config), effects=edge.carry_out,
-                                  source=follow_fills))
+                                  source=live_venues))
     try:
-        await run_service("execution", lambda clock, out: ExecutionActor(clock, out, config), nats_url=nats_url,
-                          halt_on_start=True, companions=adapters, **_metrics(cfg, "execution"))
+        await run_service("execution", lambda clock, out: ExecutionActor(
+            clock, out, config, durable=store is not None, protection=snapshot.protection), nats_url=nats_url,
+            effects=None if store is None else store.record, halt_on_start=True, companions=adapters,
+            **_metrics(cfg, "execution"))
     finally:
         if edge is not None:
             await edge.close()
+        if store is not None:
+            await store.close()
     return 0
 
 

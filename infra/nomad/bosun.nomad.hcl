@@ -261,6 +261,7 @@ job "bosun" {
         data        = <<-EOT
           {{ with nomadVar "nomad/jobs/bosun" }}{{ $v := . }}
           {{ range nomadService "bosun-nats" }}BOSUN_NATS_URL_EXECUTION=nats://execution:{{ $v.nats_execution_pass }}@{{ .Address }}:{{ .Port }}{{ end }}
+{{ range nomadService "bosun-postgres" }}BOSUN_DATABASE_URL=postgresql://bosun:{{ $v.postgres_password }}@{{ .Address }}:{{ .Port }}/bosun{{ end }}
           {{ end }}
           {{ range nomadService "bosun-otel-collector" }}OTEL_EXPORTER_OTLP_ENDPOINT=http://{{ .Address }}:{{ .Port }}{{ end }}
         EOT

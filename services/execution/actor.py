@@ -16,7 +16,10 @@
 - On start each venue adapter reports what its venue holds (VenueStateReported); an order
   the book thinks open that the venue does not hold is closed in the book, one the venue
   holds that no intent explains is cancelled, and a position that differs is shown in status.
-  Only reports of this run count: the log holds those of every earlier one.
+  A position whose protective levels are known but that has no working stop left gets what
+  its venue's `on_unprotected` says: re-armed, flattened, or trading halted. Each report is
+  answered by a ReconciliationReport (found, done, why) for the audit. Only reports of this
+  run count: the log holds those of every earlier one.
 - Trading states per scope (bosun.model.trading, from KV `control`): a HALTED scope has every
   working order in it cancelled but the brackets, a REDUCING one those that would add exposure;
   in either only targets that reduce exposure go through. A target of reason `kill_switch` (what
@@ -24,11 +27,17 @@
 - The last-line guard (services/execution/guard.py) re-checks the caps risk applied before a
   target's orders go out; a refusal is an OrderRejected naming the rule and a RiskLimitBreached
   `guard.<rule>` (risk and execution disagree), and nothing of the target is done.
+- `durable`: every intent (an approved target, its position's protective levels) and every
+  entry the book applies is also asked of the store (records.py effects), which the process's
+  edge commits before the message that caused it is acked. A backtest asks for none. The log
+  replayed on start was recorded as it came, but for the round a crash interrupted: only the
+  replay's last REPLAY_TAIL entries are recorded again, once, on start.
 - `dry_run` sends nothing: every order becomes OrderRejected("dry run: order not sent")."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 from bosun.model.exposure import reduces
@@ -40,22 +49,32 @@ from bosun.runtime.clock import Clock
 from proto import codec
 from proto import subjects as sj
 from proto.events import (CancelAllOrders, CancelOrder, Event, OrderCanceled, OrderType, PriceSnapshot, Reason,
-                          RiskLimitBreached, Side, SubmitOrder, TargetApproved, TargetPosition, VenueStateReported)
+                          ReconciliationReport, RiskLimitBreached, Side, SubmitOrder, TargetApproved, TargetPosition,
+                          VenueStateReported)
 from services.execution.config import ExecutionConfig, VenueConfig
 from services.execution.guard import Guard, Refusal
 from services.execution.orders import (PROTECTIVE, Cancel, Key, OpenOrder, OrderBook, Place, client_order_id, plan,
                                        rejection)
+from services.execution.records import Protection, RecordIntent, RecordOrderEntry
 
+# Entries at the end of a replayed log recorded again on start: a crash leaves at most the round
+# it interrupted unrecorded (the binding's rounds are 256 messages at most), and nothing else
+# publishes order events while execution is down.
+REPLAY_TAIL = 1024
 ZERO = Decimal(0)
 
 
 class ExecutionActor(Actor):
     name = "execution"
 
-    def __init__(self, clock: Clock, out: Outbox, config: ExecutionConfig) -> None:
+    def __init__(self, clock: Clock, out: Outbox, config: ExecutionConfig, durable: bool = False,
+                 protection: Mapping[Key, Protection] | None = None) -> None:
         super().__init__(clock, out)
         self.dry_run = config.dry_run
         self.capped_live = config.live.banner() if config.live.capped else None  # shown by `bosun status`
+        self.durable = durable
+        self.protection: dict[Key, Protection] = dict(protection or {})  # each position's levels, from its target
+        self._tail: deque[Event] = deque(maxlen=REPLAY_TAIL)  # durable: the replay's last entries
         self.trading_enabled = False  # until a person turns trading on: after any restart, too
         self.book = OrderBook()
         self._cfg: dict[tuple[str, str], VenueConfig] = {  # (client, venue) -> its config
@@ -82,6 +101,9 @@ class ExecutionActor(Actor):
 
     def on_start(self) -> None:
         self._started = True
+        for entry in self._tail:  # with the state the replay ended in: the store keeps the newest anyway
+            self.out.effect(self._entry_record(entry))
+        self._tail.clear()
         if not self.trading_enabled:  # orders restored from the log while the kill switch is off
             self._cancel_all()
         if self._scopes.restricted:  # and those in a scope halted or reducing
@@ -111,7 +133,11 @@ class ExecutionActor(Actor):
     def on_order_event(self, event: Event) -> None:
         """The order log: our own commands' echo, the venues' answers, or after a restart the replay."""
         # The book first: it takes nearly every entry, and ignores what is not one or applied already.
-        if self.book.apply(event) or type(event) is not VenueStateReported or event.ts_event < self._born:
+        if self.book.apply(event):
+            if self.durable:
+                self._record(event)
+            return
+        if type(event) is not VenueStateReported or event.ts_event < self._born:
             return
         if self._started:
             self._reconcile(event)
@@ -128,7 +154,6 @@ class ExecutionActor(Actor):
         if problem:
             self._emit(rejection(client_order_id(target.id, 1), target, problem))
             return
-        orders = _Numbering(target.id)
         committed = self.book.committed(key)  # working market orders count as position
         actions = plan(target.qty, position + committed if committed else position, self.book.open_orders(key),
                        self._cfg[key[:2]].step_size)
@@ -139,14 +164,22 @@ class ExecutionActor(Actor):
             if refusal is not None:
                 self._refuse(target, refusal)
                 return
+        protection = self._protection(target, key)
+        if self.durable:  # first in the round: the store commits the intent before the orders it made
+            self.out.effect(RecordIntent(target, protection))
+        orders = _Numbering(target.id)
         for action in actions:
             match action:
                 case Cancel(coid):
                     self._cancel(self.book.open[coid], f"superseded by target {target.id}", target.ts_event)
                 case Place(side, qty):
                     order_type: OrderType = "market_on_close" if target.reason == "end_of_data" else "market"
-                    self._submit(target, orders.next(), side, qty, order_type, target.reason)
-        self._place_bracket(target, key, orders)
+                    self._submit(key, target.ts_event, target.id, orders.next(), side, qty, order_type,
+                                 target.reason, reduce_only=target.reason == "kill_switch")
+        for leg in self.book.open_orders(key, protective=True):
+            self._cancel(leg, f"bracket replaced by target {target.id}", target.ts_event)
+        if protection is not None:
+            self._arm(key, target.qty, protection, orders, target.ts_event)
         if self._guard is not None and orders.n:
             self._guard.on_placed(target.client, self.clock.now_ns())
 
@@ -174,46 +207,91 @@ class ExecutionActor(Actor):
             symbol=target.symbol, limit=f"guard.{refusal.rule}", target_id=target.id,
             detail=f"risk approved target {target.id} but execution's guard refuses it: {refusal.detail}"))
 
-    def _place_bracket(self, target: TargetPosition, key: Key, orders: _Numbering) -> None:
-        """The target's stop-loss / take-profit as one OCO pair closing the position, in place of
-        the previous target's; a flat target, or one without levels, has none."""
-        for leg in self.book.open_orders(key, protective=True):
-            self._cancel(leg, f"bracket replaced by target {target.id}", target.ts_event)
+    def _protection(self, target: TargetPosition, key: Key) -> Protection | None:
+        """The target's stop-loss / take-profit as its position's levels; a flat target, or one
+        without levels, leaves the position with none."""
         if not target.qty or (target.stop_loss is None and target.take_profit is None):
-            return
-        close: Side = "sell" if target.qty > 0 else "buy"
-        group = client_order_id(target.id, 0)
-        if target.stop_loss is not None:
-            self._submit(target, orders.next(), close, ZERO, "stop_market", "stop_loss", target.stop_loss, group)
-        if target.take_profit is not None:
-            self._submit(target, orders.next(), close, ZERO, "take_profit_market", "take_profit", target.take_profit,
-                         group)
+            self.protection.pop(key, None)
+            return None
+        self.protection[key] = levels = Protection(target.id, target.stop_loss, target.take_profit)
+        return levels
+
+    def _arm(self, key: Key, qty: Decimal, levels: Protection, orders: _Numbering, ts: int) -> None:
+        """The levels as a bracket: one OCO pair closing the position (`qty`, signed)."""
+        close: Side = "sell" if qty > 0 else "buy"
+        group = client_order_id(orders.target_id, 0)
+        if levels.stop_loss is not None:
+            self._submit(key, ts, orders.target_id, orders.next(), close, ZERO, "stop_market", "stop_loss",
+                         levels.stop_loss, group)
+        if levels.take_profit is not None:
+            self._submit(key, ts, orders.target_id, orders.next(), close, ZERO, "take_profit_market", "take_profit",
+                         levels.take_profit, group)
 
     def _reconcile(self, report: VenueStateReported) -> None:
         key = (report.client, report.venue, report.symbol)
+        found: list[str] = []
+        done: list[str] = []
+        why: list[str] = []
+        if report.fills_found:
+            found.append(f"{len(report.fills_found)} fills missed while down: {', '.join(report.fills_found)}")
         held = set(report.open_orders)
         for coid, open_order in list(self.book.open.items()):
             o = open_order.order
             if (o.client, o.venue, o.symbol) == key and coid not in held:
+                reason = f"reconciliation: venue {o.venue} does not hold it"
                 self._emit(OrderCanceled(id=f"{coid}.reconciled", ts_event=self.clock.now_ns(), client_order_id=coid,
-                                         client=o.client, venue=o.venue, symbol=o.symbol,
-                                         reason=f"reconciliation: venue {o.venue} does not hold it"))
+                                         client=o.client, venue=o.venue, symbol=o.symbol, reason=reason))
+                found.append(f"order {coid} open in the book, not on the venue")
+                done.append(f"closed {coid} in the book")
+                why.append(reason)
         for coid in sorted(held - self.book.open.keys()):
             self._emit(CancelOrder(id=f"{coid}.cancel", ts_event=self.clock.now_ns(), client_order_id=coid,
                                    client=report.client, venue=report.venue, symbol=report.symbol,
                                    reason=UNEXPLAINED))
+            found.append(f"order {coid} open on the venue, in no intent")
+            done.append(f"cancel {coid}")
+            why.append(UNEXPLAINED)
         ours = self.book.position(key)
         if ours != report.position:
             self.disagreements[".".join(key)] = f"execution {ours}, venue {report.position}"
+            found.append(f"position: execution {ours}, venue {report.position}")
+        self._protect(key, report, ours, found, done, why)
+        self.out.publish(ReconciliationReport(id=report.id, ts_event=self.clock.now_ns(), client=report.client,
+                                              venue=report.venue, symbol=report.symbol, found=tuple(found),
+                                              done=tuple(done), why=tuple(why)))
+
+    def _protect(self, key: Key, report: VenueStateReported, position: Decimal, found: list[str], done: list[str],
+                 why: list[str]) -> None:
+        """A position with protective levels but no working stop: what the venue's `on_unprotected` says."""
+        levels = self.protection.get(key)
+        if levels is None or not position or self.book.open_orders(key, protective=True):
+            return
+        found.append(f"position {position} without its protective orders (levels of target {levels.target_id})")
+        # A venue no longer configured has no say: a person decides.
+        mode = self._cfg[key[:2]].on_unprotected if key[:2] in self._cfg else "halt"
+        ts = self.clock.now_ns()
+        orders = _Numbering(f"{levels.target_id}.{mode}.{report.id}")
+        if mode == "rearm":
+            self._arm(key, position, levels, orders, ts)
+            done.append(f"re-armed stop_loss {levels.stop_loss}, take_profit {levels.take_profit}")
+        elif mode == "flatten":
+            self.protection.pop(key, None)
+            self._submit(key, ts, orders.target_id, orders.next(), "sell" if position > 0 else "buy", abs(position),
+                         "market", "reconciliation", reduce_only=True)
+            done.append(f"flatten {position} at market")
+        else:
+            self.out.set_trading_enabled(False)
+            done.append("halt trading")
+        why.append(f"on_unprotected = {mode!r} for venue {key[1]}")
 
     # --- effects
 
-    def _submit(self, target: TargetPosition, coid: str, side: Side, qty: Decimal, order_type: OrderType,
-                reason: Reason, stop_price: Decimal | None = None, oco: str | None = None) -> None:
-        order = SubmitOrder(id=coid, ts_event=target.ts_event, client=target.client, venue=target.venue,
-                            symbol=target.symbol, side=side, qty=qty, order_type=order_type, stop_price=stop_price,
-                            close_position=stop_price is not None, oco=oco, target_id=target.id, reason=reason,
-                            market_ns=target.ts_event, reduce_only=reason == "kill_switch")
+    def _submit(self, key: Key, ts: int, target_id: str, coid: str, side: Side, qty: Decimal, order_type: OrderType,
+                reason: Reason, stop_price: Decimal | None = None, oco: str | None = None,
+                reduce_only: bool = False) -> None:
+        order = SubmitOrder(id=coid, ts_event=ts, client=key[0], venue=key[1], symbol=key[2], side=side, qty=qty,
+                            order_type=order_type, stop_price=stop_price, close_position=stop_price is not None,
+                            oco=oco, target_id=target_id, reason=reason, market_ns=ts, reduce_only=reduce_only)
         self._emit(rejection(order.id, order, DRY_RUN) if self.dry_run else order)
 
     def _cancel(self, open_order: OpenOrder, reason: str, market_ns: int | None = None) -> None:
@@ -259,8 +337,22 @@ class ExecutionActor(Actor):
                                            client=client, venue=venue, symbol=symbol, reason="kill_switch"))
 
     def _emit(self, event: Event) -> None:
-        self.book.apply(event)
+        if self.book.apply(event) and self.durable:
+            self._record(event)
         self.out.publish(event)
+
+    def _record(self, entry: Event) -> None:
+        if self._started:
+            self.out.effect(self._entry_record(entry))
+        else:
+            self._tail.append(entry)
+
+    def _entry_record(self, entry: Event) -> RecordOrderEntry:
+        coid = entry.id if type(entry) is SubmitOrder else entry.client_order_id  # type: ignore[attr-defined]
+        open_order = self.book.open.get(coid)
+        key = (entry.client, entry.venue, entry.symbol)  # type: ignore[attr-defined]
+        return RecordOrderEntry(entry, None if open_order is None else open_order.remaining,  # type: ignore[arg-type]
+                                self.book.position(key))
 
     # --- health
 

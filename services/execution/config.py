@@ -25,6 +25,10 @@ class VenueConfig(ConfigStruct):
     min_replace_interval_s: float = 0.5
     user_stream: bool = True  # kind = "live": fills from ccxt.pro's watch_my_trades, polling only while it is down
     stream_poll_s: float = 30.0  # while the user stream is up, fills are read this often all the same: a safety net
+    # A position found on start with protective levels but no working stop (cancelled by hand, or
+    # lost while execution was down): place the stop again, close the position at market, or turn
+    # trading off for a person to decide. Trading stays off after a restart whichever it is.
+    on_unprotected: Literal["rearm", "flatten", "halt"] = "rearm"
     fee_bps: Decimal = Decimal(10)
     maker_fee_bps: Decimal | None = None  # a limit order's fills; fee_bps when not set
     taker_fee_bps: Decimal | None = None  # market, stop and take-profit fills; fee_bps when not set

@@ -5,24 +5,18 @@ The NATS binding calls `persist` with a fill and what the actor published for it
 acking the fill; a redelivered fill is recognised by its (venue, fill id) key and changes
 nothing, a funding payment by its position and funding time. On start, `restored()` reads the
 newest ledger snapshot and the fills and payments stored after it: a bounded read, whatever
-the length of the history.
-
-Migrations are the numbered files in `infra/postgres` of the source tree (found from this
-file: services/portfolio/store.py -> ../../infra/postgres). An installed (non-editable)
-package does not carry them: pass `migrate(directory=...)` there."""
+the length of the history. Migrations: bosun.runtime.postgres."""
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from pathlib import Path
 
 import asyncpg
 
+from bosun.runtime import postgres
+from bosun.runtime.postgres import MIGRATIONS_DIR
 from proto.events import EquitySnapshot, Event, FundingPaid, OrderFilled, PositionChanged
 from services.portfolio import snapshot as ledger_snapshot
 from services.portfolio.actor import Restored, StoreFill, StoreFunding, StoreSnapshot
@@ -30,39 +24,11 @@ from services.portfolio.positions import Position
 from services.portfolio.roundtrips import RoundTrip
 from services.portfolio.snapshot import LedgerState
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "infra" / "postgres"
-# pg_advisory_lock key shared by every process that migrates this database (any constant
-# bigint; this one spells "bosunmig" in ASCII).
-MIGRATION_LOCK = 0x626F73756E6D6967
-
 Key = tuple[str, str, str]  # client, venue, symbol
-
-log = logging.getLogger(__name__)
-
-# A PostgreSQL restart (seconds) is waited out, not crashed on: a crash leaves the fill unacked,
-# redelivered only after the consumer's ack wait, behind the fills that came after it.
-UNREACHABLE_WAIT_S = 60.0
-_RETRY_S = 0.5
-_UNREACHABLE = (OSError, asyncpg.CannotConnectNowError, asyncpg.ConnectionDoesNotExistError,
-                asyncpg.AdminShutdownError, asyncpg.InterfaceError)
 
 
 async def _while_unreachable(what: str, op: Callable[[], Awaitable[Any]]) -> Any:
-    """`op()`, tried again while the server cannot be reached, for UNREACHABLE_WAIT_S at most."""
-    deadline = time.monotonic() + UNREACHABLE_WAIT_S
-    while True:
-        try:
-            return await op()
-        except _UNREACHABLE as exc:
-            if time.monotonic() > deadline:
-                raise
-            log.warning("portfolio: PostgreSQL unreachable (%s: %s); %s again in %.1fs",
-                        type(exc).__name__, exc, what, _RETRY_S)
-            await asyncio.sleep(_RETRY_S)
-
-
-class MigrationError(RuntimeError):
-    pass
+    return await postgres.while_unreachable("portfolio", what, op)
 
 
 _INSERT_FILL = """
@@ -124,48 +90,15 @@ class PortfolioStore:
 
     @classmethod
     async def connect(cls, url: str, *, max_size: int = 4, command_timeout_s: float = 30.0) -> PortfolioStore:
-        pool = await _while_unreachable("connecting", lambda: asyncpg.create_pool(
-            url, min_size=1, max_size=max_size, command_timeout=command_timeout_s))
-        return cls(pool)
+        return cls(await postgres.connect("portfolio", url, max_size=max_size,
+                                          command_timeout_s=command_timeout_s))
 
     async def close(self) -> None:
         await self._pool.close()
 
     async def migrate(self, directory: Path = MIGRATIONS_DIR) -> list[str]:
-        """Apply the `*.sql` files of `directory` not yet applied, in name order, each in
-        its own transaction; returns the names applied. Concurrent callers queue on an
-        advisory lock, so each file runs once. An applied file that has since changed is
-        refused (add a new numbered file instead)."""
-        files = sorted(directory.glob("*.sql"))
-        if not files:
-            raise MigrationError(f"no migrations (*.sql) in {directory}: outside the source tree, "
-                                 f"pass migrate(directory=...)")
-        applied: list[str] = []
-        async with self._pool.acquire() as conn:
-            await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
-            try:
-                await conn.execute("""CREATE TABLE IF NOT EXISTS schema_migrations (
-                    name text PRIMARY KEY, sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())""")
-                done = {r["name"]: r["sha256"] for r in await conn.fetch("SELECT name, sha256 FROM schema_migrations")}
-                for path in files:
-                    sql = path.read_text()
-                    digest = hashlib.sha256(sql.encode()).hexdigest()
-                    if path.name in done:
-                        if done[path.name] != digest:
-                            raise MigrationError(f"{path}: changed after it was applied (sha256 {digest} != "
-                                                 f"{done[path.name]}); add a new numbered migration instead")
-                        continue
-                    async with conn.transaction():
-                        try:
-                            await conn.execute(sql)
-                        except asyncpg.PostgresError as exc:
-                            raise MigrationError(f"{path}: {type(exc).__name__}: {exc}") from exc
-                        await conn.execute("INSERT INTO schema_migrations (name, sha256) VALUES ($1, $2)",
-                                           path.name, digest)
-                    applied.append(path.name)
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
-        return applied
+        """Apply the migrations not yet applied (bosun.runtime.postgres.migrate)."""
+        return await postgres.migrate(self._pool, directory)
 
     async def persist(self, events: Sequence[Event], round_trips: Sequence[RoundTrip] = (),
                       snapshot: LedgerState | None = None) -> int:

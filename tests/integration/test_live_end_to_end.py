@@ -10,50 +10,21 @@ from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
-import nats
 import pytest
 
 from bosun.apps import control
-from bosun.apps.exchange_sim.auth import Credentials
-from bosun.apps.exchange_sim.server import serving
-from bosun.runtime.embedded import EmbeddedNats
 from proto import codec
 from proto import events as ev
 from tests.builders import publish, target, until_trading
-from tests.datafiles import BTC_TRADES, data_file
+from tests.liveplatform import live_platform
 from tests.natshelp import Collector, stored_count
-from tests.processes import ServiceProcess, server_env
-from tests.simhelp import API_KEY, API_SECRET, sim_config
-
-CONFIG = """
-mode = "live"
-[[clients]]
-id = "alice"
-[clients.venues.binance]
-kind = "live"
-api_url = "{url}"
-poll_s = 0.1
-"""
+from tests.simhelp import API_KEY, API_SECRET
 
 
 @pytest.fixture
-async def live(tmp_path: Path):
-    async with serving(sim_config(str(data_file(BTC_TRADES)), USDT="100000"), Credentials(API_KEY, API_SECRET)) as sim:
-        async with aiohttp.ClientSession() as http:
-            await http.post(sim.url + "/sim/advance", json={"trades": 10})
-        config = tmp_path / "bosun.toml"
-        config.write_text(CONFIG.format(url=sim.url))
-        with EmbeddedNats(tmp_path / "nats") as server:
-            nc = await nats.connect(server.url)
-            env = {**server_env(server.url), "BOSUN_BINANCE_API_KEY": API_KEY, "BOSUN_BINANCE_API_SECRET": API_SECRET,
-                   "OTEL_TRACES_EXPORTER": "console"}  # traces into its log, where the secrets test reads them
-            execution = ServiceProcess("execution", config, tmp_path, env)
-            try:
-                await execution.start(nc)
-                yield nc, execution, sim
-            finally:
-                execution.stop()
-                await nc.close()
+async def live(tmp_path: Path, fresh_database_url: str):
+    async with live_platform(tmp_path, fresh_database_url) as platform:
+        yield platform.nc, platform.execution, platform.sim
 
 
 async def test_an_approved_target_trades_once_on_the_exchange_and_survives_a_restart(live) -> None:

@@ -10,6 +10,7 @@ from decimal import Decimal
 from itertools import islice
 
 import aiohttp
+import msgspec
 import pytest
 
 from bosun.apps.exchange_sim.auth import Credentials
@@ -152,8 +153,10 @@ async def test_refusals_name_the_rule_or_the_exchanges_reason_and_hold_no_key(si
     [too_big] = await edge.place(order(5, qty="50", order_type="limit", limit="60000"))  # 3M USDT on 100k
     assert isinstance(too_big, OrderRejected) and "InsufficientFunds" in too_big.reason
     [stop] = await edge.place(order(6, order_type="stop_market"))
-    assert isinstance(stop, OrderRejected) and "not placed on live venues yet" in stop.reason
-    for rejected in (too_small, too_big, stop):
+    assert isinstance(stop, OrderRejected) and stop.reason == "stop_market needs a stop_price"
+    [on_close] = await edge.place(order(7, order_type="market_on_close"))
+    assert isinstance(on_close, OrderRejected) and "not placed on live venues yet" in on_close.reason
+    for rejected in (too_small, too_big, stop, on_close):
         assert API_KEY not in rejected.reason and API_SECRET not in rejected.reason
 
 
@@ -304,3 +307,36 @@ async def test_a_throttled_poll_waits_the_retry_after_before_polling_again(sim: 
     assert await edge.fills() == []  # throttled
     assert await edge.fills() == []  # held: not asked again
     assert [r.status for r in sim.rest.requests if r.path == "/api/v3/myTrades"] == [429]
+def leg(n: int, order_type: str, side: str = "sell", oco: str | None = "g1") -> SubmitOrder:
+    """A bracket's leg: closes the position when its trigger is reached."""
+    return msgspec.structs.replace(order(n, qty="0", order_type=order_type, side=side), stop_price=Decimal("1000"),
+                                   close_position=True, oco=oco)
+
+
+async def test_a_stop_closing_a_spot_position_sells_what_the_account_holds(sim: Simulator, edge: CcxtEdge) -> None:
+    await control(sim, "POST", "/sim/advance", {"trades": 10})
+    await edge.place(order(1, qty="0.01"))
+    ex = edge.accounts[("alice", "binance")].exchange
+    held = (await ex.fetch_balance())["BTC"]["free"]  # 0.01 less the fee taken in BTC
+    [accepted] = await edge.place(stop := leg(2, "stop_market"))
+    assert isinstance(accepted, OrderAccepted)
+    [placed] = await ex.fetch_open_orders("BTC/USDT")
+    assert (placed["clientOrderId"], placed["info"]["type"], placed["amount"]) == (stop.id, "STOP_LOSS", held)
+    # The stop locked the balance: the take-profit beside it, and a buy-side leg, are refused by name.
+    [take_profit] = await edge.place(leg(3, "take_profit_market"))
+    assert isinstance(take_profit, OrderRejected) and "OCO order lists are not placed" in take_profit.reason
+    [short] = await edge.place(leg(4, "stop_market", side="buy"))
+    assert isinstance(short, OrderRejected) and "holds no short position" in short.reason
+    [again] = await edge.place(stop, look_first=True)  # after a restart: found, not placed twice
+    assert isinstance(again, OrderAccepted) and len(await ex.fetch_open_orders("BTC/USDT")) == 1
+
+
+async def test_an_order_from_before_a_restart_is_not_sent_when_the_exchange_cannot_say(sim: Simulator,
+                                                                                     edge: CcxtEdge) -> None:
+    await control(sim, "POST", "/sim/advance", {"trades": 10})
+    await control(sim, "POST", "/sim/faults", {"server_errors": 99, "paths": ["/api/v3/order"]})
+    [refused] = await edge.place(order(8), look_first=True)
+    assert isinstance(refused, OrderRejected) and "could not say whether it holds the order" in refused.reason
+    await control(sim, "DELETE", "/sim/faults")
+    ex = edge.accounts[("alice", "binance")].exchange
+    assert await ex.fetch_orders("BTC/USDT") == []  # nothing was sent

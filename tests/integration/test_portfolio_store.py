@@ -12,7 +12,8 @@ from bosun.runtime.clock import SimClock
 from bosun.apps.config import ClientConfig, Config
 from proto.events import EquitySnapshot, Event, FundingRateSettled, OrderFilled, PositionChanged
 from services.portfolio.actor import PortfolioActor, StoreFill
-from services.portfolio.store import MIGRATIONS_DIR, MigrationError, PortfolioStore
+from bosun.runtime.postgres import MIGRATIONS_DIR, MigrationError
+from services.portfolio.store import PortfolioStore
 
 pytestmark = pytest.mark.integration
 

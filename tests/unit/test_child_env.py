@@ -29,14 +29,15 @@ def test_a_service_without_secrets_sees_only_the_plain_settings():
 
 def test_execution_alone_gets_the_venue_credentials():
     assert set(env("execution")) == PLAIN | {"BOSUN_BINANCE_API_KEY", "BOSUN_BINANCE_API_SECRET",
-                                             "BOSUN_OKX_API_PASSWORD"}
+                                             "BOSUN_OKX_API_PASSWORD", "BOSUN_DATABASE_URL"}
 
 
 def test_alerts_alone_gets_its_webhook_urls():
     assert set(env("alerts")) == PLAIN | WEBHOOKS
 
 
-def test_a_service_gets_its_own_nats_url_and_portfolio_the_database():
+def test_a_service_gets_its_own_nats_url_and_portfolio_and_execution_the_database():
     assert set(env("risk")) == PLAIN | {"BOSUN_NATS_URL_RISK"}
+    assert env("execution")["BOSUN_DATABASE_URL"] == "postgresql://h:2/bosun"
     assert env("portfolio")["BOSUN_DATABASE_URL"] == "postgresql://h:2/bosun"
     assert set(env("portfolio")) == PLAIN | {"BOSUN_DATABASE_URL"}

@@ -10,6 +10,7 @@ import re
 import jsonschema
 import pytest
 
+from bosun.apps.child_env import DATABASE_USERS  # the same services as under `bosun up`
 from tests.datafiles import schema_file
 from tests.infra import INFRA, REPO, SERVICES, compose, metrics_ports, nomad_groups, nomad_text, port_of
 
@@ -73,7 +74,7 @@ def test_each_bosun_service_runs_as_its_own_nats_user_and_is_checked_on_its_metr
         assert list(nats_urls) == [f"BOSUN_NATS_URL_{name.upper()}"], name
         assert nats_urls[f"BOSUN_NATS_URL_{name.upper()}"].startswith(f"nats://{name}:${{BOSUN_NATS_{name.upper()}_PASS")
         assert name.upper() in users
-        assert ("BOSUN_DATABASE_URL" in env) == (name == "portfolio"), name
+        assert ("BOSUN_DATABASE_URL" in env) == (name in DATABASE_USERS), name
         check = " ".join(service["healthcheck"]["test"])
         assert f"http://127.0.0.1:{ports[name]}/metrics" in check, name
     nats_env = services["nats"]["environment"]
@@ -114,7 +115,7 @@ def test_nomad_runs_the_same_services_commands_ports_and_checks_as_compose() -> 
         rendered = " ".join(t["data"] for t in task["template"])
         nats_urls = re.findall(r"BOSUN_NATS_URL\w*=nats://\w+", rendered)
         assert nats_urls == [f"BOSUN_NATS_URL_{name.upper()}=nats://{name}"], name
-        assert ("BOSUN_DATABASE_URL" in rendered) == (name == "portfolio"), name
+        assert ("BOSUN_DATABASE_URL" in rendered) == (name in DATABASE_USERS), name
     for name in set(long_running()) - set(SERVICES):
         images = [t["config"][0]["image"] for t in (next(iter(x.values())) for x in groups[name]["task"])]
         assert images == [services[name]["image"]], name

@@ -12,11 +12,14 @@ from bosun.runtime.clock import SimClock
 from bosun.apps.config import ClientConfig, Config
 from services.execution.config import VenueConfig
 from bosun.runtime.inproc import InProcessBus
-from proto.events import (Bar, CancelAllOrders, CancelOrder, Event, OrderAccepted, OrderCanceled, OrderFilled, OrderModified,
-                          OrderRejected, SubmitOrder, TargetApproved, TargetPosition, VenueStateReported)
+from proto.events import (Bar, CancelAllOrders, CancelOrder, Event, OrderAccepted, OrderCanceled, OrderFilled,
+                          OrderModified, OrderRejected, ReconciliationReport, SubmitOrder, TargetApproved,
+                          TargetPosition, VenueStateReported)
 from services.execution.actor import ExecutionActor
 from services.execution.venues.live import LiveAdapter, PlaceOrder
 from services.execution.orders import Cancel, OpenOrder, OrderBook, Place, client_order_id, plan
+from services.execution import actor as execution_actor
+from services.execution.records import Protection, RecordOrderEntry
 from services.execution.venues.shadow_adapter import ShadowAdapter
 
 T0 = 1_727_751_600_000_000_000  # 2024-10-01 03:00 UTC
@@ -256,7 +259,7 @@ def test_after_a_restart_only_unanswered_orders_are_placed_and_each_fill_is_publ
     accepted = OrderAccepted(id=first.id, ts_event=T0, client_order_id=first.id, venue_order_id="v1", client="alice",
                              venue="binance", symbol="BTCUSDT")
     bus, adapter, effects = live([first, accepted, second])
-    assert effects == [PlaceOrder(second)]
+    assert effects == [PlaceOrder(second, look_first=True)]  # it may be done on the exchange: looked up first
     fill = OrderFilled(id="binance-7", ts_event=T0, client_order_id=first.id, client="alice", venue="binance",
                        symbol="BTCUSDT", side="buy", qty=D(1), price=D(100), fee=D("0.1"))
     published: list[Event] = []
@@ -328,9 +331,11 @@ def test_a_bracket_survives_a_restart_without_placing_anything() -> None:
     first.send(bar(1, "100", "101", "99", "100"))  # long 1 at 100, then the "crash"
 
     h = restart(first.events, config(slippage_bps=D(0)))
-    [report] = h.events  # restored, nothing placed: the venue reports what it holds, and it agrees
+    # Restored, nothing placed: the venue reports what it holds, it agrees, and the audit is told so.
+    report, reconciled = h.events
     assert isinstance(report, VenueStateReported)
     assert (report.open_orders, report.position) == ((client_order_id("t1", 2),), D(1))
+    assert isinstance(reconciled, ReconciliationReport) and (reconciled.found, reconciled.done) == ((), ())
     assert h.actor.book.position(KEY) == D(1) and h.actor.disagreements == {}
     assert h.send(t1) == []  # the DURABLE redelivery of a handled target is not re-planned
     [fill] = h.send(bar(2, "97", "98", "94", "96"))
@@ -566,3 +571,59 @@ def test_a_cancel_within_the_cancel_latency_loses_the_race_to_a_fill() -> None:
         h.send(bar(1, "99", "100", "97", "98"))  # trades through 98
         assert bool(h.of(OrderFilled)) is filled, latency_ms
         assert bool(h.of(OrderCanceled)) is not filled, latency_ms
+
+
+def unprotected_after_restart(on_unprotected: str) -> tuple[ExecutionActor, list[Event], bool | None]:
+    """Long 1 with a stop at 95 known from the store, and a venue that reports no stop working."""
+    bus, seen = InProcessBus(), []
+    bus.tap(lambda _subject, msg: seen.append(msg) if isinstance(msg, Event) else None)
+    bus.set_trading_enabled(True)
+    actor = ExecutionActor(SimClock(T0), bus, config(on_unprotected=on_unprotected).execution_config(),
+                           protection={KEY: Protection("t1", D(95), None)})
+    actor.on_order_event(OrderFilled(id="binance-1", ts_event=T0, client_order_id=client_order_id("t1", 1),
+                                     client="alice", venue="binance", symbol="BTCUSDT", side="buy", qty=D(1),
+                                     price=D(100), fee=D(0)))
+    bus.attach(actor)
+    bus.publish(VenueStateReported(id="binance.alice.BTCUSDT.9", ts_event=T0 + 9, client="alice", venue="binance",
+                                   symbol="BTCUSDT", open_orders=(), position=D(1), fills_found=("binance-1",)))
+    bus.drain()
+    return actor, seen[1:], bus.kv("$KV.control.trading_enabled")
+
+
+def test_a_position_that_lost_its_stop_is_rearmed_on_reconciliation() -> None:
+    _, out, enabled = unprotected_after_restart("rearm")
+    [stop, report] = [e for e in out if isinstance(e, (SubmitOrder, ReconciliationReport))]
+    assert (stop.order_type, stop.side, stop.stop_price, stop.close_position) == ("stop_market", "sell", D(95), True)
+    assert stop.target_id == "t1.rearm.binance.alice.BTCUSDT.9" and enabled is True
+    assert report.found == ("1 fills missed while down: binance-1",
+                            "position 1 without its protective orders (levels of target t1)")
+    assert (report.done, report.why) == (("re-armed stop_loss 95, take_profit None",),
+                                         ("on_unprotected = 'rearm' for venue binance",))
+
+
+def test_a_position_that_lost_its_stop_is_flattened_on_reconciliation() -> None:
+    actor, out, _ = unprotected_after_restart("flatten")
+    [flatten, report] = [e for e in out if isinstance(e, (SubmitOrder, ReconciliationReport))]
+    assert (flatten.order_type, flatten.side, flatten.qty, flatten.reduce_only) == ("market", "sell", D(1), True)
+    assert report.done == ("flatten 1 at market",) and actor.protection == {}
+
+
+def test_a_position_that_lost_its_stop_halts_trading_on_reconciliation() -> None:
+    _, out, enabled = unprotected_after_restart("halt")
+    assert not [e for e in out if isinstance(e, SubmitOrder)] and enabled is False
+    [report] = [e for e in out if isinstance(e, ReconciliationReport)]
+    assert report.done == ("halt trading",)
+
+
+def test_a_durable_replay_records_only_its_tail_once_on_start(monkeypatch) -> None:
+    monkeypatch.setattr(execution_actor, "REPLAY_TAIL", 2)
+    bus, asked = InProcessBus(), []
+    bus.on_effect(asked.append)
+    actor = ExecutionActor(SimClock(T0), bus, config().execution_config(), durable=True)
+    log = [SubmitOrder(id=f"o{i}", ts_event=T0, client="alice", venue="binance", symbol="BTCUSDT", side="buy",
+                       qty=D(1), order_type="market", target_id=f"t{i}") for i in range(3)]
+    for entry in log:  # the replay: recorded when it first came, nothing asked of the store now
+        actor.on_order_event(entry)
+    assert asked == []
+    bus.attach(actor)  # on_start
+    assert [(e.entry.id, e.remaining) for e in asked if isinstance(e, RecordOrderEntry)] == [("o1", D(1)), ("o2", D(1))]

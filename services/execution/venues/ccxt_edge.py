@@ -4,6 +4,9 @@ It carries out the LiveAdapter's effects and answers with the Order* events the 
 gives, and reads each account's trades for fills. What it guarantees:
 - an order goes out with its client order id (`newClientOrderId`), rounded to the exchange's
   own market rules first; an order those rules refuse is rejected here, naming the rule;
+- an order found unanswered in the log after a restart is looked up by its client order id
+  before it is sent (the exchange may hold it done, and then refuses no second one), and not
+  sent when the exchange cannot say;
 - a network failure (ccxt's NetworkError family: RequestTimeout, ExchangeNotAvailable, ...) is
   retried at most MAX_ATTEMPTS times with jittered exponential backoff, and before each retry
   the order is looked up by its client order id, so a request whose answer was lost is never
@@ -13,9 +16,10 @@ gives, and reads each account's trades for fills. What it guarantees:
   Retry-After); a throttled place was refused unread, so it is sent again in its turn, unlooked;
 - anything else the exchange refuses (InvalidOrder, InsufficientFunds, AuthenticationError,
   ...) becomes OrderRejected with the exchange's reason, keys scrubbed from it;
-- a cancel that finds no order (it raced a fill) is resolved by fetching the order.
-Protective orders (stop_market / take_profit_market) are not placed on live venues yet: they
-are rejected with that reason."""
+- a cancel that finds no order (it raced a fill) is resolved by fetching the order;
+- protective orders (stop_market / take_profit_market, closing the position) go out as the
+  exchange's own STOP_LOSS / TAKE_PROFIT, sized by what the account holds (spot: protective.py).
+On start, `venue_state` reads what each account holds for execution to reconcile with."""
 
 from __future__ import annotations
 
@@ -37,7 +41,8 @@ from ccxt.base import errors as ccxt_errors
 from proto.events import Event, OrderAccepted, OrderCanceled, OrderFilled, SubmitOrder
 from services.execution.config import ExecutionConfig, VenueConfig
 from services.execution.orders import rejection
-from services.execution.venues.live import CancelAllVenueOrders, CancelVenueOrder, PlaceOrder
+from services.execution.venues import protective
+from services.execution.venues.live import CancelAllVenueOrders, CancelVenueOrder, PlaceOrder, VenueFound
 from services.execution.venues.pacing import Pacing
 
 log = logging.getLogger(__name__)
@@ -94,6 +99,11 @@ class _Account:
         """After a 429 / 418: no request to the exchange before its Retry-After has passed."""
         self.pacing.retry_after(time.monotonic(), _retry_after_s(self.exchange.last_response_headers))
 
+    def remember(self, venue_id: str, coid: str) -> None:
+        self.coids[venue_id] = coid
+        if len(self.coids) > ORDERS_REMEMBERED:  # the oldest first: its fills came long ago
+            del self.coids[next(iter(self.coids))]
+
     def scrub(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "***")
@@ -122,7 +132,7 @@ class CcxtEdge:
         answers: list[Event] = []
         for effect in effects:
             if type(effect) is PlaceOrder:
-                answers += await self.place(effect.order)
+                answers += await self.place(effect.order, effect.look_first)
             elif type(effect) is CancelVenueOrder:
                 answers += await self.cancel(effect.cancel.client, effect.cancel.venue, effect.cancel.symbol,
                                              effect.cancel.client_order_id, effect.cancel.reason)
@@ -133,22 +143,47 @@ class CcxtEdge:
 
     # --- orders
 
-    async def place(self, order: SubmitOrder) -> list[Event]:
+    async def place(self, order: SubmitOrder, look_first: bool = False) -> list[Event]:
         account = self.accounts[(order.client, order.venue)]
-        if order.order_type not in ("market", "limit"):
+        if order.order_type not in ("market", "limit", *protective.TRIGGERS):
             return [rejection(order.id, order, f"{order.order_type} orders are not placed on live venues yet")]
         try:
             symbol = await account.symbol(order.symbol)
         except KeyError:
             return [rejection(order.id, order, f"{order.venue} lists no market {order.symbol}")]
-        problem, amount, price = self._fit(account, symbol, order)
+        params: dict[str, str] = {"newClientOrderId": order.id}
+        sent = order
+        if look_first:
+            # Sent before a restart, it may be done on the exchange, which refuses a duplicate client
+            # order id only while the order is open: sent only once the exchange says it has none.
+            try:
+                found = await patiently(account.exchange.fetch_order, None, symbol, {"origClientOrderId": order.id})
+                return self._accepted(account, order, found)
+            except ccxt_errors.OrderNotFound:
+                pass
+            except ccxt_errors.BaseError as exc:
+                return [rejection(order.id, order, f"{order.venue} could not say whether it holds the order sent "
+                                                   f"before the restart, so it is not sent again: "
+                                                   f"{account.scrub(type(exc).__name__ + ': ' + str(exc))}")]
+        elif order.order_type in protective.TRIGGERS:
+            # Sized by the free balance it then locks: a leg placed before would find none the second time.
+            found = await self._find(account, symbol, order.id)
+            if found is not None:
+                return self._accepted(account, order, found)
+        if order.order_type in protective.TRIGGERS or order.reduce_only:
+            sized = await protective.sized(account.exchange, symbol, order, patiently)
+            if isinstance(sized, str):
+                return [rejection(order.id, order, sized)]
+            sent, trigger = sized
+            params.update(trigger)
+        problem, amount, price = self._fit(account, symbol, sent)
         if problem:
             return [rejection(order.id, order, problem)]
-        params = {"newClientOrderId": order.id}
+        ccxt_type = "limit" if order.order_type == "limit" else "market"  # a trigger's type is in its params
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 placed = await self._request(account, order.symbol, False, account.exchange.create_order, symbol,
-                                             order.order_type, order.side, amount, price, params)
+                                             ccxt_type, order.side, amount, price, params)
                 return self._accepted(account, order, placed)
             except NotNow as exc:
                 return [rejection(order.id, order, f"{order.venue}: order not sent: {exc}")]
@@ -223,9 +258,7 @@ class CcxtEdge:
 
     def _accepted(self, account: _Account, order: SubmitOrder, placed: dict[str, Any]) -> list[Event]:
         venue_id = str(placed["id"])
-        account.coids[venue_id] = order.id
-        if len(account.coids) > ORDERS_REMEMBERED:  # the oldest first: its fills came long ago
-            del account.coids[next(iter(account.coids))]
+        account.remember(venue_id, order.id)
         account.since_ms.setdefault(order.symbol, int(placed.get("timestamp") or 0))
         return [OrderAccepted(id=order.id, ts_event=order.ts_event, client_order_id=order.id, venue_order_id=venue_id,
                               client=order.client, venue=order.venue, symbol=order.symbol)]
@@ -278,7 +311,7 @@ class CcxtEdge:
                     log.warning("%s: reading trades failed, next poll tries again: %s", account.venue,
                                 account.scrub(f"{type(exc).__name__}: {exc}"))
                     continue
-                found += self.fills_of(account, trades)
+                found += await self._fills(account, market_id, symbol, trades)
         return found
 
     def fills_of(self, account: _Account, trades: Sequence[dict[str, Any]]) -> list[OrderFilled]:
@@ -288,6 +321,59 @@ class CcxtEdge:
             market_id = account.exchange.market(trade["symbol"])["id"]
             found.append(self._fill(account, market_id, trade))
             account.since_ms[market_id] = max(account.since_ms.get(market_id, 0), int(trade["timestamp"]))
+        return found
+
+    async def _fills(self, account: _Account, market_id: str, symbol: str, trades: list[dict[str, Any]]
+                     ) -> list[OrderFilled]:
+        """Trades as fills, named by our client order ids (an order not placed by this process is
+        looked up once: its fills after a restart keep the id it was placed with)."""
+        for order_id in {str(t["order"]) for t in trades} - account.coids.keys():
+            try:
+                placed = await patiently(account.exchange.fetch_order, order_id, symbol)
+            except ccxt_errors.BaseError as exc:
+                log.warning("%s: looking up order %s failed: %s", account.venue, order_id, account.scrub(str(exc)))
+                continue
+            if placed.get("clientOrderId"):
+                account.remember(order_id, placed["clientOrderId"])
+        return self.fills_of(account, trades)
+
+    async def venue_state(self, last_fills: Mapping[tuple[str, str, str], tuple[str, int]]) -> list[VenueFound]:
+        """On start, for each account: its open orders, its trades since the newest fill recorded
+        (`last_fills`, per client, venue and market) and its balances, per market that has any of
+        them. The trades are read on from there by `fills`. An exchange that cannot be read is an
+        error naming the venue (keys scrubbed): execution stops, and its supervisor starts it again."""
+        found: list[VenueFound] = []
+        for (client, venue), account in self.accounts.items():
+            for (c, v, market_id), (_, ts_ns) in last_fills.items():
+                if (c, v) == (client, venue):
+                    account.since_ms[market_id] = min(account.since_ms.get(market_id, ts_ns // 1_000_000),
+                                                      ts_ns // 1_000_000)
+            try:
+                found += await self._account_state(account)
+            except ccxt_errors.BaseError as exc:
+                raise RuntimeError(f"{venue}: reading what account {client} holds failed: "
+                                   f"{account.scrub(type(exc).__name__ + ': ' + str(exc))}") from None
+        return found
+
+    async def _account_state(self, account: _Account) -> list[VenueFound]:
+        ex = account.exchange
+        if not ex.markets:
+            await patiently(ex.load_markets)
+        open_orders: dict[str, list[str]] = {}
+        for o in await patiently(ex.fetch_open_orders):
+            open_orders.setdefault(ex.market(o["symbol"])["id"], []).append(
+                o.get("clientOrderId") or f"{account.venue}-{o['id']}")
+        balances = await patiently(ex.fetch_balance)
+        found: list[VenueFound] = []
+        for market_id in sorted(open_orders.keys() | account.since_ms.keys()):
+            symbol = await account.symbol(market_id)
+            fills: list[OrderFilled] = []
+            if market_id in account.since_ms:
+                trades = await patiently(ex.fetch_my_trades, symbol, account.since_ms[market_id], TRADES_PER_POLL)
+                fills = await self._fills(account, market_id, symbol, trades)
+            held = (balances.get(ex.market(symbol)["base"]) or {}).get("total") or 0
+            found.append(VenueFound(account.client, account.venue, market_id,
+                                    tuple(sorted(open_orders.get(market_id, ()))), Decimal(str(held)), tuple(fills)))
         return found
 
     def _fill(self, account: _Account, market_id: str, trade: dict[str, Any]) -> OrderFilled:

@@ -10,12 +10,18 @@ come back through `on_fills_found` and are published once each, by trade id.
 
 In capped-live mode (`[live] capped = true`) an order above the caps is rejected here, naming
 the cap, and never reaches the edge: the adapter then keeps the accounts' book from the log
-and reads the newest prices, which it does not otherwise."""
+and reads the newest prices, which it does not otherwise.
+
+Once started, the edge reads what each account holds (`on_venue_found`): the fills missed
+while down are published (once each, as ever), then one VenueStateReported per market, naming
+them, for execution to reconcile with."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import NamedTuple
 
 from bosun.model.prices import LatestPrices
 from bosun.model.recent import RecentIds
@@ -24,7 +30,7 @@ from bosun.runtime.clock import Clock
 from proto import codec
 from proto import subjects as sj
 from proto.events import (CancelAllOrders, CancelOrder, Event, OrderAccepted, OrderCanceled, OrderFilled,
-                          OrderRejected, PriceSnapshot, SubmitOrder)
+                          OrderRejected, PriceSnapshot, SubmitOrder, VenueStateReported)
 from services.execution.caps import over_caps
 from services.execution.config import ExecutionConfig
 from services.execution.orders import OrderBook, rejection
@@ -35,6 +41,9 @@ ANSWERS = (OrderAccepted, OrderRejected, OrderCanceled)
 @dataclass(frozen=True, slots=True)
 class PlaceOrder(Effect):
     order: SubmitOrder
+    # Found unanswered in the log after a restart: it may have reached the exchange before the crash
+    # and be done there (an exchange refuses a duplicate client order id only while it is open).
+    look_first: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +54,19 @@ class CancelVenueOrder(Effect):
 @dataclass(frozen=True, slots=True)
 class CancelAllVenueOrders(Effect):
     command: CancelAllOrders
+
+
+class VenueFound(NamedTuple):
+    """What an exchange account holds in one market, read on start: its open orders (client
+    order ids), its position (spot: the base asset's balance) and its trades since the newest
+    fill recorded, as fills."""
+
+    client: str
+    venue: str
+    symbol: str
+    open_orders: tuple[str, ...]
+    position: Decimal
+    fills: tuple[OrderFilled, ...]
 
 
 class LiveAdapter(Actor):
@@ -73,7 +95,7 @@ class LiveAdapter(Actor):
     def on_start(self) -> None:
         self._started = True
         for command in self._unanswered.values():
-            self._carry_out(command)
+            self._carry_out(command, look_first=True)
         self._unanswered.clear()
 
     def on_fills_found(self, fills: Sequence[OrderFilled]) -> None:
@@ -81,6 +103,17 @@ class LiveAdapter(Actor):
         for fill in fills:
             if self._fills.add(fill.id):
                 self.out.publish(fill)
+
+    def on_venue_found(self, found: Sequence[VenueFound]) -> None:
+        now = self.clock.now_ns()
+        for market in found:
+            new = [fill for fill in market.fills if self._fills.add(fill.id)]
+            for fill in new:
+                self.out.publish(fill)
+            self.out.publish(VenueStateReported(
+                id=f"{market.venue}.{market.client}.{market.symbol}.{now}", ts_event=now, client=market.client,
+                venue=market.venue, symbol=market.symbol, open_orders=market.open_orders, position=market.position,
+                fills_found=tuple(fill.id for fill in new)))
 
     def on_order_log(self, entry: Event) -> None:
         if (getattr(entry, "client", None), getattr(entry, "venue", None)) not in self._accounts:
@@ -107,7 +140,7 @@ class LiveAdapter(Actor):
             return
         self._carry_out(entry)
 
-    def _carry_out(self, command: Event) -> None:
+    def _carry_out(self, command: Event, look_first: bool = False) -> None:
         kind = type(command)
         if kind is SubmitOrder:
             if command.id not in self._answered and self._placed.add(command.id):
@@ -115,7 +148,7 @@ class LiveAdapter(Actor):
                 if problem:
                     self.out.publish(rejection(command.id, command, problem))  # type: ignore[arg-type]
                 else:
-                    self.out.effect(PlaceOrder(command))  # type: ignore[arg-type]
+                    self.out.effect(PlaceOrder(command, look_first))  # type: ignore[arg-type]
         elif kind is CancelOrder:
             if self._cancelled.add(command.id):
                 self.out.effect(CancelVenueOrder(command))  # type: ignore[arg-type]
