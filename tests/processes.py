@@ -64,8 +64,17 @@ class ServiceProcess:
                     raise AssertionError(f"{self.service} did not answer PING in {timeout}s:\n{self.log_text()}")
                 await asyncio.sleep(0.05)  # polling a start-up, not synchronising on an event
 
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
+    async def logged(self, text: str, timeout: float = 20.0) -> None:
+        """Until the service's log says `text` (its own word that a state was reached)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log_text(tail=None):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.service} did not log {text!r} in {timeout}s:\n{self.log_text()}")
+            await asyncio.sleep(0.05)  # polling a file: bounded by the deadline
+
+    def log_text(self, tail: int | None = 4000) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return text if tail is None else text[-tail:]
 
     def stop(self) -> int | None:
         return None if self.proc is None else terminate(self.proc, timeout_s=STOP_TIMEOUT_S)

@@ -57,6 +57,7 @@ async def test_the_api_key_and_secret_appear_in_nothing_execution_emits(live) ->
     async with Collector(nc, ">") as everything, aiohttp.ClientSession() as http:
         await control.set_trading(nc, True)
         await until_trading(nc, "execution", True)
+        await execution.logged("user stream subscribed")  # after the start-up reconciliation
         async with Collector(nc, "order.filled.alice.>") as filled, Collector(nc, "order.rejected.alice.>") as refused:
             await http.post(sim.url + "/sim/faults", json={"stream_drop_after": 0})  # cut by the order's first event
             await publish(nc, ev.TargetApproved(id="alice.s1", ts_event=time.time_ns(), target=target(1, "0.01")))
