@@ -70,6 +70,19 @@ class Bar(Event, frozen=True, kw_only=True):
     volume: Volume
 
 
+class Quote(Event, frozen=True, kw_only=True):
+    """The best bid and ask of one venue.symbol and the size shown at each (Binance `bookTicker`).
+    `ts_event` is the exchange's time where the message has one (futures), else the receive time
+    set to the exchange's clock (spot bookTicker carries none; see services.ingest.quotes)."""
+
+    venue: str
+    symbol: str
+    bid: Price
+    bid_qty: QtyOrZero
+    ask: Price
+    ask_qty: QtyOrZero
+
+
 class PriceSnapshot(Event, frozen=True, kw_only=True):
     """The newest price of one venue.symbol: the value of KV `prices` key `<venue>.<symbol>`.
 
@@ -82,6 +95,8 @@ class PriceSnapshot(Event, frozen=True, kw_only=True):
     open: Price | None = None
     high: Price | None = None
     low: Price | None = None
+    bid: Price | None = None  # the newest best bid and ask (from Quote), where the market has quotes
+    ask: Price | None = None
 
 
 # ----------------------------------------------------------------------------- intent
@@ -299,6 +314,7 @@ class DeadLetter(Event, frozen=True, kw_only=True):
 ANY_EVENT = (
     Trade
     | Bar
+    | Quote
     | PriceSnapshot
     | SignalDetected
     | TargetPosition

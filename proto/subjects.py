@@ -20,6 +20,7 @@ TRADING_ENABLED_KEY = "trading_enabled"
 
 BARS = "md.bar.>"
 TRADES = "md.trade.>"
+QUOTES = "md.quote.>"
 SIGNALS = "signal.detected.>"
 TARGETS = "target.proposed.>"
 APPROVED = "target.approved.>"
@@ -71,7 +72,8 @@ _BY_CLIENT: dict[type, str] = {
     ev.VenueStateReported: "order.venue_state",
     ev.PositionChanged: "position.changed",
 }
-_BY_MARKET: dict[type, str] = {ev.Bar: "md.bar", ev.Trade: "md.trade", ev.PriceSnapshot: f"$KV.{PRICES_BUCKET}"}
+_BY_MARKET: dict[type, str] = {ev.Bar: "md.bar", ev.Trade: "md.trade", ev.PriceSnapshot: f"$KV.{PRICES_BUCKET}",
+                                ev.Quote: "md.quote"}
 
 # The rest, one rule each. (A dict, not `match`: a class pattern that misses costs an
 # isinstance check through msgspec's metaclass, several hundred ns, on every event.)

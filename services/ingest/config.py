@@ -19,7 +19,8 @@ class IngestConfig(ConfigStruct):
     # Bars filled from REST per symbol on each (re)connect, at most: the newest of a longer gap,
     # in ceil(n / 1000) requests (about 3.5 days of 1m bars); 0 = no gap fill.
     gap_fill_max_bars: int = 5000
-    streams: list[Literal["kline", "trade"]] = msgspec.field(default_factory=lambda: ["kline", "trade"])
+    # bookTicker: best bid/ask as Quote events (for the shadow venue's `book` fill model); not by default
+    streams: list[Literal["kline", "trade", "bookTicker"]] = msgspec.field(default_factory=lambda: ["kline", "trade"])
     replay: list[str] = []  # kline/trade files; when set, replay them instead of the websocket
     speed: float = 0.0  # replay speed as a multiple of real time; 0 = as fast as possible
     max_reconnect_delay_s: float = 30.0

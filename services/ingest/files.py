@@ -15,7 +15,7 @@ from itertools import chain, islice
 from operator import le, lt
 from pathlib import Path
 
-from proto.events import Bar, Trade
+from proto.events import Bar, Quote, Trade
 from services.ingest.bars import bar_id_prefix, format_interval, parse_interval, trade_id_prefix
 
 # Small enough that a block, its fields and their values stay in the CPU cache while the
@@ -194,7 +194,7 @@ class _Table:
                 except (ValueError, ArithmeticError, KeyError):
                     pass
                 if value is None or (isinstance(value, Decimal) and not value.is_finite()):
-                    return DataError(self.path, n, f"{name} {row[i]!r} is not {_EXPECTED[conv]}")
+                    return DataError(self.path, n, f"{name} {row[i]!r} is not {_EXPECTED.get(conv, 'valid')}")
         raise AssertionError(f"{self.path}: a block at line {line} failed to parse but no bad row was found")
 
 
@@ -292,9 +292,9 @@ def _trades(table: _Table, venue: str, symbol: str) -> Iterator[Trade]:
 
 
 def read_market_file(path: str | Path, *, venue: str = "binance", symbol: str | None = None,
-                     interval: str | None = None) -> Iterator[Bar] | Iterator[Trade]:
-    """Bars or trades, whichever the file holds (by its header, else its column count).
-    `interval` applies to kline files."""
+                     interval: str | None = None) -> Iterator[Bar] | Iterator[Trade] | Iterator[Quote]:
+    """Bars, trades or quotes (a bookTicker capture), whichever the file holds (by its header,
+    else its column count). `interval` applies to kline files."""
     path = Path(path)
     blocks = _blocks(path)
     try:
@@ -306,4 +306,8 @@ def read_market_file(path: str | Path, *, venue: str = "binance", symbol: str | 
         return read_klines(path, venue=venue, symbol=symbol, interval=interval)
     if "price" in names or (head[0].isdigit() and len(head) in TRADE_HEADERLESS):
         return read_trades(path, venue=venue, symbol=symbol)
+    from services.ingest.quotes import is_book_ticker, read_book_ticker  # it reads through this module
+
+    if is_book_ticker(names):
+        return read_book_ticker(path, venue=venue, symbol=symbol)
     raise DataError(path, 1, f"neither a Binance kline nor a trades CSV: the first line is {','.join(head)[:120]!r}")
