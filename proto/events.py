@@ -22,8 +22,8 @@ from proto.amounts import Distance, Money, NonNegativePrice, Price, Qty, QtyOrZe
 Side = Literal["buy", "sell"]
 OrderType = Literal["market", "limit", "stop_market", "take_profit_market", "market_on_close"]
 # GTC: until done or cancelled; IOC: what the first market data after it fills, the rest cancelled;
-# FOK: all of it on that first market data, or nothing.
-TimeInForce = Literal["GTC", "IOC", "FOK"]
+# FOK: all of it on that first market data, or nothing; GTD: as GTC until `expire_ns`, then cancelled.
+TimeInForce = Literal["GTC", "IOC", "FOK", "GTD"]
 # Why an order was placed, and so why its fills happened: one vocabulary for targets, orders and fills.
 Reason = Literal["signal", "stop_loss", "take_profit", "trailing_stop", "kill_switch", "reconciliation", "manual",
                  "end_of_data"]
@@ -182,6 +182,7 @@ class SubmitOrder(Event, frozen=True, kw_only=True):
     reason: Reason = "signal"
     market_ns: int | None = None
     time_in_force: TimeInForce = "GTC"
+    expire_ns: int | None = None  # GTD: market data from this time on no longer fills it; it is cancelled
     post_only: bool = False  # a limit that would take liquidity at once is rejected
     reduce_only: bool = False  # never increases the position: trimmed to it, or rejected
 

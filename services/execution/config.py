@@ -26,6 +26,9 @@ class VenueConfig(ConfigStruct):
     # traded there, `bar_volume_share` of a bar's volume or a trade's own size; the rest stays working.
     fill_model: Literal["simple", "book"] = "simple"
     bar_volume_share: Decimal = Decimal("0.1")
+    # book model on quotes: the queue ahead of a limit order placed behind the best bid/ask, as a share
+    # of the size displayed at the best (the depth there is not seen); see venues/queue.py
+    queue_share: Decimal = Decimal(1)
     submit_latency_ms: Decimal = Decimal(0)  # an order may fill only on market data from then on
     cancel_latency_ms: Decimal = Decimal(0)  # a cancel (modify, cancel-all) takes effect then: it can lose to a fill
     latency_jitter_ms: Decimal = Decimal(0)  # up to this much more, drawn from the command's id (repeatable)
@@ -41,6 +44,8 @@ class VenueConfig(ConfigStruct):
                 raise ValueError(f"venue {name} must be >= 0, got {getattr(self, name)}")
         if not 0 < _finite("bar_volume_share", self.bar_volume_share) <= 1:
             raise ValueError(f"venue bar_volume_share must be in (0, 1], got {self.bar_volume_share}")
+        if _finite("queue_share", self.queue_share) < 0:
+            raise ValueError(f"venue queue_share must be >= 0, got {self.queue_share}")
         if not 0 < _finite("poll_s", Decimal(self.poll_s)):
             raise ValueError(f"venue poll_s must be > 0, got {self.poll_s}")
 

@@ -57,17 +57,20 @@ from bosun.model.positions import Key, NetPositions, signed
 from bosun.model.recent import RecentIds
 from proto.amounts import MAX_NOTIONAL
 from proto.events import (Bar, CancelAllOrders, CancelOrder, Event, ModifyOrder, OrderAccepted, OrderCanceled,
-                          OrderFilled, OrderModified, OrderRejected, SubmitOrder, Trade)
+                          OrderFilled, OrderModified, OrderRejected, Quote, SubmitOrder, Trade)
 from services.execution.config import VenueConfig
 from services.execution.orders import PROTECTIVE, rejection
+from services.execution.venues import queue as q
 
 BPS = Decimal(10_000)
 ZERO = Decimal(0)
 FILLS_KEPT = 256  # per key, to know the position at a kept bar's time for a late protective order
 
 MarketData = Bar | Trade
+Tick = Trade | Quote
 NOTHING: tuple[Event, ...] = ()
 IOC_MISSED = "IOC/FOK: the first market data after it did not fill it"
+IMMEDIATE = ("IOC", "FOK")
 
 
 class _Terms:
@@ -76,7 +79,7 @@ class _Terms:
     multiply by these very values, exact for any setting of under 28 digits."""
 
     __slots__ = ("cfg", "taker_factor", "maker_fee_rate", "taker_fee_rate", "at_close", "by_volume",
-                 "submit_latency_ns", "cancel_latency_ns", "jitter_ns")
+                 "submit_latency_ns", "cancel_latency_ns", "jitter_ns", "queue_share")
 
     def __init__(self, cfg: VenueConfig) -> None:
         slip = cfg.slippage_bps / BPS
@@ -89,6 +92,7 @@ class _Terms:
         self.submit_latency_ns = int(cfg.submit_latency_ms * 1_000_000)
         self.cancel_latency_ns = int(cfg.cancel_latency_ms * 1_000_000)
         self.jitter_ns = int(cfg.latency_jitter_ms * 1_000_000)
+        self.queue_share = cfg.queue_share
 
     def latency_ns(self, base_ns: int, command_id: str) -> int:
         """`base_ns` plus a jitter drawn from the command's id: random-looking, and the same in every
@@ -107,6 +111,9 @@ class _Working:
     limit: Decimal | None  # the limit on the tick grid
     decided: int = 0  # from when market data may fill it: its decision plus the venue's submit latency
     fills: int = 0
+    expires: int | None = None  # GTD: from this market time on it is cancelled
+    book: bool = False  # the book model on quotes (its symbol had quotes when it came): see venues/queue.py
+    place: q.Place | None = None  # its standing there, once it met the book
 
     @property
     def protective(self) -> bool:
@@ -115,7 +122,7 @@ class _Working:
     @property
     def immediate(self) -> bool:
         """IOC or FOK: the same here, where an order fills whole or not at all."""
-        return self.order.time_in_force != "GTC"
+        return self.order.time_in_force in IMMEDIATE
 
 
 class ShadowVenue:
@@ -129,6 +136,10 @@ class ShadowVenue:
         # front of them the newest one that fell out (once one has). The deque drops the oldest by
         # itself, so keeping a bar is one append; the one in front tells an order too old to fill.
         self._recent: dict[type, dict[str, deque[MarketData]]] = {Bar: {}, Trade: {}}
+        # Symbols with quotes -> their newest `max_recent` trades and quotes in the order they came, each
+        # with the book (newest quote) before it: what the book model on quotes fills on, late orders too.
+        self._ticks: dict[str, deque[tuple[Tick, Quote | None]]] = {}
+        self._book: dict[str, Quote] = {}  # symbol -> its newest quote
         self._working: dict[str, _Working] = {}  # client order id -> order, in submit order
         # Protective orders per key, keys in the order first seen: checked after the other fills.
         self._protective: dict[Key, dict[str, _Working]] = {}
@@ -171,7 +182,7 @@ class ShadowVenue:
                 self._awaiting.append(working)
             fills = []
         else:
-            fills = self._take(working)
+            fills = self._take_book(working) if working.book else self._take(working)
             if fills and isinstance(fills[0], OrderRejected):
                 return [*events, *fills]  # too late to tell: never accepted
         accepted = OrderAccepted(id=order.id, ts_event=order.ts_event, client_order_id=order.id,
@@ -217,6 +228,8 @@ class ShadowVenue:
         working.remaining = qty - filled
         if limit is not None and o.order_type == "limit":
             working.limit = round_price(limit, working.terms.cfg.tick_size, o.side)
+            if working.place is not None and command.limit_price is not None:
+                working.place = None  # a new price: to the back of its level, from the book it meets next
         events.append(OrderModified(id=f"{o.id}.m{command.id}", ts_event=command.ts_event, client_order_id=o.id,
                                     client=o.client, venue=o.venue, symbol=o.symbol, qty=qty,
                                     limit_price=o.limit_price))
@@ -336,6 +349,8 @@ class ShadowVenue:
     def on_market(self, md: MarketData) -> Sequence[Event]:
         """A bar or a trade of this venue: kept for orders that arrive late, and checked against
         the working orders; returns the fills (and the cancels of OCO siblings)."""
+        if type(md) is Quote:
+            return self._on_quote(md)  # type: ignore[arg-type]
         # Late protective orders first: they are due on kept data, before this event.
         fills = self._look_back_awaiting() if self._awaiting else None
         by_symbol = self._recent[type(md)]
@@ -346,6 +361,9 @@ class ShadowVenue:
                                                      or any(m.id == md.id for m in recent)):
             return fills or NOTHING  # a repeated or older event: fills must not move with delivery order
         recent.append(md)
+        ticks = self._ticks.get(md.symbol) if self._ticks else None
+        if ticks is not None and type(md) is Trade:
+            ticks.append((md, self._book[md.symbol]))
         if not self._working and not self._n_protective:
             return fills or NOTHING  # nothing to fill: the usual case, most bars
         if fills is None:
@@ -353,6 +371,13 @@ class ShadowVenue:
         if self._working:
             for working in list(self._working.values()):  # a copy: a fill takes the order out
                 if working.order.symbol == md.symbol:
+                    if working.book:  # its bars fill nothing: they sum the trades it fills on
+                        if ticks is not None and type(md) is Trade:
+                            fills += self._book_event(working, md, ticks[-1][1])  # type: ignore[arg-type]
+                        continue
+                    if working.expires is not None and md.ts_event >= working.expires:
+                        fills.append(self._expired(working))
+                        continue
                     hit = self._fill_at(working, md)
                     if hit is not None:
                         fills += self._fill_on(working, md, hit)
@@ -374,7 +399,9 @@ class ShadowVenue:
         else:
             limit = round_price(order.limit_price, terms.cfg.tick_size, order.side)
         latency = 0 if order.order_type in PROTECTIVE else terms.latency_ns(terms.submit_latency_ns, order.id)
-        return _Working(order, terms, order.qty, limit, order.ts_event + latency)
+        expires = order.expire_ns if order.time_in_force == "GTD" else None
+        book = terms.by_volume and order.symbol in self._ticks and order.order_type in ("market", "limit")
+        return _Working(order, terms, order.qty, limit, order.ts_event + latency, expires=expires, book=book)
 
     def _problem(self, working: _Working) -> str | None:
         """Why the order cannot be taken, or None (whether its fill data is still kept: see `_take`)."""
@@ -389,6 +416,8 @@ class ShadowVenue:
                     f"got {o.limit_price}")
         if working.protective and (o.stop_price is None or o.stop_price <= 0):
             return f"{o.order_type} order needs a stop price > 0, got {o.stop_price}"
+        if o.time_in_force == "GTD" and (o.expire_ns is None or o.expire_ns <= o.ts_event):
+            return f"GTD needs an expire_ns after the order's decision time {o.ts_event}, got {o.expire_ns}"
         if o.order_type == "market_on_close" and o.symbol not in self._recent[Bar]:
             return f"market_on_close: no bar seen for {o.symbol} to close at"
         if o.post_only:
@@ -417,7 +446,7 @@ class ShadowVenue:
     def _fill_at(self, working: _Working, md: MarketData) -> tuple[int, Decimal] | None:
         """(time, price before slippage) at which `md` fills the order; None when it does not fill it."""
         ts = self._fill_ts(working, md)
-        if ts < working.decided:
+        if ts < working.decided or (working.expires is not None and ts >= working.expires):
             return None
         limit, buy = working.limit, working.order.side == "buy"
         if type(md) is Trade:
@@ -483,6 +512,114 @@ class ShadowVenue:
             if working.remaining <= 0 or o.id not in self._working:
                 break
         return events
+
+    # --- the book model on quotes (see venues/queue.py)
+
+    def _on_quote(self, quote: Quote) -> Sequence[Event]:
+        """A best bid/ask: kept with its symbol's trades, and checked against the book model's
+        working orders and the protective ones; returns the fills."""
+        fills = self._look_back_awaiting() if self._awaiting else []
+        symbol = quote.symbol
+        before = self._book.get(symbol)
+        ticks = self._ticks.get(symbol)
+        if ticks is None:
+            ticks = self._ticks[symbol] = deque(maxlen=self._max_recent + 1)
+        elif before is not None and quote.ts_event <= before.ts_event and (
+                quote.ts_event < before.ts_event or any(t.id == quote.id for t, _ in ticks)):
+            return fills or NOTHING  # a repeated or older quote
+        ticks.append((quote, before))
+        self._book[symbol] = quote
+        if self._working:
+            for working in list(self._working.values()):
+                if working.book and working.order.symbol == symbol:
+                    fills += self._book_event(working, quote, before)
+        if self._n_protective:
+            for key, orders in self._protective.items():
+                if orders and key[2] == symbol:
+                    self._trigger_group(key, list(orders.values()), quote, self.positions.get(key), fills)
+        return fills
+
+    def _take_book(self, working: _Working) -> list[Event]:
+        """A new order of the book model: run through the kept trades and quotes from its arrival on
+        (it came after them: late), exactly as it would have met them working; rejected when what it
+        arrived at fell out of them."""
+        o = working.order
+        ticks = self._ticks[o.symbol]
+        start = len(ticks)
+        while start and ticks[start - 1][0].ts_event >= working.decided:
+            start -= 1
+        if start == 0 and len(ticks) > self._max_recent:
+            return [rejection(o.id, o, f"decided at {working.decided} ns, before the {self._max_recent} most recent "
+                                       f"trades and quotes kept for {o.symbol}: cannot tell where it would have filled")]
+        self._working[o.id] = working
+        events: list[Event] = []
+        for i in range(start, len(ticks)):
+            md, before = ticks[i]
+            events += self._book_event(working, md, before)
+            if o.id not in self._working:
+                break
+        return events
+
+    def _book_event(self, working: _Working, md: Tick, book: Quote | None) -> list[Event]:
+        """One trade or quote for an order of the book model; `book` is the newest quote before it.
+        An order meets the book on the first event from its arrival on: it takes there, or rests."""
+        ts = md.ts_event
+        if ts < working.decided:
+            return []
+        if working.expires is not None and ts >= working.expires:
+            return [self._expired(working)]
+        o, place = working.order, working.place
+        events: list[Event] = []
+        if place is None:
+            if book is None:
+                return events  # no book to meet yet: it meets the first one
+            events = self._arrive(working, book, ts)
+            place = working.place
+            if o.id not in self._working or place is None:
+                return events
+        limit = working.limit
+        if place.taking:
+            if type(md) is Quote:
+                events += self._take_quote(working, md, ts)  # type: ignore[arg-type]
+        elif type(md) is Quote:
+            q.queue_on_quote(place, limit, o.side, md)  # type: ignore[arg-type]
+        else:
+            traded = q.traded_for(place, limit, o.side, md)  # type: ignore[arg-type]
+            if traded:
+                events += self._fill_on(working, md, (ts, limit), available=traded, maker=True)  # type: ignore[arg-type]
+        return events
+
+    def _arrive(self, working: _Working, book: Quote, ts: int) -> list[Event]:
+        """The order meets the book: a market order, or a limit that reaches the opposite best, takes
+        there; any other limit rests behind the queue at its price (IOC/FOK: cancelled instead)."""
+        o, limit = working.order, working.limit
+        if limit is not None and not q.crosses(limit, o.side, book):
+            working.place = q.Place(queue=q.queue_on_arrival(limit, o.side, book, working.terms.queue_share))
+            return [self._canceled(working, IOC_MISSED, ts)] if working.immediate else []
+        if o.post_only:
+            price = q.opposite_best(book, o.side)[0]
+            return [self._canceled(working, f"post-only: a {o.side} limit of {limit} would take at the best "
+                                            f"{'ask' if o.side == 'buy' else 'bid'} {price}", ts)]
+        working.place = q.Place(taking=True)
+        return self._take_quote(working, book, ts)
+
+    def _take_quote(self, working: _Working, quote: Quote, ts: int) -> list[Event]:
+        """A taking order against a best bid/ask: what is shown at the opposite best, up to its limit;
+        once the opposite best is past its limit, the rest rests there, first in its queue."""
+        o, place = working.order, working.place
+        assert place is not None
+        if working.limit is not None and not q.crosses(working.limit, o.side, quote):
+            place.taking = False
+            return []
+        price, shown = q.opposite_best(quote, o.side)
+        before = working.remaining
+        events = self._fill_on(working, quote, (ts, price), available=q.available_to_take(place, price, shown),
+                               maker=False)
+        q.took(place, price, before - working.remaining)
+        return events
+
+    def _expired(self, working: _Working) -> OrderCanceled:
+        return self._canceled(working, f"GTD: expired at {working.expires} ns", working.expires or 0)
 
     # --- protective orders
 
@@ -553,11 +690,12 @@ class ShadowVenue:
 
     # --- effects
 
-    def _fill_on(self, working: _Working, md: MarketData, hit: tuple[int, Decimal]) -> list[Event]:
+    def _fill_on(self, working: _Working, md: MarketData | Quote, hit: tuple[int, Decimal],
+                 available: Decimal | None = None, maker: bool | None = None) -> list[Event]:
         """`md` fills the order at `hit`: all of what remains, or in the book model what traded
         there (IOC: the rest cancelled; FOK: nothing unless all of it); a reduce-only order at most
         the position it reduces then (other orders may have changed it since it was placed), the
-        rest cancelled."""
+        rest cancelled. `available` is what the book model on quotes found to fill on instead."""
         o = working.order
         qty = working.remaining
         cap = None
@@ -567,21 +705,27 @@ class ShadowVenue:
                 return [self._canceled(working, f"reduce-only: nothing left to reduce (position {position})", hit[0])]
             cap = qty = min(qty, abs(position))
         if working.terms.by_volume:
-            traded = md.qty if type(md) is Trade else working.terms.cfg.bar_volume_share * md.volume  # type: ignore[union-attr]
+            if available is not None:
+                traded = available
+            else:
+                traded = md.qty if type(md) is Trade else working.terms.cfg.bar_volume_share * md.volume  # type: ignore[union-attr]
             qty = min(qty, round_qty(traded, working.terms.cfg.step_size))
             if o.time_in_force == "FOK" and qty < working.remaining:
                 return [self._canceled(working, "FOK: not all of it traded on the first market data after it", hit[0])]
-        events: list[Event] = [self._fill(working, hit[1], hit[0], qty)] if qty > 0 else []
+        events: list[Event] = [self._fill(working, hit[1], hit[0], qty, maker)] if qty > 0 else []
         if working.remaining > 0 and qty == cap:
             events.append(self._canceled(working, "reduce-only: trimmed to the position it reduced", hit[0]))
         elif working.immediate and working.remaining > 0:
             events.append(self._canceled(working, IOC_MISSED, hit[0]))
         return events
 
-    def _fill(self, working: _Working, price: Decimal, ts: int, qty: Decimal | None = None) -> OrderFilled:
-        """Fill `qty` (all that remains by default) at `price` (slipped when taker)."""
+    def _fill(self, working: _Working, price: Decimal, ts: int, qty: Decimal | None = None,
+              maker: bool | None = None) -> OrderFilled:
+        """Fill `qty` (all that remains by default) at `price` (slipped when taker); a limit order
+        fills as maker unless `maker` says otherwise."""
         o, terms = working.order, working.terms
-        maker = working.limit is not None
+        if maker is None:
+            maker = working.limit is not None
         if not maker:
             price = price * terms.taker_factor[o.side]
         if qty is None or qty >= working.remaining:
@@ -638,8 +782,8 @@ def _first_at_or_after(recent: deque[MarketData], ts: int) -> int:
     return start
 
 
-def _opened_at(md: MarketData) -> int:
-    return md.ts_event if type(md) is Trade else md.ts_open
+def _opened_at(md: MarketData | Quote) -> int:
+    return md.ts_open if type(md) is Bar else md.ts_event  # type: ignore[union-attr]
 
 
 def _stops_first(working: _Working) -> int:
@@ -653,6 +797,8 @@ def _trigger_price(order: SubmitOrder, md: MarketData) -> Decimal | None:
     assert level is not None  # _problem refuses protective orders without one
     if type(md) is Trade:
         open_ = high = low = md.price
+    elif type(md) is Quote:  # where the position closes: a sell at the bid, a buy at the ask
+        open_ = high = low = md.bid if order.side == "sell" else md.ask  # type: ignore[attr-defined]
     else:
         open_, high, low = md.open, md.high, md.low
     # A sell stop (under a long) and a buy take-profit (under a short) trigger on the way down.

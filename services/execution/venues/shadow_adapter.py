@@ -22,8 +22,8 @@ from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
 from bosun.runtime.clock import Clock
 from proto import codec
 from proto import subjects as sj
-from proto.events import (Bar, CancelAllOrders, CancelOrder, Event, ModifyOrder, OrderFilled, SubmitOrder, Trade,
-                          VenueStateReported)
+from proto.events import (Bar, CancelAllOrders, CancelOrder, Event, ModifyOrder, OrderFilled, Quote, SubmitOrder,
+                          Trade, VenueStateReported)
 from services.execution.config import ExecutionConfig, VenueConfig
 from services.execution.orders import rejection
 from services.execution.venues.shadow import ShadowVenue
@@ -54,6 +54,7 @@ class ShadowAdapter(Actor):
             Input(sj.ORDERS, self.on_order_log, codec.decode_any, Delivery.REPLAY),
             event_input(sj.BARS, Bar, self.on_market, Delivery.LIVE),
             event_input(sj.TRADES, Trade, self.on_market, Delivery.LIVE),
+            event_input(sj.QUOTES, Quote, self.on_market, Delivery.LIVE),
         ]
 
     def on_start(self) -> None:
@@ -84,7 +85,7 @@ class ShadowAdapter(Actor):
         else:
             self._command(entry)  # type: ignore[arg-type]
 
-    def on_market(self, md: Bar | Trade) -> None:
+    def on_market(self, md: Bar | Trade | Quote) -> None:
         venue = self.venues.get(md.venue)
         if venue is None:
             return
@@ -135,7 +136,7 @@ class ShadowAdapter(Actor):
             return
         waiting.append(command)  # behind what waits already: commands keep their order
 
-    def _release(self, venue: ShadowVenue, md: Bar | Trade, waiting: deque[Command], until_ns: int) -> None:
+    def _release(self, venue: ShadowVenue, md: Bar | Trade | Quote, waiting: deque[Command], until_ns: int) -> None:
         """Apply the waiting commands due at or before `until_ns`, in order."""
         while waiting:
             decided = venue.due_ns(waiting[0])
