@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from bosun.model.exposure import reduces
+from bosun.model.grid import round_price
 from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
 from bosun.runtime.clock import Clock
 from proto import codec
@@ -37,6 +38,7 @@ from services.execution.orders import (PROTECTIVE, Cancel, Key, OpenOrder, Order
 
 DRY_RUN = "dry run: order not sent"
 ZERO = Decimal(0)
+BPS = Decimal(10_000)
 
 
 class ExecutionActor(Actor):
@@ -103,6 +105,9 @@ class ExecutionActor(Actor):
                 case Cancel(coid):
                     self._cancel(self.book.open[coid], f"superseded by target {target.id}", target.ts_event)
                 case Place(side, qty):
+                    if target.reason == "signal" and self._cfg[key[:2]].entry == "limit":
+                        self._submit_limit(target, orders.next(), side, qty, self._cfg[key[:2]])
+                        continue
                     order_type: OrderType = "market_on_close" if target.reason == "end_of_data" else "market"
                     self._submit(target, orders.next(), side, qty, order_type, target.reason)
         self._place_bracket(target, key, orders)
@@ -157,6 +162,17 @@ class ExecutionActor(Actor):
                             symbol=target.symbol, side=side, qty=qty, order_type=order_type, stop_price=stop_price,
                             close_position=stop_price is not None, oco=oco, target_id=target.id, reason=reason,
                             market_ns=target.ts_event)
+        self._emit(rejection(order.id, order, DRY_RUN) if self.dry_run else order)
+
+    def _submit_limit(self, target: TargetPosition, coid: str, side: Side, qty: Decimal, cfg: VenueConfig) -> None:
+        """A limit order resting `limit_offset_bps` from the target's price (below it to buy), on the tick."""
+        offset = cfg.limit_offset_bps / BPS
+        limit = round_price(target.price * (1 - offset if side == "buy" else 1 + offset), cfg.tick_size, side)
+        expire = None if cfg.limit_ttl_s is None else target.ts_event + int(cfg.limit_ttl_s * 1_000_000_000)
+        order = SubmitOrder(id=coid, ts_event=target.ts_event, client=target.client, venue=target.venue,
+                            symbol=target.symbol, side=side, qty=qty, order_type="limit", limit_price=limit,
+                            target_id=target.id, reason=target.reason, market_ns=target.ts_event,
+                            time_in_force="GTC" if expire is None else "GTD", expire_ns=expire)
         self._emit(rejection(order.id, order, DRY_RUN) if self.dry_run else order)
 
     def _cancel(self, open_order: OpenOrder, reason: str, market_ns: int | None = None) -> None:

@@ -7,6 +7,8 @@ from typing import Literal
 
 from bosun.runtime.config import ConfigStruct
 
+BPS = Decimal(10_000)
+
 
 class VenueConfig(ConfigStruct):
     """Where a client's orders go. `shadow` fills internally against real prices."""
@@ -32,6 +34,12 @@ class VenueConfig(ConfigStruct):
     submit_latency_ms: Decimal = Decimal(0)  # an order may fill only on market data from then on
     cancel_latency_ms: Decimal = Decimal(0)  # a cancel (modify, cancel-all) takes effect then: it can lose to a fill
     latency_jitter_ms: Decimal = Decimal(0)  # up to this much more, drawn from the command's id (repeatable)
+    # How execution trades toward a target of reason `signal`: market orders, or limit orders resting at
+    # the target's reference price less (buy) / plus (sell) `limit_offset_bps`, good for `limit_ttl_s`
+    # (time in force GTD) when set, else until cancelled or superseded.
+    entry: Literal["market", "limit"] = "market"
+    limit_offset_bps: Decimal = Decimal(0)
+    limit_ttl_s: Decimal | None = None
     tick_size: Decimal = Decimal("0.01")
     step_size: Decimal = Decimal("0.00001")
 
@@ -44,6 +52,10 @@ class VenueConfig(ConfigStruct):
                 raise ValueError(f"venue {name} must be >= 0, got {getattr(self, name)}")
         if not 0 < _finite("bar_volume_share", self.bar_volume_share) <= 1:
             raise ValueError(f"venue bar_volume_share must be in (0, 1], got {self.bar_volume_share}")
+        if not 0 <= _finite("limit_offset_bps", self.limit_offset_bps) < BPS:
+            raise ValueError(f"venue limit_offset_bps must be in [0, 10000), got {self.limit_offset_bps}")
+        if self.limit_ttl_s is not None and not _finite("limit_ttl_s", self.limit_ttl_s) > 0:
+            raise ValueError(f"venue limit_ttl_s must be > 0, got {self.limit_ttl_s}")
         if _finite("queue_share", self.queue_share) < 0:
             raise ValueError(f"venue queue_share must be >= 0, got {self.queue_share}")
         if not 0 < _finite("poll_s", Decimal(self.poll_s)):

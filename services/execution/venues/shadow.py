@@ -375,6 +375,8 @@ class ShadowVenue:
                         if ticks is not None and type(md) is Trade:
                             fills += self._book_event(working, md, ticks[-1][1])  # type: ignore[arg-type]
                         continue
+                    if working.terms.by_volume and type(md) is Bar and md.symbol in self._recent[Trade]:
+                        continue  # the book model fills on a symbol's trades where it has them, not their bars
                     if working.expires is not None and md.ts_event >= working.expires:
                         fills.append(self._expired(working))
                         continue
@@ -467,7 +469,7 @@ class ShadowVenue:
         o, decided = working.order, working.decided
         for kind, by_symbol in self._recent.items():
             recent = by_symbol.get(o.symbol)
-            if recent is None:
+            if recent is None or (kind is Bar and working.terms.by_volume and o.symbol in self._recent[Trade]):
                 continue
             # An event fills at or before its ts_event (a bar's open or close), and kept events are in
             # ts_event order: those that ended before the decision cannot fill, so start after them.
@@ -498,9 +500,9 @@ class ShadowVenue:
         would have filled it, each taking what traded there, as the working path does."""
         o = working.order
         hits = []
-        for by_symbol in self._recent.values():
+        for kind, by_symbol in self._recent.items():
             recent = by_symbol.get(o.symbol)
-            if recent:
+            if recent and not (kind is Bar and o.symbol in self._recent[Trade]):  # trades, where it has them
                 for i in range(_first_at_or_after(recent, working.decided), len(recent)):
                     hit = self._fill_at(working, recent[i])
                     if hit is not None:
