@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -358,7 +358,7 @@ class ShadowVenue:
         if recent is None:
             recent = by_symbol[md.symbol] = deque(maxlen=self._max_recent + 1)
         elif md.ts_event <= recent[-1].ts_event and (md.ts_event < recent[-1].ts_event
-                                                     or any(m.id == md.id for m in recent)):
+                                                     or _seen_at_its_time(reversed(recent), md)):
             return fills or NOTHING  # a repeated or older event: fills must not move with delivery order
         recent.append(md)
         ticks = self._ticks.get(md.symbol) if self._ticks else None
@@ -527,7 +527,7 @@ class ShadowVenue:
         if ticks is None:
             ticks = self._ticks[symbol] = deque(maxlen=self._max_recent + 1)
         elif before is not None and quote.ts_event <= before.ts_event and (
-                quote.ts_event < before.ts_event or any(t.id == quote.id for t, _ in ticks)):
+                quote.ts_event < before.ts_event or _seen_at_its_time((t for t, _ in reversed(ticks)), quote)):
             return fills or NOTHING  # a repeated or older quote
         ticks.append((quote, before))
         self._book[symbol] = quote
@@ -542,31 +542,38 @@ class ShadowVenue:
         return fills
 
     def _take_book(self, working: _Working) -> list[Event]:
-        """A new order of the book model: run through the kept trades and quotes from its arrival on
-        (it came after them: late), exactly as it would have met them working; rejected when what it
-        arrived at fell out of them."""
+        """A new order of the book model. It arrives at its decision time (plus the submit latency),
+        after every event up to then, and meets the newest quote before it; what came after that
+        (it came late) is run through as it would have met it working. Rejected when what it
+        arrived at fell out of the kept trades and quotes."""
         o = working.order
         ticks = self._ticks[o.symbol]
         start = len(ticks)
-        while start and ticks[start - 1][0].ts_event >= working.decided:
+        while start and ticks[start - 1][0].ts_event > working.decided:
             start -= 1
         if start == 0 and len(ticks) > self._max_recent:
             return [rejection(o.id, o, f"decided at {working.decided} ns, before the {self._max_recent} most recent "
                                        f"trades and quotes kept for {o.symbol}: cannot tell where it would have filled")]
         self._working[o.id] = working
-        events: list[Event] = []
+        if start < len(ticks):
+            book = ticks[start][1]
+        else:  # nothing after it yet: it arrives now if the venue's market data has reached its time
+            now = max(self.market_ns(o.symbol) or 0, ticks[-1][0].ts_event if ticks else 0)
+            book = self._book.get(o.symbol) if now >= working.decided else None
+        events = self._arrive(working, book) if book is not None else []
         for i in range(start, len(ticks)):
-            md, before = ticks[i]
-            events += self._book_event(working, md, before)
             if o.id not in self._working:
                 break
+            md, before = ticks[i]
+            events += self._book_event(working, md, before)
         return events
 
     def _book_event(self, working: _Working, md: Tick, book: Quote | None) -> list[Event]:
         """One trade or quote for an order of the book model; `book` is the newest quote before it.
-        An order meets the book on the first event from its arrival on: it takes there, or rests."""
+        An order arrives before the first event after its decision time (and latency): it meets
+        `book` there, and takes or rests."""
         ts = md.ts_event
-        if ts < working.decided:
+        if ts <= working.decided:
             return []
         if working.expires is not None and ts >= working.expires:
             return [self._expired(working)]
@@ -575,7 +582,7 @@ class ShadowVenue:
         if place is None:
             if book is None:
                 return events  # no book to meet yet: it meets the first one
-            events = self._arrive(working, book, ts)
+            events = self._arrive(working, book)
             place = working.place
             if o.id not in self._working or place is None:
                 return events
@@ -591,10 +598,12 @@ class ShadowVenue:
                 events += self._fill_on(working, md, (ts, limit), available=traded, maker=True)  # type: ignore[arg-type]
         return events
 
-    def _arrive(self, working: _Working, book: Quote, ts: int) -> list[Event]:
-        """The order meets the book: a market order, or a limit that reaches the opposite best, takes
-        there; any other limit rests behind the queue at its price (IOC/FOK: cancelled instead)."""
+    def _arrive(self, working: _Working, book: Quote) -> list[Event]:
+        """The order meets the book (at its arrival time, or that of the first quote it finds): a
+        market order, or a limit that reaches the opposite best, takes there; any other limit rests
+        behind the queue at its price (IOC/FOK: cancelled instead)."""
         o, limit = working.order, working.limit
+        ts = max(working.decided, book.ts_event)
         if limit is not None and not q.crosses(limit, o.side, book):
             working.place = q.Place(queue=q.queue_on_arrival(limit, o.side, book, working.terms.queue_share))
             return [self._canceled(working, IOC_MISSED, ts)] if working.immediate else []
@@ -782,6 +791,17 @@ def _first_at_or_after(recent: deque[MarketData], ts: int) -> int:
     while start and recent[start - 1].ts_event >= ts:
         start -= 1
     return start
+
+
+def _seen_at_its_time(newest_first: Iterable[MarketData | Quote], md: MarketData | Quote) -> bool:
+    """Whether `md` is among the kept events of its own time, looking from the newest back to its
+    time only (a symbol's trades of one millisecond are many; the kept ones, up to `max_recent`)."""
+    for kept in newest_first:
+        if kept.ts_event < md.ts_event:
+            return False
+        if kept.id == md.id:
+            return True
+    return False
 
 
 def _opened_at(md: MarketData | Quote) -> int:
