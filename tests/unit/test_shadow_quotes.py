@@ -180,19 +180,19 @@ def test_resting_limits_on_the_capture_fill_only_with_volume_traded_at_or_throug
     orders: dict[int, list[SubmitOrder]] = {}
     placed: dict[str, SubmitOrder] = {}
     book = None
-    for i in range(500, len(events), len(events) // 12):  # a dozen moments across the capture
+    for i in range(500, len(events), len(events) // 6):  # six moments across the capture
         book = next(md for md in reversed(events[:i + 1]) if type(md) is Quote)
         for k, (side, offset) in enumerate([("buy", 0), ("buy", 5), ("sell", 0), ("sell", 5)]):
             tick = v._terms["alice"].cfg.tick_size
             limit = book.bid - offset * tick if side == "buy" else book.ask + offset * tick
             o = SubmitOrder(id=f"o{i}.{k}", ts_event=events[i].ts_event, client="alice", venue="binance",
-                            symbol="BTCUSDT", side=side, qty=D(3), order_type="limit", limit_price=limit,  # type: ignore[arg-type]
+                            symbol="BTCUSDT", side=side, qty=D(1), order_type="limit", limit_price=limit,  # type: ignore[arg-type]
                             target_id="t", market_ns=events[i].ts_event)
             orders.setdefault(i, []).append(o)
             placed[o.id] = o
     out = run(events, orders, v)
     made = fills(out)
-    assert len({f.client_order_id for f in made}) >= 24, "most of the 48 orders should fill at least in part"
+    assert len({f.client_order_id for f in made}) >= 12, "most of the 24 orders should fill at least in part"
     trades = [md for md in events if type(md) is Trade]
     trade_times = [t.ts_event for t in trades]
     for coid, o in placed.items():
