@@ -63,6 +63,7 @@ def parse_message(raw: str | bytes, venue: str = "binance", received_ns: int = 0
         if kind == "trade":
             return _trade(data, venue)
         if kind == "bookTicker" or (kind is None and "u" in data and "b" in data and "a" in data):  # spot: no "e"
+            kind = "bookTicker"
             return _quote(data, venue, received_ns)
     except KeyError as exc:
         raise ValueError(f"Binance {kind} message lacks field {exc.args[0]!r}: {_excerpt(raw)}") from None
