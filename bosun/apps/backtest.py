@@ -8,8 +8,8 @@ marked. After the last bar every open position gets a target of 0 with reason
 only the results (fills, round trips, one equity point per bar time).
 
 With a venue on the `book` fill model and trade (and bookTicker) files, the trades and quotes
-themselves go through ingest too, between the bars built from them (`open_ticks`), as in paper
-mode: the venue fills on them, and the strategies still see bars."""
+themselves reach the shadow venues too, between the bars built from them (`open_ticks`), as in
+paper mode: the venue fills on them, and the strategies still see bars."""
 
 from __future__ import annotations
 
@@ -147,7 +147,8 @@ def open_ticks(paths: Sequence[str | Path], interval: str = "1m") -> Iterator[Ba
             trades.append(trades_and_bars(rows, interval))  # type: ignore[arg-type]
         else:
             others.append(rows)  # type: ignore[arg-type]
-    return merge_by_time([*trades, *others])  # type: ignore[return-value]
+    streams = [*trades, *others]
+    return streams[0] if len(streams) == 1 else merge_by_time(streams)  # type: ignore[return-value]
 
 
 def trades_and_bars(trades: Iterator[Trade], interval: str) -> Iterator[Bar | Trade]:
@@ -167,21 +168,19 @@ def trades_and_bars(trades: Iterator[Trade], interval: str) -> Iterator[Bar | Tr
         held[:] = [closing] if closing is not None else []
 
 
-def _feeding_ticks(events: Iterable[Bar | Trade | Quote], ingest: MarketDataActor, bus: InProcessBus,
+def _feeding_ticks(events: Iterable[Bar | Trade | Quote], venues: ShadowAdapter, bus: InProcessBus,
                    clock: SimClock) -> Iterator[Bar]:
-    """The bars of `events`; its trades and quotes go through ingest (to the venues) as they come."""
-    on_trade, on_quote, drain, advance = ingest.on_trade, ingest.on_quote, bus.drain, clock.advance_to
+    """The bars of `events`; its trades and quotes go to the shadow venues as they come. Straight to
+    them, the only actor that reads them: the prices the other actors see stay those of the bars, as
+    in any backtest, and a tick costs no publish and no price snapshot."""
+    on_market, drain, advance = venues.on_market, bus.drain, clock.advance_to
     for event in events:
-        kind = type(event)
-        if kind is Bar:
+        if type(event) is Bar:
             yield event  # type: ignore[misc]
             continue
         advance(event.ts_event)
-        if kind is Trade:
-            on_trade(event)  # type: ignore[arg-type]
-        else:
-            on_quote(event)  # type: ignore[arg-type]
-        drain()
+        on_market(event)  # type: ignore[arg-type]
+        drain()  # its fills, if any
 
 
 def holds_ticks(paths: Sequence[str | Path]) -> bool:
@@ -270,10 +269,9 @@ def run(config: Config, bars: Iterable[Bar] | Iterable[Bar | Trade | Quote], tic
             return sum((portfolio.equity(c) for c in clients), Decimal(0))
 
     equity: list[perf.EquityPoint] = []
-    ingest = MarketDataActor(clock, bus, in_order=True)
-    on_bar, drain, advance = ingest.on_bar, bus.drain, clock.advance_to
+    on_bar, drain, advance = MarketDataActor(clock, bus, in_order=True).on_bar, bus.drain, clock.advance_to
     if ticks:
-        bars = _feeding_ticks(bars, ingest, bus, clock)
+        bars = _feeding_ticks(bars, venues, bus, clock)
     start_ns = None
     n = 0
     ts = -1
