@@ -20,7 +20,8 @@ import msgspec
 from proto.amounts import Distance, Money, NonNegativePrice, Price, Qty, QtyOrZero, SignedQty, Volume
 
 Side = Literal["buy", "sell"]
-OrderType = Literal["market", "limit", "stop_market", "take_profit_market", "market_on_close"]
+OrderType = Literal["market", "limit", "stop_market", "take_profit_market", "market_on_close", "stop_limit",
+                    "take_profit_limit", "trailing_stop_market"]
 # GTC: until done or cancelled; IOC: what the first market data after it fills, the rest cancelled;
 # FOK: all of it on that first market data, or nothing; GTD: as GTC until `expire_ns`, then cancelled.
 TimeInForce = Literal["GTC", "IOC", "FOK", "GTD"]
@@ -164,7 +165,10 @@ class SubmitOrder(Event, frozen=True, kw_only=True):
 
     `stop_price` triggers stop_market / take_profit_market orders; `close_position` makes such
     an order close whatever position the client holds when it triggers (then `qty` is 0) and
-    `oco` names its one-cancels-the-other group: the first of a group to fill cancels the rest."""
+    `oco` names its one-cancels-the-other group: the first of a group to fill cancels the rest.
+    stop_limit / take_profit_limit become a limit order at `limit_price` once `stop_price` is
+    reached; trailing_stop_market triggers when the price has come back `trailing_bps` from the
+    best it reached since the order was placed (a sell from the highest, a buy from the lowest)."""
 
     notional: ClassVar = ("qty", "limit_price")
 
@@ -182,6 +186,7 @@ class SubmitOrder(Event, frozen=True, kw_only=True):
     reason: Reason = "signal"
     market_ns: int | None = None
     time_in_force: TimeInForce = "GTC"
+    trailing_bps: Distance | None = None  # trailing_stop_market: the distance from the best price, in bps
     expire_ns: int | None = None  # GTD: market data from this time on no longer fills it; it is cancelled
     post_only: bool = False  # a limit that would take liquidity at once is rejected
     reduce_only: bool = False  # never increases the position: trimmed to it, or rejected

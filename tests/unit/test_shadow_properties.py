@@ -28,6 +28,7 @@ orders = st.lists(st.tuples(
     st.sampled_from(["GTC", "IOC", "FOK"]),
     st.booleans(),  # post_only
     st.booleans(),  # reduce_only
+    st.sampled_from([None, "stop_limit", "take_profit_limit", "trailing_stop_market"]),  # instead of market/limit
 ), max_size=10)
 
 
@@ -45,10 +46,14 @@ def test_fills_respect_quantity_reduce_only_post_only_and_oco(bar_specs, order_s
                                                     slippage_bps=D(0))})
     placed: dict[str, SubmitOrder] = {}
     by_bar: dict[int, list[SubmitOrder]] = {}
-    for n, (at, side, qty, limit, tif, post_only, reduce_only) in enumerate(order_specs):
+    for n, (at, side, qty, limit, tif, post_only, reduce_only, kind) in enumerate(order_specs):
         o = SubmitOrder(id=f"o{n}", ts_event=T0 + (at + 1) * MIN, client="a", venue="binance", symbol="BTCUSDT",
                         side=side, qty=qty, order_type="limit" if limit is not None else "market", limit_price=limit,
                         target_id=f"t{n}", time_in_force=tif, post_only=post_only, reduce_only=reduce_only)
+        if kind is not None:  # a stop / take-profit at the drawn price, its limit 1 away; a 2% trail
+            level = limit if limit is not None else D(100)
+            o = msgspec.structs.replace(o, order_type=kind, stop_price=level, trailing_bps=D(200), post_only=False,
+                                        limit_price=level + (1 if side == "buy" else -1))
         by_bar.setdefault(at, []).append(o)
     events = []
     for i, spec in enumerate(bar_specs):

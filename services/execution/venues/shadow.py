@@ -71,6 +71,8 @@ Tick = Trade | Quote
 NOTHING: tuple[Event, ...] = ()
 IOC_MISSED = "IOC/FOK: the first market data after it did not fill it"
 IMMEDIATE = ("IOC", "FOK")
+CONDITIONAL = ("stop_limit", "take_profit_limit", "trailing_stop_market")  # working, but armed by a price first
+STOPS = ("stop_market", "stop_limit")  # triggered against the position's way: a sell stop on the way down
 
 
 class _Terms:
@@ -114,6 +116,8 @@ class _Working:
     expires: int | None = None  # GTD: from this market time on it is cancelled
     book: bool = False  # the book model on quotes (its symbol had quotes when it came): see venues/queue.py
     place: q.Place | None = None  # its standing there, once it met the book
+    armed: bool = False  # a CONDITIONAL order not triggered yet
+    extreme: Decimal | None = None  # trailing stop: the best price since it was placed (sell: highest)
 
     @property
     def protective(self) -> bool:
@@ -403,7 +407,8 @@ class ShadowVenue:
         latency = 0 if order.order_type in PROTECTIVE else terms.latency_ns(terms.submit_latency_ns, order.id)
         expires = order.expire_ns if order.time_in_force == "GTD" else None
         book = terms.by_volume and order.symbol in self._ticks and order.order_type in ("market", "limit")
-        return _Working(order, terms, order.qty, limit, order.ts_event + latency, expires=expires, book=book)
+        return _Working(order, terms, order.qty, limit, order.ts_event + latency, expires=expires, book=book,
+                        armed=order.order_type in CONDITIONAL)
 
     def _problem(self, working: _Working) -> str | None:
         """Why the order cannot be taken, or None (whether its fill data is still kept: see `_take`)."""
@@ -416,8 +421,13 @@ class ShadowVenue:
         if o.order_type == "limit" and (working.limit is None or working.limit <= 0):
             return (f"limit order needs a limit price > 0 on tick {working.terms.cfg.tick_size}, "
                     f"got {o.limit_price}")
-        if working.protective and (o.stop_price is None or o.stop_price <= 0):
+        if (working.protective or o.order_type in ("stop_limit", "take_profit_limit")) and (
+                o.stop_price is None or o.stop_price <= 0):
             return f"{o.order_type} order needs a stop price > 0, got {o.stop_price}"
+        if o.order_type in ("stop_limit", "take_profit_limit") and (o.limit_price is None or o.limit_price <= 0):
+            return f"{o.order_type} order needs a limit price > 0, got {o.limit_price}"
+        if o.order_type == "trailing_stop_market" and not (o.trailing_bps is not None and 0 < o.trailing_bps < BPS):
+            return f"trailing_stop_market order needs trailing_bps in (0, 10000), got {o.trailing_bps}"
         if o.time_in_force == "GTD" and (o.expire_ns is None or o.expire_ns <= o.ts_event):
             return f"GTD needs an expire_ns after the order's decision time {o.ts_event}, got {o.expire_ns}"
         if o.order_type == "market_on_close" and o.symbol not in self._recent[Bar]:
@@ -450,6 +460,8 @@ class ShadowVenue:
         ts = self._fill_ts(working, md)
         if ts < working.decided or (working.expires is not None and ts >= working.expires):
             return None
+        if working.armed:
+            return self._triggered(working, md, ts)
         limit, buy = working.limit, working.order.side == "buy"
         if type(md) is Trade:
             if limit is None:
@@ -458,6 +470,32 @@ class ShadowVenue:
         if limit is None:
             return ts, md.close if working.terms.at_close else md.open
         return (ts, limit) if (md.low < limit if buy else md.high > limit) else None
+
+    def _triggered(self, working: _Working, md: MarketData, ts: int) -> tuple[int, Decimal] | None:
+        """An armed order against `md`. A stop or take-profit limit that `md` reaches becomes a limit
+        order from then on (it fills from the next market data: which came first within a bar is not
+        known); a trailing stop that `md` brings back its distance from the best price fills like a
+        stop market there. None, but for that fill."""
+        o = working.order
+        if o.order_type != "trailing_stop_market":
+            if _trigger_price(o, md) is not None:
+                working.armed = False
+                working.limit = round_price(o.limit_price, working.terms.cfg.tick_size, o.side)  # type: ignore[arg-type]
+                working.decided = md.ts_event  # the bar's close, or the trade itself
+            return None
+        if type(md) is Trade:
+            open_ = high = low = md.price
+        else:
+            open_, high, low = md.open, md.high, md.low  # type: ignore[union-attr]
+        sell = o.side == "sell"
+        gap = o.trailing_bps / BPS  # type: ignore[operator]
+        best = working.extreme if working.extreme is not None else open_
+        level = best * (1 - gap) if sell else best * (1 + gap)
+        # Against the best before this event first (within a bar, the path is not known), then the best moves.
+        if (low <= level) if sell else (high >= level):
+            return ts, (min(level, open_) if sell else max(level, open_))
+        working.extreme = max(best, high) if sell else min(best, low)
+        return None
 
     def _take(self, working: _Working) -> list[Event]:
         """A new order against the kept events: filled on the earliest that qualifies (the order
@@ -809,7 +847,7 @@ def _opened_at(md: MarketData | Quote) -> int:
 
 
 def _stops_first(working: _Working) -> int:
-    return 0 if working.order.order_type == "stop_market" else 1
+    return 0 if working.order.order_type in STOPS else 1
 
 
 def _trigger_price(order: SubmitOrder, md: MarketData) -> Decimal | None:
@@ -824,7 +862,7 @@ def _trigger_price(order: SubmitOrder, md: MarketData) -> Decimal | None:
     else:
         open_, high, low = md.open, md.high, md.low
     # A sell stop (under a long) and a buy take-profit (under a short) trigger on the way down.
-    down = (order.side == "sell") == (order.order_type == "stop_market")
+    down = (order.side == "sell") == (order.order_type in STOPS)
     if down:
         return min(level, open_) if low <= level else None
     return max(level, open_) if high >= level else None
