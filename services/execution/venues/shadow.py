@@ -17,9 +17,16 @@ Fill rules (an order's `ts_event` is when it was decided: the target's ts_event)
   race to a fill; `latency_jitter_ms` adds up to that much, drawn from the command's id;
 - fill_model "book": each event fills at most what traded there (`bar_volume_share` of a bar's
   volume, a trade's own size, rounded down to the step); the rest stays working and fills on the
-  events that follow. Protective and market_on_close orders still fill whole;
+  events that follow. Protective and market_on_close orders still fill whole. A symbol with
+  trades fills on them, not on their bars. On a symbol with quotes (best bid/ask), market and
+  limit orders placed after its first quote fill by venues/queue.py: they arrive after every
+  event up to their decision (plus latency) and meet the newest quote; a market order (or a
+  limit reaching the opposite best) takes the displayed size there, and what is left from the
+  quotes that follow (no depth feed: the book is walked in time, never beyond what each quote
+  shows); a resting limit waits behind its queue and fills only with trades at or through it;
 - time in force IOC or FOK (the same here, where an order fills whole or not at all): only the
-  first event at/after the decision may fill it, else it is cancelled; post-only: a limit at or
+  first event at/after the decision may fill it, else it is cancelled; GTD: cancelled by the
+  first event at or after `expire_ns`, which fills nothing; post-only: a limit at or
   through the newest price is rejected; reduce-only: rejected when it would increase the
   position, and filled at most for the position it reduces when it fills (the rest cancelled);
 - stop_market / take_profit_market (protective: they close the position, so they trigger
@@ -28,7 +35,11 @@ Fill rules (an order's `ts_event` is when it was decided: the target's ts_event)
   the open when the bar opened through it, at the bar's close time. A stop-loss is a
   sell stop under a long (buy stop over a short); a take-profit the other way round. A
   bar that reaches both fills the stop first. The first of an `oco` group to fill cancels
-  the rest; a `close_position` order closes what is held then, rounded to the step.
+  the rest; a `close_position` order closes what is held then, rounded to the step;
+- stop_limit / take_profit_limit (any position): armed until an event reaches `stop_price` (as
+  a stop or take-profit of its side would), then a limit at `limit_price` from the next event;
+  trailing_stop_market: fills as a stop market once an event comes `trailing_bps` back from the
+  best price since it was placed (checked against the best before the event, then moved by it).
 
 Taker fills pay `slippage_bps` against the order (buy x (1 + bps/10000), sell x (1 - bps/10000));
 the result is NOT rounded to the tick: a taker fill that walks the book averages to an
@@ -39,8 +50,9 @@ An order can reach the venue after the market data it should fill on (the adapte
 command only once the market has reached its decision time, so never before): the newest
 `max_recent` bars and trades per symbol are kept, and a late order fills where it would have
 had it come in time. One decided before everything kept is rejected rather than filled on a
-guess. When a symbol gets both bars and trades, a resting order fills on whichever qualifying
-event arrives first; run shadow fills on one kind of market data per symbol for exact repeats."""
+guess. When a symbol gets both bars and trades, a resting order of the simple model fills on
+whichever qualifying event arrives first; run it on one kind of market data per symbol for exact
+repeats."""
 
 from __future__ import annotations
 
