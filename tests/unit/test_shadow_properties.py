@@ -5,6 +5,7 @@ post-only order never takes, and the two legs of an OCO pair never both fill."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal as D
 
 import msgspec
@@ -39,6 +40,46 @@ def build(i: int, spec: tuple) -> Bar:
                open=base, high=base + up, low=base - down, close=base, volume=D(volume))
 
 
+def submit_bracket(venue: ShadowVenue, placed: dict[str, SubmitOrder], ts: int, stop: int, take: int) -> list:
+    """A long, then its stop and take-profit as one OCO pair."""
+    long = SubmitOrder(id="long", ts_event=ts, client="a", venue="binance", symbol="BTCUSDT", side="buy", qty=D(1),
+                       order_type="market", target_id="tb")
+    legs = [msgspec.structs.replace(long, id=leg, side="sell", qty=D(0), order_type=kind, stop_price=D(level),
+                                    close_position=True, oco="pair", reason=reason)
+            for leg, kind, level, reason in (("sl", "stop_market", stop, "stop_loss"),
+                                             ("tp", "take_profit_market", take, "take_profit"))]
+    events: list = []
+    for o in (long, *legs):
+        placed[o.id] = o
+        events += venue.submit(o)
+    return events
+
+
+def check(placed: dict[str, SubmitOrder], events: list, venue: ShadowVenue,
+          each: Callable[[SubmitOrder, OrderFilled, D], None] | None = None) -> None:
+    """The properties every run keeps; `each` checks more of every fill (with its order's total so far)."""
+    fills = [e for e in events if isinstance(e, OrderFilled)]
+    filled: dict[str, D] = {}
+    position = D(0)
+    for f in fills:
+        o = placed[f.client_order_id]
+        filled[o.id] = filled.get(o.id, D(0)) + f.qty
+        after = position + signed(f.side, f.qty)
+        if o.reduce_only:
+            assert abs(after) <= abs(position) and (after == 0 or (after > 0) == (position > 0)), (o, position, f)
+        if o.post_only:
+            assert f.liquidity == "maker", (o, f)
+        if each is not None:
+            each(o, f, filled[o.id])
+        position = after
+    for coid, qty in filled.items():
+        assert placed[coid].close_position or qty <= placed[coid].qty, (coid, qty)
+    done = {e.client_order_id for e in events if type(e).__name__ in ("OrderCanceled", "OrderRejected")}
+    for coid in set(placed) - done - set(venue.working_orders()):  # nothing left half done in anyone's book
+        assert placed[coid].close_position or filled.get(coid) == placed[coid].qty, (coid, filled.get(coid))
+    assert not ("sl" in filled and "tp" in filled), "both legs of an OCO pair filled"
+
+
 @settings(max_examples=150, deadline=None)
 @given(bars, orders, st.sampled_from(["simple", "book"]), st.booleans())
 def test_fills_respect_quantity_reduce_only_post_only_and_oco(bar_specs, order_specs, model, bracket) -> None:
@@ -58,38 +99,13 @@ def test_fills_respect_quantity_reduce_only_post_only_and_oco(bar_specs, order_s
     events = []
     for i, spec in enumerate(bar_specs):
         events += venue.on_bar(build(i, spec))
-        if bracket and i == 0:  # a long, then its stop and take-profit as one OCO pair
-            long = SubmitOrder(id="long", ts_event=T0 + MIN, client="a", venue="binance", symbol="BTCUSDT",
-                               side="buy", qty=D(1), order_type="market", target_id="tb")
-            legs = [msgspec.structs.replace(long, id=leg, side="sell", qty=D(0), order_type=kind, stop_price=D(level),
-                                            close_position=True, oco="pair", reason=reason)
-                    for leg, kind, level, reason in (("sl", "stop_market", 95, "stop_loss"),
-                                                     ("tp", "take_profit_market", 105, "take_profit"))]
-            for o in (long, *legs):
-                placed[o.id] = o
-                events += venue.submit(o)
+        if bracket and i == 0:
+            events += submit_bracket(venue, placed, T0 + MIN, 95, 105)
         for o in by_bar.get(i, ()):
             placed[o.id] = o
             events += venue.submit(o)
 
-    fills = [e for e in events if isinstance(e, OrderFilled)]
-    filled: dict[str, D] = {}
-    position = D(0)
-    for f in fills:
-        o = placed[f.client_order_id]
-        filled[o.id] = filled.get(o.id, D(0)) + f.qty
-        after = position + signed(f.side, f.qty)
-        if o.reduce_only:
-            assert abs(after) <= abs(position) and (after == 0 or (after > 0) == (position > 0)), (o, position, f)
-        if o.post_only:
-            assert f.liquidity == "maker", (o, f)
-        position = after
-    for coid, qty in filled.items():
-        assert placed[coid].close_position or qty <= placed[coid].qty, (coid, qty)
-    done = {e.client_order_id for e in events if type(e).__name__ in ("OrderCanceled", "OrderRejected")}
-    for coid in set(placed) - done - set(venue.working_orders()):  # nothing left half done in anyone's book
-        assert placed[coid].close_position or filled.get(coid) == placed[coid].qty, (coid, filled.get(coid))
-    assert not ("sl" in filled and "tp" in filled), "both legs of an OCO pair filled"
+    check(placed, events, venue)
 
 
 # ----------------------------------------------------------------------------- the book model on quotes
@@ -143,42 +159,20 @@ def test_on_quotes_and_trades_fills_respect_quantity_volume_reduce_only_post_onl
     for i, md in enumerate(stream):
         events += venue.on_market(md)
         if bracket and i == 0:
-            long = SubmitOrder(id="long", ts_event=T0, client="a", venue="binance", symbol="BTCUSDT", side="buy",
-                               qty=D(1), order_type="market", target_id="tb")
-            legs = [msgspec.structs.replace(long, id=leg, side="sell", qty=D(0), order_type=kind, stop_price=D(level),
-                                            close_position=True, oco="pair", reason=reason)
-                    for leg, kind, level, reason in (("sl", "stop_market", 97, "stop_loss"),
-                                                     ("tp", "take_profit_market", 103, "take_profit"))]
-            for o in (long, *legs):
-                placed[o.id] = o
-                events += venue.submit(o)
+            events += submit_bracket(venue, placed, T0, 97, 103)
         for o in by_tick.get(i, ()):
             placed[o.id] = o
             events += venue.submit(o)
 
-    fills = [e for e in events if isinstance(e, OrderFilled)]
-    filled: dict[str, D] = {}
-    position = D(0)
     trades = [md for md in stream if type(md) is Trade]
-    for f in fills:
-        o = placed[f.client_order_id]
-        filled[o.id] = filled.get(o.id, D(0)) + f.qty
-        after = position + signed(f.side, f.qty)
-        if o.reduce_only:
-            assert abs(after) <= abs(position) and (after == 0 or (after > 0) == (position > 0)), (o, position, f)
-        if o.post_only:
-            assert f.liquidity == "maker", (o, f)
+
+    def within_volume(o: SubmitOrder, f: OrderFilled, filled: D) -> None:
         if o.time_in_force == "GTD":
             assert f.ts_event < o.expire_ns, (o, f)
         if f.liquidity == "maker" and o.order_type == "limit":  # a resting order: only volume traded at or through it
             buy = o.side == "buy"
             traded = sum(t.qty for t in trades if o.ts_event < t.ts_event <= f.ts_event
                          and (t.price <= o.limit_price if buy else t.price >= o.limit_price))
-            assert filled[o.id] <= traded, (o, f, traded)
-        position = after
-    for coid, qty in filled.items():
-        assert placed[coid].close_position or qty <= placed[coid].qty, (coid, qty)
-    done = {e.client_order_id for e in events if type(e).__name__ in ("OrderCanceled", "OrderRejected")}
-    for coid in set(placed) - done - set(venue.working_orders()):
-        assert placed[coid].close_position or filled.get(coid) == placed[coid].qty, (coid, filled.get(coid))
-    assert not ("sl" in filled and "tp" in filled), "both legs of an OCO pair filled"
+            assert filled <= traded, (o, f, traded)
+
+    check(placed, events, venue, within_volume)
