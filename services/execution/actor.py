@@ -9,6 +9,8 @@
 - A target's stop-loss / take-profit become its bracket: a stop_market and a
   take_profit_market order that close the position, one-cancels-the-other, replacing the
   previous target's bracket. The venue triggers them (a simulated one on its market data).
+  Closing whatever is held when they trigger, they follow the position as it changes; a fill that
+  leaves it flat, with nothing working to open it again, removes them.
 - Trading starts disabled until the kill-switch key says true. Disabled: every open order
   but the brackets (they only ever close) is cancelled at once, and only targets that reduce
   exposure go through.
@@ -30,11 +32,11 @@ from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
 from bosun.runtime.clock import Clock
 from proto import codec
 from proto import subjects as sj
-from proto.events import (CancelOrder, Event, OrderCanceled, OrderType, Reason, Side, SubmitOrder, TargetApproved,
-                          TargetPosition, VenueStateReported)
+from proto.events import (CancelOrder, Event, OrderCanceled, OrderFilled, OrderType, Reason, Side, SubmitOrder,
+                          TargetApproved, TargetPosition, VenueStateReported)
 from services.execution.config import ExecutionConfig, VenueConfig
-from services.execution.orders import (PROTECTIVE, Cancel, Key, OpenOrder, OrderBook, Place, client_order_id, plan,
-                                       rejection)
+from services.execution.orders import (PROTECTIVE, Cancel, Key, OpenOrder, OrderBook, Place, client_order_id, key_of,
+                                       plan, rejection)
 
 DRY_RUN = "dry run: order not sent"
 ZERO = Decimal(0)
@@ -81,7 +83,13 @@ class ExecutionActor(Actor):
     def on_order_event(self, event: Event) -> None:
         """The order log: our own commands' echo, the venues' answers, or after a restart the replay."""
         # The book first: it takes nearly every entry, and ignores what is not one or applied already.
-        if self.book.apply(event) or type(event) is not VenueStateReported or event.ts_event < self._born:
+        fill = type(event) is OrderFilled
+        filled = self.book.open.get(event.client_order_id) if fill else None  # type: ignore[attr-defined]
+        if self.book.apply(event):
+            if fill and self._started:
+                self._drop_bracket_when_flat(event, None if filled is None else filled.order)  # type: ignore[arg-type]
+            return
+        if type(event) is not VenueStateReported or event.ts_event < self._born:
             return
         if self._started:
             self._reconcile(event)
@@ -136,6 +144,16 @@ class ExecutionActor(Actor):
         if target.take_profit is not None:
             self._submit(target, orders.next(), close, ZERO, "take_profit_market", "take_profit", target.take_profit,
                          group)
+
+    def _drop_bracket_when_flat(self, fill: OrderFilled, order: SubmitOrder | None) -> None:
+        """A fill that closed the position, with nothing working that would open it again: the
+        bracket has nothing left to guard, and goes (the filled leg's OCO siblings go by the venue)."""
+        key = key_of(fill)
+        if self.book.position(key) or self.book.open_orders(key):
+            return
+        for leg in self.book.open_orders(key, protective=True):
+            if order is None or order.oco is None or leg.order.oco != order.oco:
+                self._cancel(leg, "bracket removed: the position is closed", fill.ts_event)
 
     def _reconcile(self, report: VenueStateReported) -> None:
         key = (report.client, report.venue, report.symbol)
