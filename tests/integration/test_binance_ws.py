@@ -62,12 +62,13 @@ class DroppingServer:
 
 
 async def test_stream_survives_a_dropped_connection_and_parses_every_trade() -> None:
-    msgs = capture_messages(data_file(BTC_WS_CAPTURE), 2000)
+    # Not the bookTicker messages: this stream asks for trades (the depth stays, as noise to skip).
+    msgs = [m for m in capture_messages(data_file(BTC_WS_CAPTURE), 2000) if "@bookTicker" not in m]
     # End on a trade: the client stops at the last one with nothing left unread, so its
     # closing handshake is not queued behind depth updates it will never read.
     msgs = msgs[:max(i for i, m in enumerate(msgs) if trade_of(m)) + 1]
     expected = [t for t in map(trade_of, msgs) if t is not None]
-    assert len(msgs) > 1800 and len(expected) > 200
+    assert len(msgs) > 400 and len(expected) > 200
     # Drop right after a trade in the middle, so trades arrive both before and after.
     split = next(i for i, m in enumerate(msgs) if i > len(msgs) // 2 and trade_of(m)) + 1
     before_drop = sum(1 for m in msgs[:split] if trade_of(m))
