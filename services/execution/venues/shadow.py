@@ -156,6 +156,9 @@ class ShadowVenue:
         # with the book (newest quote) before it: what the book model on quotes fills on, late orders too.
         self._ticks: dict[str, deque[tuple[Tick, Quote | None]]] = {}
         self._book: dict[str, Quote] = {}  # symbol -> its newest quote
+        # (kind, symbol) -> the newest time at which several events came, and their ids: a trade or
+        # quote of that time is checked against them at once, not against all of that time kept.
+        self._same_time: dict[tuple[type, str], tuple[int, set[str]]] = {}
         self._working: dict[str, _Working] = {}  # client order id -> order, in submit order
         # Protective orders per key, keys in the order first seen: checked after the other fills.
         self._protective: dict[Key, dict[str, _Working]] = {}
@@ -374,7 +377,7 @@ class ShadowVenue:
         if recent is None:
             recent = by_symbol[md.symbol] = deque(maxlen=self._max_recent + 1)
         elif md.ts_event <= recent[-1].ts_event and (md.ts_event < recent[-1].ts_event
-                                                     or _seen_at_its_time(reversed(recent), md)):
+                                                     or self._repeated(md, reversed(recent))):
             return fills or NOTHING  # a repeated or older event: fills must not move with delivery order
         recent.append(md)
         ticks = self._ticks.get(md.symbol) if self._ticks else None
@@ -565,6 +568,24 @@ class ShadowVenue:
                 break
         return events
 
+    def _repeated(self, md: MarketData | Quote, newest_first: Iterable[MarketData | Quote]) -> bool:
+        """Whether `md`, of the newest time kept for its kind and symbol, was kept already; if not,
+        it is remembered as kept (the caller keeps it). The ids of that time are read from
+        `newest_first` once per time, then held in a set."""
+        key = (type(md), md.symbol)
+        held = self._same_time.get(key)
+        if held is None or held[0] != md.ts_event:
+            ids = set()
+            for kept in newest_first:
+                if kept.ts_event < md.ts_event:
+                    break
+                ids.add(kept.id)
+            held = self._same_time[key] = (md.ts_event, ids)
+        if md.id in held[1]:
+            return True
+        held[1].add(md.id)
+        return False
+
     # --- the book model on quotes (see venues/queue.py)
 
     def _on_quote(self, quote: Quote) -> Sequence[Event]:
@@ -577,7 +598,7 @@ class ShadowVenue:
         if ticks is None:
             ticks = self._ticks[symbol] = deque(maxlen=self._max_recent + 1)
         elif before is not None and quote.ts_event <= before.ts_event and (
-                quote.ts_event < before.ts_event or _seen_at_its_time((t for t, _ in reversed(ticks)), quote)):
+                quote.ts_event < before.ts_event or self._repeated(quote, (t for t, _ in reversed(ticks)))):
             return fills or NOTHING  # a repeated or older quote
         ticks.append((quote, before))
         self._book[symbol] = quote
@@ -841,17 +862,6 @@ def _first_at_or_after(recent: deque[MarketData], ts: int) -> int:
     while start and recent[start - 1].ts_event >= ts:
         start -= 1
     return start
-
-
-def _seen_at_its_time(newest_first: Iterable[MarketData | Quote], md: MarketData | Quote) -> bool:
-    """Whether `md` is among the kept events of its own time, looking from the newest back to its
-    time only (a symbol's trades of one millisecond are many; the kept ones, up to `max_recent`)."""
-    for kept in newest_first:
-        if kept.ts_event < md.ts_event:
-            return False
-        if kept.id == md.id:
-            return True
-    return False
 
 
 def _opened_at(md: MarketData | Quote) -> int:
