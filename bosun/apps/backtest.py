@@ -173,13 +173,17 @@ def _feeding_ticks(events: Iterable[Bar | Trade | Quote], venues: ShadowAdapter,
     """The bars of `events`; its trades and quotes go to the shadow venues as they come. Straight to
     them, the only actor that reads them: the prices the other actors see stay those of the bars, as
     in any backtest, and a tick costs no publish and no price snapshot."""
-    on_market, drain, advance = venues.on_market, bus.drain, clock.advance_to
+    on_trade, on_quote, drain, advance = venues.on_market, venues.on_quote, bus.drain, clock.advance_to
     for event in events:
-        if type(event) is Bar:
+        kind = type(event)
+        if kind is Bar:
             yield event  # type: ignore[misc]
             continue
         advance(event.ts_event)
-        on_market(event)  # type: ignore[arg-type]
+        if kind is Trade:
+            on_trade(event)  # type: ignore[arg-type]
+        else:
+            on_quote(event)  # type: ignore[arg-type]
         drain()  # its fills, if any
 
 

@@ -157,7 +157,7 @@ def test_on_quotes_and_trades_fills_respect_quantity_volume_reduce_only_post_onl
         by_tick.setdefault(at + 1, []).append(o)
     events: list = []
     for i, md in enumerate(stream):
-        events += venue.on_market(md)
+        events += venue.on_quote(md) if type(md) is Quote else venue.on_market(md)
         if bracket and i == 0:
             events += submit_bracket(venue, placed, T0, 97, 103)
         for o in by_tick.get(i, ()):
@@ -166,13 +166,18 @@ def test_on_quotes_and_trades_fills_respect_quantity_volume_reduce_only_post_onl
 
     trades = [md for md in stream if type(md) is Trade]
 
+    rested: dict[str, D] = {}  # what each order filled resting (maker): its taking on arrival is bounded apart
+
     def within_volume(o: SubmitOrder, f: OrderFilled, filled: D) -> None:
         if o.time_in_force == "GTD":
             assert f.ts_event < o.expire_ns, (o, f)
         if f.liquidity == "maker" and o.order_type == "limit":  # a resting order: only volume traded at or through it
+            rested[o.id] = rested.get(o.id, D(0)) + f.qty
             buy = o.side == "buy"
             traded = sum(t.qty for t in trades if o.ts_event < t.ts_event <= f.ts_event
                          and (t.price <= o.limit_price if buy else t.price >= o.limit_price))
-            assert filled <= traded, (o, f, traded)
+            assert rested[o.id] <= traded, (o, f, traded)
+        elif f.liquidity == "taker" and o.order_type == "limit":  # took on arrival: never past its limit
+            assert f.price >= o.limit_price if o.side == "sell" else f.price <= o.limit_price, (o, f)
 
     check(placed, events, venue, within_volume)

@@ -46,6 +46,11 @@ def venue(**cfg: object) -> ShadowVenue:
     return ShadowVenue("binance", {"alice": VenueConfig(**settings)})  # type: ignore[arg-type]
 
 
+def on(v: ShadowVenue, md: Quote | Trade) -> list:
+    """A quote or trade to the venue, by the handler of its kind (as the adapter subscribes them)."""
+    return list(v.on_quote(md) if type(md) is Quote else v.on_market(md))
+
+
 def fills(events: object) -> list[OrderFilled]:
     return [e for e in events if type(e) is OrderFilled]  # type: ignore[attr-defined]
 
@@ -55,22 +60,22 @@ def fills(events: object) -> list[OrderFilled]:
 
 def test_a_market_order_takes_the_displayed_ask_then_only_what_a_later_quote_adds_there() -> None:
     v = venue(slippage_bps=D(10))
-    v.on_market(quote(0, "100", "5", "101", "0.3"))
+    on(v, quote(0, "100", "5", "101", "0.3"))
     out = v.submit(order("m", "buy", "1", at=0))
     [first] = fills(out)
     assert (first.qty, first.price, first.liquidity) == (D("0.3"), D("101.101"), "taker")  # 101 x (1 + 10 bps)
     assert first.fee == D("0.001") * D("0.3") * D("101.101")
-    assert not fills(v.on_market(quote(1, "100", "4", "101", "0.3")))  # the same 0.3 shown again: ours already
-    [more] = fills(v.on_market(quote(2, "100", "4", "101", "0.5")))  # 0.2 added at 101
+    assert not fills(on(v, quote(1, "100", "4", "101", "0.3")))  # the same 0.3 shown again: ours already
+    [more] = fills(on(v, quote(2, "100", "4", "101", "0.5")))  # 0.2 added at 101
     assert more.qty == D("0.2")
-    [rest] = fills(v.on_market(quote(3, "100", "4", "102", "9")))  # a new price: all it shows
+    [rest] = fills(on(v, quote(3, "100", "4", "102", "9")))  # a new price: all it shows
     assert (rest.qty, rest.price) == (D("0.5"), D("102.102"))
     assert v.working_orders() == []
 
 
 def test_an_ioc_market_order_takes_what_is_shown_on_arrival_and_a_fok_all_or_nothing() -> None:
     v = venue()
-    v.on_market(quote(0, "100", "5", "101", "0.3"))
+    on(v, quote(0, "100", "5", "101", "0.3"))
     out = v.submit(order("ioc", "buy", "1", at=0, time_in_force="IOC"))
     assert [f.qty for f in fills(out)] == [D("0.3")] and type(out[-1]) is OrderCanceled
     out = v.submit(order("fok", "buy", "1", at=0, time_in_force="FOK"))
@@ -79,62 +84,62 @@ def test_an_ioc_market_order_takes_what_is_shown_on_arrival_and_a_fok_all_or_not
 
 def test_a_resting_bid_waits_for_the_queue_ahead_and_fills_with_what_trades_beyond_it() -> None:
     v = venue()
-    v.on_market(quote(0, "100", "2", "101", "1"))
+    on(v, quote(0, "100", "2", "101", "1"))
     v.submit(order("b", "buy", "1", "100", at=0))  # at the best bid: 2 ahead of it
-    assert not fills(v.on_market(trade(1, "100", "1.5", "sell")))  # 0.5 ahead now
-    assert not fills(v.on_market(trade(2, "100", "3", "buy")))  # a buyer at our price: not our queue
-    [f] = fills(v.on_market(trade(3, "100", "0.7", "sell")))  # 0.5 ahead, 0.2 for us
+    assert not fills(on(v, trade(1, "100", "1.5", "sell")))  # 0.5 ahead now
+    assert not fills(on(v, trade(2, "100", "3", "buy")))  # a buyer at our price: not our queue
+    [f] = fills(on(v, trade(3, "100", "0.7", "sell")))  # 0.5 ahead, 0.2 for us
     assert (f.qty, f.price, f.liquidity) == (D("0.2"), D("100"), "maker")
     assert f.fee == D("0.0002") * D("0.2") * D("100")
-    [f] = fills(v.on_market(trade(4, "99", "5", "sell")))  # through our price: up to its size, the rest of ours
+    [f] = fills(on(v, trade(4, "99", "5", "sell")))  # through our price: up to its size, the rest of ours
     assert f.qty == D("0.8") and v.working_orders() == []
 
 
 def test_the_queue_is_capped_by_the_displayed_size_and_cleared_when_the_ask_reaches_the_price() -> None:
     v = venue()
-    v.on_market(quote(0, "100", "2", "101", "1"))
+    on(v, quote(0, "100", "2", "101", "1"))
     v.submit(order("b", "buy", "1", "100", at=0))
-    v.on_market(quote(1, "100", "0.4", "101", "1"))  # what is ahead cannot exceed what is shown: 0.4
-    [f] = fills(v.on_market(trade(2, "100", "0.5", "sell")))
+    on(v, quote(1, "100", "0.4", "101", "1"))  # what is ahead cannot exceed what is shown: 0.4
+    [f] = fills(on(v, trade(2, "100", "0.5", "sell")))
     assert f.qty == D("0.1")
-    v.on_market(quote(3, "99", "3", "100", "1"))  # the ask came down to our price: nothing ahead any more
-    [f] = fills(v.on_market(trade(4, "100", "0.3", "sell")))
+    on(v, quote(3, "99", "3", "100", "1"))  # the ask came down to our price: nothing ahead any more
+    [f] = fills(on(v, trade(4, "100", "0.3", "sell")))
     assert f.qty == D("0.3")
 
 
 def test_inside_the_spread_nothing_is_ahead_and_behind_the_best_a_share_of_the_best_is() -> None:
     v = venue(queue_share=D("0.5"))
-    v.on_market(quote(0, "100", "2", "102", "1"))
+    on(v, quote(0, "100", "2", "102", "1"))
     v.submit(order("inside", "buy", "0.25", "101", at=0))
     v.submit(order("behind", "buy", "1", "99", at=0))  # 0.5 x 2 ahead
-    out = v.on_market(trade(1, "101", "0.25", "sell"))
+    out = on(v, trade(1, "101", "0.25", "sell"))
     assert [(f.client_order_id, f.qty) for f in fills(out)] == [("inside", D("0.25"))]
-    assert not fills(v.on_market(trade(2, "99", "1", "sell")))
-    assert [(f.client_order_id, f.qty) for f in fills(v.on_market(trade(3, "99", "0.5", "sell")))] == [("behind", D("0.5"))]
+    assert not fills(on(v, trade(2, "99", "1", "sell")))
+    assert [(f.client_order_id, f.qty) for f in fills(on(v, trade(3, "99", "0.5", "sell")))] == [("behind", D("0.5"))]
 
 
 def test_a_limit_that_crosses_on_arrival_takes_up_to_its_price_and_rests_the_rest_first_in_line() -> None:
     v = venue()
-    v.on_market(quote(0, "100", "2", "101", "0.4"))
+    on(v, quote(0, "100", "2", "101", "0.4"))
     [f] = fills(v.submit(order("x", "buy", "1", "101", at=0)))
     assert (f.qty, f.price, f.liquidity) == (D("0.4"), D("101"), "taker")
-    assert not fills(v.on_market(quote(1, "100", "2", "102", "5")))  # past its limit: it rests at 101
-    [f] = fills(v.on_market(trade(2, "101", "0.1", "sell")))  # nobody ahead of it there
+    assert not fills(on(v, quote(1, "100", "2", "102", "5")))  # past its limit: it rests at 101
+    [f] = fills(on(v, trade(2, "101", "0.1", "sell")))  # nobody ahead of it there
     assert (f.qty, f.liquidity) == (D("0.1"), "maker")
 
 
 def test_post_only_that_would_take_is_cancelled_when_it_meets_the_book() -> None:
     v = venue()
-    v.on_market(quote(0, "100", "2", "101", "0.4"))
+    on(v, quote(0, "100", "2", "101", "0.4"))
     out = v.submit(order("p", "buy", "1", "101", at=0, post_only=True))
     assert not fills(out) and "post-only" in out[-1].reason
 
 
 def test_a_gtd_order_is_cancelled_at_its_expiry_and_fills_nothing_after() -> None:
     v = venue()
-    v.on_market(quote(0, "100", "0", "101", "1"))
+    on(v, quote(0, "100", "0", "101", "1"))
     v.submit(order("g", "buy", "1", "100", at=0, time_in_force="GTD", expire_ns=T0 + 2 * MS))
-    out = v.on_market(trade(2, "99", "5", "sell"))
+    out = on(v, trade(2, "99", "5", "sell"))
     assert not fills(out) and "GTD" in out[0].reason
     bad = v.submit(order("g2", "buy", "1", "100", at=3, time_in_force="GTD"))
     assert type(bad[0]) is OrderRejected and "expire_ns" in bad[0].reason
@@ -142,10 +147,10 @@ def test_a_gtd_order_is_cancelled_at_its_expiry_and_fills_nothing_after() -> Non
 
 def test_a_gtd_order_on_bars_is_cancelled_by_the_first_bar_past_its_expiry() -> None:
     v = ShadowVenue("binance", {"alice": VenueConfig()})
-    v.on_market(trade(0, "100", "1", "buy"))
+    on(v, trade(0, "100", "1", "buy"))
     v.submit(order("g", "buy", "1", "99", at=0, time_in_force="GTD", expire_ns=T0 + 2 * MS))
-    assert not v.on_market(trade(1, "99.5", "1", "sell"))
-    out = v.on_market(trade(3, "98", "1", "sell"))
+    assert not on(v, trade(1, "99.5", "1", "sell"))
+    out = on(v, trade(3, "98", "1", "sell"))
     assert [type(e) for e in out] == [OrderCanceled]
 
 
@@ -165,7 +170,7 @@ def run(events: tuple, orders: dict[int, list[SubmitOrder]], v: ShadowVenue) -> 
     """The events through `v`, each order submitted right after the event of its index."""
     out: list = []
     for i, md in enumerate(events):
-        out += v.on_market(md)
+        out += on(v, md)
         for o in orders.get(i, ()):
             out += v.submit(o)
     return out
@@ -266,7 +271,7 @@ def test_a_cancel_within_the_cancel_latency_of_a_crossing_trade_loses_the_race(c
     for n, md in enumerate(events):
         if md.ts_event > crossing.ts_event + 200 * MS:
             break
-        adapter.on_market(md)
+        (adapter.on_quote if type(md) is Quote else adapter.on_market)(md)
         if n == i:
             adapter.on_submit_order(o)
         if md.ts_event <= stop.market_ns < events[n + 1].ts_event:  # execution decides the cancel then

@@ -368,8 +368,6 @@ class ShadowVenue:
     def on_market(self, md: MarketData) -> Sequence[Event]:
         """A bar or a trade of this venue: kept for orders that arrive late, and checked against
         the working orders; returns the fills (and the cancels of OCO siblings)."""
-        if type(md) is Quote:
-            return self._on_quote(md)  # type: ignore[arg-type]
         # Late protective orders first: they are due on kept data, before this event.
         fills = self._look_back_awaiting() if self._awaiting else None
         by_symbol = self._recent[type(md)]
@@ -588,7 +586,7 @@ class ShadowVenue:
 
     # --- the book model on quotes (see venues/queue.py)
 
-    def _on_quote(self, quote: Quote) -> Sequence[Event]:
+    def on_quote(self, quote: Quote) -> Sequence[Event]:
         """A best bid/ask: kept with its symbol's trades, and checked against the book model's
         working orders and the protective ones; returns the fills."""
         fills = self._look_back_awaiting() if self._awaiting else []

@@ -54,7 +54,7 @@ class ShadowAdapter(Actor):
             Input(sj.ORDERS, self.on_order_log, codec.decode_any, Delivery.REPLAY),
             event_input(sj.BARS, Bar, self.on_market, Delivery.LIVE),
             event_input(sj.TRADES, Trade, self.on_market, Delivery.LIVE),
-            event_input(sj.QUOTES, Quote, self.on_market, Delivery.LIVE),
+            event_input(sj.QUOTES, Quote, self.on_quote, Delivery.LIVE),
         ]
 
     def on_start(self) -> None:
@@ -85,7 +85,15 @@ class ShadowAdapter(Actor):
         else:
             self._command(entry)  # type: ignore[arg-type]
 
-    def on_market(self, md: Bar | Trade | Quote) -> None:
+    def on_quote(self, quote: Quote) -> None:
+        """Quotes release no waiting command (bars and trades do): one that comes after them meets
+        them as a late order does, the same in a backtest and on paper."""
+        venue = self.venues.get(quote.venue)
+        if venue is not None:
+            for event in venue.on_quote(quote):
+                self.out.publish(event)
+
+    def on_market(self, md: Bar | Trade) -> None:
         venue = self.venues.get(md.venue)
         if venue is None:
             return
@@ -136,7 +144,7 @@ class ShadowAdapter(Actor):
             return
         waiting.append(command)  # behind what waits already: commands keep their order
 
-    def _release(self, venue: ShadowVenue, md: Bar | Trade | Quote, waiting: deque[Command], until_ns: int) -> None:
+    def _release(self, venue: ShadowVenue, md: Bar | Trade, waiting: deque[Command], until_ns: int) -> None:
         """Apply the waiting commands due at or before `until_ns`, in order."""
         while waiting:
             decided = venue.due_ns(waiting[0])
