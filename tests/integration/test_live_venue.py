@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import aiohttp
+import msgspec
 import pytest
 
 from bosun.apps.exchange_sim.auth import Credentials
@@ -93,6 +94,10 @@ async def test_refusals_name_the_rule_or_the_exchanges_reason_and_hold_no_key(si
     assert isinstance(too_big, OrderRejected) and "InsufficientFunds" in too_big.reason
     [stop] = await edge.place(order(6, order_type="stop_market"))
     assert isinstance(stop, OrderRejected) and "not placed on live venues yet" in stop.reason
+    gtd = msgspec.structs.replace(order(7, order_type="limit", limit="1000"), time_in_force="GTD",
+                                  expire_ns=time.time_ns() + 10**10)
+    [expiring] = await edge.place(gtd)
+    assert isinstance(expiring, OrderRejected) and "GTD orders are not placed on live venues yet" in expiring.reason
     for rejected in (too_small, too_big, stop):
         assert API_KEY not in rejected.reason and API_SECRET not in rejected.reason
 
