@@ -20,10 +20,11 @@ import msgspec
 from proto.amounts import Distance, Money, NonNegativePrice, Price, Qty, QtyOrZero, Rate, SignedQty, Volume
 
 Side = Literal["buy", "sell"]
-OrderType = Literal["market", "limit", "stop_market", "take_profit_market", "market_on_close"]
+OrderType = Literal["market", "limit", "stop_market", "take_profit_market", "market_on_close", "stop_limit",
+                    "take_profit_limit", "trailing_stop_market"]
 # GTC: until done or cancelled; IOC: what the first market data after it fills, the rest cancelled;
-# FOK: all of it on that first market data, or nothing.
-TimeInForce = Literal["GTC", "IOC", "FOK"]
+# FOK: all of it on that first market data, or nothing; GTD: as GTC until `expire_ns`, then cancelled.
+TimeInForce = Literal["GTC", "IOC", "FOK", "GTD"]
 # Why an order was placed, and so why its fills happened: one vocabulary for targets, orders and fills.
 Reason = Literal["signal", "stop_loss", "take_profit", "trailing_stop", "kill_switch", "reconciliation", "manual",
                  "end_of_data"]
@@ -70,6 +71,19 @@ class Bar(Event, frozen=True, kw_only=True):
     volume: Volume
 
 
+class Quote(Event, frozen=True, kw_only=True):
+    """The best bid and ask of one venue.symbol and the size shown at each (Binance `bookTicker`).
+    `ts_event` is the exchange's time where the message has one (futures), else the receive time
+    set to the exchange's clock (spot bookTicker carries none; see services.ingest.quotes)."""
+
+    venue: str
+    symbol: str
+    bid: Price
+    bid_qty: QtyOrZero
+    ask: Price
+    ask_qty: QtyOrZero
+
+
 class PriceSnapshot(Event, frozen=True, kw_only=True):
     """The newest price of one venue.symbol: the value of KV `prices` key `<venue>.<symbol>`.
 
@@ -82,6 +96,8 @@ class PriceSnapshot(Event, frozen=True, kw_only=True):
     open: Price | None = None
     high: Price | None = None
     low: Price | None = None
+    bid: Price | None = None  # the newest best bid and ask (from Quote), where the market has quotes
+    ask: Price | None = None
 
 
 class FundingRateSettled(Event, frozen=True, kw_only=True):
@@ -176,7 +192,10 @@ class SubmitOrder(Event, frozen=True, kw_only=True):
 
     `stop_price` triggers stop_market / take_profit_market orders; `close_position` makes such
     an order close whatever position the client holds when it triggers (then `qty` is 0) and
-    `oco` names its one-cancels-the-other group: the first of a group to fill cancels the rest."""
+    `oco` names its one-cancels-the-other group: the first of a group to fill cancels the rest.
+    stop_limit / take_profit_limit become a limit order at `limit_price` once `stop_price` is
+    reached; trailing_stop_market triggers when the price has come back `trailing_bps` from the
+    best it reached since the order was placed (a sell from the highest, a buy from the lowest)."""
 
     notional: ClassVar = ("qty", "limit_price")
 
@@ -194,6 +213,8 @@ class SubmitOrder(Event, frozen=True, kw_only=True):
     reason: Reason = "signal"
     market_ns: int | None = None
     time_in_force: TimeInForce = "GTC"
+    trailing_bps: Distance | None = None  # trailing_stop_market: the distance from the best price, in bps
+    expire_ns: int | None = None  # GTD: market data from this time on no longer fills it; it is cancelled
     post_only: bool = False  # a limit that would take liquidity at once is rejected
     reduce_only: bool = False  # never increases the position: trimmed to it, or rejected
 
@@ -371,6 +392,7 @@ class DeadLetter(Event, frozen=True, kw_only=True):
 ANY_EVENT = (
     Trade
     | Bar
+    | Quote
     | PriceSnapshot
     | SignalDetected
     | TargetPosition

@@ -21,6 +21,7 @@ STATE_KEY = "state"  # a scope's trading state: state.global, state.client.<c>, 
 
 BARS = "md.bar.>"
 TRADES = "md.trade.>"
+QUOTES = "md.quote.>"
 SIGNALS = "signal.detected.>"
 TARGETS = "target.proposed.>"
 APPROVED = "target.approved.>"
@@ -93,7 +94,7 @@ _BY_CLIENT: dict[type, str] = {
     ev.FundingPaid: "ledger.funding",
 }
 _BY_MARKET: dict[type, str] = {ev.Bar: "md.bar", ev.Trade: "md.trade", ev.PriceSnapshot: f"$KV.{PRICES_BUCKET}",
-                               ev.FundingRateSettled: "md.funding"}
+                               ev.FundingRateSettled: "md.funding", ev.Quote: "md.quote"}
 
 # The rest, one rule each. (A dict, not `match`: a class pattern that misses costs an
 # isinstance check through msgspec's metaclass, several hundred ns, on every event.)

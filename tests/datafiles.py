@@ -56,3 +56,7 @@ def write_slice(src: Path, dst: Path, bars: int) -> Path:
         for _, line in zip(range(bars + 1), f):  # the header, then `bars` rows
             out.write(line)
     return dst
+BTC_BOOK_TICKER = "binance_ws_captures/binance_spot_BTCUSDT_bookticker_2024-08-08T2354Z_2024-08-09T0005Z.csv.gz"
+USDM_BTC_TRADES = "binance_ws_captures/binance_usdm_BTCUSDT_trades_2024-08-08T2354Z_2024-08-09T0000Z.csv.gz"
+USDM_BTC_BOOK_TICKER = "binance_ws_captures/binance_usdm_BTCUSDT_bookticker_2024-08-08T2354Z_2024-08-09T0000Z.csv.gz"
+USDM_BTC_WS_CAPTURE = "binance_ws_captures/binance_usdm_BTCUSDT_ws_2024-08-08T2354Z_2024-08-09T0000Z.jsonl.gz"

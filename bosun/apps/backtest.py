@@ -5,7 +5,11 @@ For each bar (all symbols merged in time order) the clock moves to the bar's clo
 ingest actor publishes the bar and its price snapshot and the bus is drained; then the equity is
 marked. After the last bar every open position gets a target of 0 with reason
 `end_of_data`, which the shadow venue fills at the last close. Bars are not kept: memory holds
-only the results (fills, round trips, one equity point per bar time)."""
+only the results (fills, round trips, one equity point per bar time).
+
+With a venue on the `book` fill model and trade (and bookTicker) files, the trades and quotes
+themselves reach the shadow venues too, between the bars built from them (`open_ticks`), as in
+paper mode: the venue fills on them, and the strategies still see bars."""
 
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ from bosun.runtime.clock import SimClock
 from bosun.apps.config import ClientConfig, Config
 from bosun.runtime.inproc import InProcessBus
 from proto import subjects as sj
-from proto.events import Bar, FundingRateSettled, OrderFilled, PriceSnapshot, Trade, TargetPosition
+from proto.events import Bar, FundingRateSettled, OrderFilled, PriceSnapshot, Quote, Trade, TargetPosition
 from services.execution.actor import ExecutionActor
 from services.execution.config import VenueConfig
 from services.execution.venues.shadow_adapter import ShadowAdapter
@@ -88,10 +92,11 @@ class _Source:
 
 
 def _open(path: Path, interval: str) -> _Source | None:
-    """One file as bars (trade files are aggregated to `interval`); None when it is empty."""
-    rows: Iterator[Bar] | Iterator[Trade] = read_market_file(path)
+    """One file as bars (trade files are aggregated to `interval`); None when it is empty or
+    holds quotes (bookTicker: no bars, see `open_ticks`)."""
+    rows: Iterator[Bar] | Iterator[Trade] = read_market_file(path)  # type: ignore[assignment]
     first = next(rows, None)
-    if first is None:
+    if first is None or type(first) is Quote:
         return None
     if isinstance(first, FundingRateSettled):  # once per file, not per bar
         raise DataError(path, None, "a funding rate file: the backtest books no funding yet (paper and live do)")
@@ -129,6 +134,71 @@ def open_data(paths: Sequence[str | Path], interval: str = "1m") -> tuple[list[t
     streams = [sources[0].bars if len(sources) == 1 else _joined(sources) for sources in by_market.values()]
     bars = streams[0] if len(streams) == 1 else merge_by_time(streams)
     return list(by_market), bars
+
+
+def open_ticks(paths: Sequence[str | Path], interval: str = "1m") -> Iterator[Bar | Trade | Quote]:
+    """Every trade and quote of the files and the bars built from the trades (and those of kline
+    files), in time order: a bar right after the last trade it sums."""
+    trades: list[Iterator[Bar | Trade]] = []
+    others: list[Iterator[Bar | Quote]] = []
+    for path in paths:
+        rows = read_market_file(path)
+        first = next(rows, None)  # type: ignore[call-overload]
+        if first is None:
+            continue
+        rows = chain([first], rows)  # type: ignore[assignment]
+        if type(first) is Trade:
+            trades.append(trades_and_bars(rows, interval))  # type: ignore[arg-type]
+        else:
+            others.append(rows)  # type: ignore[arg-type]
+    streams = [*trades, *others]
+    return streams[0] if len(streams) == 1 else merge_by_time(streams)  # type: ignore[return-value]
+
+
+def trades_and_bars(trades: Iterator[Trade], interval: str) -> Iterator[Bar | Trade]:
+    """The trades, each bar of `interval` built from them right after its last trade."""
+    held: list[Trade] = []
+
+    def tap() -> Iterator[Trade]:
+        for trade in trades:
+            held.append(trade)
+            yield trade
+
+    for bar in bars_from_trades(tap(), interval):
+        # A bar is made when the first trade after it comes (held last), or when the trades end.
+        closing = held[-1] if held and held[-1].ts_event >= bar.ts_event else None
+        yield from held[:-1] if closing is not None else held
+        yield bar
+        held[:] = [closing] if closing is not None else []
+
+
+def _feeding_ticks(events: Iterable[Bar | Trade | Quote], venues: ShadowAdapter, bus: InProcessBus,
+                   clock: SimClock) -> Iterator[Bar]:
+    """The bars of `events`; its trades and quotes go to the shadow venues as they come. Straight to
+    them, the only actor that reads them: the prices the other actors see stay those of the bars, as
+    in any backtest, and a tick costs no publish and no price snapshot."""
+    on_trade, on_quote, drain, advance = venues.on_market, venues.on_quote, bus.drain, clock.advance_to
+    for event in events:
+        kind = type(event)
+        if kind is Bar:
+            yield event  # type: ignore[misc]
+            continue
+        advance(event.ts_event)
+        if kind is Trade:
+            on_trade(event)  # type: ignore[arg-type]
+        else:
+            on_quote(event)  # type: ignore[arg-type]
+        drain()  # its fills, if any
+
+
+def holds_ticks(paths: Sequence[str | Path]) -> bool:
+    """Whether any of the files holds trades or quotes (rather than bars)."""
+    return any(type(next(read_market_file(path), None)) in (Trade, Quote) for path in paths)  # type: ignore[call-overload]
+
+
+def fills_on_ticks(config: Config) -> bool:
+    """Whether a venue of the config fills on trades and quotes (the book model) rather than bars."""
+    return any(v.fill_model == "book" for c in config.clients for v in c.venues.values())
 
 
 # ----------------------------------------------------------------------------- config
@@ -182,8 +252,9 @@ def as_backtest(config: Config) -> Config:
 # ----------------------------------------------------------------------------- run
 
 
-def run(config: Config, bars: Iterable[Bar]) -> Result:
-    """Trade `bars` (time-ordered) through the actors configured by `config`."""
+def run(config: Config, bars: Iterable[Bar] | Iterable[Bar | Trade | Quote], ticks: bool = False) -> Result:
+    """Trade `bars` (time-ordered) through the actors configured by `config`; with `ticks`, the
+    trades and quotes among them too (`open_ticks`)."""
     clock = SimClock()
     bus = InProcessBus()
     signal = SignalActor(clock, bus, config.signal_config())
@@ -210,6 +281,8 @@ def run(config: Config, bars: Iterable[Bar]) -> Result:
 
     equity: list[perf.EquityPoint] = []
     on_bar, drain, advance = MarketDataActor(clock, bus, in_order=True).on_bar, bus.drain, clock.advance_to
+    if ticks:
+        bars = _feeding_ticks(bars, venues, bus, clock)
     start_ns = None
     n = 0
     ts = -1

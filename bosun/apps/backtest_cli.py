@@ -115,7 +115,10 @@ def _run(args: argparse.Namespace) -> int:
         values = {dest: getattr(args, dest) for dest in given}
         values["params"] = dict(args.params or [])
         config = backtest.config_from_flags(backtest.Flags(**values), markets)
-    result = backtest.run(config, bars)
+    ticks = backtest.fills_on_ticks(config) and backtest.holds_ticks(args.data)
+    if ticks:  # the book model fills on the trades and quotes themselves
+        bars = backtest.open_ticks(args.data, loaded.ingest.interval if loaded is not None else "1m")
+    result = backtest.run(config, bars, ticks)
     if not result.bars:
         raise ValueError("the data files hold no bars")
     result_files.write(args.out, result.fills, result.trips, result.equity, result.metrics, result.capital,

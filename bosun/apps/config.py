@@ -20,7 +20,7 @@ from services.execution.config import ExecutionConfig, GuardConfig, LiveCaps, Ve
 from services.ingest.config import IngestConfig
 from services.portfolio.config import LedgerConfig, PortfolioConfig
 from services.risk.config import LimitsConfig, RiskConfig
-from services.signal.config import Follower, Grid, SignalConfig, SizingConfig, StrategyConfig
+from services.signal.config import Follower, Grid, LevelsConfig, SignalConfig, SizingConfig, StrategyConfig
 
 
 class ClientConfig(ConfigStruct):
@@ -30,6 +30,7 @@ class ClientConfig(ConfigStruct):
     sizing: SizingConfig = SizingConfig()
     risk: LimitsConfig = LimitsConfig()
     venues: dict[str, VenueConfig] = msgspec.field(default_factory=lambda: {"binance": VenueConfig()})
+    levels: LevelsConfig | None = None  # stop-loss / take-profit levels in place of its strategies', leg by leg
 
     def __post_init__(self) -> None:
         check_token(self.id, "client id")
@@ -94,7 +95,8 @@ class Config(ConfigStruct):
     def signal_config(self) -> SignalConfig:
         return SignalConfig(strategies=self.strategies, clients=[
             Follower(id=c.id, capital=c.capital, strategies=c.strategies, sizing=c.sizing,
-                     grids={name: Grid(tick_size=v.tick_size, step_size=v.step_size) for name, v in c.venues.items()})
+                     grids={name: Grid(tick_size=v.tick_size, step_size=v.step_size) for name, v in c.venues.items()},
+                     levels=c.levels)
             for c in self.clients])
 
     def risk_config(self) -> RiskConfig:

@@ -9,6 +9,8 @@
 - A target's stop-loss / take-profit become its bracket: a stop_market and a
   take_profit_market order that close the position, one-cancels-the-other, replacing the
   previous target's bracket. The venue triggers them (a simulated one on its market data).
+  Closing whatever is held when they trigger, they follow the position as it changes; a fill that
+  leaves it flat, with nothing working to open it again, removes them.
 - Trading starts disabled until the kill-switch key says true. Disabled: every open order
   but the brackets (they only ever close) is cancelled at once, and only targets that reduce
   exposure go through.
@@ -41,6 +43,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 from bosun.model.exposure import reduces
+from bosun.model.grid import round_price
 from bosun.model.order_rules import DRY_RUN, UNEXPLAINED
 from bosun.model.prices import LatestPrices
 from bosun.model.trading import ACTIVE, HALTED, Change, ScopeStates, scope_change, shown, switch_change
@@ -48,13 +51,13 @@ from bosun.runtime.actor import Actor, Delivery, Input, KvEntry, Outbox, event_i
 from bosun.runtime.clock import Clock
 from proto import codec
 from proto import subjects as sj
-from proto.events import (CancelAllOrders, CancelOrder, Event, OrderCanceled, OrderType, PriceSnapshot, Reason,
-                          ReconciliationReport, RiskLimitBreached, Side, SubmitOrder, TargetApproved, TargetPosition,
-                          VenueStateReported)
+from proto.events import (CancelAllOrders, CancelOrder, Event, OrderCanceled, OrderFilled, OrderType, PriceSnapshot,
+                          Reason, ReconciliationReport, RiskLimitBreached, Side, SubmitOrder, TargetApproved,
+                          TargetPosition, VenueStateReported)
 from services.execution.config import ExecutionConfig, VenueConfig
 from services.execution.guard import Guard, Refusal
-from services.execution.orders import (PROTECTIVE, Cancel, Key, OpenOrder, OrderBook, Place, client_order_id, plan,
-                                       rejection)
+from services.execution.orders import (PROTECTIVE, Cancel, Key, OpenOrder, OrderBook, Place, client_order_id, key_of,
+                                       plan, rejection)
 from services.execution.records import Protection, RecordIntent, RecordOrderEntry
 
 # Entries at the end of a replayed log recorded again on start: a crash leaves at most the round
@@ -62,6 +65,7 @@ from services.execution.records import Protection, RecordIntent, RecordOrderEntr
 # publishes order events while execution is down.
 REPLAY_TAIL = 1024
 ZERO = Decimal(0)
+BPS = Decimal(10_000)
 
 
 class ExecutionActor(Actor):
@@ -133,9 +137,13 @@ class ExecutionActor(Actor):
     def on_order_event(self, event: Event) -> None:
         """The order log: our own commands' echo, the venues' answers, or after a restart the replay."""
         # The book first: it takes nearly every entry, and ignores what is not one or applied already.
+        fill = type(event) is OrderFilled
+        filled = self.book.open.get(event.client_order_id) if fill else None  # type: ignore[attr-defined]
         if self.book.apply(event):
             if self.durable:
                 self._record(event)
+            if fill and self._started:
+                self._drop_bracket_when_flat(event, None if filled is None else filled.order)  # type: ignore[arg-type]
             return
         if type(event) is not VenueStateReported or event.ts_event < self._born:
             return
@@ -173,6 +181,9 @@ class ExecutionActor(Actor):
                 case Cancel(coid):
                     self._cancel(self.book.open[coid], f"superseded by target {target.id}", target.ts_event)
                 case Place(side, qty):
+                    if target.reason == "signal" and self._cfg[key[:2]].entry == "limit":
+                        self._submit_limit(target, orders.next(), side, qty, self._cfg[key[:2]])
+                        continue
                     order_type: OrderType = "market_on_close" if target.reason == "end_of_data" else "market"
                     self._submit(key, target.ts_event, target.id, orders.next(), side, qty, order_type,
                                  target.reason, reduce_only=target.reason == "kill_switch")
@@ -226,6 +237,16 @@ class ExecutionActor(Actor):
         if levels.take_profit is not None:
             self._submit(key, ts, orders.target_id, orders.next(), close, ZERO, "take_profit_market", "take_profit",
                          levels.take_profit, group)
+
+    def _drop_bracket_when_flat(self, fill: OrderFilled, order: SubmitOrder | None) -> None:
+        """A fill that closed the position, with nothing working that would open it again: the
+        bracket has nothing left to guard, and goes (the filled leg's OCO siblings go by the venue)."""
+        key = key_of(fill)
+        if self.book.position(key) or self.book.open_orders(key):
+            return
+        for leg in self.book.open_orders(key, protective=True):
+            if order is None or order.oco is None or leg.order.oco != order.oco:
+                self._cancel(leg, "bracket removed: the position is closed", fill.ts_event)
 
     def _reconcile(self, report: VenueStateReported) -> None:
         key = (report.client, report.venue, report.symbol)
@@ -292,6 +313,17 @@ class ExecutionActor(Actor):
         order = SubmitOrder(id=coid, ts_event=ts, client=key[0], venue=key[1], symbol=key[2], side=side, qty=qty,
                             order_type=order_type, stop_price=stop_price, close_position=stop_price is not None,
                             oco=oco, target_id=target_id, reason=reason, market_ns=ts, reduce_only=reduce_only)
+        self._emit(rejection(order.id, order, DRY_RUN) if self.dry_run else order)
+
+    def _submit_limit(self, target: TargetPosition, coid: str, side: Side, qty: Decimal, cfg: VenueConfig) -> None:
+        """A limit order resting `limit_offset_bps` from the target's price (below it to buy), on the tick."""
+        offset = cfg.limit_offset_bps / BPS
+        limit = round_price(target.price * (1 - offset if side == "buy" else 1 + offset), cfg.tick_size, side)
+        expire = None if cfg.limit_ttl_s is None else target.ts_event + int(cfg.limit_ttl_s * 1_000_000_000)
+        order = SubmitOrder(id=coid, ts_event=target.ts_event, client=target.client, venue=target.venue,
+                            symbol=target.symbol, side=side, qty=qty, order_type="limit", limit_price=limit,
+                            target_id=target.id, reason=target.reason, market_ns=target.ts_event,
+                            time_in_force="GTC" if expire is None else "GTD", expire_ns=expire)
         self._emit(rejection(order.id, order, DRY_RUN) if self.dry_run else order)
 
     def _cancel(self, open_order: OpenOrder, reason: str, market_ns: int | None = None) -> None:

@@ -7,6 +7,8 @@ from typing import Literal
 
 from bosun.runtime.config import ConfigStruct
 
+BPS = Decimal(10_000)
+
 
 class VenueConfig(ConfigStruct):
     """Where a client's orders go. `shadow` fills internally against real prices."""
@@ -38,9 +40,18 @@ class VenueConfig(ConfigStruct):
     # traded there, `bar_volume_share` of a bar's volume or a trade's own size; the rest stays working.
     fill_model: Literal["simple", "book"] = "simple"
     bar_volume_share: Decimal = Decimal("0.1")
+    # book model on quotes: the queue ahead of a limit order placed behind the best bid/ask, as a share
+    # of the size displayed at the best (the depth there is not seen); see venues/queue.py
+    queue_share: Decimal = Decimal(1)
     submit_latency_ms: Decimal = Decimal(0)  # an order may fill only on market data from then on
     cancel_latency_ms: Decimal = Decimal(0)  # a cancel (modify, cancel-all) takes effect then: it can lose to a fill
     latency_jitter_ms: Decimal = Decimal(0)  # up to this much more, drawn from the command's id (repeatable)
+    # How execution trades toward a target of reason `signal`: market orders, or limit orders resting at
+    # the target's reference price less (buy) / plus (sell) `limit_offset_bps`, good for `limit_ttl_s`
+    # (time in force GTD) when set, else until cancelled or superseded.
+    entry: Literal["market", "limit"] = "market"
+    limit_offset_bps: Decimal = Decimal(0)
+    limit_ttl_s: Decimal | None = None
     tick_size: Decimal = Decimal("0.01")
     step_size: Decimal = Decimal("0.00001")
 
@@ -62,6 +73,12 @@ class VenueConfig(ConfigStruct):
             raise ValueError(f"venue order_budget_window_s must be in (0, 86400], got {self.order_budget_window_s}")
         if not 0 <= _finite("min_replace_interval_s", Decimal(self.min_replace_interval_s)) <= 60:
             raise ValueError(f"venue min_replace_interval_s must be in [0, 60], got {self.min_replace_interval_s}")
+        if not 0 <= _finite("limit_offset_bps", self.limit_offset_bps) < BPS:
+            raise ValueError(f"venue limit_offset_bps must be in [0, 10000), got {self.limit_offset_bps}")
+        if self.limit_ttl_s is not None and not _finite("limit_ttl_s", self.limit_ttl_s) > 0:
+            raise ValueError(f"venue limit_ttl_s must be > 0, got {self.limit_ttl_s}")
+        if _finite("queue_share", self.queue_share) < 0:
+            raise ValueError(f"venue queue_share must be >= 0, got {self.queue_share}")
 
 
 def _finite(name: str, value: Decimal) -> Decimal:

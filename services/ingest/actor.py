@@ -1,5 +1,6 @@
-"""The ingest actor: each bar or trade from a source becomes the event itself plus the
-newest price of its venue.symbol (KV `prices`), which every other service reads.
+"""The ingest actor: each bar, trade or quote from a source becomes the event itself plus the
+newest price of its venue.symbol (KV `prices`), which every other service reads. A quote's
+snapshot keeps the newest traded price (the mid before any) and adds the best bid and ask.
 
 It never publishes market data older than what the platform already has per venue.symbol
 (`resume` tells it what that is at start), so a restart or a reconnect's overlap stores no
@@ -12,7 +13,7 @@ from typing import ClassVar
 
 from bosun.runtime.actor import Actor, Input, Outbox
 from bosun.runtime.clock import Clock
-from proto.events import Bar, FundingRateSettled, PriceSnapshot, Trade
+from proto.events import Bar, FundingRateSettled, PriceSnapshot, Quote, Trade
 from proto.subjects import price_key
 from services.ingest.funding import FundingSettler, MarkPriceUpdate
 from services.ingest.newest import Newest, Stored
@@ -51,22 +52,39 @@ class MarketDataActor(Actor):
             return
         self._bar(bar)
 
-    def on_events(self, events: Sequence[Bar | Trade | MarkPriceUpdate | FundingRateSettled]) -> None:
+    def on_events(self, events: Sequence[Bar | Trade | Quote | MarkPriceUpdate | FundingRateSettled]) -> None:
         """A batch from the source, in order; the binding puts only the newest price per key."""
         for event in events:
-            kind = type(event)
-            if kind is Bar:  # not isinstance: a miss through msgspec's metaclass costs ~0.4 us
-                self.on_bar(event)
+            kind = type(event)  # not isinstance: a miss through msgspec's metaclass costs ~0.4 us
+            if kind is Bar:
+                self.on_bar(event)  # type: ignore[arg-type]
             elif kind is Trade:
-                self.on_trade(event)
+                self.on_trade(event)  # type: ignore[arg-type]
+            elif kind is Quote:
+                self.on_quote(event)  # type: ignore[arg-type]
             else:
-                self.on_funding(event)
+                self.on_funding(event)  # type: ignore[arg-type]
 
     def on_funding(self, event: MarkPriceUpdate | FundingRateSettled) -> None:
         """A funding rate from history, published as it is; a mark price update, once its funding time has passed."""
         settled = event if type(event) is FundingRateSettled else self._funding.on_update(event)
         if settled is not None:
             self.out.publish(settled)
+
+    def on_quote(self, quote: Quote) -> None:
+        if not self._newest.admit(quote):
+            return
+        key = (quote.venue, quote.symbol)
+        last = self._last.get(key)
+        if last is not None and quote.ts_event < last.ts_event:
+            self.out.publish(quote)  # a bar closed after it is stored already
+            return
+        self.out.publish(quote)
+        price = (quote.bid + quote.ask) / 2 if last is None else last.price
+        snapshot = PriceSnapshot(id=quote.id, ts_event=quote.ts_event, venue=quote.venue, symbol=quote.symbol,
+                                 price=price, bid=quote.bid, ask=quote.ask)
+        self._last[key] = snapshot
+        self.out.publish(snapshot)
 
     def on_trade(self, trade: Trade) -> None:
         if not self._newest.admit(trade):

@@ -15,7 +15,7 @@ import msgspec
 import websockets
 from websockets.asyncio.client import connect
 
-from proto.events import Bar, Trade
+from proto.events import Bar, Quote, Trade
 from services.ingest.bars import bar_id_prefix, trade_id_prefix
 from services.ingest.funding import MarkPriceUpdate, mark_price_update
 
@@ -44,10 +44,12 @@ def combined_stream_url(base: str, symbols: Iterable[str], streams: Iterable[str
     return f"{base.rstrip('/')}/stream?streams={'/'.join(names)}"
 
 
-def parse_message(raw: str | bytes, venue: str = "binance") -> Bar | Trade | MarkPriceUpdate | None:
-    """A closed kline as a Bar, a trade as a Trade, a USDⓈ-M mark price (with its funding rate)
-    as a MarkPriceUpdate, anything else (open klines, depth, bookTicker, replies) None. Accepts
-    the combined-stream envelope or a bare event."""
+def parse_message(raw: str | bytes, venue: str = "binance", received_ns: int = 0
+                  ) -> Bar | Trade | Quote | MarkPriceUpdate | None:
+    """A closed kline as a Bar, a trade as a Trade, a bookTicker as a Quote, a USDⓈ-M mark price
+    (with its funding rate) as a MarkPriceUpdate, anything else (open klines, depth, replies)
+    None. Accepts the combined-stream envelope or a bare event. A spot bookTicker has no time of
+    its own: it is stamped `received_ns`."""
     try:
         msg = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
@@ -65,6 +67,9 @@ def parse_message(raw: str | bytes, venue: str = "binance") -> Bar | Trade | Mar
             return _trade(data, venue)
         if kind == "markPriceUpdate":
             return mark_price_update(data, venue)
+        if kind == "bookTicker" or (kind is None and "u" in data and "b" in data and "a" in data):  # spot: no "e"
+            kind = "bookTicker"
+            return _quote(data, venue, received_ns)
     except KeyError as exc:
         raise ValueError(f"Binance {kind} message lacks field {exc.args[0]!r}: {_excerpt(raw)}") from None
     except (TypeError, ValueError, ArithmeticError) as exc:
@@ -92,6 +97,13 @@ def _trade(d: dict[str, Any], venue: str) -> Trade:
     return Trade(id=f"{trade_id_prefix(venue, symbol)}{int(d['t'])}", ts_event=int(d["T"]) * 1_000_000,
                  venue=venue, symbol=symbol, price=_decimal(d["p"]), qty=_decimal(d["q"]),
                  aggressor="sell" if d["m"] else "buy")
+
+
+def _quote(d: dict[str, Any], venue: str, received_ns: int) -> Quote:
+    symbol = d["s"]
+    ts = int(d["T"]) * 1_000_000 if "T" in d else received_ns  # futures: the exchange's transaction time
+    return Quote(id=f"{venue}.{symbol}.q{int(d['u'])}", ts_event=ts, venue=venue, symbol=symbol,
+                 bid=_decimal(d["b"]), bid_qty=_decimal(d["B"]), ask=_decimal(d["a"]), ask_qty=_decimal(d["A"]))
 
 
 def _decimal(text: str) -> Decimal:
@@ -143,7 +155,7 @@ class BinanceStream:
         self.reconnects = 0  # successful connections after the first
         self.malformed = 0  # messages skipped because they could not be parsed
 
-    async def events(self) -> AsyncIterator[Bar | Trade]:
+    async def events(self) -> AsyncIterator[Bar | Trade | Quote]:
         try:
             async for event in self._events():
                 yield event
@@ -151,7 +163,7 @@ class BinanceStream:
             if self.history is not None:
                 await self.history.aclose()
 
-    async def _events(self) -> AsyncIterator[Bar | Trade]:
+    async def _events(self) -> AsyncIterator[Bar | Trade | Quote]:
         failures = 0  # connection attempts in a row that brought no message
         ever_connected = False
         while True:
@@ -186,7 +198,7 @@ class BinanceStream:
                         error or "closed by the server", delay)
             await asyncio.sleep(delay)
 
-    def _seen(self, event: Bar | Trade) -> Bar | Trade:
+    def _seen(self, event: Bar | Trade | Quote) -> Bar | Trade | Quote:
         if type(event) is Bar and event.ts_event > self._since.get(event.symbol, -1):
             self._since[event.symbol] = event.ts_event
         return event
@@ -208,9 +220,9 @@ class BinanceStream:
         self.filled += len(bars)
         return sorted(bars, key=lambda b: b.ts_event)
 
-    def _parse(self, raw: str | bytes) -> Bar | Trade | None:
+    def _parse(self, raw: str | bytes) -> Bar | Trade | Quote | None:
         try:
-            return parse_message(raw, self.venue)
+            return parse_message(raw, self.venue, self._clock())
         except ValueError as exc:
             self.malformed += 1
             log.error("skipping a Binance message: %s", exc)

@@ -20,9 +20,11 @@ class IngestConfig(ConfigStruct):
     # in ceil(n / 1000) requests (about 3.5 days of 1m bars); 0 = no gap fill.
     gap_fill_max_bars: int = 5000
     # markPrice: a USDⓈ-M perpetual's mark price and funding rate (ws_url wss://fstream.binance.com),
-    # published as the funding settled at each funding time
-    streams: list[Literal["kline", "trade", "markPrice"]] = msgspec.field(default_factory=lambda: ["kline", "trade"])
-    replay: list[str] = []  # kline/trade/funding rate files; when set, replay them instead of the websocket
+    # published as the funding settled at each funding time; bookTicker: best bid/ask as Quote
+    # events (for the shadow venue's `book` fill model). Neither by default.
+    streams: list[Literal["kline", "trade", "markPrice", "bookTicker"]] = msgspec.field(
+        default_factory=lambda: ["kline", "trade"])
+    replay: list[str] = []  # kline/trade/bookTicker/funding rate files; when set, replay them instead of the websocket
     speed: float = 0.0  # replay speed as a multiple of real time; 0 = as fast as possible
     max_reconnect_delay_s: float = 30.0
     max_reconnect_attempts: int = 20  # in a row without a message; then ingest stops and says so

@@ -15,7 +15,7 @@ from itertools import chain, islice
 from operator import le, lt
 from pathlib import Path
 
-from proto.events import Bar, FundingRateSettled, Trade
+from proto.events import Bar, FundingRateSettled, Quote, Trade
 from services.ingest.bars import bar_id_prefix, format_interval, parse_interval, trade_id_prefix
 from services.ingest.funding import settled
 
@@ -201,7 +201,7 @@ class _Table:
                 except (ValueError, ArithmeticError, KeyError):
                     pass
                 if value is None or (isinstance(value, Decimal) and not value.is_finite()):
-                    return DataError(self.path, n, f"{name} {row[i]!r} is not {_EXPECTED[conv]}")
+                    return DataError(self.path, n, f"{name} {row[i]!r} is not {_EXPECTED.get(conv, 'valid')}")
         raise AssertionError(f"{self.path}: a block at line {line} failed to parse but no bad row was found")
 
 
@@ -321,9 +321,9 @@ def read_funding(path: str | Path, *, venue: str = "binance",
 
 def read_market_file(path: str | Path, *, venue: str = "binance", symbol: str | None = None,
                      interval: str | None = None
-                     ) -> Iterator[Bar] | Iterator[Trade] | Iterator[FundingRateSettled]:
-    """Bars, trades or funding rates, whichever the file holds (by its header, else its column
-    count). `interval` applies to kline files."""
+                     ) -> Iterator[Bar] | Iterator[Trade] | Iterator[Quote] | Iterator[FundingRateSettled]:
+    """Bars, trades, quotes (a bookTicker capture) or funding rates, whichever the file holds (by
+    its header, else its column count). `interval` applies to kline files."""
     path = Path(path)
     blocks = _blocks(path)
     try:
@@ -337,5 +337,9 @@ def read_market_file(path: str | Path, *, venue: str = "binance", symbol: str | 
         return read_trades(path, venue=venue, symbol=symbol)
     if names & set(FUNDING_NAMES["rate"]) or (head[0].isdigit() and len(head) in FUNDING_HEADERLESS):
         return read_funding(path, venue=venue, symbol=symbol)
-    raise DataError(path, 1, f"neither a Binance kline nor a trades CSV (nor funding rates): the first line is "
+    from services.ingest.quotes import is_book_ticker, read_book_ticker  # it reads through this module
+
+    if is_book_ticker(names):
+        return read_book_ticker(path, venue=venue, symbol=symbol)
+    raise DataError(path, 1, f"neither a Binance kline, trades, bookTicker nor funding rate CSV: the first line is "
                              f"{','.join(head)[:120]!r}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import NamedTuple
 
-from proto.events import Bar, FundingRateSettled, PriceSnapshot, Trade
+from proto.events import Bar, FundingRateSettled, PriceSnapshot, Quote, Trade
 
 Key = tuple[str, str]  # (venue, symbol)
 
@@ -40,16 +40,19 @@ class Mark:
 
 
 class Newest:
-    """The newest bar and trade per venue.symbol; `admit` says whether an event is new and,
-    if so, makes it the newest."""
+    """The newest bar, trade and quote per venue.symbol; `admit` says whether an event is new
+    and, if so, makes it the newest. (Quotes are not looked up in MARKET at start: a restart may
+    repeat the quotes of its last moments, which readers take as the newest state again.)"""
 
     def __init__(self, stored: Stored = Stored()) -> None:
         self.bars = {key: Mark(bar.ts_event, bar.id) for key, bar in stored.bars.items()}
         self.trades = {key: Mark(trade.ts_event, trade.id, set(stored.same_time_trades.get(key, ())) or None)
                        for key, trade in stored.trades.items()}
+        self.quotes: dict[Key, Mark] = {}
+        self._marks = {Bar: self.bars, Trade: self.trades, Quote: self.quotes}
 
-    def admit(self, event: Bar | Trade) -> bool:
-        marks = self.bars if type(event) is Bar else self.trades
+    def admit(self, event: Bar | Trade | Quote) -> bool:
+        marks = self._marks[type(event)]
         key = (event.venue, event.symbol)
         mark = marks.get(key)
         ts = event.ts_event
@@ -69,7 +72,8 @@ class Newest:
         mark.more.add(event.id)
         return True
 
-    def after(self, events: Iterable[Bar | Trade | FundingRateSettled]) -> Iterator[Bar | Trade | FundingRateSettled]:
+    def after(self, events: Iterable[Bar | Trade | Quote | FundingRateSettled]
+              ) -> Iterator[Bar | Trade | Quote | FundingRateSettled]:
         """The events that are new, in order, with this as the state (a replay skips the old part
         before it is paced: a restart does not wait through what was already published). Funding
         passes: the portfolio books each funding time of a market once, whoever publishes it again."""

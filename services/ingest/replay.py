@@ -9,11 +9,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from operator import attrgetter
 
-from proto.events import Bar, Trade
+from proto.events import Bar, Quote, Trade
 
 YIELD_EVERY = 1000  # at full speed, let the event loop run other tasks this often
 
-MarketEvent = Bar | Trade
+MarketEvent = Bar | Trade | Quote
 
 
 def merge_by_time(iterables: Iterable[Iterable[MarketEvent]]) -> Iterator[MarketEvent]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from proto.events import Bar, Trade
+from proto.events import Bar, Quote, Trade
 from services.ingest.binance_rest import KlineHistory
 from services.ingest.config import IngestConfig
 from services.ingest.binance_ws import BinanceStream, combined_stream_url
@@ -18,7 +18,7 @@ _DONE = object()
 START_ATTEMPTS = 3  # an unreachable stream at start is reported within seconds
 
 
-def market_events(cfg: IngestConfig, stored: Stored = Stored()) -> AsyncIterator[Bar | Trade]:
+def market_events(cfg: IngestConfig, stored: Stored = Stored()) -> AsyncIterator[Bar | Trade | Quote]:
     """The events after what the platform has (`stored`): a replay skips what it published before
     a restart (before pacing, so a restart does not wait through it); the websocket fills the gap
     since the newest stored bar from REST history."""
@@ -44,11 +44,12 @@ def websocket_url(cfg: IngestConfig) -> str:
     return combined_stream_url(cfg.ws_url, cfg.symbols, streams)
 
 
-async def batches(events: AsyncIterator[Bar | Trade], max_size: int) -> AsyncIterator[list[Bar | Trade]]:
+async def batches(events: AsyncIterator[Bar | Trade | Quote],
+                  max_size: int) -> AsyncIterator[list[Bar | Trade | Quote]]:
     """What has arrived, up to `max_size` at a time, without waiting to fill a batch: under load
     one publish round (and one price put per symbol) serves many events; when quiet, each goes
     alone. A bounded queue holds the source back when the publisher falls behind."""
-    queue: asyncio.Queue[Bar | Trade | BaseException | None] = asyncio.Queue(2 * max_size)
+    queue: asyncio.Queue[Bar | Trade | Quote | BaseException | None] = asyncio.Queue(2 * max_size)
 
     async def read() -> None:
         try:
@@ -62,7 +63,7 @@ async def batches(events: AsyncIterator[Bar | Trade], max_size: int) -> AsyncIte
     try:
         end: object = None  # set once the source is exhausted (_DONE) or failed (the error)
         while end is None:
-            batch: list[Bar | Trade] = []
+            batch: list[Bar | Trade | Quote] = []
             item = await queue.get()
             while True:
                 if item is None or isinstance(item, BaseException):

@@ -25,7 +25,7 @@ class _Running:
     """One [[strategies]] entry at run time: its strategy instance, current direction,
     the clients that follow it, and (only when stops are configured) recent closes."""
 
-    __slots__ = ("config", "strategy", "direction", "clients", "closes")
+    __slots__ = ("config", "strategy", "direction", "clients", "closes", "levels", "client_levels")
 
     def __init__(self, config: StrategyConfig, clients: list[Follower]) -> None:
         self.config = config
@@ -35,10 +35,13 @@ class _Running:
             raise StrategyError(f"[[strategies]] {config.name!r}: {exc}") from None
         self.direction = 0  # flat until the strategy says otherwise
         self.clients = clients
-        wants_stops = config.stop_k is not None or config.take_k is not None
+        self.levels = config.own_levels()
+        # Each client's levels for this strategy: its own, leg by leg over the strategy's.
+        self.client_levels = {c.id: self.levels if c.levels is None else c.levels.over(self.levels) for c in clients}
+        wants_stops = self.levels.uses_sd or any(levels.uses_sd for levels in self.client_levels.values())
         if wants_stops and config.returns_window < 2:
             raise StrategyError(f"[[strategies]] {config.name!r}: returns_window must be >= 2 "
-                                f"for stop_k/take_k, got {config.returns_window}")
+                                f"for stop_k/take_k (levels in sd), got {config.returns_window}")
         self.closes: deque[Decimal] | None = deque(maxlen=config.returns_window + 1) if wants_stops else None
 
 
@@ -119,8 +122,8 @@ class SignalActor(Actor):
         sigma = sizing.stdev_of_returns(closes) if closes is not None and len(closes) == closes.maxlen else None
         stop = take = None
         if sigma is not None:
-            stop = sizing.price_distance(sc.stop_k, sigma, price)
-            take = sizing.price_distance(sc.take_k, sigma, price)
+            stop = sizing.price_distance(running.levels.stop_loss_sd, sigma, price)
+            take = sizing.price_distance(running.levels.take_profit_sd, sigma, price)
         signal = SignalDetected(
             id=f"{sc.name}.{bar.id}", ts_event=bar.ts_event, strategy=sc.name, venue=sc.venue,
             symbol=sc.symbol, direction=direction, price=price, stop_distance=stop, take_distance=take)
@@ -130,10 +133,11 @@ class SignalActor(Actor):
             if grid is None:
                 self._skipped.add((client.id, sc.name))
                 continue
-            stop_loss = take_profit = None
-            if sigma is not None:
-                stop_loss = sizing.stop_loss_price(direction, price, stop, grid.tick_size)
-                take_profit = sizing.take_profit_price(direction, price, take, grid.tick_size)
+            levels = running.client_levels[client.id]
+            stop_loss = sizing.stop_loss_price(direction, price, sizing.level_distance(
+                levels.stop_loss_sd, levels.stop_loss_pct, sigma, price), grid.tick_size)
+            take_profit = sizing.take_profit_price(direction, price, sizing.level_distance(
+                levels.take_profit_sd, levels.take_profit_pct, sigma, price), grid.tick_size)
             self.out.publish(TargetPosition(
                 id=f"{client.id}.{signal.id}", ts_event=bar.ts_event, client=client.id, venue=sc.venue,
                 symbol=sc.symbol, strategy=sc.name, price=price, reason="signal",

@@ -59,6 +59,14 @@ def price_distance(k: Decimal | None, sigma: Decimal | None, price: Decimal) -> 
     return k * sigma * price
 
 
+def level_distance(sd: Decimal | None, pct: Decimal | None, sigma: Decimal | None, price: Decimal) -> Decimal | None:
+    """A stop-loss or take-profit distance in price units: `sd` standard deviations of returns
+    (none before `sigma` is known), or `pct` percent of the price; None when neither is set."""
+    if pct is not None:
+        return pct / 100 * price
+    return price_distance(sd, sigma, price)
+
+
 def stop_loss_price(direction: int, price: Decimal, distance: Decimal | None, tick: Decimal) -> Decimal | None:
     """Below the price for a long, above for a short, rounded to the tick; None when flat,
     without a distance, or when a long's stop would fall to zero or below."""

@@ -14,9 +14,9 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from bosun.runtime.embedded import free_port
-from proto.events import Bar, Trade
+from proto.events import Bar, Quote, Trade
 from services.ingest.binance_ws import BinanceStream, StreamUnavailable, combined_stream_url, parse_message
-from tests.datafiles import BTC_WS_CAPTURE, data_file
+from tests.datafiles import BTC_WS_CAPTURE, USDM_BTC_WS_CAPTURE, data_file
 
 USDM_FIXTURE = "ws_fixtures/cryptofeed_binance_usdm_ws_2021-07-22.jsonl.gz"
 
@@ -62,12 +62,13 @@ class DroppingServer:
 
 
 async def test_stream_survives_a_dropped_connection_and_parses_every_trade() -> None:
-    msgs = capture_messages(data_file(BTC_WS_CAPTURE), 2000)
+    # Not the bookTicker messages: this stream asks for trades (the depth stays, as noise to skip).
+    msgs = [m for m in capture_messages(data_file(BTC_WS_CAPTURE), 2000) if "@bookTicker" not in m]
     # End on a trade: the client stops at the last one with nothing left unread, so its
     # closing handshake is not queued behind depth updates it will never read.
     msgs = msgs[:max(i for i, m in enumerate(msgs) if trade_of(m)) + 1]
     expected = [t for t in map(trade_of, msgs) if t is not None]
-    assert len(msgs) > 1800 and len(expected) > 200
+    assert len(msgs) > 400 and len(expected) > 200
     # Drop right after a trade in the middle, so trades arrive both before and after.
     split = next(i for i, m in enumerate(msgs) if i > len(msgs) // 2 and trade_of(m)) + 1
     before_drop = sum(1 for m in msgs[:split] if trade_of(m))
@@ -148,8 +149,24 @@ def test_parse_real_trade_and_ignore_other_streams() -> None:
     trade_msg = next(m for m in msgs if '"e":"trade"' in m)
     assert parse_message(trade_msg) == trade_of(trade_msg)
     assert parse_message(trade_msg.encode()) == trade_of(trade_msg)
-    others = [m for m in msgs if "@trade" not in m]
-    assert others and all(parse_message(m) is None for m in others)  # depth, bookTicker
+    others = [m for m in msgs if "@trade" not in m and "@bookTicker" not in m]
+    assert others and all(parse_message(m) is None for m in others)  # depth
+
+
+@pytest.mark.parametrize("capture", [BTC_WS_CAPTURE, USDM_BTC_WS_CAPTURE])
+def test_parse_real_book_tickers_as_quotes_stamped_by_the_exchange_or_on_receipt(capture: str) -> None:
+    msgs = [m for m in capture_messages(data_file(capture), 200) if "@bookTicker" in m]
+    quotes = [parse_message(m, received_ns=42) for m in msgs]
+    assert quotes and all(type(q) is Quote for q in quotes)
+    data = json.loads(msgs[0])["data"]
+    first = quotes[0]
+    assert (first.id, first.symbol, first.bid, first.bid_qty, first.ask, first.ask_qty) == (
+        f"binance.BTCUSDT.q{data['u']}", "BTCUSDT", Decimal(data["b"]), Decimal(data["B"]), Decimal(data["a"]),
+        Decimal(data["A"]))
+    # Futures carry the exchange's transaction time; spot carries none, so the receive time stands.
+    assert first.ts_event == (data["T"] * 1_000_000 if "T" in data else 42)
+    with pytest.raises(ValueError, match="bookTicker message lacks field 'A'"):
+        parse_message(msgs[0].replace('"A":', '"Z":'))
 
 
 def test_parse_real_klines_only_when_closed() -> None:

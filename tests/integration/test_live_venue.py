@@ -156,7 +156,11 @@ async def test_refusals_name_the_rule_or_the_exchanges_reason_and_hold_no_key(si
     assert isinstance(stop, OrderRejected) and stop.reason == "stop_market needs a stop_price"
     [on_close] = await edge.place(order(7, order_type="market_on_close"))
     assert isinstance(on_close, OrderRejected) and "not placed on live venues yet" in on_close.reason
-    for rejected in (too_small, too_big, stop, on_close):
+    gtd = msgspec.structs.replace(order(8, order_type="limit", limit="1000"), time_in_force="GTD",
+                                  expire_ns=time.time_ns() + 10**10)
+    [expiring] = await edge.place(gtd)
+    assert isinstance(expiring, OrderRejected) and "GTD orders are not placed on live venues yet" in expiring.reason
+    for rejected in (too_small, too_big, stop, on_close, expiring):
         assert API_KEY not in rejected.reason and API_SECRET not in rejected.reason
 
 

@@ -394,6 +394,24 @@ def test_a_target_with_levels_places_an_oco_bracket_that_closes_at_the_stop() ->
     assert h.actor.book.position(KEY) == D(1)
 
 
+def test_a_fill_that_leaves_the_position_flat_removes_its_bracket() -> None:
+    h = Harness(config(slippage_bps=D(0)))
+    h.send(bar(0, "99", "101", "98", "100"))
+    h.send(approved("t1", "1", stop_loss=D("95"), take_profit=D("120")))
+    h.send(bar(1, "100", "101", "99", "100"))  # long 1 at 100, its bracket working
+    assert len(h.actor.book.open_orders(KEY, protective=True)) == 2
+    by_hand = OrderFilled(id="manual.1", ts_event=T0 + 2 * MIN + 1, client_order_id="manual", client="alice",
+                          venue="binance", symbol="BTCUSDT", side="sell", qty=D(1), price=D(101), fee=D(0),
+                          reason="manual")
+    out = h.send(by_hand)
+    cancels = [e for e in out if isinstance(e, CancelOrder)]
+    assert {c.reason for c in cancels} == {"bracket removed: the position is closed"} and len(cancels) == 2
+    # Decided at the fill's market time: the venue carries them out when its market data gets there,
+    # before the next bar, which would have triggered both.
+    assert kinds(h.send(bar(2, "90", "130", "80", "90"))) == ["OrderCanceled", "OrderCanceled"]
+    assert h.actor.book.open == {}
+
+
 def test_a_new_target_replaces_the_bracket_and_the_kill_switch_keeps_it() -> None:
     h = Harness(config(slippage_bps=D(0)))
     h.send(bar(0, "99", "101", "98", "100"))

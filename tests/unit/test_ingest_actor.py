@@ -7,6 +7,8 @@ from decimal import Decimal
 from itertools import islice
 from typing import Any
 
+import msgspec
+
 from bosun.runtime.clock import SimClock
 from bosun.runtime.inproc import InProcessBus
 from proto.events import Bar, PriceSnapshot, Trade
@@ -66,3 +68,30 @@ def test_status_keeps_the_last_price_of_each_symbol() -> None:
     bus.drain()
     assert actor.status() == {"binance.BTCUSDT": {"price": "2", "ts_event": 60},
                               "binance.ETHUSDT": {"price": "2500.5", "ts_event": 61}}
+
+
+def test_a_quote_publishes_itself_and_adds_best_bid_and_ask_to_the_newest_price() -> None:
+    from proto.events import Quote
+    from services.ingest.files import read_market_file
+    from tests.datafiles import BTC_BOOK_TICKER
+
+    bus, actor, seen = wired()
+    first_quote = next(read_market_file(data_file(BTC_BOOK_TICKER)))
+    assert type(first_quote) is Quote
+    actor.on_quote(first_quote)  # no trade yet: the price is the mid
+    trade = next(read_trades(data_file(BTC_TRADES)))
+    trade = msgspec.structs.replace(trade, ts_event=first_quote.ts_event + 1)
+    actor.on_trade(trade)
+    later = msgspec.structs.replace(first_quote, id="q2", ts_event=trade.ts_event + 1, bid=Decimal("61837.60"))
+    actor.on_quote(later)
+    actor.on_quote(later)  # a repeat: nothing
+    bus.drain()
+    assert [subject for subject, _ in seen] == ["md.quote.binance.BTCUSDT", "$KV.prices.binance.BTCUSDT",
+                                                "md.trade.binance.BTCUSDT", "$KV.prices.binance.BTCUSDT",
+                                                "md.quote.binance.BTCUSDT", "$KV.prices.binance.BTCUSDT"]
+    prices = [m for _, m in seen if isinstance(m, PriceSnapshot)]
+    assert (prices[0].price, prices[0].bid, prices[0].ask) == ((first_quote.bid + first_quote.ask) / 2,
+                                                                first_quote.bid, first_quote.ask)
+    assert (prices[1].bid, prices[1].ask) == (None, None)  # a trade's snapshot, as before
+    assert (prices[2].price, prices[2].bid, prices[2].ask, prices[2].ts_event) == (
+        trade.price, Decimal("61837.60"), first_quote.ask, trade.ts_event + 1)

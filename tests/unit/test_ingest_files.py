@@ -18,7 +18,7 @@ from services.ingest.newest import Stored
 from services.ingest.replay import YIELD_EVERY, merge_by_time, replay
 from services.ingest.source import market_events, websocket_url
 from tests.datafiles import (BTC_1M, BTC_TRADES, ETH_1M, LINK_USDM_12COL, XRPETH_1M, XRPETH_AGGTRADES,
-                             data_file)
+                             data_file, write_slice)
 
 BTC_1H = "binance_spot_klines_1h/binance_spot_BTCUSDT_1h_2017-08-17_2024-01-01.csv.gz"
 MINUTE = 60_000_000_000
@@ -340,3 +340,32 @@ def test_source_websocket_url_asks_for_klines_of_the_configured_interval() -> No
     cfg = IngestConfig(symbols=["BTCUSDT", "ETHUSDT"], interval="5m", streams=["kline", "trade"])
     assert websocket_url(cfg) == ("wss://stream.binance.com:9443/stream?streams="
                                   "btcusdt@kline_5m/btcusdt@trade/ethusdt@kline_5m/ethusdt@trade")
+
+
+def test_book_ticker_captures_read_as_quotes_on_the_exchange_clock() -> None:
+    from proto.events import Quote
+    from services.ingest.quotes import read_book_ticker, recorder_offset_ns
+    from tests.datafiles import BTC_BOOK_TICKER, USDM_BTC_BOOK_TICKER
+
+    spot = list(islice(read_market_file(data_file(BTC_BOOK_TICKER)), 1000))
+    assert all(type(q) is Quote for q in spot)
+    offset = recorder_offset_ns(data_file(BTC_TRADES))
+    assert 1_270_000_000 < offset < 1_280_000_000  # the README's ~1.27 s
+    with gzip.open(data_file(BTC_BOOK_TICKER), "rt") as f:
+        next(f)
+        row = next(f).strip().split(",")
+    assert (spot[0].id, spot[0].bid, spot[0].ask_qty, spot[0].ts_event) == (
+        f"binance.BTCUSDT.q{row[0]}", Decimal(row[1]), Decimal(row[4]), int(row[7]) + offset)
+    assert all(a.ts_event <= b.ts_event for a, b in zip(spot, spot[1:]))
+    usdm = next(read_book_ticker(data_file(USDM_BTC_BOOK_TICKER)))
+    assert usdm.ts_event == 1723161256313000000  # its own transaction time
+
+
+def test_a_spot_book_ticker_without_its_trades_file_beside_it_says_what_is_missing(tmp_path: Path) -> None:
+    from services.ingest.quotes import read_book_ticker
+    from tests.datafiles import BTC_BOOK_TICKER
+
+    lonely = write_slice(data_file(BTC_BOOK_TICKER), tmp_path / "binance_spot_BTCUSDT_bookticker_x.csv", 10)
+    with pytest.raises(DataError, match="no exchange time.*trades file binance_spot_BTCUSDT_trades_x.csv"):
+        list(read_book_ticker(lonely))
+    assert len(list(read_book_ticker(lonely, clock_offset_ns=5))) == 10

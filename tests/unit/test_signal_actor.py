@@ -217,3 +217,32 @@ def test_a_bad_strategy_entry_fails_at_construction_naming_it() -> None:
     tiny = StrategyConfig(name="tiny", params={"fast": 1, "slow": 2}, stop_k=D(1), returns_window=1)
     with pytest.raises(StrategyError, match="'tiny': returns_window must be >= 2"):
         SignalActor(SimClock(), InProcessBus(), config(tiny, clients=()).signal_config())
+
+
+def test_levels_in_percent_or_sd_per_strategy_and_a_clients_own_per_leg() -> None:
+    from services.signal.config import LevelsConfig
+
+    sma = StrategyConfig(name="sma", params={"fast": 1, "slow": 2}, returns_window=2,
+                         levels=LevelsConfig(stop_loss_pct=D(2), take_profit_sd=D(3)))
+    bob = ClientConfig(id="bob", strategies=["sma"], levels=LevelsConfig(take_profit_pct=D(5)))
+    bus, _, rec = start(config(sma, clients=(ALICE, bob)))
+    feed(bus, bar(0, "100"), bar(1, "100"), bar(2, "110"))
+    by_client = {t.client: t for t in rec.of(TargetPosition)}
+    # alice: the strategy's: stop 2% under 110 = 107.80; take-profit 3 sd over it = 133.33
+    assert (by_client["alice"].stop_loss, by_client["alice"].take_profit) == (D("107.80"), D("133.33"))
+    # bob: his own take-profit, 5% over 110; the strategy's stop
+    assert (by_client["bob"].stop_loss, by_client["bob"].take_profit) == (D("107.80"), D("115.50"))
+
+
+@pytest.mark.parametrize("levels, problem", [
+    ({"stop_loss_sd": "2", "stop_loss_pct": "1"}, "stop_loss_sd and stop_loss_pct both set"),
+    ({"take_profit_pct": "NaN"}, "take_profit_pct must be a finite number > 0"),
+    ({"stop_loss_pct": "100"}, "stop_loss_pct must be < 100"),
+])
+def test_levels_that_cannot_be_are_refused_by_name(levels: dict, problem: str) -> None:
+    from services.signal.config import LevelsConfig
+
+    with pytest.raises(ValueError, match=problem):
+        LevelsConfig(**{k: D(v) for k, v in levels.items()})
+    with pytest.raises(ValueError, match="set each leg once"):
+        StrategyConfig(name="s", stop_k=D(1), levels=LevelsConfig(stop_loss_pct=D(1)))

@@ -147,6 +147,8 @@ class CcxtEdge:
         account = self.accounts[(order.client, order.venue)]
         if order.order_type not in ("market", "limit", *protective.TRIGGERS):
             return [rejection(order.id, order, f"{order.order_type} orders are not placed on live venues yet")]
+        if order.time_in_force == "GTD":  # sent as it is, it would rest past its expiry
+            return [rejection(order.id, order, "GTD orders are not placed on live venues yet")]
         try:
             symbol = await account.symbol(order.symbol)
         except KeyError:

@@ -17,9 +17,16 @@ Fill rules (an order's `ts_event` is when it was decided: the target's ts_event)
   race to a fill; `latency_jitter_ms` adds up to that much, drawn from the command's id;
 - fill_model "book": each event fills at most what traded there (`bar_volume_share` of a bar's
   volume, a trade's own size, rounded down to the step); the rest stays working and fills on the
-  events that follow. Protective and market_on_close orders still fill whole;
+  events that follow. Protective and market_on_close orders still fill whole. A symbol with
+  trades fills on them, not on their bars. On a symbol with quotes (best bid/ask), market and
+  limit orders placed after its first quote fill by venues/queue.py: they arrive after every
+  event up to their decision (plus latency) and meet the newest quote; a market order (or a
+  limit reaching the opposite best) takes the displayed size there, and what is left from the
+  quotes that follow (no depth feed: the book is walked in time, never beyond what each quote
+  shows); a resting limit waits behind its queue and fills only with trades at or through it;
 - time in force IOC or FOK (the same here, where an order fills whole or not at all): only the
-  first event at/after the decision may fill it, else it is cancelled; post-only: a limit at or
+  first event at/after the decision may fill it, else it is cancelled; GTD: cancelled by the
+  first event at or after `expire_ns`, which fills nothing; post-only: a limit at or
   through the newest price is rejected; reduce-only: rejected when it would increase the
   position, and filled at most for the position it reduces when it fills (the rest cancelled);
 - stop_market / take_profit_market (protective: they close the position, so they trigger
@@ -28,7 +35,11 @@ Fill rules (an order's `ts_event` is when it was decided: the target's ts_event)
   the open when the bar opened through it, at the bar's close time. A stop-loss is a
   sell stop under a long (buy stop over a short); a take-profit the other way round. A
   bar that reaches both fills the stop first. The first of an `oco` group to fill cancels
-  the rest; a `close_position` order closes what is held then, rounded to the step.
+  the rest; a `close_position` order closes what is held then, rounded to the step;
+- stop_limit / take_profit_limit (any position): armed until an event reaches `stop_price` (as
+  a stop or take-profit of its side would), then a limit at `limit_price` from the next event;
+  trailing_stop_market: fills as a stop market once an event comes `trailing_bps` back from the
+  best price since it was placed (checked against the best before the event, then moved by it).
 
 Taker fills pay `slippage_bps` against the order (buy x (1 + bps/10000), sell x (1 - bps/10000));
 the result is NOT rounded to the tick: a taker fill that walks the book averages to an
@@ -39,14 +50,15 @@ An order can reach the venue after the market data it should fill on (the adapte
 command only once the market has reached its decision time, so never before): the newest
 `max_recent` bars and trades per symbol are kept, and a late order fills where it would have
 had it come in time. One decided before everything kept is rejected rather than filled on a
-guess. When a symbol gets both bars and trades, a resting order fills on whichever qualifying
-event arrives first; run shadow fills on one kind of market data per symbol for exact repeats."""
+guess. When a symbol gets both bars and trades, a resting order of the simple model fills on
+whichever qualifying event arrives first; run it on one kind of market data per symbol for exact
+repeats."""
 
 from __future__ import annotations
 
 import hashlib
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -57,17 +69,22 @@ from bosun.model.positions import Key, NetPositions, signed
 from bosun.model.recent import RecentIds
 from proto.amounts import MAX_NOTIONAL
 from proto.events import (Bar, CancelAllOrders, CancelOrder, Event, ModifyOrder, OrderAccepted, OrderCanceled,
-                          OrderFilled, OrderModified, OrderRejected, SubmitOrder, Trade)
+                          OrderFilled, OrderModified, OrderRejected, Quote, SubmitOrder, Trade)
 from services.execution.config import VenueConfig
 from services.execution.orders import PROTECTIVE, rejection
+from services.execution.venues import queue as q
 
 BPS = Decimal(10_000)
 ZERO = Decimal(0)
 FILLS_KEPT = 256  # per key, to know the position at a kept bar's time for a late protective order
 
 MarketData = Bar | Trade
+Tick = Trade | Quote
 NOTHING: tuple[Event, ...] = ()
 IOC_MISSED = "IOC/FOK: the first market data after it did not fill it"
+IMMEDIATE = ("IOC", "FOK")
+CONDITIONAL = ("stop_limit", "take_profit_limit", "trailing_stop_market")  # working, but armed by a price first
+STOPS = ("stop_market", "stop_limit")  # triggered against the position's way: a sell stop on the way down
 
 
 class _Terms:
@@ -76,7 +93,7 @@ class _Terms:
     multiply by these very values, exact for any setting of under 28 digits."""
 
     __slots__ = ("cfg", "taker_factor", "maker_fee_rate", "taker_fee_rate", "at_close", "by_volume",
-                 "submit_latency_ns", "cancel_latency_ns", "jitter_ns")
+                 "submit_latency_ns", "cancel_latency_ns", "jitter_ns", "queue_share")
 
     def __init__(self, cfg: VenueConfig) -> None:
         slip = cfg.slippage_bps / BPS
@@ -89,6 +106,7 @@ class _Terms:
         self.submit_latency_ns = int(cfg.submit_latency_ms * 1_000_000)
         self.cancel_latency_ns = int(cfg.cancel_latency_ms * 1_000_000)
         self.jitter_ns = int(cfg.latency_jitter_ms * 1_000_000)
+        self.queue_share = cfg.queue_share
 
     def latency_ns(self, base_ns: int, command_id: str) -> int:
         """`base_ns` plus a jitter drawn from the command's id: random-looking, and the same in every
@@ -107,6 +125,11 @@ class _Working:
     limit: Decimal | None  # the limit on the tick grid
     decided: int = 0  # from when market data may fill it: its decision plus the venue's submit latency
     fills: int = 0
+    expires: int | None = None  # GTD: from this market time on it is cancelled
+    book: bool = False  # the book model on quotes (its symbol had quotes when it came): see venues/queue.py
+    place: q.Place | None = None  # its standing there, once it met the book
+    armed: bool = False  # a CONDITIONAL order not triggered yet
+    extreme: Decimal | None = None  # trailing stop: the best price since it was placed (sell: highest)
 
     @property
     def protective(self) -> bool:
@@ -115,7 +138,7 @@ class _Working:
     @property
     def immediate(self) -> bool:
         """IOC or FOK: the same here, where an order fills whole or not at all."""
-        return self.order.time_in_force != "GTC"
+        return self.order.time_in_force in IMMEDIATE
 
 
 class ShadowVenue:
@@ -129,6 +152,13 @@ class ShadowVenue:
         # front of them the newest one that fell out (once one has). The deque drops the oldest by
         # itself, so keeping a bar is one append; the one in front tells an order too old to fill.
         self._recent: dict[type, dict[str, deque[MarketData]]] = {Bar: {}, Trade: {}}
+        # Symbols with quotes -> their newest `max_recent` trades and quotes in the order they came, each
+        # with the book (newest quote) before it: what the book model on quotes fills on, late orders too.
+        self._ticks: dict[str, deque[tuple[Tick, Quote | None]]] = {}
+        self._book: dict[str, Quote] = {}  # symbol -> its newest quote
+        # (kind, symbol) -> the newest time at which several events came, and their ids: a trade or
+        # quote of that time is checked against them at once, not against all of that time kept.
+        self._same_time: dict[tuple[type, str], tuple[int, set[str]]] = {}
         self._working: dict[str, _Working] = {}  # client order id -> order, in submit order
         # Protective orders per key, keys in the order first seen: checked after the other fills.
         self._protective: dict[Key, dict[str, _Working]] = {}
@@ -171,7 +201,7 @@ class ShadowVenue:
                 self._awaiting.append(working)
             fills = []
         else:
-            fills = self._take(working)
+            fills = self._take_book(working) if working.book else self._take(working)
             if fills and isinstance(fills[0], OrderRejected):
                 return [*events, *fills]  # too late to tell: never accepted
         accepted = OrderAccepted(id=order.id, ts_event=order.ts_event, client_order_id=order.id,
@@ -217,6 +247,8 @@ class ShadowVenue:
         working.remaining = qty - filled
         if limit is not None and o.order_type == "limit":
             working.limit = round_price(limit, working.terms.cfg.tick_size, o.side)
+            if working.place is not None and command.limit_price is not None:
+                working.place = None  # a new price: to the back of its level, from the book it meets next
         events.append(OrderModified(id=f"{o.id}.m{command.id}", ts_event=command.ts_event, client_order_id=o.id,
                                     client=o.client, venue=o.venue, symbol=o.symbol, qty=qty,
                                     limit_price=o.limit_price))
@@ -343,9 +375,12 @@ class ShadowVenue:
         if recent is None:
             recent = by_symbol[md.symbol] = deque(maxlen=self._max_recent + 1)
         elif md.ts_event <= recent[-1].ts_event and (md.ts_event < recent[-1].ts_event
-                                                     or any(m.id == md.id for m in recent)):
+                                                     or self._repeated(md, reversed(recent))):
             return fills or NOTHING  # a repeated or older event: fills must not move with delivery order
         recent.append(md)
+        ticks = self._ticks.get(md.symbol) if self._ticks else None
+        if ticks is not None and type(md) is Trade:
+            ticks.append((md, self._book[md.symbol]))
         if not self._working and not self._n_protective:
             return fills or NOTHING  # nothing to fill: the usual case, most bars
         if fills is None:
@@ -353,6 +388,15 @@ class ShadowVenue:
         if self._working:
             for working in list(self._working.values()):  # a copy: a fill takes the order out
                 if working.order.symbol == md.symbol:
+                    if working.book:  # its bars fill nothing: they sum the trades it fills on
+                        if ticks is not None and type(md) is Trade:
+                            fills += self._book_event(working, md, ticks[-1][1])  # type: ignore[arg-type]
+                        continue
+                    if working.terms.by_volume and type(md) is Bar and md.symbol in self._recent[Trade]:
+                        continue  # the book model fills on a symbol's trades where it has them, not their bars
+                    if working.expires is not None and md.ts_event >= working.expires:
+                        fills.append(self._expired(working))
+                        continue
                     hit = self._fill_at(working, md)
                     if hit is not None:
                         fills += self._fill_on(working, md, hit)
@@ -374,7 +418,10 @@ class ShadowVenue:
         else:
             limit = round_price(order.limit_price, terms.cfg.tick_size, order.side)
         latency = 0 if order.order_type in PROTECTIVE else terms.latency_ns(terms.submit_latency_ns, order.id)
-        return _Working(order, terms, order.qty, limit, order.ts_event + latency)
+        expires = order.expire_ns if order.time_in_force == "GTD" else None
+        book = terms.by_volume and order.symbol in self._ticks and order.order_type in ("market", "limit")
+        return _Working(order, terms, order.qty, limit, order.ts_event + latency, expires=expires, book=book,
+                        armed=order.order_type in CONDITIONAL)
 
     def _problem(self, working: _Working) -> str | None:
         """Why the order cannot be taken, or None (whether its fill data is still kept: see `_take`)."""
@@ -387,8 +434,15 @@ class ShadowVenue:
         if o.order_type == "limit" and (working.limit is None or working.limit <= 0):
             return (f"limit order needs a limit price > 0 on tick {working.terms.cfg.tick_size}, "
                     f"got {o.limit_price}")
-        if working.protective and (o.stop_price is None or o.stop_price <= 0):
+        if (working.protective or o.order_type in ("stop_limit", "take_profit_limit")) and (
+                o.stop_price is None or o.stop_price <= 0):
             return f"{o.order_type} order needs a stop price > 0, got {o.stop_price}"
+        if o.order_type in ("stop_limit", "take_profit_limit") and (o.limit_price is None or o.limit_price <= 0):
+            return f"{o.order_type} order needs a limit price > 0, got {o.limit_price}"
+        if o.order_type == "trailing_stop_market" and not (o.trailing_bps is not None and 0 < o.trailing_bps < BPS):
+            return f"trailing_stop_market order needs trailing_bps in (0, 10000), got {o.trailing_bps}"
+        if o.time_in_force == "GTD" and (o.expire_ns is None or o.expire_ns <= o.ts_event):
+            return f"GTD needs an expire_ns after the order's decision time {o.ts_event}, got {o.expire_ns}"
         if o.order_type == "market_on_close" and o.symbol not in self._recent[Bar]:
             return f"market_on_close: no bar seen for {o.symbol} to close at"
         if o.post_only:
@@ -417,8 +471,10 @@ class ShadowVenue:
     def _fill_at(self, working: _Working, md: MarketData) -> tuple[int, Decimal] | None:
         """(time, price before slippage) at which `md` fills the order; None when it does not fill it."""
         ts = self._fill_ts(working, md)
-        if ts < working.decided:
+        if ts < working.decided or (working.expires is not None and ts >= working.expires):
             return None
+        if working.armed:
+            return self._triggered(working, md, ts)
         limit, buy = working.limit, working.order.side == "buy"
         if type(md) is Trade:
             if limit is None:
@@ -427,6 +483,32 @@ class ShadowVenue:
         if limit is None:
             return ts, md.close if working.terms.at_close else md.open
         return (ts, limit) if (md.low < limit if buy else md.high > limit) else None
+
+    def _triggered(self, working: _Working, md: MarketData, ts: int) -> tuple[int, Decimal] | None:
+        """An armed order against `md`. A stop or take-profit limit that `md` reaches becomes a limit
+        order from then on (it fills from the next market data: which came first within a bar is not
+        known); a trailing stop that `md` brings back its distance from the best price fills like a
+        stop market there. None, but for that fill."""
+        o = working.order
+        if o.order_type != "trailing_stop_market":
+            if _trigger_price(o, md) is not None:
+                working.armed = False
+                working.limit = round_price(o.limit_price, working.terms.cfg.tick_size, o.side)  # type: ignore[arg-type]
+                working.decided = md.ts_event  # the bar's close, or the trade itself
+            return None
+        if type(md) is Trade:
+            open_ = high = low = md.price
+        else:
+            open_, high, low = md.open, md.high, md.low  # type: ignore[union-attr]
+        sell = o.side == "sell"
+        gap = o.trailing_bps / BPS  # type: ignore[operator]
+        best = working.extreme if working.extreme is not None else open_
+        level = best * (1 - gap) if sell else best * (1 + gap)
+        # Against the best before this event first (within a bar, the path is not known), then the best moves.
+        if (low <= level) if sell else (high >= level):
+            return ts, (min(level, open_) if sell else max(level, open_))
+        working.extreme = max(best, high) if sell else min(best, low)
+        return None
 
     def _take(self, working: _Working) -> list[Event]:
         """A new order against the kept events: filled on the earliest that qualifies (the order
@@ -438,7 +520,7 @@ class ShadowVenue:
         o, decided = working.order, working.decided
         for kind, by_symbol in self._recent.items():
             recent = by_symbol.get(o.symbol)
-            if recent is None:
+            if recent is None or (kind is Bar and working.terms.by_volume and o.symbol in self._recent[Trade]):
                 continue
             # An event fills at or before its ts_event (a bar's open or close), and kept events are in
             # ts_event order: those that ended before the decision cannot fill, so start after them.
@@ -469,9 +551,9 @@ class ShadowVenue:
         would have filled it, each taking what traded there, as the working path does."""
         o = working.order
         hits = []
-        for by_symbol in self._recent.values():
+        for kind, by_symbol in self._recent.items():
             recent = by_symbol.get(o.symbol)
-            if recent:
+            if recent and not (kind is Bar and o.symbol in self._recent[Trade]):  # trades, where it has them
                 for i in range(_first_at_or_after(recent, working.decided), len(recent)):
                     hit = self._fill_at(working, recent[i])
                     if hit is not None:
@@ -483,6 +565,141 @@ class ShadowVenue:
             if working.remaining <= 0 or o.id not in self._working:
                 break
         return events
+
+    def _repeated(self, md: MarketData | Quote, newest_first: Iterable[MarketData | Quote]) -> bool:
+        """Whether `md`, of the newest time kept for its kind and symbol, was kept already; if not,
+        it is remembered as kept (the caller keeps it). The ids of that time are read from
+        `newest_first` once per time, then held in a set."""
+        key = (type(md), md.symbol)
+        held = self._same_time.get(key)
+        if held is None or held[0] != md.ts_event:
+            ids = set()
+            for kept in newest_first:
+                if kept.ts_event < md.ts_event:
+                    break
+                ids.add(kept.id)
+            held = self._same_time[key] = (md.ts_event, ids)
+        if md.id in held[1]:
+            return True
+        held[1].add(md.id)
+        return False
+
+    # --- the book model on quotes (see venues/queue.py)
+
+    def on_quote(self, quote: Quote) -> Sequence[Event]:
+        """A best bid/ask: kept with its symbol's trades, and checked against the book model's
+        working orders and the protective ones; returns the fills."""
+        fills = self._look_back_awaiting() if self._awaiting else []
+        symbol = quote.symbol
+        before = self._book.get(symbol)
+        ticks = self._ticks.get(symbol)
+        if ticks is None:
+            ticks = self._ticks[symbol] = deque(maxlen=self._max_recent + 1)
+        elif before is not None and quote.ts_event <= before.ts_event and (
+                quote.ts_event < before.ts_event or self._repeated(quote, (t for t, _ in reversed(ticks)))):
+            return fills or NOTHING  # a repeated or older quote
+        ticks.append((quote, before))
+        self._book[symbol] = quote
+        if self._working:
+            for working in list(self._working.values()):
+                if working.book and working.order.symbol == symbol:
+                    fills += self._book_event(working, quote, before)
+        if self._n_protective:
+            for key, orders in self._protective.items():
+                if orders and key[2] == symbol:
+                    self._trigger_group(key, list(orders.values()), quote, self.positions.get(key), fills)
+        return fills
+
+    def _take_book(self, working: _Working) -> list[Event]:
+        """A new order of the book model. It arrives at its decision time (plus the submit latency),
+        after every event up to then, and meets the newest quote before it; what came after that
+        (it came late) is run through as it would have met it working. Rejected when what it
+        arrived at fell out of the kept trades and quotes."""
+        o = working.order
+        ticks = self._ticks[o.symbol]
+        start = len(ticks)
+        while start and ticks[start - 1][0].ts_event > working.decided:
+            start -= 1
+        if start == 0 and len(ticks) > self._max_recent:
+            return [rejection(o.id, o, f"decided at {working.decided} ns, before the {self._max_recent} most recent "
+                                       f"trades and quotes kept for {o.symbol}: cannot tell where it would have filled")]
+        self._working[o.id] = working
+        if start < len(ticks):
+            book = ticks[start][1]
+        else:  # nothing after it yet: it arrives now if the venue's market data has reached its time
+            now = max(self.market_ns(o.symbol) or 0, ticks[-1][0].ts_event if ticks else 0)
+            book = self._book.get(o.symbol) if now >= working.decided else None
+        events = self._arrive(working, book) if book is not None else []
+        for i in range(start, len(ticks)):
+            if o.id not in self._working:
+                break
+            md, before = ticks[i]
+            events += self._book_event(working, md, before)
+        return events
+
+    def _book_event(self, working: _Working, md: Tick, book: Quote | None) -> list[Event]:
+        """One trade or quote for an order of the book model; `book` is the newest quote before it.
+        An order arrives before the first event after its decision time (and latency): it meets
+        `book` there, and takes or rests."""
+        ts = md.ts_event
+        if ts <= working.decided:
+            return []
+        if working.expires is not None and ts >= working.expires:
+            return [self._expired(working)]
+        o, place = working.order, working.place
+        events: list[Event] = []
+        if place is None:
+            if book is None:
+                return events  # no book to meet yet: it meets the first one
+            events = self._arrive(working, book)
+            place = working.place
+            if o.id not in self._working or place is None:
+                return events
+        limit = working.limit
+        if place.taking:
+            if type(md) is Quote:
+                events += self._take_quote(working, md, ts)  # type: ignore[arg-type]
+        elif type(md) is Quote:
+            q.queue_on_quote(place, limit, o.side, md)  # type: ignore[arg-type]
+        else:
+            traded = q.traded_for(place, limit, o.side, md)  # type: ignore[arg-type]
+            if traded:
+                events += self._fill_on(working, md, (ts, limit), available=traded, maker=True)  # type: ignore[arg-type]
+        return events
+
+    def _arrive(self, working: _Working, book: Quote) -> list[Event]:
+        """The order meets the book (at its arrival time, or that of the first quote it finds): a
+        market order, or a limit that reaches the opposite best, takes there; any other limit rests
+        behind the queue at its price (IOC/FOK: cancelled instead)."""
+        o, limit = working.order, working.limit
+        ts = max(working.decided, book.ts_event)
+        if limit is not None and not q.crosses(limit, o.side, book):
+            working.place = q.Place(queue=q.queue_on_arrival(limit, o.side, book, working.terms.queue_share))
+            return [self._canceled(working, IOC_MISSED, ts)] if working.immediate else []
+        if o.post_only:
+            price = q.opposite_best(book, o.side)[0]
+            return [self._canceled(working, f"post-only: a {o.side} limit of {limit} would take at the best "
+                                            f"{'ask' if o.side == 'buy' else 'bid'} {price}", ts)]
+        working.place = q.Place(taking=True)
+        return self._take_quote(working, book, ts)
+
+    def _take_quote(self, working: _Working, quote: Quote, ts: int) -> list[Event]:
+        """A taking order against a best bid/ask: what is shown at the opposite best, up to its limit;
+        once the opposite best is past its limit, the rest rests there, first in its queue."""
+        o, place = working.order, working.place
+        assert place is not None
+        if working.limit is not None and not q.crosses(working.limit, o.side, quote):
+            place.taking = False
+            return []
+        price, shown = q.opposite_best(quote, o.side)
+        before = working.remaining
+        events = self._fill_on(working, quote, (ts, price), available=q.available_to_take(place, price, shown),
+                               maker=False)
+        q.took(place, price, before - working.remaining)
+        return events
+
+    def _expired(self, working: _Working) -> OrderCanceled:
+        return self._canceled(working, f"GTD: expired at {working.expires} ns", working.expires or 0)
 
     # --- protective orders
 
@@ -553,11 +770,12 @@ class ShadowVenue:
 
     # --- effects
 
-    def _fill_on(self, working: _Working, md: MarketData, hit: tuple[int, Decimal]) -> list[Event]:
+    def _fill_on(self, working: _Working, md: MarketData | Quote, hit: tuple[int, Decimal],
+                 available: Decimal | None = None, maker: bool | None = None) -> list[Event]:
         """`md` fills the order at `hit`: all of what remains, or in the book model what traded
         there (IOC: the rest cancelled; FOK: nothing unless all of it); a reduce-only order at most
         the position it reduces then (other orders may have changed it since it was placed), the
-        rest cancelled."""
+        rest cancelled. `available` is what the book model on quotes found to fill on instead."""
         o = working.order
         qty = working.remaining
         cap = None
@@ -567,21 +785,27 @@ class ShadowVenue:
                 return [self._canceled(working, f"reduce-only: nothing left to reduce (position {position})", hit[0])]
             cap = qty = min(qty, abs(position))
         if working.terms.by_volume:
-            traded = md.qty if type(md) is Trade else working.terms.cfg.bar_volume_share * md.volume  # type: ignore[union-attr]
+            if available is not None:
+                traded = available
+            else:
+                traded = md.qty if type(md) is Trade else working.terms.cfg.bar_volume_share * md.volume  # type: ignore[union-attr]
             qty = min(qty, round_qty(traded, working.terms.cfg.step_size))
             if o.time_in_force == "FOK" and qty < working.remaining:
                 return [self._canceled(working, "FOK: not all of it traded on the first market data after it", hit[0])]
-        events: list[Event] = [self._fill(working, hit[1], hit[0], qty)] if qty > 0 else []
+        events: list[Event] = [self._fill(working, hit[1], hit[0], qty, maker)] if qty > 0 else []
         if working.remaining > 0 and qty == cap:
             events.append(self._canceled(working, "reduce-only: trimmed to the position it reduced", hit[0]))
         elif working.immediate and working.remaining > 0:
             events.append(self._canceled(working, IOC_MISSED, hit[0]))
         return events
 
-    def _fill(self, working: _Working, price: Decimal, ts: int, qty: Decimal | None = None) -> OrderFilled:
-        """Fill `qty` (all that remains by default) at `price` (slipped when taker)."""
+    def _fill(self, working: _Working, price: Decimal, ts: int, qty: Decimal | None = None,
+              maker: bool | None = None) -> OrderFilled:
+        """Fill `qty` (all that remains by default) at `price` (slipped when taker); a limit order
+        fills as maker unless `maker` says otherwise."""
         o, terms = working.order, working.terms
-        maker = working.limit is not None
+        if maker is None:
+            maker = working.limit is not None
         if not maker:
             price = price * terms.taker_factor[o.side]
         if qty is None or qty >= working.remaining:
@@ -638,12 +862,12 @@ def _first_at_or_after(recent: deque[MarketData], ts: int) -> int:
     return start
 
 
-def _opened_at(md: MarketData) -> int:
-    return md.ts_event if type(md) is Trade else md.ts_open
+def _opened_at(md: MarketData | Quote) -> int:
+    return md.ts_open if type(md) is Bar else md.ts_event  # type: ignore[union-attr]
 
 
 def _stops_first(working: _Working) -> int:
-    return 0 if working.order.order_type == "stop_market" else 1
+    return 0 if working.order.order_type in STOPS else 1
 
 
 def _trigger_price(order: SubmitOrder, md: MarketData) -> Decimal | None:
@@ -653,10 +877,12 @@ def _trigger_price(order: SubmitOrder, md: MarketData) -> Decimal | None:
     assert level is not None  # _problem refuses protective orders without one
     if type(md) is Trade:
         open_ = high = low = md.price
+    elif type(md) is Quote:  # where the position closes: a sell at the bid, a buy at the ask
+        open_ = high = low = md.bid if order.side == "sell" else md.ask  # type: ignore[attr-defined]
     else:
         open_, high, low = md.open, md.high, md.low
     # A sell stop (under a long) and a buy take-profit (under a short) trigger on the way down.
-    down = (order.side == "sell") == (order.order_type == "stop_market")
+    down = (order.side == "sell") == (order.order_type in STOPS)
     if down:
         return min(level, open_) if low <= level else None
     return max(level, open_) if high >= level else None

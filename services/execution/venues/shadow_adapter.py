@@ -22,8 +22,8 @@ from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
 from bosun.runtime.clock import Clock
 from proto import codec
 from proto import subjects as sj
-from proto.events import (Bar, CancelAllOrders, CancelOrder, Event, ModifyOrder, OrderFilled, SubmitOrder, Trade,
-                          VenueStateReported)
+from proto.events import (Bar, CancelAllOrders, CancelOrder, Event, ModifyOrder, OrderFilled, Quote, SubmitOrder,
+                          Trade, VenueStateReported)
 from services.execution.config import ExecutionConfig, VenueConfig
 from services.execution.orders import rejection
 from services.execution.venues.shadow import ShadowVenue
@@ -54,6 +54,7 @@ class ShadowAdapter(Actor):
             Input(sj.ORDERS, self.on_order_log, codec.decode_any, Delivery.REPLAY),
             event_input(sj.BARS, Bar, self.on_market, Delivery.LIVE),
             event_input(sj.TRADES, Trade, self.on_market, Delivery.LIVE),
+            event_input(sj.QUOTES, Quote, self.on_quote, Delivery.LIVE),
         ]
 
     def on_start(self) -> None:
@@ -83,6 +84,14 @@ class ShadowAdapter(Actor):
             self.venues[entry.venue].on_fill(entry)  # type: ignore[attr-defined]
         else:
             self._command(entry)  # type: ignore[arg-type]
+
+    def on_quote(self, quote: Quote) -> None:
+        """Quotes release no waiting command (bars and trades do): one that comes after them meets
+        them as a late order does, the same in a backtest and on paper."""
+        venue = self.venues.get(quote.venue)
+        if venue is not None:
+            for event in venue.on_quote(quote):
+                self.out.publish(event)
 
     def on_market(self, md: Bar | Trade) -> None:
         venue = self.venues.get(md.venue)
