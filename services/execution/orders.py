@@ -23,6 +23,7 @@ from proto.events import (Event, OrderAccepted, OrderCanceled, OrderFilled, Orde
                           SubmitOrder, TargetPosition)
 
 Key = tuple[str, str, str]  # client, venue, symbol
+OrderEvent = SubmitOrder | OrderAccepted | OrderRejected | OrderModified | OrderCanceled | OrderFilled
 ZERO = Decimal(0)
 BOOK_ENTRIES = (SubmitOrder, OrderAccepted, OrderRejected, OrderModified, OrderCanceled, OrderFilled)
 PROTECTIVE = ("stop_market", "take_profit_market")  # order types that guard a position: a bracket's legs
@@ -31,6 +32,10 @@ PROTECTIVE = ("stop_market", "take_profit_market")  # order types that guard a p
 def client_order_id(target_id: str, n: int) -> str:
     """The n-th order (1, 2, ...) for a target. Binance allows 36 chars of [A-Za-z0-9-_]: 27 here."""
     return "bs-" + hashlib.blake2b(f"{target_id}.{n}".encode()).hexdigest()[:24]
+
+
+def key_of(event: OrderEvent) -> Key:
+    return (event.client, event.venue, event.symbol)
 
 
 def rejection(client_order_id: str, source: SubmitOrder | TargetPosition, reason: str) -> OrderRejected:

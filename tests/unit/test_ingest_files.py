@@ -221,7 +221,7 @@ def test_read_market_file_dispatches_on_content(tmp_path: Path) -> None:
     assert isinstance(next(read_market_file(data_file(LINK_USDM_12COL))), Bar)
     headerless_trades = write(tmp_path / "XRPETH-aggTrades.csv", ["1,0.5,2,1,1,1570752011620,true,true"])
     assert isinstance(next(read_market_file(headerless_trades)), Trade)
-    with pytest.raises(DataError, match="neither a Binance kline nor a trades CSV"):
+    with pytest.raises(DataError, match="neither a Binance kline, trades, bookTicker nor funding rate CSV"):
         read_market_file(write(tmp_path / "BTCUSDT.csv", ["a,b,c", "1,2,3"]))
 
 
