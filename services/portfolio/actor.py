@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+
+import msgspec
 
 from bosun.model.prices import LatestPrices
 from bosun.model.recent import RecentIds
@@ -27,9 +28,9 @@ from services.portfolio.roundtrips import RoundTrip, RoundTripTracker
 Key = tuple[str, str, str]  # client, venue, symbol
 
 
-@dataclass(frozen=True, slots=True)
-class StoreFill(Effect):
-    """Write a new fill, the position it made and the round trip it closed to the store, together."""
+class StoreFill(msgspec.Struct, Effect, frozen=True, gc=False):
+    """Write a new fill, the position it made and the round trip it closed to the store, together.
+    (One per fill: a Struct is built in a fifth of a frozen dataclass's time.)"""
 
     fill: OrderFilled
     position: PositionChanged
