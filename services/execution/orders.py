@@ -148,5 +148,7 @@ class OrderBook:
         """The key's working orders: those that trade toward a target, or (`protective`) a bracket's legs."""
         if not self.open:
             return []  # the usual case when a target comes: its last market order has filled
+        # The kind first: a target's bracket is looked for right after its market order is placed,
+        # so the other test would build that order's key for nothing.
         return [o for o in self.open.values()
-                if key_of(o.order) == key and (o.order.order_type in PROTECTIVE) == protective]
+                if (o.order.order_type in PROTECTIVE) == protective and key_of(o.order) == key]
