@@ -47,7 +47,7 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from msgspec.structs import replace
@@ -107,15 +107,14 @@ class _Working:
     limit: Decimal | None  # the limit on the tick grid
     decided: int = 0  # from when market data may fill it: its decision plus the venue's submit latency
     fills: int = 0
+    # Fixed by the order's type and time in force (a modify changes neither); fields, not
+    # properties: they are asked several times per order.
+    protective: bool = field(init=False)
+    immediate: bool = field(init=False)  # IOC or FOK: the same here, where an order fills whole or not at all
 
-    @property
-    def protective(self) -> bool:
-        return self.order.order_type in PROTECTIVE
-
-    @property
-    def immediate(self) -> bool:
-        """IOC or FOK: the same here, where an order fills whole or not at all."""
-        return self.order.time_in_force != "GTC"
+    def __post_init__(self) -> None:
+        self.protective = self.order.order_type in PROTECTIVE
+        self.immediate = self.order.time_in_force != "GTC"
 
 
 class ShadowVenue:
