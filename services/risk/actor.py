@@ -191,7 +191,7 @@ class RiskActor(Actor):
             return
         if target.qty.is_zero() and target.qty.is_signed():
             target = msgspec.structs.replace(target, qty=ZERO)
-        position = self.position(target.client, target.venue, target.symbol)
+        position = self._positions.get((target.client, target.venue, target.symbol))
         context = limits.Context(
             now, self.enabled is True, position, self._prices.by_market.get((target.venue, target.symbol)),
             self._exposure, self._open_orders.by_client[target.client] if self._open_orders is not None else 0)
