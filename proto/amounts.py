@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from collections.abc import Callable
 from operator import attrgetter
 from typing import Annotated, Any
 
