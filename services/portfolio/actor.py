@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
 from bosun.model.prices import LatestPrices
 from bosun.model.recent import RecentIds
 from bosun.runtime.actor import Actor, Delivery, Effect, Endpoint, Input, Outbox, event_input
@@ -34,9 +36,9 @@ Key = tuple[str, str, str]  # client, venue, symbol
 HELD_BEFORE = 256
 
 
-@dataclass(frozen=True, slots=True)
-class StoreFill(Effect):
-    """Write a new fill, the position it made and the round trip it closed to the store, together."""
+class StoreFill(msgspec.Struct, Effect, frozen=True, gc=False):
+    """Write a new fill, the position it made and the round trip it closed to the store, together.
+    (One per fill: a Struct is built in a fifth of a frozen dataclass's time.)"""
 
     fill: OrderFilled
     position: PositionChanged

@@ -277,7 +277,7 @@ class RiskActor(Actor):
             return
         if target.qty.is_zero() and target.qty.is_signed():
             target = msgspec.structs.replace(target, qty=ZERO)
-        position = self.position(target.client, target.venue, target.symbol)
+        position = self._positions.get((target.client, target.venue, target.symbol))
         reducing = reduces(target.qty, position)
         if self._scopes.restricted and not reducing:
             state, scope = self._scopes.of(target.client, target.venue, target.symbol)

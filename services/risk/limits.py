@@ -24,6 +24,8 @@ from decimal import ROUND_DOWN, Decimal
 from decimal import Context as DecimalContext
 from typing import Any, ClassVar
 
+import msgspec
+
 from bosun.model.order_rules import RateWindow, notional, off_market_pct
 from proto.events import Event, OrderAccepted, PositionChanged, PriceSnapshot, SubmitOrder, TargetPosition
 from services.risk.config import LimitsConfig
@@ -40,9 +42,9 @@ ORDERS = frozenset({SubmitOrder, OrderAccepted})  # with the fills, cancels and 
 MAX_TRIPS = 20  # the newest trips of a loss limit kept for status
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
-    """What the actor knows when a target arrives."""
+class Context(msgspec.Struct, frozen=True, gc=False):
+    """What the actor knows when a target arrives (one per verdict: a Struct is built in a
+    fifth of a frozen dataclass's time)."""
 
     now_ns: int
     trading_enabled: bool

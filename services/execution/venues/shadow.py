@@ -59,7 +59,7 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from msgspec.structs import replace
@@ -130,15 +130,14 @@ class _Working:
     place: q.Place | None = None  # its standing there, once it met the book
     armed: bool = False  # a CONDITIONAL order not triggered yet
     extreme: Decimal | None = None  # trailing stop: the best price since it was placed (sell: highest)
+    # Fixed by the order's type and time in force (a modify changes neither); fields, not
+    # properties: they are asked several times per order.
+    protective: bool = field(init=False)
+    immediate: bool = field(init=False)  # IOC or FOK: the same here, where an order fills whole or not at all
 
-    @property
-    def protective(self) -> bool:
-        return self.order.order_type in PROTECTIVE
-
-    @property
-    def immediate(self) -> bool:
-        """IOC or FOK: the same here, where an order fills whole or not at all."""
-        return self.order.time_in_force in IMMEDIATE
+    def __post_init__(self) -> None:
+        self.protective = self.order.order_type in PROTECTIVE
+        self.immediate = self.order.time_in_force in IMMEDIATE
 
 
 class ShadowVenue:
