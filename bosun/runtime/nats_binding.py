@@ -27,7 +27,8 @@ from typing import Any
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
-from nats.js.errors import NotFoundError
+from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+from nats.js.errors import APIError, NotFoundError
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind
 
@@ -299,6 +300,7 @@ class NatsBinding:
             await queue.put((route, msg))
 
         if route.durable:
+            await self._resume_from_ack_floor(route.stream, durable_name(self.service, inp.subject))
             config = api.ConsumerConfig(
                 durable_name=durable_name(self.service, inp.subject), deliver_subject=self.nc.new_inbox(),
                 filter_subject=inp.subject, deliver_policy=api.DeliverPolicy.ALL,
@@ -320,6 +322,27 @@ class NatsBinding:
                 route.caught_up.set()
             route.sub = await self.js.subscribe_bind(route.stream, config, info.name, ordered_consumer=True,
                                                      cb=arrived)
+
+    async def _resume_from_ack_floor(self, stream: str, name: str) -> None:
+        """What a previous incarnation took and never acked (killed) comes again now, not when its
+        ack wait runs out: the consumer is reset to its ack floor (nats-server >= 2.14, ADR-60),
+        keeping its config. One process serves a durable (`bosun up`, compose and Nomad run one
+        instance per service), so ack-pending messages on an unbound consumer are a dead one's.
+        Those acked above the floor come again too: handlers are idempotent."""
+        try:
+            info = await self.js.consumer_info(stream, name)
+        except NotFoundError:
+            return  # first start: the subscription creates it
+        if info.push_bound or not info.num_ack_pending:
+            return  # a live subscriber holds them (subscribe refuses a second), or nothing was in flight
+        try:
+            reset = await self.js.reset_consumer(stream, name)
+        except (APIError, NatsTimeout, NoRespondersError) as exc:  # a server older than 2.14, or not allowed
+            log.warning("%s: could not reset %s to its ack floor (%r): %d unacked messages come again after "
+                        "%.0f s", self.service, name, exc, info.num_ack_pending, ACK_WAIT_S)
+            return
+        log.info("%s: %s resumes at stream sequence %d: %d messages a previous process left unacked",
+                 self.service, name, reset.reset_seq, info.num_ack_pending)
 
     async def _work(self, queue: asyncio.Queue[tuple[Any, Any]], actor: Actor) -> None:
         self._stopping = False

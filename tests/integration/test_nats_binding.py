@@ -396,6 +396,44 @@ async def test_an_older_message_a_killed_process_never_acked_is_handled_after_ne
     assert toy.handled == [newer.id, older.id]
 
 
+async def test_a_restart_gets_what_a_dead_process_left_unacked_at_once_not_after_the_ack_wait(
+        nats_url: str, nc: Client, js: JetStreamContext) -> None:
+    """A previous incarnation took messages from the durable and died without acking them: the next
+    one rewinds the consumer to its ack floor and handles them within seconds (ACK_WAIT_S is 60),
+    each once, before and with a newer one."""
+    from bosun.runtime.nats_binding import ACK_WAIT_S
+
+    client, service = unique("c"), unique("toy")
+    subject, consumer = f"target.proposed.{client}.>", durable_name(service, f"target.proposed.{client}.>")
+    async with running(nc, lambda out: Toy(SimClock(), out, client), service):
+        pass  # the first incarnation creates the durable consumer, acks nothing, stops
+    dead = await nats.connect(nats_url)
+    try:
+        sub = await dead.jetstream().subscribe(subject, durable=consumer, stream="TARGETS", manual_ack=True)
+        for n in (1, 2, 3):
+            await js.publish(sj.subject_for(target(client, n)), codec.encode(target(client, n)))
+        taken = [await sub.next_msg(timeout=5) for _ in range(3)]
+        assert [m.metadata.num_delivered for m in taken] == [1, 1, 1]
+    finally:
+        await dead.close()  # gone with the three unacked, as after a kill -9
+    info = await js.consumer_info("TARGETS", consumer)
+    assert info.num_ack_pending == 3 and not info.push_bound
+    await js.publish(sj.subject_for(target(client, 4)), codec.encode(target(client, 4)))
+
+    restarted = time.monotonic()
+    async with Collector(nc, f"target.approved.{client}.>") as approved:
+        async with running(nc, lambda out: Toy(SimClock(), out, client), service) as (_, toy):
+            await approved.wait(4, timeout=15)
+            recovery_s = time.monotonic() - restarted
+            assert toy.handled == ["t1", "t2", "t3", "t4"]
+            deadline = time.monotonic() + 10
+            while (info := await js.consumer_info("TARGETS", consumer)).num_ack_pending or \
+                    info.ack_floor.stream_seq < info.delivered.stream_seq:
+                assert time.monotonic() < deadline, f"not all acked: {info}"
+                await asyncio.sleep(0.02)  # polling the consumer with a deadline
+    assert recovery_s < ACK_WAIT_S / 4, recovery_s
+
+
 async def test_a_publish_waits_out_a_stream_without_leader_past_the_third_attempt(tmp_path, caplog) -> None:
     """While a stream elects its leader (5 to 8 s on the cluster) a publish fails at once with no
     responders: the binding goes on trying, and the event is stored once the stream answers."""
