@@ -157,14 +157,13 @@ class ExecutionActor(Actor):
         if not self.book.mark_handled(target.id):
             return
         key = (target.client, target.venue, target.symbol)
-        position = self.book.position(key)
+        committed = self.book.committed(key)  # working market orders count as position
+        position = self.book.position(key) + committed if committed else self.book.position(key)
         problem = self._target_problem(target, position)
         if problem:
             self._emit(rejection(client_order_id(target.id, 1), target, problem))
             return
-        committed = self.book.committed(key)  # working market orders count as position
-        actions = plan(target.qty, position + committed if committed else position, self.book.open_orders(key),
-                       self._cfg[key[:2]].step_size)
+        actions = plan(target.qty, position, self.book.open_orders(key), self._cfg[key[:2]].step_size)
         if self._guard is not None:
             snapshot = self._prices.by_market.get(key[1:]) if self._prices is not None else None
             refusal = self._guard.check(target, reduces(target.qty, position),
@@ -197,6 +196,7 @@ class ExecutionActor(Actor):
     # --- decisions
 
     def _target_problem(self, target: TargetPosition, position: Decimal) -> str | None:
+        """`position` counts the working market orders: what the target changes is what they leave."""
         if (target.client, target.venue) not in self._cfg:
             return f"client {target.client!r} has no venue {target.venue!r} configured"
         if not self.trading_enabled and not reduces(target.qty, position):
@@ -348,20 +348,22 @@ class ExecutionActor(Actor):
         return not reduces(position + open_order.signed_remaining, position)
 
     def _cancel_all(self) -> None:
-        """The kill switch: every working order that could add exposure; brackets stay, they only close.
-        A market without a bracket gets one CancelAllOrders, which the venue carries out at once
-        and answers in one round; one with a bracket, a CancelOrder per other order."""
-        cancels: dict[Key, list[OpenOrder]] = {}
-        brackets: set[Key] = set()
+        """The kill switch: every working order that could add exposure; brackets stay, they only close,
+        and so do orders that reduce the position (the planning counts a working market order as done).
+        A market whose every working order adds and that has no bracket gets one CancelAllOrders, which
+        the venue carries out at once and answers in one round; any other, a CancelOrder per such order."""
+        adding: dict[Key, list[OpenOrder]] = {}
+        keep: set[Key] = set()  # markets with a bracket or an order that reduces
         for open_order in self.book.open.values():
             o = open_order.order
-            if o.order_type in PROTECTIVE:
-                brackets.add((o.client, o.venue, o.symbol))
+            key = (o.client, o.venue, o.symbol)
+            if o.order_type in PROTECTIVE or not self._adds(open_order):
+                keep.add(key)
             else:
-                cancels.setdefault((o.client, o.venue, o.symbol), []).append(open_order)
+                adding.setdefault(key, []).append(open_order)
         now = self.clock.now_ns()
-        for (client, venue, symbol), orders in cancels.items():
-            if (client, venue, symbol) in brackets:
+        for (client, venue, symbol), orders in adding.items():
+            if (client, venue, symbol) in keep:
                 for open_order in orders:
                     self._cancel(open_order, "kill_switch")
             else:  # an id of its own per flip: each one lands, whatever the dedup window
