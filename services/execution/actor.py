@@ -239,8 +239,9 @@ class ExecutionActor(Actor):
 
     def _cancel_all(self) -> None:
         """The kill switch: every working order that could add exposure; brackets stay, they only close.
-        A market without a bracket gets one CancelAllOrders, which the venue carries out at once
-        and answers in one round; one with a bracket, a CancelOrder per other order."""
+        A market without a bracket gets one CancelAllOrders, which the shadow venue carries out at
+        once and answers with one OrdersCanceled per 1,000 orders; one with a bracket, a CancelOrder
+        per other order."""
         cancels: dict[Key, list[OpenOrder]] = {}
         brackets: set[Key] = set()
         for open_order in self.book.open.values():

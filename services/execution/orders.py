@@ -24,7 +24,7 @@ from proto.events import (Event, OrderAccepted, OrderCanceled, OrderFilled, Orde
 
 Key = tuple[str, str, str]  # client, venue, symbol
 ZERO = Decimal(0)
-BOOK_ENTRIES = (SubmitOrder, OrderAccepted, OrderRejected, OrderModified, OrderCanceled, OrdersCanceled, OrderFilled)
+BOOK_ENTRIES = (SubmitOrder, OrderAccepted, OrderRejected, OrderModified, OrderCanceled, OrderFilled, OrdersCanceled)
 PROTECTIVE = ("stop_market", "take_profit_market")  # order types that guard a position: a bracket's legs
 
 
