@@ -75,7 +75,8 @@ async def bench(tmp: Path, args: argparse.Namespace) -> tuple[list[float], list[
             await canceled.wait(answers, CANCEL_TIMEOUT_S)
             firsts.append((canceled.seen[0][0] - t0) / 1e6)
             alls.append((canceled.seen[answers - 1][0] - t0) / 1e6)
-            named = [coid for _, data in canceled.seen for coid in codec.decode(data, ev.OrdersCanceled).client_order_ids]
+            named = [coid for _, data in canceled.seen
+                     for coid in codec.decode(data, ev.OrdersCanceled).client_order_ids]
             assert sorted(named) == sorted(f"ks-{flip}-{n}" for n in range(args.orders)), "not every order, once"
             await until_open_orders(nc, 0)
             print(f"  flip {flip + 1}: first canceled {firsts[-1]:.1f} ms, all {args.orders} {alls[-1]:.1f} ms",

@@ -45,8 +45,8 @@ from proto import codec
 from proto import subjects as sj
 from proto.amounts import AmountError, check
 from proto.events import (MarketHalted, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, OrdersCanceled,
-                          PositionChanged, PriceSnapshot, RiskLimitBreached, SubmitOrder, TargetApproved, TargetPosition,
-                          TradingStateChanged)
+                          PositionChanged, PriceSnapshot, RiskLimitBreached, SubmitOrder, TargetApproved,
+                          TargetPosition, TradingStateChanged)
 from services.risk import limits
 from services.risk.breakers import Breakers, Trip
 from services.risk.config import RiskConfig

@@ -13,7 +13,8 @@ from bosun.apps.config import ClientConfig, Config
 from services.execution.config import VenueConfig
 from bosun.runtime.inproc import InProcessBus
 from proto.events import (Bar, CancelAllOrders, CancelOrder, Event, OrderAccepted, OrderCanceled, OrderFilled, OrderModified,
-                          OrderRejected, OrdersCanceled, SubmitOrder, TargetApproved, TargetPosition, VenueStateReported)
+                          OrderRejected, OrdersCanceled, SubmitOrder, TargetApproved, TargetPosition,
+                          VenueStateReported)
 from services.execution.actor import ExecutionActor
 from services.execution.venues.live import LiveAdapter, PlaceOrder
 from services.execution.orders import Cancel, OpenOrder, OrderBook, Place, client_order_id, plan
