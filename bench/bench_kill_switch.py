@@ -1,6 +1,7 @@
 """Kill switch: with --orders open shadow limit orders, from a raw publish of `false` to
 `$KV.control.trading_enabled` (what `nats pub` does) until the shadow venue holds none of them,
-over --flips flips; in the same run, the floor: a KV put seen by a watcher in another process.
+over --flips flips; in the same run, after each flip, the floor: a KV put seen by a watcher in
+another process.
 
     python bench/bench_kill_switch.py [--orders 1000] [--flips 20]
 
@@ -39,6 +40,7 @@ from tests.processes import services_on_own_nats  # noqa: E402
 
 ACCEPT_TIMEOUT_S = 60.0
 CANCEL_TIMEOUT_S = 30.0
+FLOOR_PER_FLIP = 10  # KV puts timed after each flip
 
 
 def order(flip: int, n: int) -> ev.SubmitOrder:
@@ -48,7 +50,7 @@ def order(flip: int, n: int) -> ev.SubmitOrder:
 
 
 async def bench(tmp: Path, args: argparse.Namespace) -> tuple[list[float], list[float], list[float]]:
-    firsts, alls = [], []
+    firsts, alls, floor = [], [], []
     port = free_port()
     config = ALICE_SMA + f"[services.execution]\nmetrics_port = {port}\n"
     metrics_url = f"http://127.0.0.1:{port}/metrics"
@@ -79,9 +81,11 @@ async def bench(tmp: Path, args: argparse.Namespace) -> tuple[list[float], list[
                      for coid in codec.decode(data, ev.OrdersCanceled).client_order_ids]
             assert sorted(named) == sorted(f"ks-{flip}-{n}" for n in range(args.orders)), "not every order, once"
             await until_open_orders(nc, 0)
+            # alternated with the flips, so both see the same load; a key of its own each time, since a
+            # new watcher is first handed the key's current value
+            floor += await kv_floor_ms(nc, url, FLOOR_PER_FLIP, key=f"bench_floor_{flip}")
             print(f"  flip {flip + 1}: first canceled {firsts[-1]:.1f} ms, all {args.orders} {alls[-1]:.1f} ms",
                   flush=True)
-        floor = await kv_floor_ms(nc, url, args.flips * 10)
     return firsts, alls, floor
 
 
