@@ -13,7 +13,7 @@ Conventions shared by all of them:
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
@@ -290,6 +290,23 @@ class OrderCanceled(Event, frozen=True, kw_only=True):
     reason: str
 
 
+MAX_CANCELED_IDS = 1_000  # per OrdersCanceled: ~40 KB of ids at most (36 chars each), far under NATS's 1 MB
+
+
+class OrdersCanceled(Event, frozen=True, kw_only=True):
+    """A venue's answer to a CancelAllOrders: the working orders of `client` on `venue`/`symbol` it
+    canceled, in one durable event rather than one OrderCanceled each (1,000 of those take ~100 ms
+    to publish from Python; a kill switch has 10). Every reader applies it exactly as that many
+    OrderCanceled. At most MAX_CANCELED_IDS ids: more are answered in further events.
+    `id` is `<CancelAllOrders id>.canceled.<n>`, n = 1, 2, ..."""
+
+    client_order_ids: Annotated[tuple[str, ...], msgspec.Meta(min_length=1, max_length=MAX_CANCELED_IDS)]
+    client: str
+    venue: str
+    symbol: str
+    reason: str
+
+
 class OrderFilled(Event, frozen=True, kw_only=True):
     """`id` is the fill id, unique per venue."""
 
@@ -407,6 +424,7 @@ ANY_EVENT = (
     | OrderRejected
     | OrderModified
     | OrderCanceled
+    | OrdersCanceled
     | OrderFilled
     | VenueStateReported
     | ReconciliationReport

@@ -87,6 +87,7 @@ _BY_CLIENT: dict[type, str] = {
     ev.OrderAccepted: "order.accepted",
     ev.OrderRejected: "order.rejected",
     ev.OrderCanceled: "order.canceled",
+    ev.OrdersCanceled: "order.canceled_all",
     ev.OrderFilled: "order.filled",
     ev.VenueStateReported: "order.venue_state",
     ev.ReconciliationReport: "order.reconciled",

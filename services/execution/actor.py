@@ -351,7 +351,8 @@ class ExecutionActor(Actor):
         """The kill switch: every working order that could add exposure; brackets stay, they only close,
         and so do orders that reduce the position (the planning counts a working market order as done).
         A market whose every working order adds and that has no bracket gets one CancelAllOrders, which
-        the venue carries out at once and answers in one round; any other, a CancelOrder per such order."""
+        the shadow venue carries out at once and answers with one OrdersCanceled per 1,000 orders; any
+        other, a CancelOrder per such order."""
         adding: dict[Key, list[OpenOrder]] = {}
         keep: set[Key] = set()  # markets with a bracket or an order that reduces
         for open_order in self.book.open.values():

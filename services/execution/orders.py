@@ -1,8 +1,8 @@
 """The order manager's book and its diff.
 
 The book is state derived from the order log alone: the SubmitOrder commands execution
-issued and the Order* events the venues reported (Accepted / Rejected / Modified / Canceled /
-Filled): open orders with their remaining quantity and signed positions per (client, venue,
+issued and the Order* events the venues reported (Accepted / Rejected / Modified / Canceled,
+one or many at once / Filled): open orders with their remaining quantity and signed positions per (client, venue,
 symbol). Applying an entry twice changes nothing, so the execution actor applies what it
 issues at once and ignores the echo, and rebuilds it all by replay.
 
@@ -19,13 +19,13 @@ from typing import NamedTuple
 from bosun.model.grid import round_qty
 from bosun.model.positions import NetPositions, signed
 from bosun.model.recent import RecentIds
-from proto.events import (Event, OrderAccepted, OrderCanceled, OrderFilled, OrderModified, OrderRejected, Side,
-                          SubmitOrder, TargetPosition)
+from proto.events import (Event, OrderAccepted, OrderCanceled, OrderFilled, OrderModified, OrderRejected,
+                          OrdersCanceled, Side, SubmitOrder, TargetPosition)
 
 Key = tuple[str, str, str]  # client, venue, symbol
 OrderEvent = SubmitOrder | OrderAccepted | OrderRejected | OrderModified | OrderCanceled | OrderFilled
 ZERO = Decimal(0)
-BOOK_ENTRIES = (SubmitOrder, OrderAccepted, OrderRejected, OrderModified, OrderCanceled, OrderFilled)
+BOOK_ENTRIES = (SubmitOrder, OrderAccepted, OrderRejected, OrderModified, OrderCanceled, OrderFilled, OrdersCanceled)
 PROTECTIVE = ("stop_market", "take_profit_market")  # order types that guard a position: a bracket's legs
 
 
@@ -141,10 +141,16 @@ class OrderBook:
                 filled = open_order.order.qty - open_order.remaining
                 self._set_remaining(open_order, event.qty - filled)
         elif kind is OrderCanceled or kind is OrderRejected:
-            open_order = self.open.get(event.client_order_id)
-            if open_order is not None:
-                self._untrack(open_order)
+            self._close(event.client_order_id)
+        elif kind is OrdersCanceled:
+            for coid in event.client_order_ids:
+                self._close(coid)
         return True
+
+    def _close(self, coid: str) -> None:
+        open_order = self.open.get(coid)
+        if open_order is not None:
+            self._untrack(open_order)
 
     def _track(self, open_order: OpenOrder) -> None:
         o = open_order.order

@@ -44,9 +44,9 @@ from bosun.runtime.clock import Clock
 from proto import codec
 from proto import subjects as sj
 from proto.amounts import AmountError, check
-from proto.events import (MarketHalted, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, PositionChanged,
-                          PriceSnapshot, RiskLimitBreached, SubmitOrder, TargetApproved, TargetPosition,
-                          TradingStateChanged)
+from proto.events import (MarketHalted, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, OrdersCanceled,
+                          PositionChanged, PriceSnapshot, RiskLimitBreached, SubmitOrder, TargetApproved,
+                          TargetPosition, TradingStateChanged)
 from services.risk import limits
 from services.risk.breakers import Breakers, Trip
 from services.risk.config import RiskConfig
@@ -116,7 +116,8 @@ class RiskActor(Actor):
         if self._open_orders is not None:
             o = self._open_orders
             self._on_order.update({SubmitOrder: o.on_submit_order, OrderAccepted: o.on_order_accepted,
-                                   OrderRejected: o.on_order_rejected, OrderCanceled: o.on_order_canceled})
+                                   OrderRejected: o.on_order_rejected, OrderCanceled: o.on_order_canceled,
+                                   OrdersCanceled: o.on_orders_canceled})
 
     def inputs(self) -> Sequence[Input]:
         watching = bool(self._watched)

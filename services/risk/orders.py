@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from decimal import Decimal
 
-from proto.events import OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, SubmitOrder
+from proto.events import OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, OrdersCanceled, SubmitOrder
 
 MAX_TRACKED = 100_000
 ZERO = Decimal(0)
@@ -47,6 +47,10 @@ class OpenOrders:
 
     def on_order_canceled(self, canceled: OrderCanceled) -> None:
         self._close((canceled.client, canceled.client_order_id))
+
+    def on_orders_canceled(self, canceled: OrdersCanceled) -> None:
+        for coid in canceled.client_order_ids:
+            self._close((canceled.client, coid))
 
     def on_order_filled(self, fill: OrderFilled) -> None:
         """Called once per fill (the caller drops redelivered copies)."""

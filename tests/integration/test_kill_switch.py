@@ -3,7 +3,9 @@ targets, and malformed input."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -51,22 +53,40 @@ async def platform(tmp_path: Path):
         yield Platform(nc, nc.jetstream(), processes)
 
 
+def resting_limit(n: int) -> ev.SubmitOrder:
+    """A limit buy far under the market, put in the order log as execution's own would be."""
+    return ev.SubmitOrder(id=f"bs-limit-{n}", ts_event=time.time_ns(), client="alice", venue="binance",
+                          symbol="BTCUSDT", side="buy", qty=Decimal("0.001"), order_type="limit",
+                          limit_price=Decimal("1000"), target_id=f"limit-{n}")
+
+
 async def test_raw_publish_of_false_cancels_open_orders_and_survives_restarts(platform: Platform):
     await platform.set_trading(True)
+    limits = [resting_limit(n) for n in range(50)]
     async with Collector(platform.nc, "order.accepted.alice.>") as accepted:
         proposed = target(1, "0.5")
         await platform.publish(proposed)
         await platform.publish(bar_around(proposed.ts_event))  # the venue's market reaches the decision
-        await accepted.wait(1, timeout=10)  # a market order resting until the next bar
+        for order in limits:
+            await platform.publish(order)
+        await accepted.wait(1 + len(limits), timeout=10)  # a market order resting until the next bar, and the limits
+    working = {codec.decode(m.data, ev.OrderAccepted).client_order_id for m in accepted.messages}
+    deadline = time.monotonic() + 10
+    while set((await platform.status("execution"))["open_orders"]) != working:  # a bounded poll of its book
+        assert time.monotonic() < deadline, "execution's book did not show every accepted order within 10 s"
+        await asyncio.sleep(0.02)
 
-    async with Collector(platform.nc, "order.canceled.alice.>") as canceled, \
+    async with Collector(platform.nc, "order.canceled_all.alice.>") as canceled, \
             Collector(platform.nc, sj.TRADING_STATE) as state:
         await platform.nc.publish("$KV.control.trading_enabled", b"false")  # what `nats pub` does
-        [msg] = await canceled.wait(1, timeout=10)
-        assert codec.decode(msg.data, ev.OrderCanceled).reason == "kill_switch"
+        [msg] = await canceled.wait(1, timeout=10)  # the venue's one answer to execution's one CancelAllOrders
+        answer = codec.decode(msg.data, ev.OrdersCanceled)
+        assert set(answer.client_order_ids) == working and answer.reason == "kill_switch"
         [msg] = await state.wait(1, timeout=10)
         assert codec.decode(msg.data, ev.TradingStateChanged).enabled is False
     await until_status(platform.nc, "execution", "open_orders", {})
+    assert await stored_count(platform.js, "ORDERS", "order.canceled_all.>") == 1  # durable, once
+    assert await stored_count(platform.js, "ORDERS", "order.canceled.>") == 0  # and no single beside it
 
     async with Collector(platform.nc, "risk.breach.alice.>") as breaches:
         await platform.publish(target(2, "1.0"))
@@ -76,11 +96,16 @@ async def test_raw_publish_of_false_cancels_open_orders_and_survives_restarts(pl
     await platform.restart("risk", "execution")
     assert (await platform.status("risk"))["trading_enabled"] is False
     assert (await platform.status("execution"))["trading_enabled"] is False
+    # Replayed, the batch closed every order in the venue and the book alike: at start the venue
+    # reports nothing held (a report and an "unexplained" cancel otherwise) and the book nothing to cancel.
+    assert (await platform.status("execution"))["open_orders"] == {}
+    for subject, n in (("order.venue_state.>", 0), ("order.cancel.>", 0), ("order.cancel_all.>", 1)):
+        assert await stored_count(platform.js, "ORDERS", subject) == n, subject
     async with Collector(platform.nc, "risk.breach.alice.>") as breaches:
         await platform.publish(target(3, "1.0"))
         [msg] = await breaches.wait(1, timeout=10)
         assert codec.decode(msg.data, ev.RiskLimitBreached).limit == "kill_switch"
-    assert await stored_count(platform.js, "ORDERS", "order.submit.>") == 1
+    assert await stored_count(platform.js, "ORDERS", "order.submit.>") == 1 + len(limits)  # none after the flip
 
 
 async def test_the_same_target_twice_gives_one_order(platform: Platform):

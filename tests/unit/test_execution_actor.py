@@ -13,8 +13,8 @@ from bosun.apps.config import ClientConfig, Config
 from services.execution.config import VenueConfig
 from bosun.runtime.inproc import InProcessBus
 from proto.events import (Bar, CancelAllOrders, CancelOrder, Event, OrderAccepted, OrderCanceled, OrderFilled,
-                          OrderModified, OrderRejected, ReconciliationReport, SubmitOrder, TargetApproved,
-                          TargetPosition, VenueStateReported)
+                          OrderModified, OrderRejected, OrdersCanceled, ReconciliationReport, SubmitOrder,
+                          TargetApproved, TargetPosition, VenueStateReported)
 from services.execution.actor import ExecutionActor
 from services.execution.venues.live import LiveAdapter, PlaceOrder
 from services.execution.orders import Cancel, OpenOrder, OrderBook, Place, client_order_id, plan
@@ -211,9 +211,11 @@ def test_kill_switch_cancels_every_open_order_and_lets_only_reducing_targets_thr
     h.send(approved("t2", "4", decided_after_bar=1))  # keeps the limit, buys 1 more at market: rests
     assert len(h.actor.book.open) == 2
 
-    canceled = [e for e in h.kill_switch(False) if isinstance(e, OrderCanceled)]
-    assert sorted(c.client_order_id for c in canceled) == sorted(["bs-limit", client_order_id("t2", 1)])
-    assert {c.reason for c in canceled} == {"kill_switch"} and h.actor.book.open == {}
+    out = h.kill_switch(False)
+    assert not [e for e in out if isinstance(e, OrderCanceled)]  # the venue answers the cancel-all at once:
+    [canceled] = [e for e in out if isinstance(e, OrdersCanceled)]
+    assert sorted(canceled.client_order_ids) == sorted(["bs-limit", client_order_id("t2", 1)])
+    assert canceled.reason == "kill_switch" and h.actor.book.open == {}
 
     [rejected] = h.send(approved("t3", "5", decided_after_bar=1))
     assert isinstance(rejected, OrderRejected) and rejected.reason.startswith("trading disabled: ")
@@ -320,8 +322,8 @@ def test_restart_with_trading_off_cancels_restored_orders_on_start() -> None:
     h = restart(first.events, enabled=None)  # trading is off until the KV says otherwise
     [cancel] = [e for e in h.events if isinstance(e, CancelAllOrders)]  # no bracket there: one command
     assert ((cancel.client, cancel.venue, cancel.symbol), cancel.reason) == (KEY, "kill_switch")
-    [canceled] = [e for e in h.events if isinstance(e, OrderCanceled)]  # the venue, restored too, answers
-    assert canceled.client_order_id == client_order_id("t1", 1) and h.actor.book.open == {}
+    [canceled] = [e for e in h.events if isinstance(e, OrdersCanceled)]  # the venue, restored too, answers
+    assert canceled.client_order_ids == (client_order_id("t1", 1),) and h.actor.book.open == {}
 
 
 def test_a_bracket_survives_a_restart_without_placing_anything() -> None:
@@ -447,8 +449,9 @@ def test_the_kill_switch_sends_one_cancel_all_per_market_and_single_cancels_besi
     [cancel_all] = [e for e in out if isinstance(e, CancelAllOrders)]
     assert ((cancel_all.client, cancel_all.venue, cancel_all.symbol), cancel_all.reason) == (KEY, "kill_switch")
     assert not [e for e in out if isinstance(e, CancelOrder)]
-    assert sorted(e.client_order_id for e in out if isinstance(e, OrderCanceled)) == [o.id for o in limits]
-    assert h.actor.book.open == {}
+    [canceled] = [e for e in out if isinstance(e, OrdersCanceled)]  # one answer naming them all
+    assert canceled.client_order_ids == tuple(o.id for o in limits) and not h.of(OrderCanceled)
+    assert canceled.id == f"{cancel_all.id}.canceled.1" and h.actor.book.open == {}
     h.kill_switch(True)
     again = h.kill_switch(False)  # nothing open: nothing sent
     assert not [e for e in again if isinstance(e, (CancelAllOrders, CancelOrder))]

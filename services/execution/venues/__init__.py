@@ -1,5 +1,6 @@
 """Where orders go. A venue adapter takes execution's commands and reports what the venue
-did with them as Order* events (accepted, rejected, modified, canceled, filled), which
+did with them as Order* events (accepted, rejected, modified, canceled, filled; a cancel-all may be
+answered by OrdersCanceled, many cancels in one event), which
 execution applies to its book like any other entry of the order log. `shadow` simulates a
 venue against real market data (`ShadowAdapter`, fed by the market data itself); `live`
 (ccxt) is the next adapter behind the same protocol."""

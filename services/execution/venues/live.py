@@ -30,7 +30,7 @@ from bosun.runtime.clock import Clock
 from proto import codec
 from proto import subjects as sj
 from proto.events import (CancelAllOrders, CancelOrder, Event, OrderAccepted, OrderCanceled, OrderFilled,
-                          OrderRejected, PriceSnapshot, SubmitOrder, VenueStateReported)
+                          OrderRejected, OrdersCanceled, PriceSnapshot, SubmitOrder, VenueStateReported)
 from services.execution.caps import over_caps
 from services.execution.config import ExecutionConfig
 from services.execution.orders import OrderBook, rejection
@@ -124,11 +124,11 @@ class LiveAdapter(Actor):
         if kind is OrderFilled:
             self._fills.add(entry.id)
         if kind in ANSWERS or kind is OrderFilled:
-            coid = entry.client_order_id  # type: ignore[attr-defined]
-            self._answered.add(coid)
-            self._unanswered.pop(coid, None)
-            if kind is OrderCanceled:
-                self._unanswered.pop(f"{coid}.cancel", None)
+            self._answer(entry.client_order_id, kind is OrderCanceled)  # type: ignore[attr-defined]
+            return
+        if kind is OrdersCanceled:  # as many OrderCanceled
+            for coid in entry.client_order_ids:  # type: ignore[attr-defined]
+                self._answer(coid, True)
             return
         if kind not in (SubmitOrder, CancelOrder, CancelAllOrders):
             return  # ModifyOrder too: execution issues none, and a live venue replaces by cancel + place
@@ -139,6 +139,12 @@ class LiveAdapter(Actor):
                 self._unanswered[entry.id] = entry  # type: ignore[assignment]
             return
         self._carry_out(entry)
+
+    def _answer(self, coid: str, canceled: bool) -> None:
+        self._answered.add(coid)
+        self._unanswered.pop(coid, None)
+        if canceled:
+            self._unanswered.pop(f"{coid}.cancel", None)
 
     def _carry_out(self, command: Event, look_first: bool = False) -> None:
         kind = type(command)

@@ -68,8 +68,9 @@ from bosun.model.grid import round_price, round_qty
 from bosun.model.positions import Key, NetPositions, signed
 from bosun.model.recent import RecentIds
 from proto.amounts import MAX_NOTIONAL
-from proto.events import (Bar, CancelAllOrders, CancelOrder, Event, ModifyOrder, OrderAccepted, OrderCanceled,
-                          OrderFilled, OrderModified, OrderRejected, Quote, SubmitOrder, Trade)
+from proto.events import (MAX_CANCELED_IDS, Bar, CancelAllOrders, CancelOrder, Event, ModifyOrder, OrderAccepted,
+                          OrderCanceled, OrderFilled, OrderModified, OrderRejected, OrdersCanceled, Quote, SubmitOrder,
+                          Trade)
 from services.execution.config import VenueConfig
 from services.execution.orders import PROTECTIVE, rejection
 from services.execution.venues import queue as q
@@ -218,11 +219,20 @@ class ShadowVenue:
         return events
 
     def cancel_all(self, command: CancelAllOrders) -> list[Event]:
+        """Every working order of the client and market, answered in OrdersCanceled of at most
+        MAX_CANCELED_IDS ids each: one durable event where a kill switch has 1,000 orders to cancel."""
         events = self._look_back_awaiting() if self._awaiting else []
         key = (command.client, command.venue, command.symbol)
-        for working in [*self._working.values(), *self._protective.get(key, {}).values()]:
-            if (working.order.client, working.order.symbol) == (command.client, command.symbol):
-                events.append(self._canceled(working, command.reason, command.ts_event))
+        canceled = [w for w in [*self._working.values(), *self._protective.get(key, {}).values()]
+                    if (w.order.client, w.order.symbol) == (command.client, command.symbol)]
+        for n, start in enumerate(range(0, len(canceled), MAX_CANCELED_IDS), 1):
+            chunk = canceled[start:start + MAX_CANCELED_IDS]
+            for working in chunk:
+                self._remove(working)
+            events.append(OrdersCanceled(
+                id=f"{command.id}.canceled.{n}", ts_event=max(command.ts_event, *(w.order.ts_event for w in chunk)),
+                client_order_ids=tuple(w.order.id for w in chunk), client=command.client, venue=command.venue,
+                symbol=command.symbol, reason=command.reason))
         return events
 
     def modify(self, command: ModifyOrder) -> list[Event]:
@@ -285,16 +295,22 @@ class ShadowVenue:
                 if working.remaining <= 0 or working.order.close_position:
                     self._remove(working)
         elif kind is OrderCanceled:
-            self._cancels.pop(entry.client_order_id, None)
-            working = self._find(entry.client_order_id)
-            if working is not None:
-                self._remove(working)
+            self._replay_canceled(entry.client_order_id)
+        elif kind is OrdersCanceled:
+            for coid in entry.client_order_ids:
+                self._replay_canceled(coid)
         elif kind is OrderModified:
             working = self._find(entry.client_order_id)
             if working is not None:
                 filled = working.order.qty - working.remaining
                 working.order = replace(working.order, qty=entry.qty, limit_price=entry.limit_price)
                 working.remaining = entry.qty - filled
+
+    def _replay_canceled(self, coid: str) -> None:
+        self._cancels.pop(coid, None)
+        working = self._find(coid)
+        if working is not None:
+            self._remove(working)
 
     def unanswered(self) -> list[Event]:
         """What the log holds that the venue never answered (it stopped in between), oldest first:
