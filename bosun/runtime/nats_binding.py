@@ -387,18 +387,22 @@ class NatsBinding:
         t0 = time.perf_counter()
         outputs: list[Output] = []
         if telemetry.tracing():
-            # A span per message, its parent the message's traceparent; what it published carries it
-            # on. The spans end once the round's outputs are stored: each covers its publishing too.
+            # A span per message that published something (or asked for an effect, or became a dead
+            # letter), its parent the message's traceparent; what it published carries it on. Made
+            # after the handler, from its start: most market data and order-log echoes publish
+            # nothing and cost no span. The spans end once the round's outputs are stored.
             spans, parents = [], {}
             try:
                 for route, msg in messages:
-                    span = telemetry.TRACER.start_span(
-                        f"{self.service} {route.input.subject}", propagate.extract(msg.headers or {}),
-                        SpanKind.CONSUMER, {"messaging.destination.name": msg.subject})
-                    spans.append(span)
+                    start = time.time_ns()
                     produced = self._handle_message(route, msg)
-                    _trace(produced, span, parents)
-                    outputs += produced
+                    if produced:
+                        span = telemetry.TRACER.start_span(
+                            f"{self.service} {route.input.subject}", propagate.extract(msg.headers or {}),
+                            SpanKind.CONSUMER, {"messaging.destination.name": msg.subject}, start_time=start)
+                        spans.append(span)
+                        _trace(produced, span, parents)
+                        outputs += produced
                 await self._send(await self._carry_out(outputs, parents), parents)
             finally:
                 for span in spans:

@@ -5,10 +5,10 @@ which the config bounds. The state gauges (trading, orders, prices, positions, P
 the service shell from the actor's `status()` (bosun.apps.status_metrics): actors never touch
 Prometheus.
 
-Traces follow a market event through the services: each handled message is a span whose
-parent comes from the message's `traceparent` header, and what the handler publishes
-carries the span on (a round of many messages makes a span per message, ended once the
-round's outputs are stored). Spans are exported only when asked, with the standard variable
+Traces follow a market event through the services: each handled message that publishes
+something is a span whose parent comes from the message's `traceparent` header, and what
+the handler publishes carries the span on (a round of many messages makes a span per such
+message, ended once the round's outputs are stored; one that publishes nothing makes none). Spans are exported only when asked, with the standard variable
 OTEL_TRACES_EXPORTER: `console` (JSON to stderr) or `otlp` (needs the
 opentelemetry-exporter-otlp package); unset, no span is made and no context is read or
 written per message."""

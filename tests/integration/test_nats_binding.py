@@ -324,6 +324,7 @@ async def test_a_trace_follows_each_message_through_the_handler_in_rounds_of_man
     provider.add_span_processor(SimpleSpanProcessor(exported))
     telemetry.use_tracer_provider(provider)  # the process's first and only provider: the rest are no-ops
     client, service = unique("c"), unique("toy")
+    await js.publish(sj.TRADING_ENABLED, b"true")  # handled, publishes nothing: no span
     upstream = {}
     for n in range(1, 21):  # stored before the service starts: they reach it together
         with provider.get_tracer("test").start_as_current_span(f"signal {n}") as span:
@@ -340,6 +341,7 @@ async def test_a_trace_follows_each_message_through_the_handler_in_rounds_of_man
         provider.shutdown()  # later tests record nothing
     handled = [s for s in exported.get_finished_spans() if s.name == f"{service} target.proposed.{client}.>"]
     assert len(handled) == 20
+    assert not [s for s in exported.get_finished_spans() if s.name == f"{service} {sj.TRADING_ENABLED}"]
     by_parent = {s.parent.span_id: s for s in handled}
     for msg in out:  # each output carries the span of its own input, whose parent is that input's upstream
         sent = upstream[codec.decode(msg.data, ev.TargetApproved).id]
