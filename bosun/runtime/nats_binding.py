@@ -146,13 +146,18 @@ def _coalesce_prices(outputs: Sequence[Output]) -> list[Output]:
     return kept
 
 
-def _trace(outputs: list[Output], span: Any, parents: dict[int, dict[str, str]]) -> None:
-    """Note `span` as the parent of each of `outputs` (by identity: they live until published)."""
-    if outputs:
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier, trace.set_span_in_context(span))
-        for out in outputs:
-            parents[id(out)] = carrier
+def _traced(outputs: list[Output], parents: dict[int, dict[str, str]], name: str, kind: SpanKind, start_ns: int,
+            msg: Msg | None = None) -> Any:
+    """A span for the handling of one input (its parent the input's traceparent) that began at
+    `start_ns`, noted as the parent of each of `outputs` (by identity: they live until published)."""
+    span = telemetry.TRACER.start_span(
+        name, propagate.extract(msg.headers or {}) if msg is not None else None, kind,
+        {"messaging.destination.name": msg.subject} if msg is not None else None, start_time=start_ns)
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, trace.set_span_in_context(span))
+    for out in outputs:
+        parents[id(out)] = carrier
+    return span
 
 
 def _wire(out: Output, parents: dict[int, dict[str, str]] | None = None) -> tuple[str, bytes, dict[str, str] | None]:
@@ -386,31 +391,24 @@ class NatsBinding:
             return
         t0 = time.perf_counter()
         outputs: list[Output] = []
-        if telemetry.tracing():
-            # A span per message that published something (or asked for an effect, or became a dead
-            # letter), its parent the message's traceparent; what it published carries it on. Made
-            # after the handler, from its start: most market data and order-log echoes publish
-            # nothing and cost no span. The spans end once the round's outputs are stored.
-            spans, parents = [], {}
-            try:
-                for route, msg in messages:
-                    start = time.time_ns()
-                    produced = self._handle_message(route, msg)
-                    if produced:
-                        span = telemetry.TRACER.start_span(
-                            f"{self.service} {route.input.subject}", propagate.extract(msg.headers or {}),
-                            SpanKind.CONSUMER, {"messaging.destination.name": msg.subject}, start_time=start)
-                        spans.append(span)
-                        _trace(produced, span, parents)
-                        outputs += produced
-                await self._send(await self._carry_out(outputs, parents), parents)
-            finally:
-                for span in spans:
-                    span.end()
-        else:
+        # Traced, a span per message that published something (or asked for an effect, or became a
+        # dead letter), made after the handler from its start: most market data and order-log
+        # echoes publish nothing and cost no span. The spans end once the round's outputs are stored.
+        parents: dict[int, dict[str, str]] | None = {} if telemetry.tracing() else None
+        spans: list[Any] = []
+        try:
             for route, msg in messages:
-                outputs += self._handle_message(route, msg)
-            await self._send(await self._carry_out(outputs))
+                start = time.time_ns() if parents is not None else 0
+                produced = self._handle_message(route, msg)
+                if produced:
+                    if parents is not None:
+                        spans.append(_traced(produced, parents, f"{self.service} {route.input.subject}",
+                                             SpanKind.CONSUMER, start, msg))
+                    outputs += produced
+            await self._send(await self._carry_out(outputs, parents), parents)
+        finally:
+            for span in spans:
+                span.end()
         done = time.perf_counter() - t0
         newest: dict[_Route, Msg] = {}
         for route, msg in messages:
@@ -513,18 +511,16 @@ class NatsBinding:
             return payload, hashlib.blake2b(name.encode() + payload, digest_size=8).hexdigest()
 
         async with self._turn:
-            if not telemetry.tracing():
-                outputs = self._handle((handler,), lambda _: message, b"", f"feed:{name}", source)
-                await self._send(await self._carry_out(outputs))
-                return
-            parents: dict[int, dict[str, str]] = {}
-            span = telemetry.TRACER.start_span(f"{self.service} {name}", kind=SpanKind.PRODUCER)
+            start = time.time_ns()
+            outputs = self._handle((handler,), lambda _: message, b"", f"feed:{name}", source)
+            parents = {} if outputs and telemetry.tracing() else None
+            span = None if parents is None else _traced(outputs, parents, f"{self.service} {name}",
+                                                        SpanKind.PRODUCER, start)
             try:
-                outputs = self._handle((handler,), lambda _: message, b"", f"feed:{name}", source)
-                _trace(outputs, span, parents)
                 await self._send(await self._carry_out(outputs, parents), parents)
             finally:
-                span.end()
+                if span is not None:
+                    span.end()
 
     async def publish(self, events: Sequence[ev.Event]) -> None:
         """Publish a batch now, awaiting every ack."""
