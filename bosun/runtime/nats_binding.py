@@ -1,11 +1,13 @@
 """Runs an Actor on NATS JetStream.
 
-Every input becomes a push subscription read with `next_msg` (so flow control and
-max_ack_pending see our real progress) by a pump task that feeds ONE bounded queue; one
-worker hands the messages to the actor one at a time, in arrival order. For each one:
+Every input becomes a push subscription whose callback feeds ONE bounded queue (a full queue
+holds the subscription back, so flow control and max_ack_pending see our real progress); one
+worker hands the messages to the actor one at a time, in arrival order, in rounds of what
+has arrived:
 
-    decode -> handler (outputs collected, nothing sent yet) -> carry out its effects, if
-    any -> publish the outputs with Nats-Msg-Id, await every ack -> ack the input
+    decode -> handler (outputs collected, nothing sent yet), for each message of the round ->
+    carry out their effects, if any -> publish the outputs with Nats-Msg-Id, await every ack
+    -> ack the inputs
 
 A message that does not decode, or whose handler raises, becomes a DeadLetter on
 `dlq.<service>` and is acked: the service keeps going. A failing effect or JetStream
@@ -15,7 +17,6 @@ redelivery (handlers are idempotent; publishes are de-duplicated by id)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import re
@@ -29,7 +30,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
 from nats.js.errors import APIError, NotFoundError
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
 from bosun.model.recent import RecentIds
@@ -146,15 +147,29 @@ def _coalesce_prices(outputs: Sequence[Output]) -> list[Output]:
     return kept
 
 
-def _wire(out: Output) -> tuple[str, bytes, dict[str, str] | None]:
+def _traced(outputs: list[Output], parents: dict[int, dict[str, str]], name: str, kind: SpanKind, start_ns: int,
+            msg: Msg | None = None) -> Any:
+    """A span for the handling of one input (its parent the input's traceparent) that began at
+    `start_ns`, noted as the parent of each of `outputs` (by identity: they live until published)."""
+    span = telemetry.TRACER.start_span(
+        name, propagate.extract(msg.headers or {}) if msg is not None else None, kind,
+        {"messaging.destination.name": msg.subject} if msg is not None else None, start_time=start_ns)
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, trace.set_span_in_context(span))
+    for out in outputs:
+        parents[id(out)] = carrier
+    return span
+
+
+def _wire(out: Output, parents: dict[int, dict[str, str]] | None = None) -> tuple[str, bytes, dict[str, str] | None]:
     if isinstance(out, TradingEnabled):
         # no Nats-Msg-Id: false -> true -> false within the dedup window must all land
         return sj.TRADING_ENABLED, codec.encode_trading_enabled(out.enabled), None
     if isinstance(out, ControlPut):  # no Nats-Msg-Id either: a state may go and come back
         return f"$KV.{sj.CONTROL_BUCKET}.{out.key}", out.value, None
     headers = {api.Header.MSG_ID: ev.msg_id(out)}
-    if telemetry.tracing():
-        propagate.inject(headers)  # the current span (the input's handling) becomes the parent downstream
+    if parents and (parent := parents.get(id(out))):
+        headers.update(parent)  # the span of the input that published it: its parent downstream
     return sj.subject_for(out), codec.encode(out), headers
 
 
@@ -172,6 +187,9 @@ class _Route:
     input: Input
     stream: str
     service: str
+    # every handler this input feeds: more than one when several actors of the process read the
+    # same subject the same way (execution and its shadow venue, the order log): one subscription
+    handlers: list[Callable[[Any], None]] = field(default_factory=list)
     sub: Any = None  # JetStreamContext.PushSubscription
     backlog: int = 0  # REPLAY/LATEST: messages pending when the consumer was created
     # DURABLE: the stream sequences this process handled (the newest HANDLED_MEMORY of them)
@@ -180,6 +198,8 @@ class _Route:
     caught_up: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
+        if not self.handlers:
+            self.handlers.append(self.input.handler)
         self.m_in = telemetry.MESSAGES_IN.labels(self.service, self.input.subject)
         self.m_seconds = telemetry.HANDLER_SECONDS.labels(self.service, self.input.subject)
         self.m_pending = telemetry.CONSUMER_PENDING.labels(self.service, self.input.subject)
@@ -200,7 +220,6 @@ class _Route:
 # sequences remembered to recognise it (~6 MB at most per durable input).
 HANDLED_MEMORY = 65_536
 MAX_ROUND = 256  # messages handled before what they published is sent and they are acked
-_NO_SPAN = contextlib.nullcontext()
 _START = object()  # queue marker: run actor.on_start() in turn with the messages
 
 
@@ -224,12 +243,24 @@ class NatsBinding:
 
     # ------------------------------------------------------------------ running an actor
 
-    async def run(self, actor: Actor, effects: Effects | None = None, ready: asyncio.Event | None = None) -> None:
-        """Consume the actor's inputs until cancelled (or until an effect or publish failure, raised)."""
+    async def run(self, actor: Actor, effects: Effects | None = None, ready: asyncio.Event | None = None,
+                  also: Sequence[Actor] = ()) -> None:
+        """Consume the actor's inputs until cancelled (or until an effect or publish failure, raised).
+        `also`: more actors of the process, without effects of their own, handled in the same turns
+        and rounds (built on this binding's outbox); an input several of them read the same way is
+        one subscription, each message decoded once and handed to each in turn."""
         self._effects = effects
+        actors = [actor, *also]
         queue: asyncio.Queue[tuple[Any, Any]] = asyncio.Queue(self._max_in_flight)
-        routes = [_Route(inp, await self._resolve_stream(inp.subject), self.service) for inp in actor.inputs()]
-        worker = asyncio.create_task(self._work(queue, actor), name=f"{self.service}-worker")
+        by_key: dict[tuple[Any, ...], _Route] = {}
+        for inp in (inp for a in actors for inp in a.inputs()):
+            shared = by_key.get(key := (inp.subject, inp.delivery, inp.decode, inp.keyed))
+            if shared is None:
+                by_key[key] = _Route(inp, await self._resolve_stream(inp.subject), self.service)
+            else:
+                shared.handlers.append(inp.handler)
+        routes = list(by_key.values())
+        worker = asyncio.create_task(self._work(queue, actors), name=f"{self.service}-worker")
         try:
             catch_up = [r for r in routes if r.input.delivery in (Delivery.REPLAY, Delivery.LATEST)]
             for route in catch_up:
@@ -344,17 +375,15 @@ class NatsBinding:
         log.info("%s: %s resumes at stream sequence %d: %d messages a previous process left unacked",
                  self.service, name, reset.reset_seq, info.num_ack_pending)
 
-    async def _work(self, queue: asyncio.Queue[tuple[Any, Any]], actor: Actor) -> None:
+    async def _work(self, queue: asyncio.Queue[tuple[Any, Any]], actors: list[Actor]) -> None:
         self._stopping = False
         while True:
             items = [await queue.get()]
             if self._stopping:
                 return
             # What arrived meanwhile is handled in the same round: one publish window and one
-            # call of the effects for all of it. With tracing on, a round is one message, so that
-            # each span covers exactly its own handling and publishing.
-            limit = 1 if telemetry.tracing() else MAX_ROUND
-            while len(items) < limit and not queue.empty():
+            # call of the effects for all of it (with tracing on too: a span per message).
+            while len(items) < MAX_ROUND and not queue.empty():
                 items.append(queue.get_nowait())
             async with self._turn:
                 messages: list[tuple[_Route, Msg]] = []
@@ -362,16 +391,17 @@ class NatsBinding:
                     if item is _START:
                         await self._deliver(messages)
                         messages = []
-                        await self._handle_start(actor, arg)
+                        await self._handle_start(actors, arg)
                     else:
                         messages.append((item, arg))
                 await self._deliver(messages)
 
-    async def _handle_start(self, actor: Actor, started: asyncio.Future[None]) -> None:
+    async def _handle_start(self, actors: list[Actor], started: asyncio.Future[None]) -> None:
         # A service whose start failed must not look ready: execution's on_start is what
         # cancels the orders it restored while trading is off.
         try:
-            await self._send(await self._carry_out(self._outbox.call(actor.on_start)))
+            for actor in actors:
+                await self._send(await self._carry_out(self._outbox.call(actor.on_start)))
         except Exception as exc:
             started.set_exception(RuntimeError(f"{self.service}: on_start failed: {type(exc).__name__}: {exc}"))
             return
@@ -384,17 +414,34 @@ class NatsBinding:
             return
         t0 = time.perf_counter()
         outputs: list[Output] = []
-        route, msg = messages[0]  # with tracing on, the only one: the span is its own
-        with self._span(f"{self.service} {route.input.subject}", SpanKind.CONSUMER, msg):
+        # Traced, a span per message that published something (or asked for an effect, or became a
+        # dead letter), made after the handler from its start: most market data and order-log
+        # echoes publish nothing and cost no span. The spans end once the round's outputs are stored.
+        parents: dict[int, dict[str, str]] | None = {} if telemetry.tracing() else None
+        spans: list[Any] = []
+        try:
             for route, msg in messages:
-                outputs.extend(self._handle_message(route, msg))
-            await self._send(await self._carry_out(outputs))
+                start = time.time_ns() if parents is not None else 0
+                produced = self._handle_message(route, msg)
+                if produced:
+                    if parents is not None:
+                        spans.append(_traced(produced, parents, f"{self.service} {route.input.subject}",
+                                             SpanKind.CONSUMER, start, msg))
+                    outputs += produced
+            await self._send(await self._carry_out(outputs, parents), parents)
+        finally:
+            for span in spans:
+                span.end()
+        done = time.perf_counter() - t0
+        newest: dict[_Route, Msg] = {}
         for route, msg in messages:
             if route.durable:
                 await msg.ack()
             route.note_done(msg)
+            route.m_seconds.observe(done)
+            newest[route] = msg
+        for route, msg in newest.items():  # the gauge says what the newest message of the round said
             route.m_pending.set(msg.metadata.num_pending)
-            route.m_seconds.observe(time.perf_counter() - t0)
 
     def _handle_message(self, route: _Route, msg: Msg) -> list[Output]:
         route.m_in.inc()
@@ -409,26 +456,18 @@ class NatsBinding:
         deleted = bool(msg.headers) and msg.headers.get("KV-Operation") in _KV_DELETE_OPS
         if route.input.keyed:  # the handler gets the key with the value (None: deleted)
             entry = KvEntry(msg.subject.split(".", 2)[2], None if deleted else msg.data)
-            return self._handle(route.input.handler, lambda _: entry, msg.data, msg.subject, self._msg_ref(msg))
+            return self._handle(route.handlers, lambda _: entry, msg.data, msg.subject, msg)
         if deleted:
             # A deleted key has no value to hand on, except the kill switch: gone means off.
             decode = _trading_off if msg.subject == sj.TRADING_ENABLED else None
         if decode is None:
             return []
-        return self._handle(route.input.handler, decode, msg.data, msg.subject, self._msg_ref(msg))
+        return self._handle(route.handlers, decode, msg.data, msg.subject, msg)
 
-    def _span(self, name: str, kind: SpanKind, msg: Msg | None = None) -> contextlib.AbstractContextManager[Any]:
-        if not telemetry.tracing():
-            return _NO_SPAN  # not even a no-op span per message
-        if msg is None:
-            return telemetry.TRACER.start_as_current_span(name, kind=kind)
-        return telemetry.TRACER.start_as_current_span(
-            name, context=propagate.extract(msg.headers or {}), kind=kind,
-            attributes={"messaging.destination.name": msg.subject})
-
-    def _handle(self, handler: Callable[[Any], None], decode: Callable[[bytes], Any], data: bytes,
-                      subject: str, ref: str) -> list[Output]:
-        """decode -> handler; returns its outputs, effects included (a DeadLetter on a bad input)."""
+    def _handle(self, handlers: Sequence[Callable[[Any], None]], decode: Callable[[bytes], Any], data: bytes,
+                subject: str, source: Msg | Callable[[], tuple[bytes, str]]) -> list[Output]:
+        """decode (once) -> each handler; returns their outputs, effects included (a DeadLetter on a
+        bad input, or for each handler that raised). `source` names the input in a dead letter."""
         letters: list[Output] = []
         try:
             value = decode(data)
@@ -436,21 +475,24 @@ class NatsBinding:
             # An amount it may not carry is named by the check itself (event type, field, value).
             problem = str(exc) if isinstance(exc, AmountError) else f"{type(exc).__name__}: {exc}"
             letters.append(self._dead_letter(subject, data, f"cannot decode the message on {subject}: {problem}",
-                                             ref))
+                                             source))
             if subject != sj.TRADING_ENABLED:
                 return letters
             value = False  # an unreadable kill switch is off: fail closed
-        try:
-            outputs = self._outbox.call(handler, value)
-        except Exception as exc:
-            log.warning("%s: handler %s failed on %s", self.service, getattr(handler, "__qualname__", handler),
-                        subject, exc_info=True)
-            return letters + [self._dead_letter(subject, data, f"{getattr(handler, '__qualname__', handler)} "
-                                                               f"raised {type(exc).__name__}: {exc}", ref)]
-        return letters + outputs
+        for handler in handlers:
+            try:
+                letters += self._outbox.call(handler, value)
+            except Exception as exc:
+                log.warning("%s: handler %s failed on %s", self.service, getattr(handler, "__qualname__", handler),
+                            subject, exc_info=True)
+                letters.append(self._dead_letter(subject, data, f"{getattr(handler, '__qualname__', handler)} "
+                                                                f"raised {type(exc).__name__}: {exc}", source))
+        return letters
 
-    async def _carry_out(self, outputs: list[Output]) -> list[Output]:
-        """Carry out the effects among `outputs`; returns the rest, to publish."""
+    async def _carry_out(self, outputs: list[Output], parents: dict[int, dict[str, str]] | None = None
+                         ) -> list[Output]:
+        """Carry out the effects among `outputs`; returns the rest, to publish. Traced, what the edge
+        reports is a child of the span of the first message that asked for an effect."""
         effects, publish = _split_effects(outputs)
         if effects:
             if self._effects is None:
@@ -458,17 +500,23 @@ class NatsBinding:
                                    f"process carries out no effects")
             reported = await self._effects(effects)
             if reported:  # what the edge learned doing them (an exchange's answers): sent with the rest
+                if parents is not None and id(effects[0]) in parents:
+                    parents.update((id(e), parents[id(effects[0])]) for e in reported)
                 return [*publish, *reported]
         return publish
 
-    def _msg_ref(self, msg: Msg) -> str:
+    @staticmethod
+    def _msg_ref(msg: Msg) -> str:
         try:
             meta = msg.metadata
             return f"{meta.stream}:{meta.sequence.stream}"
         except Exception:  # not a JetStream message
             return hashlib.blake2b(msg.subject.encode() + msg.data, digest_size=8).hexdigest()
 
-    def _dead_letter(self, subject: str, payload: bytes, reason: str, ref: str) -> ev.DeadLetter:
+    def _dead_letter(self, subject: str, payload: bytes, reason: str, source: Msg | Callable[[], tuple[bytes, str]]
+                     ) -> ev.DeadLetter:
+        # the reference is made here, for a dead letter, not for every message
+        payload, ref = (payload, self._msg_ref(source)) if isinstance(source, Msg) else source()
         self._m_dead.inc()
         log.warning("%s: dead letter from %s: %s", self.service, subject, reason)
         return ev.DeadLetter(id=f"{self.service}:{ref}", ts_event=time.time_ns(), service=self.service,
@@ -480,12 +528,22 @@ class NatsBinding:
         """One handler call for a source outside NATS (e.g. an exchange websocket), in turn
         with the inputs and with the same collect -> effects -> publish discipline."""
         name = getattr(handler, "__qualname__", repr(handler))
-        payload = message if isinstance(message, bytes) else repr(message).encode()
-        ref = hashlib.blake2b(name.encode() + payload, digest_size=8).hexdigest()
+
+        def source() -> tuple[bytes, str]:  # the payload and ref of a dead letter: made only for one
+            payload = message if isinstance(message, bytes) else repr(message).encode()
+            return payload, hashlib.blake2b(name.encode() + payload, digest_size=8).hexdigest()
+
         async with self._turn:
-            with self._span(f"{self.service} {name}", SpanKind.PRODUCER):
-                outputs = self._handle(handler, lambda _: message, payload, f"feed:{name}", ref)
-                await self._send(await self._carry_out(outputs))
+            start = time.time_ns()
+            outputs = self._handle((handler,), lambda _: message, b"", f"feed:{name}", source)
+            parents = {} if outputs and telemetry.tracing() else None
+            span = None if parents is None else _traced(outputs, parents, f"{self.service} {name}",
+                                                        SpanKind.PRODUCER, start)
+            try:
+                await self._send(await self._carry_out(outputs, parents), parents)
+            finally:
+                if span is not None:
+                    span.end()
 
     async def publish(self, events: Sequence[ev.Event]) -> None:
         """Publish a batch now, awaiting every ack."""
@@ -496,10 +554,10 @@ class NatsBinding:
 
     # ------------------------------------------------------------------ publishing
 
-    async def _send(self, outputs: Sequence[Output]) -> None:
+    async def _send(self, outputs: Sequence[Output], parents: dict[int, dict[str, str]] | None = None) -> None:
         if not outputs:
             return
-        wire = [_wire(o) for o in _coalesce_prices(outputs)]
+        wire = [_wire(o, parents) for o in _coalesce_prices(outputs)]
         for start in range(0, len(wire), PUBLISH_WINDOW):
             await self._send_window(wire[start:start + PUBLISH_WINDOW])
 

@@ -60,8 +60,9 @@ async def run_service(name: str, build: Callable[[Clock, Outbox], Actor], *, nat
     services fed from outside NATS (ingest's market data, alerts' summary clock), runs once the
     actor is ready and feeds it through `binding.feed`; when it returns, the service stops. The service answers
     `$SRV.PING` only once it is ready: every input subscribed and caught up. `companions` are
-    more actors of the same process (execution's venue adapters), each on a binding of its
-    own on the same connection; the service is ready when all of them are. Metrics are served on
+    more actors of the same process (execution's venue adapters): one with effects or a source
+    of its own on a binding of its own on the same connection, the others on the main actor's
+    binding; the service is ready when all of them are. Metrics are served on
     `metrics_addr:metrics_port` (loopback unless a deployment opens it to its scraper);
     `export_status`, when given, turns the actor's `status()` into gauges every second."""
 
@@ -97,13 +98,18 @@ async def run_service(name: str, build: Callable[[Clock, Outbox], Actor], *, nat
             await binding.put_trading_enabled(False)
             log.info("%s: trading_enabled set to false at start", name)
 
-        runs = [(binding, actor, effects, source)]
+        # A companion without edges of its own shares the main binding: its turns, its rounds and
+        # its subscriptions (execution and the shadow venue read the order log once, not twice).
+        also = [c.build(LiveClock(), binding.outbox) for c in companions if c.effects is None and c.source is None]
+        runs = [(binding, actor, effects, source, also)]
         for companion in companions:
-            own = NatsBinding(nc, name)
-            runs.append((own, companion.build(LiveClock(), own.outbox), companion.effects, companion.source))
+            if companion.effects is not None or companion.source is not None:
+                own = NatsBinding(nc, name)
+                runs.append((own, companion.build(LiveClock(), own.outbox), companion.effects, companion.source, []))
         readies = [asyncio.Event() for _ in runs]
         ready = asyncio.Event()
-        running = asyncio.ensure_future(asyncio.gather(*(b.run(a, e, r) for (b, a, e, _), r in zip(runs, readies))))
+        running = asyncio.ensure_future(asyncio.gather(*(b.run(a, e, r, more)
+                                                         for (b, a, e, _, more), r in zip(runs, readies))))
         stopping = asyncio.create_task(stop.wait())
         readying = asyncio.create_task(_all_set(readies, ready))
         tasks = [running, stopping, readying]
@@ -115,7 +121,7 @@ async def run_service(name: str, build: Callable[[Clock, Outbox], Actor], *, nat
                 log.info("%s: ready", name)
                 if on_ready is not None:
                     on_ready()
-                for b, a, _, feed in runs:  # the main actor's source first: when it finishes, the service does
+                for b, a, _, feed, _ in runs:  # the main actor's source first: when it finishes, the service does
                     if feed is not None:
                         tasks.append(asyncio.create_task(feed(b, a), name=f"{name}-{a.name}-source"))
                 await asyncio.wait(tasks[:2] + tasks[3:], return_when=asyncio.FIRST_COMPLETED)

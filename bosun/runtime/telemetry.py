@@ -5,9 +5,10 @@ which the config bounds. The state gauges (trading, orders, prices, positions, P
 the service shell from the actor's `status()` (bosun.apps.status_metrics): actors never touch
 Prometheus.
 
-Traces follow a market event through the services: each handled message is a span whose
-parent comes from the message's `traceparent` header, and what the handler publishes
-carries the span on. Spans are exported only when asked, with the standard variable
+Traces follow a market event through the services: each handled message that publishes
+something is a span whose parent comes from the message's `traceparent` header, and what
+the handler publishes carries the span on (a round of many messages makes a span per such
+message, ended once the round's outputs are stored; one that publishes nothing makes none). Spans are exported only when asked, with the standard variable
 OTEL_TRACES_EXPORTER: `console` (JSON to stderr) or `otlp` (needs the
 opentelemetry-exporter-otlp package); unset, no span is made and no context is read or
 written per message."""
@@ -103,7 +104,7 @@ def tracing() -> bool:
 def setup_tracing(service: str, exporter: str | None) -> None:
     """Install a tracer provider for `service` exporting to `exporter` (console | otlp | none).
     With OTEL_TRACES_SAMPLER=always_off no span would ever be recorded: none is made, as with
-    no exporter, rather than paying for spans, context and rounds of one message for nothing."""
+    no exporter, rather than paying for spans and context per message for nothing."""
     if exporter in (None, "", "none"):
         return
     if os.environ.get("OTEL_TRACES_SAMPLER", "").strip().lower() == "always_off":

@@ -312,7 +312,8 @@ def test_durable_names_are_valid_and_distinct() -> None:
     assert durable_name("portfolio", "order.filled.>").startswith("portfolio-order_filled_all-")
 
 
-async def test_a_trace_follows_the_message_through_the_handler(nc: Client, js: JetStreamContext) -> None:
+async def test_a_trace_follows_each_message_through_the_handler_in_rounds_of_many(
+        nc: Client, js: JetStreamContext) -> None:
     from opentelemetry import propagate, trace
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -323,22 +324,35 @@ async def test_a_trace_follows_the_message_through_the_handler(nc: Client, js: J
     provider.add_span_processor(SimpleSpanProcessor(exported))
     telemetry.use_tracer_provider(provider)  # the process's first and only provider: the rest are no-ops
     client, service = unique("c"), unique("toy")
+    await js.publish(sj.TRADING_ENABLED, b"true")  # handled, publishes nothing: no span
+    upstream = {}
+    for n in range(1, 21):  # stored before the service starts: they reach it together
+        with provider.get_tracer("test").start_as_current_span(f"signal {n}") as span:
+            headers: dict[str, str] = {}
+            propagate.inject(headers)
+            t = target(client, n)
+            await js.publish(sj.subject_for(t), codec.encode(t), headers=headers)
+        upstream[t.id] = span.get_span_context()
     try:
-        async with running(nc, lambda out: Toy(SimClock(), out, client), service), \
-                Collector(nc, f"target.approved.{client}.>") as approved:
-            with provider.get_tracer("test").start_as_current_span("signal") as upstream:
-                headers: dict[str, str] = {}
-                propagate.inject(headers)
-                t = target(client, 1)
-                await js.publish(sj.subject_for(t), codec.encode(t), headers=headers)
-            [msg] = await approved.wait(1)
+        async with Collector(nc, f"target.approved.{client}.>") as approved, \
+                running(nc, lambda out: Toy(SimClock(), out, client), service):
+            out = await approved.wait(20)
     finally:
         provider.shutdown()  # later tests record nothing
-    [handled] = [s for s in exported.get_finished_spans() if s.name == f"{service} target.proposed.{client}.>"]
-    assert handled.parent.span_id == upstream.get_span_context().span_id
-    assert handled.context.trace_id == upstream.get_span_context().trace_id
-    downstream = trace.get_current_span(propagate.extract(msg.headers)).get_span_context()
-    assert (downstream.trace_id, downstream.span_id) == (handled.context.trace_id, handled.context.span_id)
+    handled = [s for s in exported.get_finished_spans() if s.name == f"{service} target.proposed.{client}.>"]
+    assert len(handled) == 20
+    assert not [s for s in exported.get_finished_spans() if s.name == f"{service} {sj.TRADING_ENABLED}"]
+    by_parent = {s.parent.span_id: s for s in handled}
+    for msg in out:  # each output carries the span of its own input, whose parent is that input's upstream
+        sent = upstream[codec.decode(msg.data, ev.TargetApproved).id]
+        span = by_parent[sent.span_id]
+        assert span.context.trace_id == sent.trace_id
+        downstream = trace.get_current_span(propagate.extract(msg.headers)).get_span_context()
+        assert (downstream.trace_id, downstream.span_id) == (span.context.trace_id, span.context.span_id)
+    # several messages were handled in one round (a span began before the previous one ended),
+    # not one round (one publish window and its acks) per message
+    spans = sorted(handled, key=lambda s: s.start_time)
+    assert any(b.start_time < a.end_time for a, b in zip(spans, spans[1:]))
 
 
 async def test_a_failing_on_start_stops_the_binding_instead_of_looking_ready(nc: Client) -> None:
@@ -462,3 +476,64 @@ async def test_replay_pacing_asks_again_while_no_stream_answers(js: JetStreamCon
     t0 = time.monotonic()
     assert await until_behind_at_most(js, unique("NO_STREAM"), 0, 0.3) is False
     assert time.monotonic() - t0 >= 0.3
+
+
+def _decode_target(data: bytes) -> ev.TargetPosition:
+    return codec.decode(data, ev.TargetPosition)
+
+
+class Reader(Actor):
+    """Reads one client's targets from the start (the same input as another Reader would) and
+    approves each under an id of its own; `refuse` makes its handler raise on a negative qty."""
+
+    name = "reader"
+
+    def __init__(self, clock: Clock, out: Outbox, client: str, tag: str, refuse: bool = False):
+        super().__init__(clock, out)
+        self.client, self.tag, self.refuse = client, tag, refuse
+        self.seen: list[str] = []
+        self.seen_at_start: list[str] | None = None
+
+    def inputs(self) -> list[Input]:
+        return [Input(f"target.proposed.{self.client}.>", self.on_target, _decode_target, Delivery.REPLAY)]
+
+    def on_start(self) -> None:
+        self.seen_at_start = list(self.seen)
+
+    def on_target(self, target: ev.TargetPosition) -> None:
+        self.seen.append(target.id)
+        if self.refuse and target.qty < 0:
+            raise ValueError("refused")
+        self.out.publish(ev.TargetApproved(id=f"{self.tag}-{target.id}", ts_event=target.ts_event, target=target))
+
+
+async def test_actors_of_one_binding_reading_one_subject_share_one_subscription(
+        nc: Client, js: JetStreamContext) -> None:
+    client = unique("c")
+    for n in (1, 2):
+        await js.publish(sj.subject_for(target(client, n)), codec.encode(target(client, n)))
+    binding = NatsBinding(nc, unique("pair"))
+    first = Reader(SimClock(), binding.outbox, client, "a", refuse=True)
+    second = Reader(SimClock(), binding.outbox, client, "b")
+    async with Collector(nc, f"target.approved.{client}.>") as approved, \
+            Collector(nc, sj.dead_letter(binding.service)) as dead:
+        ready = asyncio.Event()
+        task = asyncio.create_task(binding.run(first, None, ready, also=[second]))
+        try:
+            await asyncio.wait_for(ready.wait(), 10)
+            assert first.seen_at_start == second.seen_at_start == ["t1", "t2"]  # both caught up before start
+            for t in (target(client, 3, "-1"), target(client, 4)):
+                await js.publish(sj.subject_for(t), codec.encode(t))
+            out = await approved.wait(7)
+            [letter] = await dead.wait(1)
+            consumers = [c for c in await js.consumers_info("TARGETS")
+                         if c.config.filter_subject == f"target.proposed.{client}.>"]
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    ids = [codec.decode(m.data, ev.TargetApproved).id for m in out]
+    # each message to each actor in turn; the one that raised cost only its own output
+    assert ids == ["a-t1", "b-t1", "a-t2", "b-t2", "b-t3", "a-t4", "b-t4"]
+    assert "Reader.on_target raised ValueError: refused" in codec.decode(letter.data, ev.DeadLetter).reason
+    assert first.seen == second.seen == ["t1", "t2", "t3", "t4"]
+    assert len(consumers) == 1
