@@ -100,10 +100,8 @@ class ShadowAdapter(Actor):
         waiting = self._deferred.get((md.venue, md.symbol)) if self._deferred else None
         if waiting:  # decided before this event's time: due before it
             self._release(venue, md, waiting, md.ts_event - 1)
-        events = venue.on_market(md)
-        if events:
-            for event in events:
-                self.out.publish(event)
+        for event in venue.on_market(md):
+            self.out.publish(event)
         if waiting:  # decided at this event's time: due right after it
             self._release(venue, md, waiting, md.ts_event)
 
