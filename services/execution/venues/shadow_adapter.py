@@ -100,8 +100,10 @@ class ShadowAdapter(Actor):
         waiting = self._deferred.get((md.venue, md.symbol)) if self._deferred else None
         if waiting:  # decided before this event's time: due before it
             self._release(venue, md, waiting, md.ts_event - 1)
-        for event in venue.on_market(md):
-            self.out.publish(event)
+        events = venue.on_market(md)
+        if events:  # not a bare `for`: most bars answer nothing, and an iterator over nothing costs more than the test
+            for event in events:
+                self.out.publish(event)
         if waiting:  # decided at this event's time: due right after it
             self._release(venue, md, waiting, md.ts_event)
 
