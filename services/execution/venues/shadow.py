@@ -304,11 +304,6 @@ class ShadowVenue:
         self._unanswered, self._cancels = {}, {}
         return pending
 
-    def on_fill(self, fill: OrderFilled) -> None:
-        """A fill on an account of this venue from the order log: its own echo (ignored) or one made
-        elsewhere, by hand or by reconciliation, which its protective orders must see."""
-        self._book_fill(fill)
-
     def working_orders(self) -> list[str]:
         return [*self._working, *(coid for orders in self._protective.values() for coid in orders)]
 
@@ -835,6 +830,11 @@ class ShadowVenue:
         if kept is None:
             kept = self._fills[key] = deque(maxlen=FILLS_KEPT)
         kept.append((fill.ts_event, signed(fill.side, fill.qty)))
+
+    # A fill on an account of this venue from the order log: its own echo (ignored) or one made
+    # elsewhere, by hand or by reconciliation, which its protective orders must see. The method
+    # itself, not a wrapper: each of the venue's own fills comes back once as an echo.
+    on_fill = _book_fill
 
     def _canceled(self, working: _Working, reason: str, ts: int) -> OrderCanceled:
         o = working.order
