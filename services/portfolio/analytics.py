@@ -9,6 +9,7 @@ that opened it."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from operator import attrgetter
 from typing import Any
 
 from services.portfolio import execution_quality as eq
@@ -16,17 +17,18 @@ from services.portfolio.metrics import breakdown
 from services.portfolio.roundtrips import RoundTrip
 
 def compute(trips: Sequence[RoundTrip], journal: eq.OrderJournal, whole: Mapping[str, Any],
-            orders: Callable[[eq.OrderRecord], bool] = lambda r: True) -> dict[str, Any]:
+            orders: Callable[[eq.OrderRecord], bool] | None = None) -> dict[str, Any]:
     """The keys metrics.json gains, in this order: by_client, by_strategy, by_symbol, by_venue, execution
     (over the journal's `orders`; per venue and per order reason too). `whole` is metrics.compute's result
-    over `trips`: a group that holds every trip takes its figures from it."""
+    over `trips`: a group that holds every trip takes its figures from it. The keys are attrgetters, not
+    lambdas: a backtest runs this once per trip and per order."""
     records = journal.records(orders)
     execution = eq.quality(records)
     return {
-        "by_client": breakdown(trips, lambda t: t.client, whole),
+        "by_client": breakdown(trips, attrgetter("client"), whole),
         "by_strategy": breakdown(trips, lambda t: journal.strategy_of_fill(t.venue, t.entry_fill_id), whole),
-        "by_symbol": breakdown(trips, lambda t: t.symbol, whole),
-        "by_venue": breakdown(trips, lambda t: t.venue, whole),
-        "execution": {**execution, "by_venue": eq.grouped(records, lambda r: r.order.venue, execution),
-                      "by_reason": eq.grouped(records, lambda r: r.order.reason, execution)},
+        "by_symbol": breakdown(trips, attrgetter("symbol"), whole),
+        "by_venue": breakdown(trips, attrgetter("venue"), whole),
+        "execution": {**execution, "by_venue": eq.grouped(records, attrgetter("order.venue"), execution),
+                      "by_reason": eq.grouped(records, attrgetter("order.reason"), execution)},
     }

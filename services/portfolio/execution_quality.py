@@ -124,8 +124,9 @@ class OrderJournal:
     def strategy_of_fill(self, venue: str, fill_id: str) -> str:
         return self.strategy_of(self.fill_orders.get((venue, fill_id)))
 
-    def records(self, keep: Callable[[OrderRecord], bool] = lambda r: True) -> list[OrderRecord]:
-        return [r for r in self.orders.values() if keep(r)]
+    def records(self, keep: Callable[[OrderRecord], bool] | None = None) -> list[OrderRecord]:
+        """The orders `keep` keeps (all without one: no call per order)."""
+        return list(self.orders.values()) if keep is None else [r for r in self.orders.values() if keep(r)]
 
 
 def quality(records: Iterable[OrderRecord]) -> dict[str, Any]:

@@ -320,11 +320,6 @@ class ShadowVenue:
         self._unanswered, self._cancels = {}, {}
         return pending
 
-    def on_fill(self, fill: OrderFilled) -> None:
-        """A fill on an account of this venue from the order log: its own echo (ignored) or one made
-        elsewhere, by hand or by reconciliation, which its protective orders must see."""
-        self._book_fill(fill)
-
     def working_orders(self) -> list[str]:
         return [*self._working, *(coid for orders in self._protective.values() for coid in orders)]
 
@@ -343,12 +338,12 @@ class ShadowVenue:
 
     def _newest(self, symbol: str) -> MarketData | None:
         """The newest bar or trade seen for `symbol`."""
-        newest: MarketData | None = None
-        for by_symbol in self._recent.values():
-            recent = by_symbol.get(symbol)
-            if recent and (newest is None or recent[-1].ts_event > newest.ts_event):
-                newest = recent[-1]
-        return newest
+        bars, trades = self._recent[Bar].get(symbol), self._recent[Trade].get(symbol)  # twice per command: no loop
+        if not trades:
+            return bars[-1] if bars else None
+        if not bars or trades[-1].ts_event > bars[-1].ts_event:
+            return trades[-1]
+        return bars[-1]  # a bar and a trade of the same time: the bar
 
     def last_price(self, symbol: str) -> Decimal | None:
         """The newest price seen for `symbol` (a bar's close or a trade's price)."""
@@ -368,8 +363,10 @@ class ShadowVenue:
     def due_ns(self, command: SubmitOrder | CancelOrder | ModifyOrder | CancelAllOrders) -> int | None:
         """The market time from which a command applies: its decision (an order's submit latency
         only delays its fills, see `_new_working`), plus the cancel latency for the other commands."""
+        if type(command) is SubmitOrder or command.market_ns is None:  # first: most commands are submits
+            return command.market_ns
         terms = self._terms.get(command.client)
-        if command.market_ns is None or terms is None or type(command) is SubmitOrder:
+        if terms is None:
             return command.market_ns
         return command.market_ns + terms.latency_ns(terms.cancel_latency_ns, command.id)
 
@@ -384,21 +381,24 @@ class ShadowVenue:
         """A bar or a trade of this venue: kept for orders that arrive late, and checked against
         the working orders; returns the fills (and the cancels of OCO siblings)."""
         # Late protective orders first: they are due on kept data, before this event.
-        fills = self._look_back_awaiting() if self._awaiting else None
+        fills = self._look_back_awaiting() if self._awaiting else NOTHING
         by_symbol = self._recent[type(md)]
         recent = by_symbol.get(md.symbol)
         if recent is None:
             recent = by_symbol[md.symbol] = deque(maxlen=self._max_recent + 1)
         elif md.ts_event <= recent[-1].ts_event and (md.ts_event < recent[-1].ts_event
                                                      or self._repeated(md, reversed(recent))):
-            return fills or NOTHING  # a repeated or older event: fills must not move with delivery order
+            return fills  # a repeated or older event: fills must not move with delivery order
         recent.append(md)
-        ticks = self._ticks.get(md.symbol) if self._ticks else None
-        if ticks is not None and type(md) is Trade:
-            ticks.append((md, self._book[md.symbol]))
+        if self._ticks:  # tested first: a venue without quotes (most) skips the lookup on every event
+            ticks = self._ticks.get(md.symbol)
+            if ticks is not None and type(md) is Trade:
+                ticks.append((md, self._book[md.symbol]))
+        else:
+            ticks = None
         if not self._working and not self._n_protective:
-            return fills or NOTHING  # nothing to fill: the usual case, most bars
-        if fills is None:
+            return fills  # nothing to fill: the usual case, most bars
+        if fills is NOTHING:
             fills = []
         if self._working:
             for working in list(self._working.values()):  # a copy: a fill takes the order out
@@ -846,6 +846,11 @@ class ShadowVenue:
         if kept is None:
             kept = self._fills[key] = deque(maxlen=FILLS_KEPT)
         kept.append((fill.ts_event, signed(fill.side, fill.qty)))
+
+    # A fill on an account of this venue from the order log: its own echo (ignored) or one made
+    # elsewhere, by hand or by reconciliation, which its protective orders must see. The method
+    # itself, not a wrapper: each of the venue's own fills comes back once as an echo.
+    on_fill = _book_fill
 
     def _canceled(self, working: _Working, reason: str, ts: int) -> OrderCanceled:
         o = working.order
