@@ -153,9 +153,14 @@ async def test_an_approval_is_acked_and_its_order_sent_only_after_the_intent_is_
         finally:
             await conn.close()
         await live.execution.start(live.nc)
+        # Delivered again at once (the consumer resumes from its ack floor, well before its ack wait),
+        # and committed now; after any restart trading is off, so this approval, which adds, is refused.
+        await acked(js, "TARGETS", consumer, 1, timeout=TIMEOUT_S)
+        assert TIMEOUT_S < ACK_WAIT_S
+        assert await stored_count(js, "ORDERS", "order.rejected.>") == 1
+        assert await live.exchange.fetch_orders(SYMBOL) == []
         await trading_on(live)
-        # Delivered again once its ack wait has run out (it went to the process that died), and now committed.
-        await acked(js, "TARGETS", consumer, 1, timeout=ACK_WAIT_S + TIMEOUT_S)
+        tid = await approve(live, 2, "0.01")  # the store works again: an approval goes out once
         [order] = await until("the order on the exchange", lambda: live.exchange.fetch_orders(SYMBOL))
         assert order["clientOrderId"] == client_order_id(tid, 1)
         assert await stored_count(js, "ORDERS", "order.submit.>") == 1
