@@ -76,10 +76,9 @@ class MarketDataActor(Actor):
             return
         key = (quote.venue, quote.symbol)
         last = self._last.get(key)
-        if last is not None and quote.ts_event < last.ts_event:
-            self.out.publish(quote)  # a bar closed after it is stored already
-            return
         self.out.publish(quote)
+        if last is not None and quote.ts_event < last.ts_event:
+            return  # a bar closed after it is stored already: the price does not step back
         price = (quote.bid + quote.ask) / 2 if last is None else last.price
         snapshot = PriceSnapshot(id=quote.id, ts_event=quote.ts_event, venue=quote.venue, symbol=quote.symbol,
                                  price=price, bid=quote.bid, ask=quote.ask)
