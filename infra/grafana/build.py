@@ -68,7 +68,8 @@ SCOPE_STATES = {"0": ("ACTIVE", "green"), "1": ("REDUCING", "orange"), "2": ("HA
 
 def overview() -> db.Dashboard:
     return (_dashboard("bosun-overview", "bosun: am I safe right now?",
-                       "Trading state per scope, price staleness, open orders, fills, positions, PnL, breaches and errors")
+                       "Trading state per scope, price staleness, open orders, fills, positions, PnL, breaches "
+                       "and errors")
             .with_row(db.Row("Right now"))
             .with_panel(stat("Trading", "The kill switch as risk and execution see it (KV control)",
                              [("bosun_trading_enabled", "{{service}}")], mapping=ON_OFF,
@@ -134,7 +135,8 @@ def clients() -> db.Dashboard:
     variable = (db.QueryVariable("client").label("client").datasource(PROMETHEUS)
                 .query("label_values(bosun_equity, client)").refresh(VariableRefresh.ON_DASHBOARD_LOAD)
                 .multi(True).include_all(True))
-    return (_dashboard("bosun-clients", "bosun: clients", "Per client: equity, PnL, drawdown, exposure, positions, orders, fills, trading state")
+    return (_dashboard("bosun-clients", "bosun: clients",
+                       "Per client: equity, PnL, drawdown, exposure, positions, orders, fills, trading state")
             .with_variable(variable)
             .with_panel(series("Equity", "Capital plus PnL less fees", [(f"bosun_equity{{{CLIENT}}}", "{{client}}")]))
             .with_panel(series("PnL", "Realized (after fees) and unrealized",

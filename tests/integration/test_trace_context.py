@@ -1,0 +1,126 @@
+"""W3C trace context across the hops, signal to position change: a paced `bosun up --replay`
+with OTEL_TRACES_EXPORTER=console (each service's spans in its log); each SubmitOrder's and each
+PositionChanged's `traceparent` is followed up through the exported spans, parent by parent, to
+the market event that began its trace."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import nats
+import pytest
+from nats.aio.msg import Msg
+
+from bosun.runtime.embedded import EmbeddedNats
+from tests.builders import ALICE_SMA
+from tests.conftest import with_database
+from tests.datafiles import BTC_1M, data_file, write_slice
+from tests.natshelp import stored_count, stream_messages
+from tests.processes import SERVICES, bosun_argv, server_env
+
+pytestmark = pytest.mark.integration
+
+BARS = 150
+SPEED = "600"  # a bar every 0.1 s: paced as live data is, each bar handled before the next comes
+
+
+@dataclass
+class Traced:
+    spans: dict[str, dict]  # span id -> span, every service's
+    orders: list[Msg]  # SubmitOrder, as stored
+    changes: list[Msg]  # PositionChanged, as stored
+
+
+def exported_spans(log_dir: Path) -> dict[str, dict]:
+    """The console exporter writes each span as an indented JSON object between a line `{` and a
+    line `}`; the log's own lines are one-line JSON."""
+    spans = {}
+    for service in SERVICES:
+        block = None
+        for line in (log_dir / f"{service}.log").read_text().splitlines():
+            if line == "{":
+                block = [line]
+            elif block is not None:
+                block.append(line)
+                if line == "}":
+                    span = json.loads("\n".join(block))
+                    spans[span["context"]["span_id"]] = span
+                    block = None
+    return spans
+
+
+@pytest.fixture(scope="module")
+async def traced(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> AsyncIterator[Traced]:
+    tmp = tmp_path_factory.mktemp("traced")
+    replay = write_slice(data_file(BTC_1M), tmp / "BTCUSDT_1m.csv", BARS)
+    (tmp / "bosun.toml").write_text(ALICE_SMA)
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(database_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        with EmbeddedNats(tmp / "nats") as server:
+            env = server_env(server.url, with_database(database_url, name)) | {"OTEL_TRACES_EXPORTER": "console"}
+            done = subprocess.run(bosun_argv("up", "--config", str(tmp / "bosun.toml"), "--state-dir",
+                                             str(tmp / "state"), "--replay", str(replay), "--speed", SPEED,
+                                             "--exit-when-done"),
+                                  env=env, capture_output=True, text=True, timeout=180)
+            assert done.returncode == 0, done.stdout + done.stderr
+            nc = await nats.connect(server.url)
+            try:
+                js = nc.jetstream()
+                orders = await stream_messages(js, "order.submit.>", await stored_count(js, "ORDERS", "order.submit.>"))
+                changes = await stream_messages(js, "position.changed.>",
+                                                await stored_count(js, "POSITIONS", "position.changed.>"))
+            finally:
+                await nc.close()
+        assert orders and changes, f"sma 5/20 over {BARS} real minutes trades"
+        yield Traced(exported_spans(tmp / "state" / "logs"), orders, changes)  # flushed as the services stopped
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def hops(traced: Traced, msg: Msg) -> list[dict]:
+    """The span that published `msg` and its ancestors, from the first (no parent) on; one trace."""
+    version, trace_id, span_id, flags = msg.headers["traceparent"].split("-")
+    assert version == "00" and int(flags, 16) & 1, msg.headers  # W3C, sampled
+    found, at = [], f"0x{span_id}"
+    while at is not None:
+        assert at in traced.spans, f"span {at} of the trace of {msg.subject} was not exported"
+        found.append(traced.spans[at])
+        at = traced.spans[at]["parent_id"]
+    assert {span["context"]["trace_id"] for span in found} == {f"0x{trace_id}"}, "one trace throughout"
+    return found[::-1]
+
+
+def services(spans: list[dict]) -> list[str]:
+    """The services the spans pass, in order, each once."""
+    names = [span["resource"]["attributes"]["service.name"].removeprefix("bosun-") for span in spans]
+    return list(dict.fromkeys(names))
+
+
+def test_an_order_traces_back_through_execution_risk_and_signal_to_its_market_event(traced: Traced) -> None:
+    for msg in traced.orders:
+        assert services(hops(traced, msg)) == ["ingest", "signal", "risk", "execution"], msg.subject
+
+
+def test_a_position_change_traces_back_through_portfolio_and_execution_to_a_market_event(traced: Traced) -> None:
+    for msg in traced.changes:
+        path = services(hops(traced, msg))
+        assert path[0] == "ingest" and path[-2:] == ["execution", "portfolio"], path
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a shadow fill made on a later market event (the usual case when prices come paced, as live) is a "
+    "child of that event's span, not of its order's: bosun/runtime/nats_binding.py parents each output on "
+    "the input being handled. Fix there: parent an order's events on its SubmitOrder's context, found by "
+    "client_order_id (bounded), linking the market event"))
+def test_a_position_change_traces_back_to_the_signal_of_its_order(traced: Traced) -> None:
+    for msg in traced.changes:
+        assert services(hops(traced, msg)) == ["ingest", "signal", "risk", "execution", "portfolio"]
