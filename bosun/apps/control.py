@@ -140,6 +140,7 @@ def render_line(status: dict[str, Any]) -> str:
     parts = [f"trading {trading_word(status['trading_enabled'])}"]
     if (status["execution"] or {}).get("capped_live"):
         parts.insert(0, "CAPPED LIVE")
+    parts += [f"{scope} {state.upper()}" for scope, state in ((status["risk"] or {}).get("scopes") or {}).items()]
     parts += [f"{p['key']} {p['price']} ({age(p)})" for p in status["prices"]]
     execution, portfolio = status["execution"] or {}, status["portfolio"] or {}
     parts.append(f"open orders {len(execution.get('open_orders', ())) if execution else '?'}")
