@@ -1,28 +1,31 @@
 """W3C trace context across the hops, signal to position change: a paced `bosun up --replay`
-with OTEL_TRACES_EXPORTER=console (each service's spans in its log); each SubmitOrder's and each
-PositionChanged's `traceparent` is followed up through the exported spans, parent by parent, to
+exporting its spans over OTLP/HTTP as compose and Nomad set it (OTEL_TRACES_EXPORTER=otlp,
+OTEL_EXPORTER_OTLP_ENDPOINT) to a collector stand-in in this test; each SubmitOrder's and each
+PositionChanged's `traceparent` is followed up through the spans received, parent by parent, to
 the market event that began its trace."""
 
 from __future__ import annotations
 
-import json
 import subprocess
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import NamedTuple
 
 import asyncpg
 import nats
 import pytest
 from nats.aio.msg import Msg
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from bosun.runtime.embedded import EmbeddedNats
 from tests.builders import ALICE_SMA
 from tests.conftest import with_database
 from tests.datafiles import BTC_1M, data_file, write_slice
 from tests.natshelp import stored_count, stream_messages
-from tests.processes import SERVICES, bosun_argv, server_env
+from tests.processes import bosun_argv, server_env
 
 pytestmark = pytest.mark.integration
 
@@ -30,29 +33,57 @@ BARS = 150
 SPEED = "600"  # a bar every 0.1 s: paced as live data is, each bar handled before the next comes
 
 
+class Span(NamedTuple):
+    trace_id: str
+    parent_id: str | None
+    service: str
+
+
 @dataclass
 class Traced:
-    spans: dict[str, dict]  # span id -> span, every service's
+    spans: dict[str, Span]  # span id (hex) -> span, every service's
     orders: list[Msg]  # SubmitOrder, as stored
     changes: list[Msg]  # PositionChanged, as stored
 
 
-def exported_spans(log_dir: Path) -> dict[str, dict]:
-    """The console exporter writes each span as an indented JSON object between a line `{` and a
-    line `}`; the log's own lines are one-line JSON."""
-    spans = {}
-    for service in SERVICES:
-        block = None
-        for line in (log_dir / f"{service}.log").read_text().splitlines():
-            if line == "{":
-                block = [line]
-            elif block is not None:
-                block.append(line)
-                if line == "}":
-                    span = json.loads("\n".join(block))
-                    spans[span["context"]["span_id"]] = span
-                    block = None
-    return spans
+class Collector(ThreadingHTTPServer):
+    """An OpenTelemetry collector stand-in: OTLP/HTTP (protobuf) on /v1/traces, spans kept."""
+
+    def __init__(self) -> None:
+        self.spans: dict[str, Span] = {}
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _Receiver)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def received(self, body: bytes) -> None:
+        request = ExportTraceServiceRequest.FromString(body)
+        with self.lock:
+            for resource in request.resource_spans:
+                service = next(a.value.string_value for a in resource.resource.attributes if a.key == "service.name")
+                for scope in resource.scope_spans:
+                    for span in scope.spans:
+                        self.spans[span.span_id.hex()] = Span(span.trace_id.hex(), span.parent_span_id.hex() or None,
+                                                              service.removeprefix("bosun-"))
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    server: Collector
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        ok = self.path == "/v1/traces"
+        if ok:
+            self.server.received(body)
+        self.send_response(200 if ok else 404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_: object) -> None:
+        pass
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +93,12 @@ async def traced(tmp_path_factory: pytest.TempPathFactory, database_url: str) ->
     (tmp / "bosun.toml").write_text(ALICE_SMA)
     name = f"t_{uuid.uuid4().hex[:16]}"
     admin = await asyncpg.connect(database_url)
+    collector = Collector()
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
         with EmbeddedNats(tmp / "nats") as server:
-            env = server_env(server.url, with_database(database_url, name)) | {"OTEL_TRACES_EXPORTER": "console"}
+            env = server_env(server.url, with_database(database_url, name)) | {
+                "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint}
             done = subprocess.run(bosun_argv("up", "--config", str(tmp / "bosun.toml"), "--state-dir",
                                              str(tmp / "state"), "--replay", str(replay), "--speed", SPEED,
                                              "--exit-when-done"),
@@ -80,29 +113,30 @@ async def traced(tmp_path_factory: pytest.TempPathFactory, database_url: str) ->
             finally:
                 await nc.close()
         assert orders and changes, f"sma 5/20 over {BARS} real minutes trades"
-        yield Traced(exported_spans(tmp / "state" / "logs"), orders, changes)  # flushed as the services stopped
+        yield Traced(collector.spans, orders, changes)  # the services sent the last as they stopped
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
+        collector.shutdown()
+        collector.server_close()
         await admin.close()
 
 
-def hops(traced: Traced, msg: Msg) -> list[dict]:
+def hops(traced: Traced, msg: Msg) -> list[Span]:
     """The span that published `msg` and its ancestors, from the first (no parent) on; one trace."""
     version, trace_id, span_id, flags = msg.headers["traceparent"].split("-")
     assert version == "00" and int(flags, 16) & 1, msg.headers  # W3C, sampled
-    found, at = [], f"0x{span_id}"
+    found, at = [], span_id
     while at is not None:
         assert at in traced.spans, f"span {at} of the trace of {msg.subject} was not exported"
         found.append(traced.spans[at])
-        at = traced.spans[at]["parent_id"]
-    assert {span["context"]["trace_id"] for span in found} == {f"0x{trace_id}"}, "one trace throughout"
+        at = traced.spans[at].parent_id
+    assert {span.trace_id for span in found} == {trace_id}, "one trace throughout"
     return found[::-1]
 
 
-def services(spans: list[dict]) -> list[str]:
+def services(spans: list[Span]) -> list[str]:
     """The services the spans pass, in order, each once."""
-    names = [span["resource"]["attributes"]["service.name"].removeprefix("bosun-") for span in spans]
-    return list(dict.fromkeys(names))
+    return list(dict.fromkeys(span.service for span in spans))
 
 
 def test_an_order_traces_back_through_execution_risk_and_signal_to_its_market_event(traced: Traced) -> None:
