@@ -64,13 +64,15 @@ def _execution(clients: list[str]) -> Export:
 
 
 def _counting(counter: Counter, labels: list[str]) -> Callable[[dict[str, int]], None]:
-    """A counter fed the totals a status holds since the service started: it grows by what is
-    new; each of `labels` shows 0 until it counts, not no series."""
+    """A counter fed the totals a status holds since the service started (rebuilt from the log on
+    a restart): it grows by what is new; each of `labels` shows 0 until it counts, not no series.
+    Its series appear with the first totals, not at 0 before them: a restarted service's counter
+    then reads no lower than before, so Prometheus sees no reset and counts nothing twice."""
     counted: dict[str, int] = {}
-    for label in labels:
-        counter.labels(label)
 
     def add(totals: dict[str, int]) -> None:
+        for label in labels:
+            counter.labels(label)
         for label, n in totals.items():
             counter.labels(label).inc(n - counted.get(label, 0))
             counted[label] = n

@@ -201,3 +201,12 @@ def test_each_service_exports_traces_over_otlp_and_takes_its_replicas_in_both_de
     assert task["env"][0]["BOSUN_REPLICAS"] == "${var.replicas}"
     rendered = " ".join(t["data"] for t in task["template"])
     assert 'nomadService "bosun-otel-collector" }}OTEL_EXPORTER_OTLP_ENDPOINT=http://' in rendered
+
+
+def test_compose_checks_nats_where_its_config_serves_monitoring_and_gives_it_its_store() -> None:
+    conf = (INFRA / "nats" / "bosun.conf").read_text()
+    [monitoring] = re.findall(r"^http:\s*[\d.]+:(\d+)", conf, re.M)
+    nats = compose()["services"]["nats"]
+    assert f"127.0.0.1:{monitoring}/healthz" in " ".join(nats["healthcheck"]["test"])
+    assert "$BOSUN_NATS_STORE_DIR" in conf and nats["environment"]["BOSUN_NATS_STORE_DIR"].startswith("/data/")
+    assert "nats-data:/data" in nats["volumes"]  # the JetStream store outlives the container
