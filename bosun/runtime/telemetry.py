@@ -32,7 +32,8 @@ MESSAGES_IN = Counter("bosun_messages_in", "Input messages handled", ["service",
 MESSAGES_OUT = Counter("bosun_messages_out", "Messages published to JetStream", ["service"])
 DEAD_LETTERS = Counter("bosun_dead_letters", "Inputs sent to the dead-letter subject", ["service"])
 HANDLER_SECONDS = Histogram(
-    "bosun_handler_seconds", "One input from arrival to ack: decode, handler, effects, publish",
+    "bosun_handler_seconds", "One input's round, from its start to the ack: decode, handler, effects, publish "
+    "(the wait in the queue before the round is not in it)",
     ["service", "input"],
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0))
 RECONNECTS = Counter("bosun_nats_reconnects", "Reconnections to NATS after losing the connection", ["service"])

@@ -111,7 +111,8 @@ def overview() -> db.Dashboard:
 def services() -> db.Dashboard:
     quantile = "histogram_quantile({q}, sum by (service, le) (rate(bosun_handler_seconds_bucket[$__rate_interval])))"
     return (_dashboard("bosun-services", "bosun: services", "Per service: handler latency, throughput, consumer lag")
-            .with_panel(series("Handler latency p50 / p99", "From a message's arrival to its ack",
+            .with_panel(series("Handler latency p50 / p99", "A message's round, from its start to the ack (queueing before it "
+                               "not included)",
                                [(quantile.format(q=0.5), "{{service}} p50"), (quantile.format(q=0.99), "{{service}} p99")],
                                unit="s", width=24))
             .with_panel(series("Messages in", "Inputs handled per second",
