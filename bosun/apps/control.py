@@ -145,6 +145,7 @@ def render_line(status: dict[str, Any]) -> str:
     execution, portfolio = status["execution"] or {}, status["portfolio"] or {}
     parts.append(f"open orders {len(execution.get('open_orders', ())) if execution else '?'}")
     parts.append(f"fills {execution.get('fills', '?')}")
+    parts.append(f"breaches {status['risk']['breached'] if status['risk'] else '?'}")
     for row in portfolio.get("positions", []):
         parts.append(f"{row['client']} {row['symbol']} pos {row['qty']} realized {row['realized_pnl']} "
                      f"unrealized {row['unrealized_pnl']}")

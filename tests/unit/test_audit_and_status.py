@@ -82,3 +82,4 @@ def test_status_shows_each_restricted_scope_the_breakers_and_the_newest_breaches
     assert "breach       2026-12-06T03:00:00Z  market.alice.binance.BTCUSDT  breaker.stale_price: the price" in text
     line = render_line({"trading_enabled": True, "prices": [], "risk": risk, "execution": None, "portfolio": None})
     assert line.startswith("trading ON | market.alice.binance.BTCUSDT HALTED | switch.bob HALTED |")  # bosun up's
+    assert "| breaches 1" in line
