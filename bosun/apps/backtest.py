@@ -13,6 +13,7 @@ paper mode: the venue fills on them, and the strategies still see bars."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -34,7 +35,8 @@ from services.execution.config import VenueConfig
 from services.execution.venues.shadow_adapter import ShadowAdapter
 from services.ingest.actor import MarketDataActor
 from services.ingest.bars import bars_from_trades
-from services.ingest.files import DataError, read_market_file
+from services.ingest.files import DataError, first_line, read_market_file
+from services.ingest.quotes import QuoteBlock, is_book_ticker, read_book_ticker_blocks
 from services.ingest.replay import merge_by_time
 from services.portfolio import analytics
 from services.portfolio import metrics as perf
@@ -52,6 +54,7 @@ END_OF_DATA = "end_of_data"
 # The in-process bus delivers every command before the next bar, so the shadow venue never
 # looks back further than the bar a command was decided at; a long window only costs cache.
 IN_ORDER_RECENT = 4
+QuoteRun = tuple[QuoteBlock, int, int]  # a block's quotes [start, end), all before the next bar or trade
 
 
 @dataclass(frozen=True)
@@ -136,12 +139,19 @@ def open_data(paths: Sequence[str | Path], interval: str = "1m") -> tuple[list[t
     return list(by_market), bars
 
 
-def open_ticks(paths: Sequence[str | Path], interval: str = "1m") -> Iterator[Bar | Trade | Quote]:
+def open_ticks(paths: Sequence[str | Path], interval: str = "1m") -> Iterator[Bar | Trade | Quote | QuoteRun]:
     """Every trade and quote of the files and the bars built from the trades (and those of kline
-    files), in time order: a bar right after the last trade it sums."""
+    files), in time order: a bar right after the last trade it sums. From trade files and one
+    bookTicker file (a capture) the quotes come as runs (QuoteRun), made into Quote events only
+    where the venues need them (see `_feeding_ticks`)."""
     trades: list[Iterator[Bar | Trade]] = []
     others: list[Iterator[Bar | Quote]] = []
+    quotes: list[Path] = []
     for path in paths:
+        if is_book_ticker(first_line(path)):  # not read here: the first row of a spot one reads its trades file
+            quotes.append(Path(path))
+            others.append(read_market_file(path))  # type: ignore[arg-type]
+            continue
         rows = read_market_file(path)
         first = next(rows, None)  # type: ignore[call-overload]
         if first is None:
@@ -151,8 +161,37 @@ def open_ticks(paths: Sequence[str | Path], interval: str = "1m") -> Iterator[Ba
             trades.append(trades_and_bars(rows, interval))  # type: ignore[arg-type]
         else:
             others.append(rows)  # type: ignore[arg-type]
+    if trades and len(others) == 1 and quotes:
+        market = trades[0] if len(trades) == 1 else merge_by_time(trades)
+        return _with_quote_runs(market, read_book_ticker_blocks(quotes[0]))  # type: ignore[arg-type]
     streams = [*trades, *others]
     return streams[0] if len(streams) == 1 else merge_by_time(streams)  # type: ignore[return-value]
+
+
+def _with_quote_runs(market: Iterator[Bar | Trade], blocks: Iterator[QuoteBlock]) -> Iterator[Bar | Trade | QuoteRun]:
+    """`market` with the quotes of `blocks` between its events, as `merge_by_time([market, quotes])`
+    orders them (a quote of an event's very time after it), in runs: the quotes of a block before
+    the next event."""
+    block = next(blocks, None)
+    times: list[int] = block.times if block is not None else []
+    start = 0
+    for event in market:
+        ts = event.ts_event
+        while block is not None:
+            end = bisect_left(times, ts, start)
+            if end > start:
+                yield block, start, end
+            if end < len(times):
+                start = end
+                break
+            block, start = next(blocks, None), 0
+            times = block.times if block is not None else []
+        yield event
+    while block is not None:
+        if start < len(times):
+            yield block, start, len(times)
+        block, start = next(blocks, None), 0
+        times = block.times if block is not None else []
 
 
 def trades_and_bars(trades: Iterator[Trade], interval: str) -> Iterator[Bar | Trade]:
@@ -172,23 +211,53 @@ def trades_and_bars(trades: Iterator[Trade], interval: str) -> Iterator[Bar | Tr
         held[:] = [closing] if closing is not None else []
 
 
-def _feeding_ticks(events: Iterable[Bar | Trade | Quote], venues: ShadowAdapter, bus: InProcessBus,
+def _feeding_ticks(events: Iterable[Bar | Trade | Quote | QuoteRun], venues: ShadowAdapter, bus: InProcessBus,
                    clock: SimClock) -> Iterator[Bar]:
     """The bars of `events`; its trades and quotes go to the shadow venues as they come. Straight to
     them, the only actor that reads them: the prices the other actors see stay those of the bars, as
-    in any backtest, and a tick costs no publish and no price snapshot."""
-    on_trade, on_quote, drain, advance = venues.on_market, venues.on_quote, bus.drain, clock.advance_to
+    in any backtest, and a tick costs no publish and no price snapshot. The venue reads no clock, so
+    the clock moves to a tick's time only when the venue answered it and the answer is delivered.
+
+    A run of quotes while the venues are quiet (nothing there any quote could fill or cancel) is
+    skipped but for its newest quote, which reaches them before the next bar (whose drain carries
+    commands) or the end: a quiet venue only needs the newest quote by the next command, and only
+    a bar's drain or a tick the venues answered can carry a command (they answer nothing when quiet)."""
+    on_trade, on_quote, drain, advance, pending = venues.on_market, venues.on_quote, bus.drain, clock.advance_to, bus.pending
+    quiet = venues.quiet
+    skipped: tuple[QuoteBlock, int] | None = None  # where the newest quote the venues have not seen is
     for event in events:
         kind = type(event)
+        if kind is tuple:
+            block, start, end = event  # type: ignore[misc]
+            if quiet():
+                skipped = block, end - 1
+                continue
+            skipped = None
+            quote = block.quote
+            for i in range(start, end):
+                on_quote(quote(i))
+                if pending:  # its fills
+                    advance(block.times[i])
+                    drain()
+                    if i + 1 < end and quiet():
+                        skipped = block, end - 1
+                        break
+            continue
         if kind is Bar:
+            if skipped is not None:
+                on_quote(skipped[0].quote(skipped[1]))  # answered by nothing: the venues are quiet
+                skipped = None
             yield event  # type: ignore[misc]
             continue
-        advance(event.ts_event)
         if kind is Trade:
             on_trade(event)  # type: ignore[arg-type]
         else:
             on_quote(event)  # type: ignore[arg-type]
-        drain()  # its fills, if any
+        if pending:  # its fills: most ticks answer nothing
+            advance(event.ts_event)
+            drain()
+    if skipped is not None:  # for the orders that close what is held at the end
+        on_quote(skipped[0].quote(skipped[1]))
 
 
 def holds_ticks(paths: Sequence[str | Path]) -> bool:

@@ -319,17 +319,22 @@ def read_funding(path: str | Path, *, venue: str = "binance",
                 raise DataError(path, n, str(exc)) from None
 
 
+def first_line(path: str | Path) -> list[str]:
+    """The fields of a file's first line (its header, when it has one)."""
+    blocks = _blocks(Path(path))
+    try:
+        return next(blocks, "").split("\n", 1)[0].split(",")
+    finally:
+        blocks.close()
+
+
 def read_market_file(path: str | Path, *, venue: str = "binance", symbol: str | None = None,
                      interval: str | None = None
                      ) -> Iterator[Bar] | Iterator[Trade] | Iterator[Quote] | Iterator[FundingRateSettled]:
     """Bars, trades, quotes (a bookTicker capture) or funding rates, whichever the file holds (by
     its header, else its column count). `interval` applies to kline files."""
     path = Path(path)
-    blocks = _blocks(path)
-    try:
-        head = next(blocks, "").split("\n", 1)[0].split(",")
-    finally:
-        blocks.close()
+    head = first_line(path)
     names = {name.strip() for name in head}
     if "open_time" in names or (head[0].isdigit() and len(head) in KLINE_HEADERLESS):
         return read_klines(path, venue=venue, symbol=symbol, interval=interval)

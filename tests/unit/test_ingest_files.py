@@ -369,3 +369,24 @@ def test_a_spot_book_ticker_without_its_trades_file_beside_it_says_what_is_missi
     with pytest.raises(DataError, match="no exchange time.*trades file binance_spot_BTCUSDT_trades_x.csv"):
         list(read_book_ticker(lonely))
     assert len(list(read_book_ticker(lonely, clock_offset_ns=5))) == 10
+
+
+@pytest.mark.parametrize("column, value, problem", [
+    (1, "abc", "bid_price 'abc' is not a number"), (4, "nan", "ask_qty 'nan' is not a number"),
+    (2, "inf", "bid_qty 'inf' is not a number"), (5, "12x", "transaction_time_ms '12x' is not an integer"),
+])
+def test_a_bad_book_ticker_row_is_named_by_its_line_whether_or_not_its_quote_is_ever_made(
+        tmp_path: Path, column: int, value: str, problem: str) -> None:
+    from services.ingest.quotes import read_book_ticker, read_book_ticker_blocks
+    from tests.datafiles import USDM_BTC_BOOK_TICKER
+
+    rows = write_slice(data_file(USDM_BTC_BOOK_TICKER), tmp_path / "binance_usdm_BTCUSDT_bookticker_x.csv", 10)
+    lines = rows.read_text().splitlines()
+    fields = lines[7].split(",")
+    fields[column] = value
+    lines[7] = ",".join(fields)
+    rows.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=f":8: {problem}"):
+        list(read_book_ticker(rows))
+    with pytest.raises(DataError, match=f":8: {problem}"):
+        list(read_book_ticker_blocks(rows))  # the blocks a backtest reads, their quotes not made

@@ -321,6 +321,11 @@ class ShadowVenue:
         self._unanswered, self._cancels = {}, {}
         return pending
 
+    def quiet(self) -> bool:
+        """Whether no market data can fill or cancel anything here now (nothing working, nothing
+        looked back on): then a quote only has to be the newest one by the next command."""
+        return not self._working and not self._n_protective and not self._awaiting
+
     def working_orders(self) -> list[str]:
         return [*self._working, *(coid for orders in self._protective.values() for coid in orders)]
 
@@ -605,7 +610,7 @@ class ShadowVenue:
     def on_quote(self, quote: Quote) -> Sequence[Event]:
         """A best bid/ask: kept with its symbol's trades, and checked against the book model's
         working orders and the protective ones; returns the fills."""
-        fills = self._look_back_awaiting() if self._awaiting else []
+        fills = self._look_back_awaiting() if self._awaiting else NOTHING
         symbol = quote.symbol
         before = self._book.get(symbol)
         ticks = self._ticks.get(symbol)
@@ -613,9 +618,13 @@ class ShadowVenue:
             ticks = self._ticks[symbol] = deque(maxlen=self._max_recent + 1)
         elif before is not None and quote.ts_event <= before.ts_event and (
                 quote.ts_event < before.ts_event or self._repeated(quote, (t for t, _ in reversed(ticks)))):
-            return fills or NOTHING  # a repeated or older quote
+            return fills  # a repeated or older quote
         ticks.append((quote, before))
         self._book[symbol] = quote
+        if not self._working and not self._n_protective:
+            return fills  # nothing to fill: most quotes, many to a bar; no list made for them
+        if fills is NOTHING:
+            fills = []
         if self._working:
             for working in list(self._working.values()):
                 if working.book and working.order.symbol == symbol:
