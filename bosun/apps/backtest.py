@@ -34,10 +34,10 @@ from services.execution.actor import ExecutionActor
 from services.execution.config import VenueConfig
 from services.execution.venues.shadow_adapter import ShadowAdapter
 from services.ingest.actor import MarketDataActor
-from services.ingest.bars import bars_from_trades
+from services.ingest.bars import bars_from_trades, trades_and_bars
 from services.ingest.files import DataError, first_line, read_market_file
 from services.ingest.quotes import QuoteBlock, is_book_ticker, read_book_ticker_blocks
-from services.ingest.replay import merge_by_time
+from services.ingest.replay import merge_by_time, recorded
 from services.portfolio import analytics
 from services.portfolio import metrics as perf
 from services.portfolio.execution_quality import OrderJournal
@@ -141,31 +141,14 @@ def open_data(paths: Sequence[str | Path], interval: str = "1m") -> tuple[list[t
 
 def open_ticks(paths: Sequence[str | Path], interval: str = "1m") -> Iterator[Bar | Trade | Quote | QuoteRun]:
     """Every trade and quote of the files and the bars built from the trades (and those of kline
-    files), in time order: a bar right after the last trade it sums. From trade files and one
-    bookTicker file (a capture) the quotes come as runs (QuoteRun), made into Quote events only
-    where the venues need them (see `_feeding_ticks`)."""
-    trades: list[Iterator[Bar | Trade]] = []
-    others: list[Iterator[Bar | Quote]] = []
-    quotes: list[Path] = []
-    for path in paths:
-        if is_book_ticker(first_line(path)):  # not read here: the first row of a spot one reads its trades file
-            quotes.append(Path(path))
-            others.append(read_market_file(path))  # type: ignore[arg-type]
-            continue
-        rows = read_market_file(path)
-        first = next(rows, None)  # type: ignore[call-overload]
-        if first is None:
-            continue
-        rows = chain([first], rows)  # type: ignore[assignment]
-        if type(first) is Trade:
-            trades.append(trades_and_bars(rows, interval))  # type: ignore[arg-type]
-        else:
-            others.append(rows)  # type: ignore[arg-type]
-    if trades and len(others) == 1 and quotes:
-        market = trades[0] if len(trades) == 1 else merge_by_time(trades)
-        return _with_quote_runs(market, read_book_ticker_blocks(quotes[0]))  # type: ignore[arg-type]
-    streams = [*trades, *others]
-    return streams[0] if len(streams) == 1 else merge_by_time(streams)  # type: ignore[return-value]
+    files), in time order: a bar right after the last trade it sums (`recorded`, as paper mode
+    replays them). From trade files and one bookTicker file (a capture) the quotes come as runs
+    (QuoteRun), made into Quote events only where the venues need them (see `_feeding_ticks`)."""
+    quotes = [path for path in paths if is_book_ticker(first_line(path))]  # not read: a spot one reads its trades
+    rest = [path for path in paths if path not in quotes]
+    if len(quotes) == 1 and rest and all(type(next(read_market_file(p), None)) is Trade for p in rest):  # type: ignore[call-overload]
+        return _with_quote_runs(recorded(rest, interval), read_book_ticker_blocks(quotes[0]))  # type: ignore[arg-type]
+    return recorded(paths, interval)
 
 
 def _with_quote_runs(market: Iterator[Bar | Trade], blocks: Iterator[QuoteBlock]) -> Iterator[Bar | Trade | QuoteRun]:
@@ -192,23 +175,6 @@ def _with_quote_runs(market: Iterator[Bar | Trade], blocks: Iterator[QuoteBlock]
             yield block, start, len(times)
         block, start = next(blocks, None), 0
         times = block.times if block is not None else []
-
-
-def trades_and_bars(trades: Iterator[Trade], interval: str) -> Iterator[Bar | Trade]:
-    """The trades, each bar of `interval` built from them right after its last trade."""
-    held: list[Trade] = []
-
-    def tap() -> Iterator[Trade]:
-        for trade in trades:
-            held.append(trade)
-            yield trade
-
-    for bar in bars_from_trades(tap(), interval):
-        # A bar is made when the first trade after it comes (held last), or when the trades end.
-        closing = held[-1] if held and held[-1].ts_event >= bar.ts_event else None
-        yield from held[:-1] if closing is not None else held
-        yield bar
-        held[:] = [closing] if closing is not None else []
 
 
 def _feeding_ticks(events: Iterable[Bar | Trade | Quote | QuoteRun], venues: ShadowAdapter, bus: InProcessBus,

@@ -15,6 +15,7 @@ import msgspec
 from bench.bench_shadow_book import INTERVAL, config, one_run
 from bosun.apps import backtest, outputs
 from proto.events import Bar, Quote, Trade
+from services.ingest.bars import trades_and_bars
 from services.ingest.files import read_market_file
 from services.ingest.replay import merge_by_time
 from tests.datafiles import BTC_BOOK_TICKER, BTC_TRADES, data_file
@@ -71,7 +72,7 @@ def test_quotes_skipped_while_the_venue_is_quiet_change_no_fill(tmp_path: Path, 
         strategies=[msgspec.structs.replace(s, stop_k=Decimal(2), take_k=Decimal(3)) for s in cfg.strategies])
     paths = [data_file(BTC_TRADES), data_file(BTC_BOOK_TICKER)]
     runs = backtest.open_ticks(paths, INTERVAL)
-    one_by_one = merge_by_time([backtest.trades_and_bars(read_market_file(paths[0]), INTERVAL),  # type: ignore[arg-type]
+    one_by_one = merge_by_time([trades_and_bars(read_market_file(paths[0]), INTERVAL),  # type: ignore[arg-type]
                                 read_market_file(paths[1])])
     fast, slow = backtest.run(cfg, runs, True), backtest.run(cfg, one_by_one, True)
     assert any(type(e) is tuple for e in backtest.open_ticks(paths, INTERVAL)), "quotes in runs"

@@ -390,3 +390,20 @@ def test_a_bad_book_ticker_row_is_named_by_its_line_whether_or_not_its_quote_is_
         list(read_book_ticker(rows))
     with pytest.raises(DataError, match=f":8: {problem}"):
         list(read_book_ticker_blocks(rows))  # the blocks a backtest reads, their quotes not made
+
+
+def test_a_replayed_trade_file_brings_the_bars_of_the_interval_right_after_their_last_trade() -> None:
+    """Paper mode replays a capture as the backtest on ticks reads it: its trades, and the bars the
+    strategies trade on built from them."""
+    from services.ingest.replay import recorded
+
+    events = list(islice(recorded([data_file(BTC_TRADES)], "5s"), 3000))
+    trades = [e for e in events if type(e) is Trade]
+    bars = [e for e in events if type(e) is Bar]
+    assert len(bars) >= 5 and trades == list(islice(read_trades(data_file(BTC_TRADES)), len(trades)))
+    assert bars == list(islice(bars_from_trades(read_trades(data_file(BTC_TRADES)), "5s"), len(bars)))
+    for i, e in enumerate(events):
+        if type(e) is Bar:  # after every trade it sums, before any later one
+            assert all(t.ts_event < e.ts_event for t in events[:i] if type(t) is Trade)
+            assert all(t.ts_event >= e.ts_event for t in events[i + 1:] if type(t) is Trade)
+    assert [e.ts_event for e in events] == sorted(e.ts_event for e in events)
