@@ -35,8 +35,8 @@ from services.execution.config import VenueConfig
 from services.execution.venues.shadow_adapter import ShadowAdapter
 from services.ingest.actor import MarketDataActor
 from services.ingest.bars import bars_from_trades, trades_and_bars
-from services.ingest.files import DataError, first_line, read_market_file
-from services.ingest.quotes import QuoteBlock, is_book_ticker, read_book_ticker_blocks
+from services.ingest.files import DataError, kind_of, read_market_file
+from services.ingest.quotes import QuoteBlock, read_book_ticker_blocks
 from services.ingest.replay import merge_by_time, recorded
 from services.portfolio import analytics
 from services.portfolio import metrics as perf
@@ -144,10 +144,11 @@ def open_ticks(paths: Sequence[str | Path], interval: str = "1m") -> Iterator[Ba
     files), in time order: a bar right after the last trade it sums (`recorded`, as paper mode
     replays them). From trade files and one bookTicker file (a capture) the quotes come as runs
     (QuoteRun), made into Quote events only where the venues need them (see `_feeding_ticks`)."""
-    quotes = [path for path in paths if is_book_ticker(first_line(path))]  # not read: a spot one reads its trades
-    rest = [path for path in paths if path not in quotes]
-    if len(quotes) == 1 and rest and all(type(next(read_market_file(p), None)) is Trade for p in rest):  # type: ignore[call-overload]
-        return _with_quote_runs(recorded(rest, interval), read_book_ticker_blocks(quotes[0]))  # type: ignore[arg-type]
+    kinds = [kind_of(path) for path in paths]
+    if kinds.count("quotes") == 1 and set(kinds) == {"trades", "quotes"}:
+        trades = [path for path, kind in zip(paths, kinds) if kind == "trades"]
+        quotes = paths[kinds.index("quotes")]
+        return _with_quote_runs(recorded(trades, interval), read_book_ticker_blocks(quotes))  # type: ignore[arg-type]
     return recorded(paths, interval)
 
 

@@ -319,13 +319,27 @@ def read_funding(path: str | Path, *, venue: str = "binance",
                 raise DataError(path, n, str(exc)) from None
 
 
-def first_line(path: str | Path) -> list[str]:
-    """The fields of a file's first line (its header, when it has one)."""
+def kind_of(path: str | Path) -> str:
+    """What a market-data file holds, by its header (else its column count): "klines", "trades",
+    "funding" or "quotes" (a bookTicker capture); read no further than its first line."""
     blocks = _blocks(Path(path))
     try:
-        return next(blocks, "").split("\n", 1)[0].split(",")
+        head = next(blocks, "").split("\n", 1)[0].split(",")
     finally:
         blocks.close()
+    names = {name.strip() for name in head}
+    if "open_time" in names or (head[0].isdigit() and len(head) in KLINE_HEADERLESS):
+        return "klines"
+    if "price" in names or (head[0].isdigit() and len(head) in TRADE_HEADERLESS):
+        return "trades"
+    if names & set(FUNDING_NAMES["rate"]) or (head[0].isdigit() and len(head) in FUNDING_HEADERLESS):
+        return "funding"
+    from services.ingest.quotes import is_book_ticker  # it reads through this module
+
+    if is_book_ticker(names):
+        return "quotes"
+    raise DataError(path, 1, f"neither a Binance kline, trades, bookTicker nor funding rate CSV: the first line is "
+                             f"{','.join(head)[:120]!r}")
 
 
 def read_market_file(path: str | Path, *, venue: str = "binance", symbol: str | None = None,
@@ -334,17 +348,13 @@ def read_market_file(path: str | Path, *, venue: str = "binance", symbol: str | 
     """Bars, trades, quotes (a bookTicker capture) or funding rates, whichever the file holds (by
     its header, else its column count). `interval` applies to kline files."""
     path = Path(path)
-    head = first_line(path)
-    names = {name.strip() for name in head}
-    if "open_time" in names or (head[0].isdigit() and len(head) in KLINE_HEADERLESS):
+    kind = kind_of(path)
+    if kind == "klines":
         return read_klines(path, venue=venue, symbol=symbol, interval=interval)
-    if "price" in names or (head[0].isdigit() and len(head) in TRADE_HEADERLESS):
+    if kind == "trades":
         return read_trades(path, venue=venue, symbol=symbol)
-    if names & set(FUNDING_NAMES["rate"]) or (head[0].isdigit() and len(head) in FUNDING_HEADERLESS):
+    if kind == "funding":
         return read_funding(path, venue=venue, symbol=symbol)
-    from services.ingest.quotes import is_book_ticker, read_book_ticker  # it reads through this module
+    from services.ingest.quotes import read_book_ticker  # it reads through this module
 
-    if is_book_ticker(names):
-        return read_book_ticker(path, venue=venue, symbol=symbol)
-    raise DataError(path, 1, f"neither a Binance kline, trades, bookTicker nor funding rate CSV: the first line is "
-                             f"{','.join(head)[:120]!r}")
+    return read_book_ticker(path, venue=venue, symbol=symbol)
