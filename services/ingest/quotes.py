@@ -20,10 +20,10 @@ from pathlib import Path
 from proto.events import Quote
 from services.ingest.files import DataError, Field, _check_order, _symbol_from_name, _Table
 
-# Prices and sizes are kept as text, checked to be finite numbers block by block (float takes what
-# Decimal takes, in C and faster) and made Decimals only for the quotes made: most quotes of a
-# backtest never are. The exchange time is empty in spot captures.
-QUOTE_FIELDS: Sequence[Field] = (("update_id", int), ("bid", str), ("bid_qty", str), ("ask", str), ("ask_qty", str),
+# Ids, prices and sizes are kept as text, checked block by block (ids: digits; numbers: finite, as
+# float takes what Decimal takes, in C and faster) and made Decimals only for the quotes made:
+# most quotes of a backtest never are. The exchange time is empty in spot captures.
+QUOTE_FIELDS: Sequence[Field] = (("update_id", str), ("bid", str), ("bid_qty", str), ("ask", str), ("ask_qty", str),
                                  ("exchange_ms", str), ("local_ns", int))
 NUMBERS = ("bid_price", "bid_qty", "ask_price", "ask_qty")
 QUOTE_NAMES = {"update_id": ("update_id",), "bid": ("bid_price",), "bid_qty": ("bid_qty",), "ask": ("ask_price",),
@@ -42,7 +42,7 @@ class QuoteBlock:
 
     __slots__ = ("times", "_prefix", "_venue", "_symbol", "_ids", "_bids", "_bid_qtys", "_asks", "_ask_qtys")
 
-    def __init__(self, prefix: str, venue: str, symbol: str, times: list[int], ids: list[int], bids: list[str],
+    def __init__(self, prefix: str, venue: str, symbol: str, times: list[int], ids: list[str], bids: list[str],
                  bid_qtys: list[str], asks: list[str], ask_qtys: list[str]) -> None:
         self.times = times
         self._prefix, self._venue, self._symbol = prefix, venue, symbol
@@ -91,6 +91,15 @@ def recorder_offset_ns(trades_path: Path) -> int:
     return best
 
 
+def _check_digits(path: Path, line: int, ids: list[str]) -> None:
+    """Each update id a run of ASCII digits, or an error naming the first that is not."""
+    joined = "".join(ids)
+    if all(ids) and joined.isascii() and joined.isdigit():
+        return
+    n, bad = next((n, i) for n, i in enumerate(ids, line) if not (i and i.isascii() and i.isdigit()))
+    raise DataError(path, n, f"update_id {bad!r} is not an integer")
+
+
 def _check_numbers(path: Path, line: int, columns: Iterable[tuple[str, list[str]]]) -> None:
     """Each value a finite number, or an error naming the first that is not."""
     for name, values in columns:
@@ -123,6 +132,7 @@ def _quote_blocks(table: _Table, venue: str, symbol: str, offset: int | None) ->
     for line, (ids, bids, bid_qtys, asks, ask_qtys, exchange_ms, local_ns) in table.columns_by_block():
         if not ids:
             continue
+        _check_digits(table.path, line, ids)
         _check_numbers(table.path, line, zip(NUMBERS, (bids, bid_qtys, asks, ask_qtys)))
         if not exchange_ms[0]:
             if offset is None:

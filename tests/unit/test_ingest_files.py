@@ -374,6 +374,7 @@ def test_a_spot_book_ticker_without_its_trades_file_beside_it_says_what_is_missi
 @pytest.mark.parametrize("column, value, problem", [
     (1, "abc", "bid_price 'abc' is not a number"), (4, "nan", "ask_qty 'nan' is not a number"),
     (2, "inf", "bid_qty 'inf' is not a number"), (5, "12x", "transaction_time_ms '12x' is not an integer"),
+    (0, "", "update_id '' is not an integer"), (0, "7a", "update_id '7a' is not an integer"),
 ])
 def test_a_bad_book_ticker_row_is_named_by_its_line_whether_or_not_its_quote_is_ever_made(
         tmp_path: Path, column: int, value: str, problem: str) -> None:
