@@ -188,7 +188,9 @@ def _feeding_ticks(events: Iterable[Bar | Trade | Quote | QuoteRun], venues: Sha
     A run of quotes while the venues are quiet (nothing there any quote could fill or cancel) is
     skipped but for its newest quote, which reaches them before the next bar (whose drain carries
     commands) or the end: a quiet venue only needs the newest quote by the next command, and only
-    a bar's drain or a tick the venues answered can carry a command (they answer nothing when quiet)."""
+    a bar's drain or a tick the venues answered can carry a command (they answer nothing when quiet).
+    The trades it keeps meanwhile hold the book it had then beside them: only a command that came
+    late would read that, and here every command comes in time (IN_ORDER_RECENT)."""
     on_trade, on_quote, drain, advance, pending = venues.on_market, venues.on_quote, bus.drain, clock.advance_to, bus.pending
     quiet = venues.quiet
     skipped: tuple[QuoteBlock, int] | None = None  # where the newest quote the venues have not seen is
