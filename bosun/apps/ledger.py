@@ -11,13 +11,16 @@ positions are flat at the end (an open position counts at its last fill price: i
 paid, no price move); drawdown, sharpe, sortino, calmar, cagr and exposure come from a far
 sparser curve and are not comparable with a backtest's.
 
+Funding a perpetual position paid is in the equity at its funding time, as stored (a point of
+its own), and its sum in metrics.json's total_funding, as a backtest has them.
+
 Window [since, until): the fills in it and the round trips that closed in it. The fills before
 it are replayed too, and the curve starts at the equity they leave: the window's capital, which
 its total_pnl and returns are measured from."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -31,6 +34,8 @@ from services.portfolio.actor import PortfolioActor
 from services.portfolio.execution_quality import OrderJournal
 from services.portfolio.config import PortfolioConfig
 from services.portfolio.roundtrips import RoundTrip, in_exit_order
+
+Payment = tuple[tuple[str, str, str], int, Decimal]  # (client, venue, symbol), funding time, amount paid
 
 
 @dataclass(frozen=True)
@@ -63,24 +68,32 @@ class ClientReport:
 
 
 def client_report(client: str, capital: Decimal, fills: Iterable[OrderFilled], trips: Iterable[RoundTrip],
-                  window: Window = Window(), journal: OrderJournal | None = None) -> ClientReport:
-    """`fills` (in handling order) and `trips` are the client's own, as the store returns them;
-    `journal` its order log (bosun.apps.order_log), for the strategies and the execution quality
-    of the orders placed in the window (without it: every strategy unknown, no order)."""
+                  window: Window = Window(), journal: OrderJournal | None = None,
+                  funding: Iterable[Payment] = ()) -> ClientReport:
+    """`fills` (in handling order), `trips` and `funding` (by time) are the client's own, as the store
+    returns them; `journal` its order log (bosun.apps.order_log), for the strategies and the execution
+    quality of the orders placed in the window (without it: every strategy unknown, no order)."""
     replay = PortfolioActor(SimClock(), InProcessBus(), PortfolioConfig(capital={client: capital}))
     opening = capital
     kept: list[OrderFilled] = []
+    paid = Decimal(0)
     equity: list[perf.EquityPoint] = []
-    for fill in fills:
-        if window.after(fill.ts_event):
+    for ts, fill, payment in _in_time(fills, funding):
+        if window.after(ts):
             continue
-        replay.load((fill,))
-        if window.before(fill.ts_event):
+        if fill is not None:
+            replay.load((fill,))
+        else:
+            replay.load_funding((payment,))
+        if window.before(ts):
             opening = replay.equity(client)
             continue
-        kept.append(fill)
+        if fill is not None:
+            kept.append(fill)
+        else:
+            paid += payment[2]
         # Handling order may step back in time across venues: the curve's clock never does.
-        ts = max(fill.ts_event, equity[-1][0]) if equity else fill.ts_event
+        ts = max(ts, equity[-1][0]) if equity else ts
         if equity and equity[-1][0] == ts:
             equity.pop()
         equity.append((ts, replay.equity(client)))
@@ -89,6 +102,24 @@ def client_report(client: str, capital: Decimal, fills: Iterable[OrderFilled], t
         equity.insert(0, (start_ns, opening))
     closed = in_exit_order(t for t in trips if window.holds(t.exit_time_ns))
     metrics = perf.compute(closed, equity, opening, start_ns=start_ns)
+    if paid:
+        metrics["total_funding"] = paid  # paid (received: < 0), in total_pnl and the equity, as in a backtest
     metrics.update(analytics.compute(closed, journal or OrderJournal(), metrics,
                                      lambda r: window.holds(r.order.ts_event)))
     return ClientReport(client=client, capital=opening, fills=kept, trips=closed, equity=equity, metrics=metrics)
+
+
+def _in_time(fills: Iterable[OrderFilled], funding: Iterable[Payment]
+             ) -> Iterator[tuple[int, OrderFilled | None, Payment | None]]:
+    """(time, fill, None) for each fill in handling order, and (time, None, payment) for each payment
+    before the first fill done after its funding time: paid on what the fills up to then held."""
+    payments = iter(funding)
+    payment = next(payments, None)
+    for fill in fills:
+        while payment is not None and payment[1] < fill.ts_event:
+            yield payment[1], None, payment
+            payment = next(payments, None)
+        yield fill.ts_event, fill, None
+    while payment is not None:
+        yield payment[1], None, payment
+        payment = next(payments, None)

@@ -93,7 +93,8 @@ async def _run(args: argparse.Namespace) -> int:
                 if unreadable:
                     print(f"{client}: {unreadable} undecodable messages in its order log skipped", file=sys.stderr)
             report = ledger.client_report(client, capital[client], await store.fills(client),
-                                          await store.round_trips(client), window, journal)
+                                          await store.round_trips(client), window, journal,
+                                          await store.funding(client))
             out = args.out if args.client is not None else args.out / client
             result_files.write(out, report.fills, report.trips, report.equity, report.metrics, report.capital,
                                _title(client, window))

@@ -226,7 +226,12 @@ class PortfolioActor(Actor):
             self._tracker.restore((tuple(key), state) for key, state in restored.snapshot.running)
             self._funded = {(venue, symbol): ts for venue, symbol, ts in restored.snapshot.funded}
         self.load(restored.fills)
-        for key, ts, amount in restored.funding:  # funding moves no qty or cost: its order among fills is free
+        self.load_funding(restored.funding)  # funding moves no qty or cost: its order among fills is free
+
+    def load_funding(self, payments: Iterable[tuple[Key, int, Decimal]]) -> None:
+        """Book stored funding payments ((client, venue, symbol), funding time, amount paid) on
+        positions their fills opened; publishes nothing."""
+        for key, ts, amount in payments:
             position = self._positions[key]
             position.funding = add(position.funding, amount)
             market = (key[1], key[2])

@@ -264,6 +264,12 @@ class PortfolioStore:
                 Position(r["qty"], r["avg_price"], r["realized_pnl"] + r["fees"] + r["funding"], r["fees"],
                          r["funding"]) for r in rows}
 
+    async def funding(self, client: str) -> list[tuple[Key, int, Decimal]]:
+        """`client`'s funding payments ((client, venue, symbol), funding time, amount paid), by time."""
+        rows = await self._pool.fetch("SELECT client, venue, symbol, funding_ts, amount FROM funding_payments "
+                                      "WHERE client = $1 ORDER BY funding_ts, seq", client)
+        return [((r["client"], r["venue"], r["symbol"]), r["funding_ts"], r["amount"]) for r in rows]
+
     async def equity_snapshots(self, client: str) -> list[EquitySnapshot]:
         """`client`'s equity snapshots, oldest first."""
         rows = await self._pool.fetch("SELECT * FROM equity_snapshots WHERE client = $1 ORDER BY ts_event", client)

@@ -89,3 +89,16 @@ def test_the_strategies_and_execution_quality_of_a_window_come_from_its_order_lo
     assert late.metrics["execution"]["signal_to_fill_ms"] == {"p50": 1e-05, "p95": 1e-05, "max": 1e-05}  # 10 ns
     assert client_report("alice", D(1000), FILLS, TRIPS).metrics["by_strategy"] == {
         "unknown": whole.metrics["by_strategy"]["sma"]}  # no order log: the same trip, its strategy unknown
+
+
+def test_funding_paid_is_in_the_equity_at_its_time_and_in_total_funding() -> None:
+    key = ("alice", "binance", "BTCUSDT")
+    funding = [(key, 1500, D("0.5")), (key, 2500, D("1.2"))]  # paid on 1 held, then on 2 held
+    report = client_report("alice", D(1000), FILLS, TRIPS, funding=funding)
+    assert report.equity == [(1000, D(999)), (1500, D("998.5")), (2000, D("1007.5")), (2500, D("1006.3")),
+                             (3000, D("1024.3"))]
+    assert report.metrics["total_funding"] == D("1.7") and report.metrics["total_pnl"] == D("24.3")
+    assert "total_funding" not in client_report("alice", D(1000), FILLS, TRIPS).metrics
+    late = client_report("alice", D(1000), FILLS, TRIPS, Window(since_ns=1800), funding=funding)
+    assert late.capital == D("998.5") and late.metrics["total_funding"] == D("1.2")
+    assert late.equity[0] == (1800, D("998.5")) and late.equity[-1] == (3000, D("1024.3"))
