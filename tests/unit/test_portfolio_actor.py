@@ -244,6 +244,7 @@ def test_bosun_status_client_renders_the_endpoints_json_answer():
     assert "client       alice  equity 1019" in text
     assert "exposure     gross 120  net 120" in text
     assert "position     binance.BTCUSDT" in text and "mark 120" in text
+    assert "execution    orders 0  rejected 0  fill ratio None  slippage None bps  ack p50 None ms" in text
 
 
 def test_the_client_endpoint_carries_the_execution_quality_of_the_clients_own_orders():
