@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from bosun.apps.outputs import IsoTime
+from bosun.apps.report_cli import utc_ns
 from proto import events as ev
 from services.portfolio import metrics as perf
 from tests.builders import ALICE_SMA
@@ -79,11 +80,22 @@ async def test_report_from_the_paper_ledger_reads_as_the_backtest(tmp_path, priv
     for name in TRADE_METRICS:
         assert got[name] is not None, name
         assert abs(Decimal(str(got[name])) - Decimal(str(want[name]))) <= Decimal("1e-6"), name
-    # Equity is marked at fill prices: a position still open counts its entry fees and no price move.
-    open_fees = sum(f.fee for f in fills) - want["total_fees"]
-    assert abs(got["total_pnl"] - (sum(t.pnl for t in closed) - open_fees)) <= Decimal("1e-6")
-    equity = rows(report / "equity.csv")
+    # Equity marked at the bars MARKET holds, as the backtest marks it: the same curve but for the
+    # backtest's end_of_data close at the last bar, and so the same drawdown, up to that close.
+    equity, ran_equity = rows(report / "equity.csv"), rows(backtest / "equity.csv")
+    assert len(equity) == 1000 and equity[:-1] == ran_equity[:-1] and equity[-1]["time"] == ran_equity[-1]["time"]
     assert Decimal(equity[-1]["equity"]) - 10000 == got["total_pnl"]
+    ran = json.loads((backtest / "metrics.json").read_text(), parse_float=Decimal)
+    [close] = [r for r in rows(backtest / "fills.csv") if r["reason"] == END_OF_DATA]
+    last = Decimal(rows(replay)[-1]["close"])
+    slipped = Decimal(close["qty"]) * abs(Decimal(close["price"]) - last)
+    assert ran["total_pnl"] == got["total_pnl"] - Decimal(close["fee"]) - slipped  # what the close cost
+    # Drawdown to 1e-6: the backtest's curve, its last point before that close, against the report's figures.
+    curve = [(utc_ns(r["time"].removesuffix("Z")), Decimal(r["equity"])) for r in ran_equity]
+    curve[-1] = (curve[-1][0], curve[-1][1] + Decimal(close["fee"]) + slipped)
+    start = int(rows(replay)[0]["open_time"]) * 1_000_000  # the first bar's open (ms in the file)
+    for name, value in perf.drawdown(curve, Decimal(10000), start).items():
+        assert abs(Decimal(str(got[name])) - Decimal(str(value))) <= Decimal("1e-6"), name
 
     # Per strategy (found through the order log), symbol and venue: one group each here, with the same
     # trade metrics as the whole.
@@ -96,7 +108,6 @@ async def test_report_from_the_paper_ledger_reads_as_the_backtest(tmp_path, priv
         assert got[group][name]["pnl"] == sum(t.pnl for t in closed)
     # Execution quality of the signal orders: the paper run's as the backtest's (end_of_data orders are the
     # backtest's alone).
-    ran = json.loads((backtest / "metrics.json").read_text(), parse_float=Decimal)
     signal = got["execution"]["by_reason"]["signal"]
     assert signal["orders"] >= len(trades) and signal["slippage_bps"] is not None
     assert signal == ran["execution"]["by_reason"]["signal"]

@@ -102,3 +102,19 @@ def test_funding_paid_is_in_the_equity_at_its_time_and_in_total_funding() -> Non
     late = client_report("alice", D(1000), FILLS, TRIPS, Window(since_ns=1800), funding=funding)
     assert late.capital == D("998.5") and late.metrics["total_funding"] == D("1.2")
     assert late.equity[0] == (1800, D("998.5")) and late.equity[-1] == (3000, D("1024.3"))
+
+
+def test_with_the_bars_of_its_markets_the_equity_is_marked_as_a_backtest_marks_it() -> None:
+    from proto.events import Bar
+
+    def bar(n: int, close: str) -> Bar:
+        return Bar(id=f"b{n}", ts_event=n * 1_000, venue="binance", symbol="BTCUSDT", interval="1s",
+                   ts_open=(n - 1) * 1_000, open=D(close), high=D(close), low=D(close), close=D(close), volume=D(1))
+
+    # Bought at the second bar's open (the first's close time: it counts from the second bar on), sold within
+    # the third; 0.5 of funding paid at 1500, due before the second bar's close.
+    fills = [fill(1, "buy", "1", "100", "1", ts=1_000), fill(2, "sell", "1", "110", "1", ts=2_500)]
+    report = client_report("alice", D(1000), fills, [], funding=[(("alice", "binance", "BTCUSDT"), 1_500, D("0.5"))],
+                           bars=[bar(1, "100"), bar(2, "105"), bar(3, "120")])
+    assert report.equity == [(1_000, D(1000)), (2_000, D("1003.5")), (3_000, D("1007.5"))]
+    assert report.metrics["total_pnl"] == D("7.5") and report.metrics["max_drawdown"] == 0
