@@ -114,7 +114,7 @@ class PortfolioActor(Actor):
 
     def __init__(self, clock: Clock, out: Outbox, config: PortfolioConfig, fills: Iterable[OrderFilled] = (),
                  max_seen_fills: int = 100_000, max_round_trips: int = 1_000_000,
-                 restored: Restored | None = None) -> None:
+                 restored: Restored | None = None, execution_quality: bool = False) -> None:
         super().__init__(clock, out)
         self._capital = dict(config.capital)
         self._max_price_age_ns = int(config.ledger.max_price_age_s * 1e9)
@@ -127,23 +127,26 @@ class PortfolioActor(Actor):
         self._seen = RecentIds(max_seen_fills)  # (venue, fill id): fill ids are unique per venue
         self._funded: dict[tuple[str, str], int] = {}  # (venue, symbol) -> the newest funding time booked
         self._held_before: dict[Key, deque[tuple[int, Decimal]]] = {}  # perpetuals: (fill time, qty before it)
-        # The order log seen live (approvals, submits, answers; fills from on_order_filled): each client's
-        # execution quality for the endpoint, since the service started (a restart reads no history).
-        self._journal = eq.OrderJournal(JOURNAL_ORDERS, JOURNAL_ORDERS)
+        # With `execution_quality` (the service; a backtest computes it once after the run), the order log
+        # seen live (approvals, submits, answers; fills from on_order_filled): each client's execution
+        # quality for the endpoint, since the service started (a restart reads no history).
+        self._journal = eq.OrderJournal(JOURNAL_ORDERS, JOURNAL_ORDERS) if execution_quality else None
         if restored is not None:
             self._restore(restored)
         self.load(fills)
 
     def inputs(self) -> Sequence[Input]:
-        return (
+        ledger_inputs = (
             event_input(sj.FILLS, OrderFilled, self.on_order_filled, Delivery.DURABLE),
             event_input(sj.FUNDING_RATES, FundingRateSettled, self.on_funding_rate_settled, Delivery.DURABLE),
             event_input(sj.PRICES, PriceSnapshot, self._prices.on_price_snapshot, Delivery.LATEST),
-            event_input(sj.APPROVED, TargetApproved, self._journal.on_event, Delivery.LIVE),
-            event_input(sj.SUBMIT, SubmitOrder, self._journal.on_event, Delivery.LIVE),
-            event_input(sj.ACCEPTED, OrderAccepted, self._journal.on_event, Delivery.LIVE),
-            event_input(sj.REJECTED, OrderRejected, self._journal.on_event, Delivery.LIVE),
         )
+        if self._journal is None:
+            return ledger_inputs
+        order_log = ((sj.APPROVED, TargetApproved), (sj.SUBMIT, SubmitOrder), (sj.ACCEPTED, OrderAccepted),
+                     (sj.REJECTED, OrderRejected))
+        return (*ledger_inputs,
+                *(event_input(subject, kind, self._journal.on_event, Delivery.LIVE) for subject, kind in order_log))
 
     # --- handlers
 
@@ -151,7 +154,8 @@ class PortfolioActor(Actor):
         applied = self._apply(fill)
         if applied is None:
             return
-        self._journal.on_event(fill)
+        if self._journal is not None:
+            self._journal.on_event(fill)
         position, closed = applied
         mark = self._mark((fill.client, fill.venue, fill.symbol))
         change = PositionChanged(
@@ -322,6 +326,7 @@ class PortfolioActor(Actor):
         return client_view.view(client, self._capital[client], self.equity(client),
                                 client_view.own(client, self._positions.items()), self._mark,
                                 [t for t in self._closed if t.client == client],
+                                () if self._journal is None else
                                 self._journal.records(lambda r: r.order.client == client))
 
     def marked(self, now_ns: int) -> list[ledger.Marked]:

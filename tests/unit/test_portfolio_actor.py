@@ -257,7 +257,7 @@ def test_the_client_endpoint_carries_the_execution_quality_of_the_clients_own_or
                             symbol="BTCUSDT", side=side, qty=D(qty), order_type="market", target_id=target.id)
         return [TargetApproved(id=target.id, ts_event=target.ts_event, target=target), order]
 
-    h = Harness()
+    h = Harness(execution_quality=True)
     h.send(*decided(1, "alice", "buy", "1", "99"),
            OrderAccepted(id="order-1", ts_event=1_000 - 300, client_order_id="order-1", venue_order_id="v1",
                          client="alice", venue="binance", symbol="BTCUSDT"),
@@ -274,3 +274,5 @@ def test_the_client_endpoint_carries_the_execution_quality_of_the_clients_own_or
     bob = h.actor.answer_client("bosun.portfolio.client.bob")["metrics"]["execution"]
     assert (bob["orders"], bob["rejected"], bob["order_success_rate"], bob["fills"]) == (1, 1, 0.0, 0)
     assert h.actor.answer_client("bosun.portfolio.client.carol") == {"error": "the portfolio has no client 'carol'"}
+    backtest = Harness()  # without: the inputs a backtest's portfolio reads, and no execution quality asked of it
+    assert [i.subject for i in backtest.actor.inputs()] == ["order.filled.>", "md.funding.>", "$KV.prices.>"]
