@@ -34,7 +34,7 @@ from services.execution.actor import ExecutionActor
 from services.execution.config import VenueConfig
 from services.execution.venues.shadow_adapter import ShadowAdapter
 from services.ingest.actor import MarketDataActor
-from services.ingest.bars import bars_from_trades, trades_and_bars
+from services.ingest.bars import bars_from_trades
 from services.ingest.files import DataError, kind_of, read_market_file
 from services.ingest.quotes import QuoteBlock, read_book_ticker_blocks
 from services.ingest.replay import merge_by_time, recorded
@@ -96,13 +96,13 @@ class _Source:
 
 def _open(path: Path, interval: str) -> _Source | None:
     """One file as bars (trade files are aggregated to `interval`); None when it is empty or
-    holds quotes (bookTicker: no bars, see `open_ticks`)."""
+    holds quotes (bookTicker: no bars, see `open_ticks`) or funding rates (`open_funding`)."""
     rows: Iterator[Bar] | Iterator[Trade] = read_market_file(path)  # type: ignore[assignment]
     first = next(rows, None)
     if first is None or type(first) is Quote:
         return None
-    if isinstance(first, FundingRateSettled):  # once per file, not per bar
-        raise DataError(path, None, "a funding rate file: the backtest books no funding yet (paper and live do)")
+    if isinstance(first, FundingRateSettled):  # once per file, not per bar: see `open_funding`
+        return None
     rows = chain([first], rows)
     bars: Iterator[Bar] = bars_from_trades(rows, interval) if isinstance(first, Trade) else rows  # type: ignore
     first_bar = next(bars)
@@ -145,6 +145,9 @@ def open_ticks(paths: Sequence[str | Path], interval: str = "1m") -> Iterator[Ba
     replays them). From trade files and one bookTicker file (a capture) the quotes come as runs
     (QuoteRun), made into Quote events only where the venues need them (see `_feeding_ticks`)."""
     kinds = [kind_of(path) for path in paths]
+    # Funding files are paid by the portfolio, never seen by a venue: `open_funding`.
+    paths = [path for path, kind in zip(paths, kinds) if kind != "funding"]
+    kinds = [kind for kind in kinds if kind != "funding"]
     if kinds.count("quotes") == 1 and set(kinds) == {"trades", "quotes"}:
         trades = [path for path, kind in zip(paths, kinds) if kind == "trades"]
         quotes = paths[kinds.index("quotes")]
@@ -176,6 +179,41 @@ def _with_quote_runs(market: Iterator[Bar | Trade], blocks: Iterator[QuoteBlock]
             yield block, start, len(times)
         block, start = next(blocks, None), 0
         times = block.times if block is not None else []
+
+
+def open_funding(paths: Sequence[str | Path], markets: Iterable[tuple[str, str]]) -> list[FundingRateSettled]:
+    """The funding settlements of the funding rate files among `paths`, in time order (a few a day).
+    A file for a market with no bars in the data is refused by name: no position could pay it."""
+    markets = set(markets)
+    streams: list[Iterator[FundingRateSettled]] = []
+    for path in paths:
+        rows = read_market_file(path)
+        first = next(rows, None)  # type: ignore[call-overload]
+        if type(first) is not FundingRateSettled:
+            continue
+        if (first.venue, first.symbol) not in markets:
+            raise DataError(path, None, f"funding of {first.venue}.{first.symbol}, a market without bars in the data "
+                                        f"(bars of: {', '.join(sorted('.'.join(m) for m in markets))})")
+        streams.append(chain([first], rows))  # type: ignore[arg-type]
+    return list(merge_by_time(streams))  # type: ignore[arg-type]
+
+
+def _paying_funding(events: Iterable[Bar | Trade | Quote], funding: list[FundingRateSettled], bus: InProcessBus,
+                    clock: SimClock) -> Iterator[Bar | Trade | Quote]:
+    """`events`, with each funding settlement published (and the bus drained) just before the first
+    of them after its time, as a paper replay of the same files delivers it: paid by the portfolio on
+    what was held then, at the newest price. One after the last event is not paid: the run ends there."""
+    pending: list[FundingRateSettled] = []
+    for event in merge_by_time([events, funding]):  # a tie: the market event first
+        if type(event) is FundingRateSettled:
+            pending.append(event)  # type: ignore[arg-type]
+            continue
+        for settled in pending:
+            clock.advance_to(settled.ts_event)
+            bus.publish(settled)
+            bus.drain()
+        pending.clear()
+        yield event  # type: ignore[misc]
 
 
 def _feeding_ticks(events: Iterable[Bar | Trade | Quote | QuoteRun], venues: ShadowAdapter, bus: InProcessBus,
@@ -290,9 +328,11 @@ def as_backtest(config: Config) -> Config:
 # ----------------------------------------------------------------------------- run
 
 
-def run(config: Config, bars: Iterable[Bar] | Iterable[Bar | Trade | Quote], ticks: bool = False) -> Result:
+def run(config: Config, bars: Iterable[Bar] | Iterable[Bar | Trade | Quote], ticks: bool = False,
+        funding: list[FundingRateSettled] | None = None) -> Result:
     """Trade `bars` (time-ordered) through the actors configured by `config`; with `ticks`, the
-    trades and quotes among them too (`open_ticks`)."""
+    trades and quotes among them too (`open_ticks`); with `funding` (`open_funding`), perpetual
+    positions pay it as in paper and live (metrics.json's total_funding, in the equity too)."""
     clock = SimClock()
     bus = InProcessBus()
     signal = SignalActor(clock, bus, config.signal_config())
@@ -319,6 +359,8 @@ def run(config: Config, bars: Iterable[Bar] | Iterable[Bar | Trade | Quote], tic
 
     equity: list[perf.EquityPoint] = []
     on_bar, drain, advance = MarketDataActor(clock, bus, in_order=True).on_bar, bus.drain, clock.advance_to
+    if funding:
+        bars = _paying_funding(bars, funding, bus, clock)
     if ticks:
         bars = _feeding_ticks(bars, venues, bus, clock)
     start_ns = None
@@ -342,6 +384,9 @@ def run(config: Config, bars: Iterable[Bar] | Iterable[Bar | Trade | Quote], tic
     capital = sum((c.capital for c in config.clients), Decimal(0))
     trips = in_exit_order(portfolio.round_trips())
     metrics = perf.compute(trips, equity, capital, start_ns=start_ns)
+    paid = sum((p.funding for p in portfolio.positions().values()), Decimal(0))
+    if paid:
+        metrics["total_funding"] = paid  # paid (received: < 0), in total_pnl and the equity
     metrics.update(analytics.compute(trips, OrderJournal().feed(decisions), metrics))
     return Result(capital=capital, start_ns=start_ns or 0, bars=n, fills=fills, trips=trips,
                   equity=equity, metrics=metrics, risk=risk.status())

@@ -112,6 +112,10 @@ def render_client(book: dict[str, Any]) -> str:
              f"fees {pnl['fees']}",
              f"exposure     gross {exposure['gross']}  net {exposure['net']}",
              f"round trips  {m['num_trades']}  win rate {m['win_rate']}  expectancy {m['expectancy']}"]
+    if (x := m.get("execution")) is not None:  # the orders seen since the portfolio service started
+        ack = (x["order_to_ack_ms"] or {}).get("p50")
+        lines.append(f"execution    orders {x['orders']}  rejected {x['rejected']}  fill ratio {x['fill_ratio']}  "
+                     f"slippage {x['slippage_bps']} bps  ack p50 {ack} ms")
     for row in book["positions"]:
         lines.append(f"position     {row['venue']}.{row['symbol']:<12} qty {row['qty']:>12}  avg {row['avg_price']}  "
                      f"mark {row['mark']}  unrealized {row['unrealized_pnl']}")

@@ -72,6 +72,18 @@ async def test_a_market_order_is_accepted_and_its_fill_read_back_once(sim: Simul
     assert [f.id for f in again] in ([], [fill.id])  # read again at most, never a new id: published once by id
 
 
+async def test_an_order_is_acknowledged_when_the_exchanges_answer_came(sim: Simulator, edge: CcxtEdge) -> None:
+    """OrderAccepted carries the time the answer reached us, so order-to-ack reads the venue's
+    delay: here the simulator answers 300 ms after it took the order."""
+    await control(sim, "POST", "/sim/advance", {"trades": 10})
+    await control(sim, "POST", "/sim/faults", {"latency_ms": 300, "paths": ["/api/v3/order"]})
+    placed = order(3, order_type="limit", limit="1000")
+    [accepted] = await edge.place(placed)
+    answered = time.time_ns()
+    assert isinstance(accepted, OrderAccepted)
+    assert placed.ts_event + 300_000_000 <= accepted.ts_event <= answered
+
+
 async def test_an_answer_lost_after_the_exchange_took_the_order_places_it_once(sim: Simulator,
                                                                                 edge: CcxtEdge) -> None:
     await control(sim, "POST", "/sim/advance", {"trades": 10})

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from decimal import Context, Decimal, localcontext
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from bosun.apps import backtest, outputs, report
@@ -374,3 +375,19 @@ def test_writers_take_iterators_and_write_in_chunks_the_same_rows(tmp_path: Path
     assert (tmp_path / "chunked.csv").read_text() == whole
     rows = whole.splitlines()
     assert len(rows) == 22 and rows[1] == "1970-01-01T00:00:00Z,10000" and rows[-1] == "1970-01-22T00:00:00Z,100000"
+
+
+def test_order_to_ack_is_the_venues_submit_latency(btc_slice: Path, tmp_path: Path) -> None:
+    """Execution quality in a backtest, against its simulated venue: an order is acknowledged at its
+    decision plus the venue's submit latency (at the decision itself without one)."""
+    flags = backtest.Flags(params={"fast": 10, "slow": 30}, qty=QTY)
+    plain = run_engine([btc_slice], tmp_path, params={"fast": 10, "slow": 30}, qty=QTY)
+    assert plain.metrics["execution"]["order_to_ack_ms"] == {"p50": 0.0, "p95": 0.0, "max": 0.0}
+    markets, bars = backtest.open_data([btc_slice])
+    config = backtest.config_from_flags(flags, markets)
+    [client] = config.clients
+    late = {name: msgspec.structs.replace(v, submit_latency_ms=D(250)) for name, v in client.venues.items()}
+    result = backtest.run(msgspec.structs.replace(config, clients=[msgspec.structs.replace(client, venues=late)]),
+                          bars)
+    assert result.metrics["execution"]["orders"] > 50
+    assert result.metrics["execution"]["order_to_ack_ms"] == {"p50": 250.0, "p95": 250.0, "max": 250.0}

@@ -271,7 +271,9 @@ class CcxtEdge:
         venue_id = str(placed["id"])
         account.remember(venue_id, order.id)
         account.since_ms.setdefault(order.symbol, int(placed.get("timestamp") or 0))
-        accepted: list[Event] = [OrderAccepted(id=order.id, ts_event=order.ts_event, client_order_id=order.id,
+        # Acknowledged when the exchange's answer reached us (on our clock, the SubmitOrder's): what
+        # order-to-ack latency measures, with no skew between the exchange's clock and ours.
+        accepted: list[Event] = [OrderAccepted(id=order.id, ts_event=time.time_ns(), client_order_id=order.id,
                                                venue_order_id=venue_id, client=order.client, venue=order.venue,
                                                symbol=order.symbol)]
         if placed.get("status") == "expired":  # IOC / FOK: what did not fill at once is gone (its fills come as any)

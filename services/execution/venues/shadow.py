@@ -12,9 +12,10 @@ Fill rules (an order's `ts_event` is when it was decided: the target's ts_event)
   maker, without slippage. The whole remaining quantity fills (fill_model "simple", the default);
 - market_on_close: at once, at the close of the last bar seen for the symbol;
 - latency: an order may fill only on market data from its decision + `submit_latency_ms` on
-  (protective orders: from the decision), and a cancel, modify or cancel-all takes effect at
-  its decision + `cancel_latency_ms` (the adapter holds it until then), so a cancel can lose the
-  race to a fill; `latency_jitter_ms` adds up to that much, drawn from the command's id;
+  (protective orders: from the decision), and is acknowledged then (OrderAccepted's time, every
+  order's); a cancel, modify or cancel-all takes effect at its decision + `cancel_latency_ms`
+  (the adapter holds it until then), so a cancel can lose the race to a fill;
+  `latency_jitter_ms` adds up to that much, drawn from the command's id;
 - fill_model "book": each event fills at most what traded there (`bar_volume_share` of a bar's
   volume, a trade's own size, rounded down to the step); the rest stays working and fills on the
   events that follow. Protective and market_on_close orders still fill whole. A symbol with
@@ -205,7 +206,10 @@ class ShadowVenue:
             fills = self._take_book(working) if working.book else self._take(working)
             if fills and isinstance(fills[0], OrderRejected):
                 return [*events, *fills]  # too late to tell: never accepted
-        accepted = OrderAccepted(id=order.id, ts_event=order.ts_event, client_order_id=order.id,
+        # Acknowledged once the order reached the venue: its decision plus the submit latency (protective
+        # orders too, whose fills do not wait for it); without latency, at the decision itself.
+        acked = order.ts_event + terms.latency_ns(terms.submit_latency_ns, order.id)
+        accepted = OrderAccepted(id=order.id, ts_event=acked, client_order_id=order.id,
                                  venue_order_id=f"shadow-{order.id}", client=order.client, venue=order.venue,
                                  symbol=order.symbol)
         return [*events, accepted, *fills]
