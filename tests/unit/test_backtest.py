@@ -23,7 +23,7 @@ import pytest
 
 from bosun.apps import backtest, outputs, report
 from services.portfolio import metrics
-from tests.datafiles import BTC_1M, ETH_1M, data_file
+from tests.datafiles import BTC_1M, ETH_1M, XRP_MARK_8H, data_file
 
 D = Decimal
 BARS = 3000
@@ -391,3 +391,16 @@ def test_order_to_ack_is_the_venues_submit_latency(btc_slice: Path, tmp_path: Pa
                           bars)
     assert result.metrics["execution"]["orders"] > 50
     assert result.metrics["execution"]["order_to_ack_ms"] == {"p50": 250.0, "p95": 250.0, "max": 250.0}
+
+
+def test_a_reversal_decided_on_the_last_bar_still_ends_flat(tmp_path: Path) -> None:
+    """sma 2/5 on XRPUSDT's 8h marks turns from short to long on the very last bar: the buy of 2,000
+    never sees a next open, and the close at the end of data was sized against the position it
+    leaves (long 1,000). Both fill at the last close, so the run ends flat, not short 2,000."""
+    result = run_engine([data_file(XRP_MARK_8H)], tmp_path, params={"fast": 2, "slow": 5}, qty=D(1000))
+    last_ts = result.fills[-1].ts_event
+    assert [(f.side, f.qty, f.reason) for f in result.fills if f.ts_event == last_ts] == [
+        ("buy", D(2000), "signal"), ("sell", D(1000), "end_of_data")]
+    held = sum((f.qty if f.side == "buy" else -f.qty for f in result.fills), D(0))
+    assert held == 0
+    assert result.trips[-1].exit_reason == "end_of_data"

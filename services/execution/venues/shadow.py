@@ -10,7 +10,8 @@ Fill rules (an order's `ts_event` is when it was decided: the target's ts_event)
 - limit: the first bar (ts_open >= decided) or trade (ts_event >= decided) that trades
   THROUGH the limit (buy: low/price < limit, sell: high/price > limit), at the limit, as
   maker, without slippage. The whole remaining quantity fills (fill_model "simple", the default);
-- market_on_close: at once, at the close of the last bar seen for the symbol;
+- market_on_close: at once, at the close of the last bar seen for the symbol, after the client's
+  market orders still working there (the end of the data: they would never see a next open);
 - latency: an order may fill only on market data from its decision + `submit_latency_ms` on
   (protective orders: from the decision), and is acknowledged then (OrderAccepted's time, every
   order's); a cancel, modify or cancel-all takes effect at its decision + `cancel_latency_ms`
@@ -196,7 +197,12 @@ class ShadowVenue:
             return [*events, rejection(order.id, order, problem)]
         if order.order_type == "market_on_close":
             last = self._recent[Bar][order.symbol][-1]
-            fills = [self._fill(working, last.close, last.ts_event)]
+            # The data ends here: a market order still working (decided on the last bar) never sees its
+            # next open, and the close was sized against the position it leaves, so it fills first.
+            fills = [self._fill(w, last.close, last.ts_event) for w in list(self._working.values())
+                     if w.order.order_type == "market" and w.order.client == order.client
+                     and w.order.symbol == order.symbol]
+            fills.append(self._fill(working, last.close, last.ts_event))
         elif working.protective:
             self._add_protective(working)
             if self._late(order):
