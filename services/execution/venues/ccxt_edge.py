@@ -18,7 +18,10 @@ gives, and reads each account's trades for fills. What it guarantees:
   ...) becomes OrderRejected with the exchange's reason, keys scrubbed from it;
 - a cancel that finds no order (it raced a fill) is resolved by fetching the order;
 - protective orders (stop_market / take_profit_market, closing the position) go out as the
-  exchange's own STOP_LOSS / TAKE_PROFIT, sized by what the account holds (spot: protective.py).
+  exchange's own STOP_LOSS / TAKE_PROFIT, sized by what the account holds (spot: protective.py);
+  a bracket's two legs as one OCO order list (`place_bracket`);
+- within a round, cancels of orders placed before go first: on spot a bracket locks what the
+  position holds, and a sell in the same round needs it free.
 On start, `venue_state` reads what each account holds for execution to reconcile with."""
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ import math
 import os
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -42,7 +46,8 @@ from proto.events import Event, OrderAccepted, OrderCanceled, OrderFilled, Submi
 from services.execution.config import ExecutionConfig, VenueConfig
 from services.execution.orders import rejection
 from services.execution.venues import protective
-from services.execution.venues.live import CancelAllVenueOrders, CancelVenueOrder, PlaceOrder, VenueFound
+from services.execution.venues.live import (CancelAllVenueOrders, CancelVenueOrder, PlaceBracket, PlaceOrder,
+                                            SettleBracket, VenueFound)
 from services.execution.venues.pacing import Pacing
 
 log = logging.getLogger(__name__)
@@ -130,9 +135,13 @@ class CcxtEdge:
 
     async def carry_out(self, effects: Sequence[Any]) -> list[Event]:
         answers: list[Event] = []
-        for effect in effects:
+        for effect in _in_turn(effects):
             if type(effect) is PlaceOrder:
                 answers += await self.place(effect.order, effect.look_first)
+            elif type(effect) is PlaceBracket:
+                answers += await self.place_bracket(effect.stop, effect.take_profit)
+            elif type(effect) is SettleBracket:
+                answers += await self.settle_bracket(effect.filled, effect.siblings)
             elif type(effect) is CancelVenueOrder:
                 answers += await self.cancel(effect.cancel.client, effect.cancel.venue, effect.cancel.symbol,
                                              effect.cancel.client_order_id, effect.cancel.reason)
@@ -153,8 +162,6 @@ class CcxtEdge:
             symbol = await account.symbol(order.symbol)
         except KeyError:
             return [rejection(order.id, order, f"{order.venue} lists no market {order.symbol}")]
-        params: dict[str, str] = {"newClientOrderId": order.id}
-        sent = order
         if look_first:
             # Sent before a restart, it may be done on the exchange, which refuses a duplicate client
             # order id only while the order is open: sent only once the exchange says it has none.
@@ -166,12 +173,17 @@ class CcxtEdge:
             except ccxt_errors.BaseError as exc:
                 return [rejection(order.id, order, f"{order.venue} could not say whether it holds the order sent "
                                                    f"before the restart, so it is not sent again: "
-                                                   f"{account.scrub(type(exc).__name__ + ': ' + str(exc))}")]
+                                                   f"{_named(account, exc)}")]
         elif order.order_type in protective.TRIGGERS:
             # Sized by the free balance it then locks: a leg placed before would find none the second time.
             found = await self._find(account, symbol, order.id)
             if found is not None:
                 return self._accepted(account, order, found)
+        return await self._place_new(account, symbol, order)
+
+    async def _place_new(self, account: _Account, symbol: str, order: SubmitOrder) -> list[Event]:
+        params: dict[str, str] = {"newClientOrderId": order.id}
+        sent = order
         if order.order_type in protective.TRIGGERS or order.reduce_only:
             sized = await protective.sized(account.exchange, symbol, order, patiently)
             if isinstance(sized, str):
@@ -182,33 +194,119 @@ class CcxtEdge:
         if problem:
             return [rejection(order.id, order, problem)]
         ccxt_type = "limit" if order.order_type == "limit" else "market"  # a trigger's type is in its params
+        placed = await self._send(account, order.symbol, partial(account.exchange.create_order, symbol, ccxt_type,
+                                                                 order.side, amount, price, params),
+                                  partial(self._find, account, symbol, order.id))
+        if isinstance(placed, str):
+            return [rejection(order.id, order, placed)]
+        return self._accepted(account, order, placed)
+
+    async def _send(self, account: _Account, market_id: str, send: Callable[[], Awaitable[Any]],
+                    find: Callable[[], Awaitable[Any]]) -> Any:
+        """`send()` (an order request) with the retries above: the exchange's answer, or what
+        `find()` finds of it when the answer was lost or it was a duplicate; else why not (a str)."""
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                placed = await self._request(account, order.symbol, False, account.exchange.create_order, symbol,
-                                             ccxt_type, order.side, amount, price, params)
-                return self._accepted(account, order, placed)
+                return await self._request(account, market_id, False, send)
             except NotNow as exc:
-                return [rejection(order.id, order, f"{order.venue}: order not sent: {exc}")]
+                return f"{account.venue}: order not sent: {exc}"
             except THROTTLED as exc:  # refused unread (429 / 418): the next try waits its Retry-After
                 if attempt == MAX_ATTEMPTS:
-                    return [rejection(order.id, order, f"{order.venue} throttled {attempt} attempts: "
-                                                       f"{account.scrub(type(exc).__name__ + ': ' + str(exc))}")]
+                    return f"{account.venue} throttled {attempt} attempts: {_named(account, exc)}"
             except ccxt_errors.NetworkError as exc:  # the answer is lost, not the order: look before sending again
-                found = await self._find(account, symbol, order.id)
+                found = await find()
                 if found is not None:
-                    return self._accepted(account, order, found)
+                    return found
                 if attempt == MAX_ATTEMPTS:
-                    return [rejection(order.id, order, f"{order.venue} unreachable after {attempt} attempts: "
-                                                       f"{account.scrub(type(exc).__name__ + ': ' + str(exc))}")]
+                    return f"{account.venue} unreachable after {attempt} attempts: {_named(account, exc)}"
                 await asyncio.sleep(_backoff(attempt, exc))
             except ccxt_errors.ExchangeError as exc:
                 if "Duplicate order" in str(exc):  # placed before (a restart, a lost answer): adopt it
-                    found = await self._find(account, symbol, order.id)
+                    found = await find()
                     if found is not None:
-                        return self._accepted(account, order, found)
-                return [rejection(order.id, order, f"{order.venue} refused: "
-                                                   f"{account.scrub(type(exc).__name__ + ': ' + str(exc))}")]
+                        return found
+                return f"{account.venue} refused: {_named(account, exc)}"
         raise AssertionError("unreachable")
+
+    async def place_bracket(self, stop: SubmitOrder, take_profit: SubmitOrder) -> list[Event]:
+        """A bracket's two legs as one OCO order list (Binance spot), so that the exchange itself lets
+        only one of them fill, whether or not bosun is running. The list's client id is the legs'
+        OCO group, each leg keeps its own, so their fills and answers name bosun's orders. Found on
+        the exchange already (a restart, a lost answer), the list is adopted; a leg placed alone
+        before its sibling came is canceled first and placed again within the list. A list the
+        exchange refuses (its prices no longer straddle the market, ...) leaves the stop placed alone."""
+        account = self.accounts[(stop.client, stop.venue)]
+        if not hasattr(account.exchange, "private_post_orderlist_oco"):  # no OCO lists: the second leg is refused
+            return await self.place(stop) + await self.place(take_profit)
+        legs = (take_profit, stop)  # above and below the market: a sell's (spot closes longs only)
+        try:
+            symbol = await account.symbol(stop.symbol)
+        except KeyError:
+            return [rejection(leg.id, leg, f"{leg.venue} lists no market {leg.symbol}") for leg in legs]
+        find = partial(self._find_list, account, stop.oco)
+        found = await find()
+        if found is not None:
+            return await self._list_answers(account, symbol, legs, found, adopted=True)
+        for leg in legs:
+            alone = await self._find(account, symbol, leg.id)
+            if alone is not None and alone.get("status") == "open":
+                try:
+                    await patiently(self._request, account, leg.symbol, True, account.exchange.cancel_order, None,
+                                    symbol, {"origClientOrderId": leg.id})
+                except ccxt_errors.OrderNotFound:
+                    pass  # it filled meanwhile: the position is closed, and the list finds nothing to sell
+        sized = await protective.sized(account.exchange, symbol, stop, patiently)
+        if isinstance(sized, str):
+            return [rejection(leg.id, leg, sized) for leg in legs]
+        problem, amount, _ = self._fit(account, symbol, sized[0])
+        if problem:
+            return [rejection(leg.id, leg, problem) for leg in legs]
+        ex = account.exchange
+        params = protective.oco_list(ex.market(symbol)["id"], stop, take_profit, amount,
+                                     ex.price_to_precision(symbol, str(stop.stop_price)),
+                                     ex.price_to_precision(symbol, str(take_profit.stop_price)))
+        placed = await self._send(account, stop.symbol, partial(ex.private_post_orderlist_oco, params), find)
+        if isinstance(placed, str):
+            return [rejection(take_profit.id, take_profit, f"{placed} (the stop-loss goes out alone)"),
+                    *await self._place_new(account, symbol, stop)]
+        return await self._list_answers(account, symbol, legs, placed, adopted=False)
+
+    async def _find_list(self, account: _Account, list_client_id: str | None) -> dict[str, Any] | None:
+        try:
+            return await account.exchange.private_get_orderlist({"origClientOrderId": list_client_id})
+        except ccxt_errors.OrderNotFound:
+            return None
+        except ccxt_errors.BaseError as exc:  # cannot tell: the caller retries, which looks again
+            log.warning("%s: looking up order list %s failed: %s", account.venue, list_client_id, _named(account, exc))
+            return None
+
+    async def _list_answers(self, account: _Account, symbol: str, legs: Sequence[SubmitOrder], placed: dict[str, Any],
+                            adopted: bool) -> list[Event]:
+        """Each leg accepted; an adopted list's legs done meanwhile (expired or canceled) also closed."""
+        venue_ids = {o["clientOrderId"]: o["orderId"] for o in placed["orders"]}
+        answers: list[Event] = []
+        for leg in legs:
+            answers += self._accepted(account, leg, {"id": venue_ids[leg.id], "timestamp": placed["transactionTime"]})
+            if adopted and placed.get("listOrderStatus") == "ALL_DONE":
+                answers += await self.settle_bracket(None, (leg,))
+        return answers
+
+    async def settle_bracket(self, filled: str | None, siblings: Sequence[SubmitOrder]) -> list[Event]:
+        """After a leg of a bracket filled: each other leg closed, as the exchange's OCO list did (it
+        expired them), or canceled here when it went out alone. A leg still to be filled is left."""
+        answers: list[Event] = []
+        for leg in siblings:
+            account = self.accounts[(leg.client, leg.venue)]
+            found = await self._find(account, await account.symbol(leg.symbol), leg.id)
+            why = f"one-cancels-the-other: {filled} filled" if filled else "its OCO order list is done"
+            if found is None:
+                continue
+            if found.get("status") in ("canceled", "expired"):
+                answers.append(OrderCanceled(id=f"{leg.id}.canceled", ts_event=time.time_ns(), client_order_id=leg.id,
+                                             client=leg.client, venue=leg.venue, symbol=leg.symbol, reason=why))
+            elif found.get("status") == "open" and filled:
+                answers += await self.cancel(leg.client, leg.venue, leg.symbol, leg.id, why)
+        return answers
 
     def _fit(self, account: _Account, symbol: str, order: SubmitOrder) -> tuple[str | None, str, str | None]:
         """The order on the exchange's grid, or the rule it breaks."""
@@ -311,7 +409,7 @@ class CcxtEdge:
                     break
                 except ccxt_errors.BaseError as exc:  # a poll that fails is not worth the service
                     log.warning("%s: reading trades failed, next poll tries again: %s", account.venue,
-                                account.scrub(f"{type(exc).__name__}: {exc}"))
+                                _named(account, exc))
                     continue
                 found += await self._fills(account, market_id, symbol, trades)
         return found
@@ -354,7 +452,7 @@ class CcxtEdge:
                 found += await self._account_state(account)
             except ccxt_errors.BaseError as exc:
                 raise RuntimeError(f"{venue}: reading what account {client} holds failed: "
-                                   f"{account.scrub(type(exc).__name__ + ': ' + str(exc))}") from None
+                                   f"{_named(account, exc)}") from None
         return found
 
     async def _account_state(self, account: _Account) -> list[VenueFound]:
@@ -394,6 +492,23 @@ class CcxtEdge:
                            client_order_id=coid, client=account.client, venue=account.venue, symbol=market_id,
                            side=trade["side"], qty=qty, price=price, fee=fee,
                            liquidity="maker" if trade.get("takerOrMaker") == "maker" else "taker")
+
+
+def _in_turn(effects: Sequence[Any]) -> list[Any]:
+    """Cancels of orders placed before this round go first: on spot a bracket's legs lock what the
+    position holds, and a sell placed in the same round (a target that reduces) needs it free."""
+    placing = {e.order.id for e in effects if type(e) is PlaceOrder}
+    bracketed = {leg.id for e in effects if type(e) is PlaceBracket for leg in (e.stop, e.take_profit)}
+    placed_here = placing | bracketed
+    first = [e for e in effects if type(e) is CancelVenueOrder and e.cancel.client_order_id not in placed_here]
+    early = {id(e) for e in first}
+    # A leg whose sibling came in the same round goes out with it, as one list.
+    return first + [e for e in effects if id(e) not in early and not (type(e) is PlaceOrder and e.order.id in bracketed)]
+
+
+def _named(account: _Account, exc: Exception) -> str:
+    """An exchange's error as a reason: its class and message, keys scrubbed."""
+    return account.scrub(f"{type(exc).__name__}: {exc}")
 
 
 async def patiently(call: Any, *args: Any) -> Any:
