@@ -10,7 +10,7 @@ import msgspec
 from bosun.apps.exchange_sim.server import Simulator
 from proto.events import OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, SubmitOrder
 from services.execution.venues.ccxt_edge import CcxtEdge
-from services.execution.venues.live import PlaceBracket, PlaceOrder
+from services.execution.venues.live import PlaceBracket, PlaceOrder, ResizeBracket
 from tests.integration.test_live_venue import control, edge, order, sim  # noqa: F401 (fixtures)
 
 SYMBOL = "BTC/USDT"
@@ -126,3 +126,22 @@ async def test_a_take_profit_the_market_has_passed_is_refused_and_the_stop_goes_
     assert (placed["clientOrderId"], placed["info"]["type"], Decimal(str(placed["amount"]))) == (
         stop.id, "STOP_LOSS", held)
 
+
+
+async def test_a_fill_that_grows_the_position_resizes_the_list_and_the_take_profit_sells_it_all(
+        sim: Simulator, edge: CcxtEdge) -> None:
+    stop, take_profit, held = await long_with_levels(sim, edge, "g-grow", below="0.5", above="1")
+    await edge.carry_out([PlaceBracket(stop, take_profit)])
+    assert await edge.carry_out([ResizeBracket(stop, take_profit)]) == []  # what it covers is what is held
+    await edge.place(order(4, qty="0.02"))  # the position grows (an entry filled in parts, a trade by hand)
+    grown = Decimal(str((await edge.accounts[("alice", "binance")].exchange.fetch_balance())["BTC"]["total"]))
+    answers = await edge.carry_out([ResizeBracket(stop, take_profit)])
+    assert [(type(a), a.client_order_id) for a in answers] == [(OrderAccepted, take_profit.id),
+                                                               (OrderAccepted, stop.id)]  # the same ids
+    placed = await open_orders(edge)
+    assert sorted(o["clientOrderId"] for o in placed) == sorted([stop.id, take_profit.id])
+    assert {Decimal(str(o["amount"])) for o in placed} == {grown} and grown > held
+    assert len(sim.exchange.lists) == 2 and sim.exchange.balances.free["BTC"] == 0  # the first list canceled
+    await until_none_open(sim, edge)
+    sold = await sells(edge)
+    assert [(f.client_order_id, f.qty) for f in sold] == [(take_profit.id, grown)]

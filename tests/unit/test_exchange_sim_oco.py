@@ -57,7 +57,7 @@ def test_canceling_one_leg_cancels_the_list_and_frees_the_lock(exchange) -> None
         ex.cancel("BTCUSDT", None, "sl")
 
 
-def test_a_pair_whose_prices_do_not_straddle_the_market_or_legs_in_the_wrong_place_is_refused(exchange) -> None:  # noqa: F811
+def test_a_pair_not_straddling_the_market_or_with_its_legs_swapped_is_refused(exchange) -> None:  # noqa: F811
     ex, _ = exchange
     with pytest.raises(BinanceError, match="relationship of the prices"):
         oco(ex, "59995.00", "59985.00")  # the take-profit below the last price

@@ -164,7 +164,7 @@ class Exchange:
         found = self.lists.get(list_id) if list_id is not None else next(
             (lst for lst in reversed(self.lists.values()) if lst.client_id == client_id), None)
         if found is None or client_id not in (None, found.client_id):
-            raise BinanceError(400, -2018, "Order list does not exist.")
+            raise BinanceError(400, -2013, "Order list does not exist.")
         return found
 
     def cancel_list(self, symbol: str, list_id: int | None, client_id: str | None) -> OrderList:

@@ -87,7 +87,8 @@ def order_list(order_list: OrderList, now_ms: int, reports: list[dict[str, objec
     """An OCO order list: GET /api/v3/orderList; with `reports` (each leg's), POST and DELETE."""
     done = not order_list.is_open
     answer: dict[str, object] = {
-        "orderListId": order_list.id, "contingencyType": "OCO", "listStatusType": "ALL_DONE" if done else "EXEC_STARTED",
+        "orderListId": order_list.id, "contingencyType": "OCO",
+        "listStatusType": "ALL_DONE" if done else "EXEC_STARTED",
         "listOrderStatus": "ALL_DONE" if done else "EXECUTING", "listClientOrderId": order_list.client_id,
         "transactionTime": now_ms, "symbol": order_list.symbol,
         "orders": [{"symbol": o.symbol, "orderId": o.id, "clientOrderId": o.client_id} for o in order_list.legs]}

@@ -19,7 +19,8 @@ gives, and reads each account's trades for fills. What it guarantees:
 - a cancel that finds no order (it raced a fill) is resolved by fetching the order;
 - protective orders (stop_market / take_profit_market, closing the position) go out as the
   exchange's own STOP_LOSS / TAKE_PROFIT, sized by what the account holds (spot: protective.py);
-  a bracket's two legs as one OCO order list (`place_bracket`);
+  a bracket's two legs as one OCO order list (`place_bracket`), placed again over what is held
+  after a fill changed the position (`resize_bracket`);
 - within a round, cancels of orders placed before go first: on spot a bracket locks what the
   position holds, and a sell in the same round needs it free.
 On start, `venue_state` reads what each account holds for execution to reconcile with."""
@@ -47,7 +48,7 @@ from services.execution.config import ExecutionConfig, VenueConfig
 from services.execution.orders import rejection
 from services.execution.venues import protective
 from services.execution.venues.live import (CancelAllVenueOrders, CancelVenueOrder, PlaceBracket, PlaceOrder,
-                                            SettleBracket, VenueFound)
+                                            ResizeBracket, SettleBracket, VenueFound)
 from services.execution.venues.pacing import Pacing
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,8 @@ class CcxtEdge:
                 answers += await self.place(effect.order, effect.look_first)
             elif type(effect) is PlaceBracket:
                 answers += await self.place_bracket(effect.stop, effect.take_profit)
+            elif type(effect) is ResizeBracket:
+                answers += await self.resize_bracket(effect.stop, effect.take_profit)
             elif type(effect) is SettleBracket:
                 answers += await self.settle_bracket(effect.filled, effect.siblings)
             elif type(effect) is CancelVenueOrder:
@@ -243,8 +246,7 @@ class CcxtEdge:
             symbol = await account.symbol(stop.symbol)
         except KeyError:
             return [rejection(leg.id, leg, f"{leg.venue} lists no market {leg.symbol}") for leg in legs]
-        find = partial(self._find_list, account, stop.oco)
-        found = await find()
+        found = await self._find_list(account, stop.oco)
         if found is not None:
             return await self._list_answers(account, symbol, legs, found, adopted=True)
         for leg in legs:
@@ -255,6 +257,34 @@ class CcxtEdge:
                                     symbol, {"origClientOrderId": leg.id})
                 except ccxt_errors.OrderNotFound:
                     pass  # it filled meanwhile: the position is closed, and the list finds nothing to sell
+        return await self._send_list(account, symbol, stop, take_profit)
+
+    async def resize_bracket(self, stop: SubmitOrder, take_profit: SubmitOrder) -> list[Event]:
+        """After a fill that changed the position: the bracket's list placed again (same ids) over
+        what the account now holds, when that differs from what it covers. Should execution stop
+        between the cancel and the new list, reconciliation finds the legs gone and re-arms them."""
+        account = self.accounts[(stop.client, stop.venue)]
+        symbol = await account.symbol(stop.symbol)
+        found = await self._find_list(account, stop.oco, open_only=True)
+        leg = await self._find(account, symbol, stop.id) if found is not None else None
+        if leg is None or leg.get("status") != "open":
+            return []  # no list open: nothing to resize (a leg's fill settles it)
+        ex = account.exchange
+        free = ((await patiently(ex.fetch_balance)).get(ex.market(symbol)["base"]) or {}).get("free") or 0
+        held = ex.amount_to_precision(symbol, str(Decimal(str(free)) + Decimal(str(leg["remaining"]))))
+        if Decimal(held) == Decimal(str(leg["amount"])):
+            return []
+        try:
+            await patiently(self._request, account, stop.symbol, True, ex.cancel_order, None, symbol,
+                            {"origClientOrderId": stop.id})  # the whole list goes with it
+        except ccxt_errors.OrderNotFound:
+            return []  # a leg triggered meanwhile: its fill settles the bracket
+        return await self._send_list(account, symbol, stop, take_profit)
+
+    async def _send_list(self, account: _Account, symbol: str, stop: SubmitOrder, take_profit: SubmitOrder
+                         ) -> list[Event]:
+        """The legs' list over the free balance; refused, the stop goes out alone."""
+        legs = (take_profit, stop)
         sized = await protective.sized(account.exchange, symbol, stop, patiently)
         if isinstance(sized, str):
             return [rejection(leg.id, leg, sized) for leg in legs]
@@ -265,15 +295,19 @@ class CcxtEdge:
         params = protective.oco_list(ex.market(symbol)["id"], stop, take_profit, amount,
                                      ex.price_to_precision(symbol, str(stop.stop_price)),
                                      ex.price_to_precision(symbol, str(take_profit.stop_price)))
-        placed = await self._send(account, stop.symbol, partial(ex.private_post_orderlist_oco, params), find)
+        placed = await self._send(account, stop.symbol, partial(ex.private_post_orderlist_oco, params),
+                                  partial(self._find_list, account, stop.oco, open_only=True))
         if isinstance(placed, str):
             return [rejection(take_profit.id, take_profit, f"{placed} (the stop-loss goes out alone)"),
                     *await self._place_new(account, symbol, stop)]
         return await self._list_answers(account, symbol, legs, placed, adopted=False)
 
-    async def _find_list(self, account: _Account, list_client_id: str | None) -> dict[str, Any] | None:
+    async def _find_list(self, account: _Account, list_client_id: str | None, open_only: bool = False
+                         ) -> dict[str, Any] | None:
+        """The newest order list with that client id (`open_only`: if it is still open)."""
         try:
-            return await account.exchange.private_get_orderlist({"origClientOrderId": list_client_id})
+            found = await account.exchange.private_get_orderlist({"origClientOrderId": list_client_id})
+            return None if open_only and found.get("listOrderStatus") == "ALL_DONE" else found
         except ccxt_errors.OrderNotFound:
             return None
         except ccxt_errors.BaseError as exc:  # cannot tell: the caller retries, which looks again
@@ -503,7 +537,8 @@ def _in_turn(effects: Sequence[Any]) -> list[Any]:
     first = [e for e in effects if type(e) is CancelVenueOrder and e.cancel.client_order_id not in placed_here]
     early = {id(e) for e in first}
     # A leg whose sibling came in the same round goes out with it, as one list.
-    return first + [e for e in effects if id(e) not in early and not (type(e) is PlaceOrder and e.order.id in bracketed)]
+    return first + [e for e in effects
+                    if id(e) not in early and not (type(e) is PlaceOrder and e.order.id in bracketed)]
 
 
 def _named(account: _Account, exc: Exception) -> str:

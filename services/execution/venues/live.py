@@ -12,7 +12,9 @@ A bracket's two legs (stop-loss and take-profit, one OCO group) go out as one OC
 (PlaceBracket) where the exchange has them, so the exchange lets only one fill even while bosun
 is down: the first leg is placed as it comes, and when its sibling comes it is replaced by the
 list (in the same round the edge sends only the list). When a leg fills, its siblings are
-settled (SettleBracket): closed as the exchange expired them, or canceled.
+settled (SettleBracket): closed as the exchange expired them, or canceled. Any other fill in a
+market with a bracket working resizes it (ResizeBracket): the list is placed again over what the
+account then holds, when that differs.
 
 In capped-live mode (`[live] capped = true`) an order above the caps is rejected here, naming
 the cap, and never reaches the edge: the adapter then keeps the accounts' book from the log
@@ -56,6 +58,14 @@ class PlaceOrder(Effect):
 class PlaceBracket(Effect):
     """A bracket's two legs (one OCO group) as one order list where the exchange has them: its
     first leg may have gone out alone in an earlier round (a PlaceOrder), and is then replaced."""
+
+    stop: SubmitOrder
+    take_profit: SubmitOrder
+
+
+@dataclass(frozen=True, slots=True)
+class ResizeBracket(Effect):
+    """A fill changed the position a bracket closes: its list is placed again over what is held."""
 
     stop: SubmitOrder
     take_profit: SubmitOrder
@@ -149,7 +159,7 @@ class LiveAdapter(Actor):
         if kind is OrderFilled:
             self._fills.add(entry.id)
             if self._started:
-                self._settle(entry.client_order_id)  # type: ignore[attr-defined]
+                self._settle(entry)  # type: ignore[arg-type]
         elif kind is OrderRejected or kind is OrderCanceled:
             self._brackets.drop(entry.client_order_id)  # type: ignore[attr-defined]
         if kind in ANSWERS or kind is OrderFilled:
@@ -201,12 +211,18 @@ class LiveAdapter(Actor):
             self._placed.add(leg.id)
         return PlaceBracket(*pair)
 
-    def _settle(self, filled: str) -> None:
-        leg = self._brackets.legs.get(filled)
-        if leg is not None and self._settled.add(leg.oco):
+    def _settle(self, fill: OrderFilled) -> None:
+        """A leg's fill settles its siblings; any other fill in a market with a bracket resizes it."""
+        leg = self._brackets.legs.get(fill.client_order_id)
+        if leg is None:
+            pair = self._brackets.of_market((fill.client, fill.venue, fill.symbol))
+            if pair is not None:
+                self.out.effect(ResizeBracket(*pair))
+        elif self._settled.add(leg.oco):
             siblings = self._brackets.siblings(leg)
+            self._brackets.drop(leg.id)  # filled: the bracket is done
             if siblings:
-                self.out.effect(SettleBracket(filled, siblings))
+                self.out.effect(SettleBracket(leg.id, siblings))
 
     def _over_caps(self, order: SubmitOrder) -> str | None:
         book = self._book
@@ -227,6 +243,7 @@ class _Brackets:
     def __init__(self, max_remembered: int) -> None:
         self.legs: dict[str, SubmitOrder] = {}
         self._groups: dict[str, dict[str, SubmitOrder]] = {}  # OCO group -> order type -> leg
+        self._newest: dict[tuple[str, str, str], str] = {}  # market -> its newest OCO group
         self._max = max_remembered
 
     def add(self, order: SubmitOrder) -> None:
@@ -234,6 +251,7 @@ class _Brackets:
             return
         self.legs[order.id] = order
         self._groups.setdefault(order.oco, {})[order.order_type] = order
+        self._newest[(order.client, order.venue, order.symbol)] = order.oco
         if len(self.legs) > self._max:
             self.drop(next(iter(self.legs)))
 
@@ -248,7 +266,14 @@ class _Brackets:
 
     def pair(self, order: SubmitOrder) -> tuple[SubmitOrder, SubmitOrder] | None:
         """(stop, take-profit) when `order` is a leg whose sibling is known."""
-        group = self._groups.get(order.oco) if order.id in self.legs else None  # type: ignore[arg-type]
+        return self._both(order.oco) if order.id in self.legs else None  # type: ignore[arg-type]
+
+    def of_market(self, market: tuple[str, str, str]) -> tuple[SubmitOrder, SubmitOrder] | None:
+        """(stop, take-profit) of the market's newest bracket, while both legs work."""
+        return self._both(self._newest.get(market, ""))
+
+    def _both(self, oco: str) -> tuple[SubmitOrder, SubmitOrder] | None:
+        group = self._groups.get(oco)
         if group is None or len(group) < 2:
             return None
         return group["stop_market"], group["take_profit_market"]
