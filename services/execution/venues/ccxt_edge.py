@@ -249,9 +249,9 @@ class CcxtEdge:
         found = await self._find_list(account, stop.oco)
         if found is not None:
             return await self._list_answers(account, symbol, legs, found, adopted=True)
+        working = {o.get("clientOrderId") for o in await patiently(account.exchange.fetch_open_orders, symbol)}
         for leg in legs:
-            alone = await self._find(account, symbol, leg.id)
-            if alone is not None and alone.get("status") == "open":
+            if leg.id in working:  # placed alone before its sibling came
                 try:
                     await patiently(self._request, account, leg.symbol, True, account.exchange.cancel_order, None,
                                     symbol, {"origClientOrderId": leg.id})
