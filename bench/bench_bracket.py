@@ -9,7 +9,8 @@ event loop as the client. The account holds 0.01 BTC. Each round places, in turn
 placed alone, the balance read for the size, the list sent) and a stop alone (`CcxtEdge.place`:
 the order looked up, the balance read, the order sent), then cancels what it placed, untimed.
 ccxt's limiter (`enableRateLimit`) is on and off in alternate rounds: on, as bosun runs, each
-request waits its turn (Binance: 50 ms apart), so the figure is mostly the count of requests."""
+request waits its turn (Binance: 50 ms apart, times the endpoint's weight), so the figure is mostly
+the count of requests. bosun's own order budget is opened wide: it would pace the rounds, not time them."""
 
 from __future__ import annotations
 
@@ -51,8 +52,8 @@ async def run(rounds: int) -> None:
     config = sim_config(str(data_dir() / BTC_TRADES), USDT="100000")
     async with serving(config, Credentials(API_KEY, API_SECRET)) as sim:
         sim.exchange.advance(trades=10)
-        edge = CcxtEdge(ExecutionConfig(venues={"alice": {"binance": VenueConfig(kind="live", api_url=sim.url)}}),
-                        environ=ENV)
+        venue = VenueConfig(kind="live", api_url=sim.url, order_budget=100_000, min_replace_interval_s=0)
+        edge = CcxtEdge(ExecutionConfig(venues={"alice": {"binance": venue}}), environ=ENV)
         exchange = edge.accounts[("alice", "binance")].exchange
         entry = msgspec.structs.replace(leg(0, "market", "1"), side="buy", qty=Decimal("0.01"), stop_price=None,
                                         close_position=False, oco=None)
