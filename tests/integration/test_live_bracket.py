@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import msgspec
 from bosun.apps.exchange_sim.server import Simulator
-from proto.events import OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, SubmitOrder
+from proto.events import CancelOrder, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, SubmitOrder
 from services.execution.venues.ccxt_edge import CcxtEdge
-from services.execution.venues.live import PlaceBracket, PlaceOrder, ResizeBracket
+from services.execution.venues.live import CancelVenueOrder, PlaceBracket, PlaceOrder, ResizeBracket
 from tests.integration.test_live_venue import control, edge, order, sim  # noqa: F401 (fixtures)
 
 SYMBOL = "BTC/USDT"
@@ -145,3 +145,15 @@ async def test_a_fill_that_grows_the_position_resizes_the_list_and_the_take_prof
     await until_none_open(sim, edge)
     sold = await sells(edge)
     assert [(f.client_order_id, f.qty) for f in sold] == [(take_profit.id, grown)]
+
+
+async def test_canceling_both_legs_closes_the_list_and_answers_each(sim: Simulator, edge: CcxtEdge) -> None:
+    stop, take_profit, held = await long_with_levels(sim, edge, "g-cancel", below="0.5", above="0.5")
+    await edge.carry_out([PlaceBracket(stop, take_profit)])
+    cancels = [CancelVenueOrder(CancelOrder(id=f"{leg.id}.cancel", ts_event=0, client_order_id=leg.id, client="alice",
+                                            venue="binance", symbol="BTCUSDT", reason="bracket replaced"))
+               for leg in (stop, take_profit)]
+    answers = await edge.carry_out(cancels)  # the first cancels the list; the second finds its leg canceled
+    assert [(type(a), a.client_order_id) for a in answers] == [(OrderCanceled, stop.id),
+                                                               (OrderCanceled, take_profit.id)]
+    assert await open_orders(edge) == [] and sim.exchange.balances.free["BTC"] == held
