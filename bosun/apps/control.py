@@ -140,10 +140,12 @@ def render_line(status: dict[str, Any]) -> str:
     parts = [f"trading {trading_word(status['trading_enabled'])}"]
     if (status["execution"] or {}).get("capped_live"):
         parts.insert(0, "CAPPED LIVE")
+    parts += [f"{scope} {state.upper()}" for scope, state in ((status["risk"] or {}).get("scopes") or {}).items()]
     parts += [f"{p['key']} {p['price']} ({age(p)})" for p in status["prices"]]
     execution, portfolio = status["execution"] or {}, status["portfolio"] or {}
     parts.append(f"open orders {len(execution.get('open_orders', ())) if execution else '?'}")
     parts.append(f"fills {execution.get('fills', '?')}")
+    parts.append(f"breaches {status['risk']['breached'] if status['risk'] else '?'}")
     for row in portfolio.get("positions", []):
         parts.append(f"{row['client']} {row['symbol']} pos {row['qty']} realized {row['realized_pnl']} "
                      f"unrealized {row['unrealized_pnl']}")

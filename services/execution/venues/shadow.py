@@ -23,7 +23,8 @@ Fill rules (an order's `ts_event` is when it was decided: the target's ts_event)
   event up to their decision (plus latency) and meet the newest quote; a market order (or a
   limit reaching the opposite best) takes the displayed size there, and what is left from the
   quotes that follow (no depth feed: the book is walked in time, never beyond what each quote
-  shows); a resting limit waits behind its queue and fills only with trades at or through it;
+  shows); a resting limit waits behind its queue and fills with trades at or through it, and at
+  its limit, for at most the size shown there, when the opposite best reaches its price;
 - time in force IOC or FOK (the same here, where an order fills whole or not at all): only the
   first event at/after the decision may fill it, else it is cancelled; GTD: cancelled by the
   first event at or after `expire_ns`, which fills nothing; post-only: a limit at or
@@ -320,6 +321,11 @@ class ShadowVenue:
         self._unanswered, self._cancels = {}, {}
         return pending
 
+    def quiet(self) -> bool:
+        """Whether no market data can fill or cancel anything here now (nothing working, nothing
+        looked back on): then a quote only has to be the newest one by the next command."""
+        return not self._working and not self._n_protective and not self._awaiting
+
     def working_orders(self) -> list[str]:
         return [*self._working, *(coid for orders in self._protective.values() for coid in orders)]
 
@@ -604,7 +610,7 @@ class ShadowVenue:
     def on_quote(self, quote: Quote) -> Sequence[Event]:
         """A best bid/ask: kept with its symbol's trades, and checked against the book model's
         working orders and the protective ones; returns the fills."""
-        fills = self._look_back_awaiting() if self._awaiting else []
+        fills = self._look_back_awaiting() if self._awaiting else NOTHING
         symbol = quote.symbol
         before = self._book.get(symbol)
         ticks = self._ticks.get(symbol)
@@ -612,9 +618,13 @@ class ShadowVenue:
             ticks = self._ticks[symbol] = deque(maxlen=self._max_recent + 1)
         elif before is not None and quote.ts_event <= before.ts_event and (
                 quote.ts_event < before.ts_event or self._repeated(quote, (t for t, _ in reversed(ticks)))):
-            return fills or NOTHING  # a repeated or older quote
+            return fills  # a repeated or older quote
         ticks.append((quote, before))
         self._book[symbol] = quote
+        if not self._working and not self._n_protective:
+            return fills  # nothing to fill: most quotes, many to a bar; no list made for them
+        if fills is NOTHING:
+            fills = []
         if self._working:
             for working in list(self._working.values()):
                 if working.book and working.order.symbol == symbol:
@@ -675,7 +685,10 @@ class ShadowVenue:
             if type(md) is Quote:
                 events += self._take_quote(working, md, ts)  # type: ignore[arg-type]
         elif type(md) is Quote:
-            q.queue_on_quote(place, limit, o.side, md)  # type: ignore[arg-type]
+            if q.crosses(limit, o.side, md):  # type: ignore[arg-type]
+                events += self._crossed(working, md, ts)  # type: ignore[arg-type]
+            else:
+                q.queue_on_quote(place, limit, o.side, md)  # type: ignore[arg-type]
         else:
             traded = q.traded_for(place, limit, o.side, md)  # type: ignore[arg-type]
             if traded:
@@ -710,6 +723,19 @@ class ShadowVenue:
         before = working.remaining
         events = self._fill_on(working, quote, (ts, price), available=q.available_to_take(place, price, shown),
                                maker=False)
+        q.took(place, price, before - working.remaining)
+        return events
+
+    def _crossed(self, working: _Working, quote: Quote, ts: int) -> list[Event]:
+        """A resting limit whose opposite best reached its price: nothing is ahead of it any more, and it
+        fills as maker at its limit for what that best shows beyond what it had there already."""
+        o, place = working.order, working.place
+        assert place is not None
+        place.queue = ZERO
+        price, shown = q.opposite_best(quote, o.side)
+        before = working.remaining
+        events = self._fill_on(working, quote, (ts, working.limit), available=q.available_to_take(place, price, shown),
+                               maker=True)
         q.took(place, price, before - working.remaining)
         return events
 
