@@ -285,7 +285,9 @@ class ExecutionActor(Actor):
                  why: list[str]) -> None:
         """A position with protective levels but no working stop: what the venue's `on_unprotected` says."""
         levels = self.protection.get(key)
-        if levels is None or not position or self.book.open_orders(key, protective=True):
+        # The venue holds nothing: a leg closed it while down (on spot the book keeps the dust of the
+        # fees the exchange took in the base asset), or it never filled.
+        if levels is None or not position or not report.position or self.book.open_orders(key, protective=True):
             return
         found.append(f"position {position} without its protective orders (levels of target {levels.target_id})")
         # A venue no longer configured has no say: a person decides.

@@ -19,7 +19,7 @@ from bosun.runtime.nats_binding import ACK_WAIT_S, durable_name
 from proto import subjects as sj
 from proto import events as ev
 from services.execution.orders import client_order_id
-from tests.builders import publish, service_status, target, until_trading
+from tests.builders import publish, service_status, target, until_status, until_trading
 from tests.liveplatform import SYMBOL, TIMEOUT_S, Live, audited_reports, live_platform, until
 from tests.natshelp import acked, stored_count
 from tests.processes import kill_9
@@ -86,11 +86,13 @@ async def _none_open(live: Live) -> bool:
 
 async def _lose_the_stop(live: Live, on_unprotected: str) -> tuple[str, ev.ReconciliationReport]:
     """Long 0.01 with a stop; execution stops; the stop is cancelled by hand; execution starts again."""
+    await live.execution.logged("user stream subscribed")  # the start's look at the account is done first
     await trading_on(live)
     tid = await approve(live, 1, "0.01", stop_loss=Decimal("1000"))
     [stop] = await until("the stop on the exchange", lambda: live.exchange.fetch_open_orders(SYMBOL))
     assert (stop["clientOrderId"], stop["info"]["type"]) == (client_order_id(tid, 2), "STOP_LOSS")
     assert await until("the entry booked", live.booked_fills)
+    await until_status(live.nc, "execution", "fills", 1)  # execution has it too: the restart reads on from it
     live.execution.stop()
     await live.exchange.cancel_order(stop["id"], SYMBOL)
     await live.execution.start(live.nc)

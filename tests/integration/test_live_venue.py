@@ -338,9 +338,10 @@ async def test_a_stop_closing_a_spot_position_sells_what_the_account_holds(sim: 
     assert isinstance(accepted, OrderAccepted)
     [placed] = await ex.fetch_open_orders("BTC/USDT")
     assert (placed["clientOrderId"], placed["info"]["type"], placed["amount"]) == (stop.id, "STOP_LOSS", held)
-    # The stop locked the balance: the take-profit beside it, and a buy-side leg, are refused by name.
+    # The stop locked the balance: a take-profit placed alone beside it (not with it, as an OCO order
+    # list: test_live_bracket.py), and a buy-side leg, are refused by name.
     [take_profit] = await edge.place(leg(3, "take_profit_market"))
-    assert isinstance(take_profit, OrderRejected) and "OCO order lists are not placed" in take_profit.reason
+    assert isinstance(take_profit, OrderRejected) and "another leg of OCO group g1 holds it" in take_profit.reason
     [short] = await edge.place(leg(4, "stop_market", side="buy"))
     assert isinstance(short, OrderRejected) and "holds no short position" in short.reason
     [again] = await edge.place(stop, look_first=True)  # after a restart: found, not placed twice

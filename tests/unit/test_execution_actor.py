@@ -595,8 +595,10 @@ def test_a_cancel_within_the_cancel_latency_loses_the_race_to_a_fill() -> None:
         assert bool(h.of(OrderCanceled)) is not filled, latency_ms
 
 
-def unprotected_after_restart(on_unprotected: str) -> tuple[ExecutionActor, list[Event], bool | None]:
-    """Long 1 with a stop at 95 known from the store, and a venue that reports no stop working."""
+def unprotected_after_restart(on_unprotected: str, held: D = D(1)
+                              ) -> tuple[ExecutionActor, list[Event], bool | None]:
+    """Long 1 with a stop at 95 known from the store, and a venue that reports no stop working and
+    `held` in the account."""
     bus, seen = InProcessBus(), []
     bus.tap(lambda _subject, msg: seen.append(msg) if isinstance(msg, Event) else None)
     bus.set_trading_enabled(True)
@@ -607,9 +609,18 @@ def unprotected_after_restart(on_unprotected: str) -> tuple[ExecutionActor, list
                                      price=D(100), fee=D(0)))
     bus.attach(actor)
     bus.publish(VenueStateReported(id="binance.alice.BTCUSDT.9", ts_event=T0 + 9, client="alice", venue="binance",
-                                   symbol="BTCUSDT", open_orders=(), position=D(1), fills_found=("binance-1",)))
+                                   symbol="BTCUSDT", open_orders=(), position=held, fills_found=("binance-1",)))
     bus.drain()
     return actor, seen[1:], bus.kv("$KV.control.trading_enabled")
+
+
+def test_a_position_the_venue_no_longer_holds_gets_no_stop_on_reconciliation() -> None:
+    """A leg closed it while execution was down (on spot, what the book keeps beside is fee dust)."""
+    for mode in ("rearm", "flatten", "halt"):
+        _, out, enabled = unprotected_after_restart(mode, held=D(0))
+        [report] = [e for e in out if isinstance(e, ReconciliationReport)]
+        assert not [e for e in out if isinstance(e, SubmitOrder)] and enabled is True, mode
+        assert report.done == () and report.found[-1] == "position: execution 1, venue 0", mode
 
 
 def test_a_position_that_lost_its_stop_is_rearmed_on_reconciliation() -> None:

@@ -36,6 +36,7 @@ class Order:
     status: str = "NEW"
     triggered: bool = False
     cancel_client_id: str = ""  # the cancel request's own client id: Binance reports it as `clientOrderId`
+    list_id: int = -1  # the OCO order list it is a leg of, else -1
     fills: list[Fill] = field(default_factory=list)
 
     @property
@@ -54,6 +55,22 @@ class Order:
     @property
     def waiting(self) -> bool:
         return self.type in TRIGGERED and not self.triggered
+
+
+@dataclass(slots=True)
+class OrderList:
+    """An OCO pair: the first leg to trigger (or fill) expires the other, and a cancel of either
+    cancels both. The pair shares one lock, held by whichever leg is open."""
+
+    id: int
+    client_id: str
+    symbol: str
+    legs: tuple[Order, Order]  # above, below
+    time_ms: int
+
+    @property
+    def is_open(self) -> bool:
+        return any(leg.is_open for leg in self.legs)
 
 
 @dataclass(frozen=True, slots=True)

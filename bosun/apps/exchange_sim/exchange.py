@@ -8,7 +8,9 @@ How orders fill (the replay has trades, not a book, so depth is unknown):
   or through its price, up to that trade's quantity, best price and then oldest first, so big
   orders fill partially over several trades;
 - STOP_LOSS / TAKE_PROFIT (and their _LIMIT forms) wait until a trade reaches the stop price, then
-  act as MARKET (at that trade's price) or LIMIT.
+  act as MARKET (at that trade's price) or LIMIT;
+- an OCO order list pairs a STOP_LOSS* and a TAKE_PROFIT* leg over one lock: the leg whose stop
+  trades first expires the other before it acts, and a cancel of either leg cancels both.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from decimal import ROUND_DOWN, Decimal
 
 from bosun.apps.exchange_sim import wire
 from bosun.apps.exchange_sim.balances import Balances
-from bosun.apps.exchange_sim.book import Fill, Order, marketable, priority, stop_reached
+from bosun.apps.exchange_sim.book import ZERO, Fill, Order, OrderList, marketable, priority, stop_reached
 from bosun.apps.exchange_sim.errors import (
     DUPLICATE_ORDER,
     INSUFFICIENT_BALANCE,
@@ -56,7 +58,8 @@ class Exchange:
         self._open: dict[str, dict[int, Order]] = {symbol: {} for symbol in self.rules}  # by symbol, by id
         self._closed: deque[int] = deque()
         self.trades: deque[Fill] = deque(maxlen=MAX_TRADES)
-        self._next_order_id = self._next_trade_id = 1
+        self._next_order_id = self._next_trade_id = self._next_list_id = 1
+        self.lists: dict[int, OrderList] = {}  # OCO order lists, oldest first; closed ones beyond a bound dropped
         self._events: list[dict[str, object]] = []
         self._changed_assets: set[str] = set()
         self.subscribers: list[Publish] = []
@@ -71,29 +74,78 @@ class Exchange:
     def place(self, *, symbol: str, side: str, type: str, time_in_force: str, qty: Decimal, price: Decimal,
               stop_price: Decimal, quote_qty: Decimal, client_id: str | None) -> Order:
         rules = self.rules_of(symbol)
-        open_orders = self._open[symbol]
-        if client_id and any(o.client_id == client_id for o in open_orders.values()):
-            raise error(DUPLICATE_ORDER)  # Binance refuses a client id only while its order is open
+        self._refuse_open_client_ids(symbol, client_id)
         last = self.last_price[symbol]
-        order = Order(id=0, client_id=client_id or new_client_id(), symbol=symbol, side=side,
-                      type=type, time_in_force=time_in_force, qty=qty, price=price, stop_price=stop_price,
-                      quote_qty=quote_qty, time_ms=self.clock(), update_ms=self.clock(),
-                      lock_asset=rules.quote if side == "BUY" else rules.base)
-        self._check_filters(order, rules, last)
-        if len(open_orders) >= MAX_OPEN_ORDERS:
-            raise BinanceError(400, -2010, "Account has too many open orders.")
+        order = self._checked(rules, last, side=side, type=type, time_in_force=time_in_force, qty=qty, price=price,
+                              stop_price=stop_price, quote_qty=quote_qty, client_id=client_id)
+        self._room_for(symbol, 1)
         if quote_qty:  # a market order for an amount of the quote asset: that much at the last price
             order.qty = (quote_qty / last).quantize(rules.step_size, ROUND_DOWN)
         order.locked = self._to_lock(order, last)
         self.balances.lock(order.lock_asset, order.locked)
-        order.id, self._next_order_id = self._next_order_id, self._next_order_id + 1
-        self.orders[order.id] = open_orders[order.id] = order
-        self._changed_assets.add(order.lock_asset)
-        self._report(order, "NEW")
+        self._open_order(order)
         if not order.waiting:
             self._start(order, last)
         self._flush()
         return order
+
+    def place_oco(self, *, symbol: str, side: str, qty: Decimal, list_client_id: str | None,
+                  above: dict[str, object], below: dict[str, object]) -> OrderList:
+        """POST /api/v3/orderList/oco with stop-loss / take-profit legs (`above`, `below`: type, price,
+        stop_price, time_in_force, client_id each): a sell's take-profit above the last price and its
+        stop-loss below it, a buy's the other way round."""
+        rules = self.rules_of(symbol)
+        list_client_id = list_client_id or new_client_id()
+        if any(lst.is_open and lst.client_id == list_client_id for lst in self.lists.values()):
+            raise error(DUPLICATE_ORDER)
+        self._refuse_open_client_ids(symbol, above["client_id"], below["client_id"])  # type: ignore[arg-type]
+        last = self.last_price[symbol]
+        legs = tuple(self._checked(rules, last, side=side, qty=qty, quote_qty=ZERO, **leg)  # type: ignore[arg-type]
+                     for leg in (above, below))
+        kinds = tuple(leg.type.split("_")[0] for leg in legs)  # STOP or TAKE
+        if sorted(kinds) != ["STOP", "TAKE"] or kinds[0] != ("TAKE" if side == "SELL" else "STOP"):
+            raise BinanceError(400, -1106, "An OCO on the {} side needs {} above and {} below.".format(
+                side, *(("TAKE_PROFIT", "STOP_LOSS") if side == "SELL" else ("STOP_LOSS", "TAKE_PROFIT"))))
+        if not legs[0].stop_price > last > legs[1].stop_price:
+            raise BinanceError(400, -2010, "The relationship of the prices for the orders is not correct.")
+        self._room_for(symbol, 2)
+        holder = legs[1]  # one lock for the pair: both may sell (or buy with) the same funds
+        holder.locked = max(self._to_lock(leg, last) for leg in legs)
+        self.balances.lock(holder.lock_asset, holder.locked)
+        order_list = OrderList(self._next_list_id, list_client_id, symbol, legs, self.clock())  # type: ignore[arg-type]
+        self._next_list_id += 1
+        self.lists[order_list.id] = order_list
+        while len(self.lists) > MAX_CLOSED_ORDERS and not (oldest := next(iter(self.lists.values()))).is_open:
+            del self.lists[oldest.id]
+        for leg in legs:
+            leg.list_id = order_list.id
+            self._open_order(leg)
+        self._flush()
+        return order_list
+
+    def _checked(self, rules: SymbolRules, last: Decimal, *, side: str, type: str, time_in_force: str, qty: Decimal,
+                 price: Decimal, stop_price: Decimal, quote_qty: Decimal, client_id: str | None) -> Order:
+        order = Order(id=0, client_id=client_id or new_client_id(), symbol=rules.symbol, side=side,
+                      type=type, time_in_force=time_in_force, qty=qty, price=price, stop_price=stop_price,
+                      quote_qty=quote_qty, time_ms=self.clock(), update_ms=self.clock(),
+                      lock_asset=rules.quote if side == "BUY" else rules.base)
+        self._check_filters(order, rules, last)
+        return order
+
+    def _refuse_open_client_ids(self, symbol: str, *client_ids: str | None) -> None:
+        open_ids = {o.client_id for o in self._open[symbol].values()}
+        if any(cid and cid in open_ids for cid in client_ids):
+            raise error(DUPLICATE_ORDER)  # Binance refuses a client id only while its order is open
+
+    def _room_for(self, symbol: str, n: int) -> None:
+        if len(self._open[symbol]) + n > MAX_OPEN_ORDERS:
+            raise BinanceError(400, -2010, "Account has too many open orders.")
+
+    def _open_order(self, order: Order) -> None:
+        order.id, self._next_order_id = self._next_order_id, self._next_order_id + 1
+        self.orders[order.id] = self._open[order.symbol][order.id] = order
+        self._changed_assets.add(order.lock_asset)
+        self._report(order, "NEW")
 
     def cancel(self, symbol: str, order_id: int | None, client_id: str | None, cancel_id: str | None = None) -> Order:
         order = self._find(symbol, order_id, client_id, UNKNOWN_ORDER)
@@ -101,8 +153,34 @@ class Exchange:
             raise error(UNKNOWN_ORDER)
         order.cancel_client_id = cancel_id or new_client_id()
         self._close(order, "CANCELED")
+        for leg in self._siblings(order):  # canceling a leg of an OCO cancels the list
+            leg.cancel_client_id = new_client_id()
+            self._close(leg, "CANCELED")
         self._flush()
         return order
+
+    def get_list(self, list_id: int | None, client_id: str | None) -> OrderList:
+        """GET /api/v3/orderList: by its id, else the newest with that client id."""
+        found = self.lists.get(list_id) if list_id is not None else next(
+            (lst for lst in reversed(self.lists.values()) if lst.client_id == client_id), None)
+        if found is None or client_id not in (None, found.client_id):
+            raise BinanceError(400, -2013, "Order list does not exist.")
+        return found
+
+    def cancel_list(self, symbol: str, list_id: int | None, client_id: str | None) -> OrderList:
+        order_list = self.get_list(list_id, client_id)
+        if order_list.symbol != symbol or not order_list.is_open:
+            raise BinanceError(400, -2011, "Unknown order list sent.")
+        for leg in order_list.legs:
+            if leg.is_open:
+                leg.cancel_client_id = new_client_id()
+                self._close(leg, "CANCELED")
+        self._flush()
+        return order_list
+
+    def _siblings(self, order: Order) -> list[Order]:
+        order_list = self.lists.get(order.list_id)
+        return [] if order_list is None else [leg for leg in order_list.legs if leg is not order and leg.is_open]
 
     def cancel_all(self, symbol: str) -> list[Order]:
         orders = list(self._open[self.rules_of(symbol).symbol].values())
@@ -159,6 +237,9 @@ class Exchange:
         for order in list(self._open[tick.symbol].values()):  # oldest first
             if order.is_open and order.waiting and stop_reached(order, tick.price):
                 order.triggered = True
+                for leg in self._siblings(order):  # one-cancels-the-other: never both
+                    order.locked, leg.locked = order.locked + leg.locked, ZERO
+                    self._close(leg, "EXPIRED")
                 self._start(order, tick.price)
         self._match_resting(tick)
 

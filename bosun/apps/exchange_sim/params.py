@@ -74,6 +74,36 @@ class Params:
                 "stop_price": self.decimal("stopPrice", required=type in TRIGGERED), "quote_qty": quote_qty,
                 "client_id": self.client_id("newClientOrderId")}
 
+    def oco(self) -> dict[str, object]:
+        """The keyword arguments of Exchange.place_oco for POST /api/v3/orderList/oco."""
+        side = self.text("side")
+        if side not in ("BUY", "SELL"):
+            raise BinanceError(400, -1117, "Invalid side.")
+        legs = {}
+        for leg in ("above", "below"):
+            type = self.text(f"{leg}Type")
+            if type not in TRIGGERED:
+                raise BinanceError(400, -1116, f"Invalid {leg}Type.")
+            limit = TRIGGERED[type] == "LIMIT"
+            tif = self.optional(f"{leg}TimeInForce") or ""
+            if limit and tif not in TIMES_IN_FORCE:
+                raise BinanceError(400, -1115, "Invalid timeInForce.") if tif else bad_param(f"{leg}TimeInForce")
+            legs[leg] = {"type": type, "time_in_force": tif if limit else "",
+                         "price": self.decimal(f"{leg}Price", required=limit),
+                         "stop_price": self.decimal(f"{leg}StopPrice", required=True),
+                         "client_id": self.client_id(f"{leg}ClientOrderId")}
+        return {"symbol": self.text("symbol"), "side": side, "qty": self.decimal("quantity", required=True),
+                "list_client_id": self.client_id("listClientOrderId"), **legs}
+
+    def list_ref(self) -> tuple[int | None, str | None]:
+        """orderListId and/or (listClientOrderId on DELETE, origClientOrderId on GET): which order list."""
+        list_id = self.integer("orderListId")
+        client_id = self.client_id("listClientOrderId") or self.client_id("origClientOrderId")
+        if list_id is None and client_id is None:
+            raise BinanceError(400, -1102, "Param 'listClientOrderId' or 'orderListId' must be sent, but both were "
+                                           "empty/null!")
+        return list_id, client_id
+
     def order_ref(self) -> tuple[int | None, str | None]:
         """orderId and/or origClientOrderId: which order a GET or DELETE means."""
         order_id, client_id = self.integer("orderId"), self.client_id("origClientOrderId")

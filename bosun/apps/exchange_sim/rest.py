@@ -62,6 +62,9 @@ class Rest:
         r.add_post(API + "order", self._signed(self.new_order))
         r.add_get(API + "order", self._signed(self.get_order))
         r.add_delete(API + "order", self._signed(self.cancel_order))
+        r.add_post(API + "orderList/oco", self._signed(self.new_oco))
+        r.add_get(API + "orderList", self._signed(self.get_order_list))
+        r.add_delete(API + "orderList", self._signed(self.cancel_order_list))
         r.add_get(API + "openOrders", self._signed(self.open_orders))
         r.add_delete(API + "openOrders", self._signed(self.cancel_open_orders))
         r.add_get(API + "allOrders", self._signed(self.all_orders))
@@ -158,6 +161,27 @@ class Rest:
                 request.transport.abort()  # accepted on the venue, but the client never hears it
             raise asyncio.CancelledError  # what aiohttp expects of a handler whose client is gone: no answer, no log
         return wire.order_placed(order, order.fills, resp_type)
+
+    async def new_oco(self, request: web.Request, p: Params) -> object:
+        args = p.oco()
+        rejection = self.faults.faults.reject_orders
+        if rejection:
+            raise error(INSUFFICIENT_BALANCE) if rejection == "insufficient_balance" else filter_failure(rejection)
+        order_list = self.exchange.place_oco(**args)  # type: ignore[arg-type]
+        if self.faults.applies(request.path) and self.faults.take("drop_order_responses"):
+            if request.transport is not None:
+                request.transport.abort()  # as for a single order: taken, and the answer lost
+            raise asyncio.CancelledError
+        now = self.exchange.clock()
+        return wire.order_list(order_list, now, [wire.order_placed(o, o.fills, "RESULT") for o in order_list.legs])
+
+    async def get_order_list(self, _request: web.Request, p: Params) -> object:
+        return wire.order_list(self.exchange.get_list(*p.list_ref()), self.exchange.clock())
+
+    async def cancel_order_list(self, _request: web.Request, p: Params) -> object:
+        order_list = self.exchange.cancel_list(p.text("symbol"), *p.list_ref())
+        now = self.exchange.clock()
+        return wire.order_list(order_list, now, [wire.order_canceled(o, now) for o in order_list.legs])
 
     async def get_order(self, _request: web.Request, p: Params) -> object:
         return wire.order_info(self.exchange.get(p.text("symbol"), *p.order_ref()))

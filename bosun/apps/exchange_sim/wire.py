@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from bosun.apps.exchange_sim.balances import Balances
-from bosun.apps.exchange_sim.book import ORDER_TYPES, Fill, Order
+from bosun.apps.exchange_sim.book import ORDER_TYPES, Fill, Order, OrderList
 from bosun.apps.exchange_sim.market import SymbolRules
 
 PLACES = Decimal("0.00000001")
@@ -25,7 +25,7 @@ def symbol_info(rules: SymbolRules) -> dict[str, object]:
         "symbol": rules.symbol, "status": "TRADING", "baseAsset": rules.base, "baseAssetPrecision": 8,
         "quoteAsset": rules.quote, "quotePrecision": 8, "quoteAssetPrecision": 8, "baseCommissionPrecision": 8,
         "quoteCommissionPrecision": 8, "orderTypes": list(ORDER_TYPES), "icebergAllowed": False,
-        "ocoAllowed": False, "otoAllowed": False, "quoteOrderQtyMarketAllowed": True, "allowTrailingStop": False,
+        "ocoAllowed": True, "otoAllowed": False, "quoteOrderQtyMarketAllowed": True, "allowTrailingStop": False,
         "cancelReplaceAllowed": False, "isSpotTradingAllowed": True, "isMarginTradingAllowed": False,
         "filters": [
             {"filterType": "PRICE_FILTER", "minPrice": num(rules.min_price), "maxPrice": num(rules.max_price),
@@ -43,7 +43,7 @@ def symbol_info(rules: SymbolRules) -> dict[str, object]:
 
 def _common(order: Order) -> dict[str, object]:
     return {
-        "symbol": order.symbol, "orderId": order.id, "orderListId": -1, "clientOrderId": order.client_id,
+        "symbol": order.symbol, "orderId": order.id, "orderListId": order.list_id, "clientOrderId": order.client_id,
         "price": num(order.price), "origQty": num(order.qty), "executedQty": num(order.filled),
         "cummulativeQuoteQty": num(order.quote_filled), "status": order.status,
         "timeInForce": order.time_in_force or "GTC", "type": order.type, "side": order.side,
@@ -60,7 +60,7 @@ def order_info(order: Order) -> dict[str, object]:
 
 def order_placed(order: Order, fills: list[Fill], resp_type: str) -> dict[str, object]:
     """POST /api/v3/order, as newOrderRespType ACK, RESULT or FULL asks."""
-    ack = {"symbol": order.symbol, "orderId": order.id, "orderListId": -1, "clientOrderId": order.client_id,
+    ack = {"symbol": order.symbol, "orderId": order.id, "orderListId": order.list_id, "clientOrderId": order.client_id,
            "transactTime": order.update_ms}
     if resp_type == "ACK":
         return ack
@@ -80,6 +80,21 @@ def order_canceled(order: Order, now_ms: int) -> dict[str, object]:
             "transactTime": now_ms,
             "origQuoteOrderQty": num(order.quote_qty), "selfTradePreventionMode": "NONE",
             **({"stopPrice": num(order.stop_price)} if order.type != order.acts_as else {})}
+
+
+def order_list(order_list: OrderList, now_ms: int, reports: list[dict[str, object]] | None = None
+               ) -> dict[str, object]:
+    """An OCO order list: GET /api/v3/orderList; with `reports` (each leg's), POST and DELETE."""
+    done = not order_list.is_open
+    answer: dict[str, object] = {
+        "orderListId": order_list.id, "contingencyType": "OCO",
+        "listStatusType": "ALL_DONE" if done else "EXEC_STARTED",
+        "listOrderStatus": "ALL_DONE" if done else "EXECUTING", "listClientOrderId": order_list.client_id,
+        "transactionTime": now_ms, "symbol": order_list.symbol,
+        "orders": [{"symbol": o.symbol, "orderId": o.id, "clientOrderId": o.client_id} for o in order_list.legs]}
+    if reports is not None:
+        answer["orderReports"] = reports
+    return answer
 
 
 def my_trade(fill: Fill) -> dict[str, object]:
@@ -111,7 +126,7 @@ def execution_report(order: Order, exec_type: str, fill: Fill | None, now_ms: in
     return {
         "e": "executionReport", "E": now_ms, "s": order.symbol, "c": client_id, "S": order.side,
         "o": order.type, "f": order.time_in_force or "GTC", "q": num(order.qty), "p": num(order.price),
-        "P": num(order.stop_price), "F": num(Decimal(0)), "g": -1, "C": orig_client_id, "x": exec_type,
+        "P": num(order.stop_price), "F": num(Decimal(0)), "g": order.list_id, "C": orig_client_id, "x": exec_type,
         "X": order.status, "r": "NONE", "i": order.id, "l": num(fill.qty if fill else Decimal(0)),
         "z": num(order.filled), "L": num(fill.price if fill else Decimal(0)),
         "n": num(fill.commission if fill else Decimal(0)), "N": fill.commission_asset if fill else None,

@@ -18,7 +18,11 @@ gives, and reads each account's trades for fills. What it guarantees:
   ...) becomes OrderRejected with the exchange's reason, keys scrubbed from it;
 - a cancel that finds no order (it raced a fill) is resolved by fetching the order;
 - protective orders (stop_market / take_profit_market, closing the position) go out as the
-  exchange's own STOP_LOSS / TAKE_PROFIT, sized by what the account holds (spot: protective.py).
+  exchange's own STOP_LOSS / TAKE_PROFIT, sized by what the account holds (spot: protective.py);
+  a bracket's two legs as one OCO order list (`place_bracket`), placed again over what is held
+  after a fill changed the position (`resize_bracket`);
+- within a round, cancels of orders placed before go first: on spot a bracket locks what the
+  position holds, and a sell in the same round needs it free.
 On start, `venue_state` reads what each account holds for execution to reconcile with."""
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ import math
 import os
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -42,7 +47,8 @@ from proto.events import Event, OrderAccepted, OrderCanceled, OrderFilled, Submi
 from services.execution.config import ExecutionConfig, VenueConfig
 from services.execution.orders import rejection
 from services.execution.venues import protective
-from services.execution.venues.live import CancelAllVenueOrders, CancelVenueOrder, PlaceOrder, VenueFound
+from services.execution.venues.live import (CancelAllVenueOrders, CancelVenueOrder, PlaceBracket, PlaceOrder,
+                                            ResizeBracket, SettleBracket, VenueFound)
 from services.execution.venues.pacing import Pacing
 
 log = logging.getLogger(__name__)
@@ -133,9 +139,15 @@ class CcxtEdge:
 
     async def carry_out(self, effects: Sequence[Any]) -> list[Event]:
         answers: list[Event] = []
-        for effect in effects:
+        for effect in _in_turn(effects):
             if type(effect) is PlaceOrder:
                 answers += await self.place(effect.order, effect.look_first)
+            elif type(effect) is PlaceBracket:
+                answers += await self.place_bracket(effect.stop, effect.take_profit)
+            elif type(effect) is ResizeBracket:
+                answers += await self.resize_bracket(effect.stop, effect.take_profit)
+            elif type(effect) is SettleBracket:
+                answers += await self.settle_bracket(effect.filled, effect.siblings)
             elif type(effect) is CancelVenueOrder:
                 answers += await self.cancel(effect.cancel.client, effect.cancel.venue, effect.cancel.symbol,
                                              effect.cancel.client_order_id, effect.cancel.reason)
@@ -160,8 +172,6 @@ class CcxtEdge:
             symbol = await account.symbol(order.symbol)
         except KeyError:
             return [rejection(order.id, order, f"{order.venue} lists no market {order.symbol}")]
-        params: dict[str, str] = {"newClientOrderId": order.id}
-        sent = order
         if look_first:
             # Sent before a restart, it may be done on the exchange, which refuses a duplicate client
             # order id only while the order is open: sent only once the exchange says it has none.
@@ -173,12 +183,17 @@ class CcxtEdge:
             except ccxt_errors.BaseError as exc:
                 return [rejection(order.id, order, f"{order.venue} could not say whether it holds the order sent "
                                                    f"before the restart, so it is not sent again: "
-                                                   f"{account.scrub(type(exc).__name__ + ': ' + str(exc))}")]
+                                                   f"{_named(account, exc)}")]
         elif order.order_type in protective.TRIGGERS:
             # Sized by the free balance it then locks: a leg placed before would find none the second time.
             found = await self._find(account, symbol, order.id)
             if found is not None:
                 return self._accepted(account, order, found)
+        return await self._place_new(account, symbol, order)
+
+    async def _place_new(self, account: _Account, symbol: str, order: SubmitOrder) -> list[Event]:
+        params: dict[str, str] = {"newClientOrderId": order.id}
+        sent = order
         if order.order_type in protective.TRIGGERS or order.reduce_only:
             sized = await protective.sized(account.exchange, symbol, order, patiently)
             if isinstance(sized, str):
@@ -191,33 +206,150 @@ class CcxtEdge:
         ccxt_type = "limit" if order.order_type == "limit" else "market"  # a trigger's type is in its params
         if ccxt_type == "limit" and order.time_in_force in ("IOC", "FOK"):
             params["timeInForce"] = order.time_in_force  # else ccxt's default, GTC
+        placed = await self._send(account, order.symbol, partial(account.exchange.create_order, symbol, ccxt_type,
+                                                                 order.side, amount, price, params),
+                                  partial(self._find, account, symbol, order.id))
+        if isinstance(placed, str):
+            return [rejection(order.id, order, placed)]
+        return self._accepted(account, order, placed)
+
+    async def _send(self, account: _Account, market_id: str, send: Callable[[], Awaitable[Any]],
+                    find: Callable[[], Awaitable[Any]]) -> Any:
+        """`send()` (an order request) with the retries above: the exchange's answer, or what
+        `find()` finds of it when the answer was lost or it was a duplicate; else why not (a str)."""
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                placed = await self._request(account, order.symbol, False, account.exchange.create_order, symbol,
-                                             ccxt_type, order.side, amount, price, params)
-                return self._accepted(account, order, placed)
+                return await self._request(account, market_id, False, send)
             except NotNow as exc:
-                return [rejection(order.id, order, f"{order.venue}: order not sent: {exc}")]
+                return f"{account.venue}: order not sent: {exc}"
             except THROTTLED as exc:  # refused unread (429 / 418): the next try waits its Retry-After
                 if attempt == MAX_ATTEMPTS:
-                    return [rejection(order.id, order, f"{order.venue} throttled {attempt} attempts: "
-                                                       f"{account.scrub(type(exc).__name__ + ': ' + str(exc))}")]
+                    return f"{account.venue} throttled {attempt} attempts: {_named(account, exc)}"
             except ccxt_errors.NetworkError as exc:  # the answer is lost, not the order: look before sending again
-                found = await self._find(account, symbol, order.id)
+                found = await find()
                 if found is not None:
-                    return self._accepted(account, order, found)
+                    return found
                 if attempt == MAX_ATTEMPTS:
-                    return [rejection(order.id, order, f"{order.venue} unreachable after {attempt} attempts: "
-                                                       f"{account.scrub(type(exc).__name__ + ': ' + str(exc))}")]
+                    return f"{account.venue} unreachable after {attempt} attempts: {_named(account, exc)}"
                 await asyncio.sleep(_backoff(attempt, exc))
             except ccxt_errors.ExchangeError as exc:
                 if "Duplicate order" in str(exc):  # placed before (a restart, a lost answer): adopt it
-                    found = await self._find(account, symbol, order.id)
+                    found = await find()
                     if found is not None:
-                        return self._accepted(account, order, found)
-                return [rejection(order.id, order, f"{order.venue} refused: "
-                                                   f"{account.scrub(type(exc).__name__ + ': ' + str(exc))}")]
+                        return found
+                return f"{account.venue} refused: {_named(account, exc)}"
         raise AssertionError("unreachable")
+
+    async def place_bracket(self, stop: SubmitOrder, take_profit: SubmitOrder) -> list[Event]:
+        """A bracket's two legs as one OCO order list (Binance spot), so that the exchange itself lets
+        only one of them fill, whether or not bosun is running. The list's client id is the legs'
+        OCO group, each leg keeps its own, so their fills and answers name bosun's orders. Found on
+        the exchange already (a restart, a lost answer), the list is adopted; a leg placed alone
+        before its sibling came is canceled first and placed again within the list. A list the
+        exchange refuses (its prices no longer straddle the market, ...) leaves the stop placed alone."""
+        account = self.accounts[(stop.client, stop.venue)]
+        if not hasattr(account.exchange, "private_post_orderlist_oco"):  # no OCO lists: the second leg is refused
+            return await self.place(stop) + await self.place(take_profit)
+        legs = (take_profit, stop)  # above and below the market: a sell's (spot closes longs only)
+        try:
+            symbol = await account.symbol(stop.symbol)
+        except KeyError:
+            return [rejection(leg.id, leg, f"{leg.venue} lists no market {leg.symbol}") for leg in legs]
+        found = await self._find_list(account, stop.oco)
+        if found is not None:
+            return await self._list_answers(account, symbol, legs, found, adopted=True)
+        working = {o.get("clientOrderId") for o in await patiently(account.exchange.fetch_open_orders, symbol)}
+        for leg in legs:
+            if leg.id in working:  # placed alone before its sibling came
+                try:
+                    await patiently(self._request, account, leg.symbol, True, account.exchange.cancel_order, None,
+                                    symbol, {"origClientOrderId": leg.id})
+                except ccxt_errors.OrderNotFound:
+                    pass  # it filled meanwhile: the position is closed, and the list finds nothing to sell
+        return await self._send_list(account, symbol, stop, take_profit)
+
+    async def resize_bracket(self, stop: SubmitOrder, take_profit: SubmitOrder) -> list[Event]:
+        """After a fill that changed the position: the bracket's list placed again (same ids) over
+        what the account now holds, when that differs from what it covers. Should execution stop
+        between the cancel and the new list, reconciliation finds the legs gone and re-arms them."""
+        account = self.accounts[(stop.client, stop.venue)]
+        symbol = await account.symbol(stop.symbol)
+        found = await self._find_list(account, stop.oco, open_only=True)
+        leg = await self._find(account, symbol, stop.id) if found is not None else None
+        if leg is None or leg.get("status") != "open":
+            return []  # no list open: nothing to resize (a leg's fill settles it)
+        ex = account.exchange
+        free = ((await patiently(ex.fetch_balance)).get(ex.market(symbol)["base"]) or {}).get("free") or 0
+        held = ex.amount_to_precision(symbol, str(Decimal(str(free)) + Decimal(str(leg["remaining"]))))
+        if Decimal(held) == Decimal(str(leg["amount"])):
+            return []
+        try:
+            await patiently(self._request, account, stop.symbol, True, ex.cancel_order, None, symbol,
+                            {"origClientOrderId": stop.id})  # the whole list goes with it
+        except ccxt_errors.OrderNotFound:
+            return []  # a leg triggered meanwhile: its fill settles the bracket
+        return await self._send_list(account, symbol, stop, take_profit)
+
+    async def _send_list(self, account: _Account, symbol: str, stop: SubmitOrder, take_profit: SubmitOrder
+                         ) -> list[Event]:
+        """The legs' list over the free balance; refused, the stop goes out alone."""
+        legs = (take_profit, stop)
+        sized = await protective.sized(account.exchange, symbol, stop, patiently)
+        if isinstance(sized, str):
+            return [rejection(leg.id, leg, sized) for leg in legs]
+        problem, amount, _ = self._fit(account, symbol, sized[0])
+        if problem:
+            return [rejection(leg.id, leg, problem) for leg in legs]
+        ex = account.exchange
+        params = protective.oco_list(ex.market(symbol)["id"], stop, take_profit, amount,
+                                     ex.price_to_precision(symbol, str(stop.stop_price)),
+                                     ex.price_to_precision(symbol, str(take_profit.stop_price)))
+        placed = await self._send(account, stop.symbol, partial(ex.private_post_orderlist_oco, params),
+                                  partial(self._find_list, account, stop.oco, open_only=True))
+        if isinstance(placed, str):
+            return [rejection(take_profit.id, take_profit, f"{placed} (the stop-loss goes out alone)"),
+                    *await self._place_new(account, symbol, stop)]
+        return await self._list_answers(account, symbol, legs, placed, adopted=False)
+
+    async def _find_list(self, account: _Account, list_client_id: str | None, open_only: bool = False
+                         ) -> dict[str, Any] | None:
+        """The newest order list with that client id (`open_only`: if it is still open)."""
+        try:
+            found = await account.exchange.private_get_orderlist({"origClientOrderId": list_client_id})
+            return None if open_only and found.get("listOrderStatus") == "ALL_DONE" else found
+        except ccxt_errors.OrderNotFound:
+            return None
+        except ccxt_errors.BaseError as exc:  # cannot tell: the caller retries, which looks again
+            log.warning("%s: looking up order list %s failed: %s", account.venue, list_client_id, _named(account, exc))
+            return None
+
+    async def _list_answers(self, account: _Account, symbol: str, legs: Sequence[SubmitOrder], placed: dict[str, Any],
+                            adopted: bool) -> list[Event]:
+        """Each leg accepted; an adopted list's legs done meanwhile (expired or canceled) also closed."""
+        venue_ids = {o["clientOrderId"]: o["orderId"] for o in placed["orders"]}
+        answers: list[Event] = []
+        for leg in legs:
+            answers += self._accepted(account, leg, {"id": venue_ids[leg.id], "timestamp": placed["transactionTime"]})
+            if adopted and placed.get("listOrderStatus") == "ALL_DONE":
+                answers += await self.settle_bracket(None, (leg,))
+        return answers
+
+    async def settle_bracket(self, filled: str | None, siblings: Sequence[SubmitOrder]) -> list[Event]:
+        """After a leg of a bracket filled: each other leg closed, as the exchange's OCO list did (it
+        expired them), or canceled here when it went out alone. A leg still to be filled is left."""
+        answers: list[Event] = []
+        for leg in siblings:
+            account = self.accounts[(leg.client, leg.venue)]
+            found = await self._find(account, await account.symbol(leg.symbol), leg.id)
+            why = f"one-cancels-the-other: {filled} filled" if filled else "its OCO order list is done"
+            if found is None:
+                continue
+            if found.get("status") in ("canceled", "expired"):
+                answers.append(OrderCanceled(id=f"{leg.id}.canceled", ts_event=time.time_ns(), client_order_id=leg.id,
+                                             client=leg.client, venue=leg.venue, symbol=leg.symbol, reason=why))
+            elif found.get("status") == "open" and filled:
+                answers += await self.cancel(leg.client, leg.venue, leg.symbol, leg.id, why)
+        return answers
 
     def _fit(self, account: _Account, symbol: str, order: SubmitOrder) -> tuple[str | None, str, str | None]:
         """The order on the exchange's grid, or the rule it breaks."""
@@ -328,7 +460,7 @@ class CcxtEdge:
                     break
                 except ccxt_errors.BaseError as exc:  # a poll that fails is not worth the service
                     log.warning("%s: reading trades failed, next poll tries again: %s", account.venue,
-                                account.scrub(f"{type(exc).__name__}: {exc}"))
+                                _named(account, exc))
                     continue
                 found += await self._fills(account, market_id, symbol, trades)
         return found
@@ -371,7 +503,7 @@ class CcxtEdge:
                 found += await self._account_state(account)
             except ccxt_errors.BaseError as exc:
                 raise RuntimeError(f"{venue}: reading what account {client} holds failed: "
-                                   f"{account.scrub(type(exc).__name__ + ': ' + str(exc))}") from None
+                                   f"{_named(account, exc)}") from None
         return found
 
     async def _account_state(self, account: _Account) -> list[VenueFound]:
@@ -411,6 +543,24 @@ class CcxtEdge:
                            client_order_id=coid, client=account.client, venue=account.venue, symbol=market_id,
                            side=trade["side"], qty=qty, price=price, fee=fee,
                            liquidity="maker" if trade.get("takerOrMaker") == "maker" else "taker")
+
+
+def _in_turn(effects: Sequence[Any]) -> list[Any]:
+    """Cancels of orders placed before this round go first: on spot a bracket's legs lock what the
+    position holds, and a sell placed in the same round (a target that reduces) needs it free."""
+    placing = {e.order.id for e in effects if type(e) is PlaceOrder}
+    bracketed = {leg.id for e in effects if type(e) is PlaceBracket for leg in (e.stop, e.take_profit)}
+    placed_here = placing | bracketed
+    first = [e for e in effects if type(e) is CancelVenueOrder and e.cancel.client_order_id not in placed_here]
+    early = {id(e) for e in first}
+    # A leg whose sibling came in the same round goes out with it, as one list.
+    return first + [e for e in effects
+                    if id(e) not in early and not (type(e) is PlaceOrder and e.order.id in bracketed)]
+
+
+def _named(account: _Account, exc: Exception) -> str:
+    """An exchange's error as a reason: its class and message, keys scrubbed."""
+    return account.scrub(f"{type(exc).__name__}: {exc}")
 
 
 async def patiently(call: Any, *args: Any) -> Any:

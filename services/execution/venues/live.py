@@ -8,6 +8,14 @@ start. Placing looks the order up by its client order id first, so an order that
 exchange before a crash is adopted, not sent twice. Fills the edge reads from the exchange
 come back through `on_fills_found` and are published once each, by trade id.
 
+A bracket's two legs (stop-loss and take-profit, one OCO group) go out as one OCO order list
+(PlaceBracket) where the exchange has them, so the exchange lets only one fill even while bosun
+is down: the first leg is placed as it comes, and when its sibling comes it is replaced by the
+list (in the same round the edge sends only the list). When a leg fills, its siblings are
+settled (SettleBracket): closed as the exchange expired them, or canceled. Any other fill in a
+market with a bracket working resizes it (ResizeBracket): the list is placed again over what the
+account then holds, when that differs.
+
 In capped-live mode (`[live] capped = true`) an order above the caps is rejected here, naming
 the cap, and never reaches the edge: the adapter then keeps the accounts' book from the log
 and reads the newest prices, which it does not otherwise.
@@ -33,7 +41,7 @@ from proto.events import (CancelAllOrders, CancelOrder, Event, OrderAccepted, Or
                           OrderRejected, OrdersCanceled, PriceSnapshot, SubmitOrder, VenueStateReported)
 from services.execution.caps import over_caps
 from services.execution.config import ExecutionConfig
-from services.execution.orders import OrderBook, rejection
+from services.execution.orders import PROTECTIVE, OrderBook, rejection
 
 ANSWERS = (OrderAccepted, OrderRejected, OrderCanceled)
 
@@ -44,6 +52,31 @@ class PlaceOrder(Effect):
     # Found unanswered in the log after a restart: it may have reached the exchange before the crash
     # and be done there (an exchange refuses a duplicate client order id only while it is open).
     look_first: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceBracket(Effect):
+    """A bracket's two legs (one OCO group) as one order list where the exchange has them: its
+    first leg may have gone out alone in an earlier round (a PlaceOrder), and is then replaced."""
+
+    stop: SubmitOrder
+    take_profit: SubmitOrder
+
+
+@dataclass(frozen=True, slots=True)
+class ResizeBracket(Effect):
+    """A fill changed the position a bracket closes: its list is placed again over what is held."""
+
+    stop: SubmitOrder
+    take_profit: SubmitOrder
+
+
+@dataclass(frozen=True, slots=True)
+class SettleBracket(Effect):
+    """A bracket's leg filled: its siblings are closed (the exchange expired them) or canceled."""
+
+    filled: str
+    siblings: tuple[SubmitOrder, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +114,8 @@ class LiveAdapter(Actor):
         self._cancelled = RecentIds(max_remembered)  # cancel command ids carried out
         self._fills = RecentIds(max_remembered)  # fill ids (the exchange's trade ids) in the log
         self._unanswered: dict[str, SubmitOrder | CancelOrder] = {}  # from the log, until start
+        self._brackets = _Brackets(max_remembered)
+        self._settled = RecentIds(max_remembered)  # OCO groups whose siblings were settled after a fill
         self._started = False
         self._caps = config.live if config.live.capped else None
         self._book = OrderBook(max_remembered) if self._caps else None  # the live accounts' orders and positions
@@ -123,6 +158,10 @@ class LiveAdapter(Actor):
             self._book.apply(entry)
         if kind is OrderFilled:
             self._fills.add(entry.id)
+            if self._started:
+                self._settle(entry)  # type: ignore[arg-type]
+        elif kind is OrderRejected or kind is OrderCanceled:
+            self._brackets.drop(entry.client_order_id)  # type: ignore[attr-defined]
         if kind in ANSWERS or kind is OrderFilled:
             self._answer(entry.client_order_id, kind is OrderCanceled)  # type: ignore[attr-defined]
             return
@@ -132,6 +171,8 @@ class LiveAdapter(Actor):
             return
         if kind not in (SubmitOrder, CancelOrder, CancelAllOrders):
             return  # ModifyOrder too: execution issues none, and a live venue replaces by cancel + place
+        if kind is SubmitOrder:
+            self._brackets.add(entry)  # type: ignore[arg-type]
         if not self._started:
             if kind is SubmitOrder and entry.id not in self._answered:
                 self._unanswered[entry.id] = entry  # type: ignore[assignment]
@@ -154,12 +195,34 @@ class LiveAdapter(Actor):
                 if problem:
                     self.out.publish(rejection(command.id, command, problem))  # type: ignore[arg-type]
                 else:
-                    self.out.effect(PlaceOrder(command, look_first))  # type: ignore[arg-type]
+                    self.out.effect(self._placement(command, look_first))  # type: ignore[arg-type]
         elif kind is CancelOrder:
             if self._cancelled.add(command.id):
                 self.out.effect(CancelVenueOrder(command))  # type: ignore[arg-type]
         else:
             self.out.effect(CancelAllVenueOrders(command))  # type: ignore[arg-type]
+
+    def _placement(self, order: SubmitOrder, look_first: bool) -> PlaceOrder | PlaceBracket:
+        """A bracket's second leg goes out with its first, as one OCO list."""
+        pair = self._brackets.pair(order)
+        if pair is None:
+            return PlaceOrder(order, look_first)
+        for leg in pair:  # both are carried out now (the list is looked up first, whatever `look_first`)
+            self._placed.add(leg.id)
+        return PlaceBracket(*pair)
+
+    def _settle(self, fill: OrderFilled) -> None:
+        """A leg's fill settles its siblings; any other fill in a market with a bracket resizes it."""
+        leg = self._brackets.legs.get(fill.client_order_id)
+        if leg is None:
+            pair = self._brackets.of_market((fill.client, fill.venue, fill.symbol))
+            if pair is not None:
+                self.out.effect(ResizeBracket(*pair))
+        elif self._settled.add(leg.oco):
+            siblings = self._brackets.siblings(leg)
+            self._brackets.drop(leg.id)  # filled: the bracket is done
+            if siblings:
+                self.out.effect(SettleBracket(leg.id, siblings))
 
     def _over_caps(self, order: SubmitOrder) -> str | None:
         book = self._book
@@ -171,3 +234,49 @@ class LiveAdapter(Actor):
 
     def status(self) -> dict[str, object]:
         return {"accounts": [f"{client}.{venue}" for client, venue in sorted(self._accounts)]}
+
+
+class _Brackets:
+    """The bracket legs in the log (protective orders of an OCO group) not rejected or canceled,
+    by client order id; the oldest forgotten past `max_remembered`."""
+
+    def __init__(self, max_remembered: int) -> None:
+        self.legs: dict[str, SubmitOrder] = {}
+        self._groups: dict[str, dict[str, SubmitOrder]] = {}  # OCO group -> order type -> leg
+        self._newest: dict[tuple[str, str, str], str] = {}  # market -> its newest OCO group
+        self._max = max_remembered
+
+    def add(self, order: SubmitOrder) -> None:
+        if order.oco is None or order.order_type not in PROTECTIVE:
+            return
+        self.legs[order.id] = order
+        self._groups.setdefault(order.oco, {})[order.order_type] = order
+        self._newest[(order.client, order.venue, order.symbol)] = order.oco
+        if len(self.legs) > self._max:
+            self.drop(next(iter(self.legs)))
+
+    def drop(self, coid: str) -> None:
+        leg = self.legs.pop(coid, None)
+        if leg is not None:
+            group = self._groups.get(leg.oco)  # type: ignore[arg-type]
+            if group is not None and group.get(leg.order_type) is leg:
+                del group[leg.order_type]
+                if not group:
+                    del self._groups[leg.oco]  # type: ignore[arg-type]
+
+    def pair(self, order: SubmitOrder) -> tuple[SubmitOrder, SubmitOrder] | None:
+        """(stop, take-profit) when `order` is a leg whose sibling is known."""
+        return self._both(order.oco) if order.id in self.legs else None  # type: ignore[arg-type]
+
+    def of_market(self, market: tuple[str, str, str]) -> tuple[SubmitOrder, SubmitOrder] | None:
+        """(stop, take-profit) of the market's newest bracket, while both legs work."""
+        return self._both(self._newest.get(market, ""))
+
+    def _both(self, oco: str) -> tuple[SubmitOrder, SubmitOrder] | None:
+        group = self._groups.get(oco)
+        if group is None or len(group) < 2:
+            return None
+        return group["stop_market"], group["take_profit_market"]
+
+    def siblings(self, leg: SubmitOrder) -> tuple[SubmitOrder, ...]:
+        return tuple(o for o in self._groups.get(leg.oco, {}).values() if o.id != leg.id)  # type: ignore[arg-type]

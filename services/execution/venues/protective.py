@@ -5,8 +5,9 @@ On spot the position is the base asset the account holds (less the fees the exch
 it, which bosun books in quote), and there are no shorts: a leg that closes a long sells the
 free base balance (what the account holds and no other order has locked), a reduce-only sell
 at most that; a buy-side leg has nothing to close and is refused. The exchange locks what a resting
-sell may sell, so the first leg of an OCO group takes the whole free balance and a second one
-finds none: it is refused, naming why (a true OCO order list is not placed yet)."""
+sell may sell, so the two legs of a bracket go out together as one OCO order list (`oco_list`,
+Binance spot's POST /api/v3/orderList/oco) over that one balance; a leg placed alone takes the
+whole free balance, and a second one then finds none: it is refused, naming why."""
 
 from __future__ import annotations
 
@@ -39,7 +40,16 @@ async def sized(exchange: Any, symbol: str, order: SubmitOrder,
     free = Decimal(str(((await patiently(exchange.fetch_balance)).get(base) or {}).get("free") or 0))
     if free <= 0:
         if order.oco:
-            return (f"no free {base} left to close: another leg of OCO group {order.oco} holds it, and OCO order "
-                    f"lists are not placed on live venues yet")
+            return (f"no free {base} left to close: another leg of OCO group {order.oco} holds it (the legs "
+                    f"of one group go out together, as an OCO order list, only where the exchange has them)")
         return f"no {base} held on {order.venue}: no position for {order.order_type} to close"
     return msgspec.structs.replace(order, qty=free if order.close_position else min(order.qty, free)), trigger
+
+
+def oco_list(market_id: str, stop: SubmitOrder, take_profit: SubmitOrder, amount: str, stop_price: str,
+             take_profit_price: str) -> dict[str, str]:
+    """Binance spot's OCO order list closing a long: the take-profit above the market, the stop-loss
+    below, both market orders once triggered, over `amount`; the list named by the legs' OCO group."""
+    return {"symbol": market_id, "side": "SELL", "quantity": amount, "listClientOrderId": str(stop.oco),
+            "aboveType": "TAKE_PROFIT", "aboveStopPrice": take_profit_price, "aboveClientOrderId": take_profit.id,
+            "belowType": "STOP_LOSS", "belowStopPrice": stop_price, "belowClientOrderId": stop.id}
