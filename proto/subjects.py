@@ -109,12 +109,24 @@ _OTHER: dict[type, Callable[[Any], str]] = {
 }
 
 
+# Market data's subjects, each made once: two per bar otherwise, and a string made anew also has its
+# hash computed anew by every dict that routes it. Bounded: cleared when it holds this many.
+_MARKET_SUBJECTS: dict[tuple[type, str, str], str] = {}
+MAX_MARKET_SUBJECTS = 100_000
+
+
 def subject_for(event: ev.Event) -> str:
     """Where an event is published. One rule per type, so no publisher spells a subject."""
     kind = type(event)
     prefix = _BY_MARKET.get(kind)  # first: market data is most of the traffic
     if prefix is not None:
-        return f"{prefix}.{event.venue}.{event.symbol}"  # type: ignore[attr-defined]
+        key = (kind, event.venue, event.symbol)  # type: ignore[attr-defined]
+        subject = _MARKET_SUBJECTS.get(key)
+        if subject is None:
+            if len(_MARKET_SUBJECTS) >= MAX_MARKET_SUBJECTS:
+                _MARKET_SUBJECTS.clear()
+            subject = _MARKET_SUBJECTS[key] = f"{prefix}.{key[1]}.{key[2]}"
+        return subject
     prefix = _BY_CLIENT.get(kind)
     if prefix is not None:
         return f"{prefix}.{event.client}.{event.venue}.{event.symbol}"  # type: ignore[attr-defined]
