@@ -30,6 +30,7 @@ from typing import Any
 import msgspec
 
 from proto.events import Event, OrderAccepted, OrderFilled, OrderRejected, SubmitOrder, TargetApproved, TargetPosition
+from services.portfolio.metrics import groups_of
 
 ZERO = Decimal(0)
 BPS = Decimal(10_000)
@@ -172,9 +173,7 @@ def grouped(records: Sequence[OrderRecord], key: Callable[[OrderRecord], str],
             whole: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """`quality` per group (a venue, an order reason), groups sorted by name. `whole`, quality's result
     over the same `records`, is a group's answer when it holds every record."""
-    groups: dict[str, list[OrderRecord]] = {}
-    for r in records:
-        groups.setdefault(key(r), []).append(r)
+    groups = groups_of(records, key)
     if whole is not None and len(groups) == 1:
         return {name: dict(whole) for name in groups}
     return {name: quality(rs) for name, rs in sorted(groups.items())}

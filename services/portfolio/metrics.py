@@ -50,7 +50,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from operator import attrgetter, itemgetter
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 NS_PER_S = 1_000_000_000
 NS_PER_DAY = 86_400 * NS_PER_S
@@ -77,6 +77,8 @@ class RoundTripLike(Protocol):
 
 EquityPoint = tuple[int, Decimal]
 _time = itemgetter(0)  # of an EquityPoint
+_pnl = attrgetter("pnl")  # of a round trip
+T = TypeVar("T")
 _exit_time = attrgetter("exit_time_ns")  # of a round trip
 
 
@@ -167,12 +169,10 @@ def breakdown(trips: Sequence[RoundTripLike], key: Callable[[RoundTripLike], str
     trade_stats, plus the group's pnl, fees, turnover and avg_holding_s as `compute` defines them.
     `whole`, compute's result over the same `trips`, gives a group holding every trip its figures
     (the same values) instead of computing them again: a run on one market has one group per key."""
-    groups: dict[str, list[RoundTripLike]] = {}
-    for t in trips:
-        groups.setdefault(key(t), []).append(t)
+    groups = groups_of(trips, key)
     if whole is not None and len(groups) == 1:
         [name] = groups
-        return {name: {**{k: whole[k] for k in TRADE_STATS}, "pnl": sum((t.pnl for t in trips), ZERO),
+        return {name: {**{k: whole[k] for k in TRADE_STATS}, "pnl": sum(map(_pnl, trips), ZERO),
                        "fees": whole["total_fees"], "turnover": whole["turnover"],
                        "avg_holding_s": whole["avg_holding_s"]}}
     return {
@@ -185,6 +185,22 @@ def breakdown(trips: Sequence[RoundTripLike], key: Callable[[RoundTripLike], str
         }
         for name, ts in sorted(groups.items())
     }
+
+
+def groups_of(items: Sequence[T], key: Callable[[T], str]) -> dict[str, list[T]]:
+    """`items` by `key`, groups in the order their first item comes. The keys are computed in C (map), and
+    when they are all one, the group is the whole sequence, with no loop (a run on one market)."""
+    keys = list(map(key, items))
+    if len(set(keys)) == 1:
+        return {keys[0]: list(items)}
+    groups: dict[str, list[T]] = {}
+    for name, item in zip(keys, items):
+        group = groups.get(name)
+        if group is None:
+            groups[name] = [item]
+        else:
+            group.append(item)
+    return groups
 
 
 def cagr_pct(capital: Decimal, final: Decimal, span_ns: int) -> float | None:
