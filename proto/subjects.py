@@ -111,12 +111,21 @@ _OTHER: dict[type, Callable[[Any], str]] = {
 }
 
 
+# Market data's subjects, each made once: two per bar otherwise, and a string made anew also has its
+# hash computed anew by every dict that routes it. Type -> venue -> symbol -> subject: lookups by
+# types and strings, no key to build. Bounded: a table is cleared when it holds this many.
+_MARKET_SUBJECTS: dict[type, dict[str, dict[str, str]]] = {kind: {} for kind in _BY_MARKET}
+MAX_MARKET_SUBJECTS = 100_000
+
+
 def subject_for(event: ev.Event) -> str:
     """Where an event is published. One rule per type, so no publisher spells a subject."""
     kind = type(event)
-    prefix = _BY_MARKET.get(kind)  # first: market data is most of the traffic
-    if prefix is not None:
-        return f"{prefix}.{event.venue}.{event.symbol}"  # type: ignore[attr-defined]
+    venues = _MARKET_SUBJECTS.get(kind)  # first: market data is most of the traffic
+    if venues is not None:
+        symbols = venues.get(event.venue)  # type: ignore[attr-defined]
+        subject = symbols.get(event.symbol) if symbols is not None else None  # type: ignore[attr-defined]
+        return subject if subject is not None else _market_subject(event)
     prefix = _BY_CLIENT.get(kind)
     if prefix is not None:
         return f"{prefix}.{event.client}.{event.venue}.{event.symbol}"  # type: ignore[attr-defined]
@@ -124,6 +133,17 @@ def subject_for(event: ev.Event) -> str:
     if other is not None:
         return other(event)
     raise TypeError(f"no subject for {type(event).__name__}")
+
+
+def _market_subject(event: Any) -> str:
+    venues = _MARKET_SUBJECTS[type(event)]
+    if len(venues) >= MAX_MARKET_SUBJECTS:
+        venues.clear()
+    symbols = venues.setdefault(event.venue, {})
+    if len(symbols) >= MAX_MARKET_SUBJECTS:
+        symbols.clear()
+    subject = symbols[event.symbol] = f"{_BY_MARKET[type(event)]}.{event.venue}.{event.symbol}"
+    return subject
 
 
 def matches(pattern: str, subject: str) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from bosun.runtime.actor import Actor, Delivery, Effect, KvEntry
@@ -53,8 +54,9 @@ class InProcessBus:
         return actor
 
     def tap(self, observer: Callable[[str, Any], None]) -> None:
-        """See every message as it is delivered (tests, recorders)."""
+        """See every message as it is delivered (tests, recorders): each route calls it first, with the subject."""
         self._taps.append(observer)
+        self._routes.clear()
 
     def on_effect(self, handler: Callable[[Effect], None]) -> None:
         self._effect_handlers.append(handler)
@@ -101,21 +103,24 @@ class InProcessBus:
     def drain(self) -> int:
         """Deliver until nothing is pending; returns how many messages were delivered."""
         n = 0
-        queue, routes, taps = self._queue, self._routes, self._taps
+        queue, routes = self._queue, self._routes
         popleft = queue.popleft
         while queue:
             subject, message = popleft()
             try:  # cheaper than .get on the hit, which is every message but a subject's first
                 handlers = routes[subject]
             except KeyError:
-                handlers = routes[subject] = tuple(h for p, h in self._subs if sj.matches(p, subject))
-            if taps:
-                for observer in taps:
-                    observer(subject, message)
+                handlers = routes[subject] = self._route(subject)
             for handler in handlers:
                 handler(message)
             n += 1
         return n
+
+    def _route(self, subject: str) -> tuple[Callable[[Any], None], ...]:
+        """The taps (given the subject), then the handlers whose filter matches, in attach order: a tap
+        is a handler of every route, so delivery tests nothing per message."""
+        return (*(partial(observer, subject) for observer in self._taps),
+                *(h for p, h in self._subs if sj.matches(p, subject)))
 
 
 __all__ = ["InProcessBus", "BusOverflow", "Delivery"]

@@ -24,11 +24,13 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
 from proto.events import Event, OrderAccepted, OrderFilled, OrderRejected, SubmitOrder, TargetApproved, TargetPosition
+from services.portfolio.metrics import groups_of
 
 ZERO = Decimal(0)
 BPS = Decimal(10_000)
@@ -38,9 +40,9 @@ MAX_TARGETS = 1_000_000
 FILLS_PER_ORDER = 4  # fills remembered (dedup, and which order each belongs to): max_orders x this
 
 
-@dataclass(slots=True)
-class OrderRecord:
-    """One order and what became of it."""
+class OrderRecord(msgspec.Struct, gc=False):
+    """One order and what became of it. A Struct, not a dataclass: made in C, one per order (gc=False:
+    events and numbers only, never in a reference cycle)."""
 
     order: SubmitOrder
     strategy: str  # the strategy of the target behind it ("" when the target is unknown)
@@ -65,57 +67,56 @@ class OrderJournal:
         # (venue, fill id) -> client order id of the fills counted: a fill delivered twice counts once
         self.fill_orders: OrderedDict[tuple[str, str], str] = OrderedDict()
 
-    def feed(self, events: Iterable[Any]) -> "OrderJournal":
-        for event in events:
-            self.on_event(event)
-        return self
-
     def on_event(self, event: Event) -> None:
-        kind = type(event)
-        if kind is OrderFilled:  # most of a log: first
-            record = self.orders.get(event.client_order_id)
-            key = (event.venue, event.id)
-            if record is not None and key not in self.fill_orders:
-                self._remember(self.fill_orders, key, event.client_order_id, self._max_orders * FILLS_PER_ORDER)
+        self.feed((event,))
+
+    def feed(self, events: Iterable[Any]) -> "OrderJournal":
+        """Every event in one loop, with no call per event: a backtest feeds its whole order log at once."""
+        orders, targets, fill_orders = self.orders, self._targets, self.fill_orders
+        max_orders, max_targets, max_fills = self._max_orders, self._max_targets, self._max_orders * FILLS_PER_ORDER
+        for event in events:
+            kind = type(event)
+            if kind is OrderFilled:  # most of a log: first
+                record = orders.get(event.client_order_id)
+                key = (event.venue, event.id)
+                if record is None or key in fill_orders:
+                    continue
+                fill_orders[key] = event.client_order_id
+                if len(fill_orders) > max_fills:
+                    fill_orders.popitem(last=False)
                 record.fills += 1
                 record.filled_qty += event.qty
                 record.filled_notional += event.qty * event.price
                 if record.first_fill_ns is None:
                     record.first_fill_ns = event.ts_event
-        elif kind is SubmitOrder:
-            if event.id not in self.orders:
-                self._add_order(event)
-        elif kind is TargetApproved:
-            self._remember(self._targets, event.target.id, event.target, self._max_targets)
-        elif kind is OrderAccepted or kind is OrderRejected:
-            record = self.orders.get(event.client_order_id)
-            if record is None:
-                return
-            if kind is OrderRejected:
-                record.rejected = True
-            elif record.accepted_ns is None:
-                record.accepted_ns = event.ts_event
-
-    def _add_order(self, order: SubmitOrder) -> None:
-        target = self._targets.get(order.target_id)
-        if order.stop_price is not None:
-            decision = order.stop_price
-        else:
-            decision = target.price if target is not None else None
-        record = OrderRecord(order=order, strategy=target.strategy if target is not None else "",
-                             decided_ns=target.ts_event if target is not None else order.ts_event,
-                             decision_price=decision)
-        if self._remember(self.orders, order.id, record, self._max_orders):
-            self.forgotten += 1
-
-    @staticmethod
-    def _remember(table: OrderedDict, key: str, value: Any, bound: int) -> bool:
-        """Store; True when the oldest entry had to go."""
-        table[key] = value
-        if len(table) > bound:
-            table.popitem(last=False)
-            return True
-        return False
+            elif kind is SubmitOrder:
+                if event.id in orders:
+                    continue
+                target = targets.get(event.target_id)
+                if event.stop_price is not None:
+                    decision = event.stop_price
+                else:
+                    decision = target.price if target is not None else None
+                if target is None:
+                    orders[event.id] = OrderRecord(event, "", event.ts_event, decision)
+                else:
+                    orders[event.id] = OrderRecord(event, target.strategy, target.ts_event, decision)
+                if len(orders) > max_orders:
+                    orders.popitem(last=False)
+                    self.forgotten += 1
+            elif kind is TargetApproved:
+                targets[event.target.id] = event.target
+                if len(targets) > max_targets:
+                    targets.popitem(last=False)
+            elif kind is OrderAccepted or kind is OrderRejected:
+                record = orders.get(event.client_order_id)
+                if record is None:
+                    continue
+                if kind is OrderRejected:
+                    record.rejected = True
+                elif record.accepted_ns is None:
+                    record.accepted_ns = event.ts_event
+        return self
 
     def strategy_of(self, client_order_id: str | None) -> str:
         record = self.orders.get(client_order_id) if client_order_id is not None else None
@@ -172,9 +173,7 @@ def grouped(records: Sequence[OrderRecord], key: Callable[[OrderRecord], str],
             whole: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """`quality` per group (a venue, an order reason), groups sorted by name. `whole`, quality's result
     over the same `records`, is a group's answer when it holds every record."""
-    groups: dict[str, list[OrderRecord]] = {}
-    for r in records:
-        groups.setdefault(key(r), []).append(r)
+    groups = groups_of(records, key)
     if whole is not None and len(groups) == 1:
         return {name: dict(whole) for name in groups}
     return {name: quality(rs) for name, rs in sorted(groups.items())}

@@ -133,11 +133,8 @@ class SignalActor(Actor):
             if grid is None:
                 self._skipped.add((client.id, sc.name))
                 continue
-            levels = running.client_levels[client.id]
-            stop_loss = sizing.stop_loss_price(direction, price, sizing.level_distance(
-                levels.stop_loss_sd, levels.stop_loss_pct, sigma, price), grid.tick_size)
-            take_profit = sizing.take_profit_price(direction, price, sizing.level_distance(
-                levels.take_profit_sd, levels.take_profit_pct, sigma, price), grid.tick_size)
+            stop_loss, take_profit = sizing.protective_prices(direction, price, running.client_levels[client.id], sigma,
+                                                              grid.tick_size)
             self.out.publish(TargetPosition(
                 id=f"{client.id}.{signal.id}", ts_event=bar.ts_event, client=client.id, venue=sc.venue,
                 symbol=sc.symbol, strategy=sc.name, price=price, reason="signal",

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 from bosun.model.grid import round_qty, round_to_tick
-from services.signal.config import SizingConfig
+from services.signal.config import LevelsConfig, SizingConfig
 
 ZERO = Decimal(0)
 
@@ -65,6 +65,18 @@ def level_distance(sd: Decimal | None, pct: Decimal | None, sigma: Decimal | Non
     if pct is not None:
         return pct / 100 * price
     return price_distance(sd, sigma, price)
+
+
+def protective_prices(direction: int, price: Decimal, levels: LevelsConfig, sigma: Decimal | None,
+                      tick: Decimal) -> tuple[Decimal | None, Decimal | None]:
+    """The stop-loss and take-profit prices of `levels` for a position taken at `price`; (None, None)
+    at once when no level is set (most setups: no arithmetic per signal)."""
+    stop_sd, stop_pct, take_sd, take_pct = levels.stop_loss_sd, levels.stop_loss_pct, levels.take_profit_sd, \
+        levels.take_profit_pct
+    if stop_sd is None and stop_pct is None and take_sd is None and take_pct is None:
+        return None, None
+    return (stop_loss_price(direction, price, level_distance(stop_sd, stop_pct, sigma, price), tick),
+            take_profit_price(direction, price, level_distance(take_sd, take_pct, sigma, price), tick))
 
 
 def stop_loss_price(direction: int, price: Decimal, distance: Decimal | None, tick: Decimal) -> Decimal | None:
