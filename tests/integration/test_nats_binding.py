@@ -430,8 +430,11 @@ async def test_a_restart_gets_what_a_dead_process_left_unacked_at_once_not_after
         assert [m.metadata.num_delivered for m in taken] == [1, 1, 1]
     finally:
         await dead.close()  # gone with the three unacked, as after a kill -9
-    info = await js.consumer_info("TARGETS", consumer)
-    assert info.num_ack_pending == 3 and not info.push_bound
+    deadline = time.monotonic() + 5
+    while (info := await js.consumer_info("TARGETS", consumer)).push_bound:  # the server sees the close
+        assert time.monotonic() < deadline, "the dead connection's subscription is still bound after 5 s"
+        await asyncio.sleep(0.01)  # polling the consumer with a deadline
+    assert info.num_ack_pending == 3
     await js.publish(sj.subject_for(target(client, 4)), codec.encode(target(client, 4)))
 
     restarted = time.monotonic()
