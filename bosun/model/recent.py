@@ -4,7 +4,7 @@ ids is enough, and the durable stores stay the truth for anything older."""
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 
 
 class RecentIds:
@@ -29,6 +29,14 @@ class RecentIds:
         if len(self._order) > self._limit:
             self._ids.remove(self._order.popleft())
         return True
+
+    def oldest_first(self) -> Iterator[Hashable]:
+        """What is remembered, in the order it came (what a snapshot keeps)."""
+        return iter(self._order)
+
+    @property
+    def limit(self) -> int:
+        return self._limit
 
     def __contains__(self, item: Hashable) -> bool:
         return item in self._ids

@@ -24,6 +24,7 @@ from proto import codec
 from proto import subjects as sj
 from proto.events import (Bar, CancelAllOrders, CancelOrder, Event, ModifyOrder, OrderFilled, Quote, SubmitOrder,
                           Trade, VenueStateReported)
+from services.execution import replayed
 from services.execution.config import ExecutionConfig, VenueConfig
 from services.execution.orders import rejection
 from services.execution.venues.shadow import ShadowVenue
@@ -48,10 +49,11 @@ class ShadowAdapter(Actor):
         self._max_deferred = max_deferred
         self._deferred: dict[tuple[str, str], deque[Command]] = {}  # (venue, symbol) -> commands, in order
         self._started = False
+        self._replayed_through = 0  # the ORDERS sequence a restored snapshot covers
 
     def inputs(self) -> Sequence[Input]:
         return [
-            Input(sj.ORDERS, self.on_order_log, codec.decode_any, Delivery.REPLAY),
+            Input(sj.ORDERS, self.on_order_log, codec.decode_any, Delivery.REPLAY, after=self._replayed_through),
             event_input(sj.BARS, Bar, self.on_market, Delivery.LIVE),
             event_input(sj.TRADES, Trade, self.on_market, Delivery.LIVE),
             event_input(sj.QUOTES, Quote, self.on_quote, Delivery.LIVE),
@@ -165,6 +167,18 @@ class ShadowAdapter(Actor):
             events = venue.cancel_all(command)  # type: ignore[arg-type]
         for event in events:
             self.out.publish(event)
+
+    # --- snapshots (bosun/runtime/snapshots.py): each venue as the replay left it
+
+    def replayed_part(self) -> bytes:
+        return replayed.encode(replayed.ShadowPart(version=replayed.VERSION, accounts=sorted(self._accounts),
+                                                   venues=[v.replayed() for v in self.venues.values()]))
+
+    def restore_replayed(self, part: bytes, after: int) -> None:
+        state = replayed.decode(part, replayed.ShadowPart, self._accounts)
+        for venue_state in state.venues:
+            self.venues[venue_state.venue].restore(venue_state)
+        self._replayed_through = after
 
     def status(self) -> dict[str, object]:
         return {

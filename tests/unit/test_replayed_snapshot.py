@@ -1,0 +1,189 @@
+"""A start from a snapshot of what execution's actors rebuild from the order log, plus the log
+after it, leaves them exactly as a full replay does: on an order log made by trading real bars
+(BTCUSDT 1m, 2024-10) with brackets, limit entries that expire, a kill switch flipped now and
+then, and a live account's entries, cut at many points. A part that cannot be used is refused
+before it changes anything."""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal as D
+from itertools import islice
+
+import msgspec
+import pytest
+
+from bosun.apps.backtest import open_data
+from bosun.apps.config import ClientConfig, Config
+from bosun.runtime.actor import Delivery
+from bosun.runtime.clock import SimClock
+from bosun.runtime.inproc import InProcessBus
+from bosun.runtime.snapshots import REFUSING, SnapshotError
+from proto import subjects as sj
+from proto.events import (Bar, CancelOrder, Event, OrderAccepted, OrderCanceled, OrderFilled, SubmitOrder,
+                          TargetApproved, TargetPosition)
+from services.execution import replayed
+from services.execution.actor import ExecutionActor
+from services.execution.config import VenueConfig
+from services.execution.venues.live import LiveAdapter
+from services.execution.venues.shadow_adapter import ShadowAdapter
+from tests.datafiles import BTC_1M, data_file
+
+BARS = 3_000
+
+
+def config() -> Config:
+    market = VenueConfig(fee_bps=D(10), slippage_bps=D(5), step_size=D("0.0001"))
+    limit = VenueConfig(fee_bps=D(2), step_size=D("0.0001"), tick_size=D("0.01"), entry="limit",
+                        limit_offset_bps=D(5), limit_ttl_s=D(300))
+    live = VenueConfig(kind="live", exchange="binance", step_size=D("0.0001"))
+    return Config(strategies=[], mode="live", clients=[
+        ClientConfig(id="alice", venues={"binance": market}),
+        ClientConfig(id="bob", venues={"binance": limit, "kraken": live})])
+
+
+def target(n: int, client: str, bar: Bar, qty: D, levels: bool) -> TargetApproved:
+    extra = {"stop_loss": bar.close * D("0.995"), "take_profit": bar.close * D("1.005")} if levels and qty > 0 else {}
+    t = TargetPosition(id=f"t{n}.{client}", ts_event=bar.ts_event, client=client, venue="binance", symbol="BTCUSDT",
+                       qty=qty, strategy="test", price=bar.close, **extra)
+    return TargetApproved(id=t.id, ts_event=t.ts_event, target=t)
+
+
+def live_entries(n: int, ts: int) -> list[Event]:
+    """A live account's log for one order: submitted, then (by n) accepted and filled, canceled,
+    or left unanswered with a cancel (what a crash leaves)."""
+    coid = f"live{n}"
+    where = {"client": "bob", "venue": "kraken", "symbol": "BTCUSDT"}
+    submit = SubmitOrder(id=coid, ts_event=ts, side="buy", qty=D("0.01"), order_type="market", target_id=f"lt{n}",
+                         **where)
+    match n % 3:
+        case 0:
+            return [submit, OrderAccepted(id=coid, ts_event=ts, client_order_id=coid, venue_order_id=f"v{n}", **where),
+                    OrderFilled(id=f"trade{n}", ts_event=ts, client_order_id=coid, side="buy", qty=D("0.01"),
+                                price=D(60000), fee=D(0), **where)]
+        case 1:
+            return [submit, OrderCanceled(id=coid, ts_event=ts, client_order_id=coid, reason="test", **where)]
+        case _:
+            return [submit, CancelOrder(id=f"{coid}.cancel", ts_event=ts, client_order_id=coid, reason="test",
+                                        **where)]
+
+
+@pytest.fixture(scope="module")
+def order_log() -> list[Event]:
+    """Every ORDERS entry of a run over real bars, in the order published."""
+    _, bars = open_data([data_file(BTC_1M)])
+    cfg = config().execution_config()
+    bus = InProcessBus()
+    for actor in (ExecutionActor(SimClock(), bus, cfg), ShadowAdapter(SimClock(), bus, cfg)):
+        bus.attach(actor)
+    log: list[Event] = []
+    bus.subscribe(sj.ORDERS, log.append)
+    rng = random.Random(9)
+    bus.set_trading_enabled(True)
+    for i, bar in enumerate(islice(bars, BARS)):
+        bus.publish(bar)
+        if i % 5 == 0:
+            for client in ("alice", "bob"):
+                qty = D(rng.choice((-2, -1, 0, 1, 2, 3))) / 100
+                bus.publish(target(i, client, bar, qty, levels=rng.random() < 0.6))
+        if i % 97 == 0:
+            bus.set_trading_enabled(False)
+        elif i % 97 == 3:
+            bus.set_trading_enabled(True)
+        if i % 11 == 0:
+            for event in live_entries(i, bar.ts_event):
+                bus.publish(event)
+        bus.drain()
+    kinds = {type(e).__name__ for e in log}
+    assert {"SubmitOrder", "OrderFilled", "OrderCanceled", "OrdersCanceled", "CancelOrder", "CancelAllOrders",
+            "OrderAccepted", "CancelOrder"} <= kinds, kinds  # the log exercises what the replay handles
+    assert any(e.order_type == "stop_market" for e in log if type(e) is SubmitOrder)
+    assert any(e.order_type == "limit" for e in log if type(e) is SubmitOrder)
+    return log
+
+
+def actors() -> list:
+    cfg = config().execution_config()
+    return [ExecutionActor(SimClock(), REFUSING, cfg, durable=True), ShadowAdapter(SimClock(), REFUSING, cfg),
+            LiveAdapter(SimClock(), REFUSING, cfg)]
+
+
+def replay(made: list, entries: list[Event]) -> list:
+    handlers = [inp.handler for a in made for inp in a.inputs() if inp.delivery is Delivery.REPLAY]
+    for entry in entries:
+        for handler in handlers:
+            handler(entry)
+    return made
+
+
+def test_a_snapshot_plus_the_rest_of_the_log_equals_the_whole_log_replayed(order_log: list[Event]) -> None:
+    full = [a.replayed_part() for a in replay(actors(), order_log)]
+    n = len(order_log)
+    cuts = sorted({0, 1, n // 3, n // 2, n - 1, n, *random.Random(3).sample(range(n), 8)})
+    for cut in cuts:
+        parts = [a.replayed_part() for a in replay(actors(), order_log[:cut])]
+        restored = actors()
+        for actor, part in zip(restored, parts):
+            actor.restore_replayed(part, cut)
+            assert actor.inputs()[0 if not isinstance(actor, ExecutionActor) else 1].after == cut
+        replay(restored, order_log[cut:])
+        for name, whole, then in zip(("execution", "shadow", "live"), full, (a.replayed_part() for a in restored)):
+            assert then == whole, f"{name} differs after a start from the snapshot at entry {cut} of {n}"
+
+
+def test_the_restored_actors_then_trade_as_the_replayed_ones_do(order_log: list[Event]) -> None:
+    """Started on a bus and fed the same next bars and targets, both answer the same."""
+    _, bars = open_data([data_file(BTC_1M)])
+    later = list(islice(bars, BARS, BARS + 200))
+    cut = len(order_log) // 2
+    outputs = []
+    for from_snapshot in (False, True):
+        bus = InProcessBus()
+        published: list[Event] = []
+        bus.tap(lambda _s, m: published.append(m) if isinstance(m, Event) else None)
+        cfg = config().execution_config()
+        made = [ExecutionActor(SimClock(later[0].ts_event), bus, cfg), ShadowAdapter(SimClock(later[0].ts_event), bus, cfg)]
+        if from_snapshot:
+            for actor, part in zip(made, (a.replayed_part() for a in replay(actors()[:2], order_log[:cut]))):
+                actor.restore_replayed(part, cut)
+            replay(made, order_log[cut:])
+        else:
+            replay(made, order_log)
+        bus.set_trading_enabled(True)
+        for actor in made:
+            for inp in actor.inputs():
+                bus.subscribe(inp.subject, inp.handler)
+            actor.on_start()
+        for i, bar in enumerate(later):
+            bus.publish(bar)
+            if i % 7 == 0:
+                bus.publish(target(BARS + i, "alice", bar, D(i % 3) / 100, levels=True))
+            bus.drain()
+        outputs.append([msgspec.msgpack.encode(e) for e in published if type(e) is not Bar])
+    assert len(outputs[0]) > 50 and outputs[1] == outputs[0]
+
+
+def test_a_part_of_another_version_or_for_other_accounts_or_unreadable_is_refused_unchanged(
+        order_log: list[Event]) -> None:
+    execution, shadow, live = replay(actors(), order_log[:500])
+    part = msgspec.msgpack.decode(shadow.replayed_part())
+    fresh = actors()
+    before = [a.replayed_part() for a in fresh]
+    with pytest.raises(SnapshotError, match="version 2; this build reads version 1"):
+        fresh[1].restore_replayed(msgspec.msgpack.encode({**part, "version": 2}), 10)
+    with pytest.raises(SnapshotError, match="taken for the accounts alice.binance, configured now: "
+                                            "alice.binance, bob.binance"):
+        fresh[1].restore_replayed(msgspec.msgpack.encode({**part, "accounts": [["alice", "binance"]]}), 10)
+    with pytest.raises(SnapshotError, match="unreadable"):
+        fresh[0].restore_replayed(execution.replayed_part()[:-7], 10)
+    with pytest.raises(SnapshotError, match="unreadable"):
+        fresh[2].restore_replayed(b"\x00garbage", 10)
+    assert [a.replayed_part() for a in fresh] == before
+    assert all(inp.after == 0 for a in fresh for inp in a.inputs())
+
+
+def test_a_part_holds_its_version_and_decodes_to_its_kind(order_log: list[Event]) -> None:
+    execution = replay(actors(), order_log)[0]
+    part = replayed.decode(execution.replayed_part(), replayed.ExecutionPart)
+    assert part.version == replayed.VERSION and part.book.open == [(o.order, o.remaining)
+                                                                   for o in execution.book.open.values()]
