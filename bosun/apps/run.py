@@ -42,9 +42,8 @@ REPLAY_STALL_S = 30.0
 # Fill ids of the newest stored fills a restarted portfolio remembers: a redelivery comes from the
 # durable consumer's unacked tail, at most the binding's max_in_flight (1,024) fills.
 RECENT_FILL_IDS = 10_000
-# Execution's snapshot of what it rebuilds from ORDERS: every this many entries, at most once per
-# this long. A start replays at most about that many entries after the newest one.
-SNAPSHOT_EVERY = 1_000
+# Execution's snapshots of what it rebuilds from ORDERS ([services.execution] snapshot_every) are
+# at most this often: a burst of order events costs one snapshot a second, not one per round.
 SNAPSHOT_MIN_INTERVAL_S = 1.0
 # An installed package carries no infra/postgres (the Docker image copies it and names it here).
 MIGRATIONS_DIR_ENV = "BOSUN_MIGRATIONS_DIR"
@@ -137,7 +136,7 @@ async def serve_execution(cfg: Config, nats_url: str, database_url: str | None) 
         kept.restore(newest)
         try:
             await snapshots.keep(binding.js, snapshots.SnapshotStore(binding.js, replicas_from_env()), kept,
-                                 sj.ORDERS, SNAPSHOT_EVERY, SNAPSHOT_MIN_INTERVAL_S)
+                                 sj.ORDERS, cfg.service("execution").snapshot_every, SNAPSHOT_MIN_INTERVAL_S)
         except Exception:  # trading goes on; the next start replays more
             log.exception("execution: snapshots of ORDERS stopped")
             await asyncio.Event().wait()

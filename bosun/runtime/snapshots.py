@@ -19,6 +19,7 @@ it changes anything, and makes its REPLAY input start after `after`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -226,36 +227,37 @@ class Replicas:
 
 async def keep(js: JetStreamContext, store: SnapshotStore, replicas: Replicas, subject: str, every: int,
                min_interval_s: float) -> None:
-    """Feed `replicas` the stream from after their sequence, for ever, storing a snapshot every
-    `every` entries (at most once per `min_interval_s`; the newest only, one write at a time). A
-    failed write is logged and retried with the next one: trading does not depend on it."""
-    since, last = 0, 0.0
-    writing: asyncio.Task[None] | None = None
-
-    async def write(envelope: Envelope) -> None:
-        t0 = time.perf_counter()
-        try:
-            size = await store.save(envelope)
-        except Exception as exc:  # noqa: BLE001 - logged; the next snapshot tries again
-            log.warning("snapshot of %s at sequence %d not stored: %r", envelope.stream, envelope.seq, exc)
-            return
-        log.info("snapshot of %s at sequence %d stored: %d bytes in %.3f s", envelope.stream, envelope.seq, size,
-                 time.perf_counter() - t0)
+    """Feed `replicas` the stream from after their sequence, for ever, storing a snapshot once
+    `every` entries have come since the last (at most once per `min_interval_s`, one write at a
+    time, the state taken when the write starts). A failed write is logged and tried again with
+    the next: trading does not depend on it."""
+    since = 0
+    due = asyncio.Event()
 
     async def arrived(msg: Any) -> None:
-        nonlocal since, last, writing
+        nonlocal since
         replicas.feed(msg.metadata.sequence.stream, msg.data)
         since += 1
-        now = time.monotonic()
-        if since >= every and now - last >= min_interval_s and (writing is None or writing.done()):
-            since, last = 0, now
-            writing = asyncio.create_task(write(replicas.envelope()))
+        if since >= every:
+            due.set()
 
     config = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=replicas.seq + 1)
     sub = await js.subscribe(subject, stream=replicas.stream, ordered_consumer=True, config=config, cb=arrived)
     try:
-        await asyncio.Event().wait()
+        while True:
+            await due.wait()
+            due.clear()
+            since = 0
+            t0 = time.perf_counter()
+            envelope = replicas.envelope()  # between two entries: nothing feeds the replicas meanwhile
+            try:
+                size = await store.save(envelope)
+            except Exception as exc:  # noqa: BLE001 - logged; the next snapshot tries again
+                log.warning("snapshot of %s at sequence %d not stored: %r", envelope.stream, envelope.seq, exc)
+            else:
+                log.info("snapshot of %s at sequence %d stored: %d bytes in %.3f s", envelope.stream, envelope.seq,
+                         size, time.perf_counter() - t0)
+            await asyncio.sleep(min_interval_s)
     finally:
-        await sub.unsubscribe()
-        if writing is not None:
-            await asyncio.gather(writing, return_exceptions=True)
+        with contextlib.suppress(Exception):  # the connection may be gone already
+            await sub.unsubscribe()
