@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -121,8 +122,10 @@ class SnapshotStore:
         store = await self._bucket(create=False)
         if store is None:
             return None
+        into = io.BytesIO()  # chunk by chunk: the store's own result would concatenate them, quadratic in size
         try:
-            data = (await store.get(stream)).data
+            await store.get(stream, writeinto=into)
+            data = into.getvalue()
         except ObjectNotFoundError:
             return None
         except JetStreamError as exc:  # a digest mismatch among them: a corrupt object
