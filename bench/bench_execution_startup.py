@@ -32,7 +32,7 @@ import nats
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.bench_execution_durable import CONFIG, ENV, with_servers  # noqa: E402
 from bosun.apps.config import ClientConfig, Config  # noqa: E402
-from bosun.runtime import snapshots  # noqa: E402
+from bosun.runtime import replicas, snapshots  # noqa: E402
 from bosun.runtime.clock import LiveClock  # noqa: E402
 from bosun.runtime.embedded import EmbeddedNats  # noqa: E402
 from bosun.runtime.provision import provision  # noqa: E402
@@ -78,15 +78,15 @@ def execution_config(kind: str):
                   clients=[ClientConfig(id="alice", venues={"binance": venue})]).execution_config()
 
 
-def restored_in_process(kind: str, envelope: snapshots.Envelope) -> None:
+def restored_in_process(kind: str, envelope: replicas.Envelope) -> None:
     """What the branch's start does with the snapshot before its binding starts."""
     cfg = execution_config(kind)
-    made = [ExecutionActor(LiveClock(), snapshots.REFUSING, cfg, durable=kind == "live"),
-            ShadowAdapter(LiveClock(), snapshots.REFUSING, cfg)]
+    made = [ExecutionActor(LiveClock(), replicas.REFUSING, cfg, durable=kind == "live"),
+            ShadowAdapter(LiveClock(), replicas.REFUSING, cfg)]
     if kind == "live":
-        made.append(LiveAdapter(LiveClock(), snapshots.REFUSING, cfg))
+        made.append(LiveAdapter(LiveClock(), replicas.REFUSING, cfg))
     for actor in made:
-        snapshots.restore(actor, envelope)
+        replicas.restore(actor, envelope)
         assert actor.inputs()[1 if isinstance(actor, ExecutionActor) else 0].after == envelope.seq
 
 
@@ -136,7 +136,7 @@ async def run(args, tmp: Path, database_url: str, sim_url: str) -> None:
                         newest = await snapshots.load(store, "ORDERS")
                         restored_in_process(kind, newest)
                         reads.append(time.perf_counter() - t0)
-                    size = len(snapshots.encode(envelope)) if envelope is not None else 0
+                    size = len(replicas.encode(envelope)) if envelope is not None else 0
                     print(f"  N={n:>7,} {kind:6s}: main (full replay) best {min(times['main']):6.2f} s, median "
                           f"{statistics.median(times['main']):6.2f} s | branch from the snapshot best "
                           f"{min(times['branch']):5.2f} s, median {statistics.median(times['branch']):5.2f} s | "

@@ -14,7 +14,7 @@ from bosun.apps.config import ClientConfig, Config
 from bosun.runtime.actor import Delivery
 from bosun.runtime.clock import SimClock
 from bosun.runtime.inproc import InProcessBus
-from bosun.runtime.snapshots import REFUSING
+from bosun.runtime.replicas import REFUSING
 from proto import subjects as sj
 from proto.events import (Bar, CancelOrder, Event, OrderAccepted, OrderCanceled, OrderFilled, SubmitOrder,
                           TargetApproved, TargetPosition)

@@ -81,6 +81,7 @@ async def serve_risk(cfg: Config, nats_url: str, _database_url: str | None) -> i
 
 
 async def serve_execution(cfg: Config, nats_url: str, database_url: str | None) -> int:
+    from bosun.runtime import replicas as replicated
     from bosun.runtime import snapshots
     from bosun.runtime.clock import LiveClock
     from services.execution.actor import ExecutionActor
@@ -125,14 +126,14 @@ async def serve_execution(cfg: Config, nats_url: str, database_url: str | None) 
 
     def replicas() -> list:
         """The actors again, never started, fed only ORDERS: what a full replay would build."""
-        made = [ExecutionActor(LiveClock(), snapshots.REFUSING, config, durable=True),
-                ShadowAdapter(LiveClock(), snapshots.REFUSING, config)]
+        made = [ExecutionActor(LiveClock(), replicated.REFUSING, config, durable=True),
+                ShadowAdapter(LiveClock(), replicated.REFUSING, config)]
         if live:
-            made.append(LiveAdapter(LiveClock(), snapshots.REFUSING, config))
+            made.append(LiveAdapter(LiveClock(), replicated.REFUSING, config))
         return made
 
     async def snapshotting(binding, _actor) -> None:
-        kept = snapshots.Replicas("ORDERS", sj.ORDERS, replicas)
+        kept = replicated.Replicas("ORDERS", sj.ORDERS, replicas)
         kept.restore(newest)
         try:
             await snapshots.keep(binding.js, snapshots.SnapshotStore(binding.js, replicas_from_env()), kept,
@@ -155,9 +156,9 @@ async def serve_execution(cfg: Config, nats_url: str, database_url: str | None) 
 
 
 def _restored(actor, newest):
-    from bosun.runtime import snapshots
+    from bosun.runtime.replicas import restore
 
-    snapshots.restore(actor, newest)
+    restore(actor, newest)
     return actor
 
 

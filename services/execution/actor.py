@@ -34,6 +34,8 @@
   edge commits before the message that caused it is acked. A backtest asks for none. The log
   replayed on start was recorded as it came, but for the round a crash interrupted: only the
   replay's last REPLAY_TAIL entries are recorded again, once, on start.
+- A start reads the newest snapshot of what the log rebuilds (the book, the replay's tail: see
+  services/execution/replayed.py) and only the log after it, when there is one it can trust.
 - `dry_run` sends nothing: every order becomes OrderRejected("dry run: order not sent")."""
 
 from __future__ import annotations
@@ -391,7 +393,7 @@ class ExecutionActor(Actor):
         return RecordOrderEntry(entry, None if open_order is None else open_order.remaining,  # type: ignore[arg-type]
                                 self.book.position(key))
 
-    # --- snapshots (bosun/runtime/snapshots.py): the book and the replay's tail
+    # --- snapshots (bosun/runtime/replicas.py): the book and the replay's tail
 
     def replayed_part(self) -> bytes:
         return replayed.encode(replayed.ExecutionPart(version=replayed.VERSION, book=self.book.state(),

@@ -1,6 +1,6 @@
 """What execution's actors rebuild from the order log, as snapshot parts: the state a replay of
 ORDERS up to a sequence leaves, so that a start reads it plus the log after that sequence
-(bosun/runtime/snapshots.py) instead of the whole log.
+(bosun/runtime/replicas.py) instead of the whole log.
 
 Exact: every Decimal travels as its string (exponent included), every de-duplication memory
 whole and in its order, so an actor restored from a part and fed the rest of the log is in the
@@ -17,7 +17,7 @@ from typing import TypeVar
 import msgspec
 
 from bosun.model.recent import RecentIds
-from bosun.runtime.snapshots import SnapshotError
+from bosun.runtime.replicas import SnapshotError
 from proto.events import (ANY_EVENT, CancelOrder, OrderAccepted, OrderCanceled, OrderFilled,
                           OrderModified, OrderRejected, OrdersCanceled, SubmitOrder)
 

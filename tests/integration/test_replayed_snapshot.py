@@ -17,12 +17,13 @@ import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from bosun.runtime import snapshots, telemetry
+from bosun.runtime import replicas, snapshots, telemetry
 from bosun.runtime.clock import SimClock
 from bosun.runtime.embedded import EmbeddedNats
 from bosun.runtime.nats_binding import NatsBinding
 from bosun.runtime.provision import provision
-from bosun.runtime.snapshots import Replicas, SnapshotStore
+from bosun.runtime.replicas import Replicas
+from bosun.runtime.snapshots import SnapshotStore
 from proto import codec
 from proto import subjects as sj
 from proto.events import Event
@@ -74,7 +75,7 @@ class Live(_AtStart, LiveAdapter):
     pass
 
 
-async def started(nc: Client, service: str, envelope: snapshots.Envelope | None) -> tuple[list[bytes], int]:
+async def started(nc: Client, service: str, envelope: replicas.Envelope | None) -> tuple[list[bytes], int]:
     """Execution's actors run on a binding until they are ready (every REPLAY input caught up): their
     parts then, and how many ORDERS entries the binding handed them."""
     binding = NatsBinding(nc, service)
@@ -82,7 +83,7 @@ async def started(nc: Client, service: str, envelope: snapshots.Envelope | None)
     made = [Execution(SimClock(), binding.outbox, cfg, durable=True), Shadow(SimClock(), binding.outbox, cfg),
             Live(SimClock(), binding.outbox, cfg)]
     for actor in made:
-        snapshots.restore(actor, envelope)
+        replicas.restore(actor, envelope)
     handed = telemetry.MESSAGES_IN.labels(service, sj.ORDERS)
     ready = asyncio.Event()
     running = asyncio.create_task(binding.run(made[0], ready=ready, also=made[1:]))
@@ -94,7 +95,7 @@ async def started(nc: Client, service: str, envelope: snapshots.Envelope | None)
     return [a.at_start for a in made], int(handed._value.get())
 
 
-async def snapshot_at(js: JetStreamContext, store: SnapshotStore, seq: int) -> snapshots.Envelope:
+async def snapshot_at(js: JetStreamContext, store: SnapshotStore, seq: int) -> replicas.Envelope:
     """The stored snapshot once it covers `seq` (polled: it is written in the background)."""
     for _ in range(int(WAIT_S / 0.05)):
         envelope = await store.load("ORDERS")
@@ -143,13 +144,13 @@ async def test_a_corrupt_unknown_or_foreign_snapshot_is_refused_naming_why_and_t
     await store.save(good)
     assert (await store.load("ORDERS")) == good
 
-    raw = snapshots.encode(good)
+    raw = replicas.encode(good)
     bucket = await js.object_store(snapshots.BUCKET)
     cases = {
         "unreadable": raw[: len(raw) // 2],
         "version 2; this build reads": msgspec.msgpack.encode({**msgspec.msgpack.decode(raw), "version": 2}),
-        "not the log it was taken from": snapshots.encode(msgspec.structs.replace(good, entry=b"x" * 16)),
-        "which the stream does not hold": snapshots.encode(msgspec.structs.replace(good, seq=10**9)),
+        "not the log it was taken from": replicas.encode(msgspec.structs.replace(good, entry=b"x" * 16)),
+        "which the stream does not hold": replicas.encode(msgspec.structs.replace(good, seq=10**9)),
     }
     for why, data in cases.items():
         caplog.clear()

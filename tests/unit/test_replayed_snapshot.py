@@ -15,7 +15,7 @@ import pytest
 from bosun.apps.backtest import open_data
 from bosun.runtime.clock import SimClock
 from bosun.runtime.inproc import InProcessBus
-from bosun.runtime.snapshots import SnapshotError
+from bosun.runtime.replicas import SnapshotError
 from proto.events import Bar, Event
 from services.execution import replayed
 from services.execution.actor import ExecutionActor

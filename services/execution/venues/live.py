@@ -27,7 +27,7 @@ from bosun.model.prices import LatestPrices
 from bosun.model.recent import RecentIds
 from bosun.runtime.actor import Actor, Delivery, Effect, Input, Outbox, event_input
 from bosun.runtime.clock import Clock
-from bosun.runtime.snapshots import SnapshotError
+from bosun.runtime.replicas import SnapshotError
 from proto import codec
 from proto import subjects as sj
 from proto.events import (CancelAllOrders, CancelOrder, Event, OrderAccepted, OrderCanceled, OrderFilled,
@@ -173,7 +173,7 @@ class LiveAdapter(Actor):
         return over_caps(self._caps, order, book.position(key), working,  # type: ignore[arg-type]
                          snapshot.price if snapshot is not None else None)
 
-    # --- snapshots (bosun/runtime/snapshots.py): what the log answered, and (capped) the book
+    # --- snapshots (bosun/runtime/replicas.py): what the log answered, and (capped) the book
 
     def replayed_part(self) -> bytes:
         return replayed.encode(replayed.LivePart(

@@ -9,7 +9,8 @@ and before any later one; one that arrives late fills where it would have (see S
 So a venue sees market data and commands in the order they were decided, whatever order
 they are delivered in, and paper fills equal the backtest's.
 
-After a restart the working orders and positions come back from the order log (REPLAY);
+After a restart the working orders and positions come back from the order log (REPLAY: its
+newest snapshot and the entries after it, see services/execution/replayed.py, or all of it);
 commands in the log the venue never answered are carried out on start, and then it reports
 what each venue holds (VenueStateReported) for execution to reconcile with."""
 
@@ -168,7 +169,7 @@ class ShadowAdapter(Actor):
         for event in events:
             self.out.publish(event)
 
-    # --- snapshots (bosun/runtime/snapshots.py): each venue as the replay left it
+    # --- snapshots (bosun/runtime/replicas.py): each venue as the replay left it
 
     def replayed_part(self) -> bytes:
         return replayed.encode(replayed.ShadowPart(version=replayed.VERSION, accounts=sorted(self._accounts),
