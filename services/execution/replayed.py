@@ -10,7 +10,8 @@ changes, and that actor replays the whole log. Pure: no I/O."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import TypeVar
 
@@ -70,6 +71,7 @@ class VenueState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class ShadowPart(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     version: int
     accounts: list[Account]  # sorted
+    terms: bytes  # a digest of the accounts' configs: a replay works their orders out on the terms of now
     venues: list[VenueState]
 
 
@@ -113,6 +115,11 @@ def decode(data: bytes, kind: type[P], accounts: Iterable[Account] | None = None
 
 class _Versioned(msgspec.Struct):
     version: int
+
+
+def terms(configs: Mapping[Account, msgspec.Struct]) -> bytes:
+    """A digest of each account's config, in account order."""
+    return hashlib.blake2b(_encoder.encode(sorted(configs.items())), digest_size=16).digest()
 
 
 def _shown(accounts: list) -> str:

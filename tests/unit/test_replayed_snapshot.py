@@ -15,7 +15,7 @@ import pytest
 from bosun.apps.backtest import open_data
 from bosun.runtime.clock import SimClock
 from bosun.runtime.inproc import InProcessBus
-from bosun.runtime.replicas import SnapshotError
+from bosun.runtime.replicas import REFUSING, SnapshotError
 from proto.events import Bar, Event
 from services.execution import replayed
 from services.execution.actor import ExecutionActor
@@ -101,3 +101,15 @@ def test_a_part_holds_its_version_and_decodes_to_its_kind(order_log: list[Event]
     part = replayed.decode(execution.replayed_part(), replayed.ExecutionPart)
     assert part.version == replayed.VERSION and part.book.open == [(o.order, o.remaining)
                                                                    for o in execution.book.open.values()]
+
+
+def test_a_shadow_part_taken_on_other_terms_is_refused(order_log: list[Event]) -> None:
+    """A replay works the orders out on the terms of now (tick, latency): a part of other terms is not that."""
+    part = replay(actors(), order_log[:500])[1].replayed_part()
+    cheaper = config()
+    alice = cheaper.clients[0]
+    cheaper = msgspec.structs.replace(cheaper, clients=[msgspec.structs.replace(alice, venues={
+        "binance": msgspec.structs.replace(alice.venues["binance"], fee_bps=D(1))}), *cheaper.clients[1:]])
+    shadow = ShadowAdapter(SimClock(), REFUSING, cheaper.execution_config())
+    with pytest.raises(SnapshotError, match="other terms for the shadow accounts"):
+        shadow.restore_replayed(part, 10)

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
 from bosun.runtime.clock import Clock
+from bosun.runtime.replicas import SnapshotError
 from proto import codec
 from proto import subjects as sj
 from proto.events import (Bar, CancelAllOrders, CancelOrder, Event, ModifyOrder, OrderFilled, Quote, SubmitOrder,
@@ -47,6 +48,8 @@ class ShadowAdapter(Actor):
                     accounts.setdefault(venue, {})[client] = cfg
         self.venues = {venue: ShadowVenue(venue, clients, max_recent) for venue, clients in accounts.items()}
         self._accounts = {(client, venue) for venue, clients in accounts.items() for client in clients}
+        self._terms = replayed.terms({(client, venue): cfg for venue, clients in accounts.items()
+                                      for client, cfg in clients.items()})
         self._max_deferred = max_deferred
         self._deferred: dict[tuple[str, str], deque[Command]] = {}  # (venue, symbol) -> commands, in order
         self._started = False
@@ -173,10 +176,14 @@ class ShadowAdapter(Actor):
 
     def replayed_part(self) -> bytes:
         return replayed.encode(replayed.ShadowPart(version=replayed.VERSION, accounts=sorted(self._accounts),
+                                                   terms=self._terms,
                                                    venues=[v.replayed() for v in self.venues.values()]))
 
     def restore_replayed(self, part: bytes, after: int) -> None:
         state = replayed.decode(part, replayed.ShadowPart, self._accounts)
+        if state.terms != self._terms:
+            raise SnapshotError("taken with other terms for the shadow accounts (fees, tick, step, latency, fill "
+                                "model...) than configured now")
         for venue_state in state.venues:
             self.venues[venue_state.venue].restore(venue_state)
         self._replayed_through = after
