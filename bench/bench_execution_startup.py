@@ -31,7 +31,7 @@ import nats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.bench_execution_durable import CONFIG, ENV, with_servers  # noqa: E402
-from bosun.apps.config import ClientConfig, Config  # noqa: E402
+from bosun.apps import config as config_mod  # noqa: E402
 from bosun.runtime import replicas, snapshots  # noqa: E402
 from bosun.runtime.clock import LiveClock  # noqa: E402
 from bosun.runtime.embedded import EmbeddedNats  # noqa: E402
@@ -40,7 +40,6 @@ from proto import codec  # noqa: E402
 from proto import events as ev  # noqa: E402
 from proto import subjects as sj  # noqa: E402
 from services.execution.actor import ExecutionActor  # noqa: E402
-from services.execution.config import VenueConfig  # noqa: E402
 from services.execution.orders import client_order_id  # noqa: E402
 from services.execution.venues.live import LiveAdapter  # noqa: E402
 from services.execution.venues.shadow_adapter import ShadowAdapter  # noqa: E402
@@ -72,15 +71,9 @@ async def history(js, events: int) -> None:
     await asyncio.gather(*pending)
 
 
-def execution_config(kind: str):
-    venue = VenueConfig(kind=kind, exchange="binance") if kind == "live" else VenueConfig()
-    return Config(strategies=[], mode="live" if kind == "live" else "shadow",
-                  clients=[ClientConfig(id="alice", venues={"binance": venue})]).execution_config()
-
-
-def restored_in_process(kind: str, envelope: replicas.Envelope) -> None:
-    """What the branch's start does with the snapshot before its binding starts."""
-    cfg = execution_config(kind)
+def restored_in_process(kind: str, config: Path, envelope: replicas.Envelope) -> None:
+    """What the branch's start does with the snapshot before its binding starts, on its config."""
+    cfg = config_mod.load(config).execution_config(guarded=True)
     made = [ExecutionActor(LiveClock(), replicas.REFUSING, cfg, durable=kind == "live"),
             ShadowAdapter(LiveClock(), replicas.REFUSING, cfg)]
     if kind == "live":
@@ -113,6 +106,7 @@ async def run(args, tmp: Path, database_url: str, sim_url: str) -> None:
                     branch = ServiceProcess("execution", config, tmp / f"state-{kind}-{n}", env)
                     main = ServiceProcess("execution", config, tmp / f"main-{kind}-{n}",
                                           {**env, "PYTHONPATH": args.main})
+                    main._argv.insert(1, "-P")  # not the working directory (this branch) first: main's code
                     for state in (tmp / f"state-{kind}-{n}", tmp / f"main-{kind}-{n}"):
                         state.mkdir(exist_ok=True)
                     first = await start_time(branch, nc)
@@ -130,11 +124,12 @@ async def run(args, tmp: Path, database_url: str, sim_url: str) -> None:
                         for name, proc in (("main", main), ("branch", branch)):
                             times[name].append(await start_time(proc, nc))
                             proc.stop()
+                    assert "snapshot" not in main.log_text(None) and "restored from the snapshot" in branch.log_text(None)
                     reads = []
                     for _ in range(args.runs if n else 0):
                         t0 = time.perf_counter()
                         newest = await snapshots.load(store, "ORDERS")
-                        restored_in_process(kind, newest)
+                        restored_in_process(kind, config, newest)
                         reads.append(time.perf_counter() - t0)
                     size = len(replicas.encode(envelope)) if envelope is not None else 0
                     print(f"  N={n:>7,} {kind:6s}: main (full replay) best {min(times['main']):6.2f} s, median "
