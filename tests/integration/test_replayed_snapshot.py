@@ -2,7 +2,9 @@
 execution's actors rebuild from ORDERS in the object store as the log grows; actors restored
 from the newest and fed the rest of ORDERS by the NATS binding are where a full replay leaves
 them, having read only the rest. A snapshot that cannot be trusted (corrupt, of an unknown
-version, of another log) is refused, naming why, and the start replays the whole log."""
+version, of another log) is refused, naming why, and the start replays the whole log. And the
+live restart's kill -9 between submit and answer, with the restart reading a snapshot that holds
+the unanswered order: one order on the exchange, each fill booked once."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from bosun.apps import control
 from bosun.runtime import replicas, snapshots, telemetry
 from bosun.runtime.clock import SimClock
 from bosun.runtime.embedded import EmbeddedNats
@@ -26,11 +29,17 @@ from bosun.runtime.replicas import Replicas
 from bosun.runtime.snapshots import SnapshotStore
 from proto import codec
 from proto import subjects as sj
+from proto import events as ev
 from proto.events import Event
 from services.execution.actor import ExecutionActor
+from services.execution.orders import client_order_id
 from services.execution.venues.live import LiveAdapter
 from services.execution.venues.shadow_adapter import ShadowAdapter
 from tests import order_logs
+from tests.builders import publish, service_status, target, until_trading
+from tests.liveplatform import SYMBOL, live_platform, until
+from tests.natshelp import stored_count
+from tests.processes import kill_9
 
 EVERY = 1_000
 WAIT_S = 120.0
@@ -163,3 +172,50 @@ async def test_a_corrupt_unknown_or_foreign_snapshot_is_refused_naming_why_and_t
     parts, read = await started(nc, "exec-refused", await snapshots.load(store, "ORDERS"))
     whole = [a.replayed_part() for a in order_logs.replay(order_logs.actors(), log)]
     assert read == len(log) and parts == whole
+
+
+async def test_kill_9_between_submit_and_answer_then_a_start_from_the_snapshot_places_nothing_twice(
+        tmp_path: Path, fresh_database_url: str) -> None:
+    """The live restart test's kill -9, with the unanswered order in the snapshot the restart reads:
+    restored unanswered, it is looked up on the exchange and adopted, not placed again."""
+    async with live_platform(tmp_path, fresh_database_url,
+                             more_config="[services.execution]\nsnapshot_every = 1\n") as live:
+        js = live.nc.jetstream()
+        store = SnapshotStore(js)
+        await control.set_trading(live.nc, True)
+        await until_trading(live.nc, "execution", True)
+        first = await approve(live, 1, "0.01")
+        await until("the first order filled", lambda: stored_count(js, "ORDERS", "order.filled.>"))
+        # The exchange takes the next order at once and answers 20 s later: execution is killed in between.
+        await live.sim_control("POST", "/sim/faults", {"latency_ms": 20_000, "paths": ["/api/v3/order"]})
+        second = await approve(live, 2, "0.02")
+        await until("the second order filled on the exchange", lambda: _trades(live, 2))
+        assert await stored_count(js, "ORDERS", "order.accepted.>") == 1
+        submitted = (await js.stream_info("ORDERS")).state.last_seq
+        newest = await snapshot_at(js, store, submitted)  # it holds the second order, unanswered
+        kill_9(live.execution.proc.pid)
+
+        await live.sim_control("DELETE", "/sim/faults")
+        await live.execution.start(live.nc)
+        assert f"restored from the snapshot of ORDERS at sequence {newest.seq}" in live.execution.log_text(None)
+        assert (await service_status(live.nc, "execution"))["trading_enabled"] is False
+        fills = await until("both fills booked by portfolio", lambda: _two(live.booked_fills))
+        orders = await live.exchange.fetch_orders(SYMBOL)
+        assert sorted(o["clientOrderId"] for o in orders) == sorted(client_order_id(t, 1) for t in (first, second))
+        assert len(set(fills)) == 2 and await stored_count(js, "ORDERS", "order.filled.>") == 2
+
+
+async def approve(live, n: int, qty: str) -> str:
+    t = target(n, qty)
+    await publish(live.nc, ev.TargetApproved(id=t.id, ts_event=t.ts_event, target=t))
+    return t.id
+
+
+async def _trades(live, n: int) -> list | None:
+    trades = await live.exchange.fetch_my_trades(SYMBOL)
+    return trades if len(trades) >= n else None
+
+
+async def _two(read) -> list[str] | None:
+    fills = await read()
+    return fills if len(fills) >= 2 else None
