@@ -4,7 +4,7 @@ ids is enough, and the durable stores stay the truth for anything older."""
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 
 
 class RecentIds:
@@ -19,6 +19,17 @@ class RecentIds:
         # past: once full, each add would cost time proportional to the limit.)
         self._ids: set[Hashable] = set()
         self._order: deque[Hashable] = deque()  # oldest first
+
+    @classmethod
+    def of(cls, items: Iterable[Hashable], limit: int) -> RecentIds:
+        """Remembering `items` (distinct, oldest first, as `oldest_first` gave them): at once, not
+        one `add` at a time (a snapshot holds 100,000 of them)."""
+        recent = cls(limit)
+        recent._order = deque(items, maxlen=None)
+        while len(recent._order) > limit:
+            recent._order.popleft()
+        recent._ids = set(recent._order)
+        return recent
 
     def add(self, item: Hashable) -> bool:
         """Remember `item`; False when it was already known."""

@@ -209,10 +209,11 @@ class OrderBook:
     # --- snapshots (services/execution/replayed.py)
 
     def state(self) -> replayed.BookState:
+        kinds, applied = replayed.applied_ids(self._applied)
         return replayed.BookState(
             open=[(o.order, o.remaining) for o in self.open.values()], committed=list(self._committed.items()),
             positions=list(self.positions.by_key.items()), fills=self.fills,
-            applied=replayed.applied_ids(self._applied), targets=replayed.ids(self._targets))
+            applied_kinds=kinds, applied=applied, targets=replayed.ids(self._targets))
 
     @classmethod
     def restored(cls, state: replayed.BookState, max_remembered: int = 100_000) -> OrderBook:
@@ -225,6 +226,6 @@ class OrderBook:
         book._committed = {tuple(key): qty for key, qty in state.committed}  # type: ignore[misc]
         book.positions.by_key = {tuple(key): qty for key, qty in state.positions}  # type: ignore[misc]
         book.fills = state.fills
-        book._applied = replayed.applied_from(state.applied, max_remembered)
-        book._targets = replayed.remembered(state.targets, max_remembered)
+        book._applied = replayed.applied_from(state.applied_kinds, state.applied, max_remembered)
+        book._targets = RecentIds.of(state.targets, max_remembered)
         return book

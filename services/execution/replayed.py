@@ -25,9 +25,10 @@ from proto.events import (ANY_EVENT, CancelOrder, OrderAccepted, OrderCanceled, 
 VERSION = 1
 Key = tuple[str, str, str]  # client, venue, symbol
 Account = tuple[str, str]  # client, venue
-# The entry kinds the book remembers as applied, by name: a part names no Python class.
-KINDS = {k.__name__: k for k in (SubmitOrder, OrderAccepted, OrderRejected, OrderModified, OrderCanceled, OrderFilled,
-                                 OrdersCanceled)}
+# The entry kinds the book remembers as applied, one character each (a part names no Python class,
+# and 100,000 (kind, id) pairs cost no tuple each to take).
+KINDS = (SubmitOrder, OrderAccepted, OrderRejected, OrderModified, OrderCanceled, OrderFilled, OrdersCanceled)
+_CODE = {kind: str(n) for n, kind in enumerate(KINDS)}
 
 
 class BookState(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
@@ -37,7 +38,8 @@ class BookState(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fie
     committed: list[tuple[Key, Decimal]]
     positions: list[tuple[Key, Decimal]]
     fills: int
-    applied: list[tuple[str, str]]  # (kind name, id), oldest first
+    applied_kinds: str  # the kind of each applied entry (a digit: its place in KINDS), oldest first
+    applied: list[str]  # their ids, in the same order
     targets: list[str]  # oldest first
 
 
@@ -130,19 +132,16 @@ def ids(recent: RecentIds) -> list:
     return list(recent.oldest_first())
 
 
-def remembered(items: Iterable, limit: int) -> RecentIds:
-    recent = RecentIds(limit)
-    for item in items:
-        recent.add(item)
-    return recent
+def applied_ids(recent: RecentIds) -> tuple[str, list[str]]:
+    """The book's (kind, id) memory as (kinds, ids)."""
+    code = _CODE
+    return "".join([code[kind] for kind, _ in recent.oldest_first()]), [id_ for _, id_ in recent.oldest_first()]
 
 
-def applied_ids(recent: RecentIds) -> list[tuple[str, str]]:
-    return [(kind.__name__, id_) for kind, id_ in recent.oldest_first()]
-
-
-def applied_from(items: Iterable[tuple[str, str]], limit: int) -> RecentIds:
+def applied_from(kinds: str, ids: list[str], limit: int) -> RecentIds:
+    if len(kinds) != len(ids):
+        raise SnapshotError(f"the book remembers {len(kinds)} entry kinds for {len(ids)} ids")
     try:
-        return remembered(((KINDS[kind], id_) for kind, id_ in items), limit)
-    except KeyError as exc:
-        raise SnapshotError(f"the book remembers an entry of unknown kind {exc.args[0]!r}") from None
+        return RecentIds.of(zip([KINDS[int(c)] for c in kinds], ids), limit)
+    except (IndexError, ValueError):
+        raise SnapshotError(f"the book remembers an entry of unknown kind among {sorted(set(kinds))}") from None

@@ -186,8 +186,8 @@ class LiveAdapter(Actor):
         if (state.book is None) != (self._book is None):
             raise SnapshotError(f"taken {'without' if state.book is None else 'with'} the caps of capped live, "
                                 f"configured now {'with' if state.book is None else 'without'}")
-        self._answered = replayed.remembered(state.answered, self._max_remembered)
-        self._fills = replayed.remembered(state.fills, self._max_remembered)
+        self._answered = RecentIds.of(state.answered, self._max_remembered)
+        self._fills = RecentIds.of(state.fills, self._max_remembered)
         self._unanswered = {command.id: command for command in state.unanswered}  # type: ignore[misc]
         if state.book is not None:
             self._book = OrderBook.restored(state.book, self._max_remembered)

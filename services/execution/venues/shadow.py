@@ -338,9 +338,8 @@ class ShadowVenue:
                 self._working[s.order.id] = working
         self.positions.by_key = {tuple(key): qty for key, qty in state.positions}  # type: ignore[misc]
         self._fills = {tuple(key): deque(kept, maxlen=FILLS_KEPT) for key, kept in state.fills}  # type: ignore[misc]
-        for recent, ids in ((self._seen, state.seen), (self._booked, state.booked)):
-            for id_ in ids:
-                recent.add(id_)
+        self._seen, self._booked = RecentIds.of(state.seen, self._seen.limit), RecentIds.of(state.booked,
+                                                                                          self._booked.limit)
         self._unanswered = {order.id: order for order in state.unanswered}
         self._cancels = {cancel.client_order_id: cancel for cancel in state.cancels}
 
