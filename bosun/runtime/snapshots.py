@@ -1,7 +1,7 @@
 """Where snapshots of what actors rebuild from a REPLAY input live (bosun/runtime/replicas.py), and
 the task that keeps them: the JetStream object store `snapshots`, one object per stream, the newest.
 
-Chunked (a snapshot outgrows a message) and checked against its SHA-256 on read by the store,
+Chunked (a snapshot outgrows a message) and checked against its size and SHA-256 on read,
 replicated as every stream is (BOSUN_REPLICAS), in NATS beside the log it summarises, so paper
 trading needs no PostgreSQL for it. `keep` feeds the replicas the stream through a consumer of
 their own and stores their snapshot every `every` entries, with its sequence S and a digest of the
@@ -11,8 +11,9 @@ another format or version, or of another log (the entry at S is not the one it w
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
-import io
+import hashlib
 import logging
 import time
 from typing import Any
@@ -26,6 +27,11 @@ from bosun.runtime.replicas import Envelope, Replicas, SnapshotError, decode, di
 log = logging.getLogger(__name__)
 
 BUCKET = "snapshots"
+STREAM = f"OBJ_{BUCKET}"
+# Read back one stream message at a time, so that each answer (base64 in JSON) stays under NATS's
+# default max_payload of 1 MiB.
+CHUNK_BYTES = 512 * 1024
+MAX_BYTES = 512 * 1024 * 1024  # a snapshot that says it is larger is not read
 
 
 class SnapshotStore:
@@ -51,7 +57,8 @@ class SnapshotStore:
     async def save(self, envelope: Envelope) -> int:
         """Store `envelope` as its stream's newest; returns its size in bytes."""
         data = encode(envelope)
-        await (await self._bucket(create=True)).put(envelope.stream, data)
+        meta = api.ObjectMeta(name=envelope.stream, options=api.ObjectMetaOptions(max_chunk_size=CHUNK_BYTES))
+        await (await self._bucket(create=True)).put(envelope.stream, data, meta=meta)
         return len(data)
 
     async def load(self, stream: str) -> Envelope | None:
@@ -60,15 +67,13 @@ class SnapshotStore:
         store = await self._bucket(create=False)
         if store is None:
             return None
-        into = io.BytesIO()  # chunk by chunk: the store's own result would concatenate them, quadratic in size
         try:
-            await store.get(stream, writeinto=into)
-            data = into.getvalue()
+            info = await store.get_info(stream)
         except ObjectNotFoundError:
             return None
-        except JetStreamError as exc:  # a digest mismatch among them: a corrupt object
+        except JetStreamError as exc:
             raise SnapshotError(f"unreadable from the object store ({type(exc).__name__}: {exc})") from None
-        envelope = decode(data)
+        envelope = decode(await self._chunks(info))
         if envelope.stream != stream:
             raise SnapshotError(f"taken of stream {envelope.stream}, stored as {stream}'s")
         try:
@@ -80,6 +85,24 @@ class SnapshotStore:
             raise SnapshotError(f"the entry at {stream} sequence {envelope.seq} is not the one it was taken at: "
                                 f"not the log it was taken from")
         return envelope
+
+    async def _chunks(self, info: api.ObjectInfo) -> bytes:
+        """The object's data, checked against its size and SHA-256. Each chunk by its own request:
+        the store's own `get` (an ordered consumer) took 0.5 s for 9 MB, idle most of it."""
+        if not 0 <= (info.size or 0) <= MAX_BYTES or not 0 <= (info.chunks or 0) <= MAX_BYTES:
+            raise SnapshotError(f"says it holds {info.size} bytes in {info.chunks} chunks: not read")
+        subject, seq, data = f"$O.{BUCKET}.C.{info.nuid}", 0, bytearray()
+        for _ in range(info.chunks or 0):
+            try:
+                chunk = await self._js.get_msg(STREAM, seq=seq + 1, subject=subject, next=True)
+            except NotFoundError:
+                raise SnapshotError(f"{len(data)} of its {info.size} bytes found in the object store") from None
+            data += chunk.data or b""
+            seq = chunk.seq or seq + 1
+        stored = (info.digest or "").partition("=")[2]
+        if len(data) != info.size or base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode() != stored:
+            raise SnapshotError("corrupt: its size or SHA-256 is not the one the object store holds for it")
+        return bytes(data)
 
 
 async def load(store: SnapshotStore, stream: str) -> Envelope | None:

@@ -9,6 +9,8 @@ the unanswered order: one order on the exchange, each fill booked once."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -163,16 +165,31 @@ async def test_a_corrupt_unknown_or_foreign_snapshot_is_refused_naming_why_and_t
         "which the stream does not hold": replicas.encode(msgspec.structs.replace(good, seq=10**9)),
     }
     for why, data in cases.items():
-        caplog.clear()
         await bucket.put("ORDERS", data)
-        with caplog.at_level(logging.WARNING, logger="bosun.runtime.snapshots"):
-            assert await snapshots.load(store, "ORDERS") is None
-        assert any("snapshot of ORDERS refused" in r.message and why in r.message for r in caplog.records), \
-            [r.message for r in caplog.records]
+        await refused(store, why, caplog)
+
+    # Bytes changed in the store (its meta names another digest), or chunks gone.
+    await store.save(good)
+    info = (await bucket.get_info("ORDERS")).as_dict()
+    meta = f"$O.{snapshots.BUCKET}.M.{base64.urlsafe_b64encode(b'ORDERS').decode()}"
+    await js.publish(meta, json.dumps({**info, "digest": "SHA-256=" + base64.urlsafe_b64encode(b"x" * 32).decode()})
+                     .encode(), headers={"Nats-Rollup": "sub"})
+    await refused(store, "corrupt: its size or SHA-256 is not the one the object store holds", caplog)
+    await store.save(good)
+    await js.purge_stream(snapshots.STREAM, subject=f"$O.{snapshots.BUCKET}.C.{(await bucket.get_info('ORDERS')).nuid}")
+    await refused(store, f"0 of its {len(raw)} bytes found in the object store", caplog)
 
     parts, read = await started(nc, "exec-refused", await snapshots.load(store, "ORDERS"))
     whole = [a.replayed_part() for a in order_logs.replay(order_logs.actors(), log)]
     assert read == len(log) and parts == whole
+
+
+async def refused(store: SnapshotStore, why: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="bosun.runtime.snapshots"):
+        assert await snapshots.load(store, "ORDERS") is None
+    assert any("snapshot of ORDERS refused" in r.message and why in r.message for r in caplog.records), \
+        [r.message for r in caplog.records]
 
 
 async def test_kill_9_between_submit_and_answer_then_a_start_from_the_snapshot_places_nothing_twice(
