@@ -32,6 +32,7 @@ STREAM = f"OBJ_{BUCKET}"
 # default max_payload of 1 MiB.
 CHUNK_BYTES = 512 * 1024
 MAX_BYTES = 512 * 1024 * 1024  # a snapshot that says it is larger is not read
+READS = 3  # attempts at a snapshot whose chunks a newer one's write purged while it was read
 
 
 class SnapshotStore:
@@ -67,13 +68,20 @@ class SnapshotStore:
         store = await self._bucket(create=False)
         if store is None:
             return None
-        try:
-            info = await store.get_info(stream)
-        except ObjectNotFoundError:
-            return None
-        except JetStreamError as exc:
-            raise SnapshotError(f"unreadable from the object store ({type(exc).__name__}: {exc})") from None
-        envelope = decode(await self._chunks(info))
+        for attempt in range(1, READS + 1):
+            try:
+                info = await store.get_info(stream)
+            except ObjectNotFoundError:
+                return None
+            except JetStreamError as exc:
+                raise SnapshotError(f"unreadable from the object store ({type(exc).__name__}: {exc})") from None
+            try:
+                data = await self._chunks(info)
+                break
+            except _Vanished:  # a newer snapshot replaced it while it was read: read that one
+                if attempt == READS:
+                    raise
+        envelope = decode(data)
         if envelope.stream != stream:
             raise SnapshotError(f"taken of stream {envelope.stream}, stored as {stream}'s")
         try:
@@ -96,13 +104,17 @@ class SnapshotStore:
             try:
                 chunk = await self._js.get_msg(STREAM, seq=seq + 1, subject=subject, next=True)
             except NotFoundError:
-                raise SnapshotError(f"{len(data)} of its {info.size} bytes found in the object store") from None
+                raise _Vanished(f"{len(data)} of its {info.size} bytes found in the object store") from None
             data += chunk.data or b""
             seq = chunk.seq or seq + 1
         stored = (info.digest or "").partition("=")[2]
         if len(data) != info.size or base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode() != stored:
             raise SnapshotError("corrupt: its size or SHA-256 is not the one the object store holds for it")
         return bytes(data)
+
+
+class _Vanished(SnapshotError):
+    """Chunks gone: replaced by a newer snapshot meanwhile, or lost."""
 
 
 async def load(store: SnapshotStore, stream: str) -> Envelope | None:
