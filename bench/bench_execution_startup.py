@@ -14,7 +14,8 @@ included: compare with N = 0). Per N and kind, in the same run:
 2. then --runs rounds of main's code (PYTHONPATH=--main: replays the whole log) and this branch
    (reads the snapshot, replays the rest), alternating;
 3. in this process, reading the newest snapshot from the object store and restoring the actors
-   from it (what the branch's start adds before its binding starts), best of --runs."""
+   from it (what the branch's start adds before its binding starts), best of --runs.
+With --take, only what taking a snapshot costs (the process's event loop waits meanwhile)."""
 
 from __future__ import annotations
 
@@ -23,9 +24,12 @@ import asyncio
 import os
 import statistics
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+
 
 import nats
 
@@ -49,26 +53,52 @@ SNAPSHOT_WAIT_S = 900.0
 
 
 async def history(js, events: int) -> None:
+    pending = []
+    for e in history_events(events):
+        pending.append(await js.publish_async(sj.subject_for(e), codec.encode(e)))
+        if len(pending) >= 3000:
+            await asyncio.gather(*pending)
+            pending = []
+    await asyncio.gather(*pending)
+
+
+def history_events(events: int) -> Iterator[ev.Event]:
     """`events` order events, three per order, ids as execution and the venues make them."""
     t0 = 1_700_000_000_000_000_000
-    pending = []
     for i in range(events // 3):
         target = f"alice.sma_btc.binance.BTCUSDT.{t0 + i * 60_000_000_000}"
         coid = client_order_id(target, 1)
         side = "buy" if i % 2 == 0 else "sell"
         where = {"client": "alice", "venue": "binance", "symbol": "BTCUSDT"}
-        for e in (ev.SubmitOrder(id=coid, ts_event=t0 + i, side=side, qty=Decimal("0.01"), order_type="market",
-                                 target_id=target, **where),
-                  ev.OrderAccepted(id=coid, ts_event=t0 + i, client_order_id=coid, venue_order_id=f"shadow-{coid}",
-                                   **where),
-                  ev.OrderFilled(id=f"{coid}.1", ts_event=t0 + i, client_order_id=coid, side=side,
-                                 qty=Decimal("0.01"), price=Decimal("60000.12"), fee=Decimal("0.60000120"),
-                                 **where)):
-            pending.append(await js.publish_async(sj.subject_for(e), codec.encode(e)))
-        if len(pending) >= 3000:
-            await asyncio.gather(*pending)
-            pending = []
-    await asyncio.gather(*pending)
+        yield ev.SubmitOrder(id=coid, ts_event=t0 + i, side=side, qty=Decimal("0.01"), order_type="market",
+                             target_id=target, **where)
+        yield ev.OrderAccepted(id=coid, ts_event=t0 + i, client_order_id=coid, venue_order_id=f"shadow-{coid}",
+                               **where)
+        yield ev.OrderFilled(id=f"{coid}.1", ts_event=t0 + i, client_order_id=coid, side=side, qty=Decimal("0.01"),
+                             price=Decimal("60000.12"), fee=Decimal("0.60000120"), **where)
+
+
+def taking(args, tmp: Path) -> None:
+    """What taking a snapshot costs the process (its event loop waits meanwhile): the replicas of the
+    account fed N events in this process, their parts and envelope made, best of 5."""
+    for kind in args.kinds:
+        config = tmp / f"{kind}.toml"
+        config.write_text(CONFIG.format(kind=kind, url="http://127.0.0.1:1"))
+        cfg = config_mod.load(config).execution_config(guarded=True)
+        for n in args.history:
+            kept = replicas.Replicas("ORDERS", sj.ORDERS, lambda: [
+                ExecutionActor(LiveClock(), replicas.REFUSING, cfg, durable=True),
+                ShadowAdapter(LiveClock(), replicas.REFUSING, cfg), LiveAdapter(LiveClock(), replicas.REFUSING, cfg)])
+            for seq, e in enumerate(history_events(n), 1):
+                kept.feed(seq, codec.encode(e))
+            took = []
+            for _ in range(5):
+                t0 = time.perf_counter()
+                size = len(replicas.encode(kept.envelope()))
+                took.append(time.perf_counter() - t0)
+            print(f"  N={n:>7,} {kind:6s}: a snapshot taken in best {min(took) * 1e3:.0f} ms, worst "
+                  f"{max(took) * 1e3:.0f} ms, {size / 1e6:.2f} MB | load {os.getloadavg()[0]:.1f}")
+    print(f"reproduce: python bench/bench_execution_startup.py --take --history {','.join(map(str, args.history))}")
 
 
 def restored_in_process(kind: str, config: Path, envelope: replicas.Envelope) -> None:
@@ -150,7 +180,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--main", default="/work/main", help="a checkout of the code before snapshots")
     parser.add_argument("--kinds", type=lambda s: s.split(","), default=["shadow", "live"])
-    with_servers(parser.parse_args(), run)
+    parser.add_argument("--take", action="store_true", help="only what taking a snapshot costs, in this process")
+    args = parser.parse_args()
+    if args.take:
+        with tempfile.TemporaryDirectory() as tmp:
+            taking(args, Path(tmp))
+    else:
+        with_servers(args, run)
 
 
 if __name__ == "__main__":
