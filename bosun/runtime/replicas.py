@@ -1,5 +1,5 @@
 """Snapshots of what actors rebuild from a REPLAY input, so that a start reads the newest snapshot
-and the stream after its sequence, not the whole stream: start-up flat in history. The pure part:
+and the stream after its sequence, not the whole stream: a start bounded whatever the history. The pure part:
 the snapshot's envelope, the replicas it is taken from, and an actor's restore from it (the NATS
 edge that stores and reads them: bosun/runtime/snapshots.py).
 
@@ -133,9 +133,11 @@ class Replicas:
 
     def _made(self, actors: Sequence[Actor]) -> None:
         self.actors = list(actors)
-        self._feeds: list[tuple[Callable[[bytes], Any], Callable[[Any], None]]] = [
-            (inp.decode, inp.handler) for actor in self.actors for inp in actor.inputs()
-            if inp.subject == self._subject and inp.delivery is Delivery.REPLAY]
+        # Handlers by decoder: an entry decoded once for all that read it the same way, as the binding does.
+        self._feeds: dict[Callable[[bytes], Any], list[Callable[[Any], None]]] = {}
+        for inp in (inp for actor in self.actors for inp in actor.inputs()):
+            if inp.subject == self._subject and inp.delivery is Delivery.REPLAY:
+                self._feeds.setdefault(inp.decode, []).append(inp.handler)
         self.seq = 0
         self._entry = b""
 
@@ -149,7 +151,9 @@ class Replicas:
                     raise SnapshotError(f"no part for {actor.name}")
                 with _bulk():
                     actor.restore_replayed(envelope.parts[actor.name], envelope.seq)  # type: ignore[attr-defined]
-        except SnapshotError:
+        except SnapshotError as exc:
+            log.warning("replicas: snapshot of %s at sequence %d refused: %s; they read the whole stream",
+                        envelope.stream, envelope.seq, exc)
             self._made(self._build())
             return
         self.seq, self._entry = envelope.seq, envelope.entry
@@ -157,11 +161,16 @@ class Replicas:
     def feed(self, seq: int, data: bytes) -> None:
         """One entry: as the binding hands it on (an undecodable one or a failing handler is
         dead-lettered there and changes nothing here either)."""
-        for decode, handler in self._feeds:
+        for decode, handlers in self._feeds.items():
             try:
-                handler(decode(data))
+                value = decode(data)
             except Exception:  # noqa: BLE001 - the serving actor's binding dead-letters it
-                pass
+                continue
+            for handler in handlers:
+                try:
+                    handler(value)
+                except Exception:  # noqa: BLE001 - dead-lettered there too
+                    pass
         self.seq, self._entry = seq, digest(data)
 
     def envelope(self) -> Envelope:
