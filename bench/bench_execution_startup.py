@@ -154,7 +154,8 @@ async def run(args, tmp: Path, database_url: str, sim_url: str) -> None:
                         for name, proc in (("main", main), ("branch", branch)):
                             times[name].append(await start_time(proc, nc))
                             proc.stop()
-                    assert "snapshot" not in main.log_text(None) and "restored from the snapshot" in branch.log_text(None)
+                    assert "snapshot" not in main.log_text(None), "main's code read a snapshot: not main's"
+                    assert "restored from the snapshot" in branch.log_text(None), "the branch replayed it all"
                     reads = []
                     for _ in range(args.runs if n else 0):
                         t0 = time.perf_counter()
