@@ -12,6 +12,8 @@ PositionChanged stored in JetStream is a fill committed in PostgreSQL.
   from the first publish until the last PositionChanged is stored; the fills table is counted too.
 - Lag: --paced more fills at --rate per second; for each, from just before its publish to its
   PositionChanged reaching a subscriber; p50, p99 and max.
+- CPU per fill in the throughput part, of portfolio, of PostgreSQL (every process of the embedded
+  server) and of nats-server (from /proc): what the booking costs, however loaded the machine is.
 
 Fills alternate buy and sell of 0.01 BTC, so every second fill closes a round trip (stored too)."""
 
@@ -30,13 +32,14 @@ import asyncpg
 import nats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.bench_tick_to_order import cpu_seconds  # noqa: E402
 from bench.latency import pct  # noqa: E402
 from bosun.runtime.embedded import EmbeddedNats, EmbeddedPostgres  # noqa: E402
 from proto import codec  # noqa: E402
 from proto import events as ev  # noqa: E402
 from proto import subjects as sj  # noqa: E402
 from tests.natshelp import stored_count  # noqa: E402
-from tests.processes import ServiceProcess, server_env  # noqa: E402
+from tests.processes import ServiceProcess, descendants, server_env  # noqa: E402
 
 CONFIG = """
 [[strategies]]
@@ -74,13 +77,25 @@ async def until_stored(js, n: int) -> float:
     return time.monotonic()
 
 
-async def throughput(js, db, first: int, n: int) -> tuple[float, int]:
+def cpu(pids: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds so far of each group of processes (one gone meanwhile counts 0)."""
+    def of(pid: int) -> float:
+        try:
+            return cpu_seconds(pid)
+        except OSError:
+            return 0.0
+    return {name: sum(of(p) for p in group) for name, group in pids.items()}
+
+
+async def throughput(js, db, first: int, n: int, pids: dict[str, list[int]]) -> tuple[float, int, dict[str, float]]:
+    cpu0 = cpu(pids)
     started = time.monotonic()
     for i in range(first, first + n):
         await publish(js, fill(i))
     await js.publish_async_completed()
     done = await until_stored(js, first + n)
-    return n / (done - started), await db.fetchval("SELECT count(*) FROM fills")
+    spent = {name: seconds - cpu0[name] for name, seconds in cpu(pids).items()}
+    return n / (done - started), await db.fetchval("SELECT count(*) FROM fills"), spent
 
 
 async def lag(nc, js, first: int, n: int, rate: float) -> list[float]:
@@ -124,7 +139,9 @@ async def bench(tmp: Path, args: argparse.Namespace) -> None:
             await portfolio.start(nc)
             js = nc.jetstream(publish_async_max_pending=4000)
             db = await asyncpg.connect(pg.url)
-            rate, stored = await throughput(js, db, 0, args.fills)
+            pids = {"portfolio": [portfolio.proc.pid], "postgres": [pg.pid, *descendants(pg.pid)],
+                    "nats-server": [nats_server.pid]}
+            rate, stored, spent = await throughput(js, db, 0, args.fills, pids)
             assert stored == args.fills, f"{stored} fills in PostgreSQL, {args.fills} published"
             lags = await lag(nc, js, args.fills, args.paced, args.rate)
         finally:
@@ -136,8 +153,11 @@ async def bench(tmp: Path, args: argparse.Namespace) -> None:
     print("portfolio, ack after commit (embedded NATS + PostgreSQL, `bosun run portfolio`, one market)")
     print(f"  throughput: {args.fills:,} fills published at once -> {rate:,.0f} fills/s booked "
           f"(first publish to last PositionChanged stored)")
+    print("  CPU per fill booked: " + ", ".join(f"{name} {seconds / args.fills * 1e6:.0f} us"
+                                                 for name, seconds in spent.items()))
     print(f"  lag at {args.rate:,.0f} fills/s over {args.paced:,} fills: p50 {pct(ms, 50):.1f} ms, "
           f"p99 {pct(ms, 99):.1f} ms, max {max(ms):.1f} ms")
+    print(f"  load average {os.getloadavg()[0]:.2f}")
     print(f"reproduce: python bench/bench_portfolio.py --fills {args.fills} --rate {args.rate:g} --paced {args.paced}")
 
 

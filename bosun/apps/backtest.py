@@ -13,6 +13,7 @@ paper mode: the venue fills on them, and the strategies still see bars."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -34,8 +35,9 @@ from services.execution.config import VenueConfig
 from services.execution.venues.shadow_adapter import ShadowAdapter
 from services.ingest.actor import MarketDataActor
 from services.ingest.bars import bars_from_trades
-from services.ingest.files import DataError, read_market_file
-from services.ingest.replay import merge_by_time
+from services.ingest.files import DataError, kind_of, read_market_file
+from services.ingest.quotes import QuoteBlock, read_book_ticker_blocks
+from services.ingest.replay import merge_by_time, recorded
 from services.portfolio import analytics
 from services.portfolio import metrics as perf
 from services.portfolio.execution_quality import OrderJournal
@@ -52,6 +54,7 @@ END_OF_DATA = "end_of_data"
 # The in-process bus delivers every command before the next bar, so the shadow venue never
 # looks back further than the bar a command was decided at; a long window only costs cache.
 IN_ORDER_RECENT = 4
+QuoteRun = tuple[QuoteBlock, int, int]  # a block's quotes [start, end), all before the next bar or trade
 
 
 @dataclass(frozen=True)
@@ -93,13 +96,13 @@ class _Source:
 
 def _open(path: Path, interval: str) -> _Source | None:
     """One file as bars (trade files are aggregated to `interval`); None when it is empty or
-    holds quotes (bookTicker: no bars, see `open_ticks`)."""
+    holds quotes (bookTicker: no bars, see `open_ticks`) or funding rates (`open_funding`)."""
     rows: Iterator[Bar] | Iterator[Trade] = read_market_file(path)  # type: ignore[assignment]
     first = next(rows, None)
     if first is None or type(first) is Quote:
         return None
-    if isinstance(first, FundingRateSettled):  # once per file, not per bar
-        raise DataError(path, None, "a funding rate file: the backtest books no funding yet (paper and live do)")
+    if isinstance(first, FundingRateSettled):  # once per file, not per bar: see `open_funding`
+        return None
     rows = chain([first], rows)
     bars: Iterator[Bar] = bars_from_trades(rows, interval) if isinstance(first, Trade) else rows  # type: ignore
     first_bar = next(bars)
@@ -136,59 +139,132 @@ def open_data(paths: Sequence[str | Path], interval: str = "1m") -> tuple[list[t
     return list(by_market), bars
 
 
-def open_ticks(paths: Sequence[str | Path], interval: str = "1m") -> Iterator[Bar | Trade | Quote]:
+def open_ticks(paths: Sequence[str | Path], interval: str = "1m") -> Iterator[Bar | Trade | Quote | QuoteRun]:
     """Every trade and quote of the files and the bars built from the trades (and those of kline
-    files), in time order: a bar right after the last trade it sums."""
-    trades: list[Iterator[Bar | Trade]] = []
-    others: list[Iterator[Bar | Quote]] = []
+    files), in time order: a bar right after the last trade it sums (`recorded`, as paper mode
+    replays them). From trade files and one bookTicker file (a capture) the quotes come as runs
+    (QuoteRun), made into Quote events only where the venues need them (see `_feeding_ticks`)."""
+    kinds = [kind_of(path) for path in paths]
+    # Funding files are paid by the portfolio, never seen by a venue: `open_funding`.
+    paths = [path for path, kind in zip(paths, kinds) if kind != "funding"]
+    kinds = [kind for kind in kinds if kind != "funding"]
+    if kinds.count("quotes") == 1 and set(kinds) == {"trades", "quotes"}:
+        trades = [path for path, kind in zip(paths, kinds) if kind == "trades"]
+        quotes = paths[kinds.index("quotes")]
+        return _with_quote_runs(recorded(trades, interval), read_book_ticker_blocks(quotes))  # type: ignore[arg-type]
+    return recorded(paths, interval)
+
+
+def _with_quote_runs(market: Iterator[Bar | Trade], blocks: Iterator[QuoteBlock]) -> Iterator[Bar | Trade | QuoteRun]:
+    """`market` with the quotes of `blocks` between its events, as `merge_by_time([market, quotes])`
+    orders them (a quote of an event's very time after it), in runs: the quotes of a block before
+    the next event."""
+    block = next(blocks, None)
+    times: list[int] = block.times if block is not None else []
+    start = 0
+    for event in market:
+        ts = event.ts_event
+        while block is not None:
+            end = bisect_left(times, ts, start)
+            if end > start:
+                yield block, start, end
+            if end < len(times):
+                start = end
+                break
+            block, start = next(blocks, None), 0
+            times = block.times if block is not None else []
+        yield event
+    while block is not None:
+        if start < len(times):
+            yield block, start, len(times)
+        block, start = next(blocks, None), 0
+        times = block.times if block is not None else []
+
+
+def open_funding(paths: Sequence[str | Path], markets: Iterable[tuple[str, str]]) -> list[FundingRateSettled]:
+    """The funding settlements of the funding rate files among `paths`, in time order (a few a day).
+    A file for a market with no bars in the data is refused by name: no position could pay it."""
+    markets = set(markets)
+    streams: list[Iterator[FundingRateSettled]] = []
     for path in paths:
         rows = read_market_file(path)
         first = next(rows, None)  # type: ignore[call-overload]
-        if first is None:
+        if type(first) is not FundingRateSettled:
             continue
-        rows = chain([first], rows)  # type: ignore[assignment]
-        if type(first) is Trade:
-            trades.append(trades_and_bars(rows, interval))  # type: ignore[arg-type]
-        else:
-            others.append(rows)  # type: ignore[arg-type]
-    streams = [*trades, *others]
-    return streams[0] if len(streams) == 1 else merge_by_time(streams)  # type: ignore[return-value]
+        if (first.venue, first.symbol) not in markets:
+            raise DataError(path, None, f"funding of {first.venue}.{first.symbol}, a market without bars in the data "
+                                        f"(bars of: {', '.join(sorted('.'.join(m) for m in markets))})")
+        streams.append(chain([first], rows))  # type: ignore[arg-type]
+    return list(merge_by_time(streams))  # type: ignore[arg-type]
 
 
-def trades_and_bars(trades: Iterator[Trade], interval: str) -> Iterator[Bar | Trade]:
-    """The trades, each bar of `interval` built from them right after its last trade."""
-    held: list[Trade] = []
+def _paying_funding(events: Iterable[Bar | Trade | Quote], funding: list[FundingRateSettled], bus: InProcessBus,
+                    clock: SimClock) -> Iterator[Bar | Trade | Quote]:
+    """`events`, with each funding settlement published (and the bus drained) just before the first
+    of them after its time, as a paper replay of the same files delivers it: paid by the portfolio on
+    what was held then, at the newest price. One after the last event is not paid: the run ends there."""
+    pending: list[FundingRateSettled] = []
+    for event in merge_by_time([events, funding]):  # a tie: the market event first
+        if type(event) is FundingRateSettled:
+            pending.append(event)  # type: ignore[arg-type]
+            continue
+        for settled in pending:
+            clock.advance_to(settled.ts_event)
+            bus.publish(settled)
+            bus.drain()
+        pending.clear()
+        yield event  # type: ignore[misc]
 
-    def tap() -> Iterator[Trade]:
-        for trade in trades:
-            held.append(trade)
-            yield trade
 
-    for bar in bars_from_trades(tap(), interval):
-        # A bar is made when the first trade after it comes (held last), or when the trades end.
-        closing = held[-1] if held and held[-1].ts_event >= bar.ts_event else None
-        yield from held[:-1] if closing is not None else held
-        yield bar
-        held[:] = [closing] if closing is not None else []
-
-
-def _feeding_ticks(events: Iterable[Bar | Trade | Quote], venues: ShadowAdapter, bus: InProcessBus,
+def _feeding_ticks(events: Iterable[Bar | Trade | Quote | QuoteRun], venues: ShadowAdapter, bus: InProcessBus,
                    clock: SimClock) -> Iterator[Bar]:
     """The bars of `events`; its trades and quotes go to the shadow venues as they come. Straight to
     them, the only actor that reads them: the prices the other actors see stay those of the bars, as
-    in any backtest, and a tick costs no publish and no price snapshot."""
-    on_trade, on_quote, drain, advance = venues.on_market, venues.on_quote, bus.drain, clock.advance_to
+    in any backtest, and a tick costs no publish and no price snapshot. The venue reads no clock, so
+    the clock moves to a tick's time only when the venue answered it and the answer is delivered.
+
+    A run of quotes while the venues are quiet (nothing there any quote could fill or cancel) is
+    skipped but for its newest quote, which reaches them before the next bar (whose drain carries
+    commands) or the end: a quiet venue only needs the newest quote by the next command, and only
+    a bar's drain or a tick the venues answered can carry a command (they answer nothing when quiet).
+    The trades it keeps meanwhile hold the book it had then beside them: only a command that came
+    late would read that, and here every command comes in time (IN_ORDER_RECENT)."""
+    on_trade, on_quote, drain, advance, pending = venues.on_market, venues.on_quote, bus.drain, clock.advance_to, bus.pending
+    quiet = venues.quiet
+    skipped: tuple[QuoteBlock, int] | None = None  # where the newest quote the venues have not seen is
     for event in events:
         kind = type(event)
+        if kind is tuple:
+            block, start, end = event  # type: ignore[misc]
+            if quiet():
+                skipped = block, end - 1
+                continue
+            skipped = None
+            quote = block.quote
+            for i in range(start, end):
+                on_quote(quote(i))
+                if pending:  # its fills
+                    advance(block.times[i])
+                    drain()
+                    if i + 1 < end and quiet():
+                        skipped = block, end - 1
+                        break
+            continue
         if kind is Bar:
+            if skipped is not None:
+                on_quote(skipped[0].quote(skipped[1]))  # answered by nothing: the venues are quiet
+                skipped = None
             yield event  # type: ignore[misc]
             continue
-        advance(event.ts_event)
         if kind is Trade:
             on_trade(event)  # type: ignore[arg-type]
         else:
             on_quote(event)  # type: ignore[arg-type]
-        drain()  # its fills, if any
+        if pending:  # its fills: most ticks answer nothing
+            advance(event.ts_event)
+            drain()
+    if skipped is not None:  # for the orders that close what is held at the end
+        on_quote(skipped[0].quote(skipped[1]))
 
 
 def holds_ticks(paths: Sequence[str | Path]) -> bool:
@@ -252,9 +328,11 @@ def as_backtest(config: Config) -> Config:
 # ----------------------------------------------------------------------------- run
 
 
-def run(config: Config, bars: Iterable[Bar] | Iterable[Bar | Trade | Quote], ticks: bool = False) -> Result:
+def run(config: Config, bars: Iterable[Bar] | Iterable[Bar | Trade | Quote], ticks: bool = False,
+        funding: list[FundingRateSettled] | None = None) -> Result:
     """Trade `bars` (time-ordered) through the actors configured by `config`; with `ticks`, the
-    trades and quotes among them too (`open_ticks`)."""
+    trades and quotes among them too (`open_ticks`); with `funding` (`open_funding`), perpetual
+    positions pay it as in paper and live (metrics.json's total_funding, in the equity too)."""
     clock = SimClock()
     bus = InProcessBus()
     signal = SignalActor(clock, bus, config.signal_config())
@@ -281,6 +359,8 @@ def run(config: Config, bars: Iterable[Bar] | Iterable[Bar | Trade | Quote], tic
 
     equity: list[perf.EquityPoint] = []
     on_bar, drain, advance = MarketDataActor(clock, bus, in_order=True).on_bar, bus.drain, clock.advance_to
+    if funding:
+        bars = _paying_funding(bars, funding, bus, clock)
     if ticks:
         bars = _feeding_ticks(bars, venues, bus, clock)
     start_ns = None
@@ -304,6 +384,9 @@ def run(config: Config, bars: Iterable[Bar] | Iterable[Bar | Trade | Quote], tic
     capital = sum((c.capital for c in config.clients), Decimal(0))
     trips = in_exit_order(portfolio.round_trips())
     metrics = perf.compute(trips, equity, capital, start_ns=start_ns)
+    paid = sum((p.funding for p in portfolio.positions().values()), Decimal(0))
+    if paid:
+        metrics["total_funding"] = paid  # paid (received: < 0), in total_pnl and the equity
     metrics.update(analytics.compute(trips, OrderJournal().feed(decisions), metrics))
     return Result(capital=capital, start_ns=start_ns or 0, bars=n, fills=fills, trips=trips,
                   equity=equity, metrics=metrics, risk=risk.status())

@@ -52,7 +52,8 @@ def _param(text: str) -> tuple[str, int | float | str]:
 
 def configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, action="append", required=True, metavar="FILE",
-                   help="Binance kline or trades CSV (gzip or plain); repeat for more files or symbols")
+                   help="Binance kline or trades CSV (gzip or plain); repeat for more files or symbols; a "
+                        "USDⓈ-M funding rate history makes its symbol a perpetual that pays funding")
     p.add_argument("--out", type=Path, required=True, metavar="DIR",
                    help="output directory: fills.csv, trades.csv, equity.csv, metrics.json, report.html")
     p.add_argument("--config", type=Path, help="bosun.toml: clients, sizing, risk, venues and strategies "
@@ -118,7 +119,7 @@ def _run(args: argparse.Namespace) -> int:
     ticks = backtest.fills_on_ticks(config) and backtest.holds_ticks(args.data)
     if ticks:  # the book model fills on the trades and quotes themselves
         bars = backtest.open_ticks(args.data, loaded.ingest.interval if loaded is not None else "1m")
-    result = backtest.run(config, bars, ticks)
+    result = backtest.run(config, bars, ticks, backtest.open_funding(args.data, markets))
     if not result.bars:
         raise ValueError("the data files hold no bars")
     result_files.write(args.out, result.fills, result.trips, result.equity, result.metrics, result.capital,

@@ -112,6 +112,10 @@ def render_client(book: dict[str, Any]) -> str:
              f"fees {pnl['fees']}",
              f"exposure     gross {exposure['gross']}  net {exposure['net']}",
              f"round trips  {m['num_trades']}  win rate {m['win_rate']}  expectancy {m['expectancy']}"]
+    if (x := m.get("execution")) is not None:  # the orders seen since the portfolio service started
+        ack = (x["order_to_ack_ms"] or {}).get("p50")
+        lines.append(f"execution    orders {x['orders']}  rejected {x['rejected']}  fill ratio {x['fill_ratio']}  "
+                     f"slippage {x['slippage_bps']} bps  ack p50 {ack} ms")
     for row in book["positions"]:
         lines.append(f"position     {row['venue']}.{row['symbol']:<12} qty {row['qty']:>12}  avg {row['avg_price']}  "
                      f"mark {row['mark']}  unrealized {row['unrealized_pnl']}")
@@ -140,10 +144,12 @@ def render_line(status: dict[str, Any]) -> str:
     parts = [f"trading {trading_word(status['trading_enabled'])}"]
     if (status["execution"] or {}).get("capped_live"):
         parts.insert(0, "CAPPED LIVE")
+    parts += [f"{scope} {state.upper()}" for scope, state in ((status["risk"] or {}).get("scopes") or {}).items()]
     parts += [f"{p['key']} {p['price']} ({age(p)})" for p in status["prices"]]
     execution, portfolio = status["execution"] or {}, status["portfolio"] or {}
     parts.append(f"open orders {len(execution.get('open_orders', ())) if execution else '?'}")
     parts.append(f"fills {execution.get('fills', '?')}")
+    parts.append(f"breaches {status['risk']['breached'] if status['risk'] else '?'}")
     for row in portfolio.get("positions", []):
         parts.append(f"{row['client']} {row['symbol']} pos {row['qty']} realized {row['realized_pnl']} "
                      f"unrealized {row['unrealized_pnl']}")

@@ -1,6 +1,7 @@
 """`bosun report`: the files of a backtest (fills.csv, trades.csv, equity.csv, metrics.json,
 report.html) from the live ledger in PostgreSQL, per client; strategies and execution quality
-from the client's order log in NATS (bosun.apps.order_log); and, when the portfolio service
+from the client's order log in NATS and its equity marked at the bars of its markets there
+(bosun.apps.order_log); and, when the portfolio service
 answers, the client's book now (its endpoint, as `bosun status --client`).
 
 PostgreSQL is found like every process finds it (BOSUN_DATABASE_URL, else the URLs `bosun up`
@@ -87,13 +88,15 @@ async def _run(args: argparse.Namespace) -> int:
             if client not in capital:
                 raise ConfigError(f"client {client!r} is not in the config ({', '.join(sorted(capital))}): "
                                   f"pass the --config it traded with")
-            journal = None
+            journal, bars, fills = None, [], await store.fills(client)
             if nc is not None:
                 journal, unreadable = await order_log.client_journal(nc.jetstream(), client)
-                if unreadable:
-                    print(f"{client}: {unreadable} undecodable messages in its order log skipped", file=sys.stderr)
-            report = ledger.client_report(client, capital[client], await store.fills(client),
-                                          await store.round_trips(client), window, journal)
+                bars, bad_bars = await order_log.market_bars(nc.jetstream(), {(f.venue, f.symbol) for f in fills})
+                if unreadable or bad_bars:
+                    print(f"{client}: {unreadable} undecodable messages in its order log and {bad_bars} among the "
+                          f"bars of its markets skipped", file=sys.stderr)
+            report = ledger.client_report(client, capital[client], fills, await store.round_trips(client), window,
+                                          journal, await store.funding(client), bars)
             out = args.out if args.client is not None else args.out / client
             result_files.write(out, report.fills, report.trips, report.equity, report.metrics, report.capital,
                                _title(client, window))
@@ -119,7 +122,8 @@ async def _run(args: argparse.Namespace) -> int:
 async def _order_log(nats_url: str | None) -> nats.aio.client.Client | None:
     """NATS, for the order log behind the strategies and the execution quality; without it the
     report still has everything the ledger holds, and says what it lacks."""
-    missing = "strategies show as unknown and execution quality counts no order"
+    missing = ("strategies show as unknown, execution quality counts no order and the equity is marked at fill "
+               "prices, not at the bars")
     if not nats_url:
         print(f"bosun report: no NATS to read the order log from: {missing}", file=sys.stderr)
         return None

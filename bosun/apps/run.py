@@ -201,7 +201,7 @@ async def serve_portfolio(cfg: Config, nats_url: str, database_url: str | None) 
                 await binding.feed(actor.on_snapshot_due, actor.clock.now_ns())
 
         def build(clock, out) -> PortfolioActor:
-            actor = PortfolioActor(clock, out, cfg.portfolio_config(), restored=restored)
+            actor = PortfolioActor(clock, out, cfg.portfolio_config(), restored=restored, execution_quality=True)
             log.info("portfolio: restored from PostgreSQL in %.3f s: %s snapshot, then %d fills and %d funding "
                      "payments", time.perf_counter() - t0, "no" if restored.snapshot is None else "a",
                      len(restored.fills), len(restored.funding))

@@ -68,7 +68,10 @@ def view(status: dict[str, Any], health: dict[str, bool]) -> Group:
         if risk["breaches_by_limit"]:
             parts.append(Text("breaches: " + ", ".join(f"{limit} {n}" for limit, n in risk["breaches_by_limit"].items()),
                               style="yellow"))
-        for scope, state in risk.get("scopes", {}).items():  # only those not active
+        scopes = risk.get("scopes", {})  # only those not active
+        if not scopes:
+            parts.append(Text("scopes: every one active", style="green"))
+        for scope, state in scopes.items():
             parts.append(Text(f"{scope} {state.upper()}", style="bold red" if state == "halted" else "yellow"))
         for breach in risk.get("last_breaches", [])[-3:]:
             parts.append(Text(f"{breach['at']} {breach['scope']} {breach['limit']}: {breach['detail']}", style="yellow"))

@@ -27,6 +27,9 @@ class InProcessBus:
     def __init__(self, max_pending: int = 1_000_000) -> None:
         self._max_pending = max_pending
         self._queue: deque[tuple[str, Any]] = deque()
+        # The same queue, read-only by convention: empty (falsy) when a drain would deliver nothing,
+        # which a caller feeding many messages that mostly publish nothing tests before draining.
+        self.pending: deque[tuple[str, Any]] = self._queue
         self._subs: list[tuple[str, Callable[[Any], None]]] = []
         self._routes: dict[str, tuple[Callable[[Any], None], ...]] = {}
         self._kv: dict[str, Any] = {}

@@ -18,7 +18,7 @@ from nats.micro import add_service
 from nats.micro.request import Request
 from prometheus_client import start_http_server
 
-from bosun.runtime import telemetry, urls
+from bosun.runtime import ack_pending, telemetry, urls
 from bosun.runtime.actor import Actor, Outbox
 from bosun.runtime.clock import Clock, LiveClock
 from bosun.runtime.nats_binding import Effects, NatsBinding
@@ -84,7 +84,7 @@ async def run_service(name: str, build: Callable[[Clock, Outbox], Actor], *, nat
                             reconnected_cb=on_reconnect)
     stop = asyncio.Event()
     signals = _on_signals(stop.set)
-    httpd = exporting = None
+    httpd = exporting = polling = None
     try:
         await provision(nc.jetstream())
         binding = NatsBinding(nc, name)
@@ -124,6 +124,10 @@ async def run_service(name: str, build: Callable[[Clock, Outbox], Actor], *, nat
                 for b, a, _, feed, _ in runs:  # the main actor's source first: when it finishes, the service does
                     if feed is not None:
                         tasks.append(asyncio.create_task(feed(b, a), name=f"{name}-{a.name}-source"))
+                durables = ack_pending.durable_subjects(x for _, a, _, _, more in runs for x in (a, *more))
+                if durables:
+                    polling = asyncio.create_task(ack_pending.export(nc.jetstream(), name, durables),
+                                                  name=f"{name}-ack-pending")
                 await asyncio.wait(tasks[:2] + tasks[3:], return_when=asyncio.FIRST_COMPLETED)
             for task in (running, *tasks[3:]):
                 if task.done():
@@ -139,8 +143,9 @@ async def run_service(name: str, build: Callable[[Clock, Outbox], Actor], *, nat
             if micro is not None:
                 await micro.stop()
     finally:
-        if exporting is not None:
-            exporting.cancel()
+        for task in (exporting, polling):
+            if task is not None:
+                task.cancel()
         for sig in signals:
             asyncio.get_running_loop().remove_signal_handler(sig)
         if httpd is not None:

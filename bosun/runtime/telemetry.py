@@ -32,22 +32,30 @@ MESSAGES_IN = Counter("bosun_messages_in", "Input messages handled", ["service",
 MESSAGES_OUT = Counter("bosun_messages_out", "Messages published to JetStream", ["service"])
 DEAD_LETTERS = Counter("bosun_dead_letters", "Inputs sent to the dead-letter subject", ["service"])
 HANDLER_SECONDS = Histogram(
-    "bosun_handler_seconds", "One input from arrival to ack: decode, handler, effects, publish",
+    "bosun_handler_seconds", "One input's round, from its start to the ack: decode, handler, effects, publish "
+    "(the wait in the queue before the round is not in it)",
     ["service", "input"],
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0))
 RECONNECTS = Counter("bosun_nats_reconnects", "Reconnections to NATS after losing the connection", ["service"])
 CONSUMER_PENDING = Gauge(
     "bosun_consumer_pending_messages", "Messages of the input's stream not yet delivered to the service, "
     "as of the last one delivered", ["service", "input"])
+CONSUMER_ACK_PENDING = Gauge(
+    "bosun_consumer_ack_pending_messages", "Messages delivered to the service's durable consumer and not yet acked, "
+    "as JetStream last reported them", ["service", "input"])
 
 TRADING_ENABLED = Gauge("bosun_trading_enabled", "1 while the service sees trading on (KV control), else 0",
                         ["service"])
 OPEN_ORDERS = Gauge("bosun_open_orders", "Orders working at a venue, as execution sees them", ["client"])
+FILLS = Counter("bosun_fills", "Fills applied by execution", ["client"])
+REJECTS = Counter("bosun_order_rejects", "Orders refused: by the venue, by execution's guard or in a dry run",
+                  ["client"])
 PRICE_EVENT_TIME = Gauge("bosun_price_event_timestamp_seconds", "Event time of the last price ingested",
                          ["market"])
 BREACHES = Counter("bosun_risk_breaches", "Targets refused by a risk limit", ["limit"])
 SCOPE_STATE = Gauge("bosun_scope_state", "A trading scope's state as risk sees it: 0 active, 1 reducing, 2 halted "
-                    "(a client's own switch as switch.<client>)", ["scope"])
+                    "(global: halted too while the kill switch is off; a client's own switch as switch.<client>)",
+                    ["scope", "client"])
 POSITION = Gauge("bosun_position", "Position in base units (negative: short)", ["client", "market"])
 EQUITY = Gauge("bosun_equity", "Capital plus realized and unrealized PnL less fees, in quote units", ["client"])
 PNL = Gauge("bosun_pnl", "PnL in quote units: realized (after fees and funding) and unrealized", ["client", "kind"])
@@ -56,7 +64,6 @@ FUNDING = Gauge("bosun_funding_paid", "Perpetual funding paid (< 0: received), i
 EXPOSURE = Gauge("bosun_exposure", "Positions valued at their marks, in quote units: gross (sum of |qty| x mark) "
                  "and net (sum of qty x mark)", ["client", "kind"])
 DRAWDOWN = Gauge("bosun_drawdown", "Equity below its highest since the service started, in quote units", ["client"])
-EQUITY_TOTAL = Gauge("bosun_equity_total", "Equity of every client together, in quote units")
 UNMARKED = Gauge("bosun_unmarked_markets", "Markets a client holds whose price is stale or missing (marked at the "
                  "last known price)", ["client"])
 

@@ -63,15 +63,21 @@ def _dashboard(uid: str, title: str, description: str) -> db.Dashboard:
 
 ON_OFF = {"0": ("HALTED", "red"), "1": ("ON", "green")}
 UP_DOWN = {"0": ("DOWN", "red"), "1": ("UP", "green")}
+SCOPE_STATES = {"0": ("ACTIVE", "green"), "1": ("REDUCING", "orange"), "2": ("HALTED", "red")}  # bosun_scope_state
 
 
 def overview() -> db.Dashboard:
     return (_dashboard("bosun-overview", "bosun: am I safe right now?",
-                       "Trading state, price staleness, open orders, positions, PnL, breaches and errors")
+                       "Trading state per scope, price staleness, open orders, fills, positions, PnL, breaches "
+                       "and errors")
             .with_row(db.Row("Right now"))
             .with_panel(stat("Trading", "The kill switch as risk and execution see it (KV control)",
                              [("bosun_trading_enabled", "{{service}}")], mapping=ON_OFF,
                              steps=((None, "red"), (1, "green"))))
+            .with_panel(stat("Trading state per scope", "Global (halted while the kill switch is off), each client, "
+                             "and each client's market or own switch while it is not active, as risk applies them",
+                             [("bosun_scope_state", "{{scope}}")], mapping=SCOPE_STATES,
+                             steps=((None, "green"), (1, "orange"), (2, "red")), width=12))
             .with_panel(stat("Services", "Each service's metrics endpoint, as Prometheus last scraped it",
                              [('up{job="bosun"}', "{{instance}}")], mapping=UP_DOWN, steps=((None, "red"), (1, "green"))))
             .with_panel(stat("Price age", f"Since the last price's event time; risk refuses past {MAX_PRICE_AGE_S} s",
@@ -85,6 +91,11 @@ def overview() -> db.Dashboard:
             .with_panel(stat("Dead letters (1 h)", "Inputs a service could not decode or handle (dlq.<service>)",
                              [("sum(increase(bosun_dead_letters_total[1h]))", "dead letters")],
                              steps=((None, "green"), (1, "red"))))
+            .with_panel(stat("Fills (1 h)", "Fills applied by execution in the last hour",
+                             [("sum(increase(bosun_fills_total[1h]))", "fills")], width=6))
+            .with_panel(stat("Rejects (1 h)", "Orders refused by a venue, execution's guard or a dry run, last hour",
+                             [("sum(increase(bosun_order_rejects_total[1h]))", "rejects")],
+                             steps=((None, "green"), (1, "yellow")), width=6))
             .with_panel(stat("Equity", "Per client, in quote units", [("bosun_equity", "{{client}}")], width=6))
             .with_panel(stat("PnL", "Realized (after fees) plus unrealized, per client",
                              [("sum by (client) (bosun_pnl)", "{{client}}")], steps=((None, "red"), (0, "green")),
@@ -100,7 +111,8 @@ def overview() -> db.Dashboard:
 def services() -> db.Dashboard:
     quantile = "histogram_quantile({q}, sum by (service, le) (rate(bosun_handler_seconds_bucket[$__rate_interval])))"
     return (_dashboard("bosun-services", "bosun: services", "Per service: handler latency, throughput, consumer lag")
-            .with_panel(series("Handler latency p50 / p99", "From a message's arrival to its ack",
+            .with_panel(series("Handler latency p50 / p99", "A message's round, from its start to the ack (queueing before it "
+                               "not included)",
                                [(quantile.format(q=0.5), "{{service}} p50"), (quantile.format(q=0.99), "{{service}} p99")],
                                unit="s", width=24))
             .with_panel(series("Messages in", "Inputs handled per second",
@@ -109,8 +121,10 @@ def services() -> db.Dashboard:
             .with_panel(series("Messages out", "Published to JetStream per second",
                                [("sum by (service) (rate(bosun_messages_out_total[$__rate_interval]))", "{{service}}")],
                                unit="ops"))
-            .with_panel(series("Consumer lag", "Messages of each input's stream not yet delivered to the service",
-                               [("bosun_consumer_pending_messages", "{{service}} {{input}}")]))
+            .with_panel(series("Consumer lag", "Messages of each input's stream not yet delivered to the service, "
+                               "and delivered but not yet acked (durable inputs)",
+                               [("bosun_consumer_pending_messages", "{{service}} {{input}} pending"),
+                                ("bosun_consumer_ack_pending_messages", "{{service}} {{input}} unacked")]))
             .with_panel(series("Dead letters", "Per second, per service",
                                [("sum by (service) (rate(bosun_dead_letters_total[$__rate_interval]))", "{{service}}")],
                                unit="ops"))
@@ -122,7 +136,8 @@ def clients() -> db.Dashboard:
     variable = (db.QueryVariable("client").label("client").datasource(PROMETHEUS)
                 .query("label_values(bosun_equity, client)").refresh(VariableRefresh.ON_DASHBOARD_LOAD)
                 .multi(True).include_all(True))
-    return (_dashboard("bosun-clients", "bosun: clients", "Per client: equity, PnL, drawdown, positions, orders")
+    return (_dashboard("bosun-clients", "bosun: clients",
+                       "Per client: equity, PnL, drawdown, exposure, positions, orders, fills, trading state")
             .with_variable(variable)
             .with_panel(series("Equity", "Capital plus PnL less fees", [(f"bosun_equity{{{CLIENT}}}", "{{client}}")]))
             .with_panel(series("PnL", "Realized (after fees) and unrealized",
@@ -130,6 +145,8 @@ def clients() -> db.Dashboard:
             .with_panel(series("Drawdown from the 24 h peak", "1 - equity / its highest value in the last 24 h",
                                [(f"1 - bosun_equity{{{CLIENT}}} / max_over_time(bosun_equity{{{CLIENT}}}[1d])",
                                  "{{client}}")], unit="percentunit"))
+            .with_panel(series("Below the peak", "Equity below its highest since portfolio started, in quote units",
+                               [(f"bosun_drawdown{{{CLIENT}}}", "{{client}}")]))
             .with_panel(series("Exposure", "Positions valued at their marks: gross and net, in quote units",
                                [(f"bosun_exposure{{{CLIENT}}}", "{{client}} {{kind}}")]))
             .with_panel(series("Funding paid", "Perpetual funding paid (< 0: received), within realized PnL",
@@ -138,7 +155,15 @@ def clients() -> db.Dashboard:
                                [(f"bosun_unmarked_markets{{{CLIENT}}}", "{{client}}")]))
             .with_panel(series("Positions", "Base units per market",
                                [(f"bosun_position{{{CLIENT}}}", "{{client}} {{market}}")]))
-            .with_panel(series("Open orders", "Working at a venue", [(f"bosun_open_orders{{{CLIENT}}}", "{{client}}")])))
+            .with_panel(series("Open orders", "Working at a venue", [(f"bosun_open_orders{{{CLIENT}}}", "{{client}}")]))
+            .with_panel(series("Fills and rejects", "Per second: fills applied, orders refused",
+                               [(f"sum by (client) (rate(bosun_fills_total{{{CLIENT}}}[$__rate_interval]))",
+                                 "{{client}} fills"),
+                                (f"sum by (client) (rate(bosun_order_rejects_total{{{CLIENT}}}[$__rate_interval]))",
+                                 "{{client}} rejects")], unit="ops"))
+            .with_panel(series("Trading state", "The strictest of the client's scopes: 0 active, 1 reducing, 2 halted "
+                               "(the global scope is on the overview)",
+                               [(f"max by (client) (bosun_scope_state{{{CLIENT}}})", "{{client}}")])))
 
 
 DASHBOARDS = {"overview": overview, "services": services, "clients": clients}

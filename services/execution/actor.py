@@ -419,6 +419,8 @@ class ExecutionActor(Actor):
                             for coid, o in self.book.open.items()},
             "positions": self.book.positions.open(),
             "fills": self.book.fills,
+            "fills_by_client": dict(sorted(self.book.fills_by_client.items())),
+            "rejects_by_client": dict(sorted(self.book.rejects_by_client.items())),
             "position_disagreements": self.disagreements,
             "scopes": self._scopes.snapshot(),
         }

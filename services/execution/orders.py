@@ -108,7 +108,9 @@ class OrderBook:
         self._committed: dict[Key, Decimal] = {}
         self._resting: dict[Key, dict[str, OpenOrder]] = {}
         self.positions = NetPositions()
-        self.fills = 0
+        # per client, for the metrics: fills applied, orders refused (by the venue, the guard, a dry run)
+        self.fills_by_client: dict[str, int] = {}
+        self.rejects_by_client: dict[str, int] = {}
         # (type, id) of applied entries: what their msg id says, without building that string
         # for every entry (each is applied once as issued or reported and looked up again as echoed).
         self._applied = RecentIds(max_remembered)
@@ -127,7 +129,7 @@ class OrderBook:
                 self._track(OpenOrder(event, event.qty))
         elif kind is OrderFilled:
             self.positions.apply(event)
-            self.fills += 1
+            self.fills_by_client[event.client] = self.fills_by_client.get(event.client, 0) + 1
             open_order = self.open.get(event.client_order_id)
             if open_order is not None:
                 if open_order.order.close_position:  # sized by the position when it triggered: done
@@ -141,12 +143,19 @@ class OrderBook:
             if open_order is not None:
                 filled = open_order.order.qty - open_order.remaining
                 self._set_remaining(open_order, event.qty - filled)
-        elif kind is OrderCanceled or kind is OrderRejected:
+        elif kind is OrderCanceled:
+            self._close(event.client_order_id)
+        elif kind is OrderRejected:
+            self.rejects_by_client[event.client] = self.rejects_by_client.get(event.client, 0) + 1
             self._close(event.client_order_id)
         elif kind is OrdersCanceled:
             for coid in event.client_order_ids:
                 self._close(coid)
         return True
+
+    @property
+    def fills(self) -> int:
+        return sum(self.fills_by_client.values())
 
     def _close(self, coid: str) -> None:
         open_order = self.open.get(coid)

@@ -82,3 +82,20 @@ def bars_from_trades(trades: Iterable[Trade], interval: str = "1m") -> Iterator[
         v += t.qty
     yield Bar(id=f"{prefix}{start}", ts_event=end, venue=venue, symbol=symbol, interval=interval,
               ts_open=start, open=o, high=h, low=l, close=c, volume=v)
+
+
+def trades_and_bars(trades: Iterator[Trade], interval: str) -> Iterator[Bar | Trade]:
+    """The trades, each bar of `interval` built from them right after its last trade."""
+    held: list[Trade] = []
+
+    def tap() -> Iterator[Trade]:
+        for trade in trades:
+            held.append(trade)
+            yield trade
+
+    for bar in bars_from_trades(tap(), interval):
+        # A bar is made when the first trade after it comes (held last), or when the trades end.
+        closing = held[-1] if held and held[-1].ts_event >= bar.ts_event else None
+        yield from held[:-1] if closing is not None else held
+        yield bar
+        held[:] = [closing] if closing is not None else []

@@ -319,27 +319,42 @@ def read_funding(path: str | Path, *, venue: str = "binance",
                 raise DataError(path, n, str(exc)) from None
 
 
-def read_market_file(path: str | Path, *, venue: str = "binance", symbol: str | None = None,
-                     interval: str | None = None
-                     ) -> Iterator[Bar] | Iterator[Trade] | Iterator[Quote] | Iterator[FundingRateSettled]:
-    """Bars, trades, quotes (a bookTicker capture) or funding rates, whichever the file holds (by
-    its header, else its column count). `interval` applies to kline files."""
-    path = Path(path)
-    blocks = _blocks(path)
+def kind_of(path: str | Path) -> str:
+    """What a market-data file holds, by its header (else its column count): "klines", "trades",
+    "funding" or "quotes" (a bookTicker capture); read no further than its first line."""
+    blocks = _blocks(Path(path))
     try:
         head = next(blocks, "").split("\n", 1)[0].split(",")
     finally:
         blocks.close()
     names = {name.strip() for name in head}
     if "open_time" in names or (head[0].isdigit() and len(head) in KLINE_HEADERLESS):
-        return read_klines(path, venue=venue, symbol=symbol, interval=interval)
+        return "klines"
     if "price" in names or (head[0].isdigit() and len(head) in TRADE_HEADERLESS):
-        return read_trades(path, venue=venue, symbol=symbol)
+        return "trades"
     if names & set(FUNDING_NAMES["rate"]) or (head[0].isdigit() and len(head) in FUNDING_HEADERLESS):
-        return read_funding(path, venue=venue, symbol=symbol)
-    from services.ingest.quotes import is_book_ticker, read_book_ticker  # it reads through this module
+        return "funding"
+    from services.ingest.quotes import is_book_ticker  # it reads through this module
 
     if is_book_ticker(names):
-        return read_book_ticker(path, venue=venue, symbol=symbol)
+        return "quotes"
     raise DataError(path, 1, f"neither a Binance kline, trades, bookTicker nor funding rate CSV: the first line is "
                              f"{','.join(head)[:120]!r}")
+
+
+def read_market_file(path: str | Path, *, venue: str = "binance", symbol: str | None = None,
+                     interval: str | None = None
+                     ) -> Iterator[Bar] | Iterator[Trade] | Iterator[Quote] | Iterator[FundingRateSettled]:
+    """Bars, trades, quotes (a bookTicker capture) or funding rates, whichever the file holds (by
+    its header, else its column count). `interval` applies to kline files."""
+    path = Path(path)
+    kind = kind_of(path)
+    if kind == "klines":
+        return read_klines(path, venue=venue, symbol=symbol, interval=interval)
+    if kind == "trades":
+        return read_trades(path, venue=venue, symbol=symbol)
+    if kind == "funding":
+        return read_funding(path, venue=venue, symbol=symbol)
+    from services.ingest.quotes import read_book_ticker  # it reads through this module
+
+    return read_book_ticker(path, venue=venue, symbol=symbol)

@@ -6,14 +6,39 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from itertools import chain
 from operator import attrgetter
+from pathlib import Path
 
 from proto.events import Bar, Quote, Trade
+from services.ingest.bars import trades_and_bars
+from services.ingest.files import read_market_file
 
 YIELD_EVERY = 1000  # at full speed, let the event loop run other tasks this often
 
 MarketEvent = Bar | Trade | Quote
+
+
+def recorded(paths: Sequence[str | Path], interval: str, venue: str = "binance") -> Iterator[MarketEvent]:
+    """The events of recorded files in time order, a trade file's with the bars of `interval` built
+    from its trades (each right after its last trade), as paper mode replays them and a backtest on
+    ticks reads them; at one time, trade files' events come first, then the others' in file order.
+    The files are opened now, so a missing or malformed one fails here."""
+    trades: list[Iterator[MarketEvent]] = []
+    others: list[Iterator[MarketEvent]] = []
+    for path in paths:
+        rows = read_market_file(path, venue=venue)
+        first = next(rows, None)  # type: ignore[call-overload]
+        if first is None:
+            continue
+        rows = chain([first], rows)  # type: ignore[assignment]
+        if type(first) is Trade:
+            trades.append(trades_and_bars(rows, interval))  # type: ignore[arg-type]
+        else:
+            others.append(rows)  # type: ignore[arg-type]
+    streams = [*trades, *others]
+    return streams[0] if len(streams) == 1 else merge_by_time(streams)
 
 
 def merge_by_time(iterables: Iterable[Iterable[MarketEvent]]) -> Iterator[MarketEvent]:

@@ -10,9 +10,8 @@ from proto.events import Bar, Quote, Trade
 from services.ingest.binance_rest import KlineHistory
 from services.ingest.config import IngestConfig
 from services.ingest.binance_ws import BinanceStream, combined_stream_url
-from services.ingest.files import read_market_file
 from services.ingest.newest import Newest, Stored
-from services.ingest.replay import merge_by_time, replay
+from services.ingest.replay import recorded, replay
 
 _DONE = object()
 START_ATTEMPTS = 3  # an unreachable stream at start is reported within seconds
@@ -22,10 +21,8 @@ def market_events(cfg: IngestConfig, stored: Stored = Stored()) -> AsyncIterator
     """The events after what the platform has (`stored`): a replay skips what it published before
     a restart (before pacing, so a restart does not wait through it); the websocket fills the gap
     since the newest stored bar from REST history."""
-    if cfg.replay:
-        # Opened now, so a missing or malformed file fails at start, not mid-run.
-        files = [read_market_file(path, venue=cfg.venue) for path in cfg.replay]
-        return replay(Newest(stored).after(merge_by_time(files)), cfg.speed)
+    if cfg.replay:  # trade files with the bars of cfg.interval built from them, as a backtest reads them
+        return replay(Newest(stored).after(recorded(cfg.replay, cfg.interval, cfg.venue)), cfg.speed)
     history = None
     if cfg.gap_fill_max_bars and "kline" in cfg.streams:
         history = KlineHistory(cfg.rest_url, cfg.interval, max_bars=cfg.gap_fill_max_bars, venue=cfg.venue)

@@ -23,8 +23,10 @@ from bosun.model.recent import RecentIds
 from bosun.runtime.actor import Actor, Delivery, Effect, Endpoint, Input, Outbox, event_input
 from bosun.runtime.clock import Clock
 from proto import subjects as sj
-from proto.events import EquitySnapshot, FundingPaid, FundingRateSettled, OrderFilled, PositionChanged, PriceSnapshot
+from proto.events import (EquitySnapshot, FundingPaid, FundingRateSettled, OrderAccepted, OrderFilled, OrderRejected,
+                          PositionChanged, PriceSnapshot, SubmitOrder, TargetApproved)
 from services.portfolio import client_view, ledger
+from services.portfolio import execution_quality as eq
 from services.portfolio.config import PortfolioConfig
 from services.portfolio.positions import ARITHMETIC, ZERO, Position, add, check_fill, subtract
 from services.portfolio.roundtrips import RoundTrip, RoundTripTracker
@@ -34,6 +36,8 @@ Key = tuple[str, str, str]  # client, venue, symbol
 # Per perpetual position, the newest fills' times and the qty before each: enough to tell what was
 # held at a funding time from fills handled after it (the event follows it by about a second).
 HELD_BEFORE = 256
+# Orders (and their targets) whose execution quality the client endpoint reports: the newest.
+JOURNAL_ORDERS = 100_000
 
 
 class StoreFill(msgspec.Struct, Effect, frozen=True, gc=False):
@@ -110,7 +114,7 @@ class PortfolioActor(Actor):
 
     def __init__(self, clock: Clock, out: Outbox, config: PortfolioConfig, fills: Iterable[OrderFilled] = (),
                  max_seen_fills: int = 100_000, max_round_trips: int = 1_000_000,
-                 restored: Restored | None = None) -> None:
+                 restored: Restored | None = None, execution_quality: bool = False) -> None:
         super().__init__(clock, out)
         self._capital = dict(config.capital)
         self._max_price_age_ns = int(config.ledger.max_price_age_s * 1e9)
@@ -123,16 +127,26 @@ class PortfolioActor(Actor):
         self._seen = RecentIds(max_seen_fills)  # (venue, fill id): fill ids are unique per venue
         self._funded: dict[tuple[str, str], int] = {}  # (venue, symbol) -> the newest funding time booked
         self._held_before: dict[Key, deque[tuple[int, Decimal]]] = {}  # perpetuals: (fill time, qty before it)
+        # With `execution_quality` (the service; a backtest computes it once after the run), the order log
+        # seen live (approvals, submits, answers; fills from on_order_filled): each client's execution
+        # quality for the endpoint, since the service started (a restart reads no history).
+        self._journal = eq.OrderJournal(JOURNAL_ORDERS, JOURNAL_ORDERS) if execution_quality else None
         if restored is not None:
             self._restore(restored)
         self.load(fills)
 
     def inputs(self) -> Sequence[Input]:
-        return (
+        ledger_inputs = (
             event_input(sj.FILLS, OrderFilled, self.on_order_filled, Delivery.DURABLE),
             event_input(sj.FUNDING_RATES, FundingRateSettled, self.on_funding_rate_settled, Delivery.DURABLE),
             event_input(sj.PRICES, PriceSnapshot, self._prices.on_price_snapshot, Delivery.LATEST),
         )
+        if self._journal is None:
+            return ledger_inputs
+        order_log = ((sj.APPROVED, TargetApproved), (sj.SUBMIT, SubmitOrder), (sj.ACCEPTED, OrderAccepted),
+                     (sj.REJECTED, OrderRejected))
+        return (*ledger_inputs,
+                *(event_input(subject, kind, self._journal.on_event, Delivery.LIVE) for subject, kind in order_log))
 
     # --- handlers
 
@@ -140,6 +154,8 @@ class PortfolioActor(Actor):
         applied = self._apply(fill)
         if applied is None:
             return
+        if self._journal is not None:
+            self._journal.on_event(fill)
         position, closed = applied
         mark = self._mark((fill.client, fill.venue, fill.symbol))
         change = PositionChanged(
@@ -226,7 +242,12 @@ class PortfolioActor(Actor):
             self._tracker.restore((tuple(key), state) for key, state in restored.snapshot.running)
             self._funded = {(venue, symbol): ts for venue, symbol, ts in restored.snapshot.funded}
         self.load(restored.fills)
-        for key, ts, amount in restored.funding:  # funding moves no qty or cost: its order among fills is free
+        self.load_funding(restored.funding)  # funding moves no qty or cost: its order among fills is free
+
+    def load_funding(self, payments: Iterable[tuple[Key, int, Decimal]]) -> None:
+        """Book stored funding payments ((client, venue, symbol), funding time, amount paid) on
+        positions their fills opened; publishes nothing."""
+        for key, ts, amount in payments:
             position = self._positions[key]
             position.funding = add(position.funding, amount)
             market = (key[1], key[2])
@@ -304,7 +325,9 @@ class PortfolioActor(Actor):
             return {"error": f"the portfolio has no client {client!r}"}
         return client_view.view(client, self._capital[client], self.equity(client),
                                 client_view.own(client, self._positions.items()), self._mark,
-                                [t for t in self._closed if t.client == client])
+                                [t for t in self._closed if t.client == client],
+                                () if self._journal is None else
+                                self._journal.records(lambda r: r.order.client == client))
 
     def marked(self, now_ns: int) -> list[ledger.Marked]:
         """Every position with its mark and how fresh that is at `now_ns`."""

@@ -29,7 +29,7 @@ from bosun.apps.up import effective_config
 from bosun.runtime.provision import ProvisionError, provision
 from proto import codec
 from proto import subjects as sj
-from proto.streams import STREAMS
+from proto.streams import BUCKETS, STREAMS
 from tests.builders import ALICE_SMA, until_trading
 from tests.chaos.platform import RECOVERY_TIMEOUT_S, SPEED, assert_fills_booked_once, assert_order_ids_unique, \
     assert_services_agree_with_the_journal, until_services_answer
@@ -117,6 +117,9 @@ def report(fault: str, **seconds: float) -> None:
 async def test_kill_9_of_the_orders_leader_mid_replay_loses_and_duplicates_nothing(trading: Trading):
     js = trading.admin.jetstream(timeout=JS_TIMEOUT_S)
     await until_stored(js, "ORDERS", sj.FILLS, 0)  # trading
+    for name in [s.name for s in STREAMS] + [f"KV_{b.name}" for b in BUCKETS]:  # BOSUN_REPLICAS=3: all R3
+        info = await retried(lambda n=name: js.stream_info(n), UNSETTLED, f"{name}'s info", LEADER_TIMEOUT_S)
+        assert info.config.num_replicas == 3 and len(info.cluster.replicas or ()) == 2, name
     fills_before = await stored_on(js, "ORDERS", sj.FILLS)
     leader, last_seq = await stream_state(js, "ORDERS")
     node = trading.cluster.node(leader)

@@ -125,13 +125,14 @@ async def test_postgresql_stopped_and_restarted_under_portfolio(platform):
 
 # Who reads each input subject (and so dead-letters what it cannot decode), for the demo config:
 # risk reads no prices (its only limit is the kill switch); execution's venue adapter reads the
-# ORDERS log and the market too, under the same service name and dead-letter ids.
+# ORDERS log and the market too, under the same service name and dead-letter ids; portfolio reads
+# approvals and submits for its endpoint's execution quality.
 INPUTS: dict[str, tuple[str, ...]] = {
     "md.bar.binance.BTCUSDT": ("signal", "execution"),
     "md.trade.binance.BTCUSDT": ("execution",),
     "target.proposed.alice.binance.BTCUSDT": ("risk",),
-    "target.approved.alice.binance.BTCUSDT": ("execution",),
-    "order.submit.alice.binance.BTCUSDT": ("execution",),
+    "target.approved.alice.binance.BTCUSDT": ("execution", "portfolio"),
+    "order.submit.alice.binance.BTCUSDT": ("execution", "portfolio"),
     "order.filled.alice.binance.BTCUSDT": ("risk", "portfolio", "execution"),
     "$KV.prices.binance.BTCUSDT": ("portfolio",),
     sj.TRADING_ENABLED: ("risk", "execution"),

@@ -1,6 +1,7 @@
 """Every query of every dashboard panel returns data from a real Prometheus (Debian's
 `prometheus` package) scraping a running `bosun up --replay` with the scrape jobs of
-infra/prometheus/prometheus.yml: a panel over a metric no service exports fails here."""
+infra/prometheus/prometheus.yml: a panel over a metric no service exports fails here. Then a
+person's `bosun reduce --client demo` shows on the overview's trading state per scope."""
 
 from __future__ import annotations
 
@@ -55,6 +56,15 @@ def query(url: str, expr: str) -> list:
     return body["data"]["result"]
 
 
+def until(url: str, expr: str, value: str, deadline: float) -> list:
+    """Poll `expr` until a series of it has `value`; the last result."""
+    while True:
+        result = query(url, expr)
+        if any(series["value"][1] == value for series in result) or time.monotonic() > deadline:
+            return result
+        time.sleep(1.0)  # polling scrapes with a deadline: there is no event to wait on
+
+
 def has_data(result: list) -> bool:
     """A series with a number: a quantile of no traffic is NaN, which a panel shows as nothing."""
     return any(series["value"][1] != "NaN" for series in result)
@@ -89,6 +99,18 @@ def test_every_dashboard_query_returns_data_from_a_running_replay(searchable_tmp
                 time.sleep(1.0)  # polling scrapes with a deadline: there is no event to wait on
             assert not pending, "no data in %ds for:\n  %s" % (
                 DATA_TIMEOUT_S, "\n  ".join(f"{d} / {title}: {expr}" for d, title, expr in sorted(pending)))
+
+            [scopes] = [expr for d, title, expr in queries() if (d, title) == ("overview", "Trading state per scope")]
+            shown = {s["metric"]["scope"]: s["value"][1] for s in query(f"http://{web}", scopes)}
+            assert shown["global"] == "0" and shown["client.demo"] == "0", shown  # trading: resumed by `bosun up`
+            reduce = subprocess.run(bosun_argv("reduce", "--client", "demo", "--config",
+                                               str(searchable_tmp_path / "bosun.toml"), "--state-dir",
+                                               str(searchable_tmp_path / "state")),
+                                    env=env, capture_output=True, text=True, timeout=60)
+            assert reduce.returncode == 0, reduce.stdout + reduce.stderr
+            result = until(f"http://{web}", 'bosun_scope_state{scope="client.demo"}', "1",
+                           time.monotonic() + DATA_TIMEOUT_S)
+            assert [s["value"][1] for s in result] == ["1"], result  # REDUCING
         finally:
             terminate(prometheus, signal.SIGTERM, timeout_s=15)
             terminate(up, signal.SIGINT, timeout_s=30)

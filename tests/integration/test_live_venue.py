@@ -72,6 +72,18 @@ async def test_a_market_order_is_accepted_and_its_fill_read_back_once(sim: Simul
     assert [f.id for f in again] in ([], [fill.id])  # read again at most, never a new id: published once by id
 
 
+async def test_an_order_is_acknowledged_when_the_exchanges_answer_came(sim: Simulator, edge: CcxtEdge) -> None:
+    """OrderAccepted carries the time the answer reached us, so order-to-ack reads the venue's
+    delay: here the simulator answers 300 ms after it took the order."""
+    await control(sim, "POST", "/sim/advance", {"trades": 10})
+    await control(sim, "POST", "/sim/faults", {"latency_ms": 300, "paths": ["/api/v3/order"]})
+    placed = order(3, order_type="limit", limit="1000")
+    [accepted] = await edge.place(placed)
+    answered = time.time_ns()
+    assert isinstance(accepted, OrderAccepted)
+    assert placed.ts_event + 300_000_000 <= accepted.ts_event <= answered
+
+
 async def test_an_answer_lost_after_the_exchange_took_the_order_places_it_once(sim: Simulator,
                                                                                 edge: CcxtEdge) -> None:
     await control(sim, "POST", "/sim/advance", {"trades": 10})
@@ -344,3 +356,28 @@ async def test_an_order_from_before_a_restart_is_not_sent_when_the_exchange_cann
     await control(sim, "DELETE", "/sim/faults")
     ex = edge.accounts[("alice", "binance")].exchange
     assert await ex.fetch_orders("BTC/USDT") == []  # nothing was sent
+
+
+async def test_ioc_and_fok_limits_go_out_with_their_time_in_force_and_what_does_not_fill_at_once_is_canceled(
+        sim: Simulator, edge: CcxtEdge) -> None:
+    await control(sim, "POST", "/sim/advance", {"trades": 10})
+    ex = edge.accounts[("alice", "binance")].exchange
+    for n, tif in ((20, "IOC"), (21, "FOK")):
+        missed = msgspec.structs.replace(order(n, order_type="limit", limit="1000"), time_in_force=tif)
+        accepted, canceled = await edge.place(missed)
+        assert isinstance(accepted, OrderAccepted) and isinstance(canceled, OrderCanceled)
+        assert canceled.client_order_id == missed.id and canceled.reason.startswith(f"{tif}: ")
+        crossing = msgspec.structs.replace(order(n + 10, order_type="limit", limit="90000"), time_in_force=tif)
+        assert [type(e) for e in await edge.place(crossing)] == [OrderAccepted]  # filled at once, in full
+        for placed, status in ((missed, "expired"), (crossing, "closed")):
+            on_exchange = await ex.fetch_order(None, "BTC/USDT", {"origClientOrderId": placed.id})
+            assert (on_exchange["info"]["timeInForce"], on_exchange["status"]) == (tif, status)
+    filled = await edge.fills()  # the crossing ones, in full; nothing of those that missed
+    assert sorted((f.client_order_id.split("-")[2], f.qty) for f in filled) == [("30", Decimal("0.01")),
+                                                                                  ("31", Decimal("0.01"))]
+    assert await ex.fetch_open_orders("BTC/USDT") == []
+    [fok_market] = await edge.place(msgspec.structs.replace(order(22), time_in_force="FOK"))
+    assert isinstance(fok_market, OrderRejected) and "FOK orders are placed on live venues as limit orders only" in (
+        fok_market.reason)
+    assert [type(e) for e in await edge.place(msgspec.structs.replace(order(23), time_in_force="IOC"))] == [
+        OrderAccepted]  # an IOC market order is a market order

@@ -201,3 +201,39 @@ async def test_funding_and_fills_of_one_round_leave_the_stored_position_as_the_a
     key = ("alice", "binance", "BTCUSDT")
     assert (await store.positions())[key] == live.positions()[key]
     assert live.positions()[key].funding != 0
+
+
+async def test_a_round_of_fills_stores_them_in_handling_order_and_each_position_as_its_last_new_fill_left_it(store):
+    """One round (one statement): fills of two positions, a round trip closed, and a redelivered fill
+    last with a stale change: the new fills stored in the order handled, each position as the
+    actor holds it (the redelivery's change ignored), the round trips once."""
+    out = Captured()
+    actor = PortfolioActor(SimClock(), out, CONFIG.portfolio_config())
+    assert await handle(store, actor, out, FILLS[0]) == 1
+    [first] = out.events
+    out.effects.clear()
+    for f in FILLS[1:]:
+        actor.on_order_filled(f)
+    stale = msgspec.structs.replace(first, qty=D(99))
+    events = [event for e in out.effects for event in (e.fill, e.position)] + [FILLS[0], stale]
+    trips = [t for e in out.effects for t in e.closed]
+    assert await store.persist(events, trips) == len(FILLS) - 1
+    assert await store.fills() == FILLS
+    assert await store.positions() == actor.positions()
+    assert await store.round_trips() == actor.round_trips() and len(trips) == 2
+    assert await store.persist(events, trips) == 0  # the whole round redelivered: nothing changes
+    assert await store.positions() == actor.positions() and await store.round_trips() == actor.round_trips()
+
+
+async def test_funding_paid_before_a_fill_of_the_same_round_leaves_the_position_as_the_actor_holds_it(store):
+    out = Captured()
+    live = PortfolioActor(SimClock(), out, CONFIG.portfolio_config())
+    live.on_order_filled(FILLS[0])
+    await store.carry_out(out.effects)
+    out.effects.clear()
+    live.on_funding_rate_settled(funding(1, "0.0001"))
+    live.on_order_filled(FILLS[1])
+    await store.carry_out(out.effects)
+    key = ("alice", "binance", "BTCUSDT")
+    assert (await store.positions())[key] == live.positions()[key]
+    assert live.positions()[key].funding != 0

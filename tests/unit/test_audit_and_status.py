@@ -8,7 +8,7 @@ from decimal import Decimal as D
 import pytest
 
 from bosun.apps import audit_cli
-from bosun.apps.control import render
+from bosun.apps.control import render, render_line
 from proto import events as ev
 
 NOW = datetime(2026, 12, 6, 4, 0, tzinfo=timezone.utc)
@@ -80,3 +80,6 @@ def test_status_shows_each_restricted_scope_the_breakers_and_the_newest_breaches
     assert "scope        switch.bob" in text
     assert "breaker      alice      stale_price          a price older than 2000 ms" in text
     assert "breach       2026-12-06T03:00:00Z  market.alice.binance.BTCUSDT  breaker.stale_price: the price" in text
+    line = render_line({"trading_enabled": True, "prices": [], "risk": risk, "execution": None, "portfolio": None})
+    assert line.startswith("trading ON | market.alice.binance.BTCUSDT HALTED | switch.bob HALTED |")  # bosun up's
+    assert "| breaches 1" in line

@@ -18,11 +18,12 @@ from datetime import datetime, timezone
 from decimal import Context, Decimal, localcontext
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from bosun.apps import backtest, outputs, report
 from services.portfolio import metrics
-from tests.datafiles import BTC_1M, ETH_1M, data_file
+from tests.datafiles import BTC_1M, ETH_1M, XRP_MARK_8H, data_file
 
 D = Decimal
 BARS = 3000
@@ -374,3 +375,32 @@ def test_writers_take_iterators_and_write_in_chunks_the_same_rows(tmp_path: Path
     assert (tmp_path / "chunked.csv").read_text() == whole
     rows = whole.splitlines()
     assert len(rows) == 22 and rows[1] == "1970-01-01T00:00:00Z,10000" and rows[-1] == "1970-01-22T00:00:00Z,100000"
+
+
+def test_order_to_ack_is_the_venues_submit_latency(btc_slice: Path, tmp_path: Path) -> None:
+    """Execution quality in a backtest, against its simulated venue: an order is acknowledged at its
+    decision plus the venue's submit latency (at the decision itself without one)."""
+    flags = backtest.Flags(params={"fast": 10, "slow": 30}, qty=QTY)
+    plain = run_engine([btc_slice], tmp_path, params={"fast": 10, "slow": 30}, qty=QTY)
+    assert plain.metrics["execution"]["order_to_ack_ms"] == {"p50": 0.0, "p95": 0.0, "max": 0.0}
+    markets, bars = backtest.open_data([btc_slice])
+    config = backtest.config_from_flags(flags, markets)
+    [client] = config.clients
+    late = {name: msgspec.structs.replace(v, submit_latency_ms=D(250)) for name, v in client.venues.items()}
+    result = backtest.run(msgspec.structs.replace(config, clients=[msgspec.structs.replace(client, venues=late)]),
+                          bars)
+    assert result.metrics["execution"]["orders"] > 50
+    assert result.metrics["execution"]["order_to_ack_ms"] == {"p50": 250.0, "p95": 250.0, "max": 250.0}
+
+
+def test_a_reversal_decided_on_the_last_bar_still_ends_flat(tmp_path: Path) -> None:
+    """sma 2/5 on XRPUSDT's 8h marks turns from short to long on the very last bar: the buy of 2,000
+    never sees a next open, and the close at the end of data was sized against the position it
+    leaves (long 1,000). Both fill at the last close, so the run ends flat, not short 2,000."""
+    result = run_engine([data_file(XRP_MARK_8H)], tmp_path, params={"fast": 2, "slow": 5}, qty=D(1000))
+    last_ts = result.fills[-1].ts_event
+    assert [(f.side, f.qty, f.reason) for f in result.fills if f.ts_event == last_ts] == [
+        ("buy", D(2000), "signal"), ("sell", D(1000), "end_of_data")]
+    held = sum((f.qty if f.side == "buy" else -f.qty for f in result.fills), D(0))
+    assert held == 0
+    assert result.trips[-1].exit_reason == "end_of_data"

@@ -98,7 +98,6 @@ def test_the_image_copies_only_what_exists_and_dockerignore_lets_through() -> No
     for source in copied:
         assert (REPO / source).exists(), f"Dockerfile copies {source}, which does not exist"
         assert any(line.startswith("!") and source.startswith(line[1:].rstrip("/")) for line in ignore), source
-    assert re.search(r"^USER (?!root)\w+", dockerfile, re.M) and 'ENTRYPOINT ["bosun"]' in dockerfile
 
 
 def test_nomad_runs_the_same_services_commands_ports_and_checks_as_compose() -> None:
@@ -163,3 +162,51 @@ def test_grafana_provisioning_finds_the_dashboards_and_the_datasource_they_name(
     assert "BOSUN_PROMETHEUS_URL" in grafana["environment"]
     home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
     assert (DASHBOARDS / home.removeprefix(provider["options"]["path"] + "/")).is_file()
+
+
+def nomad_ports(group: dict) -> dict[str, int]:
+    return {name: port["static"] for network in group["network"] for each in network["port"]
+            for name, port in each.items()}
+
+
+def test_nomad_and_compose_publish_the_same_ports_and_check_every_group() -> None:
+    import yaml
+
+    groups, services = nomad_groups(), long_running()
+    for name, service in services.items():
+        published = {int(p.rsplit(":", 1)[1]) for p in service.get("ports", [])}
+        assert published <= set(nomad_ports(groups[name]).values()), f"{name}: compose publishes {published}"
+        checks = [c for s in groups[name]["service"] for c in s.get("check", [])]
+        assert checks, f"Nomad checks nothing of {name}"
+        assert name == "otel-collector" or "healthcheck" in service, f"compose checks nothing of {name}"
+    # the collector: where the services send spans, where Prometheus scrapes it, where its health answers
+    collector = yaml.safe_load((INFRA / "otel" / "collector.yaml").read_text())
+    otlp = int(collector["receivers"]["otlp"]["protocols"]["http"]["endpoint"].rsplit(":", 1)[1])
+    metrics = collector["service"]["telemetry"]["metrics"]["readers"][0]["pull"]["exporter"]["prometheus"]["port"]
+    health = int(collector["extensions"]["health_check"]["endpoint"].rsplit(":", 1)[1])
+    assert nomad_ports(groups["otel-collector"]) == {"otlp": otlp, "metrics": metrics, "health": health}
+    assert compose()["x-bosun-env"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == f"http://otel-collector:{otlp}"
+    scraped = yaml.safe_load((INFRA / "prometheus" / "prometheus.yml").read_text())["scrape_configs"]
+    assert [f"otel-collector:{metrics}"] == [t for job in scraped if job["job_name"] == "otel-collector"
+                                             for group in job["static_configs"] for t in group["targets"]]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_exports_traces_over_otlp_and_takes_its_replicas_in_both_deployments(service: str) -> None:
+    env = compose()["services"][service]["environment"]
+    assert env["OTEL_TRACES_EXPORTER"] == "otlp" and env["OTEL_EXPORTER_OTLP_ENDPOINT"].startswith("http://")
+    assert env["BOSUN_REPLICAS"] == "${BOSUN_REPLICAS:-1}"
+    task = nomad_groups()[service]["task"][0][service]
+    assert task["env"][0]["OTEL_TRACES_EXPORTER"] == "otlp"
+    assert task["env"][0]["BOSUN_REPLICAS"] == "${var.replicas}"
+    rendered = " ".join(t["data"] for t in task["template"])
+    assert 'nomadService "bosun-otel-collector" }}OTEL_EXPORTER_OTLP_ENDPOINT=http://' in rendered
+
+
+def test_compose_checks_nats_where_its_config_serves_monitoring_and_gives_it_its_store() -> None:
+    conf = (INFRA / "nats" / "bosun.conf").read_text()
+    [monitoring] = re.findall(r"^http:\s*[\d.]+:(\d+)", conf, re.M)
+    nats = compose()["services"]["nats"]
+    assert f"127.0.0.1:{monitoring}/healthz" in " ".join(nats["healthcheck"]["test"])
+    assert "$BOSUN_NATS_STORE_DIR" in conf and nats["environment"]["BOSUN_NATS_STORE_DIR"].startswith("/data/")
+    assert "nats-data:/data" in nats["volumes"]  # the JetStream store outlives the container

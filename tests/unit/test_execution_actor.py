@@ -108,7 +108,7 @@ def test_market_order_fills_at_next_open_with_slippage_and_fee() -> None:
     # 100 x 1.0005 = 100.05; fee 0.001 x 0.5 x 100.05 = 0.050025
     assert (fill.price, fill.fee, fill.qty, fill.id) == (D("100.05"), D("0.050025"), D("0.5"), f"{submitted.id}.1")
     assert h.actor.book.position(KEY) == D("0.5") and h.actor.book.open == {}
-    assert h.actor.status()["fills"] == 1
+    assert h.actor.status()["fills"] == 1 and h.actor.status()["fills_by_client"] == {"alice": 1}
 
 
 def test_fill_close_fills_on_the_decision_bar_close() -> None:
@@ -230,6 +230,7 @@ def test_dry_run_rejects_instead_of_sending() -> None:
     out = h.send(approved("t1", "1"))
     assert kinds(out) == ["OrderRejected"] and out[0].reason == "dry run: order not sent"
     assert h.send(bar(1, "100", "101", "99", "100")) == []
+    assert h.actor.status()["rejects_by_client"] == {"alice": 1}  # what bosun_order_rejects_total counts
 
 
 def live(log: list[Event] = ()) -> tuple[InProcessBus, LiveAdapter, list]:

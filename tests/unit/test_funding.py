@@ -152,11 +152,49 @@ def test_ingest_publishes_the_funding_its_sources_bring():
                                                                   (eight_h * 1_000_000, D("0.0002"), D("1.1"))]
 
 
-def test_the_backtest_refuses_a_funding_file_by_name():
-    from bosun.apps.backtest import open_data
+def test_a_backtest_over_the_real_xrpusdt_perpetual_pays_funding_as_a_hand_computation():
+    """sma 2/5 long/short on the real 8h XRPUSDT mark klines with the real funding history: each
+    funding time T is paid on what the backtest's own fills held before T, at the close of the
+    kline ending at T (the newest price, as in paper), x the rate; every equity point is the run
+    without funding less what was paid before it."""
+    from bosun.apps import backtest
 
-    with pytest.raises(DataError, match="funding rate file: the backtest books no funding"):
-        open_data([data_file(XRP_FUNDING)])
+    paths = [data_file(XRP_MARK_8H), data_file(XRP_FUNDING)]
+    flags = backtest.Flags(params={"fast": 2, "slow": 5}, qty=D(1000), fee_bps=D(4))
+
+    def run(with_funding: bool) -> backtest.Result:
+        markets, bars = backtest.open_data(paths)
+        config = backtest.config_from_flags(flags, markets)
+        return backtest.run(config, bars, funding=backtest.open_funding(paths, markets) if with_funding else None)
+
+    paid, free = run(True), run(False)
+    assert paid.fills == free.fills and len(paid.fills) > 10  # fixed size: funding moves no decision
+    with open(data_file(XRP_FUNDING)) as f:
+        rates = [(int(r["funding_time_ms"]) // 1000 * 10**9, D(r["funding_rate"])) for r in csv.DictReader(f)]
+    with open(data_file(XRP_MARK_8H)) as f:
+        closes = {int(r["open_time"]) * 1_000_000 + 8 * HOUR_NS: D(r["close"]) for r in csv.DictReader(f)}
+    due: list[tuple[int, D]] = []  # (funding time, paid then)
+    for t, rate in rates:
+        held = sum((f.qty if f.side == "buy" else -f.qty for f in paid.fills if f.ts_event < t), D(0))
+        if held and t < paid.equity[-1][0]:
+            due.append((t, held * closes[t] * rate))
+    expected = sum((amount for _, amount in due), D(0))
+    assert len(due) > 30 and expected != 0
+    assert paid.metrics["total_funding"] == expected and "total_funding" not in free.metrics
+    assert paid.metrics["total_pnl"] == free.metrics["total_pnl"] - expected
+    for (t, with_funding), (same_t, without) in zip(paid.equity, free.equity, strict=True):
+        assert t == same_t and without - with_funding == sum((a for ft, a in due if ft < t), D(0))
+
+
+def test_a_backtest_refuses_a_funding_file_of_a_market_without_bars(tmp_path):
+    from bosun.apps import backtest
+
+    other = tmp_path / "binance_usdm_LINKUSDT_funding_rate_8h.csv"
+    other.write_text(open(data_file(XRP_FUNDING)).read())
+    markets, _ = backtest.open_data([data_file(XRP_MARK_8H)])
+    with pytest.raises(DataError, match="funding of binance.LINKUSDT, a market without bars in the data "
+                                        r"\(bars of: binance.XRPUSDT\)"):
+        backtest.open_funding([data_file(XRP_MARK_8H), other], markets)
 
 
 def test_funding_is_paid_on_what_was_held_at_the_funding_time_not_when_the_event_arrives():

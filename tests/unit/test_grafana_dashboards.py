@@ -42,8 +42,25 @@ def test_every_panel_queries_only_exported_metrics_and_known_variables() -> None
         assert set(re.findall(r"\$\w+", expr)) <= set(VARIABLES), f"{dashboard} / {title}: {expr!r}"
 
 
+def on(dashboard: str) -> str:
+    return " ".join(expr for d, _, expr in queries() if d == dashboard)
+
+
 def test_the_overview_answers_am_i_safe() -> None:
-    overview = " ".join(expr for dashboard, _, expr in queries() if dashboard == "overview")
-    for metric in ("bosun_trading_enabled", "bosun_price_event_timestamp_seconds", "bosun_open_orders",
-                   "bosun_position", "bosun_pnl", "bosun_risk_breaches_total", "bosun_dead_letters_total"):
-        assert metric in overview
+    # trading state (per scope too), staleness, open orders, inventory, PnL, breaches, errors
+    for metric in ("bosun_trading_enabled", "bosun_scope_state", "bosun_price_event_timestamp_seconds",
+                   "bosun_open_orders", "bosun_position", "bosun_pnl", "bosun_risk_breaches_total",
+                   "bosun_dead_letters_total", "bosun_fills_total", "bosun_order_rejects_total"):
+        assert metric in on("overview"), metric
+
+
+def test_the_services_dashboard_shows_latency_and_lag_per_service() -> None:
+    for metric in ("bosun_handler_seconds_bucket", "bosun_consumer_pending_messages",
+                   "bosun_consumer_ack_pending_messages", "bosun_nats_reconnects_total", "bosun_messages_in_total"):
+        assert metric in on("services"), metric
+
+
+def test_the_clients_dashboard_shows_each_clients_performance() -> None:
+    for metric in ("bosun_equity", "bosun_pnl", "bosun_drawdown", "bosun_exposure", "bosun_fills_total",
+                   "bosun_scope_state"):
+        assert re.search(rf"\b{metric}\{{client=~\"\$client\"\}}", on("clients")), metric

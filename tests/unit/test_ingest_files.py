@@ -369,3 +369,42 @@ def test_a_spot_book_ticker_without_its_trades_file_beside_it_says_what_is_missi
     with pytest.raises(DataError, match="no exchange time.*trades file binance_spot_BTCUSDT_trades_x.csv"):
         list(read_book_ticker(lonely))
     assert len(list(read_book_ticker(lonely, clock_offset_ns=5))) == 10
+
+
+@pytest.mark.parametrize("column, value, problem", [
+    (1, "abc", "bid_price 'abc' is not a number"), (4, "nan", "ask_qty 'nan' is not a number"),
+    (2, "inf", "bid_qty 'inf' is not a number"), (5, "12x", "transaction_time_ms '12x' is not an integer"),
+    (0, "", "update_id '' is not an integer"), (0, "7a", "update_id '7a' is not an integer"),
+])
+def test_a_bad_book_ticker_row_is_named_by_its_line_whether_or_not_its_quote_is_ever_made(
+        tmp_path: Path, column: int, value: str, problem: str) -> None:
+    from services.ingest.quotes import read_book_ticker, read_book_ticker_blocks
+    from tests.datafiles import USDM_BTC_BOOK_TICKER
+
+    rows = write_slice(data_file(USDM_BTC_BOOK_TICKER), tmp_path / "binance_usdm_BTCUSDT_bookticker_x.csv", 10)
+    lines = rows.read_text().splitlines()
+    fields = lines[7].split(",")
+    fields[column] = value
+    lines[7] = ",".join(fields)
+    rows.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=f":8: {problem}"):
+        list(read_book_ticker(rows))
+    with pytest.raises(DataError, match=f":8: {problem}"):
+        list(read_book_ticker_blocks(rows))  # the blocks a backtest reads, their quotes not made
+
+
+def test_a_replayed_trade_file_brings_the_bars_of_the_interval_right_after_their_last_trade() -> None:
+    """Paper mode replays a capture as the backtest on ticks reads it: its trades, and the bars the
+    strategies trade on built from them."""
+    from services.ingest.replay import recorded
+
+    events = list(islice(recorded([data_file(BTC_TRADES)], "5s"), 3000))
+    trades = [e for e in events if type(e) is Trade]
+    bars = [e for e in events if type(e) is Bar]
+    assert len(bars) >= 5 and trades == list(islice(read_trades(data_file(BTC_TRADES)), len(trades)))
+    assert bars == list(islice(bars_from_trades(read_trades(data_file(BTC_TRADES)), "5s"), len(bars)))
+    for i, e in enumerate(events):
+        if type(e) is Bar:  # after every trade it sums, before any later one
+            assert all(t.ts_event < e.ts_event for t in events[:i] if type(t) is Trade)
+            assert all(t.ts_event >= e.ts_event for t in events[i + 1:] if type(t) is Trade)
+    assert [e.ts_event for e in events] == sorted(e.ts_event for e in events)

@@ -89,3 +89,32 @@ def test_the_strategies_and_execution_quality_of_a_window_come_from_its_order_lo
     assert late.metrics["execution"]["signal_to_fill_ms"] == {"p50": 1e-05, "p95": 1e-05, "max": 1e-05}  # 10 ns
     assert client_report("alice", D(1000), FILLS, TRIPS).metrics["by_strategy"] == {
         "unknown": whole.metrics["by_strategy"]["sma"]}  # no order log: the same trip, its strategy unknown
+
+
+def test_funding_paid_is_in_the_equity_at_its_time_and_in_total_funding() -> None:
+    key = ("alice", "binance", "BTCUSDT")
+    funding = [(key, 1500, D("0.5")), (key, 2500, D("1.2"))]  # paid on 1 held, then on 2 held
+    report = client_report("alice", D(1000), FILLS, TRIPS, funding=funding)
+    assert report.equity == [(1000, D(999)), (1500, D("998.5")), (2000, D("1007.5")), (2500, D("1006.3")),
+                             (3000, D("1024.3"))]
+    assert report.metrics["total_funding"] == D("1.7") and report.metrics["total_pnl"] == D("24.3")
+    assert "total_funding" not in client_report("alice", D(1000), FILLS, TRIPS).metrics
+    late = client_report("alice", D(1000), FILLS, TRIPS, Window(since_ns=1800), funding=funding)
+    assert late.capital == D("998.5") and late.metrics["total_funding"] == D("1.2")
+    assert late.equity[0] == (1800, D("998.5")) and late.equity[-1] == (3000, D("1024.3"))
+
+
+def test_with_the_bars_of_its_markets_the_equity_is_marked_as_a_backtest_marks_it() -> None:
+    from proto.events import Bar
+
+    def bar(n: int, close: str) -> Bar:
+        return Bar(id=f"b{n}", ts_event=n * 1_000, venue="binance", symbol="BTCUSDT", interval="1s",
+                   ts_open=(n - 1) * 1_000, open=D(close), high=D(close), low=D(close), close=D(close), volume=D(1))
+
+    # Bought at the second bar's open (the first's close time: it counts from the second bar on), sold within
+    # the third; 0.5 of funding paid at 1500, due before the second bar's close.
+    fills = [fill(1, "buy", "1", "100", "1", ts=1_000), fill(2, "sell", "1", "110", "1", ts=2_500)]
+    report = client_report("alice", D(1000), fills, [], funding=[(("alice", "binance", "BTCUSDT"), 1_500, D("0.5"))],
+                           bars=[bar(1, "100"), bar(2, "105"), bar(3, "120")])
+    assert report.equity == [(1_000, D(1000)), (2_000, D("1003.5")), (3_000, D("1007.5"))]
+    assert report.metrics["total_pnl"] == D("7.5") and report.metrics["max_drawdown"] == 0

@@ -244,3 +244,35 @@ def test_bosun_status_client_renders_the_endpoints_json_answer():
     assert "client       alice  equity 1019" in text
     assert "exposure     gross 120  net 120" in text
     assert "position     binance.BTCUSDT" in text and "mark 120" in text
+    assert "execution    orders 0  rejected 0  fill ratio None  slippage None bps  ack p50 None ms" in text
+
+
+def test_the_client_endpoint_carries_the_execution_quality_of_the_clients_own_orders():
+    from proto.events import OrderAccepted, OrderRejected, SubmitOrder, TargetApproved, TargetPosition
+
+    def decided(n: int, client: str, side: str, qty: str, price: str) -> list:
+        target = TargetPosition(id=f"t{n}", ts_event=n * 1_000 - 500, client=client, venue="binance",
+                                symbol="BTCUSDT", qty=D(qty), strategy="sma", price=D(price))
+        order = SubmitOrder(id=f"order-{n}", ts_event=target.ts_event, client=client, venue="binance",
+                            symbol="BTCUSDT", side=side, qty=D(qty), order_type="market", target_id=target.id)
+        return [TargetApproved(id=target.id, ts_event=target.ts_event, target=target), order]
+
+    h = Harness(execution_quality=True)
+    h.send(*decided(1, "alice", "buy", "1", "99"),
+           OrderAccepted(id="order-1", ts_event=1_000 - 300, client_order_id="order-1", venue_order_id="v1",
+                         client="alice", venue="binance", symbol="BTCUSDT"),
+           fill(1, "buy", "1", "100"),
+           *decided(2, "bob", "sell", "3", "101"),
+           OrderRejected(id="order-2", ts_event=2_000, client_order_id="order-2", client="bob", venue="binance",
+                         symbol="BTCUSDT", reason="insufficient balance"))
+    alice = h.actor.answer_client("bosun.portfolio.client.alice")["metrics"]["execution"]
+    # alice's one order: bought at 100 against 99 decided (+1 on 99 of notional), acked 200 ns after it
+    assert (alice["orders"], alice["rejected"], alice["fills"], alice["fill_ratio"]) == (1, 0, 1, 1.0)
+    assert alice["slippage_cost"] == D(1) and alice["slippage_bps"] == float(D(1) / D(99) * 10_000)
+    assert alice["order_to_ack_ms"] == {"p50": 0.0002, "p95": 0.0002, "max": 0.0002}
+    assert list(alice["by_venue"]) == ["binance"] and alice["by_venue"]["binance"]["orders"] == 1
+    bob = h.actor.answer_client("bosun.portfolio.client.bob")["metrics"]["execution"]
+    assert (bob["orders"], bob["rejected"], bob["order_success_rate"], bob["fills"]) == (1, 1, 0.0, 0)
+    assert h.actor.answer_client("bosun.portfolio.client.carol") == {"error": "the portfolio has no client 'carol'"}
+    backtest = Harness()  # without: the inputs a backtest's portfolio reads, and no execution quality asked of it
+    assert [i.subject for i in backtest.actor.inputs()] == ["order.filled.>", "md.funding.>", "$KV.prices.>"]

@@ -1,6 +1,7 @@
 """Properties of the shadow venue for arbitrary orders and bars (both fill models) or trades and
 quotes (the book model; GTD orders too): an order
-never fills for more than its quantity, a reduce-only order never adds to the position, a
+never fills for more than its quantity, a resting limit order (book model) only at its limit for
+what traded or was shown at or through it, a reduce-only order never adds to the position, a
 post-only order never takes, and the two legs of an OCO pair never both fill."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bosun.model.positions import signed
-from proto.events import Bar, OrderFilled, SubmitOrder
+from proto.events import Bar, OrderFilled, Quote, SubmitOrder, Trade
 from services.execution.config import VenueConfig
 from services.execution.venues.shadow import ShadowVenue
 
@@ -110,20 +111,21 @@ def test_fills_respect_quantity_reduce_only_post_only_and_oco(bar_specs, order_s
 
 # ----------------------------------------------------------------------------- the book model on quotes
 
-ticks = st.lists(st.one_of(
-    st.tuples(st.just("quote"), st.integers(95, 104), st.integers(1, 3), st.integers(0, 30), st.integers(0, 30)),
-    st.tuples(st.just("trade"), st.integers(93, 107), st.integers(1, 40), st.sampled_from(["buy", "sell"]),
-              st.just(0)),
-), min_size=1, max_size=30)
+quote_ticks = st.tuples(st.just("quote"), st.integers(95, 104), st.integers(1, 3), st.integers(0, 30),
+                        st.integers(0, 30))
+trade_ticks = st.tuples(st.just("trade"), st.integers(93, 107), st.integers(1, 40), st.sampled_from(["buy", "sell"]),
+                        st.just(0))
+# Mostly quotes, so that resting orders are often reached by a quote before a trade fills them.
+ticks = st.lists(st.one_of(quote_ticks, quote_ticks, quote_ticks, trade_ticks), min_size=1, max_size=30)
 tick_orders = st.lists(st.tuples(
     st.integers(0, 29),  # decided at this tick
     st.sampled_from(["buy", "sell"]),
     st.integers(1, 30).map(lambda n: D(n) / 10),
-    st.one_of(st.none(), st.integers(93, 107).map(D)),
-    st.sampled_from(["GTC", "IOC", "FOK", "GTD"]),
+    st.one_of(st.none(), st.integers(-3, 3)),  # limit: this many ticks into the spread from the same-side best
+    st.sampled_from(["GTC", "GTC", "IOC", "FOK", "GTD"]),
     st.integers(1, 10),  # GTD: expires this many ticks later
     st.booleans(),  # post_only
-    st.booleans(),  # reduce_only
+    st.sampled_from([False, False, True]),  # reduce_only
 ), max_size=8)
 
 
@@ -131,8 +133,6 @@ tick_orders = st.lists(st.tuples(
 @given(ticks, tick_orders, st.booleans())
 def test_on_quotes_and_trades_fills_respect_quantity_volume_reduce_only_post_only_and_oco(tick_specs, order_specs,
                                                                                            bracket) -> None:
-    from proto.events import Quote, Trade
-
     venue = ShadowVenue("binance", {"a": VenueConfig(fill_model="book", step_size=D("0.001"), slippage_bps=D(0))})
     ms = 1_000_000
     stream: list = [Quote(id="q-1", ts_event=T0, venue="binance", symbol="BTCUSDT", bid=D(99), bid_qty=D(1), ask=D(100),
@@ -147,9 +147,11 @@ def test_on_quotes_and_trades_fills_respect_quantity_volume_reduce_only_post_onl
                                 qty=D(a) / 10, aggressor=b))
     placed: dict[str, SubmitOrder] = {}
     by_tick: dict[int, list[SubmitOrder]] = {}
-    for n, (at, side, qty, limit, tif, ttl, post_only, reduce_only) in enumerate(order_specs):
+    for n, (at, side, qty, offset, tif, ttl, post_only, reduce_only) in enumerate(order_specs):
         at %= len(tick_specs)  # among the ticks there are
         ts = T0 + (at + 1) * ms
+        book = next(md for md in reversed(stream[:at + 2]) if type(md) is Quote)
+        limit = None if offset is None else book.bid + offset if side == "buy" else book.ask - offset
         o = SubmitOrder(id=f"o{n}", ts_event=ts, client="a", venue="binance", symbol="BTCUSDT", side=side, qty=qty,
                         order_type="limit" if limit is not None else "market", limit_price=limit, target_id=f"t{n}",
                         time_in_force=tif, expire_ns=ts + ttl * ms if tif == "GTD" else None,
@@ -164,19 +166,27 @@ def test_on_quotes_and_trades_fills_respect_quantity_volume_reduce_only_post_onl
             placed[o.id] = o
             events += venue.submit(o)
 
-    trades = [md for md in stream if type(md) is Trade]
-
     rested: dict[str, D] = {}  # what each order filled resting (maker): its taking on arrival is bounded apart
+
+    def reached(o: SubmitOrder, md: Quote | Trade) -> D:
+        """What `md` offers a resting limit: a trade's size at or through it, the size a quote shows at
+        an opposite best that reaches it (an ask at or under a buy limit)."""
+        buy = o.side == "buy"
+        if type(md) is Trade:
+            return md.qty if (md.price <= o.limit_price if buy else md.price >= o.limit_price) else D(0)
+        if buy:
+            return md.ask_qty if md.ask <= o.limit_price else D(0)
+        return md.bid_qty if md.bid >= o.limit_price else D(0)
 
     def within_volume(o: SubmitOrder, f: OrderFilled, filled: D) -> None:
         if o.time_in_force == "GTD":
             assert f.ts_event < o.expire_ns, (o, f)
-        if f.liquidity == "maker" and o.order_type == "limit":  # a resting order: only volume traded at or through it
+        if f.liquidity == "maker" and o.order_type == "limit":  # a resting order: what traded or showed at/through it
             rested[o.id] = rested.get(o.id, D(0)) + f.qty
-            buy = o.side == "buy"
-            traded = sum(t.qty for t in trades if o.ts_event < t.ts_event <= f.ts_event
-                         and (t.price <= o.limit_price if buy else t.price >= o.limit_price))
-            assert rested[o.id] <= traded, (o, f, traded)
+            assert f.price == o.limit_price, (o, f)
+            assert f.qty <= sum(reached(o, md) for md in stream if md.ts_event == f.ts_event), (o, f)
+            offered = sum(reached(o, md) for md in stream if o.ts_event < md.ts_event <= f.ts_event)
+            assert rested[o.id] <= offered, (o, f, offered)
         elif f.liquidity == "taker" and o.order_type == "limit":  # took on arrival: never past its limit
             assert f.price >= o.limit_price if o.side == "sell" else f.price <= o.limit_price, (o, f)
 

@@ -1,7 +1,8 @@
 """The shadow venue's book model on best bid/ask and trades: by hand on small books, then against
-the real Binance captures (trades + bookTicker): resting limits fill no earlier than the trades at
-or through their price and never for more than those traded, a large market order takes the
-displayed sizes quote after quote, and a cancel within the cancel latency loses to a fill."""
+the real Binance captures (trades + bookTicker): resting limits fill no earlier than the first
+trade at or through their price or quote whose opposite best reaches it, and never for more than
+those traded and showed, a large market order takes the displayed sizes quote after quote, and a
+cancel within the cancel latency loses to a fill."""
 
 from __future__ import annotations
 
@@ -95,16 +96,35 @@ def test_a_resting_bid_waits_for_the_queue_ahead_and_fills_with_what_trades_beyo
     assert f.qty == D("0.8") and v.working_orders() == []
 
 
-def test_the_queue_is_capped_by_the_displayed_size_and_cleared_when_the_ask_reaches_the_price() -> None:
+def test_the_queue_is_capped_by_the_displayed_size_and_a_quote_crossing_the_price_fills_what_it_shows() -> None:
     v = venue()
     on(v, quote(0, "100", "2", "101", "1"))
     v.submit(order("b", "buy", "1", "100", at=0))
     on(v, quote(1, "100", "0.4", "101", "1"))  # what is ahead cannot exceed what is shown: 0.4
     [f] = fills(on(v, trade(2, "100", "0.5", "sell")))
     assert f.qty == D("0.1")
-    on(v, quote(3, "99", "3", "100", "1"))  # the ask came down to our price: nothing ahead any more
+    # The ask came down to our price: that ask meets our bid, which fills at its limit as maker for
+    # what the ask shows; nothing is ahead of the rest any more.
+    [f] = fills(on(v, quote(3, "99", "3", "100", "0.25")))
+    assert (f.qty, f.price, f.liquidity, f.ts_event) == (D("0.25"), D("100"), "maker", T0 + 3 * MS)
+    assert f.fee == D("0.0002") * D("0.25") * D("100")
     [f] = fills(on(v, trade(4, "100", "0.3", "sell")))
     assert f.qty == D("0.3")
+    assert not fills(on(v, quote(5, "99", "3", "100", "0.25")))  # the same 0.25 at 100: ours already
+    [f] = fills(on(v, quote(6, "99", "3", "100", "0.3")))  # 0.05 more shown at 100
+    assert f.qty == D("0.05")
+    [f] = fills(on(v, quote(7, "98", "3", "99.5", "2")))  # through our price: at our limit, the rest of ours
+    assert (f.qty, f.price) == (D("0.3"), D("100")) and v.working_orders() == []
+
+
+def test_a_sell_limit_resting_above_the_ask_fills_when_the_bid_reaches_it_post_only_too() -> None:
+    v = venue()
+    on(v, quote(0, "100", "2", "101", "1"))
+    out = v.submit(order("s", "sell", "0.5", "102", at=0, post_only=True))
+    assert not fills(out) and [type(e).__name__ for e in out] == ["OrderAccepted"]
+    assert not fills(on(v, quote(1, "101", "0.2", "101.5", "1")))  # the bid under our price: nothing
+    [f] = fills(on(v, quote(2, "102", "0.2", "102.5", "1")))
+    assert (f.qty, f.price, f.liquidity) == (D("0.2"), D("102"), "maker")
 
 
 def test_inside_the_spread_nothing_is_ahead_and_behind_the_best_a_share_of_the_best_is() -> None:
@@ -177,7 +197,7 @@ def run(events: tuple, orders: dict[int, list[SubmitOrder]], v: ShadowVenue) -> 
 
 
 @pytest.mark.parametrize("trades_file, quotes_file", CAPTURES)
-def test_resting_limits_on_the_capture_fill_only_with_volume_traded_at_or_through_their_price(
+def test_resting_limits_on_the_capture_fill_only_with_volume_traded_or_shown_at_or_through_their_price(
         trades_file: str, quotes_file: str) -> None:
     events = capture(trades_file, quotes_file)
     step = D("0.00001") if trades_file == BTC_TRADES else D("0.001")
@@ -198,8 +218,7 @@ def test_resting_limits_on_the_capture_fill_only_with_volume_traded_at_or_throug
     out = run(events, orders, v)
     made = fills(out)
     assert len({f.client_order_id for f in made}) >= 12, "most of the 24 orders should fill at least in part"
-    trades = [md for md in events if type(md) is Trade]
-    trade_times = [t.ts_event for t in trades]
+    on_quotes = 0
     for coid, o in placed.items():
         mine = [f for f in made if f.client_order_id == coid]
         if not mine:
@@ -207,15 +226,23 @@ def test_resting_limits_on_the_capture_fill_only_with_volume_traded_at_or_throug
         buy = o.side == "buy"
         assert all(f.price == o.limit_price and f.liquidity == "maker" for f in mine)
         assert sum(f.qty for f in mine) <= o.qty
-        # The trades at or through the limit after the order came: the first of them is no later than
-        # its first fill, and up to each fill they traded at least what it filled by then.
-        at_or_through = [t for t in trades[bisect.bisect_left(trade_times, o.ts_event):]
-                         if (t.price <= o.limit_price if buy else t.price >= o.limit_price)]
-        assert at_or_through and at_or_through[0].ts_event <= mine[0].ts_event
+        # After the order came: the trades at or through its limit, and the quotes whose opposite best
+        # reached it (an ask at or under a buy limit). The first of them is no later than its first
+        # fill; each fill is at the time of one of them, for no more than that trade traded or that
+        # quote showed; and up to each fill they traded and showed at least what it filled by then.
+        after = [md for md in events if md.ts_event > o.ts_event]
+        traded = [t for t in after if type(t) is Trade and (t.price <= o.limit_price if buy else t.price >= o.limit_price)]
+        crossing = [(q.ts_event, q.ask_qty if buy else q.bid_qty) for q in after if type(q) is Quote
+                    and (q.ask <= o.limit_price if buy else q.bid >= o.limit_price)]
+        reached = [(t.ts_event, t.qty) for t in traded] + crossing
+        assert reached and min(ts for ts, _ in reached) <= mine[0].ts_event
         filled = D(0)
         for f in mine:
+            assert any(ts == f.ts_event and f.qty <= size for ts, size in reached), (coid, f)
+            on_quotes += not any(t.ts_event == f.ts_event for t in traded)
             filled += f.qty
-            assert filled <= sum(t.qty for t in at_or_through if t.ts_event <= f.ts_event), (coid, f)
+            assert filled <= sum(size for ts, size in reached if ts <= f.ts_event), (coid, f)
+    assert on_quotes, "a quote crossing a resting limit on the capture should fill it at least once"
 
 
 @pytest.mark.parametrize("trades_file, quotes_file", CAPTURES)

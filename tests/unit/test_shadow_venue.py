@@ -461,6 +461,20 @@ def test_book_model_ioc_takes_what_traded_and_fok_all_or_nothing() -> None:
     assert v.working_orders() == []
 
 
+def test_an_order_is_acknowledged_once_it_reached_the_venue_after_its_submit_latency() -> None:
+    def acked(v: ShadowVenue, o: SubmitOrder) -> int:
+        [accepted] = [e for e in v.submit(o) if isinstance(e, OrderAccepted)]
+        return accepted.ts_event - o.ts_event
+
+    assert acked(venue(), order()) == 0  # no latency: at its decision
+    assert acked(venue(submit_latency_ms=D(250)), order()) == 250_000_000
+    jittery = venue(submit_latency_ms=D(250), latency_jitter_ms=D(100))
+    waits = [acked(jittery, order(coid=f"c{n}")) for n in range(20)]
+    assert all(250_000_000 <= w < 350_000_000 for w in waits) and len(set(waits)) > 1
+    assert waits == [acked(venue(submit_latency_ms=D(250), latency_jitter_ms=D(100)), order(coid=f"c{n}"))
+                     for n in range(20)]  # drawn from the order's id: the same in every run
+
+
 def test_submit_latency_keeps_an_order_off_the_market_data_before_it_reaches_the_venue() -> None:
     v = venue(slippage_bps=D(0), submit_latency_ms=D(30_000))  # at the venue 30 s after bar 1 opened
     v.submit(order(ts=T0 + MIN))

@@ -24,10 +24,22 @@ def value(name: str, **labels: str) -> float | None:
 def test_execution_counts_open_orders_per_client_and_shows_zero_for_the_others() -> None:
     order = {"client": "alice", "venue": "binance", "symbol": "BTCUSDT", "side": "buy", "type": "limit",
              "remaining": "0.01", "reason": "entry"}
-    exporter("execution", CFG)({"trading_enabled": False, "open_orders": {"a-1": order, "a-2": order}})
+    exporter("execution", CFG)({"trading_enabled": False, "open_orders": {"a-1": order, "a-2": order},
+                                "fills_by_client": {}, "rejects_by_client": {}})
     assert value("bosun_open_orders", client="alice") == 2
     assert value("bosun_open_orders", client="bob") == 0
     assert value("bosun_trading_enabled", service="execution") == 0
+
+
+def test_execution_fills_and_rejects_grow_by_what_is_new_per_client() -> None:
+    export = exporter("execution", CFG)
+    before = {name: value(name, client="alice") or 0 for name in ("bosun_fills_total", "bosun_order_rejects_total")}
+    status = {"trading_enabled": True, "open_orders": {}}
+    export({**status, "fills_by_client": {"alice": 3}, "rejects_by_client": {}})
+    export({**status, "fills_by_client": {"alice": 7}, "rejects_by_client": {"alice": 1}})
+    assert value("bosun_fills_total", client="alice") == before["bosun_fills_total"] + 7
+    assert value("bosun_order_rejects_total", client="alice") == before["bosun_order_rejects_total"] + 1
+    assert value("bosun_order_rejects_total", client="bob") is not None  # a configured client: 0, not no series
 
 
 def test_risk_breaches_grow_by_what_is_new_and_trading_state_follows() -> None:
@@ -41,14 +53,21 @@ def test_risk_breaches_grow_by_what_is_new_and_trading_state_follows() -> None:
     assert value("bosun_trading_enabled", service="risk") == 1
 
 
-def test_risk_shows_each_scope_not_active_and_a_resumed_one_as_zero() -> None:
+def test_risk_shows_every_scope_with_a_state_and_a_resumed_one_as_zero() -> None:
     export = exporter("risk", CFG)
     status = {"trading_enabled": True, "limits": {}, "breaches_by_limit": {}}
+    export({**status, "scopes": {}})  # nothing restricted: the global scope and each client's, active
+    assert value("bosun_scope_state", scope="global", client="") == 0
+    assert value("bosun_scope_state", scope="client.alice", client="alice") == 0
+    assert value("bosun_scope_state", scope="client.bob", client="bob") == 0
     export({**status, "scopes": {"market.alice.binance.BTCUSDT": "halted", "client.bob": "reducing"}})
-    assert value("bosun_scope_state", scope="market.alice.binance.BTCUSDT") == 2
-    assert value("bosun_scope_state", scope="client.bob") == 1
+    assert value("bosun_scope_state", scope="market.alice.binance.BTCUSDT", client="alice") == 2
+    assert value("bosun_scope_state", scope="client.bob", client="bob") == 1
     export({**status, "scopes": {"client.bob": "reducing"}})
-    assert value("bosun_scope_state", scope="market.alice.binance.BTCUSDT") == 0
+    assert value("bosun_scope_state", scope="market.alice.binance.BTCUSDT", client="alice") == 0
+    export({**status, "trading_enabled": False, "scopes": {"global": "reducing"}})  # the kill switch off
+    assert value("bosun_scope_state", scope="global", client="") == 2
+    assert value("bosun_scope_state", scope="client.bob", client="bob") == 0
 
 
 def test_portfolio_positions_equity_pnl_exposure_and_drawdown_per_client() -> None:
@@ -75,7 +94,7 @@ def test_portfolio_positions_equity_pnl_exposure_and_drawdown_per_client() -> No
     assert value("bosun_exposure", client="alice", kind="net") == -1200 + 2000
     assert value("bosun_exposure", client="bob", kind="gross") == 0
     assert value("bosun_unmarked_markets", client="alice") == 1  # ETHUSDT has no price: marked at its fill
-    assert value("bosun_equity_total") == 10000 - 0.5 - 2 + 3 + 10000
+    assert value("bosun_equity", client="bob") == 10000  # every client together: sum(bosun_equity)
     assert value("bosun_drawdown", client="alice") == 0
     bus.publish(PriceSnapshot(id="p2", ts_event=10**18, venue="binance", symbol="BTCUSDT", price=D(60475)))
     bus.drain()

@@ -36,6 +36,7 @@ def test_the_view_shows_state_health_prices_positions_orders_and_limits() -> Non
     assert "-1.2" in shown and "4.16" in shown
     assert "open orders 1, fills 11" in shown and "t7-1" in shown
     assert "0.05 BTC per market" in shown and "max_position 2" in shown
+    assert "scopes: every one active" in shown  # risk restricts none
 
 
 def test_the_view_shows_each_scope_not_active_and_the_newest_breaches() -> None:
@@ -43,7 +44,7 @@ def test_the_view_shows_each_scope_not_active_and_the_newest_breaches() -> None:
             "last_breaches": [{"at": "2026-12-06T03:00:00Z", "scope": "market.alice.binance.BTCUSDT",
                                "limit": "breaker.stale_price", "action": "halted", "detail": "3 s old"}]}
     shown = text({**STATUS, "risk": risk}, {})
-    assert "market.alice.binance.BTCUSDT HALTED" in shown
+    assert "market.alice.binance.BTCUSDT HALTED" in shown and "every one active" not in shown
     assert "2026-12-06T03:00:00Z market.alice.binance.BTCUSDT breaker.stale_price: 3 s old" in shown
 
 

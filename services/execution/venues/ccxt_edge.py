@@ -46,6 +46,9 @@ from services.execution.venues.live import CancelAllVenueOrders, CancelVenueOrde
 from services.execution.venues.pacing import Pacing
 
 log = logging.getLogger(__name__)
+# Time in force IOC / FOK -> the order types it goes out with (Binance spot takes it on limit orders;
+# a market order never rests, so an IOC one is a plain market order).
+IMMEDIATE_TYPES = {"IOC": ("limit", "market"), "FOK": ("limit",)}
 
 MAX_ATTEMPTS = 5
 BACKOFF_S, MAX_BACKOFF_S = 0.2, 5.0
@@ -149,6 +152,10 @@ class CcxtEdge:
             return [rejection(order.id, order, f"{order.order_type} orders are not placed on live venues yet")]
         if order.time_in_force == "GTD":  # sent as it is, it would rest past its expiry
             return [rejection(order.id, order, "GTD orders are not placed on live venues yet")]
+        immediate = IMMEDIATE_TYPES.get(order.time_in_force)
+        if immediate is not None and order.order_type not in immediate:
+            return [rejection(order.id, order, f"{order.time_in_force} orders are placed on live venues as "
+                                               f"{' or '.join(immediate)} orders only, not {order.order_type}")]
         try:
             symbol = await account.symbol(order.symbol)
         except KeyError:
@@ -182,6 +189,8 @@ class CcxtEdge:
         if problem:
             return [rejection(order.id, order, problem)]
         ccxt_type = "limit" if order.order_type == "limit" else "market"  # a trigger's type is in its params
+        if ccxt_type == "limit" and order.time_in_force in ("IOC", "FOK"):
+            params["timeInForce"] = order.time_in_force  # else ccxt's default, GTC
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 placed = await self._request(account, order.symbol, False, account.exchange.create_order, symbol,
@@ -262,8 +271,16 @@ class CcxtEdge:
         venue_id = str(placed["id"])
         account.remember(venue_id, order.id)
         account.since_ms.setdefault(order.symbol, int(placed.get("timestamp") or 0))
-        return [OrderAccepted(id=order.id, ts_event=order.ts_event, client_order_id=order.id, venue_order_id=venue_id,
-                              client=order.client, venue=order.venue, symbol=order.symbol)]
+        # Acknowledged when the exchange's answer reached us (on our clock, the SubmitOrder's): what
+        # order-to-ack latency measures, with no skew between the exchange's clock and ours.
+        accepted: list[Event] = [OrderAccepted(id=order.id, ts_event=time.time_ns(), client_order_id=order.id,
+                                               venue_order_id=venue_id, client=order.client, venue=order.venue,
+                                               symbol=order.symbol)]
+        if placed.get("status") == "expired":  # IOC / FOK: what did not fill at once is gone (its fills come as any)
+            accepted.append(OrderCanceled(id=f"{order.id}.canceled", ts_event=time.time_ns(), client_order_id=order.id,
+                                          client=order.client, venue=order.venue, symbol=order.symbol,
+                                          reason=f"{order.time_in_force}: the exchange expired what did not fill at once"))
+        return accepted
 
     async def cancel(self, client: str, venue: str, market_id: str, coid: str, reason: str) -> list[Event]:
         account = self.accounts[(client, venue)]

@@ -9,14 +9,16 @@ model keeps it:
   ahead cannot exceed what is shown);
 - trades at its price by the opposite aggressor (sells hitting a bid, buys lifting an ask)
   shrink it, and once it is gone the order fills with what such trades trade beyond it;
-- a trade through its price (a sell below a buy limit) fills it for at most that trade's size,
-  and so does a quote whose opposite best reaches its price clear the queue (whatever was ahead
-  has traded or left). A quote alone fills nothing: a resting order fills only with volume that
-  traded at or through its price.
+- a trade through its price (a sell below a buy limit) fills it for at most that trade's size;
+- a quote whose opposite best reaches its price (an ask at or under a buy limit) clears the queue
+  (whatever was ahead has traded or left) and fills it at its limit for at most the size shown at
+  that best: on the venue that ask would have met our bid. A later quote at the same best offers
+  only what it shows beyond what the order had there already, as for an order that takes.
 
 An order that takes (market, or a limit that crosses the opposite best on arrival) takes the
 size displayed at the opposite best, and a later quote at the same price offers only what it
-shows beyond what the order took there already: the displayed size does not know about us."""
+shows beyond what the order took there already: the displayed size does not know about us. A
+resting order crossed by a quote keeps the same account of what it had at that best."""
 
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ class Place:
 
     queue: Decimal = ZERO  # the size ahead of it at its limit (resting orders)
     taking: bool = False  # takes liquidity at the opposite best (market, or a limit that crossed on arrival)
-    taken_at: Decimal | None = None  # the opposite best it last took from, and how much it took there
+    taken_at: Decimal | None = None  # the opposite best it last filled against, and how much it had there
     taken: Decimal = ZERO
 
 
@@ -58,11 +60,9 @@ def queue_on_arrival(limit: Decimal, side: Side, quote: Quote, queue_share: Deci
 
 
 def queue_on_quote(place: Place, limit: Decimal, side: Side, quote: Quote) -> None:
-    """A new best bid/ask: the queue is cleared when the opposite side reaches the order's price,
-    and capped by the displayed size while its price is the same-side best."""
-    if crosses(limit, side, quote):
-        place.queue = ZERO
-    elif place.queue:
+    """A new best bid/ask that does not reach the order's price (see ShadowVenue._crossed for one
+    that does): the queue is capped by the displayed size while its price is the same-side best."""
+    if place.queue:
         best, shown = (quote.bid, quote.bid_qty) if side == "buy" else (quote.ask, quote.ask_qty)
         if best == limit and shown < place.queue:
             place.queue = shown

@@ -10,11 +10,13 @@ Fill rules (an order's `ts_event` is when it was decided: the target's ts_event)
 - limit: the first bar (ts_open >= decided) or trade (ts_event >= decided) that trades
   THROUGH the limit (buy: low/price < limit, sell: high/price > limit), at the limit, as
   maker, without slippage. The whole remaining quantity fills (fill_model "simple", the default);
-- market_on_close: at once, at the close of the last bar seen for the symbol;
+- market_on_close: at once, at the close of the last bar seen for the symbol, after the client's
+  market orders still working there (the end of the data: they would never see a next open);
 - latency: an order may fill only on market data from its decision + `submit_latency_ms` on
-  (protective orders: from the decision), and a cancel, modify or cancel-all takes effect at
-  its decision + `cancel_latency_ms` (the adapter holds it until then), so a cancel can lose the
-  race to a fill; `latency_jitter_ms` adds up to that much, drawn from the command's id;
+  (protective orders: from the decision), and is acknowledged then (OrderAccepted's time, every
+  order's); a cancel, modify or cancel-all takes effect at its decision + `cancel_latency_ms`
+  (the adapter holds it until then), so a cancel can lose the race to a fill;
+  `latency_jitter_ms` adds up to that much, drawn from the command's id;
 - fill_model "book": each event fills at most what traded there (`bar_volume_share` of a bar's
   volume, a trade's own size, rounded down to the step); the rest stays working and fills on the
   events that follow. Protective and market_on_close orders still fill whole. A symbol with
@@ -23,7 +25,8 @@ Fill rules (an order's `ts_event` is when it was decided: the target's ts_event)
   event up to their decision (plus latency) and meet the newest quote; a market order (or a
   limit reaching the opposite best) takes the displayed size there, and what is left from the
   quotes that follow (no depth feed: the book is walked in time, never beyond what each quote
-  shows); a resting limit waits behind its queue and fills only with trades at or through it;
+  shows); a resting limit waits behind its queue and fills with trades at or through it, and at
+  its limit, for at most the size shown there, when the opposite best reaches its price;
 - time in force IOC or FOK (the same here, where an order fills whole or not at all): only the
   first event at/after the decision may fill it, else it is cancelled; GTD: cancelled by the
   first event at or after `expire_ns`, which fills nothing; post-only: a limit at or
@@ -195,7 +198,12 @@ class ShadowVenue:
             return [*events, rejection(order.id, order, problem)]
         if order.order_type == "market_on_close":
             last = self._recent[Bar][order.symbol][-1]
-            fills = [self._fill(working, last.close, last.ts_event)]
+            # The data ends here: a market order still working (decided on the last bar) never sees its
+            # next open, and the close was sized against the position it leaves, so it fills first.
+            fills = [self._fill(w, last.close, last.ts_event) for w in list(self._working.values())
+                     if w.order.order_type == "market" and w.order.client == order.client
+                     and w.order.symbol == order.symbol]
+            fills.append(self._fill(working, last.close, last.ts_event))
         elif working.protective:
             self._add_protective(working)
             if self._late(order):
@@ -205,7 +213,10 @@ class ShadowVenue:
             fills = self._take_book(working) if working.book else self._take(working)
             if fills and isinstance(fills[0], OrderRejected):
                 return [*events, *fills]  # too late to tell: never accepted
-        accepted = OrderAccepted(id=order.id, ts_event=order.ts_event, client_order_id=order.id,
+        # Acknowledged once the order reached the venue: its decision plus the submit latency (protective
+        # orders too, whose fills do not wait for it); without latency, at the decision itself.
+        acked = order.ts_event + terms.latency_ns(terms.submit_latency_ns, order.id)
+        accepted = OrderAccepted(id=order.id, ts_event=acked, client_order_id=order.id,
                                  venue_order_id=f"shadow-{order.id}", client=order.client, venue=order.venue,
                                  symbol=order.symbol)
         return [*events, accepted, *fills]
@@ -350,6 +361,11 @@ class ShadowVenue:
         pending += [c for coid, c in self._cancels.items() if self._find(coid) is not None]
         self._unanswered, self._cancels = {}, {}
         return pending
+
+    def quiet(self) -> bool:
+        """Whether no market data can fill or cancel anything here now (nothing working, nothing
+        looked back on): then a quote only has to be the newest one by the next command."""
+        return not self._working and not self._n_protective and not self._awaiting
 
     def working_orders(self) -> list[str]:
         return [*self._working, *(coid for orders in self._protective.values() for coid in orders)]
@@ -635,7 +651,7 @@ class ShadowVenue:
     def on_quote(self, quote: Quote) -> Sequence[Event]:
         """A best bid/ask: kept with its symbol's trades, and checked against the book model's
         working orders and the protective ones; returns the fills."""
-        fills = self._look_back_awaiting() if self._awaiting else []
+        fills = self._look_back_awaiting() if self._awaiting else NOTHING
         symbol = quote.symbol
         before = self._book.get(symbol)
         ticks = self._ticks.get(symbol)
@@ -643,9 +659,13 @@ class ShadowVenue:
             ticks = self._ticks[symbol] = deque(maxlen=self._max_recent + 1)
         elif before is not None and quote.ts_event <= before.ts_event and (
                 quote.ts_event < before.ts_event or self._repeated(quote, (t for t, _ in reversed(ticks)))):
-            return fills or NOTHING  # a repeated or older quote
+            return fills  # a repeated or older quote
         ticks.append((quote, before))
         self._book[symbol] = quote
+        if not self._working and not self._n_protective:
+            return fills  # nothing to fill: most quotes, many to a bar; no list made for them
+        if fills is NOTHING:
+            fills = []
         if self._working:
             for working in list(self._working.values()):
                 if working.book and working.order.symbol == symbol:
@@ -706,7 +726,10 @@ class ShadowVenue:
             if type(md) is Quote:
                 events += self._take_quote(working, md, ts)  # type: ignore[arg-type]
         elif type(md) is Quote:
-            q.queue_on_quote(place, limit, o.side, md)  # type: ignore[arg-type]
+            if q.crosses(limit, o.side, md):  # type: ignore[arg-type]
+                events += self._crossed(working, md, ts)  # type: ignore[arg-type]
+            else:
+                q.queue_on_quote(place, limit, o.side, md)  # type: ignore[arg-type]
         else:
             traded = q.traded_for(place, limit, o.side, md)  # type: ignore[arg-type]
             if traded:
@@ -741,6 +764,19 @@ class ShadowVenue:
         before = working.remaining
         events = self._fill_on(working, quote, (ts, price), available=q.available_to_take(place, price, shown),
                                maker=False)
+        q.took(place, price, before - working.remaining)
+        return events
+
+    def _crossed(self, working: _Working, quote: Quote, ts: int) -> list[Event]:
+        """A resting limit whose opposite best reached its price: nothing is ahead of it any more, and it
+        fills as maker at its limit for what that best shows beyond what it had there already."""
+        o, place = working.order, working.place
+        assert place is not None
+        place.queue = ZERO
+        price, shown = q.opposite_best(quote, o.side)
+        before = working.remaining
+        events = self._fill_on(working, quote, (ts, working.limit), available=q.available_to_take(place, price, shown),
+                               maker=True)
         q.took(place, price, before - working.remaining)
         return events
 

@@ -96,8 +96,10 @@ class ShadowAdapter(Actor):
         them as a late order does, the same in a backtest and on paper."""
         venue = self.venues.get(quote.venue)
         if venue is not None:
-            for event in venue.on_quote(quote):
-                self.out.publish(event)
+            events = venue.on_quote(quote)
+            if events:  # most quotes answer nothing (see on_market)
+                for event in events:
+                    self.out.publish(event)
 
     def on_market(self, md: Bar | Trade) -> None:
         venue = self.venues.get(md.venue)
@@ -112,6 +114,16 @@ class ShadowAdapter(Actor):
                 self.out.publish(event)
         if waiting:  # decided at this event's time: due right after it
             self._release(venue, md, waiting, md.ts_event)
+
+    def quiet(self) -> bool:
+        """Whether no quote could fill, cancel or release anything now: no command waits, and every
+        venue is quiet (ShadowVenue.quiet)."""
+        if self._deferred:
+            return False
+        for venue in self.venues.values():
+            if not venue.quiet():
+                return False
+        return True
 
     # --- the VenueAdapter protocol
 
