@@ -221,7 +221,8 @@ class OrderBook:
         kinds, applied = replayed.applied_ids(self._applied)
         return replayed.BookState(
             open=[(o.order, o.remaining) for o in self.open.values()], committed=list(self._committed.items()),
-            positions=list(self.positions.by_key.items()), fills=self.fills,
+            positions=list(self.positions.by_key.items()), fills_by_client=list(self.fills_by_client.items()),
+            rejects_by_client=list(self.rejects_by_client.items()),
             applied_kinds=kinds, applied=applied, targets=replayed.ids(self._targets))
 
     @classmethod
@@ -234,7 +235,8 @@ class OrderBook:
                 book._resting.setdefault((order.client, order.venue, order.symbol), {})[order.id] = open_order
         book._committed = {tuple(key): qty for key, qty in state.committed}  # type: ignore[misc]
         book.positions.by_key = {tuple(key): qty for key, qty in state.positions}  # type: ignore[misc]
-        book.fills = state.fills
+        book.fills_by_client = dict(state.fills_by_client)
+        book.rejects_by_client = dict(state.rejects_by_client)
         book._applied = replayed.applied_from(state.applied_kinds, state.applied, max_remembered)
         book._targets = RecentIds.of(state.targets, max_remembered)
         return book

@@ -37,7 +37,8 @@ class BookState(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fie
     open: list[tuple[SubmitOrder, Decimal]]  # in submit order, with what remains
     committed: list[tuple[Key, Decimal]]
     positions: list[tuple[Key, Decimal]]
-    fills: int
+    fills_by_client: list[tuple[str, int]]
+    rejects_by_client: list[tuple[str, int]]
     applied_kinds: str  # the kind of each applied entry (a digit: its place in KINDS), oldest first
     applied: list[str]  # their ids, in the same order
     targets: list[str]  # oldest first
