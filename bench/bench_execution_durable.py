@@ -164,19 +164,24 @@ def main() -> None:
     parser.add_argument("--approvals", type=int, default=300)
     parser.add_argument("--history", type=lambda s: [int(x) for x in s.split(",")], default=[0, 30_000, 150_000])
     parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
+    with_servers(parser.parse_args(), run)
+
+
+def with_servers(args, bench) -> None:
+    """`await bench(args, tmp, database_url, simulator_url)` beside an embedded PostgreSQL and the
+    exchange simulator (BTCUSDT trades, a few replayed)."""
     with tempfile.TemporaryDirectory() as tmp:
         os.chmod(tmp, 0o755)  # as root, embedded PostgreSQL must reach its state dir
         with EmbeddedPostgres(Path(tmp) / "pg") as pg:
-            asyncio.run(with_simulator(args, Path(tmp), pg.url))
+            asyncio.run(with_simulator(args, Path(tmp), pg.url, bench))
 
 
-async def with_simulator(args, tmp: Path, database_url: str) -> None:
+async def with_simulator(args, tmp: Path, database_url: str, bench) -> None:
     exchange = sim_config(str(data_file(BTC_TRADES)), USDT="1000000")
     async with serving(exchange, Credentials(API_KEY, API_SECRET)) as sim:
         async with aiohttp.ClientSession() as http:
             await http.post(sim.url + "/sim/advance", json={"trades": 10})
-        await run(args, tmp, database_url, sim.url)
+        await bench(args, tmp, database_url, sim.url)
 
 
 if __name__ == "__main__":

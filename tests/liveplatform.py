@@ -72,12 +72,13 @@ class Live:
 
 
 @asynccontextmanager
-async def live_platform(tmp_path: Path, database_url: str, on_unprotected: str = "rearm") -> AsyncIterator[Live]:
+async def live_platform(tmp_path: Path, database_url: str, on_unprotected: str = "rearm",
+                        more_config: str = "") -> AsyncIterator[Live]:
     async with serving(sim_config(str(data_file(BTC_TRADES)), USDT="100000"), Credentials(API_KEY, API_SECRET)) as sim:
         async with aiohttp.ClientSession() as http:
             await http.post(sim.url + "/sim/advance", json={"trades": 10})
         config = tmp_path / "bosun.toml"
-        config.write_text(CONFIG.format(url=sim.url, on_unprotected=on_unprotected))
+        config.write_text(CONFIG.format(url=sim.url, on_unprotected=on_unprotected) + more_config)
         with EmbeddedNats(tmp_path / "nats") as server:
             nc = await nats.connect(server.url)
             env = {**server_env(server.url, database_url), "BOSUN_BINANCE_API_KEY": API_KEY,

@@ -51,10 +51,15 @@ SERVICES = ("ingest", "signal", "risk", "execution", "portfolio", "alerts")
 class ServiceConfig(ConfigStruct):
     metrics_port: int = 0  # 0: a free port, printed at start
     metrics_addr: str = "127.0.0.1"  # a container opens it ("0.0.0.0") to its network's Prometheus
+    # Entries of a replayed stream between two snapshots of what the service rebuilds from it
+    # (execution: ORDERS): a start replays about this many after the newest snapshot.
+    snapshot_every: int = 1_000
 
     def __post_init__(self) -> None:
         if not 0 <= self.metrics_port <= 65535:
             raise ValueError(f"metrics_port {self.metrics_port} is not a TCP port (0 to 65535)")
+        if not 1 <= self.snapshot_every <= 10_000_000:
+            raise ValueError(f"snapshot_every {self.snapshot_every} is not a number of entries from 1 to 10,000,000")
 
 
 class Config(ConfigStruct):

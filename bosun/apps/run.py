@@ -19,9 +19,11 @@ from bosun.apps.config import Config
 from bosun.apps.status_metrics import exporter
 from bosun.runtime.backlog import until_behind_at_most
 from bosun.runtime.config import ConfigError
+from bosun.runtime.provision import replicas_from_env
 from bosun.runtime.service import Companion, run_service
 from bosun.runtime.telemetry import setup_logging, setup_tracing
 from bosun.runtime.urls import require_urls
+from proto import subjects as sj
 
 log = logging.getLogger("bosun.run")
 
@@ -40,6 +42,9 @@ REPLAY_STALL_S = 30.0
 # Fill ids of the newest stored fills a restarted portfolio remembers: a redelivery comes from the
 # durable consumer's unacked tail, at most the binding's max_in_flight (1,024) fills.
 RECENT_FILL_IDS = 10_000
+# Execution's snapshots of what it rebuilds from ORDERS ([services.execution] snapshot_every) are
+# at most this often: a burst of order events costs one snapshot a second, not one per round.
+SNAPSHOT_MIN_INTERVAL_S = 1.0
 # An installed package carries no infra/postgres (the Docker image copies it and names it here).
 MIGRATIONS_DIR_ENV = "BOSUN_MIGRATIONS_DIR"
 
@@ -76,6 +81,9 @@ async def serve_risk(cfg: Config, nats_url: str, _database_url: str | None) -> i
 
 
 async def serve_execution(cfg: Config, nats_url: str, database_url: str | None) -> int:
+    from bosun.runtime import replicas as replicated
+    from bosun.runtime import snapshots
+    from bosun.runtime.clock import LiveClock
     from services.execution.actor import ExecutionActor
     from services.execution.records import Snapshot
     from services.execution.store import ExecutionStore
@@ -88,7 +96,9 @@ async def serve_execution(cfg: Config, nats_url: str, database_url: str | None) 
     if live and not database_url:
         raise ConfigError("execution with a live venue needs PostgreSQL for its intents: set BOSUN_DATABASE_URL "
                           "or start `bosun up`")
-    adapters = [Companion(lambda clock, out: ShadowAdapter(clock, out, config))]
+    # What the actors rebuild from ORDERS comes from its newest snapshot plus the log after it.
+    newest = await _newest_snapshot(nats_url, "ORDERS")
+    adapters = [Companion(lambda clock, out: _restored(ShadowAdapter(clock, out, config), newest))]
     store, snapshot, edge = None, Snapshot({}, {}), None
     if live:
         from services.execution.venues.ccxt_edge import CcxtEdge  # ccxt: the `live` extra, loaded only for live venues
@@ -111,19 +121,65 @@ async def serve_execution(cfg: Config, nats_url: str, database_url: str | None) 
             await binding.feed(actor.on_venue_found, await edge.venue_state(snapshot.last_fills))
             await follow(followers(edge, functools.partial(binding.feed, actor.on_fills_found)))
 
-        adapters.append(Companion(lambda clock, out: LiveAdapter(clock, out, config), effects=edge.carry_out,
-                                  source=live_venues))
+        adapters.append(Companion(lambda clock, out: _restored(LiveAdapter(clock, out, config), newest),
+                                  effects=edge.carry_out, source=live_venues))
+
+    def replicas() -> list:
+        """The actors again, never started, fed only ORDERS: what a full replay would build."""
+        made = [ExecutionActor(LiveClock(), replicated.REFUSING, config, durable=True),
+                ShadowAdapter(LiveClock(), replicated.REFUSING, config)]
+        if live:
+            made.append(LiveAdapter(LiveClock(), replicated.REFUSING, config))
+        return made
+
+    async def snapshotting(binding, _actor) -> None:
+        kept = replicated.Replicas("ORDERS", sj.ORDERS, replicas)
+        kept.restore(newest)
+        try:
+            await snapshots.keep(binding.js, snapshots.SnapshotStore(binding.js, replicas_from_env()), kept,
+                                 sj.ORDERS, cfg.service("execution").snapshot_every, SNAPSHOT_MIN_INTERVAL_S)
+        except Exception:  # trading goes on; the next start replays more
+            log.exception("execution: snapshots of ORDERS stopped")
+            await asyncio.Event().wait()
+
     try:
-        await run_service("execution", lambda clock, out: ExecutionActor(
-            clock, out, config, durable=store is not None, protection=snapshot.protection), nats_url=nats_url,
-            effects=None if store is None else store.record, halt_on_start=True, companions=adapters,
-            **_metrics(cfg, "execution"))
+        await run_service("execution", lambda clock, out: _restored(ExecutionActor(
+            clock, out, config, durable=store is not None, protection=snapshot.protection), newest),
+            nats_url=nats_url, effects=None if store is None else store.record, halt_on_start=True,
+            companions=adapters, source=snapshotting, **_metrics(cfg, "execution"))
     finally:
         if edge is not None:
             await edge.close()
         if store is not None:
             await store.close()
     return 0
+
+
+def _restored(actor, newest):
+    from bosun.runtime.replicas import restore
+
+    restore(actor, newest)
+    return actor
+
+
+async def _newest_snapshot(nats_url: str, stream: str):
+    """The newest usable snapshot of `stream`, read on a connection of its own before the service's."""
+    import nats
+
+    from bosun.runtime import snapshots, urls
+    from bosun.runtime.service import inbox_prefix
+
+    t0 = time.perf_counter()
+    nc = await nats.connect(urls.nats_servers(nats_url), name="bosun-execution-snapshot",
+                            inbox_prefix=inbox_prefix("execution"), connect_timeout=5)
+    try:
+        newest = await snapshots.load(snapshots.SnapshotStore(nc.jetstream()), stream)
+    finally:
+        await nc.close()
+    if newest is not None:
+        log.info("execution: snapshot of %s at sequence %d read in %.3f s", stream, newest.seq,
+                 time.perf_counter() - t0)
+    return newest
 
 
 async def serve_portfolio(cfg: Config, nats_url: str, database_url: str | None) -> int:

@@ -4,7 +4,7 @@ ids is enough, and the durable stores stay the truth for anything older."""
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable, Iterator
 
 
 class RecentIds:
@@ -20,6 +20,17 @@ class RecentIds:
         self._ids: set[Hashable] = set()
         self._order: deque[Hashable] = deque()  # oldest first
 
+    @classmethod
+    def of(cls, items: Iterable[Hashable], limit: int) -> RecentIds:
+        """Remembering `items` (distinct, oldest first, as `oldest_first` gave them): at once, not
+        one `add` at a time (a snapshot holds 100,000 of them)."""
+        recent = cls(limit)
+        recent._order = deque(items, maxlen=None)
+        while len(recent._order) > limit:
+            recent._order.popleft()
+        recent._ids = set(recent._order)
+        return recent
+
     def add(self, item: Hashable) -> bool:
         """Remember `item`; False when it was already known."""
         if item in self._ids:
@@ -29,6 +40,14 @@ class RecentIds:
         if len(self._order) > self._limit:
             self._ids.remove(self._order.popleft())
         return True
+
+    def oldest_first(self) -> Iterator[Hashable]:
+        """What is remembered, in the order it came (what a snapshot keeps)."""
+        return iter(self._order)
+
+    @property
+    def limit(self) -> int:
+        return self._limit
 
     def __contains__(self, item: Hashable) -> bool:
         return item in self._ids

@@ -20,7 +20,7 @@ class Delivery(enum.Enum):
     """How a binding feeds one input to its handler."""
 
     DURABLE = "durable"  # every message once; resumes after the last ack; ack after the effect
-    REPLAY = "replay"  # the whole stream on every start, then live: rebuilds derived state
+    REPLAY = "replay"  # the whole stream (or after a snapshot's sequence) on every start, then live
     LATEST = "latest"  # the newest message per subject, then live: KV and last-value state
     LIVE = "live"  # only what is published from now on: market data
 
@@ -31,6 +31,7 @@ class Input(NamedTuple):
     decode: Callable[[bytes], Any]
     delivery: Delivery = Delivery.DURABLE
     keyed: bool = False  # the handler gets a KvEntry (see kv_input)
+    after: int = 0  # REPLAY: the stream sequence a restored snapshot covers; delivery starts after it
 
 
 class KvEntry(NamedTuple):

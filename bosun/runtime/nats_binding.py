@@ -254,7 +254,7 @@ class NatsBinding:
         queue: asyncio.Queue[tuple[Any, Any]] = asyncio.Queue(self._max_in_flight)
         by_key: dict[tuple[Any, ...], _Route] = {}
         for inp in (inp for a in actors for inp in a.inputs()):
-            shared = by_key.get(key := (inp.subject, inp.delivery, inp.decode, inp.keyed))
+            shared = by_key.get(key := (inp.subject, inp.delivery, inp.decode, inp.keyed, inp.after))
             if shared is None:
                 by_key[key] = _Route(inp, await self._resolve_stream(inp.subject), self.service)
             else:
@@ -343,9 +343,11 @@ class NatsBinding:
             policy = {Delivery.REPLAY: api.DeliverPolicy.ALL, Delivery.LATEST: api.DeliverPolicy.LAST_PER_SUBJECT,
                       Delivery.LIVE: api.DeliverPolicy.NEW}[inp.delivery]
             # an ordered consumer, created by hand to learn its backlog at creation
+            if inp.after:  # a snapshot covers the stream up to there
+                policy = api.DeliverPolicy.BY_START_SEQUENCE
             config = api.ConsumerConfig(
                 deliver_subject=self.nc.new_inbox(), filter_subject=inp.subject, deliver_policy=policy,
-                ack_policy=api.AckPolicy.NONE, max_deliver=1, ack_wait=22 * 3600, flow_control=True,
+                opt_start_seq=inp.after + 1 if inp.after else None, ack_policy=api.AckPolicy.NONE, max_deliver=1, ack_wait=22 * 3600, flow_control=True,
                 idle_heartbeat=5.0, num_replicas=1, mem_storage=True)
             info = await self.js.add_consumer(route.stream, config=config)
             route.backlog = info.num_pending or 0

@@ -34,6 +34,8 @@
   edge commits before the message that caused it is acked. A backtest asks for none. The log
   replayed on start was recorded as it came, but for the round a crash interrupted: only the
   replay's last REPLAY_TAIL entries are recorded again, once, on start.
+- A start reads the newest snapshot of what the log rebuilds (the book, the replay's tail: see
+  services/execution/replayed.py) and only the log after it, when there is one it can trust.
 - `dry_run` sends nothing: every order becomes OrderRejected("dry run: order not sent")."""
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from proto import subjects as sj
 from proto.events import (CancelAllOrders, CancelOrder, Event, OrderCanceled, OrderFilled, OrderType, PriceSnapshot,
                           Reason, ReconciliationReport, RiskLimitBreached, Side, SubmitOrder, TargetApproved,
                           TargetPosition, VenueStateReported)
+from services.execution import replayed
 from services.execution.config import ExecutionConfig, VenueConfig
 from services.execution.guard import Guard, Refusal
 from services.execution.orders import (PROTECTIVE, Cancel, Key, OpenOrder, OrderBook, Place, client_order_id, key_of,
@@ -90,13 +93,14 @@ class ExecutionActor(Actor):
         self._scopes = ScopeStates()
         self._guard = Guard(config.guard) if config.guard else None
         self._prices = LatestPrices() if self._guard is not None and self._guard.reads_prices else None
+        self._replayed_through = 0  # the ORDERS sequence a restored snapshot covers
 
     def inputs(self) -> Sequence[Input]:
         prices = ([event_input(sj.PRICES, PriceSnapshot, self._prices.on_price_snapshot, Delivery.LATEST)]
                   if self._prices is not None else [])
         return [
             event_input(sj.APPROVED, TargetApproved, self.on_target_approved, Delivery.DURABLE),
-            Input(sj.ORDERS, self.on_order_event, codec.decode_any, Delivery.REPLAY),
+            Input(sj.ORDERS, self.on_order_event, codec.decode_any, Delivery.REPLAY, after=self._replayed_through),
             Input(sj.TRADING_ENABLED, self.on_trading_enabled, codec.decode_trading_enabled, Delivery.LATEST),
             kv_input(sj.CLIENT_SWITCHES, self.on_client_switch),
             kv_input(sj.SCOPE_STATES, self.on_scope_state),
@@ -390,6 +394,19 @@ class ExecutionActor(Actor):
         key = (entry.client, entry.venue, entry.symbol)  # type: ignore[attr-defined]
         return RecordOrderEntry(entry, None if open_order is None else open_order.remaining,  # type: ignore[arg-type]
                                 self.book.position(key))
+
+    # --- snapshots (bosun/runtime/replicas.py): the book and the replay's tail
+
+    def replayed_part(self) -> bytes:
+        return replayed.encode(replayed.ExecutionPart(version=replayed.VERSION, book=self.book.state(),
+                                                      tail=list(self._tail)))
+
+    def restore_replayed(self, part: bytes, after: int) -> None:
+        state = replayed.decode(part, replayed.ExecutionPart)
+        self.book = OrderBook.restored(state.book)
+        if self.durable:
+            self._tail.extend(state.tail)
+        self._replayed_through = after
 
     # --- health
 

@@ -19,6 +19,7 @@ from typing import NamedTuple
 from bosun.model.grid import round_qty
 from bosun.model.positions import NetPositions, signed
 from bosun.model.recent import RecentIds
+from services.execution import replayed
 from proto.events import (Event, OrderAccepted, OrderCanceled, OrderFilled, OrderModified, OrderRejected,
                           OrdersCanceled, Side, SubmitOrder, TargetPosition)
 
@@ -213,3 +214,29 @@ class OrderBook:
         if not resting:
             return []  # the usual case when a target comes
         return [o for o in resting.values() if (o.order.order_type in PROTECTIVE) == protective]
+
+    # --- snapshots (services/execution/replayed.py)
+
+    def state(self) -> replayed.BookState:
+        kinds, applied = replayed.applied_ids(self._applied)
+        return replayed.BookState(
+            open=[(o.order, o.remaining) for o in self.open.values()], committed=list(self._committed.items()),
+            positions=list(self.positions.by_key.items()), fills_by_client=list(self.fills_by_client.items()),
+            rejects_by_client=list(self.rejects_by_client.items()),
+            applied_kinds=kinds, applied=applied, targets=replayed.ids(self._targets))
+
+    @classmethod
+    def restored(cls, state: replayed.BookState, max_remembered: int = 100_000) -> OrderBook:
+        book = cls(max_remembered)
+        for order, remaining in state.open:
+            open_order = OpenOrder(order, remaining)
+            book.open[order.id] = open_order
+            if order.order_type != "market":
+                book._resting.setdefault((order.client, order.venue, order.symbol), {})[order.id] = open_order
+        book._committed = {tuple(key): qty for key, qty in state.committed}  # type: ignore[misc]
+        book.positions.by_key = {tuple(key): qty for key, qty in state.positions}  # type: ignore[misc]
+        book.fills_by_client = dict(state.fills_by_client)
+        book.rejects_by_client = dict(state.rejects_by_client)
+        book._applied = replayed.applied_from(state.applied_kinds, state.applied, max_remembered)
+        book._targets = RecentIds.of(state.targets, max_remembered)
+        return book

@@ -25,6 +25,7 @@ from bosun.runtime.backlog import until_behind_at_most
 from bosun.runtime.embedded import nats_server_binary
 from bosun.runtime.nats_binding import durable_name
 from bosun.runtime.provision import ProvisionError, provision, replicas_from_env
+from bosun.runtime.snapshots import SnapshotStore
 from proto import codec
 from proto import events as ev
 from proto import subjects as sj
@@ -40,6 +41,8 @@ REFUSED_WITHIN_S = 1.0  # a refused JetStream publish gets no ack: it times out
 SERVICES = ("signal", "risk", "execution", "portfolio", "alerts")  # ingest: played by the test, as its user
 # Limits that make risk read every order event (ORDERS) and the positions' pnl (POSITIONS) too.
 RISK_READING_ALL = '[risk]\nmax_open_orders = 10\nmax_daily_loss = "1000"\n'
+# Execution stores a snapshot of what it rebuilds from ORDERS after every entry: its user may.
+SNAPSHOT_EACH_ENTRY = "[services.execution]\nsnapshot_every = 1\n"
 
 
 async def connected(stack: contextlib.AsyncExitStack, servers: SecuredNats | list[SecuredNats], user: str,
@@ -75,7 +78,7 @@ async def services(server: SecuredNats, admin: Client, tmp_path: Path,
                    fresh_database_url: str) -> AsyncIterator[dict[str, ServiceProcess]]:
     """Every long-running service, each connecting as its own user; they provision JetStream themselves."""
     config = tmp_path / "bosun.toml"
-    config.write_text(ALICE_SMA + RISK_READING_ALL)
+    config.write_text(ALICE_SMA + RISK_READING_ALL + SNAPSHOT_EACH_ENTRY)
     processes = {s: ServiceProcess(s, config, tmp_path, server_env(server.url(s), fresh_database_url))
                  for s in SERVICES}
     try:
@@ -138,6 +141,11 @@ async def test_each_service_does_its_job_as_its_own_user_and_a_plain_publish_hal
         await until_trading(admin, "risk", True)
         status = await control.gather(admin)  # `bosun status`, as admin
         assert status["trading_enabled"] is True and status["execution"]["fills"] == 1
+        orders = await stored_count(js, "ORDERS", sj.ORDERS)
+        deadline = time.monotonic() + 10  # execution's snapshots, written in the background once a second at most
+        while (newest := await SnapshotStore(js).load("ORDERS")) is None or newest.seq < orders:
+            assert time.monotonic() < deadline, f"execution stored no snapshot of ORDERS up to {orders}: {newest}"
+            await asyncio.sleep(0.1)
     for p in services.values():
         assert "permissions violation" not in p.log_text().lower(), f"{p.service} was refused something it needs"
 

@@ -35,11 +35,13 @@ from bosun.model.prices import LatestPrices
 from bosun.model.recent import RecentIds
 from bosun.runtime.actor import Actor, Delivery, Effect, Input, Outbox, event_input
 from bosun.runtime.clock import Clock
+from bosun.runtime.replicas import SnapshotError
 from proto import codec
 from proto import subjects as sj
 from proto.events import (CancelAllOrders, CancelOrder, Event, OrderAccepted, OrderCanceled, OrderFilled,
                           OrderRejected, OrdersCanceled, PriceSnapshot, SubmitOrder, VenueStateReported)
 from services.execution.caps import over_caps
+from services.execution import replayed
 from services.execution.config import ExecutionConfig
 from services.execution.orders import PROTECTIVE, OrderBook, rejection
 
@@ -120,9 +122,11 @@ class LiveAdapter(Actor):
         self._caps = config.live if config.live.capped else None
         self._book = OrderBook(max_remembered) if self._caps else None  # the live accounts' orders and positions
         self._prices = LatestPrices()
+        self._replayed_through = 0  # the ORDERS sequence a restored snapshot covers
+        self._max_remembered = max_remembered
 
     def inputs(self) -> Sequence[Input]:
-        log = Input(sj.ORDERS, self.on_order_log, codec.decode_any, Delivery.REPLAY)
+        log = Input(sj.ORDERS, self.on_order_log, codec.decode_any, Delivery.REPLAY, after=self._replayed_through)
         if self._caps is None:
             return [log]
         return [log, event_input(sj.PRICES, PriceSnapshot, self._prices.on_price_snapshot, Delivery.LATEST)]
@@ -231,6 +235,26 @@ class LiveAdapter(Actor):
         snapshot = self._prices.by_market.get((order.venue, order.symbol))
         return over_caps(self._caps, order, book.position(key), working,  # type: ignore[arg-type]
                          snapshot.price if snapshot is not None else None)
+
+    # --- snapshots (bosun/runtime/replicas.py): what the log answered, and (capped) the book
+
+    def replayed_part(self) -> bytes:
+        return replayed.encode(replayed.LivePart(
+            version=replayed.VERSION, accounts=sorted(self._accounts), answered=replayed.ids(self._answered),
+            fills=replayed.ids(self._fills), unanswered=list(self._unanswered.values()),
+            book=None if self._book is None else self._book.state()))
+
+    def restore_replayed(self, part: bytes, after: int) -> None:
+        state = replayed.decode(part, replayed.LivePart, self._accounts)
+        if (state.book is None) != (self._book is None):
+            raise SnapshotError(f"taken {'without' if state.book is None else 'with'} the caps of capped live, "
+                                f"configured now {'with' if state.book is None else 'without'}")
+        self._answered = RecentIds.of(state.answered, self._max_remembered)
+        self._fills = RecentIds.of(state.fills, self._max_remembered)
+        self._unanswered = {command.id: command for command in state.unanswered}  # type: ignore[misc]
+        if state.book is not None:
+            self._book = OrderBook.restored(state.book, self._max_remembered)
+        self._replayed_through = after
 
     def status(self) -> dict[str, object]:
         return {"accounts": [f"{client}.{venue}" for client, venue in sorted(self._accounts)]}

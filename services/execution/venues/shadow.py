@@ -76,6 +76,7 @@ from proto.events import (MAX_CANCELED_IDS, Bar, CancelAllOrders, CancelOrder, E
                           Trade)
 from services.execution.config import VenueConfig
 from services.execution.orders import PROTECTIVE, rejection
+from services.execution.replayed import VenueState, WorkingState
 from services.execution.venues import queue as q
 
 BPS = Decimal(10_000)
@@ -322,6 +323,36 @@ class ShadowVenue:
         working = self._find(coid)
         if working is not None:
             self._remove(working)
+
+    def replayed(self) -> VenueState:
+        """What the replay of the order log has built (services/execution/replayed.py)."""
+
+        def state(w: _Working) -> WorkingState:
+            return WorkingState(order=w.order, remaining=w.remaining, limit=w.limit, fills=w.fills)
+
+        return VenueState(
+            venue=self.venue, working=[state(w) for w in self._working.values()],
+            protective=[state(w) for orders in self._protective.values() for w in orders.values()],
+            positions=list(self.positions.by_key.items()),
+            fills=[(key, list(kept)) for key, kept in self._fills.items()], seen=list(self._seen.oldest_first()),
+            booked=list(self._booked.oldest_first()), unanswered=list(self._unanswered.values()),
+            cancels=list(self._cancels.values()))
+
+    def restore(self, state: VenueState) -> None:
+        """As `replayed` found it: the venue's terms come from its configuration."""
+        for s in (*state.working, *state.protective):
+            working = self._new_working(s.order, self._terms[s.order.client])  # the part's accounts are ours
+            working.remaining, working.limit, working.fills = s.remaining, s.limit, s.fills
+            if working.protective:
+                self._add_protective(working)
+            else:
+                self._working[s.order.id] = working
+        self.positions.by_key = {tuple(key): qty for key, qty in state.positions}  # type: ignore[misc]
+        self._fills = {tuple(key): deque(kept, maxlen=FILLS_KEPT) for key, kept in state.fills}  # type: ignore[misc]
+        self._seen, self._booked = RecentIds.of(state.seen, self._seen.limit), RecentIds.of(state.booked,
+                                                                                          self._booked.limit)
+        self._unanswered = {order.id: order for order in state.unanswered}
+        self._cancels = {cancel.client_order_id: cancel for cancel in state.cancels}
 
     def unanswered(self) -> list[Event]:
         """What the log holds that the venue never answered (it stopped in between), oldest first:

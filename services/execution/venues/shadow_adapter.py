@@ -9,7 +9,8 @@ and before any later one; one that arrives late fills where it would have (see S
 So a venue sees market data and commands in the order they were decided, whatever order
 they are delivered in, and paper fills equal the backtest's.
 
-After a restart the working orders and positions come back from the order log (REPLAY);
+After a restart the working orders and positions come back from the order log (REPLAY: its
+newest snapshot and the entries after it, see services/execution/replayed.py, or all of it);
 commands in the log the venue never answered are carried out on start, and then it reports
 what each venue holds (VenueStateReported) for execution to reconcile with."""
 
@@ -20,10 +21,12 @@ from collections.abc import Sequence
 
 from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
 from bosun.runtime.clock import Clock
+from bosun.runtime.replicas import SnapshotError
 from proto import codec
 from proto import subjects as sj
 from proto.events import (Bar, CancelAllOrders, CancelOrder, Event, ModifyOrder, OrderFilled, Quote, SubmitOrder,
                           Trade, VenueStateReported)
+from services.execution import replayed
 from services.execution.config import ExecutionConfig, VenueConfig
 from services.execution.orders import rejection
 from services.execution.venues.shadow import ShadowVenue
@@ -45,13 +48,16 @@ class ShadowAdapter(Actor):
                     accounts.setdefault(venue, {})[client] = cfg
         self.venues = {venue: ShadowVenue(venue, clients, max_recent) for venue, clients in accounts.items()}
         self._accounts = {(client, venue) for venue, clients in accounts.items() for client in clients}
+        self._terms = replayed.terms({(client, venue): cfg for venue, clients in accounts.items()
+                                      for client, cfg in clients.items()})
         self._max_deferred = max_deferred
         self._deferred: dict[tuple[str, str], deque[Command]] = {}  # (venue, symbol) -> commands, in order
         self._started = False
+        self._replayed_through = 0  # the ORDERS sequence a restored snapshot covers
 
     def inputs(self) -> Sequence[Input]:
         return [
-            Input(sj.ORDERS, self.on_order_log, codec.decode_any, Delivery.REPLAY),
+            Input(sj.ORDERS, self.on_order_log, codec.decode_any, Delivery.REPLAY, after=self._replayed_through),
             event_input(sj.BARS, Bar, self.on_market, Delivery.LIVE),
             event_input(sj.TRADES, Trade, self.on_market, Delivery.LIVE),
             event_input(sj.QUOTES, Quote, self.on_quote, Delivery.LIVE),
@@ -177,6 +183,22 @@ class ShadowAdapter(Actor):
             events = venue.cancel_all(command)  # type: ignore[arg-type]
         for event in events:
             self.out.publish(event)
+
+    # --- snapshots (bosun/runtime/replicas.py): each venue as the replay left it
+
+    def replayed_part(self) -> bytes:
+        return replayed.encode(replayed.ShadowPart(version=replayed.VERSION, accounts=sorted(self._accounts),
+                                                   terms=self._terms,
+                                                   venues=[v.replayed() for v in self.venues.values()]))
+
+    def restore_replayed(self, part: bytes, after: int) -> None:
+        state = replayed.decode(part, replayed.ShadowPart, self._accounts)
+        if state.terms != self._terms:
+            raise SnapshotError("taken with other terms for the shadow accounts (fees, tick, step, latency, fill "
+                                "model...) than configured now")
+        for venue_state in state.venues:
+            self.venues[venue_state.venue].restore(venue_state)
+        self._replayed_through = after
 
     def status(self) -> dict[str, object]:
         return {
