@@ -22,7 +22,7 @@ from bosun.runtime.replicas import SnapshotError
 from proto.events import (ANY_EVENT, CancelOrder, OrderAccepted, OrderCanceled, OrderFilled,
                           OrderModified, OrderRejected, OrdersCanceled, SubmitOrder)
 
-VERSION = 1
+VERSION = 2  # 2: the live part holds its brackets
 Key = tuple[str, str, str]  # client, venue, symbol
 Account = tuple[str, str]  # client, venue
 # The entry kinds the book remembers as applied, one character each (a part names no Python class,
@@ -78,6 +78,15 @@ class ShadowPart(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     venues: list[VenueState]
 
 
+class BracketsState(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
+    """services/execution/venues/live._Brackets: the legs, each OCO group's legs (by id) and the
+    newest group of each market, all as the log left them."""
+
+    legs: list[SubmitOrder]  # oldest first
+    groups: list[tuple[str, list[str]]]
+    newest: list[tuple[Key, str]]
+
+
 class LivePart(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     version: int
     accounts: list[Account]  # sorted
@@ -85,6 +94,8 @@ class LivePart(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     fills: list[str]
     unanswered: list[SubmitOrder | CancelOrder]
     book: BookState | None  # capped live only
+    brackets: BracketsState
+    settled: list[str]  # OCO groups whose siblings were settled
 
 
 _encoder = msgspec.msgpack.Encoder()

@@ -76,3 +76,21 @@ def test_any_other_fill_in_the_market_resizes_the_working_bracket() -> None:
     adapter.on_order_log(leg_fill)
     adapter.on_order_log(msgspec.structs.replace(more, id="binance-12"))  # the bracket is done: nothing to resize
     assert effects == [ResizeBracket(stop, take_profit), SettleBracket(stop.id, (take_profit,))]
+
+
+def test_a_start_from_a_snapshot_knows_the_working_bracket_as_a_full_replay_does() -> None:
+    """The snapshot carries the legs and settled groups: after it, a fill resizes the bracket, a
+    leg's fill settles its sibling, and the part then equals the replayed adapter's."""
+    entry, stop, take_profit = bracket_orders()
+    log = [entry, answered(entry), stop, answered(stop), take_profit, answered(take_profit)]
+    more = OrderFilled(id="binance-10", ts_event=T0, client_order_id="bs-more", client="alice", venue="binance",
+                       symbol="BTCUSDT", side="buy", qty=D(1), price=D(100), fee=D(0))
+    leg_fill = msgspec.structs.replace(more, id="binance-11", client_order_id=stop.id, side="sell")
+    _, replayed_adapter, replayed_effects = live(log)
+    _, restored, restored_effects = live()
+    restored.restore_replayed(live(log)[1].replayed_part(), len(log))
+    for adapter in (replayed_adapter, restored):
+        for fill in (more, leg_fill):
+            adapter.on_order_log(fill)
+    assert restored_effects == replayed_effects == [ResizeBracket(stop, take_profit), SettleBracket(stop.id, (take_profit,))]
+    assert restored.replayed_part() == replayed_adapter.replayed_part()

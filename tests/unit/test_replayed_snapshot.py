@@ -83,8 +83,8 @@ def test_a_part_of_another_version_or_for_other_accounts_or_unreadable_is_refuse
     part = msgspec.msgpack.decode(shadow.replayed_part())
     fresh = actors()
     before = [a.replayed_part() for a in fresh]
-    with pytest.raises(SnapshotError, match="version 2; this build reads version 1"):
-        fresh[1].restore_replayed(msgspec.msgpack.encode({**part, "version": 2}), 10)
+    with pytest.raises(SnapshotError, match=f"version {replayed.VERSION + 1}; this build reads version {replayed.VERSION}"):
+        fresh[1].restore_replayed(msgspec.msgpack.encode({**part, "version": replayed.VERSION + 1}), 10)
     with pytest.raises(SnapshotError, match="taken for the accounts alice.binance, configured now: "
                                             "alice.binance, bob.binance"):
         fresh[1].restore_replayed(msgspec.msgpack.encode({**part, "accounts": [["alice", "binance"]]}), 10)

@@ -242,7 +242,8 @@ class LiveAdapter(Actor):
         return replayed.encode(replayed.LivePart(
             version=replayed.VERSION, accounts=sorted(self._accounts), answered=replayed.ids(self._answered),
             fills=replayed.ids(self._fills), unanswered=list(self._unanswered.values()),
-            book=None if self._book is None else self._book.state()))
+            book=None if self._book is None else self._book.state(), brackets=self._brackets.state(),
+            settled=replayed.ids(self._settled)))
 
     def restore_replayed(self, part: bytes, after: int) -> None:
         state = replayed.decode(part, replayed.LivePart, self._accounts)
@@ -254,6 +255,8 @@ class LiveAdapter(Actor):
         self._unanswered = {command.id: command for command in state.unanswered}  # type: ignore[misc]
         if state.book is not None:
             self._book = OrderBook.restored(state.book, self._max_remembered)
+        self._brackets = _Brackets.restored(state.brackets, self._max_remembered)
+        self._settled = RecentIds.of(state.settled, self._max_remembered)
         self._replayed_through = after
 
     def status(self) -> dict[str, object]:
@@ -278,6 +281,22 @@ class _Brackets:
         self._newest[(order.client, order.venue, order.symbol)] = order.oco
         if len(self.legs) > self._max:
             self.drop(next(iter(self.legs)))
+
+    def state(self) -> replayed.BracketsState:
+        return replayed.BracketsState(
+            legs=list(self.legs.values()),
+            groups=[(oco, [leg.id for leg in group.values()]) for oco, group in self._groups.items()],
+            newest=list(self._newest.items()))
+
+    @classmethod
+    def restored(cls, state: replayed.BracketsState, max_remembered: int) -> _Brackets:
+        brackets = cls(max_remembered)
+        brackets.legs = {leg.id: leg for leg in state.legs}
+        # A group holds the very legs of `legs` (drop compares by identity); one no longer there stays out.
+        brackets._groups = {oco: {leg.order_type: leg for leg in map(brackets.legs.get, ids) if leg is not None}
+                            for oco, ids in state.groups}
+        brackets._newest = dict(state.newest)
+        return brackets
 
     def drop(self, coid: str) -> None:
         leg = self.legs.pop(coid, None)
