@@ -88,6 +88,7 @@ class ExecutionActor(Actor):
         self._reports: list[VenueStateReported] = []  # this run's, received while the log replays
         self.disagreements: dict[str, str] = {}  # client.venue.symbol -> the positions that differ
         self._scopes = ScopeStates()
+        self._current: dict[Key, TargetPosition] = {}  # the newest target planned per key, to converge on
         self._guard = Guard(config.guard) if config.guard else None
         self._prices = LatestPrices() if self._guard is not None and self._guard.reads_prices else None
 
@@ -144,6 +145,8 @@ class ExecutionActor(Actor):
                 self._record(event)
             if fill and self._started:
                 self._drop_bracket_when_flat(event, None if filled is None else filled.order)  # type: ignore[arg-type]
+                if filled is not None:
+                    self._converge(event, filled)  # type: ignore[arg-type]
             return
         if type(event) is not VenueStateReported or event.ts_event < self._born:
             return
@@ -154,44 +157,71 @@ class ExecutionActor(Actor):
 
     def on_target_approved(self, approved: TargetApproved) -> None:
         target = approved.target
-        if not self.book.mark_handled(target.id):
-            return
+        if self.book.mark_handled(target.id):
+            self._steer(target, _Numbering(target.id), target.ts_event, new=True)
+
+    def _steer(self, target: TargetPosition, orders: _Numbering, ts: int, new: bool) -> None:
+        """Make the orders that take the key from its position and working orders to `target`, decided
+        at market time `ts`: a `new` target (its bracket armed too), or the key's newest one again."""
         key = (target.client, target.venue, target.symbol)
         committed = self.book.committed(key)  # working market orders count as position
         position = self.book.position(key) + committed if committed else self.book.position(key)
         problem = self._target_problem(target, position)
         if problem:
-            self._emit(rejection(client_order_id(target.id, 1), target, problem))
+            self._emit(rejection(client_order_id(orders.target_id, 1), target, problem))
             return
-        actions = plan(target.qty, position, self.book.open_orders(key), self._cfg[key[:2]].step_size)
+        # An order being cancelled trades no more: if it fills first, _converge plans again.
+        working = [o for o in self.book.open_orders(key) if not o.canceling]
+        actions = plan(target.qty, position, working, self._cfg[key[:2]].step_size)
         if self._guard is not None:
             snapshot = self._prices.by_market.get(key[1:]) if self._prices is not None else None
             refusal = self._guard.check(target, reduces(target.qty, position),
                                         [a.qty for a in actions if type(a) is Place], snapshot, self.clock.now_ns())
             if refusal is not None:
-                self._refuse(target, refusal)
+                self._refuse(target, refusal, orders.target_id)
                 return
-        protection = self._protection(target, key)
+        self._current[key] = target
+        protection = self._protection(target, key) if new else self.protection.get(key)
         if self.durable:  # first in the round: the store commits the intent before the orders it made
             self.out.effect(RecordIntent(target, protection))
-        orders = _Numbering(target.id)
         for action in actions:
             match action:
                 case Cancel(coid):
-                    self._cancel(self.book.open[coid], f"superseded by target {target.id}", target.ts_event)
+                    self._cancel(self.book.open[coid], f"superseded by target {target.id}", ts)
                 case Place(side, qty):
                     if target.reason == "signal" and self._cfg[key[:2]].entry == "limit":
-                        self._submit_limit(target, orders.next(), side, qty, self._cfg[key[:2]])
+                        self._submit_limit(target, orders.next(), side, qty, self._cfg[key[:2]], ts)
                         continue
                     order_type: OrderType = "market_on_close" if target.reason == "end_of_data" else "market"
-                    self._submit(key, target.ts_event, target.id, orders.next(), side, qty, order_type,
+                    self._submit(key, ts, target.id, orders.next(), side, qty, order_type,
                                  target.reason, reduce_only=target.reason == "kill_switch")
-        for leg in self.book.open_orders(key, protective=True):
-            self._cancel(leg, f"bracket replaced by target {target.id}", target.ts_event)
-        if protection is not None:
-            self._arm(key, target.qty, protection, orders, target.ts_event)
+        if new:  # the bracket closes whatever is held: planning again leaves it as it is
+            for leg in self.book.open_orders(key, protective=True):
+                self._cancel(leg, f"bracket replaced by target {target.id}", ts)
+            if protection is not None:
+                self._arm(key, target.qty, protection, orders, ts)
         if self._guard is not None and orders.n:
             self._guard.on_placed(target.client, self.clock.now_ns())
+
+    def _converge(self, fill: OrderFilled, filled: OpenOrder) -> None:
+        """After a fill the plan of the key's newest target did not count on, plan toward it again.
+
+        That is the fill of an order an older target placed and the newest one cancelled: its cancel
+        lost the race (cancel latency), or the fill happened before the target was decided but reached
+        execution after it (over NATS), so the plan sent only a cancel. Planned again as decided when
+        both were known: at the later of the target's and the fill's market times, as a backtest (which
+        knows every fill before the next target) would have. Bounded: only such fills trigger it, and the
+        orders it makes are the newest target's own. A bracket's fill closed the position its target
+        wanted: that target is done, and nothing plans toward it again."""
+        key = key_of(fill)
+        order = filled.order
+        if order.order_type in PROTECTIVE:
+            self._current.pop(key, None)
+            return
+        target = self._current.get(key)
+        if target is None or not filled.canceling or order.target_id == target.id:
+            return
+        self._steer(target, _Numbering(f"{target.id}.{fill.id}"), max(target.ts_event, fill.ts_event), new=False)
 
     # --- decisions
 
@@ -209,12 +239,13 @@ class ExecutionActor(Actor):
                         f"{position} (only reducing targets pass)")
         return None
 
-    def _refuse(self, target: TargetPosition, refusal: Refusal) -> None:
-        """Risk approved what the guard refuses: the target is rejected, and people are told."""
+    def _refuse(self, target: TargetPosition, refusal: Refusal, name: str) -> None:
+        """Risk approved what the guard refuses: the target is rejected, and people are told (`name`:
+        the target's id, or that of planning toward it again)."""
         now = self.clock.now_ns()
-        self._emit(rejection(client_order_id(target.id, 1), target, f"guard {refusal.rule}: {refusal.detail}"))
+        self._emit(rejection(client_order_id(name, 1), target, f"guard {refusal.rule}: {refusal.detail}"))
         self.out.publish(RiskLimitBreached(
-            id=f"{target.id}.guard.{refusal.rule}", ts_event=now, client=target.client, venue=target.venue,
+            id=f"{name}.guard.{refusal.rule}", ts_event=now, client=target.client, venue=target.venue,
             symbol=target.symbol, limit=f"guard.{refusal.rule}", target_id=target.id,
             detail=f"risk approved target {target.id} but execution's guard refuses it: {refusal.detail}"))
 
@@ -315,18 +346,21 @@ class ExecutionActor(Actor):
                             oco=oco, target_id=target_id, reason=reason, market_ns=ts, reduce_only=reduce_only)
         self._emit(rejection(order.id, order, DRY_RUN) if self.dry_run else order)
 
-    def _submit_limit(self, target: TargetPosition, coid: str, side: Side, qty: Decimal, cfg: VenueConfig) -> None:
-        """A limit order resting `limit_offset_bps` from the target's price (below it to buy), on the tick."""
+    def _submit_limit(self, target: TargetPosition, coid: str, side: Side, qty: Decimal, cfg: VenueConfig,
+                      ts: int) -> None:
+        """A limit order resting `limit_offset_bps` from the target's price (below it to buy), on the tick,
+        decided at market time `ts`."""
         offset = cfg.limit_offset_bps / BPS
         limit = round_price(target.price * (1 - offset if side == "buy" else 1 + offset), cfg.tick_size, side)
-        expire = None if cfg.limit_ttl_s is None else target.ts_event + int(cfg.limit_ttl_s * 1_000_000_000)
-        order = SubmitOrder(id=coid, ts_event=target.ts_event, client=target.client, venue=target.venue,
+        expire = None if cfg.limit_ttl_s is None else ts + int(cfg.limit_ttl_s * 1_000_000_000)
+        order = SubmitOrder(id=coid, ts_event=ts, client=target.client, venue=target.venue,
                             symbol=target.symbol, side=side, qty=qty, order_type="limit", limit_price=limit,
-                            target_id=target.id, reason=target.reason, market_ns=target.ts_event,
+                            target_id=target.id, reason=target.reason, market_ns=ts,
                             time_in_force="GTC" if expire is None else "GTD", expire_ns=expire)
         self._emit(rejection(order.id, order, DRY_RUN) if self.dry_run else order)
 
     def _cancel(self, open_order: OpenOrder, reason: str, market_ns: int | None = None) -> None:
+        open_order.canceling = True
         o = open_order.order
         self._emit(CancelOrder(id=f"{o.id}.cancel", ts_event=self.clock.now_ns(), client_order_id=o.id,
                                client=o.client, venue=o.venue, symbol=o.symbol, reason=reason, market_ns=market_ns))
