@@ -89,6 +89,7 @@ class ExecutionActor(Actor):
         self.disagreements: dict[str, str] = {}  # client.venue.symbol -> the positions that differ
         self._scopes = ScopeStates()
         self._current: dict[Key, TargetPosition] = {}  # the newest target planned per key, to converge on
+        self._moved: dict[str, tuple[SubmitOrder, int]] = {}  # orders being cancelled that filled, the newest fill's time
         self._guard = Guard(config.guard) if config.guard else None
         self._prices = LatestPrices() if self._guard is not None and self._guard.reads_prices else None
 
@@ -146,7 +147,9 @@ class ExecutionActor(Actor):
             if fill and self._started:
                 self._drop_bracket_when_flat(event, None if filled is None else filled.order)  # type: ignore[arg-type]
                 if filled is not None:
-                    self._converge(event, filled)  # type: ignore[arg-type]
+                    self._note_fill(event, filled)  # type: ignore[arg-type]
+            if self._moved:
+                self._converge()
             return
         if type(event) is not VenueStateReported or event.ts_event < self._born:
             return
@@ -203,25 +206,30 @@ class ExecutionActor(Actor):
         if self._guard is not None and orders.n:
             self._guard.on_placed(target.client, self.clock.now_ns())
 
-    def _converge(self, fill: OrderFilled, filled: OpenOrder) -> None:
-        """After a fill the plan of the key's newest target did not count on, plan toward it again.
-
-        That is the fill of an order an older target placed and the newest one cancelled: its cancel
-        lost the race (cancel latency), or the fill happened before the target was decided but reached
-        execution after it (over NATS), so the plan sent only a cancel. Planned again as decided when
-        both were known: at the later of the target's and the fill's market times, as a backtest (which
-        knows every fill before the next target) would have. Bounded: only such fills trigger it, and the
-        orders it makes are the newest target's own. A bracket's fill closed the position its target
-        wanted: that target is done, and nothing plans toward it again."""
-        key = key_of(fill)
+    def _note_fill(self, fill: OrderFilled, filled: OpenOrder) -> None:
+        """A fill of an order being cancelled moved the position where the newest target's plan did
+        not count on: once that order is closed, plan toward the target again (`_converge`). A
+        bracket's fill closed the position its target wanted: that target is done."""
         order = filled.order
         if order.order_type in PROTECTIVE:
-            self._current.pop(key, None)
-            return
-        target = self._current.get(key)
-        if target is None or not filled.canceling or order.target_id == target.id:
-            return
-        self._steer(target, _Numbering(f"{target.id}.{fill.id}"), max(target.ts_event, fill.ts_event), new=False)
+            self._current.pop(key_of(fill), None)
+        elif filled.canceling:
+            self._moved[order.id] = (order, fill.ts_event)
+
+    def _converge(self) -> None:
+        """Plan again toward the newest target of each key whose order being cancelled filled, now that
+        the order is closed (filled, or its cancel landed): its cancel lost the race (cancel latency),
+        or its fills happened before the target was decided but reached execution after it (over NATS),
+        so the plan counted on them not happening. Decided at the later of the target's market time and
+        the last such fill's, as a backtest, which knows every fill before the next target, would have.
+        Once per such order: the orders it makes are the newest target's own, whose fills plan nothing."""
+        for coid, (order, filled_ns) in list(self._moved.items()):
+            if coid in self.book.open:
+                continue
+            del self._moved[coid]
+            target = self._current.get(key_of(order))
+            if target is not None and order.target_id != target.id:
+                self._steer(target, _Numbering(f"{target.id}.{coid}"), max(target.ts_event, filled_ns), new=False)
 
     # --- decisions
 

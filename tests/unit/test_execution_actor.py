@@ -670,7 +670,7 @@ def test_a_superseded_order_that_fills_before_its_cancel_lands_is_traded_back_to
         if fills:
             fill = h.of(OrderFilled)[0]
             again = submits[-1]
-            assert again.id == client_order_id(f"t2.{fill.id}", 1)
+            assert again.id == client_order_id(f"t2.{fill.client_order_id}", 1)
             assert (again.side, again.target_id, again.market_ns) == ("sell", "t2", fill.ts_event)
 
 
@@ -691,28 +691,37 @@ def filled(order: SubmitOrder, qty: str, ts: int, n: int = 1) -> OrderFilled:
                        symbol="BTCUSDT", side=order.side, qty=D(qty), price=D(100), fee=D(0))
 
 
-def test_a_fill_reaching_execution_after_the_target_that_cancels_its_order_is_planned_again_once() -> None:
-    bus, actor, seen = execution_alone(config(entry="limit"))
-    bus.publish(approved("t1", "1"))
-    bus.drain()
-    (buy,) = [e for e in seen if isinstance(e, SubmitOrder)]
-    bus.publish(approved("t2", "-1", decided_after_bar=2))  # planned while the fill is on its way
-    bus.drain()
-    sells = [e for e in seen if isinstance(e, SubmitOrder) and e.side == "sell"]
-    assert [s.qty for s in sells] == [D(1)] and any(isinstance(e, CancelOrder) for e in seen)
-    decided = T0 + 3 * MIN
-    for n, (qty, ts) in enumerate((("0.4", T0 + 2 * MIN), ("0.6", T0 + 2 * MIN + 1)), 1):  # before t2, in parts
-        bus.publish(filled(buy, qty, ts, n))
+def test_fills_reaching_execution_after_the_target_that_cancels_their_order_are_planned_again_once() -> None:
+    for last in ("fill", "cancel"):  # the order fills whole, or in part before its cancel lands
+        bus, actor, seen = execution_alone(config(entry="limit"))
+        bus.publish(approved("t1", "1"))
         bus.drain()
-    again = [e for e in seen if isinstance(e, SubmitOrder) and e.side == "sell"][1:]
-    # one order per fill, decided when the target and the fill were both known: t2's time, as a backtest
-    assert [(s.qty, s.market_ns, s.target_id) for s in again] == [(D("0.4"), decided, "t2"), (D("0.6"), decided, "t2")]
-    assert actor.book.position(KEY) + actor.book.working(KEY) == D(-1)
-    for n, order in enumerate([*sells, *again], 10):  # the newest target's own fills plan nothing
-        bus.publish(filled(order, str(order.qty), decided + MIN, n))
+        (buy,) = [e for e in seen if isinstance(e, SubmitOrder)]
+        bus.publish(approved("t2", "-1", decided_after_bar=2))  # planned while the fills are on their way
         bus.drain()
-    assert len([e for e in seen if isinstance(e, SubmitOrder)]) == 4
-    assert actor.book.position(KEY) == D(-1) and not actor.book.open_orders(KEY)
+        sells = [e for e in seen if isinstance(e, SubmitOrder) and e.side == "sell"]
+        assert [s.qty for s in sells] == [D(1)] and any(isinstance(e, CancelOrder) for e in seen)
+        decided = T0 + 3 * MIN
+        parts = ("0.4", "0.6") if last == "fill" else ("0.4", "0.1")
+        for n, qty in enumerate(parts, 1):  # filled before t2, in parts
+            bus.publish(filled(buy, qty, T0 + 2 * MIN + n, n))
+            bus.drain()
+        if last == "cancel":
+            assert len([e for e in seen if isinstance(e, SubmitOrder)]) == 2, "nothing before the order is closed"
+            bus.publish(OrderCanceled(id="c", ts_event=T0, client_order_id=buy.id, client="alice", venue="binance",
+                                      symbol="BTCUSDT", reason="superseded"))
+            bus.drain()
+        again = [e for e in seen if isinstance(e, SubmitOrder) and e.side == "sell"][1:]
+        # one order for what it filled, decided when the target and the fills were both known: at t2's time,
+        # as a backtest would
+        total = sum(D(q) for q in parts)
+        assert [(s.qty, s.market_ns, s.target_id) for s in again] == [(total, decided, "t2")]
+        assert actor.book.position(KEY) + actor.book.working(KEY) == D(-1)
+        for n, order in enumerate([*sells, *again], 10):  # the newest target's own fills plan nothing
+            bus.publish(filled(order, str(order.qty), decided + MIN, n))
+            bus.drain()
+        assert len([e for e in seen if isinstance(e, SubmitOrder)]) == 3
+        assert actor.book.position(KEY) == D(-1) and not actor.book.open_orders(KEY)
 
 
 def test_a_fill_of_an_order_the_kill_switch_or_a_bracket_cancelled_plans_nothing() -> None:
