@@ -17,7 +17,7 @@ from bosun.runtime.embedded import EmbeddedNats
 from proto import codec
 from proto import events as ev
 from tests.builders import ALICE_SMA
-from tests.datafiles import BTC_1M, BTC_TRADES, data_file, write_slice
+from tests.datafiles import BTC_1M, BTC_BOOK_TICKER, BTC_TRADES, data_file, write_slice
 from tests.natshelp import stream_messages, stored_count
 from tests.processes import bosun_argv, server_env
 
@@ -124,7 +124,7 @@ CAPTURE_BOOK = ALICE_SMA.replace('qty = "0.01"', 'qty = "0.05"') + (
     '[ingest]\ninterval = "5s"\n')
 
 
-@pytest.mark.parametrize("files", [[BTC_TRADES]], ids=["trades"])
+@pytest.mark.parametrize("files", [[BTC_TRADES], [BTC_TRADES, BTC_BOOK_TICKER]], ids=["trades", "trades+quotes"])
 async def test_paper_trading_on_a_trades_capture_fills_exactly_as_the_backtest(tmp_path, private_nats,
                                                                              fresh_database_url, files):
     replay = [data_file(name) for name in files]
