@@ -190,6 +190,7 @@ class ExecutionActor(Actor):
         for action in actions:
             match action:
                 case Cancel(coid):
+                    self.book.open[coid].superseded = True
                     self._cancel(self.book.open[coid], f"superseded by target {target.id}", ts)
                 case Place(side, qty):
                     if target.reason == "signal" and self._cfg[key[:2]].entry == "limit":
@@ -207,28 +208,29 @@ class ExecutionActor(Actor):
             self._guard.on_placed(target.client, self.clock.now_ns())
 
     def _note_fill(self, fill: OrderFilled, filled: OpenOrder) -> None:
-        """A fill of an order being cancelled moved the position where the newest target's plan did
-        not count on: once that order is closed, plan toward the target again (`_converge`). A
-        bracket's fill closed the position its target wanted: that target is done."""
+        """A fill of an order a plan cancelled moved the position where the newest target's plan did
+        not count on (it counts no order being cancelled): once that order is closed, plan toward the
+        target again (`_converge`). A bracket's fill closed the position its target wanted: that target
+        is done."""
         order = filled.order
         if order.order_type in PROTECTIVE:
             self._current.pop(key_of(fill), None)
-        elif filled.canceling:
+        elif filled.superseded:
             self._moved[order.id] = (order, fill.ts_event)
 
     def _converge(self) -> None:
-        """Plan again toward the newest target of each key whose order being cancelled filled, now that
+        """Plan again toward the newest target of each key whose order a plan cancelled filled, now that
         the order is closed (filled, or its cancel landed): its cancel lost the race (cancel latency),
         or its fills happened before the target was decided but reached execution after it (over NATS),
         so the plan counted on them not happening. Decided at the later of the target's market time and
         the last such fill's, as a backtest, which knows every fill before the next target, would have.
-        Once per such order: the orders it makes are the newest target's own, whose fills plan nothing."""
+        Once per such order, and only for such orders: fills the plan counted on plan nothing."""
         for coid, (order, filled_ns) in list(self._moved.items()):
             if coid in self.book.open:
                 continue
             del self._moved[coid]
             target = self._current.get(key_of(order))
-            if target is not None and order.target_id != target.id:
+            if target is not None:
                 self._steer(target, _Numbering(f"{target.id}.{coid}"), max(target.ts_event, filled_ns), new=False)
 
     # --- decisions

@@ -49,6 +49,7 @@ class OpenOrder:
     order: SubmitOrder
     remaining: Decimal
     canceling: bool = False  # a cancel was sent: it will trade no more, unless it fills before the cancel lands
+    superseded: bool = False  # that cancel came from planning toward a target
 
     @property
     def signed_remaining(self) -> Decimal:
