@@ -3,7 +3,9 @@
 - A target is declarative: it is diffed against the position and the open orders and the
   smallest change is made (`orders.plan`), as commands (SubmitOrder, CancelOrder) that a
   venue adapter carries out and answers with Order* events. A target id already acted on
-  does nothing.
+  does nothing. An order being cancelled counts as trading no more; one a plan cancelled that
+  fills anyway (the cancel lost the race, or the fill reached execution after the target) has
+  the key's newest target planned again once it is closed: execution converges on it.
 - Every command is applied to the book as it is issued; the echo on `order.>`, the venues'
   answers and, after a restart, the replayed order log are applied only if new.
 - A target's stop-loss / take-profit become its bracket: a stop_market and a
