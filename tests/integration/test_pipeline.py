@@ -53,13 +53,14 @@ def recompute(fills: list[ev.OrderFilled]) -> tuple[Decimal, Decimal, Decimal]:
 async def paper_run(tmp_path: Path, nats_url: str, database_url: str, bars: int = BARS, config_text: str = ALICE_SMA,
                     files: list[Path] | None = None):
     """`bosun up --replay` of the first `bars` real minutes (or of `files`, whole) until traded through;
-    its fills and positions."""
-    replay = files or [write_slice(data_file(BTC_1M), tmp_path / "BTCUSDT_1m.csv", bars)]
+    the minutes' file (or `files`), the config, its fills and positions."""
+    replay = files or write_slice(data_file(BTC_1M), tmp_path / "BTCUSDT_1m.csv", bars)
     config = tmp_path / "bosun.toml"
     config.write_text(config_text)
     done = subprocess.run(
         bosun_argv("up", "--config", str(config), "--state-dir", str(tmp_path / "state"),
-                   *(a for path in replay for a in ("--replay", str(path))), "--speed", "0", "--exit-when-done"),
+                   *(a for path in (replay if files else [replay]) for a in ("--replay", str(path))),
+                   "--speed", "0", "--exit-when-done"),
         env=server_env(nats_url, database_url), capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -107,7 +108,7 @@ async def test_paper_trading_over_nats_fills_exactly_as_the_backtest(tmp_path, p
                                                config_text=config_text)
     if config_text is BOOK:
         assert len({f.client_order_id for f in fills}) < len(fills), "some order should fill in parts"
-    expected, paper = backtest_and_paper(tmp_path, replay, config, fills)
+    expected, paper = backtest_and_paper(tmp_path, [replay], config, fills)
     assert len(paper) >= 10
     if config_text is BOOK:
         # Several orders can be working at once, and one placed after the bars it fills on has its
