@@ -22,6 +22,7 @@ STATE_KEY = "state"  # a scope's trading state: state.global, state.client.<c>, 
 BARS = "md.bar.>"
 TRADES = "md.trade.>"
 QUOTES = "md.quote.>"
+MARKET_DATA = "md.>"  # every kind above, and funding rates: one consumer keeps their stream order
 SIGNALS = "signal.detected.>"
 TARGETS = "target.proposed.>"
 APPROVED = "target.approved.>"

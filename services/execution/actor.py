@@ -3,7 +3,9 @@
 - A target is declarative: it is diffed against the position and the open orders and the
   smallest change is made (`orders.plan`), as commands (SubmitOrder, CancelOrder) that a
   venue adapter carries out and answers with Order* events. A target id already acted on
-  does nothing.
+  does nothing. An order being cancelled counts as trading no more; one a plan cancelled that
+  fills anyway (the cancel lost the race, or the fill reached execution after the target) has
+  the key's newest target planned again once it is closed: execution converges on it.
 - Every command is applied to the book as it is issued; the echo on `order.>`, the venues'
   answers and, after a restart, the replayed order log are applied only if new.
 - A target's stop-loss / take-profit become its bracket: a stop_market and a
@@ -91,6 +93,8 @@ class ExecutionActor(Actor):
         self._reports: list[VenueStateReported] = []  # this run's, received while the log replays
         self.disagreements: dict[str, str] = {}  # client.venue.symbol -> the positions that differ
         self._scopes = ScopeStates()
+        self._current: dict[Key, TargetPosition] = {}  # the newest target planned per key, to converge on
+        self._moved: dict[str, tuple[SubmitOrder, int]] = {}  # orders being cancelled that filled, the newest fill's time
         self._guard = Guard(config.guard) if config.guard else None
         self._prices = LatestPrices() if self._guard is not None and self._guard.reads_prices else None
         self._replayed_through = 0  # the ORDERS sequence a restored snapshot covers
@@ -148,6 +152,10 @@ class ExecutionActor(Actor):
                 self._record(event)
             if fill and self._started:
                 self._drop_bracket_when_flat(event, None if filled is None else filled.order)  # type: ignore[arg-type]
+                if filled is not None:
+                    self._note_fill(event, filled)  # type: ignore[arg-type]
+            if self._moved:
+                self._converge()
             return
         if type(event) is not VenueStateReported or event.ts_event < self._born:
             return
@@ -158,44 +166,78 @@ class ExecutionActor(Actor):
 
     def on_target_approved(self, approved: TargetApproved) -> None:
         target = approved.target
-        if not self.book.mark_handled(target.id):
-            return
+        if self.book.mark_handled(target.id):
+            self._steer(target, _Numbering(target.id), target.ts_event, new=True)
+
+    def _steer(self, target: TargetPosition, orders: _Numbering, ts: int, new: bool) -> None:
+        """Make the orders that take the key from its position and working orders to `target`, decided
+        at market time `ts`: a `new` target (its bracket armed too), or the key's newest one again."""
         key = (target.client, target.venue, target.symbol)
         committed = self.book.committed(key)  # working market orders count as position
         position = self.book.position(key) + committed if committed else self.book.position(key)
         problem = self._target_problem(target, position)
         if problem:
-            self._emit(rejection(client_order_id(target.id, 1), target, problem))
+            self._emit(rejection(client_order_id(orders.target_id, 1), target, problem))
             return
-        actions = plan(target.qty, position, self.book.open_orders(key), self._cfg[key[:2]].step_size)
+        # An order being cancelled trades no more: if it fills first, _converge plans again.
+        working = [o for o in self.book.open_orders(key) if not o.canceling]
+        actions = plan(target.qty, position, working, self._cfg[key[:2]].step_size)
         if self._guard is not None:
             snapshot = self._prices.by_market.get(key[1:]) if self._prices is not None else None
             refusal = self._guard.check(target, reduces(target.qty, position),
                                         [a.qty for a in actions if type(a) is Place], snapshot, self.clock.now_ns())
             if refusal is not None:
-                self._refuse(target, refusal)
+                self._refuse(target, refusal, orders.target_id)
                 return
-        protection = self._protection(target, key)
+        self._current[key] = target
+        protection = self._protection(target, key) if new else self.protection.get(key)
         if self.durable:  # first in the round: the store commits the intent before the orders it made
             self.out.effect(RecordIntent(target, protection))
-        orders = _Numbering(target.id)
         for action in actions:
             match action:
                 case Cancel(coid):
-                    self._cancel(self.book.open[coid], f"superseded by target {target.id}", target.ts_event)
+                    self.book.open[coid].superseded = True
+                    self._cancel(self.book.open[coid], f"superseded by target {target.id}", ts)
                 case Place(side, qty):
                     if target.reason == "signal" and self._cfg[key[:2]].entry == "limit":
-                        self._submit_limit(target, orders.next(), side, qty, self._cfg[key[:2]])
+                        self._submit_limit(target, orders.next(), side, qty, self._cfg[key[:2]], ts)
                         continue
                     order_type: OrderType = "market_on_close" if target.reason == "end_of_data" else "market"
-                    self._submit(key, target.ts_event, target.id, orders.next(), side, qty, order_type,
+                    self._submit(key, ts, target.id, orders.next(), side, qty, order_type,
                                  target.reason, reduce_only=target.reason == "kill_switch")
-        for leg in self.book.open_orders(key, protective=True):
-            self._cancel(leg, f"bracket replaced by target {target.id}", target.ts_event)
-        if protection is not None:
-            self._arm(key, target.qty, protection, orders, target.ts_event)
+        if new:  # the bracket closes whatever is held: planning again leaves it as it is
+            for leg in self.book.open_orders(key, protective=True):
+                self._cancel(leg, f"bracket replaced by target {target.id}", ts)
+            if protection is not None:
+                self._arm(key, target.qty, protection, orders, ts)
         if self._guard is not None and orders.n:
             self._guard.on_placed(target.client, self.clock.now_ns())
+
+    def _note_fill(self, fill: OrderFilled, filled: OpenOrder) -> None:
+        """A fill of an order a plan cancelled moved the position where the newest target's plan did
+        not count on (it counts no order being cancelled): once that order is closed, plan toward the
+        target again (`_converge`). A bracket's fill closed the position its target wanted: that target
+        is done."""
+        order = filled.order
+        if order.order_type in PROTECTIVE:
+            self._current.pop(key_of(fill), None)
+        elif filled.superseded:
+            self._moved[order.id] = (order, fill.ts_event)
+
+    def _converge(self) -> None:
+        """Plan again toward the newest target of each key whose order a plan cancelled filled, now that
+        the order is closed (filled, or its cancel landed): its cancel lost the race (cancel latency),
+        or its fills happened before the target was decided but reached execution after it (over NATS),
+        so the plan counted on them not happening. Decided at the later of the target's market time and
+        the last such fill's, as a backtest, which knows every fill before the next target, would have.
+        Once per such order, and only for such orders: fills the plan counted on plan nothing."""
+        for coid, (order, filled_ns) in list(self._moved.items()):
+            if coid in self.book.open:
+                continue
+            del self._moved[coid]
+            target = self._current.get(key_of(order))
+            if target is not None:
+                self._steer(target, _Numbering(f"{target.id}.{coid}"), max(target.ts_event, filled_ns), new=False)
 
     # --- decisions
 
@@ -213,12 +255,13 @@ class ExecutionActor(Actor):
                         f"{position} (only reducing targets pass)")
         return None
 
-    def _refuse(self, target: TargetPosition, refusal: Refusal) -> None:
-        """Risk approved what the guard refuses: the target is rejected, and people are told."""
+    def _refuse(self, target: TargetPosition, refusal: Refusal, name: str) -> None:
+        """Risk approved what the guard refuses: the target is rejected, and people are told (`name`:
+        the target's id, or that of planning toward it again)."""
         now = self.clock.now_ns()
-        self._emit(rejection(client_order_id(target.id, 1), target, f"guard {refusal.rule}: {refusal.detail}"))
+        self._emit(rejection(client_order_id(name, 1), target, f"guard {refusal.rule}: {refusal.detail}"))
         self.out.publish(RiskLimitBreached(
-            id=f"{target.id}.guard.{refusal.rule}", ts_event=now, client=target.client, venue=target.venue,
+            id=f"{name}.guard.{refusal.rule}", ts_event=now, client=target.client, venue=target.venue,
             symbol=target.symbol, limit=f"guard.{refusal.rule}", target_id=target.id,
             detail=f"risk approved target {target.id} but execution's guard refuses it: {refusal.detail}"))
 
@@ -321,18 +364,21 @@ class ExecutionActor(Actor):
                             oco=oco, target_id=target_id, reason=reason, market_ns=ts, reduce_only=reduce_only)
         self._emit(rejection(order.id, order, DRY_RUN) if self.dry_run else order)
 
-    def _submit_limit(self, target: TargetPosition, coid: str, side: Side, qty: Decimal, cfg: VenueConfig) -> None:
-        """A limit order resting `limit_offset_bps` from the target's price (below it to buy), on the tick."""
+    def _submit_limit(self, target: TargetPosition, coid: str, side: Side, qty: Decimal, cfg: VenueConfig,
+                      ts: int) -> None:
+        """A limit order resting `limit_offset_bps` from the target's price (below it to buy), on the tick,
+        decided at market time `ts`."""
         offset = cfg.limit_offset_bps / BPS
         limit = round_price(target.price * (1 - offset if side == "buy" else 1 + offset), cfg.tick_size, side)
-        expire = None if cfg.limit_ttl_s is None else target.ts_event + int(cfg.limit_ttl_s * 1_000_000_000)
-        order = SubmitOrder(id=coid, ts_event=target.ts_event, client=target.client, venue=target.venue,
+        expire = None if cfg.limit_ttl_s is None else ts + int(cfg.limit_ttl_s * 1_000_000_000)
+        order = SubmitOrder(id=coid, ts_event=ts, client=target.client, venue=target.venue,
                             symbol=target.symbol, side=side, qty=qty, order_type="limit", limit_price=limit,
-                            target_id=target.id, reason=target.reason, market_ns=target.ts_event,
+                            target_id=target.id, reason=target.reason, market_ns=ts,
                             time_in_force="GTC" if expire is None else "GTD", expire_ns=expire)
         self._emit(rejection(order.id, order, DRY_RUN) if self.dry_run else order)
 
     def _cancel(self, open_order: OpenOrder, reason: str, market_ns: int | None = None) -> None:
+        open_order.canceling = True
         o = open_order.order
         self._emit(CancelOrder(id=f"{o.id}.cancel", ts_event=self.clock.now_ns(), client_order_id=o.id,
                                client=o.client, venue=o.venue, symbol=o.symbol, reason=reason, market_ns=market_ns))

@@ -49,6 +49,8 @@ def rejection(client_order_id: str, source: SubmitOrder | TargetPosition, reason
 class OpenOrder:
     order: SubmitOrder
     remaining: Decimal
+    canceling: bool = False  # a cancel was sent: it will trade no more, unless it fills before the cancel lands
+    superseded: bool = False  # that cancel came from planning toward a target
 
     @property
     def signed_remaining(self) -> Decimal:

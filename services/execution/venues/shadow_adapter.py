@@ -1,8 +1,10 @@
 """The shadow venues as an actor: execution's commands in, Order* events out, fills against
 the market data it reads itself.
 
-Commands and market data reach it on separate inputs, so over NATS a command can arrive
-before the bar it was decided at, or after later bars. Both are resolved here, once, by time:
+Market data reaches it on one input (`md.>`, over NATS one consumer): bars, trades and quotes
+come in the order ingest published them, as a backtest feeds them (on a consumer each, a quote
+could overtake the trade before it). Commands come on another input, so over NATS a command can
+arrive before the bar it was decided at, or after later bars. Both are resolved here, once, by time:
 a command carrying `market_ns` (the market time it was decided at) waits until the venue's
 market data for its symbol has reached that time, and is applied after every event up to it
 and before any later one; one that arrives late fills where it would have (see ShadowVenue).
@@ -19,7 +21,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 
-from bosun.runtime.actor import Actor, Delivery, Input, Outbox, event_input
+from bosun.runtime.actor import Actor, Delivery, Input, Outbox
 from bosun.runtime.clock import Clock
 from bosun.runtime.replicas import SnapshotError
 from proto import codec
@@ -54,13 +56,12 @@ class ShadowAdapter(Actor):
         self._deferred: dict[tuple[str, str], deque[Command]] = {}  # (venue, symbol) -> commands, in order
         self._started = False
         self._replayed_through = 0  # the ORDERS sequence a restored snapshot covers
+        self._on_md = {Bar: self.on_market, Trade: self.on_market, Quote: self.on_quote}
 
     def inputs(self) -> Sequence[Input]:
         return [
             Input(sj.ORDERS, self.on_order_log, codec.decode_any, Delivery.REPLAY, after=self._replayed_through),
-            event_input(sj.BARS, Bar, self.on_market, Delivery.LIVE),
-            event_input(sj.TRADES, Trade, self.on_market, Delivery.LIVE),
-            event_input(sj.QUOTES, Quote, self.on_quote, Delivery.LIVE),
+            Input(sj.MARKET_DATA, self.on_market_data, codec.decode_any, Delivery.LIVE),
         ]
 
     def on_start(self) -> None:
@@ -90,6 +91,12 @@ class ShadowAdapter(Actor):
             self.venues[entry.venue].on_fill(entry)  # type: ignore[attr-defined]
         else:
             self._command(entry)  # type: ignore[arg-type]
+
+    def on_market_data(self, md: Event) -> None:
+        """Bars, trades and quotes in stream order; funding rates are not the venue's."""
+        handler = self._on_md.get(type(md))
+        if handler is not None:
+            handler(md)
 
     def on_quote(self, quote: Quote) -> None:
         """Quotes release no waiting command (bars and trades do): one that comes after them meets
