@@ -382,3 +382,18 @@ async def test_ioc_and_fok_limits_go_out_with_their_time_in_force_and_what_does_
         fok_market.reason)
     assert [type(e) for e in await edge.place(msgspec.structs.replace(order(23), time_in_force="IOC"))] == [
         OrderAccepted]  # an IOC market order is a market order
+
+
+async def test_a_post_only_limit_rests_as_a_limit_maker_and_one_that_would_take_is_refused(
+        sim: Simulator, edge: CcxtEdge) -> None:
+    await control(sim, "POST", "/sim/advance", {"trades": 10})
+    ex = edge.accounts[("alice", "binance")].exchange
+    resting = msgspec.structs.replace(order(40, order_type="limit", limit="1000"), post_only=True)
+    assert [type(e) for e in await edge.place(resting)] == [OrderAccepted]
+    on_exchange = await ex.fetch_order(None, "BTC/USDT", {"origClientOrderId": resting.id})
+    assert (on_exchange["info"]["type"], on_exchange["status"]) == ("LIMIT_MAKER", "open")
+    taking = msgspec.structs.replace(order(41, order_type="limit", limit="90000"), post_only=True)
+    [refused] = await edge.place(taking)
+    assert isinstance(refused, OrderRejected) and "would immediately match and take" in refused.reason
+    assert [o["clientOrderId"] for o in await ex.fetch_open_orders("BTC/USDT")] == [resting.id]
+    assert await edge.fills() == []  # a post-only order never took

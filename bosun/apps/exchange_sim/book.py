@@ -11,7 +11,8 @@ OPEN = frozenset({"NEW", "PARTIALLY_FILLED"})
 # Types that wait for their stop price, and what they become when it trades.
 TRIGGERED = {"STOP_LOSS": "MARKET", "TAKE_PROFIT": "MARKET", "STOP_LOSS_LIMIT": "LIMIT",
              "TAKE_PROFIT_LIMIT": "LIMIT"}
-ORDER_TYPES = ("MARKET", "LIMIT", *TRIGGERED)
+ORDER_TYPES = ("MARKET", "LIMIT", "LIMIT_MAKER", *TRIGGERED)
+ACTS_AS = {**TRIGGERED, "LIMIT_MAKER": "LIMIT"}  # LIMIT_MAKER: a LIMIT refused if it would take
 TIMES_IN_FORCE = ("GTC", "IOC", "FOK")
 
 
@@ -50,7 +51,7 @@ class Order:
     @property
     def acts_as(self) -> str:
         """MARKET or LIMIT: what the order does once its stop (if any) has traded."""
-        return TRIGGERED.get(self.type, self.type)
+        return ACTS_AS.get(self.type, self.type)
 
     @property
     def waiting(self) -> bool:

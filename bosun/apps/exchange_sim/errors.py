@@ -28,6 +28,7 @@ def filter_failure(name: str) -> BinanceError:
 
 INSUFFICIENT_BALANCE = (400, -2010, "Account has insufficient balance for requested action.")
 DUPLICATE_ORDER = (400, -2010, "Duplicate order sent.")
+WOULD_TAKE = (400, -2010, "Order would immediately match and take.")  # a LIMIT_MAKER
 UNKNOWN_ORDER = (400, -2011, "Unknown order sent.")
 NO_SUCH_ORDER = (400, -2013, "Order does not exist.")
 INVALID_SYMBOL = (400, -1121, "Invalid symbol.")

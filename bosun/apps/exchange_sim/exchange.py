@@ -3,7 +3,7 @@ events each change makes. Pure: no sockets; the REST and stream layers call in.
 
 How orders fill (the replay has trades, not a book, so depth is unknown):
 - a MARKET order, or a LIMIT order that crosses the last traded price, fills at once in full at
-  the last price (taker);
+  the last price (taker); a LIMIT_MAKER (post-only) that would is refused;
 - a resting LIMIT order fills (maker, at its limit price) from each replayed trade that prints at
   or through its price, up to that trade's quantity, best price and then oldest first, so big
   orders fill partially over several trades;
@@ -29,6 +29,7 @@ from bosun.apps.exchange_sim.errors import (
     INVALID_SYMBOL,
     NO_SUCH_ORDER,
     UNKNOWN_ORDER,
+    WOULD_TAKE,
     BinanceError,
     error,
     filter_failure,
@@ -78,6 +79,8 @@ class Exchange:
         last = self.last_price[symbol]
         order = self._checked(rules, last, side=side, type=type, time_in_force=time_in_force, qty=qty, price=price,
                               stop_price=stop_price, quote_qty=quote_qty, client_id=client_id)
+        if type == "LIMIT_MAKER" and marketable(order, last):
+            raise error(WOULD_TAKE)
         self._room_for(symbol, 1)
         if quote_qty:  # a market order for an amount of the quote asset: that much at the last price
             order.qty = (quote_qty / last).quantize(rules.step_size, ROUND_DOWN)

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 
-from bosun.apps.exchange_sim.book import ORDER_TYPES, TIMES_IN_FORCE, TRIGGERED
+from bosun.apps.exchange_sim.book import ACTS_AS, ORDER_TYPES, TIMES_IN_FORCE, TRIGGERED
 from bosun.apps.exchange_sim.errors import BinanceError, bad_param, illegal_value
 
 _DECIMAL = re.compile(r"^[0-9]{1,20}(\.[0-9]{1,20})?$")
@@ -64,8 +64,9 @@ class Params:
             raise BinanceError(400, -1117, "Invalid side.")
         if type not in ORDER_TYPES:
             raise BinanceError(400, -1116, "Invalid orderType.")
-        limit = TRIGGERED.get(type, type) == "LIMIT"
-        tif = self.optional("timeInForce") or ""
+        limit = ACTS_AS.get(type, type) == "LIMIT"
+        # LIMIT_MAKER takes no timeInForce: it rests until filled or cancelled.
+        tif = "GTC" if type == "LIMIT_MAKER" else self.optional("timeInForce") or ""
         if limit and tif not in TIMES_IN_FORCE:
             raise BinanceError(400, -1115, "Invalid timeInForce.") if tif else bad_param("timeInForce")
         quote_qty = self.decimal("quoteOrderQty") if type == "MARKET" else ZERO

@@ -206,6 +206,8 @@ class CcxtEdge:
         ccxt_type = "limit" if order.order_type == "limit" else "market"  # a trigger's type is in its params
         if ccxt_type == "limit" and order.time_in_force in ("IOC", "FOK"):
             params["timeInForce"] = order.time_in_force  # else ccxt's default, GTC
+        if order.post_only:  # a LIMIT_MAKER on Binance spot: the exchange refuses it if it would take
+            params["postOnly"] = True
         placed = await self._send(account, order.symbol, partial(account.exchange.create_order, symbol, ccxt_type,
                                                                  order.side, amount, price, params),
                                   partial(self._find, account, symbol, order.id))
