@@ -56,7 +56,6 @@ class ShadowAdapter(Actor):
         self._deferred: dict[tuple[str, str], deque[Command]] = {}  # (venue, symbol) -> commands, in order
         self._started = False
         self._replayed_through = 0  # the ORDERS sequence a restored snapshot covers
-        self._on_md = {Bar: self.on_market, Trade: self.on_market, Quote: self.on_quote}
 
     def inputs(self) -> Sequence[Input]:
         return [
@@ -93,10 +92,28 @@ class ShadowAdapter(Actor):
             self._command(entry)  # type: ignore[arg-type]
 
     def on_market_data(self, md: Event) -> None:
-        """Bars, trades and quotes in stream order; funding rates are not the venue's."""
-        handler = self._on_md.get(type(md))
-        if handler is not None:
-            handler(md)
+        """Bars, trades and quotes in stream order (one consumer under NATS); funding rates are not
+        the venue's. A bar or trade is handled here, not dispatched: one call per bar, the hot path."""
+        kind = type(md)
+        if kind is Quote:
+            self.on_quote(md)  # type: ignore[arg-type]
+            return
+        if kind is not Bar and kind is not Trade:
+            return
+        venue = self.venues.get(md.venue)  # type: ignore[attr-defined]
+        if venue is None:
+            return
+        waiting = self._deferred.get((md.venue, md.symbol)) if self._deferred else None  # type: ignore[attr-defined]
+        if waiting:  # decided before this event's time: due before it
+            self._release(venue, md, waiting, md.ts_event - 1)  # type: ignore[arg-type]
+        events = venue.on_market(md)
+        if events:  # not a bare `for`: most bars answer nothing, and an iterator over nothing costs more than the test
+            for event in events:
+                self.out.publish(event)
+        if waiting:  # decided at this event's time: due right after it
+            self._release(venue, md, waiting, md.ts_event)  # type: ignore[arg-type]
+
+    on_market = on_market_data  # a backtest on ticks hands its trades straight to the adapter
 
     def on_quote(self, quote: Quote) -> None:
         """Quotes release no waiting command (bars and trades do): one that comes after them meets
@@ -104,23 +121,9 @@ class ShadowAdapter(Actor):
         venue = self.venues.get(quote.venue)
         if venue is not None:
             events = venue.on_quote(quote)
-            if events:  # most quotes answer nothing (see on_market)
+            if events:  # most quotes answer nothing (see on_market_data)
                 for event in events:
                     self.out.publish(event)
-
-    def on_market(self, md: Bar | Trade) -> None:
-        venue = self.venues.get(md.venue)
-        if venue is None:
-            return
-        waiting = self._deferred.get((md.venue, md.symbol)) if self._deferred else None
-        if waiting:  # decided before this event's time: due before it
-            self._release(venue, md, waiting, md.ts_event - 1)
-        events = venue.on_market(md)
-        if events:  # not a bare `for`: most bars answer nothing, and an iterator over nothing costs more than the test
-            for event in events:
-                self.out.publish(event)
-        if waiting:  # decided at this event's time: due right after it
-            self._release(venue, md, waiting, md.ts_event)
 
     def quiet(self) -> bool:
         """Whether no quote could fill, cancel or release anything now: no command waits, and every
