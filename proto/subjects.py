@@ -113,20 +113,32 @@ _OTHER: dict[type, Callable[[Any], str]] = {
 
 
 # Market data's subjects, each made once: two per bar otherwise, and a string made anew also has its
-# hash computed anew by every dict that routes it. Type -> venue -> symbol -> subject: lookups by
-# types and strings, no key to build. Bounded: a table is cleared when it holds this many.
-_MARKET_SUBJECTS: dict[type, dict[str, dict[str, str]]] = {kind: {} for kind in _BY_MARKET}
+# hash computed anew by every dict that routes it. Per type: the last market's (venue, symbol, subject),
+# found by the identity of the venue and symbol strings (a market's events share them: two `is` tests,
+# no lookup; one tuple, so a reader never sees half an update), and a table venue -> symbol -> subject,
+# bounded: cleared when it holds this many.
+class _MarketSubjects:
+    __slots__ = ("prefix", "last", "by_venue")
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.last: tuple[str | None, str | None, str] = (None, None, "")  # no event's strings are None
+        self.by_venue: dict[str, dict[str, str]] = {}
+
+
+_MARKET_SUBJECTS: dict[type, _MarketSubjects] = {kind: _MarketSubjects(p) for kind, p in _BY_MARKET.items()}
 MAX_MARKET_SUBJECTS = 100_000
 
 
 def subject_for(event: ev.Event) -> str:
     """Where an event is published. One rule per type, so no publisher spells a subject."""
     kind = type(event)
-    venues = _MARKET_SUBJECTS.get(kind)  # first: market data is most of the traffic
-    if venues is not None:
-        symbols = venues.get(event.venue)  # type: ignore[attr-defined]
-        subject = symbols.get(event.symbol) if symbols is not None else None  # type: ignore[attr-defined]
-        return subject if subject is not None else _market_subject(event)
+    market = _MARKET_SUBJECTS.get(kind)  # first: market data is most of the traffic
+    if market is not None:
+        venue, symbol, subject = market.last
+        if event.symbol is symbol and event.venue is venue:  # type: ignore[attr-defined]
+            return subject
+        return _market_subject(market, event)
     prefix = _BY_CLIENT.get(kind)
     if prefix is not None:
         return f"{prefix}.{event.client}.{event.venue}.{event.symbol}"  # type: ignore[attr-defined]
@@ -136,14 +148,18 @@ def subject_for(event: ev.Event) -> str:
     raise TypeError(f"no subject for {type(event).__name__}")
 
 
-def _market_subject(event: Any) -> str:
-    venues = _MARKET_SUBJECTS[type(event)]
-    if len(venues) >= MAX_MARKET_SUBJECTS:
-        venues.clear()
-    symbols = venues.setdefault(event.venue, {})
-    if len(symbols) >= MAX_MARKET_SUBJECTS:
-        symbols.clear()
-    subject = symbols[event.symbol] = f"{_BY_MARKET[type(event)]}.{event.venue}.{event.symbol}"
+def _market_subject(market: _MarketSubjects, event: Any) -> str:
+    venues = market.by_venue
+    symbols = venues.get(event.venue)
+    subject = symbols.get(event.symbol) if symbols is not None else None
+    if subject is None:
+        if len(venues) >= MAX_MARKET_SUBJECTS:
+            venues.clear()
+        symbols = venues.setdefault(event.venue, {})
+        if len(symbols) >= MAX_MARKET_SUBJECTS:
+            symbols.clear()
+        subject = symbols[event.symbol] = f"{market.prefix}.{event.venue}.{event.symbol}"
+    market.last = (event.venue, event.symbol, subject)
     return subject
 
 
