@@ -1,8 +1,9 @@
 """Execution's start-up as the order log grows: a full replay of ORDERS (main, before snapshots)
 against the newest snapshot plus the log after it (this branch).
 
-    python bench/bench_execution_startup.py [--history 10000,50000,150000] [--runs 3] [--main /work/main]
-                                            [--kinds shadow,live]
+    git worktree add --detach /tmp/before-snapshots 0686186   # the code before snapshots
+    python bench/bench_execution_startup.py --main /tmp/before-snapshots [--history 10000,50000,150000]
+                                            [--runs 3] [--kinds shadow,live]
 
 For each N, a private nats-server whose ORDERS holds N order events (submit, accepted, filled per
 order; client order ids, target ids and fill ids shaped as execution makes them), and `bosun run
@@ -179,7 +180,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--history", type=lambda s: [int(x) for x in s.split(",")], default=[10_000, 50_000, 150_000])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--main", default="/work/main", help="a checkout of the code before snapshots")
+    parser.add_argument("--main", required=True, help="a checkout of the code before snapshots (e.g. of 0686186)")
     parser.add_argument("--kinds", type=lambda s: s.split(","), default=["shadow", "live"])
     parser.add_argument("--take", action="store_true", help="only what taking a snapshot costs, in this process")
     args = parser.parse_args()
