@@ -180,10 +180,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--history", type=lambda s: [int(x) for x in s.split(",")], default=[10_000, 50_000, 150_000])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--main", required=True, help="a checkout of the code before snapshots (e.g. of 0686186)")
+    parser.add_argument("--main", help="a checkout of the code before snapshots (e.g. of 0686186); needed but with --take")
     parser.add_argument("--kinds", type=lambda s: s.split(","), default=["shadow", "live"])
     parser.add_argument("--take", action="store_true", help="only what taking a snapshot costs, in this process")
     args = parser.parse_args()
+    if not args.take and not args.main:
+        parser.error("--main: a checkout of the code before snapshots to compare with (e.g. a worktree of 0686186)")
     if args.take:
         with tempfile.TemporaryDirectory() as tmp:
             taking(args, Path(tmp))
