@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -61,10 +62,24 @@ async def server(tmp_path: Path) -> AsyncIterator[tuple[Client, JetStreamContext
             await nc.close()
 
 
+_SENT = itertools.count()
+
+
 async def publish_all(js: JetStreamContext, entries: list[Event]) -> None:
-    for start in range(0, len(entries), 2_000):
-        await asyncio.gather(*[await js.publish_async(sj.subject_for(e), codec.encode(e))
-                               for e in entries[start:start + 2_000]])
+    """Each entry stored once, in order: one publish at a time, its ack awaited with a timeout, sent
+    again under its Nats-Msg-Id if the ack does not come (nats-py's publish_async futures can wait
+    forever: a refusal never fails them, nats-io/nats.py#985, and a CI run hung there for 400 s)."""
+    for entry in entries:
+        msg_id = f"entry-{next(_SENT)}"  # one per publish, not per event: the log holds repeats on purpose
+        for attempt in range(5):
+            try:
+                await js.publish(sj.subject_for(entry), codec.encode(entry), timeout=5,
+                                 headers={"Nats-Msg-Id": msg_id})
+                break
+            except nats.errors.TimeoutError:
+                continue
+        else:
+            raise AssertionError(f"{msg_id}: no ack from ORDERS after 5 tries of 5 s")
 
 
 class _AtStart:
