@@ -229,7 +229,7 @@ def _feeding_ticks(events: Iterable[Bar | Trade | Quote | QuoteRun], venues: Sha
     a bar's drain or a tick the venues answered can carry a command (they answer nothing when quiet).
     The trades it keeps meanwhile hold the book it had then beside them: only a command that came
     late would read that, and here every command comes in time (IN_ORDER_RECENT)."""
-    on_trade, on_quote, drain, advance, pending = venues.on_market, venues.on_quote, bus.drain, clock.advance_to, bus.pending
+    on_trade, on_quote, drain, advance, pending = venues.on_market_data, venues.on_quote, bus.drain, clock.advance_to, bus.pending
     quiet = venues.quiet
     skipped: tuple[QuoteBlock, int] | None = None  # where the newest quote the venues have not seen is
     for event in events:

@@ -298,7 +298,7 @@ def test_a_cancel_within_the_cancel_latency_of_a_crossing_trade_loses_the_race(c
     for n, md in enumerate(events):
         if md.ts_event > crossing.ts_event + 200 * MS:
             break
-        (adapter.on_quote if type(md) is Quote else adapter.on_market)(md)
+        adapter.on_market_data(md)
         if n == i:
             adapter.on_submit_order(o)
         if md.ts_event <= stop.market_ns < events[n + 1].ts_event:  # execution decides the cancel then

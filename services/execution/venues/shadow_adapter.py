@@ -113,8 +113,6 @@ class ShadowAdapter(Actor):
         if waiting:  # decided at this event's time: due right after it
             self._release(venue, md, waiting, md.ts_event)  # type: ignore[arg-type]
 
-    on_market = on_market_data  # a backtest on ticks hands its trades straight to the adapter
-
     def on_quote(self, quote: Quote) -> None:
         """Quotes release no waiting command (bars and trades do): one that comes after them meets
         them as a late order does, the same in a backtest and on paper."""
