@@ -30,7 +30,6 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
 from nats.js.errors import APIError, NotFoundError
-from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
 from bosun.model.recent import RecentIds
@@ -147,29 +146,15 @@ def _coalesce_prices(outputs: Sequence[Output]) -> list[Output]:
     return kept
 
 
-def _traced(outputs: list[Output], parents: dict[int, dict[str, str]], name: str, kind: SpanKind, start_ns: int,
-            msg: Msg | None = None) -> Any:
-    """A span for the handling of one input (its parent the input's traceparent) that began at
-    `start_ns`, noted as the parent of each of `outputs` (by identity: they live until published)."""
-    span = telemetry.TRACER.start_span(
-        name, propagate.extract(msg.headers or {}) if msg is not None else None, kind,
-        {"messaging.destination.name": msg.subject} if msg is not None else None, start_time=start_ns)
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier, trace.set_span_in_context(span))
-    for out in outputs:
-        parents[id(out)] = carrier
-    return span
-
-
-def _wire(out: Output, parents: dict[int, dict[str, str]] | None = None) -> tuple[str, bytes, dict[str, str] | None]:
+def _wire(out: Output, spans: telemetry.RoundSpans | None = None) -> tuple[str, bytes, dict[str, str] | None]:
     if isinstance(out, TradingEnabled):
         # no Nats-Msg-Id: false -> true -> false within the dedup window must all land
         return sj.TRADING_ENABLED, codec.encode_trading_enabled(out.enabled), None
     if isinstance(out, ControlPut):  # no Nats-Msg-Id either: a state may go and come back
         return f"$KV.{sj.CONTROL_BUCKET}.{out.key}", out.value, None
     headers = {api.Header.MSG_ID: ev.msg_id(out)}
-    if parents and (parent := parents.get(id(out))):
-        headers.update(parent)  # the span of the input that published it: its parent downstream
+    if spans is not None and (parent := spans.parents.get(id(out))):
+        headers["traceparent"] = parent  # the span of the input that published it: its parent downstream
     return sj.subject_for(out), codec.encode(out), headers
 
 
@@ -236,6 +221,7 @@ class NatsBinding:
         self._stopping = False
         self._m_out = telemetry.MESSAGES_OUT.labels(service)
         self._m_dead = telemetry.DEAD_LETTERS.labels(service)
+        self._orders = telemetry.OrderContexts()  # traced: each order's SubmitOrder, for its reports
 
     @property
     def outbox(self) -> CollectingOutbox:
@@ -419,21 +405,19 @@ class NatsBinding:
         # Traced, a span per message that published something (or asked for an effect, or became a
         # dead letter), made after the handler from its start: most market data and order-log
         # echoes publish nothing and cost no span. The spans end once the round's outputs are stored.
-        parents: dict[int, dict[str, str]] | None = {} if telemetry.tracing() else None
-        spans: list[Any] = []
+        spans = telemetry.RoundSpans(self._orders) if telemetry.tracing() else None
         try:
             for route, msg in messages:
-                start = time.time_ns() if parents is not None else 0
+                start = time.time_ns() if spans is not None else 0
                 produced = self._handle_message(route, msg)
-                if produced:
-                    if parents is not None:
-                        spans.append(_traced(produced, parents, f"{self.service} {route.input.subject}",
-                                             SpanKind.CONSUMER, start, msg))
-                    outputs += produced
-            await self._send(await self._carry_out(outputs, parents), parents)
+                if spans is not None:
+                    spans.handled(f"{self.service} {route.input.subject}", SpanKind.CONSUMER, start, produced,
+                                  msg.headers)
+                outputs += produced
+            await self._send(await self._carry_out(outputs, spans), spans)
         finally:
-            for span in spans:
-                span.end()
+            if spans is not None:
+                spans.end()
         done = time.perf_counter() - t0
         newest: dict[_Route, Msg] = {}
         for route, msg in messages:
@@ -491,8 +475,7 @@ class NatsBinding:
                                                                 f"raised {type(exc).__name__}: {exc}", source))
         return letters
 
-    async def _carry_out(self, outputs: list[Output], parents: dict[int, dict[str, str]] | None = None
-                         ) -> list[Output]:
+    async def _carry_out(self, outputs: list[Output], spans: telemetry.RoundSpans | None = None) -> list[Output]:
         """Carry out the effects among `outputs`; returns the rest, to publish. Traced, what the edge
         reports is a child of the span of the first message that asked for an effect."""
         effects, publish = _split_effects(outputs)
@@ -502,8 +485,8 @@ class NatsBinding:
                                    f"process carries out no effects")
             reported = await self._effects(effects)
             if reported:  # what the edge learned doing them (an exchange's answers): sent with the rest
-                if parents is not None and id(effects[0]) in parents:
-                    parents.update((id(e), parents[id(effects[0])]) for e in reported)
+                if spans is not None:
+                    spans.carry(effects[0], reported)
                 return [*publish, *reported]
         return publish
 
@@ -538,14 +521,14 @@ class NatsBinding:
         async with self._turn:
             start = time.time_ns()
             outputs = self._handle((handler,), lambda _: message, b"", f"feed:{name}", source)
-            parents = {} if outputs and telemetry.tracing() else None
-            span = None if parents is None else _traced(outputs, parents, f"{self.service} {name}",
-                                                        SpanKind.PRODUCER, start)
+            spans = telemetry.RoundSpans(self._orders) if outputs and telemetry.tracing() else None
+            if spans is not None:
+                spans.handled(f"{self.service} {name}", SpanKind.PRODUCER, start, outputs)
             try:
-                await self._send(await self._carry_out(outputs, parents), parents)
+                await self._send(await self._carry_out(outputs, spans), spans)
             finally:
-                if span is not None:
-                    span.end()
+                if spans is not None:
+                    spans.end()
 
     async def publish(self, events: Sequence[ev.Event]) -> None:
         """Publish a batch now, awaiting every ack."""
@@ -556,10 +539,10 @@ class NatsBinding:
 
     # ------------------------------------------------------------------ publishing
 
-    async def _send(self, outputs: Sequence[Output], parents: dict[int, dict[str, str]] | None = None) -> None:
+    async def _send(self, outputs: Sequence[Output], spans: telemetry.RoundSpans | None = None) -> None:
         if not outputs:
             return
-        wire = [_wire(o, parents) for o in _coalesce_prices(outputs)]
+        wire = [_wire(o, spans) for o in _coalesce_prices(outputs)]
         for start in range(0, len(wire), PUBLISH_WINDOW):
             await self._send_window(wire[start:start + PUBLISH_WINDOW])
 

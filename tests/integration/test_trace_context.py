@@ -150,11 +150,6 @@ def test_a_position_change_traces_back_through_portfolio_and_execution_to_a_mark
         assert path[0] == "ingest" and path[-2:] == ["execution", "portfolio"], path
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a shadow fill made on a later market event (the usual case when prices come paced, as live) is a "
-    "child of that event's span, not of its order's: bosun/runtime/nats_binding.py parents each output on "
-    "the input being handled. Fix there: parent an order's events on its SubmitOrder's context, found by "
-    "client_order_id (bounded), linking the market event"))
 def test_a_position_change_traces_back_to_the_signal_of_its_order(traced: Traced) -> None:
     for msg in traced.changes:
         assert services(hops(traced, msg)) == ["ingest", "signal", "risk", "execution", "portfolio"]
