@@ -20,20 +20,24 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import re
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import msgspec
 from opentelemetry import trace
-from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
 from prometheus_client import Counter, Gauge, Histogram
 
 from bosun.runtime.config import ConfigError
 from proto import events as ev
 
-TRACER = trace.get_tracer("bosun")
+if TYPE_CHECKING:  # the SDK is loaded only to trace (setup_tracing)
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
 MESSAGES_IN = Counter("bosun_messages_in", "Input messages handled", ["service", "input"])
 MESSAGES_OUT = Counter("bosun_messages_out", "Messages published to JetStream", ["service"])
@@ -108,6 +112,7 @@ def setup_logging(service: str, level: int = logging.INFO) -> None:
 
 
 _tracing = False
+_sink: SpanSink | None = None
 
 
 def tracing() -> bool:
@@ -139,36 +144,43 @@ def setup_tracing(service: str, exporter: str | None) -> None:
     else:
         raise ConfigError(f"OTEL_TRACES_EXPORTER={exporter!r}: bosun exports to console, otlp or none")
     provider = TracerProvider(resource=Resource.create({"service.name": f"bosun-{service}"}))
-    provider.add_span_processor(BatchSpanProcessor(span_exporter))
-    use_tracer_provider(provider)
+    processor = BatchSpanProcessor(span_exporter)
+    provider.add_span_processor(processor)
+    use_tracer_provider(provider, processor)
 
 
-def use_tracer_provider(provider: trace.TracerProvider) -> None:
-    """The process's tracer provider (OpenTelemetry takes only the first): spans from now on."""
-    global _tracing
+def use_tracer_provider(provider: TracerProvider, processor: SpanProcessor) -> None:
+    """The process's tracer provider (OpenTelemetry takes only the first) and the processor it
+    was given, which the bindings' spans go to: spans from now on."""
+    global _tracing, _sink
     trace.set_tracer_provider(provider)
+    _sink = SpanSink(provider, processor)
     _tracing = True
 
 
 # ---------------------------------------------------------------------------- spans of a binding
-# The W3C `traceparent` header is read and written by hand: OpenTelemetry's propagate.extract and
-# inject cost ~10 us a message through their generic carriers. bosun sets no `tracestate`.
-_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+# The W3C `traceparent` header is read and written by hand, as a string until the span is handed
+# to the SDK after the round: OpenTelemetry's propagate.extract and inject cost ~10 us a message
+# through their generic carriers. bosun sets no `tracestate`.
+_TRACEPARENT = re.compile(r"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")  # ids not all zeros
+_SPAN_ID = slice(36, 52)  # in a traceparent: 00-<trace id, 32>-<span id, 16>-<flags, 2>
 _SUBMIT_ID = f"{ev.SubmitOrder.__name__}:"  # the Nats-Msg-Id of a SubmitOrder: ev.msg_id
 # what a venue reports about one order: made on a later message, a child of the order's SubmitOrder
 _ORDER_REPORTS = (ev.OrderAccepted, ev.OrderRejected, ev.OrderModified, ev.OrderCanceled, ev.OrderFilled)
-ORDERS_REMEMBERED = 10_000  # SubmitOrder contexts, ~2 MB; an older order's reports are the message's children
+ORDERS_REMEMBERED = 10_000  # SubmitOrder contexts, ~1.5 MB; an older order's reports are the message's children
 
 
-def span_context(traceparent: str | None) -> SpanContext | None:
+def valid_traceparent(header: str | None) -> str | None:
+    """`header` if it is a W3C traceparent (version 00), else None: no parent, a new trace."""
+    return header if header and _TRACEPARENT.fullmatch(header) else None
+
+
+def span_context(traceparent: str | None, remote: bool = True) -> SpanContext | None:
     """The span a W3C traceparent (version 00) names; None if there is none or it is malformed."""
-    found = _TRACEPARENT.fullmatch(traceparent) if traceparent else None
-    if found is None:
+    if valid_traceparent(traceparent) is None:
         return None
-    trace_id, span_id = int(found[1], 16), int(found[2], 16)
-    if not (trace_id and span_id):
-        return None
-    return SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(int(found[3], 16)))
+    return SpanContext(int(traceparent[3:35], 16), int(traceparent[_SPAN_ID], 16), is_remote=remote,
+                       trace_flags=TraceFlags(int(traceparent[53:], 16)))
 
 
 def traceparent(span: SpanContext) -> str:
@@ -176,72 +188,110 @@ def traceparent(span: SpanContext) -> str:
 
 
 class OrderContexts:
-    """The trace context of each order's SubmitOrder, by client order id, as a binding handled
+    """The traceparent of each order's SubmitOrder, by client order id, as a binding handled
     them (the newest ORDERS_REMEMBERED): its reports come on other messages."""
 
     def __init__(self, limit: int = ORDERS_REMEMBERED) -> None:
         self._limit = limit
-        self._by_order: dict[str, SpanContext] = {}
+        self._by_order: dict[str, str] = {}
 
     def note(self, headers: Mapping[str, str]) -> None:
         """Remember a SubmitOrder's context from its message headers (any other message: nothing)."""
         msg_id = headers.get("Nats-Msg-Id")
         if msg_id is None or not msg_id.startswith(_SUBMIT_ID):
             return
-        parent = span_context(headers.get("traceparent"))
+        parent = valid_traceparent(headers.get("traceparent"))
         if parent is None:
             return
         if len(self._by_order) >= self._limit:
             del self._by_order[next(iter(self._by_order))]  # the oldest
         self._by_order[msg_id[len(_SUBMIT_ID):]] = parent
 
-    def of(self, output: object) -> SpanContext | None:
-        """The SubmitOrder context `output` belongs under, if it reports on a remembered order."""
+    def of(self, output: object) -> str | None:
+        """The SubmitOrder traceparent `output` belongs under, if it reports on a remembered order."""
         return self._by_order.get(output.client_order_id) if isinstance(output, _ORDER_REPORTS) else None
+
+
+def _random_id(bits: int) -> int:
+    while not (found := random.getrandbits(bits)):  # zero is no id (W3C)
+        pass
+    return found
+
+
+class SpanSink:
+    """Where a binding's spans go once ended: the SDK's span processor (its batching, and the
+    exporter the OTEL_* variables chose), as ReadableSpans. bosun makes them itself rather than
+    through the SDK's Tracer, whose start_span costs ~15 us before the message's outputs can go
+    out: only the new span's traceparent is made then, the span after the outputs are stored. The
+    sampler (OTEL_TRACES_SAMPLER) decides at a trace's root; a child follows its parent's sampled
+    flag, as the default parentbased samplers do."""
+
+    def __init__(self, provider: TracerProvider, processor: SpanProcessor) -> None:
+        from opentelemetry.sdk.trace import ReadableSpan
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+        self._readable = ReadableSpan
+        self._processor = processor
+        self._resource = provider.resource
+        self._sampler = provider.sampler
+        self._scope = InstrumentationScope("bosun")
+
+    def new(self, name: str, kind: SpanKind, parent: str | None) -> str:
+        """A new span's traceparent: in its parent's trace, or at a root in a new one, sampled or not."""
+        if parent is not None:
+            return f"{parent[:_SPAN_ID.start]}{_random_id(64):016x}{parent[_SPAN_ID.stop:]}"
+        trace_id = _random_id(128)
+        sampled = self._sampler.should_sample(Context(), trace_id, name, kind).decision.is_sampled()
+        return f"00-{trace_id:032x}-{_random_id(64):016x}-{'01' if sampled else '00'}"
+
+    def ended(self, name: str, kind: SpanKind, span: str, parent: str | None, link: str | None, start_ns: int,
+              end_ns: int) -> None:
+        if int(span[53:], 16) & TraceFlags.SAMPLED:
+            self._processor.on_end(self._readable(
+                name=name, context=span_context(span, remote=False), parent=span_context(parent),
+                resource=self._resource, kind=kind, links=(Link(span_context(link)),) if link else (),
+                start_time=start_ns, end_time=end_ns, instrumentation_scope=self._scope))
 
 
 class RoundSpans:
     """The spans of one round of a binding and the `traceparent` of each output they made, by
     the output's identity (outputs live until published). End them once the outputs are stored."""
 
-    def __init__(self, orders: OrderContexts, tracer: trace.Tracer = TRACER) -> None:
+    def __init__(self, orders: OrderContexts, sink: SpanSink | None = None) -> None:
         self.parents: dict[int, str] = {}
         self._orders = orders
-        self._tracer = tracer
-        self._open: list[trace.Span] = []
+        self._sink = sink or _sink
+        self._made: list[tuple[str, SpanKind, str, str | None, str | None, int]] = []
 
     def handled(self, name: str, kind: SpanKind, start_ns: int, outputs: Sequence[object],
                 headers: Mapping[str, str] | None = None) -> None:
         """One input (its message's `headers`; none for a feed) handled from `start_ns`, which made
         `outputs`: a span for them, child of the input's span; an order's reports go under a span
         of their own, child of the order's SubmitOrder and linked to the input's span."""
-        parent = None
         if headers:
             self._orders.note(headers)
-            parent = span_context(headers.get("traceparent"))
         if not outputs:
             return
+        parent = valid_traceparent(headers.get("traceparent")) if headers else None
         own: list[object] = []
-        orders: dict[int, tuple[SpanContext, list[object]]] = {}  # SubmitOrder's span id -> it, its reports
+        orders: dict[str, list[object]] = {}  # a SubmitOrder's traceparent -> its reports
         for out in outputs:
             order = self._orders.of(out)
-            if order is None or (parent is not None and order.span_id == parent.span_id):
+            if order is None or order == parent:
                 own.append(out)
             else:
-                orders.setdefault(order.span_id, (order, []))[1].append(out)
+                orders.setdefault(order, []).append(out)
         if own:
             self.add(own, name, kind, start_ns, parent)
-        for order, reports in orders.values():
-            self.add(reports, name, kind, start_ns, order, [Link(parent)] if parent is not None else ())
+        for order, reports in orders.items():
+            self.add(reports, name, kind, start_ns, order, parent)
 
-    def add(self, outputs: Sequence[object], name: str, kind: SpanKind, start_ns: int, parent: SpanContext | None,
-            links: Sequence[Link] = ()) -> None:
-        span = self._tracer.start_span(name, trace.set_span_in_context(NonRecordingSpan(parent)) if parent else None,
-                                 kind, links=links, start_time=start_ns)
-        carried = traceparent(span.get_span_context())
+    def add(self, outputs: Sequence[object], name: str, kind: SpanKind, start_ns: int, parent: str | None,
+            link: str | None = None) -> None:
+        span = self._sink.new(name, kind, parent)
         for out in outputs:
-            self.parents[id(out)] = carried
-        self._open.append(span)
+            self.parents[id(out)] = span
+        self._made.append((name, kind, span, parent, link, start_ns))
 
     def carry(self, source: object, outputs: Sequence[object]) -> None:
         """`outputs` have the parent `source` has (what the edge reported doing its effect)."""
@@ -249,5 +299,6 @@ class RoundSpans:
             self.parents.update((id(o), carried) for o in outputs)
 
     def end(self) -> None:
-        for span in self._open:
-            span.end()
+        now = time.time_ns()
+        for made in self._made:
+            self._sink.ended(*made, now)

@@ -321,8 +321,9 @@ async def test_a_trace_follows_each_message_through_the_handler_in_rounds_of_man
 
     exported = InMemorySpanExporter()
     provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exported))
-    telemetry.use_tracer_provider(provider)  # the process's first and only provider: the rest are no-ops
+    processor = SimpleSpanProcessor(exported)
+    provider.add_span_processor(processor)
+    telemetry.use_tracer_provider(provider, processor)  # the process's first and only provider: the rest are no-ops
     client, service = unique("c"), unique("toy")
     await js.publish(sj.TRADING_ENABLED, b"true")  # handled, publishes nothing: no span
     upstream = {}

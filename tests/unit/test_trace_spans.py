@@ -8,10 +8,11 @@ from decimal import Decimal
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from bosun.runtime.telemetry import OrderContexts, RoundSpans, span_context, traceparent
+from bosun.runtime.telemetry import OrderContexts, RoundSpans, SpanSink, span_context, traceparent
 from proto import events as ev
 
 MARKET = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"  # the span that published a bar
@@ -24,10 +25,8 @@ def exported() -> InMemorySpanExporter:
 
 
 @pytest.fixture
-def tracer(exported):
-    provider = TracerProvider()  # not the process's: nothing else traces because of it
-    provider.add_span_processor(SimpleSpanProcessor(exported))
-    return provider.get_tracer("test")
+def sink(exported) -> SpanSink:
+    return SpanSink(TracerProvider(), SimpleSpanProcessor(exported))  # not the process's: nothing else traces
 
 
 def fill(order: str) -> ev.OrderFilled:
@@ -63,20 +62,20 @@ def test_only_a_submit_orders_context_is_remembered_and_only_the_newest_orders()
     for n in range(3):
         orders.note(submitted(f"o{n}"))
     assert orders.of(fill("o0")) is None  # forgotten: the oldest of three
-    assert [orders.of(fill(f"o{n}")) for n in (1, 2)] == [span_context(SUBMIT)] * 2
+    assert [orders.of(fill(f"o{n}")) for n in (1, 2)] == [SUBMIT] * 2
     assert orders.of(ev.CancelOrder(id="o1.cancel", ts_event=1, client_order_id="o1", client="alice",
                                     venue="binance", symbol="BTCUSDT", reason="x")) is None  # a command
 
 
 def test_an_orders_report_made_on_a_market_event_is_a_child_of_its_submit_order_linked_to_the_event(
-        tracer, exported) -> None:
+        sink, exported) -> None:
     orders = OrderContexts()
-    order_log = RoundSpans(orders, tracer)
+    order_log = RoundSpans(orders, sink)
     order_log.handled("execution order.>", SpanKind.CONSUMER, 1, [], submitted("o1"))  # publishes nothing
     order_log.end()
     assert not exported.get_finished_spans()
 
-    spans = RoundSpans(orders, tracer)
+    spans = RoundSpans(orders, sink)
     report, other, unknown = fill("o1"), ev.MarketHalted(id="h", ts_event=1, venue="binance", symbol="BTCUSDT",
                                                          reason="x"), fill("o9")
     spans.handled("execution md.>", SpanKind.CONSUMER, 1, [report, other, unknown], {"traceparent": MARKET})
@@ -93,8 +92,8 @@ def test_an_orders_report_made_on_a_market_event_is_a_child_of_its_submit_order_
     assert under_order.name == "execution md.>" and under_order.start_time == 1
 
 
-def test_a_report_on_its_own_submit_order_makes_one_span_and_a_feed_starts_a_trace(tracer, exported) -> None:
-    spans = RoundSpans(OrderContexts(), tracer)
+def test_a_report_on_its_own_submit_order_makes_one_span_and_a_feed_starts_a_trace(sink, exported) -> None:
+    spans = RoundSpans(OrderContexts(), sink)
     accepted = ev.OrderAccepted(id="o1.a", ts_event=1, client_order_id="o1", venue_order_id="v1", client="alice",
                                 venue="binance", symbol="BTCUSDT")
     spans.handled("execution order.>", SpanKind.CONSUMER, 1, [accepted], submitted("o1"))
@@ -106,3 +105,15 @@ def test_a_report_on_its_own_submit_order_makes_one_span_and_a_feed_starts_a_tra
     assert on_submit.parent.span_id == span_context(SUBMIT).span_id and not on_submit.links
     assert feed.parent is None and feed.kind is SpanKind.PRODUCER
     assert span_context(spans.parents[id(bar)]).trace_id == feed.context.trace_id
+
+
+def test_the_sampler_decides_at_a_root_and_a_child_follows_its_parents_sampled_flag(exported) -> None:
+    spans = RoundSpans(OrderContexts(), SpanSink(TracerProvider(sampler=ALWAYS_OFF), SimpleSpanProcessor(exported)))
+    root, child, child_of_unsampled = object(), object(), object()
+    spans.handled("ingest feed", SpanKind.PRODUCER, 1, [root])
+    spans.handled("risk target.>", SpanKind.CONSUMER, 1, [child], {"traceparent": MARKET})
+    spans.handled("risk target.>", SpanKind.CONSUMER, 1, [child_of_unsampled], {"traceparent": MARKET[:-2] + "00"})
+    spans.end()
+    assert [spans.parents[id(o)][-2:] for o in (root, child, child_of_unsampled)] == ["00", "01", "00"]
+    [made] = exported.get_finished_spans()  # only the sampled one is exported
+    assert made.parent.span_id == span_context(MARKET).span_id
