@@ -114,7 +114,7 @@ def setup_logging(service: str, level: int = logging.INFO) -> None:
 
 _tracing = False
 _sink: SpanSink | None = None
-SPANS_PER_EXPORT = 2048  # ~200 KB over OTLP; at most 4 batches wait (~8 MB) while the collector is away
+SPANS_PER_EXPORT = 2048  # ~200 KB over OTLP; at most 4 batches wait (~6 MB) while the collector is away
 
 
 def tracing() -> bool:
@@ -173,7 +173,7 @@ _SPAN_ID = slice(36, 52)  # in a traceparent: 00-<trace id, 32>-<span id, 16>-<f
 _SUBMIT_ID = f"{ev.SubmitOrder.__name__}:"  # the Nats-Msg-Id of a SubmitOrder: ev.msg_id
 # what a venue reports about one order: made on a later message, a child of the order's SubmitOrder
 _ORDER_REPORTS = (ev.OrderAccepted, ev.OrderRejected, ev.OrderModified, ev.OrderCanceled, ev.OrderFilled)
-ORDERS_REMEMBERED = 10_000  # SubmitOrder contexts, ~1.5 MB; an older order's reports are the message's children
+ORDERS_REMEMBERED = 10_000  # SubmitOrder contexts, ~2 MB; an older order's reports are the message's children
 
 
 def valid_traceparent(header: str | None) -> str | None:
