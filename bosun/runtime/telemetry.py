@@ -24,6 +24,7 @@ import random
 import re
 import sys
 import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -173,7 +174,7 @@ _SPAN_ID = slice(36, 52)  # in a traceparent: 00-<trace id, 32>-<span id, 16>-<f
 _SUBMIT_ID = f"{ev.SubmitOrder.__name__}:"  # the Nats-Msg-Id of a SubmitOrder: ev.msg_id
 # what a venue reports about one order: made on a later message, a child of the order's SubmitOrder
 _ORDER_REPORTS = (ev.OrderAccepted, ev.OrderRejected, ev.OrderModified, ev.OrderCanceled, ev.OrderFilled)
-ORDERS_REMEMBERED = 10_000  # SubmitOrder contexts, ~2 MB; an older order's reports are the message's children
+ORDERS_REMEMBERED = 10_000  # SubmitOrder contexts, ~3 MB; an older order's reports are the message's children
 
 
 def valid_traceparent(header: str | None) -> str | None:
@@ -201,7 +202,9 @@ class OrderContexts:
 
     def __init__(self, limit: int = ORDERS_REMEMBERED) -> None:
         self._limit = limit
-        self._by_order: dict[str, str] = {}
+        # oldest first; an OrderedDict pops its first in O(1) (a dict's `next(iter(...))` walks
+        # past the dummies its deletions leave: bosun.model.recent)
+        self._by_order: OrderedDict[str, str] = OrderedDict()
 
     def note(self, headers: Mapping[str, str]) -> None:
         """Remember a SubmitOrder's context from its message headers (any other message: nothing)."""
@@ -211,9 +214,9 @@ class OrderContexts:
         parent = valid_traceparent(headers.get("traceparent"))
         if parent is None:
             return
-        if len(self._by_order) >= self._limit:
-            del self._by_order[next(iter(self._by_order))]  # the oldest
         self._by_order[msg_id[len(_SUBMIT_ID):]] = parent
+        if len(self._by_order) > self._limit:
+            self._by_order.popitem(last=False)
 
     def of(self, output: object) -> str | None:
         """The SubmitOrder traceparent `output` belongs under, if it reports on a remembered order."""
