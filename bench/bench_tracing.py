@@ -59,7 +59,7 @@ def main() -> None:
     finally:
         sidecar.terminate()
         counts = sidecar.communicate(timeout=30)[0].strip().splitlines()[-1]
-    us = 1e6 / args.messages  # seconds in all -> us per message
+    us = 1e6 / max(args.messages, 1)  # seconds in all -> us per message
     before_us, after_us = before / 1e9 * us, after / 1e9 * us
     print(f"tracing CPU per message handled (one span each), {args.messages:,} messages at {args.rate:,.0f}/s: "
           f"{total * us:.1f} us in all: the handler's thread {before_us:.1f} us before the publish, {after_us:.1f} us "
