@@ -13,12 +13,14 @@ from pathlib import Path
 
 import asyncpg
 import msgspec
+import pytest
 
 from bosun.apps import control
 from bosun.runtime.nats_binding import ACK_WAIT_S, durable_name
 from proto import subjects as sj
 from proto import events as ev
 from services.execution.orders import client_order_id
+from services.execution.venues.dialects import dialect
 from tests.builders import publish, service_status, target, until_status, until_trading
 from tests.liveplatform import SYMBOL, TIMEOUT_S, Live, audited_reports, live_platform, until
 from tests.natshelp import acked, stored_count
@@ -65,11 +67,12 @@ async def test_kill_9_between_submit_and_answer_leaves_one_order_one_fill_and_tr
         assert await live.booked_fills() == [fill_id]
 
 
+@pytest.mark.parametrize("exchange_id", ["binance", "bybit"])  # the simulator's two dialects, one engine
 async def test_an_order_nobody_intended_is_cancelled_at_reconciliation_and_reported(
-        tmp_path: Path, fresh_database_url: str) -> None:
-    async with live_platform(tmp_path, fresh_database_url) as live:
+        tmp_path: Path, fresh_database_url: str, exchange_id: str) -> None:
+    async with live_platform(tmp_path, fresh_database_url, exchange_id=exchange_id) as live:
         stray = await live.exchange.create_order(SYMBOL, "limit", "buy", 0.001, 30_000,
-                                                 {"newClientOrderId": "by-hand-1"})
+                                                 {dialect(exchange_id).client_id_param: "by-hand-1"})
         await live.restart_execution(kill=True)
         await until("the stray order cancelled", lambda: _none_open(live))
         reports = await until("the reconciliation audited", lambda: audited_reports(live.nc))
