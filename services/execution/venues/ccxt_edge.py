@@ -199,6 +199,9 @@ class CcxtEdge:
                                   partial(self._find, account, symbol, order.id))
         if isinstance(placed, str):
             return [rejection(order.id, order, placed)]
+        if order.time_in_force in ("IOC", "FOK") and placed.get("status") is None:
+            # The answer only acknowledged it (Bybit): what became of it is read back.
+            placed = await self._find(account, symbol, order.id) or placed
         return self._accepted(account, order, placed)
 
     async def _send(self, account: _Account, market_id: str, send: Callable[[], Awaitable[Any]],
@@ -400,7 +403,9 @@ class CcxtEdge:
         accepted: list[Event] = [OrderAccepted(id=order.id, ts_event=time.time_ns(), client_order_id=order.id,
                                                venue_order_id=venue_id, client=order.client, venue=order.venue,
                                                symbol=order.symbol)]
-        if placed.get("status") == "expired":  # IOC / FOK: what did not fill at once is gone (its fills come as any)
+        status = placed.get("status")
+        if status == "expired" or status == "canceled" and order.time_in_force in ("IOC", "FOK"):
+            # IOC / FOK: what did not fill at once is gone (its fills come as any); Binance says expired, Bybit canceled
             accepted.append(OrderCanceled(id=f"{order.id}.canceled", ts_event=time.time_ns(), client_order_id=order.id,
                                           client=order.client, venue=order.venue, symbol=order.symbol,
                                           reason=f"{order.time_in_force}: the exchange expired what did not fill at once"))
