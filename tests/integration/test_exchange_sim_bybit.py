@@ -20,6 +20,7 @@ from bosun.apps.exchange_sim.auth import Credentials
 from bosun.apps.exchange_sim.server import Simulator, serving
 from services.execution.venues.dialects import BYBIT
 from tests.datafiles import BTC_TRADES, data_file
+from tests.integration.test_exchange_sim import control
 from tests.simhelp import API_KEY, API_SECRET, client, sim_config
 
 SYMBOL = "BTC/USDT"
@@ -41,12 +42,6 @@ async def ex(sim: Simulator) -> AsyncIterator[Any]:
         yield exchange
     finally:
         await exchange.close()
-
-
-async def control(sim: Simulator, method: str, path: str, body: object = None) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as http, http.request(method, sim.url + path, json=body) as response:
-        assert response.status == 200, await response.text()
-        return await response.json()
 
 
 async def test_markets_balances_and_a_market_buy(ex: Any, sim: Simulator) -> None:
