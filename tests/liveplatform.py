@@ -58,6 +58,13 @@ class Live:
             assert answer.status == 200, await answer.text()
             return await answer.json()
 
+    async def all_orders(self) -> list[dict[str, Any]]:
+        """Every order of the account on SYMBOL (Bybit's API lists open and done ones apart)."""
+        if self.venue == "bybit":
+            return await self.exchange.fetch_open_orders(SYMBOL) + await self.exchange.fetch_canceled_and_closed_orders(
+                SYMBOL)
+        return await self.exchange.fetch_orders(SYMBOL)
+
     async def restart_execution(self, kill: bool = False) -> None:
         if kill:
             kill_9(self.execution.proc.pid)
