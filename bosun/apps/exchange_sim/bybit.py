@@ -7,10 +7,12 @@ timestamp must lie within X-BAPI-RECV-WINDOW of the server's clock. Refusals are
 non-zero retCode, as on Bybit; a throttle is HTTP 429 (or 418) with retCode 10006.
 
 Where the simulator is not Bybit (see also bybit_wire.py): every order lives in one book, so
-GET /v5/order/realtime lists conditional orders (tpslOrder, StopOrder) with the plain ones
-whatever `orderFilter` says; a conditional order locks what it may spend from the start, as a
-tpslOrder does (a StopOrder on Bybit locks only once triggered), and keeps its order id when it
-triggers; an order id or orderLinkId is found among the newest 10,000 closed orders, not 500."""
+GET /v5/order/realtime lists conditional orders (tpslOrder, StopOrder) with the plain ones, and
+order/cancel cancels either, whatever `orderFilter` says; a conditional order locks what it may
+spend from the start, as a tpslOrder does (a StopOrder on Bybit locks only once triggered), and
+keeps its order id when it triggers; a PostOnly order that would take is refused (retCode
+170210) where Bybit takes it and then cancels it; an order id or orderLinkId is found among the
+newest 10,000 closed orders, not 500; the account is a unified one (UTA 2.0) and nothing else."""
 
 from __future__ import annotations
 
