@@ -31,8 +31,8 @@ slippage_bps = "1"
 """
 
 
-def target(n: int, qty: str) -> ev.TargetPosition:
-    return ev.TargetPosition(id=f"alice.t{n}", ts_event=time.time_ns(), client="alice", venue="binance",
+def target(n: int, qty: str, venue: str = "binance") -> ev.TargetPosition:
+    return ev.TargetPosition(id=f"alice.t{n}", ts_event=time.time_ns(), client="alice", venue=venue,
                              symbol="BTCUSDT", qty=Decimal(qty), strategy="test", price=Decimal("60000"))
 
 

@@ -34,8 +34,9 @@ CONFIG = """
 mode = "live"
 [[clients]]
 id = "alice"
-[clients.venues.binance]
+[clients.venues.{exchange}]
 kind = "live"
+exchange = "{exchange}"
 api_url = "{url}"
 poll_s = 0.1
 on_unprotected = "{on_unprotected}"
@@ -50,11 +51,19 @@ class Live:
     sim: Simulator
     exchange: Any  # plain ccxt on the same account: what a person does by hand
     database_url: str
+    venue: str  # the ccxt id of the exchange the simulator speaks to it as, and the venue's name
 
     async def sim_control(self, method: str, path: str, body: object = None) -> dict:
         async with aiohttp.ClientSession() as http, http.request(method, self.sim.url + path, json=body) as answer:
             assert answer.status == 200, await answer.text()
             return await answer.json()
+
+    async def all_orders(self) -> list[dict[str, Any]]:
+        """Every order of the account on SYMBOL (Bybit's API lists open and done ones apart)."""
+        if self.venue == "bybit":
+            return await self.exchange.fetch_open_orders(SYMBOL) + await self.exchange.fetch_canceled_and_closed_orders(
+                SYMBOL)
+        return await self.exchange.fetch_orders(SYMBOL)
 
     async def restart_execution(self, kill: bool = False) -> None:
         if kill:
@@ -73,24 +82,25 @@ class Live:
 
 @asynccontextmanager
 async def live_platform(tmp_path: Path, database_url: str, on_unprotected: str = "rearm",
-                        more_config: str = "") -> AsyncIterator[Live]:
+                        more_config: str = "", exchange_id: str = "binance") -> AsyncIterator[Live]:
     async with serving(sim_config(str(data_file(BTC_TRADES)), USDT="100000"), Credentials(API_KEY, API_SECRET)) as sim:
         async with aiohttp.ClientSession() as http:
             await http.post(sim.url + "/sim/advance", json={"trades": 10})
         config = tmp_path / "bosun.toml"
-        config.write_text(CONFIG.format(url=sim.url, on_unprotected=on_unprotected) + more_config)
+        config.write_text(CONFIG.format(url=sim.url, on_unprotected=on_unprotected, exchange=exchange_id)
+                          + more_config)
         with EmbeddedNats(tmp_path / "nats") as server:
             nc = await nats.connect(server.url)
-            env = {**server_env(server.url, database_url), "BOSUN_BINANCE_API_KEY": API_KEY,
-                   "BOSUN_BINANCE_API_SECRET": API_SECRET,
+            prefix = f"BOSUN_{exchange_id.upper()}_API_"
+            env = {**server_env(server.url, database_url), prefix + "KEY": API_KEY, prefix + "SECRET": API_SECRET,
                    "OTEL_TRACES_EXPORTER": "console"}  # traces into its log, where the secrets test reads them
             execution = ServiceProcess("execution", config, tmp_path, env)
             portfolio = ServiceProcess("portfolio", config, tmp_path, server_env(server.url, database_url))
-            exchange = client(ccxt_async, sim.url)
+            exchange = client(ccxt_async, sim.url, exchange_id=exchange_id)
             try:
                 await portfolio.start(nc)
                 await execution.start(nc)
-                yield Live(nc, execution, sim, exchange, database_url)
+                yield Live(nc, execution, sim, exchange, database_url, exchange_id)
             finally:
                 execution.stop()
                 portfolio.stop()

@@ -14,7 +14,7 @@ class VenueConfig(ConfigStruct):
     """Where a client's orders go. `shadow` fills internally against real prices."""
 
     kind: Literal["shadow", "live"] = "shadow"
-    exchange: str = "binance"  # ccxt id, for kind = "live"
+    exchange: str = "binance"  # ccxt id, for kind = "live": binance or bybit, spot (venues/dialects.py)
     # kind = "live": every REST endpoint of the exchange on this base URL, paths kept (a testnet,
     # or `bosun exchange-sim`); the market rules (tick, step, minimums) then come from the exchange.
     api_url: str | None = None

@@ -11,7 +11,7 @@ from bosun.apps.exchange_sim.server import Simulator
 from proto.events import CancelOrder, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, SubmitOrder
 from services.execution.venues.ccxt_edge import CcxtEdge
 from services.execution.venues.live import CancelVenueOrder, PlaceBracket, PlaceOrder, ResizeBracket
-from tests.integration.test_live_venue import control, edge, order, sim  # noqa: F401 (fixtures)
+from tests.integration.test_live_venue import control, edge, order, sim, venue  # noqa: F401 (fixtures)
 
 SYMBOL = "BTC/USDT"
 

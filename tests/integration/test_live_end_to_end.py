@@ -15,8 +15,8 @@ import pytest
 from bosun.apps import control
 from proto import codec
 from proto import events as ev
-from tests.builders import publish, target, until_trading
-from tests.liveplatform import live_platform
+from tests.builders import publish, service_status, target, until_trading
+from tests.liveplatform import live_platform, until
 from tests.natshelp import Collector, stored_count
 from tests.simhelp import API_KEY, API_SECRET
 
@@ -27,27 +27,42 @@ async def live(tmp_path: Path, fresh_database_url: str):
         yield platform.nc, platform.execution, platform.sim
 
 
-async def test_an_approved_target_trades_once_on_the_exchange_and_survives_a_restart(live) -> None:
-    nc, execution, _ = live
-    await control.set_trading(nc, True)
-    await until_trading(nc, "execution", True)
-    approved = ev.TargetApproved(id="alice.t1", ts_event=time.time_ns(), target=target(1, "0.01"))
-    async with Collector(nc, "order.accepted.alice.>") as accepted, Collector(nc, "order.filled.alice.>") as filled:
-        await publish(nc, approved)
-        [msg] = await accepted.wait(1, timeout=20)
-        [fill_msg] = await filled.wait(1, timeout=20)
-    fill = codec.decode(fill_msg.data, ev.OrderFilled)
-    assert fill.client_order_id == codec.decode(msg.data, ev.OrderAccepted).client_order_id
-    assert fill.qty == Decimal("0.01") and fill.venue == "binance"
+@pytest.mark.parametrize("exchange_id", ["binance", "bybit"])  # the simulator's two dialects, one engine
+async def test_an_approved_target_trades_once_on_the_exchange_and_survives_a_restart(
+        tmp_path: Path, fresh_database_url: str, exchange_id: str) -> None:
+    async with live_platform(tmp_path, fresh_database_url, exchange_id=exchange_id) as live:
+        nc, execution = live.nc, live.execution
+        await control.set_trading(nc, True)
+        await until_trading(nc, "execution", True)
+        approved = ev.TargetApproved(id="alice.t1", ts_event=time.time_ns(), target=target(1, "0.01", exchange_id))
+        async with (Collector(nc, "order.accepted.alice.>") as accepted,
+                    Collector(nc, "order.filled.alice.>") as filled):
+            await publish(nc, approved)
+            [msg] = await accepted.wait(1, timeout=20)
+            [fill_msg] = await filled.wait(1, timeout=20)
+        fill = codec.decode(fill_msg.data, ev.OrderFilled)
+        assert fill.client_order_id == codec.decode(msg.data, ev.OrderAccepted).client_order_id
+        assert fill.qty == Decimal("0.01") and fill.venue == exchange_id
+        [trade] = live.sim.exchange.trades
+        assert fill.id == f"{exchange_id}-{trade.trade_id}"
+        # The portfolio's position is what the account holds (plus the fee the exchange kept in BTC).
+        held = live.sim.exchange.balances.free["BTC"] + live.sim.exchange.balances.locked["BTC"]
+        assert await until("portfolio's position", lambda: portfolio_position(nc)) == held + trade.commission
 
-    execution.stop()
-    await execution.start(nc)  # the log replayed: the order was answered, nothing to place again
-    await control.set_trading(nc, True)
-    await until_trading(nc, "execution", True)
-    js = nc.jetstream()
-    assert await stored_count(js, "ORDERS", "order.submit.>") == 1
-    assert await stored_count(js, "ORDERS", "order.accepted.>") == 1
-    assert await stored_count(js, "ORDERS", "order.filled.>") == 1
+        execution.stop()
+        await execution.start(nc)  # the log replayed: the order was answered, nothing to place again
+        await control.set_trading(nc, True)
+        await until_trading(nc, "execution", True)
+        js = nc.jetstream()
+        assert await stored_count(js, "ORDERS", "order.submit.>") == 1
+        assert await stored_count(js, "ORDERS", "order.accepted.>") == 1
+        assert await stored_count(js, "ORDERS", "order.filled.>") == 1
+        assert len(await live.exchange.fetch_open_orders("BTC/USDT")) == 0 and len(live.sim.exchange.trades) == 1
+
+
+async def portfolio_position(nc) -> Decimal | None:
+    rows = [r for r in (await service_status(nc, "portfolio")).get("positions", []) if r["client"] == "alice"]
+    return Decimal(rows[0]["qty"]) if rows else None
 
 
 async def test_the_api_key_and_secret_appear_in_nothing_execution_emits(live) -> None:

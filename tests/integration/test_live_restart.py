@@ -13,12 +13,14 @@ from pathlib import Path
 
 import asyncpg
 import msgspec
+import pytest
 
 from bosun.apps import control
 from bosun.runtime.nats_binding import ACK_WAIT_S, durable_name
 from proto import subjects as sj
 from proto import events as ev
 from services.execution.orders import client_order_id
+from services.execution.venues.dialects import dialect
 from tests.builders import publish, service_status, target, until_status, until_trading
 from tests.liveplatform import SYMBOL, TIMEOUT_S, Live, audited_reports, live_platform, until
 from tests.natshelp import acked, stored_count
@@ -26,7 +28,7 @@ from tests.processes import kill_9
 
 
 async def approve(live: Live, n: int, qty: str, **levels: Decimal) -> str:
-    t = msgspec.structs.replace(target(n, qty), **levels)
+    t = msgspec.structs.replace(target(n, qty, live.venue), **levels)
     await publish(live.nc, ev.TargetApproved(id=t.id, ts_event=t.ts_event, target=t))
     return t.id
 
@@ -36,12 +38,16 @@ async def trading_on(live: Live) -> None:
     await until_trading(live.nc, "execution", True)
 
 
+ORDER_PATH = {"binance": "/api/v3/order", "bybit": "/v5/order/create"}
+
+
+@pytest.mark.parametrize("exchange_id", ["binance", "bybit"])  # the simulator's two dialects, one engine
 async def test_kill_9_between_submit_and_answer_leaves_one_order_one_fill_and_trading_off(
-        tmp_path: Path, fresh_database_url: str) -> None:
-    async with live_platform(tmp_path, fresh_database_url) as live:
+        tmp_path: Path, fresh_database_url: str, exchange_id: str) -> None:
+    async with live_platform(tmp_path, fresh_database_url, exchange_id=exchange_id) as live:
         await trading_on(live)
         # The exchange takes the order at once and answers 20 s later: execution is killed in between.
-        await live.sim_control("POST", "/sim/faults", {"latency_ms": 20_000, "paths": ["/api/v3/order"]})
+        await live.sim_control("POST", "/sim/faults", {"latency_ms": 20_000, "paths": [ORDER_PATH[exchange_id]]})
         tid = await approve(live, 1, "0.01")
         [trade] = await until("the order filled on the exchange", lambda: live.exchange.fetch_my_trades(SYMBOL))
         js = live.nc.jetstream()
@@ -52,12 +58,12 @@ async def test_kill_9_between_submit_and_answer_leaves_one_order_one_fill_and_tr
         await live.sim_control("DELETE", "/sim/faults")
         await live.execution.start(live.nc)
         assert (await service_status(live.nc, "execution"))["trading_enabled"] is False
-        fill_id = f"binance-{trade['id']}"
+        fill_id = f"{exchange_id}-{trade['id']}"
         assert await until("the fill booked by portfolio", live.booked_fills) == [fill_id]
         [report] = await until("the reconciliation audited", lambda: audited_reports(live.nc))
         assert report.done == ()  # the order was adopted, not placed again: nothing to mend
 
-        orders = await live.exchange.fetch_orders(SYMBOL)
+        orders = await live.all_orders()
         assert [o["clientOrderId"] for o in orders] == [client_order_id(tid, 1)]  # exactly one order
         assert await stored_count(js, "ORDERS", "order.filled.>") == 1
         assert (await service_status(live.nc, "execution"))["trading_enabled"] is False  # until a person resumes
@@ -65,11 +71,12 @@ async def test_kill_9_between_submit_and_answer_leaves_one_order_one_fill_and_tr
         assert await live.booked_fills() == [fill_id]
 
 
+@pytest.mark.parametrize("exchange_id", ["binance", "bybit"])  # the simulator's two dialects, one engine
 async def test_an_order_nobody_intended_is_cancelled_at_reconciliation_and_reported(
-        tmp_path: Path, fresh_database_url: str) -> None:
-    async with live_platform(tmp_path, fresh_database_url) as live:
+        tmp_path: Path, fresh_database_url: str, exchange_id: str) -> None:
+    async with live_platform(tmp_path, fresh_database_url, exchange_id=exchange_id) as live:
         stray = await live.exchange.create_order(SYMBOL, "limit", "buy", 0.001, 30_000,
-                                                 {"newClientOrderId": "by-hand-1"})
+                                                 {dialect(exchange_id).client_id_param: "by-hand-1"})
         await live.restart_execution(kill=True)
         await until("the stray order cancelled", lambda: _none_open(live))
         reports = await until("the reconciliation audited", lambda: audited_reports(live.nc))

@@ -12,8 +12,9 @@ from bosun.runtime.config import ConfigError, secret
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("exchange-sim", help="a Binance-compatible spot exchange replaying market data, "
-                                            f"for rehearsing live mode (key and secret from ${KEY_ENV}, ${SECRET_ENV})")
+    p = sub.add_parser("exchange-sim", help="a spot exchange replaying market data that speaks Binance's and "
+                                            "Bybit's APIs on one port, for rehearsing live mode (key and secret "
+                                            f"from ${KEY_ENV}, ${SECRET_ENV})")
     p.add_argument("--data", type=Path, action="append", required=True, metavar="FILE",
                    help="a Binance trades, aggTrades or kline file to replay (repeatable, one per symbol)")
     p.add_argument("--port", type=int, required=True, help="port to listen on")
@@ -52,8 +53,9 @@ def main(args: argparse.Namespace) -> int:
         async with serving(config, credentials, args.host, args.port) as sim:
             symbols = ", ".join(sim.exchange.rules)
             ws = f"ws://{sim.url.removeprefix('http://')}"
-            print(f"bosun exchange-sim: {symbols} on {sim.url} (REST {sim.url}/api/v3, user stream {ws}/ws and "
-                  f"/ws-api/v3, market streams {ws}/stream), speed {config.speed}", flush=True)
+            print(f"bosun exchange-sim: {symbols} on {sim.url} (Binance: REST {sim.url}/api/v3, user stream "
+                  f"{ws}/ws and /ws-api/v3, market streams {ws}/stream; Bybit: REST {sim.url}/v5, private "
+                  f"stream {ws}/v5/private; either as a live venue's api_url), speed {config.speed}", flush=True)
             await asyncio.Event().wait()
 
     asyncio.run(run())

@@ -88,7 +88,7 @@ class MarketStreams:
             raise web.HTTPTooManyRequests(text="too many market-stream connections")
         ws = web.WebSocketResponse(heartbeat=None)
         await ws.prepare(request)
-        subscriber = _Subscriber(Connection(ws, request.transport, lambda event: event), set(names))
+        subscriber = _Subscriber(Connection(ws, request.transport, lambda event: [event]), set(names))
         for name in names:
             if "@kline_" in name:
                 symbol, interval = name.split("@kline_")

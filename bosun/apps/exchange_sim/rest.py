@@ -89,22 +89,7 @@ class Rest:
         return self._wrap(handler, key=True, signed=True)
 
     def _wrap(self, handler: Handler, *, key: bool, signed: bool) -> Route:
-        async def serve(request: web.Request) -> web.StreamResponse:
-            arrived = time.monotonic()
-            response = await answer(request)
-            self.requests.append(Served(arrived, request.method, request.path, response.status,
-                                        time.monotonic() - arrived))
-            return response
-
         async def answer(request: web.Request) -> web.StreamResponse:
-            faults, counted = self.faults.faults, self.faults.applies(request.path)
-            if counted and self.faults.take("throttles"):
-                status = faults.throttle_status
-                return web.json_response({"code": -1003, "msg": THROTTLE_MESSAGES[status]}, status=status,
-                                         headers={"Retry-After": str(faults.retry_after_s)})
-            if counted and self.faults.take("server_errors"):
-                # A gateway's page, not Binance's JSON: the request's outcome is unknown to the client.
-                return web.Response(status=faults.server_error_status, text="Service Unavailable")
             try:
                 body = await request.text()
                 params = Params({**request.query, **dict(_form(body))})
@@ -114,14 +99,49 @@ class Rest:
                     payload, signature = split_signature(request.query_string, body)
                     self.credentials.check_signature(payload, signature)
                     check_time(params.optional("timestamp"), params.optional("recvWindow"), self.exchange.clock())
-                response: web.StreamResponse = _json(await handler(request, params))
+                return _json(await handler(request, params))
             except BinanceError as exc:
-                response = _json(exc.body(), exc.status)
+                return _json(exc.body(), exc.status)
+
+        return self.faulted(answer, lambda status: {"code": -1003, "msg": THROTTLE_MESSAGES[status]})
+
+    def faulted(self, answer: Route, throttle_body: Callable[[int], dict[str, object]]) -> Route:
+        """`answer` (a dialect's route) behind the REST faults, its requests logged."""
+        async def serve(request: web.Request) -> web.StreamResponse:
+            arrived = time.monotonic()
+            response = await faulty(request)
+            self.requests.append(Served(arrived, request.method, request.path, response.status,
+                                        time.monotonic() - arrived))
+            return response
+
+        async def faulty(request: web.Request) -> web.StreamResponse:
+            faults, counted = self.faults.faults, self.faults.applies(request.path)
+            if counted and self.faults.take("throttles"):
+                status = faults.throttle_status
+                return web.json_response(throttle_body(status), status=status,
+                                         headers={"Retry-After": str(faults.retry_after_s)})
+            if counted and self.faults.take("server_errors"):
+                # A gateway's page, not the exchange's JSON: the request's outcome is unknown to the client.
+                return web.Response(status=faults.server_error_status, text="Service Unavailable")
+            response = await answer(request)
             if faults.latency_ms and counted:
                 await asyncio.sleep(faults.latency_ms / 1000)  # the request took effect; its answer is late
             return response
 
         return serve
+
+    def refused(self) -> None:
+        """The order rejections switched on by the faults, as the exchange's errors."""
+        rejection = self.faults.faults.reject_orders
+        if rejection:
+            raise error(INSUFFICIENT_BALANCE) if rejection == "insufficient_balance" else filter_failure(rejection)
+
+    def drop_if_faulted(self, request: web.Request) -> None:
+        """An accepted order whose answer the faults drop: the connection cut, no answer."""
+        if self.faults.applies(request.path) and self.faults.take("drop_order_responses"):
+            if request.transport is not None:
+                request.transport.abort()  # accepted on the venue, but the client never hears it
+            raise asyncio.CancelledError  # what aiohttp expects of a handler whose client is gone: no answer, no log
 
     # ------------------------------------------------------------------ market
 
@@ -149,29 +169,19 @@ class Rest:
 
     async def new_order(self, request: web.Request, p: Params) -> object:
         args = p.order()
-        rejection = self.faults.faults.reject_orders
-        if rejection:
-            raise error(INSUFFICIENT_BALANCE) if rejection == "insufficient_balance" else filter_failure(rejection)
+        self.refused()
         resp_type = p.optional("newOrderRespType") or ("FULL" if args["type"] in ("MARKET", "LIMIT") else "ACK")
         if resp_type not in ("ACK", "RESULT", "FULL"):
             raise BinanceError(400, -1100, "Illegal characters found in parameter 'newOrderRespType'.")
         order = self.exchange.place(**args)  # type: ignore[arg-type]
-        if self.faults.applies(request.path) and self.faults.take("drop_order_responses"):
-            if request.transport is not None:
-                request.transport.abort()  # accepted on the venue, but the client never hears it
-            raise asyncio.CancelledError  # what aiohttp expects of a handler whose client is gone: no answer, no log
+        self.drop_if_faulted(request)
         return wire.order_placed(order, order.fills, resp_type)
 
     async def new_oco(self, request: web.Request, p: Params) -> object:
         args = p.oco()
-        rejection = self.faults.faults.reject_orders
-        if rejection:
-            raise error(INSUFFICIENT_BALANCE) if rejection == "insufficient_balance" else filter_failure(rejection)
+        self.refused()
         order_list = self.exchange.place_oco(**args)  # type: ignore[arg-type]
-        if self.faults.applies(request.path) and self.faults.take("drop_order_responses"):
-            if request.transport is not None:
-                request.transport.abort()  # as for a single order: taken, and the answer lost
-            raise asyncio.CancelledError
+        self.drop_if_faulted(request)  # as for a single order: taken, and the answer lost
         now = self.exchange.clock()
         return wire.order_list(order_list, now, [wire.order_placed(o, o.fills, "RESULT") for o in order_list.legs])
 

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from bosun.apps.exchange_sim.auth import Credentials
 from bosun.apps.exchange_sim.balances import Balances
+from bosun.apps.exchange_sim.bybit import PRIVATE_WS, BybitPrivateStream, BybitRest
 from bosun.apps.exchange_sim.config import SimConfig
 from bosun.apps.exchange_sim.exchange import Exchange
 from bosun.apps.exchange_sim.faults import FaultState
@@ -55,6 +56,8 @@ class Simulator:
         self.rest.routes(self.app)
         self.app.router.add_get("/ws/{listen_key}", self.streams.listen_key_stream)
         self.app.router.add_get("/ws-api/v3", self.streams.ws_api)
+        BybitRest(self.rest).routes(self.app)  # Bybit's v5 dialect, on the same engine and port
+        self.app.router.add_get(PRIVATE_WS, BybitPrivateStream(self.exchange, credentials, self.streams).serve)
         self.market = MarketStreams(list(replay.rules), self.exchange.market_ms, clock)
         self.exchange.tick_subscribers.append(self.market.on_tick)
         self.app.router.add_get("/stream", self.market.serve)

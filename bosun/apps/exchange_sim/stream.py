@@ -24,9 +24,11 @@ QUEUE_LIMIT = 10_000  # events queued for one connection; a consumer that far be
 CUT: dict[str, object] = {}  # queued after the events a connection still gets before a fault cuts it
 
 
+Wrap = Callable[[dict[str, object]], list[dict[str, object]]]  # one event as a dialect's messages
+
+
 class Connection:
-    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None,
-                 wrap: Callable[[dict[str, object]], dict[str, object]]) -> None:
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None, wrap: Wrap) -> None:
         self.ws, self.transport, self.wrap = ws, transport, wrap
         self.queue: asyncio.Queue[dict[str, object] | None] = asyncio.Queue(QUEUE_LIMIT)
 
@@ -49,7 +51,8 @@ class Connection:
             if event is CUT:
                 self.cut()
                 return
-            await self.ws.send_str(json.dumps(self.wrap(event), separators=(",", ":")))
+            for message in self.wrap(event):
+                await self.ws.send_str(json.dumps(message, separators=(",", ":")))
 
 
 class UserStreams:
@@ -125,14 +128,16 @@ class UserStreams:
         if key not in self.listen_keys:
             raise web.HTTPBadRequest(text=json.dumps({"code": -1125, "msg": "This listenKey does not exist."}),
                                      content_type="application/json")
-        return await self._serve(request, lambda event: event, None)
+        return await self.serve(request, lambda event: [event], None)
 
     async def ws_api(self, request: web.Request) -> web.WebSocketResponse:
-        return await self._serve(request, lambda event: {"subscriptionId": 0, "event": event}, self._api_request)
+        return await self.serve(request, lambda event: [{"subscriptionId": 0, "event": event}], self._api_request)
 
-    async def _serve(self, request: web.Request, wrap: Callable[[dict[str, object]], dict[str, object]],
-                     on_request: Callable[[web.WebSocketResponse, Connection, str], Awaitable[bool]] | None,
-                     ) -> web.WebSocketResponse:
+    async def serve(self, request: web.Request, wrap: Wrap,
+                    on_request: Callable[[web.WebSocketResponse, Connection, str], Awaitable[bool]] | None,
+                    ) -> web.WebSocketResponse:
+        """A user-stream websocket: `on_request` answers each text message (whether it subscribed the
+        connection to the events), `wrap` turns each event into the messages the dialect sends."""
         if self.open_sockets >= MAX_CONNECTIONS:
             raise web.HTTPTooManyRequests(text="too many user-stream connections")
         ws = web.WebSocketResponse(heartbeat=None)

@@ -2,7 +2,8 @@
 
 It carries out the LiveAdapter's effects and answers with the Order* events the exchange
 gives, and reads each account's trades for fills. What it guarantees:
-- an order goes out with its client order id (`newClientOrderId`), rounded to the exchange's
+- an order goes out with its client order id (Binance's `newClientOrderId`, Bybit's `orderLinkId`:
+  what differs per exchange is in dialects.py), rounded to the exchange's
   own market rules first; an order those rules refuse is rejected here, naming the rule;
 - an order found unanswered in the log after a restart is looked up by its client order id
   before it is sent (the exchange may hold it done, and then refuses no second one), and not
@@ -28,6 +29,7 @@ On start, `venue_state` reads what each account holds for execution to reconcile
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import math
 import os
@@ -37,7 +39,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
 
 import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxt_pro
@@ -47,6 +48,7 @@ from proto.events import Event, OrderAccepted, OrderCanceled, OrderFilled, Submi
 from services.execution.config import ExecutionConfig, VenueConfig
 from services.execution.orders import rejection
 from services.execution.venues import protective
+from services.execution.venues.dialects import dialect, point_at
 from services.execution.venues.live import (CancelAllVenueOrders, CancelVenueOrder, PlaceBracket, PlaceOrder,
                                             ResizeBracket, SettleBracket, VenueFound)
 from services.execution.venues.pacing import Pacing
@@ -62,9 +64,7 @@ THROTTLED = (ccxt_errors.DDoSProtection, ccxt_errors.RateLimitExceeded)  # sibli
 MAX_WAIT_S = 30.0  # an order request that would wait longer for its turn (budget, Retry-After) is not sent
 TRADES_PER_POLL = 500  # per symbol and poll: a bound, the next poll goes on from the newest
 ORDERS_REMEMBERED = 100_000  # per account: the exchange's order ids whose fills are named by our ids
-# Spot only: without these, ccxt's binance also asks for futures, margin and currency data.
-BINANCE_OPTIONS = {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "fetchMargins": False,
-                   "fetchOpenOrders": {"warnWithoutSymbol": False}}
+CLOCK_SLACK_MS = 60_000  # an order acknowledged without a time: its trades are read from this long before now
 
 
 def credentials(exchange: str, environ: Mapping[str, str]) -> dict[str, str]:
@@ -74,27 +74,13 @@ def credentials(exchange: str, environ: Mapping[str, str]) -> dict[str, str]:
     return {field: environ[prefix + name] for field, name in names.items() if prefix + name in environ}
 
 
-def point_at(exchange: Any, base_url: str) -> Any:
-    """Every REST endpoint of `exchange` on `base_url`, paths kept (a testnet, or `bosun
-    exchange-sim`); for ccxt.pro also the spot streams: `/ws` (listen key) and `/ws-api/v3`."""
-    base_url = base_url.rstrip("/")
-    api = exchange.urls["api"]
-    for name, url in list(api.items()):
-        if isinstance(url, str):
-            api[name] = base_url + urlsplit(url).path
-    ws_base = "ws" + base_url.removeprefix("http")
-    if isinstance(api.get("ws"), dict):
-        ws_api = {**api["ws"].get("ws-api", {}), "spot": ws_base + "/ws-api/v3"}
-        api["ws"] = {**api["ws"], "spot": ws_base + "/ws", "ws-api": ws_api}
-    return exchange
-
-
 class _Account:
     def __init__(self, client: str, venue: str, cfg: VenueConfig, environ: Mapping[str, str]) -> None:
         self.client, self.venue, self.cfg = client, venue, cfg
         keys = credentials(cfg.exchange, environ)
         self._secrets = [v for v in keys.values() if v]
-        options = dict(BINANCE_OPTIONS) if cfg.exchange == "binance" else {}
+        self.dialect = dialect(cfg.exchange)
+        options = copy.deepcopy(self.dialect.options)
         # ccxt.pro's class where there is one: the same REST API, plus the user stream (user_stream.py).
         module = ccxt_pro if hasattr(ccxt_pro, cfg.exchange) else ccxt_async
         self.exchange = getattr(module, cfg.exchange)({**keys, "enableRateLimit": True, "options": options})
@@ -176,7 +162,7 @@ class CcxtEdge:
             # Sent before a restart, it may be done on the exchange, which refuses a duplicate client
             # order id only while the order is open: sent only once the exchange says it has none.
             try:
-                found = await patiently(account.exchange.fetch_order, None, symbol, {"origClientOrderId": order.id})
+                found = await patiently(account.dialect.fetch_by_client_id, account.exchange, symbol, order.id)
                 return self._accepted(account, order, found)
             except ccxt_errors.OrderNotFound:
                 pass
@@ -192,7 +178,7 @@ class CcxtEdge:
         return await self._place_new(account, symbol, order)
 
     async def _place_new(self, account: _Account, symbol: str, order: SubmitOrder) -> list[Event]:
-        params: dict[str, str] = {"newClientOrderId": order.id}
+        params: dict[str, Any] = {account.dialect.client_id_param: order.id}
         sent = order
         if order.order_type in protective.TRIGGERS or order.reduce_only:
             sized = await protective.sized(account.exchange, symbol, order, patiently)
@@ -213,6 +199,9 @@ class CcxtEdge:
                                   partial(self._find, account, symbol, order.id))
         if isinstance(placed, str):
             return [rejection(order.id, order, placed)]
+        if order.time_in_force in ("IOC", "FOK") and placed.get("status") is None:
+            # The answer only acknowledged it (Bybit): what became of it is read back.
+            placed = await self._find(account, symbol, order.id) or placed
         return self._accepted(account, order, placed)
 
     async def _send(self, account: _Account, market_id: str, send: Callable[[], Awaitable[Any]],
@@ -235,7 +224,8 @@ class CcxtEdge:
                     return f"{account.venue} unreachable after {attempt} attempts: {_named(account, exc)}"
                 await asyncio.sleep(_backoff(attempt, exc))
             except ccxt_errors.ExchangeError as exc:
-                if "Duplicate order" in str(exc):  # placed before (a restart, a lost answer): adopt it
+                if isinstance(exc, ccxt_errors.DuplicateOrderId) or account.dialect.is_duplicate(exc):
+                    # placed before (a restart, a lost answer): adopt it
                     found = await find()
                     if found is not None:
                         return found
@@ -250,7 +240,7 @@ class CcxtEdge:
         before its sibling came is canceled first and placed again within the list. A list the
         exchange refuses (its prices no longer straddle the market, ...) leaves the stop placed alone."""
         account = self.accounts[(stop.client, stop.venue)]
-        if not hasattr(account.exchange, "private_post_orderlist_oco"):  # no OCO lists: the second leg is refused
+        if not account.dialect.oco_lists:  # the stop goes out alone, the second leg is refused (dialects.py)
             return await self.place(stop) + await self.place(take_profit)
         legs = (take_profit, stop)  # above and below the market: a sell's (spot closes longs only)
         try:
@@ -265,7 +255,7 @@ class CcxtEdge:
             if leg.id in working:  # placed alone before its sibling came
                 try:
                     await patiently(self._request, account, leg.symbol, True, account.exchange.cancel_order, None,
-                                    symbol, {"origClientOrderId": leg.id})
+                                    symbol, account.dialect.by_client_id(leg.id))
                 except ccxt_errors.OrderNotFound:
                     pass  # it filled meanwhile: the position is closed, and the list finds nothing to sell
         return await self._send_list(account, symbol, stop, take_profit)
@@ -275,6 +265,8 @@ class CcxtEdge:
         what the account now holds, when that differs from what it covers. Should execution stop
         between the cancel and the new list, reconciliation finds the legs gone and re-arms them."""
         account = self.accounts[(stop.client, stop.venue)]
+        if not account.dialect.oco_lists:
+            return []  # the stop went out alone, sized when it was placed
         symbol = await account.symbol(stop.symbol)
         found = await self._find_list(account, stop.oco, open_only=True)
         leg = await self._find(account, symbol, stop.id) if found is not None else None
@@ -287,7 +279,7 @@ class CcxtEdge:
             return []
         try:
             await patiently(self._request, account, stop.symbol, True, ex.cancel_order, None, symbol,
-                            {"origClientOrderId": stop.id})  # the whole list goes with it
+                            account.dialect.by_client_id(stop.id))  # the whole list goes with it
         except ccxt_errors.OrderNotFound:
             return []  # a leg triggered meanwhile: its fill settles the bracket
         return await self._send_list(account, symbol, stop, take_profit)
@@ -394,7 +386,7 @@ class CcxtEdge:
 
     async def _find(self, account: _Account, symbol: str, coid: str) -> dict[str, Any] | None:
         try:
-            return await account.exchange.fetch_order(None, symbol, {"origClientOrderId": coid})
+            return await account.dialect.fetch_by_client_id(account.exchange, symbol, coid)
         except ccxt_errors.OrderNotFound:
             return None
         except ccxt_errors.BaseError as exc:  # cannot tell: the caller retries, which looks again
@@ -404,13 +396,16 @@ class CcxtEdge:
     def _accepted(self, account: _Account, order: SubmitOrder, placed: dict[str, Any]) -> list[Event]:
         venue_id = str(placed["id"])
         account.remember(venue_id, order.id)
-        account.since_ms.setdefault(order.symbol, int(placed.get("timestamp") or 0))
+        account.since_ms.setdefault(order.symbol, int(placed.get("timestamp")
+                                                      or time.time_ns() // 1_000_000 - CLOCK_SLACK_MS))
         # Acknowledged when the exchange's answer reached us (on our clock, the SubmitOrder's): what
         # order-to-ack latency measures, with no skew between the exchange's clock and ours.
         accepted: list[Event] = [OrderAccepted(id=order.id, ts_event=time.time_ns(), client_order_id=order.id,
                                                venue_order_id=venue_id, client=order.client, venue=order.venue,
                                                symbol=order.symbol)]
-        if placed.get("status") == "expired":  # IOC / FOK: what did not fill at once is gone (its fills come as any)
+        status = placed.get("status")
+        if status == "expired" or status == "canceled" and order.time_in_force in ("IOC", "FOK"):
+            # IOC / FOK: what did not fill at once is gone (its fills come as any); Binance says expired, Bybit canceled
             accepted.append(OrderCanceled(id=f"{order.id}.canceled", ts_event=time.time_ns(), client_order_id=order.id,
                                           client=order.client, venue=order.venue, symbol=order.symbol,
                                           reason=f"{order.time_in_force}: the exchange expired what did not fill at once"))
@@ -423,7 +418,7 @@ class CcxtEdge:
                                  venue=venue, symbol=market_id, reason=reason)
         try:
             await patiently(self._request, account, market_id, True, account.exchange.cancel_order, None, symbol,
-                            {"origClientOrderId": coid})
+                            account.dialect.by_client_id(coid))
             return [canceled]
         except ccxt_errors.OrderNotFound:  # it raced a fill, or was never placed: the exchange knows which
             found = await self._find(account, symbol, coid)
@@ -454,7 +449,8 @@ class CcxtEdge:
                     break
                 symbol = await account.symbol(market_id)
                 try:
-                    trades = await account.exchange.fetch_my_trades(symbol, since, TRADES_PER_POLL)
+                    trades = await account.exchange.fetch_my_trades(symbol, since, TRADES_PER_POLL,
+                                                                    dict(account.dialect.trades_params))
                 except THROTTLED as exc:
                     account.keep_retry_after()
                     log.warning("%s: reading trades throttled (%s); polls wait its Retry-After", account.venue,
@@ -522,7 +518,8 @@ class CcxtEdge:
             symbol = await account.symbol(market_id)
             fills: list[OrderFilled] = []
             if market_id in account.since_ms:
-                trades = await patiently(ex.fetch_my_trades, symbol, account.since_ms[market_id], TRADES_PER_POLL)
+                trades = await patiently(ex.fetch_my_trades, symbol, account.since_ms[market_id], TRADES_PER_POLL,
+                                         dict(account.dialect.trades_params))
                 fills = await self._fills(account, market_id, symbol, trades)
             held = (balances.get(ex.market(symbol)["base"]) or {}).get("total") or 0
             found.append(VenueFound(account.client, account.venue, market_id,
@@ -538,8 +535,10 @@ class CcxtEdge:
             if trade["fee"].get("currency") == base:  # a buy pays in what it receives: in quote, as bosun books it
                 fee *= price
         order_id = str(trade["order"])
-        # The stream's executionReport names the order's client id ("c"); a polled trade does not.
-        coid = (account.coids.get(order_id) or (trade.get("info") or {}).get("c")
+        # The stream's trade names the order's client id (Binance's "c", Bybit's "orderLinkId"); a
+        # polled Binance trade does not.
+        info = trade.get("info") or {}
+        coid = (account.coids.get(order_id) or info.get("c") or info.get("orderLinkId")
                 or f"{account.venue}-{order_id}")  # an order placed elsewhere keeps its own
         return OrderFilled(id=f"{account.venue}-{trade['id']}", ts_event=int(trade["timestamp"]) * 1_000_000,
                            client_order_id=coid, client=account.client, venue=account.venue, symbol=market_id,

@@ -28,6 +28,7 @@ from ccxt.base import errors as ccxt_errors
 from bosun.model.recent import RecentIds
 from proto.events import OrderFilled
 from services.execution.venues.ccxt_edge import CcxtEdge
+from services.execution.venues.dialects import subscribe_user_stream
 
 log = logging.getLogger(__name__)
 
@@ -101,15 +102,7 @@ class AccountFills:
                     watching.cancel()
 
     async def _subscribe(self) -> None:
-        """Returns once the exchange has confirmed the subscription (Binance spot: the WebSocket
-        API's `userDataStream.subscribe.signature`); elsewhere, once a first message came."""
-        exchange = self.account.exchange
-        if not exchange.markets:
-            await exchange.load_markets()
-        if exchange.id == "binance":
-            await exchange.authenticate({"type": "spot"})
-        else:
-            await exchange.watch_my_trades()  # what it brought is in ccxt's cache, handed on next
+        await subscribe_user_stream(self.account.exchange)
 
     async def _deliver(self, fills: Sequence[OrderFilled]) -> None:
         if fills:
