@@ -598,9 +598,9 @@ class ShadowVenue:
                 continue
             # An event fills at or before its ts_event (a bar's open or close), and kept events are in
             # ts_event order: those that ended before the decision cannot fill, so start after them.
-            # Usually that leaves only the newest one or none, and the event in front is only
-            # looked at when all of them ended at/after the decision.
-            start = _first_at_or_after(recent, decided)
+            # Usually that leaves none (the order came in time: no call then) or only the newest one,
+            # and the event in front is only looked at when all of them ended at/after the decision.
+            start = len(recent) if recent and recent[-1].ts_event < decided else _first_at_or_after(recent, decided)
             seen_after = seen_after or start < len(recent)
             if start == 0 and len(recent) > self._max_recent and self._fill_ts(working, recent[0]) >= decided:
                 return [rejection(o.id, o, f"decided at {decided} ns, before the {self._max_recent} most recent "
