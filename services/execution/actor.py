@@ -152,7 +152,7 @@ class ExecutionActor(Actor):
                 self._record(event)
             if fill and self._started:
                 self._drop_bracket_when_flat(event, None if filled is None else filled.order)  # type: ignore[arg-type]
-                if filled is not None:
+                if filled is not None and (filled.superseded or filled.order.order_type in PROTECTIVE):
                     self._note_fill(event, filled)  # type: ignore[arg-type]
             if self._moved:
                 self._converge()
@@ -179,9 +179,12 @@ class ExecutionActor(Actor):
         if problem:
             self._emit(rejection(client_order_id(orders.target_id, 1), target, problem))
             return
-        # An order being cancelled trades no more: if it fills first, _converge plans again.
-        working = [o for o in self.book.open_orders(key) if not o.canceling]
-        actions = plan(target.qty, position, working, self._cfg[key[:2]].step_size)
+        cfg = self._cfg[key[:2]]
+        # Limit orders and a bracket's legs, in one call; usually none. An order being cancelled
+        # trades no more: if it fills first, _converge plans again.
+        resting = self.book.resting(key)
+        working = [o for o in resting if not o.canceling and o.order.order_type not in PROTECTIVE] if resting else resting
+        actions = plan(target.qty, position, working, cfg.step_size)
         if self._guard is not None:
             snapshot = self._prices.by_market.get(key[1:]) if self._prices is not None else None
             refusal = self._guard.check(target, reduces(target.qty, position),
@@ -199,15 +202,16 @@ class ExecutionActor(Actor):
                     self.book.open[coid].superseded = True
                     self._cancel(self.book.open[coid], f"superseded by target {target.id}", ts)
                 case Place(side, qty):
-                    if target.reason == "signal" and self._cfg[key[:2]].entry == "limit":
-                        self._submit_limit(target, orders.next(), side, qty, self._cfg[key[:2]], ts)
+                    if target.reason == "signal" and cfg.entry == "limit":
+                        self._submit_limit(target, orders.next(), side, qty, cfg, ts)
                         continue
                     order_type: OrderType = "market_on_close" if target.reason == "end_of_data" else "market"
                     self._submit(key, ts, target.id, orders.next(), side, qty, order_type,
                                  target.reason, reduce_only=target.reason == "kill_switch")
         if new:  # the bracket closes whatever is held: planning again leaves it as it is
-            for leg in self.book.open_orders(key, protective=True):
-                self._cancel(leg, f"bracket replaced by target {target.id}", ts)
+            for leg in resting:  # the legs: the actions above place and cancel none
+                if leg.order.order_type in PROTECTIVE:
+                    self._cancel(leg, f"bracket replaced by target {target.id}", ts)
             if protection is not None:
                 self._arm(key, target.qty, protection, orders, ts)
         if self._guard is not None and orders.n:
@@ -217,7 +221,7 @@ class ExecutionActor(Actor):
         """A fill of an order a plan cancelled moved the position where the newest target's plan did
         not count on (it counts no order being cancelled): once that order is closed, plan toward the
         target again (`_converge`). A bracket's fill closed the position its target wanted: that target
-        is done."""
+        is done. (Called only for those two: the caller tests which, most fills being neither.)"""
         order = filled.order
         if order.order_type in PROTECTIVE:
             self._current.pop(key_of(fill), None)
@@ -288,7 +292,7 @@ class ExecutionActor(Actor):
     def _drop_bracket_when_flat(self, fill: OrderFilled, order: SubmitOrder | None) -> None:
         """A fill that closed the position, with nothing working that would open it again: the
         bracket has nothing left to guard, and goes (the filled leg's OCO siblings go by the venue)."""
-        key = key_of(fill)
+        key = (fill.client, fill.venue, fill.symbol)
         if self.book.position(key) or self.book.open_orders(key):
             return
         for leg in self.book.open_orders(key, protective=True):

@@ -26,7 +26,8 @@ from proto.events import (Event, OrderAccepted, OrderCanceled, OrderFilled, Orde
 Key = tuple[str, str, str]  # client, venue, symbol
 OrderEvent = SubmitOrder | OrderAccepted | OrderRejected | OrderModified | OrderCanceled | OrderFilled
 ZERO = Decimal(0)
-BOOK_ENTRIES = (SubmitOrder, OrderAccepted, OrderRejected, OrderModified, OrderCanceled, OrderFilled, OrdersCanceled)
+BOOK_ENTRIES = frozenset((SubmitOrder, OrderAccepted, OrderRejected, OrderModified, OrderCanceled, OrderFilled,
+                          OrdersCanceled))
 PROTECTIVE = ("stop_market", "take_profit_market")  # order types that guard a position: a bracket's legs
 
 
@@ -168,8 +169,9 @@ class OrderBook:
         o = open_order.order
         self.open[o.id] = open_order
         key = (o.client, o.venue, o.symbol)
-        if o.order_type == "market":
-            self._committed[key] = self._committed.get(key, ZERO) + open_order.signed_remaining
+        if o.order_type == "market":  # signed_remaining, inline: once per order
+            remaining = open_order.remaining if o.side == "buy" else -open_order.remaining
+            self._committed[key] = self._committed.get(key, ZERO) + remaining
         else:
             self._resting.setdefault(key, {})[o.id] = open_order
 
@@ -178,7 +180,7 @@ class OrderBook:
         del self.open[o.id]
         key = (o.client, o.venue, o.symbol)
         if o.order_type == "market":
-            self._committed[key] -= open_order.signed_remaining
+            self._committed[key] -= open_order.remaining if o.side == "buy" else -open_order.remaining
         else:
             del self._resting[key][o.id]
 
@@ -208,6 +210,12 @@ class OrderBook:
         if left_out is not None and left_out.order.order_type not in PROTECTIVE:
             total -= left_out.signed_remaining
         return total
+
+    def resting(self, key: Key) -> list[OpenOrder]:
+        """The key's working orders other than market orders, a bracket's legs too (one call where a
+        caller needs both kinds of `open_orders`)."""
+        resting = self._resting.get(key)
+        return list(resting.values()) if resting else []
 
     def open_orders(self, key: Key, protective: bool = False) -> list[OpenOrder]:
         """The key's working orders other than market orders (see `committed`): those that trade

@@ -26,7 +26,7 @@ def compute(trips: Sequence[RoundTrip], journal: eq.OrderJournal, whole: Mapping
     execution = eq.quality(records)
     return {
         "by_client": breakdown(trips, attrgetter("client"), whole),
-        "by_strategy": breakdown(trips, lambda t: journal.strategy_of_fill(t.venue, t.entry_fill_id), whole),
+        "by_strategy": breakdown(trips, journal.strategy_of_trip, whole),
         "by_symbol": breakdown(trips, attrgetter("symbol"), whole),
         "by_venue": breakdown(trips, attrgetter("venue"), whole),
         "execution": {**execution, "by_venue": eq.grouped(records, attrgetter("order.venue"), execution),

@@ -122,8 +122,9 @@ class OrderJournal:
         record = self.orders.get(client_order_id) if client_order_id is not None else None
         return record.strategy if record is not None and record.strategy else "unknown"
 
-    def strategy_of_fill(self, venue: str, fill_id: str) -> str:
-        return self.strategy_of(self.fill_orders.get((venue, fill_id)))
+    def strategy_of_trip(self, trip: Any) -> str:
+        """The strategy of a round trip's entry fill: a breakdown's key, itself (no lambda per trip)."""
+        return self.strategy_of(self.fill_orders.get((trip.venue, trip.entry_fill_id)))
 
     def records(self, keep: Callable[[OrderRecord], bool] | None = None) -> list[OrderRecord]:
         """The orders `keep` keeps (all without one: no call per order)."""

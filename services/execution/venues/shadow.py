@@ -62,7 +62,6 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from decimal import Decimal
 
 from msgspec.structs import replace
@@ -121,28 +120,34 @@ class _Terms:
         draw = int.from_bytes(hashlib.blake2b(command_id.encode(), digest_size=8).digest(), "big")
         return base_ns + draw % self.jitter_ns
 
+    def submit_latency(self, command_id: str) -> int:
+        """The submit latency of one order (twice per order: no call for the draw without jitter)."""
+        return self.latency_ns(self.submit_latency_ns, command_id) if self.jitter_ns else self.submit_latency_ns
 
-@dataclass(slots=True)
+
 class _Working:
-    order: SubmitOrder
-    terms: _Terms
-    remaining: Decimal
-    limit: Decimal | None  # the limit on the tick grid
-    decided: int = 0  # from when market data may fill it: its decision plus the venue's submit latency
-    fills: int = 0
-    expires: int | None = None  # GTD: from this market time on it is cancelled
-    book: bool = False  # the book model on quotes (its symbol had quotes when it came): see venues/queue.py
-    place: q.Place | None = None  # its standing there, once it met the book
-    armed: bool = False  # a CONDITIONAL order not triggered yet
-    extreme: Decimal | None = None  # trailing stop: the best price since it was placed (sell: highest)
-    # Fixed by the order's type and time in force (a modify changes neither); fields, not
-    # properties: they are asked several times per order.
-    protective: bool = field(init=False)
-    immediate: bool = field(init=False)  # IOC or FOK: the same here, where an order fills whole or not at all
+    """One working order: its terms, what remains, and its state on the venue."""
 
-    def __post_init__(self) -> None:
-        self.protective = self.order.order_type in PROTECTIVE
-        self.immediate = self.order.time_in_force in IMMEDIATE
+    __slots__ = ("order", "terms", "remaining", "limit", "decided", "fills", "expires", "book", "place", "armed",
+                 "extreme", "protective", "immediate")
+
+    def __init__(self, order: SubmitOrder, terms: _Terms, remaining: Decimal, limit: Decimal | None, decided: int,
+                 expires: int | None, book: bool, armed: bool, protective: bool, immediate: bool) -> None:
+        self.order = order
+        self.terms = terms
+        self.remaining = remaining
+        self.limit = limit  # the limit on the tick grid
+        self.decided = decided  # from when market data may fill it: its decision plus the venue's submit latency
+        self.fills = 0
+        self.expires = expires  # GTD: from this market time on it is cancelled
+        self.book = book  # the book model on quotes (its symbol had quotes when it came): see venues/queue.py
+        self.place: q.Place | None = None  # its standing there, once it met the book
+        self.armed = armed  # a CONDITIONAL order not triggered yet
+        self.extreme: Decimal | None = None  # trailing stop: the best price since it was placed (sell: highest)
+        # Fixed by the order's type and time in force (a modify changes neither); fields, not
+        # properties: they are asked several times per order.
+        self.protective = protective  # order_type in PROTECTIVE
+        self.immediate = immediate  # IOC or FOK: the same here, where an order fills whole or not at all
 
 
 class ShadowVenue:
@@ -215,7 +220,7 @@ class ShadowVenue:
                 return [*events, *fills]  # too late to tell: never accepted
         # Acknowledged once the order reached the venue: its decision plus the submit latency (protective
         # orders too, whose fills do not wait for it); without latency, at the decision itself.
-        acked = order.ts_event + terms.latency_ns(terms.submit_latency_ns, order.id)
+        acked = order.ts_event + (terms.submit_latency(order.id) if terms.jitter_ns else terms.submit_latency_ns)
         accepted = OrderAccepted(id=order.id, ts_event=acked, client_order_id=order.id,
                                  venue_order_id=f"shadow-{order.id}", client=order.client, venue=order.venue,
                                  symbol=order.symbol)
@@ -385,7 +390,7 @@ class ShadowVenue:
 
     def _newest(self, symbol: str) -> MarketData | None:
         """The newest bar or trade seen for `symbol`."""
-        bars, trades = self._recent[Bar].get(symbol), self._recent[Trade].get(symbol)  # twice per command: no loop
+        bars, trades = self._recent[Bar].get(symbol), self._recent[Trade].get(symbol)  # per command: no loop
         if not trades:
             return bars[-1] if bars else None
         if not bars or trades[-1].ts_event > bars[-1].ts_event:
@@ -421,6 +426,12 @@ class ShadowVenue:
         """The newest market time seen for `symbol`, the venue's own notion of now there."""
         newest = self._newest(symbol)
         return None if newest is None else newest.ts_event
+
+    def reached(self, symbol: str, ts: int) -> bool:
+        """Whether the venue's market data for `symbol` has reached market time `ts` (`market_ns` >= ts),
+        in one call: asked of every command."""
+        bars, trades = self._recent[Bar].get(symbol), self._recent[Trade].get(symbol)
+        return bool(bars and bars[-1].ts_event >= ts) or bool(trades and trades[-1].ts_event >= ts)
 
     # --- market data
 
@@ -479,11 +490,12 @@ class ShadowVenue:
             limit = None
         else:
             limit = round_price(order.limit_price, terms.cfg.tick_size, order.side)
-        latency = 0 if order.order_type in PROTECTIVE else terms.latency_ns(terms.submit_latency_ns, order.id)
+        protective = order.order_type in PROTECTIVE
+        latency = 0 if protective else terms.submit_latency(order.id) if terms.jitter_ns else terms.submit_latency_ns
         expires = order.expire_ns if order.time_in_force == "GTD" else None
         book = terms.by_volume and order.symbol in self._ticks and order.order_type in ("market", "limit")
-        return _Working(order, terms, order.qty, limit, order.ts_event + latency, expires=expires, book=book,
-                        armed=order.order_type in CONDITIONAL)
+        return _Working(order, terms, order.qty, limit, order.ts_event + latency, expires, book,
+                        order.order_type in CONDITIONAL, protective, order.time_in_force in IMMEDIATE)
 
     def _problem(self, working: _Working) -> str | None:
         """Why the order cannot be taken, or None (whether its fill data is still kept: see `_take`)."""
@@ -586,9 +598,9 @@ class ShadowVenue:
                 continue
             # An event fills at or before its ts_event (a bar's open or close), and kept events are in
             # ts_event order: those that ended before the decision cannot fill, so start after them.
-            # Usually that leaves only the newest one or none, and the event in front is only
-            # looked at when all of them ended at/after the decision.
-            start = _first_at_or_after(recent, decided)
+            # Usually that leaves none (the order came in time: no call then) or only the newest one,
+            # and the event in front is only looked at when all of them ended at/after the decision.
+            start = len(recent) if recent and recent[-1].ts_event < decided else _first_at_or_after(recent, decided)
             seen_after = seen_after or start < len(recent)
             if start == 0 and len(recent) > self._max_recent and self._fill_ts(working, recent[0]) >= decided:
                 return [rejection(o.id, o, f"decided at {decided} ns, before the {self._max_recent} most recent "

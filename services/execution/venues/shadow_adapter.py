@@ -152,11 +152,11 @@ class ShadowAdapter(Actor):
     def _command(self, command: Command) -> None:
         venue = self.venues[command.venue]
         key = (command.venue, command.symbol)
-        waiting = self._deferred.get(key)
-        decided = venue.due_ns(command)
+        waiting = self._deferred.get(key) if self._deferred else None  # nothing waits: the usual case
+        # A submit is due at its decision (ShadowVenue.due_ns, without the call: most commands are submits).
+        decided = command.market_ns if type(command) is SubmitOrder else venue.due_ns(command)
         if not waiting:
-            market = venue.market_ns(command.symbol)
-            if decided is None or (market is not None and market >= decided):
+            if decided is None or venue.reached(command.symbol, decided):
                 self._apply(venue, command)
                 return
             waiting = self._deferred[key] = deque()
