@@ -191,3 +191,19 @@ def test_on_quotes_and_trades_fills_respect_quantity_volume_reduce_only_post_onl
             assert f.price >= o.limit_price if o.side == "sell" else f.price <= o.limit_price, (o, f)
 
     check(placed, events, venue, within_volume)
+
+
+@given(st.lists(st.integers(0, 20), max_size=40), st.integers(-1, 22))
+def test_the_first_kept_event_ending_at_or_after_a_time_is_found_as_walking_back_finds_it(ends, ts) -> None:
+    """The newest events are looked at first and older ones by bisection: the same index as
+    walking back from the newest one by one (kept events are in ts_event order)."""
+    from collections import deque
+    from types import SimpleNamespace
+
+    from services.execution.venues.shadow import _first_at_or_after
+
+    recent = deque(SimpleNamespace(ts_event=t) for t in sorted(ends))
+    walked = len(recent)
+    while walked and recent[walked - 1].ts_event >= ts:
+        walked -= 1
+    assert _first_at_or_after(recent, ts) == walked

@@ -60,6 +60,7 @@ repeats."""
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
@@ -954,11 +955,19 @@ class ShadowVenue:
 
 
 def _first_at_or_after(recent: deque[MarketData], ts: int) -> int:
-    """The index of the first kept event that ended at or after `ts` (usually the newest or none)."""
-    start = len(recent)
-    while start and recent[start - 1].ts_event >= ts:
-        start -= 1
-    return start
+    """The index of the first kept event that ended at or after `ts`: usually the newest or none,
+    looked at first; further back (an order that reaches the venue after many newer events, as a
+    lagging process's does) by bisection, not by walking back event by event."""
+    n = len(recent)
+    if not n or recent[-1].ts_event < ts:
+        return n
+    if n == 1 or recent[-2].ts_event < ts:
+        return n - 1
+    return bisect_left(recent, ts, 0, n - 2, key=_ended)
+
+
+def _ended(md: MarketData) -> int:
+    return md.ts_event
 
 
 def _opened_at(md: MarketData | Quote) -> int:
