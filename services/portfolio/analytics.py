@@ -13,7 +13,7 @@ from operator import attrgetter
 from typing import Any
 
 from services.portfolio import execution_quality as eq
-from services.portfolio.metrics import breakdown
+from services.portfolio.metrics import breakdowns
 from services.portfolio.roundtrips import RoundTrip
 
 def compute(trips: Sequence[RoundTrip], journal: eq.OrderJournal, whole: Mapping[str, Any],
@@ -25,10 +25,8 @@ def compute(trips: Sequence[RoundTrip], journal: eq.OrderJournal, whole: Mapping
     records = journal.records(orders)
     execution = eq.quality(records)
     return {
-        "by_client": breakdown(trips, attrgetter("client"), whole),
-        "by_strategy": breakdown(trips, journal.strategy_of_trip, whole),
-        "by_symbol": breakdown(trips, attrgetter("symbol"), whole),
-        "by_venue": breakdown(trips, attrgetter("venue"), whole),
+        **breakdowns(trips, {"by_client": attrgetter("client"), "by_strategy": journal.strategy_of_trip,
+                             "by_symbol": attrgetter("symbol"), "by_venue": attrgetter("venue")}, whole),
         "execution": {**execution, "by_venue": eq.grouped(records, attrgetter("order.venue"), execution),
                       "by_reason": eq.grouped(records, attrgetter("order.reason"), execution)},
     }

@@ -123,8 +123,10 @@ class OrderJournal:
         return record.strategy if record is not None and record.strategy else "unknown"
 
     def strategy_of_trip(self, trip: Any) -> str:
-        """The strategy of a round trip's entry fill: a breakdown's key, itself (no lambda per trip)."""
-        return self.strategy_of(self.fill_orders.get((trip.venue, trip.entry_fill_id)))
+        """The strategy of a round trip's entry fill: a breakdown's key, itself (no lambda per trip, no
+        further call: strategy_of's answer, a fill not counted having no order id, None, in `orders`)."""
+        record = self.orders.get(self.fill_orders.get((trip.venue, trip.entry_fill_id)))  # type: ignore[arg-type]
+        return record.strategy if record is not None and record.strategy else "unknown"
 
     def records(self, keep: Callable[[OrderRecord], bool] | None = None) -> list[OrderRecord]:
         """The orders `keep` keeps (all without one: no call per order)."""

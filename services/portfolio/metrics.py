@@ -169,22 +169,36 @@ def breakdown(trips: Sequence[RoundTripLike], key: Callable[[RoundTripLike], str
     trade_stats, plus the group's pnl, fees, turnover and avg_holding_s as `compute` defines them.
     `whole`, compute's result over the same `trips`, gives a group holding every trip its figures
     (the same values) instead of computing them again: a run on one market has one group per key."""
-    groups = groups_of(trips, key)
-    if whole is not None and len(groups) == 1:
-        [name] = groups
-        return {name: {**{k: whole[k] for k in TRADE_STATS}, "pnl": sum(map(_pnl, trips), ZERO),
-                       "fees": whole["total_fees"], "turnover": whole["turnover"],
-                       "avg_holding_s": whole["avg_holding_s"]}}
-    return {
-        name: {
-            **trade_stats(ts),
-            "pnl": sum((t.pnl for t in ts), ZERO),
-            "fees": sum((t.fees for t in ts), ZERO),
-            "turnover": sum((t.qty * (t.entry_price + t.exit_price) for t in ts), ZERO),
-            "avg_holding_s": sum(t.duration_s for t in ts) / len(ts),
+    return breakdowns(trips, {"": key}, whole)[""]
+
+
+def breakdowns(trips: Sequence[RoundTripLike], keys: Mapping[str, Callable[[RoundTripLike], str]],
+               whole: Mapping[str, Any] | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+    """`breakdown` per named key, over the same `trips`: the figures of a group holding every trip are
+    made once for all the keys (a run on one market has one such group per key)."""
+    everything: dict[str, Any] | None = None
+    result: dict[str, dict[str, dict[str, Any]]] = {}
+    for by, key in keys.items():
+        groups = groups_of(trips, key)
+        if whole is not None and len(groups) == 1:
+            if everything is None:
+                everything = {**{k: whole[k] for k in TRADE_STATS}, "pnl": sum(map(_pnl, trips), ZERO),
+                              "fees": whole["total_fees"], "turnover": whole["turnover"],
+                              "avg_holding_s": whole["avg_holding_s"]}
+            [name] = groups
+            result[by] = {name: dict(everything)}
+            continue
+        result[by] = {
+            name: {
+                **trade_stats(ts),
+                "pnl": sum((t.pnl for t in ts), ZERO),
+                "fees": sum((t.fees for t in ts), ZERO),
+                "turnover": sum((t.qty * (t.entry_price + t.exit_price) for t in ts), ZERO),
+                "avg_holding_s": sum(t.duration_s for t in ts) / len(ts),
+            }
+            for name, ts in sorted(groups.items())
         }
-        for name, ts in sorted(groups.items())
-    }
+    return result
 
 
 def groups_of(items: Sequence[T], key: Callable[[T], str]) -> dict[str, list[T]]:
