@@ -196,18 +196,19 @@ class ExecutionActor(Actor):
         protection = self._protection(target, key) if new else self.protection.get(key)
         if self.durable:  # first in the round: the store commits the intent before the orders it made
             self.out.effect(RecordIntent(target, protection))
-        for action in actions:
-            match action:
-                case Cancel(coid):
-                    self.book.open[coid].superseded = True
-                    self._cancel(self.book.open[coid], f"superseded by target {target.id}", ts)
-                case Place(side, qty):
-                    if target.reason == "signal" and cfg.entry == "limit":
-                        self._submit_limit(target, orders.next(), side, qty, cfg, ts)
-                        continue
-                    order_type: OrderType = "market_on_close" if target.reason == "end_of_data" else "market"
-                    self._submit(key, ts, target.id, orders.next(), side, qty, order_type,
-                                 target.reason, reduce_only=target.reason == "kill_switch")
+        for action in actions:  # by exact type, not `match`: a class pattern costs ~0.8 us per action
+            if type(action) is Cancel:
+                cancelled = self.book.open[action.client_order_id]
+                cancelled.superseded = True
+                self._cancel(cancelled, f"superseded by target {target.id}", ts)
+                continue
+            side, qty = action
+            if target.reason == "signal" and cfg.entry == "limit":
+                self._submit_limit(target, orders.next(), side, qty, cfg, ts)
+                continue
+            order_type: OrderType = "market_on_close" if target.reason == "end_of_data" else "market"
+            self._submit(key, ts, target.id, orders.next(), side, qty, order_type,
+                         target.reason, reduce_only=target.reason == "kill_switch")
         if new:  # the bracket closes whatever is held: planning again leaves it as it is
             for leg in resting:  # the legs: the actions above place and cancel none
                 if leg.order.order_type in PROTECTIVE:
