@@ -121,10 +121,6 @@ class _Terms:
         draw = int.from_bytes(hashlib.blake2b(command_id.encode(), digest_size=8).digest(), "big")
         return base_ns + draw % self.jitter_ns
 
-    def submit_latency(self, command_id: str) -> int:
-        """The submit latency of one order (twice per order: no call for the draw without jitter)."""
-        return self.latency_ns(self.submit_latency_ns, command_id) if self.jitter_ns else self.submit_latency_ns
-
 
 class _Working:
     """One working order: its terms, what remains, and its state on the venue."""
@@ -221,7 +217,7 @@ class ShadowVenue:
                 return [*events, *fills]  # too late to tell: never accepted
         # Acknowledged once the order reached the venue: its decision plus the submit latency (protective
         # orders too, whose fills do not wait for it); without latency, at the decision itself.
-        acked = order.ts_event + (terms.submit_latency(order.id) if terms.jitter_ns else terms.submit_latency_ns)
+        acked = order.ts_event + terms.latency_ns(terms.submit_latency_ns, order.id)
         accepted = OrderAccepted(id=order.id, ts_event=acked, client_order_id=order.id,
                                  venue_order_id=f"shadow-{order.id}", client=order.client, venue=order.venue,
                                  symbol=order.symbol)
@@ -492,7 +488,7 @@ class ShadowVenue:
         else:
             limit = round_price(order.limit_price, terms.cfg.tick_size, order.side)
         protective = order.order_type in PROTECTIVE
-        latency = 0 if protective else terms.submit_latency(order.id) if terms.jitter_ns else terms.submit_latency_ns
+        latency = 0 if protective else terms.latency_ns(terms.submit_latency_ns, order.id)
         expires = order.expire_ns if order.time_in_force == "GTD" else None
         book = terms.by_volume and order.symbol in self._ticks and order.order_type in ("market", "limit")
         return _Working(order, terms, order.qty, limit, order.ts_event + latency, expires, book,
@@ -599,9 +595,9 @@ class ShadowVenue:
                 continue
             # An event fills at or before its ts_event (a bar's open or close), and kept events are in
             # ts_event order: those that ended before the decision cannot fill, so start after them.
-            # Usually that leaves none (the order came in time: no call then) or only the newest one,
-            # and the event in front is only looked at when all of them ended at/after the decision.
-            start = len(recent) if recent and recent[-1].ts_event < decided else _first_at_or_after(recent, decided)
+            # Usually that leaves none (the order came in time) or only the newest one, and the event
+            # in front is only looked at when all of them ended at/after the decision.
+            start = _first_at_or_after(recent, decided)
             seen_after = seen_after or start < len(recent)
             if start == 0 and len(recent) > self._max_recent and self._fill_ts(working, recent[0]) >= decided:
                 return [rejection(o.id, o, f"decided at {decided} ns, before the {self._max_recent} most recent "
