@@ -40,6 +40,20 @@ class Dialect:
         """The order named by our client order id, open or done; OrderNotFound if the exchange has none."""
         return await exchange.fetch_order(None, symbol, self.by_client_id(coid))
 
+    def streams(self, ws: dict[str, Any], ws_base: str) -> dict[str, Any]:
+        """ccxt.pro's `urls['api']['ws']` with the spot user streams on `ws_base`: Binance's `/ws`
+        (listen key) and `/ws-api/v3`."""
+        return {**ws, "spot": ws_base + "/ws", "ws-api": {**ws.get("ws-api", {}), "spot": ws_base + "/ws-api/v3"}}
+
+    async def subscribe(self, exchange: Any) -> None:
+        """Returns once the user stream is subscribed: here, once a first message came."""
+        await exchange.watch_my_trades()  # what it brought is in ccxt's cache, handed on next
+
+
+class _Binance(Dialect):
+    async def subscribe(self, exchange: Any) -> None:
+        await exchange.authenticate({"type": "spot"})  # the WebSocket API's userDataStream.subscribe.signature
+
 
 class _Bybit(Dialect):
     async def fetch_by_client_id(self, exchange: Any, symbol: str, coid: str) -> dict[str, Any]:
@@ -52,8 +66,17 @@ class _Bybit(Dialect):
             raise ccxt_errors.OrderNotFound(f"bybit: no order {coid}")
         return exchange.parse_order(found[0], market)
 
+    def streams(self, ws: dict[str, Any], ws_base: str) -> dict[str, Any]:
+        private = ws_base + "/v5/private"
+        return {**ws, "public": {**ws.get("public", {}), "spot": ws_base + "/v5/public/spot"},
+                "private": {**ws.get("private", {}), "contract": private,
+                            "spot": {"unified": private, "nonUnified": private}}}
 
-BINANCE = Dialect(
+    async def subscribe(self, exchange: Any) -> None:
+        await exchange.authenticate(exchange.urls["api"]["ws"]["private"]["contract"])  # the private `auth`
+
+
+BINANCE = _Binance(
     # Spot only: without these, ccxt's binance also asks for futures, margin and currency data.
     options={"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "fetchMargins": False,
              "fetchOpenOrders": {"warnWithoutSymbol": False}},
@@ -82,18 +105,8 @@ def point_at(exchange: Any, base_url: str) -> Any:
     for name, url in list(api.items()):
         if isinstance(url, str):
             api[name] = base_url + urlsplit(url).path
-    ws_base = "ws" + base_url.removeprefix("http")
-    ws = api.get("ws")
-    if not isinstance(ws, dict):
-        return exchange
-    if exchange.id == "bybit":
-        private = ws_base + "/v5/private"
-        api["ws"] = {**ws, "public": {**ws.get("public", {}), "spot": ws_base + "/v5/public/spot"},
-                     "private": {**ws.get("private", {}), "contract": private,
-                                 "spot": {"unified": private, "nonUnified": private}}}
-    else:
-        ws_api = {**ws.get("ws-api", {}), "spot": ws_base + "/ws-api/v3"}
-        api["ws"] = {**ws, "spot": ws_base + "/ws", "ws-api": ws_api}
+    if isinstance(api.get("ws"), dict):
+        api["ws"] = dialect(exchange.id).streams(api["ws"], "ws" + base_url.removeprefix("http"))
     return exchange
 
 
@@ -103,9 +116,4 @@ async def subscribe_user_stream(exchange: Any) -> None:
     a first message came."""
     if not exchange.markets:
         await exchange.load_markets()
-    if exchange.id == "binance":
-        await exchange.authenticate({"type": "spot"})
-    elif exchange.id == "bybit":
-        await exchange.authenticate(exchange.urls["api"]["ws"]["private"]["contract"])
-    else:
-        await exchange.watch_my_trades()  # what it brought is in ccxt's cache, handed on next
+    await dialect(exchange.id).subscribe(exchange)
