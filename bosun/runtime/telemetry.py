@@ -192,10 +192,6 @@ def _context(traceparent: str, remote: bool = True) -> SpanContext:
                        trace_flags=TraceFlags(int(traceparent[53:], 16)))
 
 
-def traceparent(span: SpanContext) -> str:
-    return f"00-{span.trace_id:032x}-{span.span_id:016x}-{span.trace_flags:02x}"
-
-
 class OrderContexts:
     """The traceparent of each order's SubmitOrder, by client order id, as a binding handled
     them (the newest ORDERS_REMEMBERED): its reports come on other messages."""

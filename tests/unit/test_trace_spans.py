@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from bosun.runtime.telemetry import OrderContexts, RoundSpans, SpanSink, span_context, traceparent
+from bosun.runtime.telemetry import OrderContexts, RoundSpans, SpanSink, span_context
 from proto import events as ev
 
 MARKET = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"  # the span that published a bar
@@ -39,11 +39,10 @@ def submitted(order: str, parent: str = SUBMIT) -> dict[str, str]:
     return {"Nats-Msg-Id": f"SubmitOrder:{order}", "traceparent": parent}
 
 
-def test_a_traceparent_is_read_and_written_as_w3c_says() -> None:
+def test_a_traceparent_is_read_as_w3c_says() -> None:
     parent = span_context(MARKET)
     assert (parent.trace_id, parent.span_id, parent.trace_flags.sampled, parent.is_remote) == (
         0x0af7651916cd43dd8448eb211c80319c, 0xb7ad6b7169203331, True, True)
-    assert traceparent(parent) == MARKET
 
 
 @pytest.mark.parametrize("header", [

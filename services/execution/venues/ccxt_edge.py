@@ -535,10 +535,7 @@ class CcxtEdge:
             if trade["fee"].get("currency") == base:  # a buy pays in what it receives: in quote, as bosun books it
                 fee *= price
         order_id = str(trade["order"])
-        # The stream's trade names the order's client id (Binance's "c", Bybit's "orderLinkId"); a
-        # polled Binance trade does not.
-        info = trade.get("info") or {}
-        coid = (account.coids.get(order_id) or info.get("c") or info.get("orderLinkId")
+        coid = (account.coids.get(order_id) or account.dialect.client_id_of_trade(trade)
                 or f"{account.venue}-{order_id}")  # an order placed elsewhere keeps its own
         return OrderFilled(id=f"{account.venue}-{trade['id']}", ts_event=int(trade["timestamp"]) * 1_000_000,
                            client_order_id=coid, client=account.client, venue=account.venue, symbol=market_id,

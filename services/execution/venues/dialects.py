@@ -28,10 +28,15 @@ class Dialect:
     lookup_param: str  # fetch_order's / cancel_order's param naming an order by that id
     duplicate_marker: str  # in the text of the exchange's refusal of a client id it holds already
     oco_lists: bool
+    trade_client_id: str  # the key of a streamed trade's raw `info` naming its order's client id
     trades_params: dict[str, Any] = field(default_factory=dict)  # fetch_my_trades' params
 
     def by_client_id(self, coid: str) -> dict[str, str]:
         return {self.lookup_param: coid}
+
+    def client_id_of_trade(self, trade: dict[str, Any]) -> str | None:
+        """Our client order id as a trade from the user stream names it (a polled trade may not)."""
+        return (trade.get("info") or {}).get(self.trade_client_id)
 
     def is_duplicate(self, refusal: Exception) -> bool:
         return self.duplicate_marker in str(refusal)
@@ -81,15 +86,15 @@ BINANCE = _Binance(
     options={"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "fetchMargins": False,
              "fetchOpenOrders": {"warnWithoutSymbol": False}},
     client_id_param="newClientOrderId", lookup_param="origClientOrderId", duplicate_marker="Duplicate order",
-    oco_lists=True)
+    oco_lists=True, trade_client_id="c")
 BYBIT = _Bybit(
     # Spot of a unified account; fetchOrder reads order/realtime, which holds an account's newest orders.
     options={"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}, "fetchOrder": {"acknowledged": True}},
     client_id_param="clientOrderId", lookup_param="orderLinkId", duplicate_marker='"retCode":170141',
-    oco_lists=False, trades_params={"paginate": True})
+    oco_lists=False, trade_client_id="orderLinkId", trades_params={"paginate": True})
 DIALECTS = {"binance": BINANCE, "bybit": BYBIT}
 GENERIC = Dialect(options={}, client_id_param="clientOrderId", lookup_param="clientOrderId",
-                  duplicate_marker="Duplicate", oco_lists=False)
+                  duplicate_marker="Duplicate", oco_lists=False, trade_client_id="clientOrderId")
 
 
 def dialect(exchange_id: str) -> Dialect:
