@@ -65,6 +65,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
+from msgspec import Struct
 from msgspec.structs import replace
 
 from bosun.model.grid import round_price, round_qty
@@ -122,29 +123,26 @@ class _Terms:
         return base_ns + draw % self.jitter_ns
 
 
-class _Working:
-    """One working order: its terms, what remains, and its state on the venue."""
+class _Working(Struct, gc=False):
+    """One working order: its terms, what remains, and its state on the venue. A Struct: made in C,
+    one per order (a class's __init__ is a Python call more); untracked by the GC, as it refers to
+    nothing that refers back to it."""
 
-    __slots__ = ("order", "terms", "remaining", "limit", "decided", "fills", "expires", "book", "place", "armed",
-                 "extreme", "protective", "immediate")
-
-    def __init__(self, order: SubmitOrder, terms: _Terms, remaining: Decimal, limit: Decimal | None, decided: int,
-                 expires: int | None, book: bool, armed: bool, protective: bool, immediate: bool) -> None:
-        self.order = order
-        self.terms = terms
-        self.remaining = remaining
-        self.limit = limit  # the limit on the tick grid
-        self.decided = decided  # from when market data may fill it: its decision plus the venue's submit latency
-        self.fills = 0
-        self.expires = expires  # GTD: from this market time on it is cancelled
-        self.book = book  # the book model on quotes (its symbol had quotes when it came): see venues/queue.py
-        self.place: q.Place | None = None  # its standing there, once it met the book
-        self.armed = armed  # a CONDITIONAL order not triggered yet
-        self.extreme: Decimal | None = None  # trailing stop: the best price since it was placed (sell: highest)
-        # Fixed by the order's type and time in force (a modify changes neither); fields, not
-        # properties: they are asked several times per order.
-        self.protective = protective  # order_type in PROTECTIVE
-        self.immediate = immediate  # IOC or FOK: the same here, where an order fills whole or not at all
+    order: SubmitOrder
+    terms: _Terms
+    remaining: Decimal
+    limit: Decimal | None  # the limit on the tick grid
+    decided: int  # from when market data may fill it: its decision plus the venue's submit latency
+    expires: int | None  # GTD: from this market time on it is cancelled
+    book: bool  # the book model on quotes (its symbol had quotes when it came): see venues/queue.py
+    armed: bool  # a CONDITIONAL order not triggered yet
+    # Fixed by the order's type and time in force (a modify changes neither); fields, not
+    # properties: they are asked several times per order.
+    protective: bool  # order_type in PROTECTIVE
+    immediate: bool  # IOC or FOK: the same here, where an order fills whole or not at all
+    fills: int = 0
+    place: q.Place | None = None  # its standing there, once it met the book
+    extreme: Decimal | None = None  # trailing stop: the best price since it was placed (sell: highest)
 
 
 class ShadowVenue:
