@@ -196,6 +196,11 @@ class ShadowVenue:
         problem = self._problem(working)
         if problem:
             return [*events, rejection(order.id, order, problem)]
+        # Acknowledged once the order reached the venue: its decision plus the submit latency (protective
+        # orders too, whose fills do not wait for it); without latency, at the decision itself. For the
+        # others that is when they may fill (`decided`, read before a trigger can move it): no second draw.
+        acked = order.ts_event + terms.latency_ns(terms.submit_latency_ns, order.id) if working.protective \
+            else working.decided
         if order.order_type == "market_on_close":
             last = self._recent[Bar][order.symbol][-1]
             # The data ends here: a market order still working (decided on the last bar) never sees its
@@ -213,9 +218,6 @@ class ShadowVenue:
             fills = self._take_book(working) if working.book else self._take(working)
             if fills and isinstance(fills[0], OrderRejected):
                 return [*events, *fills]  # too late to tell: never accepted
-        # Acknowledged once the order reached the venue: its decision plus the submit latency (protective
-        # orders too, whose fills do not wait for it); without latency, at the decision itself.
-        acked = order.ts_event + terms.latency_ns(terms.submit_latency_ns, order.id)
         accepted = OrderAccepted(id=order.id, ts_event=acked, client_order_id=order.id,
                                  venue_order_id=f"shadow-{order.id}", client=order.client, venue=order.venue,
                                  symbol=order.symbol)
