@@ -157,7 +157,11 @@ class ShadowAdapter(Actor):
         decided = command.market_ns if type(command) is SubmitOrder else venue.due_ns(command)
         if not waiting:
             if decided is None or venue.reached(command.symbol, decided):
-                self._apply(venue, command)
+                if type(command) is SubmitOrder:  # most commands: answered here, without _apply's dispatch (a call)
+                    for event in venue.submit(command):
+                        self.out.publish(event)
+                else:
+                    self._apply(venue, command)
                 return
             waiting = self._deferred[key] = deque()
         if len(waiting) >= self._max_deferred:
