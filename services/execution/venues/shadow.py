@@ -901,7 +901,8 @@ class ShadowVenue:
             price = price * terms.taker_factor[o.side]
         if qty is None or qty >= working.remaining:
             qty, working.remaining = working.remaining, ZERO
-            self._remove(working)
+            if self._working.pop(o.id, None) is None:  # most fills: no call to _remove for them
+                self._remove_protective(working)
         else:
             working.remaining -= qty
         working.fills += 1
@@ -943,11 +944,14 @@ class ShadowVenue:
         return working
 
     def _remove(self, working: _Working) -> None:
+        if self._working.pop(working.order.id, None) is None:
+            self._remove_protective(working)
+
+    def _remove_protective(self, working: _Working) -> None:
         o = working.order
-        if self._working.pop(o.id, None) is None:
-            orders = self._protective.get((o.client, o.venue, o.symbol))
-            if orders is not None and orders.pop(o.id, None) is not None:
-                self._n_protective -= 1
+        orders = self._protective.get((o.client, o.venue, o.symbol))
+        if orders is not None and orders.pop(o.id, None) is not None:
+            self._n_protective -= 1
 
 
 def _first_at_or_after(recent: deque[MarketData], ts: int) -> int:
