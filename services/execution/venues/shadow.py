@@ -488,7 +488,11 @@ class ShadowVenue:
         else:
             limit = round_price(order.limit_price, terms.cfg.tick_size, order.side)
         protective = order.order_type in PROTECTIVE
-        latency = 0 if protective else terms.latency_ns(terms.submit_latency_ns, order.id)
+        if protective:
+            latency = 0
+        else:  # drawn only with a jitter: without one (most accounts), a call less per order
+            latency = (terms.latency_ns(terms.submit_latency_ns, order.id) if terms.jitter_ns
+                       else terms.submit_latency_ns)
         expires = order.expire_ns if order.time_in_force == "GTD" else None
         book = terms.by_volume and order.symbol in self._ticks and order.order_type in ("market", "limit")
         return _Working(order, terms, order.qty, limit, order.ts_event + latency, expires, book,
@@ -502,16 +506,18 @@ class ShadowVenue:
                 return f"close_position is for stop_market / take_profit_market orders, not {o.order_type}"
         elif o.qty <= 0:
             return f"qty must be > 0, got {o.qty}"
-        if o.order_type == "limit" and (working.limit is None or working.limit <= 0):
-            return (f"limit order needs a limit price > 0 on tick {working.terms.cfg.tick_size}, "
-                    f"got {o.limit_price}")
-        if (working.protective or o.order_type in ("stop_limit", "take_profit_limit")) and (
-                o.stop_price is None or o.stop_price <= 0):
-            return f"{o.order_type} order needs a stop price > 0, got {o.stop_price}"
-        if o.order_type in ("stop_limit", "take_profit_limit") and (o.limit_price is None or o.limit_price <= 0):
-            return f"{o.order_type} order needs a limit price > 0, got {o.limit_price}"
-        if o.order_type == "trailing_stop_market" and not (o.trailing_bps is not None and 0 < o.trailing_bps < BPS):
-            return f"trailing_stop_market order needs trailing_bps in (0, 10000), got {o.trailing_bps}"
+        if o.order_type != "market":  # the usual order: none of these prices is asked of it
+            if o.order_type == "limit" and (working.limit is None or working.limit <= 0):
+                return (f"limit order needs a limit price > 0 on tick {working.terms.cfg.tick_size}, "
+                        f"got {o.limit_price}")
+            if (working.protective or o.order_type in ("stop_limit", "take_profit_limit")) and (
+                    o.stop_price is None or o.stop_price <= 0):
+                return f"{o.order_type} order needs a stop price > 0, got {o.stop_price}"
+            if o.order_type in ("stop_limit", "take_profit_limit") and (o.limit_price is None or o.limit_price <= 0):
+                return f"{o.order_type} order needs a limit price > 0, got {o.limit_price}"
+            if o.order_type == "trailing_stop_market" and not (o.trailing_bps is not None
+                                                               and 0 < o.trailing_bps < BPS):
+                return f"trailing_stop_market order needs trailing_bps in (0, 10000), got {o.trailing_bps}"
         if o.time_in_force == "GTD" and (o.expire_ns is None or o.expire_ns <= o.ts_event):
             return f"GTD needs an expire_ns after the order's decision time {o.ts_event}, got {o.expire_ns}"
         if o.order_type == "market_on_close" and o.symbol not in self._recent[Bar]:
