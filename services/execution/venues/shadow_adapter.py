@@ -95,10 +95,9 @@ class ShadowAdapter(Actor):
         """Bars, trades and quotes in stream order (one consumer under NATS); funding rates are not
         the venue's. A bar or trade is handled here, not dispatched: one call per bar, the hot path."""
         kind = type(md)
-        if kind is Quote:
-            self.on_quote(md)  # type: ignore[arg-type]
-            return
-        if kind is not Bar and kind is not Trade:
+        if kind is not Bar and kind is not Trade:  # a bar first: one test for most events
+            if kind is Quote:
+                self.on_quote(md)  # type: ignore[arg-type]
             return
         venue = self.venues.get(md.venue)  # type: ignore[attr-defined]
         if venue is None:
@@ -151,8 +150,7 @@ class ShadowAdapter(Actor):
 
     def _command(self, command: Command) -> None:
         venue = self.venues[command.venue]
-        key = (command.venue, command.symbol)
-        waiting = self._deferred.get(key) if self._deferred else None  # nothing waits: the usual case
+        waiting = self._deferred.get((command.venue, command.symbol)) if self._deferred else None  # the usual: none
         # A submit is due at its decision (ShadowVenue.due_ns, without the call: most commands are submits).
         decided = command.market_ns if type(command) is SubmitOrder else venue.due_ns(command)
         if not waiting:
@@ -163,7 +161,7 @@ class ShadowAdapter(Actor):
                 else:
                     self._apply(venue, command)
                 return
-            waiting = self._deferred[key] = deque()
+            waiting = self._deferred[(command.venue, command.symbol)] = deque()
         if len(waiting) >= self._max_deferred:
             if type(command) is SubmitOrder:
                 self.out.publish(rejection(command.id, command, (
