@@ -427,8 +427,11 @@ class ShadowVenue:
     def reached(self, symbol: str, ts: int) -> bool:
         """Whether the venue's market data for `symbol` has reached market time `ts` (`market_ns` >= ts),
         in one call: asked of every command."""
-        bars, trades = self._recent[Bar].get(symbol), self._recent[Trade].get(symbol)
-        return bool(bars and bars[-1].ts_event >= ts) or bool(trades and trades[-1].ts_event >= ts)
+        bars = self._recent[Bar].get(symbol)
+        if bars and bars[-1].ts_event >= ts:
+            return True  # most commands, on bars: no look at the trades
+        trades = self._recent[Trade].get(symbol)
+        return bool(trades) and trades[-1].ts_event >= ts
 
     # --- market data
 
@@ -874,6 +877,8 @@ class ShadowVenue:
         the position it reduces then (other orders may have changed it since it was placed), the
         rest cancelled. `available` is what the book model on quotes found to fill on instead."""
         o = working.order
+        if not (o.reduce_only or working.terms.by_volume or working.immediate):
+            return [self._fill(working, hit[1], hit[0], maker=maker)]  # the usual order: all of it, nothing to trim
         qty = working.remaining
         cap = None
         if o.reduce_only:
