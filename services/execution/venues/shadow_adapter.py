@@ -102,15 +102,24 @@ class ShadowAdapter(Actor):
         venue = self.venues.get(md.venue)  # type: ignore[attr-defined]
         if venue is None:
             return
-        waiting = self._deferred.get((md.venue, md.symbol)) if self._deferred else None  # type: ignore[attr-defined]
-        if waiting:  # decided before this event's time: due before it
-            self._release(venue, md, waiting, md.ts_event - 1)  # type: ignore[arg-type]
+        if self._deferred:  # commands wait (over NATS, for market data to reach them): their own path
+            self._market_data_releasing(venue, md)  # type: ignore[arg-type]
+            return
         events = venue.on_market(md)
         if events:  # not a bare `for`: most bars answer nothing, and an iterator over nothing costs more than the test
             for event in events:
                 self.out.publish(event)
+
+    def _market_data_releasing(self, venue: ShadowVenue, md: Bar | Trade) -> None:
+        """A bar or trade while commands wait: those due before it are applied first, then it, then
+        those decided at its time."""
+        waiting = self._deferred.get((md.venue, md.symbol))
+        if waiting:  # decided before this event's time: due before it
+            self._release(venue, md, waiting, md.ts_event - 1)
+        for event in venue.on_market(md):
+            self.out.publish(event)
         if waiting:  # decided at this event's time: due right after it
-            self._release(venue, md, waiting, md.ts_event)  # type: ignore[arg-type]
+            self._release(venue, md, waiting, md.ts_event)
 
     def on_quote(self, quote: Quote) -> None:
         """Quotes release no waiting command (bars and trades do): one that comes after them meets
