@@ -438,15 +438,15 @@ class ShadowVenue:
     def on_market(self, md: MarketData) -> Sequence[Event]:
         """A bar or a trade of this venue: kept for orders that arrive late, and checked against
         the working orders; returns the fills (and the cancels of OCO siblings)."""
-        # Late protective orders first: they are due on kept data, before this event.
-        fills = self._look_back_awaiting() if self._awaiting else NOTHING
+        if self._awaiting:  # late protective orders first: due on kept data, before this event
+            return [*self._look_back_awaiting(), *self.on_market(md)]  # (which finds none awaiting)
         by_symbol = self._recent[type(md)]
         recent = by_symbol.get(md.symbol)
         if recent is None:
             recent = by_symbol[md.symbol] = deque(maxlen=self._max_recent + 1)
         elif md.ts_event <= recent[-1].ts_event and (md.ts_event < recent[-1].ts_event
                                                      or self._repeated(md, reversed(recent))):
-            return fills  # a repeated or older event: fills must not move with delivery order
+            return NOTHING  # a repeated or older event: fills must not move with delivery order
         recent.append(md)
         if self._ticks:  # tested first: a venue without quotes (most) skips the lookup on every event
             ticks = self._ticks.get(md.symbol)
@@ -455,9 +455,8 @@ class ShadowVenue:
         else:
             ticks = None
         if not self._working and not self._n_protective:
-            return fills  # nothing to fill: the usual case, most bars
-        if fills is NOTHING:
-            fills = []
+            return NOTHING  # nothing to fill: the usual case, most bars
+        fills: list[Event] = []
         if self._working:
             for working in list(self._working.values()):  # a copy: a fill takes the order out
                 if working.order.symbol == md.symbol:
@@ -669,7 +668,8 @@ class ShadowVenue:
     def on_quote(self, quote: Quote) -> Sequence[Event]:
         """A best bid/ask: kept with its symbol's trades, and checked against the book model's
         working orders and the protective ones; returns the fills."""
-        fills = self._look_back_awaiting() if self._awaiting else NOTHING
+        if self._awaiting:  # late protective orders first (see on_market)
+            return [*self._look_back_awaiting(), *self.on_quote(quote)]
         symbol = quote.symbol
         before = self._book.get(symbol)
         ticks = self._ticks.get(symbol)
@@ -677,13 +677,12 @@ class ShadowVenue:
             ticks = self._ticks[symbol] = deque(maxlen=self._max_recent + 1)
         elif before is not None and quote.ts_event <= before.ts_event and (
                 quote.ts_event < before.ts_event or self._repeated(quote, (t for t, _ in reversed(ticks)))):
-            return fills  # a repeated or older quote
+            return NOTHING  # a repeated or older quote
         ticks.append((quote, before))
         self._book[symbol] = quote
         if not self._working and not self._n_protective:
-            return fills  # nothing to fill: most quotes, many to a bar; no list made for them
-        if fills is NOTHING:
-            fills = []
+            return NOTHING  # nothing to fill: most quotes, many to a bar; no list made for them
+        fills: list[Event] = []
         if self._working:
             for working in list(self._working.values()):
                 if working.book and working.order.symbol == symbol:
