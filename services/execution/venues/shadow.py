@@ -554,13 +554,14 @@ class ShadowVenue:
             return None
         if working.armed:
             return self._triggered(working, md, ts)
-        limit, buy = working.limit, working.order.side == "buy"
-        if type(md) is Trade:
-            if limit is None:
+        limit = working.limit
+        if limit is None:  # a market order (the side only matters to a limit)
+            if type(md) is Trade:
                 return ts, md.price
-            return (ts, limit) if (md.price < limit if buy else md.price > limit) else None
-        if limit is None:
             return ts, md.close if working.terms.at_close else md.open
+        buy = working.order.side == "buy"
+        if type(md) is Trade:
+            return (ts, limit) if (md.price < limit if buy else md.price > limit) else None
         return (ts, limit) if (md.low < limit if buy else md.high > limit) else None
 
     def _triggered(self, working: _Working, md: MarketData, ts: int) -> tuple[int, Decimal] | None:
@@ -605,13 +606,14 @@ class ShadowVenue:
             # ts_event order: those that ended before the decision cannot fill, so start after them.
             # Usually that leaves none (the order came in time) or only the newest one, and the event
             # in front is only looked at when all of them ended at/after the decision.
+            n = len(recent)
             start = _first_at_or_after(recent, decided)
-            seen_after = seen_after or start < len(recent)
-            if start == 0 and len(recent) > self._max_recent and self._fill_ts(working, recent[0]) >= decided:
+            seen_after = seen_after or start < n
+            if start == 0 and n > self._max_recent and self._fill_ts(working, recent[0]) >= decided:
                 return [rejection(o.id, o, f"decided at {decided} ns, before the {self._max_recent} most recent "
                                     f"{kind.__name__.lower()}s kept for {o.symbol}: cannot tell where it "
                                     f"would have filled")]
-            end = min(start + 1, len(recent)) if working.immediate else len(recent)  # IOC: the first only
+            end = min(start + 1, n) if working.immediate else n  # IOC: the first only
             for i in range(start, end):  # by index: islice would walk the deque from its start
                 hit = self._fill_at(working, recent[i])
                 if hit is not None:
