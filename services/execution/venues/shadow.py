@@ -65,6 +65,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
+from msgspec import Struct
 from msgspec.structs import replace
 
 from bosun.model.grid import round_price, round_qty
@@ -122,29 +123,26 @@ class _Terms:
         return base_ns + draw % self.jitter_ns
 
 
-class _Working:
-    """One working order: its terms, what remains, and its state on the venue."""
+class _Working(Struct, gc=False):
+    """One working order: its terms, what remains, and its state on the venue. A Struct: made in C,
+    one per order (a class's __init__ is a Python call more); untracked by the GC, as it refers to
+    nothing that refers back to it."""
 
-    __slots__ = ("order", "terms", "remaining", "limit", "decided", "fills", "expires", "book", "place", "armed",
-                 "extreme", "protective", "immediate")
-
-    def __init__(self, order: SubmitOrder, terms: _Terms, remaining: Decimal, limit: Decimal | None, decided: int,
-                 expires: int | None, book: bool, armed: bool, protective: bool, immediate: bool) -> None:
-        self.order = order
-        self.terms = terms
-        self.remaining = remaining
-        self.limit = limit  # the limit on the tick grid
-        self.decided = decided  # from when market data may fill it: its decision plus the venue's submit latency
-        self.fills = 0
-        self.expires = expires  # GTD: from this market time on it is cancelled
-        self.book = book  # the book model on quotes (its symbol had quotes when it came): see venues/queue.py
-        self.place: q.Place | None = None  # its standing there, once it met the book
-        self.armed = armed  # a CONDITIONAL order not triggered yet
-        self.extreme: Decimal | None = None  # trailing stop: the best price since it was placed (sell: highest)
-        # Fixed by the order's type and time in force (a modify changes neither); fields, not
-        # properties: they are asked several times per order.
-        self.protective = protective  # order_type in PROTECTIVE
-        self.immediate = immediate  # IOC or FOK: the same here, where an order fills whole or not at all
+    order: SubmitOrder
+    terms: _Terms
+    remaining: Decimal
+    limit: Decimal | None  # the limit on the tick grid
+    decided: int  # from when market data may fill it: its decision plus the venue's submit latency
+    expires: int | None  # GTD: from this market time on it is cancelled
+    book: bool  # the book model on quotes (its symbol had quotes when it came): see venues/queue.py
+    armed: bool  # a CONDITIONAL order not triggered yet
+    # Fixed by the order's type and time in force (a modify changes neither); fields, not
+    # properties: they are asked several times per order.
+    protective: bool  # order_type in PROTECTIVE
+    immediate: bool  # IOC or FOK: the same here, where an order fills whole or not at all
+    fills: int = 0
+    place: q.Place | None = None  # its standing there, once it met the book
+    extreme: Decimal | None = None  # trailing stop: the best price since it was placed (sell: highest)
 
 
 class ShadowVenue:
@@ -198,6 +196,11 @@ class ShadowVenue:
         problem = self._problem(working)
         if problem:
             return [*events, rejection(order.id, order, problem)]
+        # Acknowledged once the order reached the venue: its decision plus the submit latency (protective
+        # orders too, whose fills do not wait for it); without latency, at the decision itself. For the
+        # others that is when they may fill (`decided`, read before a trigger can move it): no second draw.
+        acked = order.ts_event + terms.latency_ns(terms.submit_latency_ns, order.id) if working.protective \
+            else working.decided
         if order.order_type == "market_on_close":
             last = self._recent[Bar][order.symbol][-1]
             # The data ends here: a market order still working (decided on the last bar) never sees its
@@ -215,9 +218,6 @@ class ShadowVenue:
             fills = self._take_book(working) if working.book else self._take(working)
             if fills and isinstance(fills[0], OrderRejected):
                 return [*events, *fills]  # too late to tell: never accepted
-        # Acknowledged once the order reached the venue: its decision plus the submit latency (protective
-        # orders too, whose fills do not wait for it); without latency, at the decision itself.
-        acked = order.ts_event + terms.latency_ns(terms.submit_latency_ns, order.id)
         accepted = OrderAccepted(id=order.id, ts_event=acked, client_order_id=order.id,
                                  venue_order_id=f"shadow-{order.id}", client=order.client, venue=order.venue,
                                  symbol=order.symbol)
@@ -427,23 +427,26 @@ class ShadowVenue:
     def reached(self, symbol: str, ts: int) -> bool:
         """Whether the venue's market data for `symbol` has reached market time `ts` (`market_ns` >= ts),
         in one call: asked of every command."""
-        bars, trades = self._recent[Bar].get(symbol), self._recent[Trade].get(symbol)
-        return bool(bars and bars[-1].ts_event >= ts) or bool(trades and trades[-1].ts_event >= ts)
+        bars = self._recent[Bar].get(symbol)
+        if bars and bars[-1].ts_event >= ts:
+            return True  # most commands, on bars: no look at the trades
+        trades = self._recent[Trade].get(symbol)
+        return bool(trades) and trades[-1].ts_event >= ts
 
     # --- market data
 
     def on_market(self, md: MarketData) -> Sequence[Event]:
         """A bar or a trade of this venue: kept for orders that arrive late, and checked against
         the working orders; returns the fills (and the cancels of OCO siblings)."""
-        # Late protective orders first: they are due on kept data, before this event.
-        fills = self._look_back_awaiting() if self._awaiting else NOTHING
+        if self._awaiting:  # late protective orders first: due on kept data, before this event
+            return [*self._look_back_awaiting(), *self.on_market(md)]  # (which finds none awaiting)
         by_symbol = self._recent[type(md)]
         recent = by_symbol.get(md.symbol)
         if recent is None:
             recent = by_symbol[md.symbol] = deque(maxlen=self._max_recent + 1)
         elif md.ts_event <= recent[-1].ts_event and (md.ts_event < recent[-1].ts_event
                                                      or self._repeated(md, reversed(recent))):
-            return fills  # a repeated or older event: fills must not move with delivery order
+            return NOTHING  # a repeated or older event: fills must not move with delivery order
         recent.append(md)
         if self._ticks:  # tested first: a venue without quotes (most) skips the lookup on every event
             ticks = self._ticks.get(md.symbol)
@@ -452,9 +455,8 @@ class ShadowVenue:
         else:
             ticks = None
         if not self._working and not self._n_protective:
-            return fills  # nothing to fill: the usual case, most bars
-        if fills is NOTHING:
-            fills = []
+            return NOTHING  # nothing to fill: the usual case, most bars
+        fills: list[Event] = []
         if self._working:
             for working in list(self._working.values()):  # a copy: a fill takes the order out
                 if working.order.symbol == md.symbol:
@@ -488,7 +490,11 @@ class ShadowVenue:
         else:
             limit = round_price(order.limit_price, terms.cfg.tick_size, order.side)
         protective = order.order_type in PROTECTIVE
-        latency = 0 if protective else terms.latency_ns(terms.submit_latency_ns, order.id)
+        if protective:
+            latency = 0
+        else:  # drawn only with a jitter: without one (most accounts), a call less per order
+            latency = (terms.latency_ns(terms.submit_latency_ns, order.id) if terms.jitter_ns
+                       else terms.submit_latency_ns)
         expires = order.expire_ns if order.time_in_force == "GTD" else None
         book = terms.by_volume and order.symbol in self._ticks and order.order_type in ("market", "limit")
         return _Working(order, terms, order.qty, limit, order.ts_event + latency, expires, book,
@@ -502,16 +508,18 @@ class ShadowVenue:
                 return f"close_position is for stop_market / take_profit_market orders, not {o.order_type}"
         elif o.qty <= 0:
             return f"qty must be > 0, got {o.qty}"
-        if o.order_type == "limit" and (working.limit is None or working.limit <= 0):
-            return (f"limit order needs a limit price > 0 on tick {working.terms.cfg.tick_size}, "
-                    f"got {o.limit_price}")
-        if (working.protective or o.order_type in ("stop_limit", "take_profit_limit")) and (
-                o.stop_price is None or o.stop_price <= 0):
-            return f"{o.order_type} order needs a stop price > 0, got {o.stop_price}"
-        if o.order_type in ("stop_limit", "take_profit_limit") and (o.limit_price is None or o.limit_price <= 0):
-            return f"{o.order_type} order needs a limit price > 0, got {o.limit_price}"
-        if o.order_type == "trailing_stop_market" and not (o.trailing_bps is not None and 0 < o.trailing_bps < BPS):
-            return f"trailing_stop_market order needs trailing_bps in (0, 10000), got {o.trailing_bps}"
+        if o.order_type != "market":  # the usual order: none of these prices is asked of it
+            if o.order_type == "limit" and (working.limit is None or working.limit <= 0):
+                return (f"limit order needs a limit price > 0 on tick {working.terms.cfg.tick_size}, "
+                        f"got {o.limit_price}")
+            if (working.protective or o.order_type in ("stop_limit", "take_profit_limit")) and (
+                    o.stop_price is None or o.stop_price <= 0):
+                return f"{o.order_type} order needs a stop price > 0, got {o.stop_price}"
+            if o.order_type in ("stop_limit", "take_profit_limit") and (o.limit_price is None or o.limit_price <= 0):
+                return f"{o.order_type} order needs a limit price > 0, got {o.limit_price}"
+            if o.order_type == "trailing_stop_market" and not (o.trailing_bps is not None
+                                                               and 0 < o.trailing_bps < BPS):
+                return f"trailing_stop_market order needs trailing_bps in (0, 10000), got {o.trailing_bps}"
         if o.time_in_force == "GTD" and (o.expire_ns is None or o.expire_ns <= o.ts_event):
             return f"GTD needs an expire_ns after the order's decision time {o.ts_event}, got {o.expire_ns}"
         if o.order_type == "market_on_close" and o.symbol not in self._recent[Bar]:
@@ -546,13 +554,14 @@ class ShadowVenue:
             return None
         if working.armed:
             return self._triggered(working, md, ts)
-        limit, buy = working.limit, working.order.side == "buy"
-        if type(md) is Trade:
-            if limit is None:
+        limit = working.limit
+        if limit is None:  # a market order (the side only matters to a limit)
+            if type(md) is Trade:
                 return ts, md.price
-            return (ts, limit) if (md.price < limit if buy else md.price > limit) else None
-        if limit is None:
             return ts, md.close if working.terms.at_close else md.open
+        buy = working.order.side == "buy"
+        if type(md) is Trade:
+            return (ts, limit) if (md.price < limit if buy else md.price > limit) else None
         return (ts, limit) if (md.low < limit if buy else md.high > limit) else None
 
     def _triggered(self, working: _Working, md: MarketData, ts: int) -> tuple[int, Decimal] | None:
@@ -597,13 +606,14 @@ class ShadowVenue:
             # ts_event order: those that ended before the decision cannot fill, so start after them.
             # Usually that leaves none (the order came in time) or only the newest one, and the event
             # in front is only looked at when all of them ended at/after the decision.
+            n = len(recent)
             start = _first_at_or_after(recent, decided)
-            seen_after = seen_after or start < len(recent)
-            if start == 0 and len(recent) > self._max_recent and self._fill_ts(working, recent[0]) >= decided:
+            seen_after = seen_after or start < n
+            if start == 0 and n > self._max_recent and self._fill_ts(working, recent[0]) >= decided:
                 return [rejection(o.id, o, f"decided at {decided} ns, before the {self._max_recent} most recent "
                                     f"{kind.__name__.lower()}s kept for {o.symbol}: cannot tell where it "
                                     f"would have filled")]
-            end = min(start + 1, len(recent)) if working.immediate else len(recent)  # IOC: the first only
+            end = min(start + 1, n) if working.immediate else n  # IOC: the first only
             for i in range(start, end):  # by index: islice would walk the deque from its start
                 hit = self._fill_at(working, recent[i])
                 if hit is not None:
@@ -660,7 +670,8 @@ class ShadowVenue:
     def on_quote(self, quote: Quote) -> Sequence[Event]:
         """A best bid/ask: kept with its symbol's trades, and checked against the book model's
         working orders and the protective ones; returns the fills."""
-        fills = self._look_back_awaiting() if self._awaiting else NOTHING
+        if self._awaiting:  # late protective orders first (see on_market)
+            return [*self._look_back_awaiting(), *self.on_quote(quote)]
         symbol = quote.symbol
         before = self._book.get(symbol)
         ticks = self._ticks.get(symbol)
@@ -668,13 +679,12 @@ class ShadowVenue:
             ticks = self._ticks[symbol] = deque(maxlen=self._max_recent + 1)
         elif before is not None and quote.ts_event <= before.ts_event and (
                 quote.ts_event < before.ts_event or self._repeated(quote, (t for t, _ in reversed(ticks)))):
-            return fills  # a repeated or older quote
+            return NOTHING  # a repeated or older quote
         ticks.append((quote, before))
         self._book[symbol] = quote
         if not self._working and not self._n_protective:
-            return fills  # nothing to fill: most quotes, many to a bar; no list made for them
-        if fills is NOTHING:
-            fills = []
+            return NOTHING  # nothing to fill: most quotes, many to a bar; no list made for them
+        fills: list[Event] = []
         if self._working:
             for working in list(self._working.values()):
                 if working.book and working.order.symbol == symbol:
@@ -868,6 +878,8 @@ class ShadowVenue:
         the position it reduces then (other orders may have changed it since it was placed), the
         rest cancelled. `available` is what the book model on quotes found to fill on instead."""
         o = working.order
+        if not (o.reduce_only or working.terms.by_volume or working.immediate):
+            return [self._fill(working, hit[1], hit[0], maker=maker)]  # the usual order: all of it, nothing to trim
         qty = working.remaining
         cap = None
         if o.reduce_only:
@@ -901,7 +913,8 @@ class ShadowVenue:
             price = price * terms.taker_factor[o.side]
         if qty is None or qty >= working.remaining:
             qty, working.remaining = working.remaining, ZERO
-            self._remove(working)
+            if self._working.pop(o.id, None) is None:  # most fills: no call to _remove for them
+                self._remove_protective(working)
         else:
             working.remaining -= qty
         working.fills += 1
@@ -943,11 +956,14 @@ class ShadowVenue:
         return working
 
     def _remove(self, working: _Working) -> None:
+        if self._working.pop(working.order.id, None) is None:
+            self._remove_protective(working)
+
+    def _remove_protective(self, working: _Working) -> None:
         o = working.order
-        if self._working.pop(o.id, None) is None:
-            orders = self._protective.get((o.client, o.venue, o.symbol))
-            if orders is not None and orders.pop(o.id, None) is not None:
-                self._n_protective -= 1
+        orders = self._protective.get((o.client, o.venue, o.symbol))
+        if orders is not None and orders.pop(o.id, None) is not None:
+            self._n_protective -= 1
 
 
 def _first_at_or_after(recent: deque[MarketData], ts: int) -> int:

@@ -95,23 +95,31 @@ class ShadowAdapter(Actor):
         """Bars, trades and quotes in stream order (one consumer under NATS); funding rates are not
         the venue's. A bar or trade is handled here, not dispatched: one call per bar, the hot path."""
         kind = type(md)
-        if kind is Quote:
-            self.on_quote(md)  # type: ignore[arg-type]
-            return
-        if kind is not Bar and kind is not Trade:
+        if kind is not Bar and kind is not Trade:  # a bar first: one test for most events
+            if kind is Quote:
+                self.on_quote(md)  # type: ignore[arg-type]
             return
         venue = self.venues.get(md.venue)  # type: ignore[attr-defined]
         if venue is None:
             return
-        waiting = self._deferred.get((md.venue, md.symbol)) if self._deferred else None  # type: ignore[attr-defined]
-        if waiting:  # decided before this event's time: due before it
-            self._release(venue, md, waiting, md.ts_event - 1)  # type: ignore[arg-type]
+        if self._deferred:  # commands wait (over NATS, for market data to reach them): their own path
+            self._market_data_releasing(venue, md)  # type: ignore[arg-type]
+            return
         events = venue.on_market(md)
         if events:  # not a bare `for`: most bars answer nothing, and an iterator over nothing costs more than the test
             for event in events:
                 self.out.publish(event)
+
+    def _market_data_releasing(self, venue: ShadowVenue, md: Bar | Trade) -> None:
+        """A bar or trade while commands wait: those due before it are applied first, then it, then
+        those decided at its time."""
+        waiting = self._deferred.get((md.venue, md.symbol))
+        if waiting:  # decided before this event's time: due before it
+            self._release(venue, md, waiting, md.ts_event - 1)
+        for event in venue.on_market(md):
+            self.out.publish(event)
         if waiting:  # decided at this event's time: due right after it
-            self._release(venue, md, waiting, md.ts_event)  # type: ignore[arg-type]
+            self._release(venue, md, waiting, md.ts_event)
 
     def on_quote(self, quote: Quote) -> None:
         """Quotes release no waiting command (bars and trades do): one that comes after them meets
@@ -151,15 +159,18 @@ class ShadowAdapter(Actor):
 
     def _command(self, command: Command) -> None:
         venue = self.venues[command.venue]
-        key = (command.venue, command.symbol)
-        waiting = self._deferred.get(key) if self._deferred else None  # nothing waits: the usual case
+        waiting = self._deferred.get((command.venue, command.symbol)) if self._deferred else None  # the usual: none
         # A submit is due at its decision (ShadowVenue.due_ns, without the call: most commands are submits).
         decided = command.market_ns if type(command) is SubmitOrder else venue.due_ns(command)
         if not waiting:
             if decided is None or venue.reached(command.symbol, decided):
-                self._apply(venue, command)
+                if type(command) is SubmitOrder:  # most commands: answered here, without _apply's dispatch (a call)
+                    for event in venue.submit(command):
+                        self.out.publish(event)
+                else:
+                    self._apply(venue, command)
                 return
-            waiting = self._deferred[key] = deque()
+            waiting = self._deferred[(command.venue, command.symbol)] = deque()
         if len(waiting) >= self._max_deferred:
             if type(command) is SubmitOrder:
                 self.out.publish(rejection(command.id, command, (
