@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -18,6 +19,7 @@ import sys
 import sysconfig
 import time
 import warnings
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -37,10 +39,41 @@ class EmbeddedServerError(RuntimeError):
     pass
 
 
+# A port handed to a server that binds it later (a service's metrics port is written into the
+# Prometheus config before the service starts) is picked below the kernel's ephemeral range: one
+# picked by bind(0) comes from that range, where any outgoing connection's local port can take it
+# meanwhile (a metrics port was a client socket's by the time its service bound it). Not one of the
+# ports handed out lately either, and from a generator of its own (tests seed the global one).
+_PICK_FLOOR = 20_000  # above the ports a system's own servers (4222, 5432, ...) listen on
+_PICK_TRIES = 200
+_picked: deque[int] = deque(maxlen=4096)
+_random = random.Random()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    ceiling = _ephemeral_floor()
+    for _ in range(_PICK_TRIES if ceiling - _PICK_FLOOR >= 1000 else 0):
+        port = _random.randrange(_PICK_FLOOR, ceiling)
+        if port in _picked:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _picked.append(port)
+        return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # no room below the range: the kernel's pick
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _ephemeral_floor() -> int:
+    """The first port of the kernel's range for outgoing connections (Linux's default when unknown)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def _tail(path: Path, lines: int = 30) -> str:
