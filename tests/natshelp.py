@@ -83,6 +83,15 @@ async def stored_count(js: JetStreamContext, stream: str, subject: str) -> int:
     return sum((info.state.subjects or {}).values())
 
 
+async def stored_count_once(js: JetStreamContext, stream: str, subject: str, n: int, timeout: float = 5.0) -> int:
+    """stored_count once it reaches `n` (or at the deadline): a core subscriber can see a message
+    before the stream's store of it is done, so a count read right after may be short. A bounded poll."""
+    deadline = time.monotonic() + timeout
+    while (count := await stored_count(js, stream, subject)) < n and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    return count
+
+
 async def acked(js: JetStreamContext, stream: str, consumer: str, n: int, timeout: float = 5.0) -> api.ConsumerInfo:
     """The consumer's info once its first `n` deliveries are acked. An ack is a
     fire-and-forget publish the server applies asynchronously: this polls for it."""

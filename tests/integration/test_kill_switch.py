@@ -14,7 +14,7 @@ from proto import codec
 from proto import events as ev
 from proto import subjects as sj
 from tests.builders import bar_around, publish, service_status, target, until_status, until_trading
-from tests.natshelp import Collector, stored_count
+from tests.natshelp import Collector, stored_count, stored_count_once
 from tests.processes import ServiceProcess, services_on_own_nats
 
 CONFIG = """
@@ -122,7 +122,7 @@ async def test_the_same_target_twice_gives_one_order(platform: Platform):
     async with Collector(platform.nc, "order.submit.alice.>") as submitted:
         await platform.publish(target(9, "0.5"))  # a change: one more order, proving execution kept going
         await submitted.wait(1, timeout=10)
-    assert await stored_count(platform.js, "ORDERS", "order.submit.>") == 2
+    assert await stored_count_once(platform.js, "ORDERS", "order.submit.>", 2) == 2
 
 
 @pytest.mark.parametrize("service, good, reaction", [
