@@ -118,13 +118,9 @@ class OrderJournal:
                     record.accepted_ns = event.ts_event
         return self
 
-    def strategy_of(self, client_order_id: str | None) -> str:
-        record = self.orders.get(client_order_id) if client_order_id is not None else None
-        return record.strategy if record is not None and record.strategy else "unknown"
-
     def strategy_of_trip(self, trip: Any) -> str:
-        """The strategy of a round trip's entry fill: a breakdown's key, itself (no lambda per trip, no
-        further call: strategy_of's answer, a fill not counted having no order id, None, in `orders`)."""
+        """The strategy of a round trip's entry fill ("unknown" for a fill not counted, or an order
+        whose target is unknown): a breakdown's key itself, no lambda per trip."""
         record = self.orders.get(self.fill_orders.get((trip.venue, trip.entry_fill_id)))  # type: ignore[arg-type]
         return record.strategy if record is not None and record.strategy else "unknown"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from fractions import Fraction
+from types import SimpleNamespace
 
 import pytest
 
@@ -114,7 +115,8 @@ def test_an_unknown_target_and_no_orders_give_none_not_zero() -> None:
                                   fill("f9", "o9", "binance", "BTC", "buy", "1", "101", 1)])
     got = quality(orphan.records())
     assert got["slippage_bps"] is None and got["fill_ratio"] == 1.0
-    assert orphan.strategy_of("o9") == "unknown"
+    assert orphan.strategy_of_trip(SimpleNamespace(venue="binance", entry_fill_id="f9")) == "unknown"
+    assert orphan.strategy_of_trip(SimpleNamespace(venue="binance", entry_fill_id="f0")) == "unknown"  # not counted
     empty = quality([])
     assert empty["order_success_rate"] is None and empty["signal_to_fill_ms"] is None
 

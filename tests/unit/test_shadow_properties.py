@@ -6,8 +6,10 @@ post-only order never takes, and the two legs of an OCO pair never both fill."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from decimal import Decimal as D
+from types import SimpleNamespace
 
 import msgspec
 from hypothesis import given, settings
@@ -16,7 +18,7 @@ from hypothesis import strategies as st
 from bosun.model.positions import signed
 from proto.events import Bar, OrderFilled, Quote, SubmitOrder, Trade
 from services.execution.config import VenueConfig
-from services.execution.venues.shadow import ShadowVenue
+from services.execution.venues.shadow import ShadowVenue, _first_at_or_after
 
 T0, MIN = 1_727_740_800_000_000_000, 60_000_000_000
 
@@ -197,11 +199,6 @@ def test_on_quotes_and_trades_fills_respect_quantity_volume_reduce_only_post_onl
 def test_the_first_kept_event_ending_at_or_after_a_time_is_found_as_walking_back_finds_it(ends, ts) -> None:
     """The newest events are looked at first and older ones by bisection: the same index as
     walking back from the newest one by one (kept events are in ts_event order)."""
-    from collections import deque
-    from types import SimpleNamespace
-
-    from services.execution.venues.shadow import _first_at_or_after
-
     recent = deque(SimpleNamespace(ts_event=t) for t in sorted(ends))
     walked = len(recent)
     while walked and recent[walked - 1].ts_event >= ts:
