@@ -1,13 +1,16 @@
 """This tree's backtest against another checkout's, run for run, on a machine shared with others.
 
     git worktree add /tmp/base 0beb0bc
-    python bench/bench_backtest_against.py /tmp/base [--rounds 40] [--what run|file]
+    python bench/bench_backtest_against.py /tmp/base [--pairs 12] [--rounds 6] [--what run|file]
 
 Each tree runs in a process of its own (same interpreter, bars already read), and the two are
 asked for one run at a time, in turn, so a neighbour's load falls on both alike. `run`: the
 actors over 50,000 real BTCUSDT 1m bars in memory (sma_cross 10/30, long/short, 0.01); `file`:
-the same from the gz file to fills/trades/equity/metrics. Prints each tree's best and median
-and the median of the paired ratios (this tree / the other, the same round)."""
+the same from the gz file to fills/trades/equity/metrics. A process's speed depends on more than
+its code (where its heap and hash seeds fell: a tree against a copy of itself gave -1.5 % to
++5.2 % over four single pairs of processes), so `--pairs` pairs of fresh processes each do
+`--rounds` rounds; the figure is the median over the pairs of each pair's median ratio (this tree
+/ the other, the same round). Prints each tree's best and median too."""
 
 from __future__ import annotations
 
@@ -50,10 +53,33 @@ def serve(tree: Path) -> None:
         print(f"{time.perf_counter() - start:.6f}", flush=True)
 
 
+def _pair(trees: dict[str, Path], rounds: int, what: str) -> dict[str, list[float]] | None:
+    """One fresh worker per tree, `rounds` runs each, who goes first alternating; None if one failed to start."""
+    workers = {name: subprocess.Popen([sys.executable, __file__, str(trees["other"]), "--serve", str(tree)],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+               for name, tree in trees.items()}
+    try:
+        if any(w.stdout.readline().strip() != "ready" for w in workers.values()):  # type: ignore[union-attr]
+            return None
+        seconds: dict[str, list[float]] = {name: [] for name in workers}
+        for i in range(rounds):
+            for name in (list(workers) if i % 2 == 0 else list(workers)[::-1]):
+                worker = workers[name]
+                worker.stdin.write(what + "\n")  # type: ignore[union-attr]
+                worker.stdin.flush()  # type: ignore[union-attr]
+                seconds[name].append(float(worker.stdout.readline()))  # type: ignore[union-attr]
+        return seconds
+    finally:
+        for worker in workers.values():
+            worker.stdin.close()  # type: ignore[union-attr]
+            worker.wait()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("other", type=Path, help="the other checkout (a git worktree of the commit to compare with)")
-    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--pairs", type=int, default=12, help="pairs of fresh worker processes")
+    parser.add_argument("--rounds", type=int, default=6, help="runs of each tree per pair, in turn")
     parser.add_argument("--what", choices=("run", "file"), default="run")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -61,31 +87,24 @@ def main() -> int:
         serve(args.serve)
         return 0
     trees = {"other": args.other.resolve(), "this": ROOT}
-    workers = {name: subprocess.Popen([sys.executable, __file__, str(trees["other"]), "--serve", str(tree)],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-               for name, tree in trees.items()}
-    for worker in workers.values():
-        if worker.stdout.readline().strip() != "ready":  # type: ignore[union-attr]
+    seconds: dict[str, list[float]] = {name: [] for name in trees}
+    ratios: list[float] = []
+    for _ in range(args.pairs):
+        paired = _pair(trees, args.rounds, args.what)
+        if paired is None:
             print("a worker failed to start", file=sys.stderr)
             return 2
-    seconds: dict[str, list[float]] = {name: [] for name in workers}
-    for i in range(args.rounds):
-        for name in (list(workers) if i % 2 == 0 else list(workers)[::-1]):  # who goes first alternates
-            worker = workers[name]
-            worker.stdin.write(args.what + "\n")  # type: ignore[union-attr]
-            worker.stdin.flush()  # type: ignore[union-attr]
-            seconds[name].append(float(worker.stdout.readline()))  # type: ignore[union-attr]
-    for worker in workers.values():
-        worker.stdin.close()  # type: ignore[union-attr]
-        worker.wait()
-    print(f"{args.what}, {args.rounds} rounds, {sys.executable} (Python {sys.version.split()[0]})")
+        for name, times in paired.items():
+            seconds[name] += times
+        ratios.append(statistics.median(a / b for a, b in zip(paired["this"], paired["other"])))
+    print(f"{args.what}, {args.pairs} pairs of processes x {args.rounds} rounds, {sys.executable} "
+          f"(Python {sys.version.split()[0]})")
     for name, tree in trees.items():
         print(f"  {name} ({tree}): best {min(seconds[name]):.4f} s, median {statistics.median(seconds[name]):.4f} s")
-    paired = statistics.median(a / b for a, b in zip(seconds["this"], seconds["other"]))
-    print(f"  this / other: best {min(seconds['this']) / min(seconds['other']) - 1:+.1%}, "
-          f"median of paired ratios {paired - 1:+.1%}")
-    print(f"  reproduce: python bench/bench_backtest_against.py {trees['other']} --rounds {args.rounds} "
-          f"--what {args.what}")
+    print(f"  this / other: best {min(seconds['this']) / min(seconds['other']) - 1:+.1%}, median over the pairs "
+          f"{statistics.median(ratios) - 1:+.1%} (pairs from {min(ratios) - 1:+.1%} to {max(ratios) - 1:+.1%})")
+    print(f"  reproduce: python bench/bench_backtest_against.py {trees['other']} --pairs {args.pairs} "
+          f"--rounds {args.rounds} --what {args.what}")
     return 0
 
 
