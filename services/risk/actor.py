@@ -105,8 +105,9 @@ class RiskActor(Actor):
         reads = {kind for each in self._clients.values() for limit in each.limits for kind in limit.reads}
         self._reads_prices = PriceSnapshot in reads or self._breakers.reads_prices
         self._reads_orders = SubmitOrder in reads or self._breakers.reads_orders
-        self._commits = any(isinstance(limit, limits.MaxGrossNotional)  # approvals count in the gross caps
-                            for each in self._clients.values() for limit in each.limits)
+        # Only the gross caps read the exposure: without one, fills and approvals need not feed it.
+        self._gross = any(isinstance(limit, limits.MaxGrossNotional)
+                          for each in self._clients.values() for limit in each.limits)
         self._open_orders = OpenOrders() if SubmitOrder in reads else None
         self._watched = {c for c, each in self._clients.items() if each.watching}
         self._pnl: dict[str, dict[tuple[str, str], PositionChanged]] = {c: {} for c in self._watched}
@@ -218,7 +219,8 @@ class RiskActor(Actor):
         if not self._recent_fills.add((fill.venue, fill.id)):
             return
         self._positions.apply(fill)
-        self._exposure.on_order_filled(fill)
+        if self._gross:
+            self._exposure.on_order_filled(fill)
         if self._open_orders is not None:
             self._open_orders.on_order_filled(fill)
 
@@ -312,7 +314,7 @@ class RiskActor(Actor):
         for name, detail in clamped:
             self._breach(target, now, name, f"{detail}; clamped to {target.qty}", action="clamped")
         self._verdicts["approved"] += 1
-        if self._commits:
+        if self._gross:
             self._exposure.approved[(target.client, target.venue, target.symbol)] = target.qty
         self.out.publish(TargetApproved(id=target.id, ts_event=now, target=target))
 
