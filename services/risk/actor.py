@@ -270,13 +270,15 @@ class RiskActor(Actor):
 
     def on_target_position(self, target: TargetPosition) -> None:
         now = self.clock.now_ns()
-        problem = _invalid(target)
-        client = None if problem is not None else self._clients.get(target.client)
-        if problem is None and client is None:
-            problem = ("unknown_client", f"client {target.client!r} is not configured "
-                                         f"(known: {', '.join(sorted(self._clients)) or 'none'})")
+        try:  # the amounts decoding checks: a target published in the same process was never decoded
+            check(target)
+        except AmountError as exc:
+            self._breach(target, now, "invalid_target", f"{exc}; no limit can be checked against it")
+            return
+        client = self._clients.get(target.client)
         if client is None:
-            self._breach(target, now, *problem)  # type: ignore[misc]
+            self._breach(target, now, "unknown_client", f"client {target.client!r} is not configured "
+                                                        f"(known: {', '.join(sorted(self._clients)) or 'none'})")
             return
         if target.qty.is_zero() and target.qty.is_signed():
             target = msgspec.structs.replace(target, qty=ZERO)
@@ -351,13 +353,3 @@ class RiskActor(Actor):
                                else market_scope(where.client, where.venue, where.symbol)}
                               for at, where, limit, action, detail in self._last_breaches],
         }
-
-
-def _invalid(target: TargetPosition) -> tuple[str, str] | None:
-    """A target whose numbers no event on the wire may carry (decoding refuses them; a target
-    published in the same process was never decoded)."""
-    try:
-        check(target)
-    except AmountError as exc:
-        return "invalid_target", f"{exc}; no limit can be checked against it"
-    return None
