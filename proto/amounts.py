@@ -22,12 +22,15 @@ from __future__ import annotations
 import types
 import typing
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import MAX_PREC, Context, Decimal
 from typing import Annotated
 
 import msgspec
 
 ZERO = Decimal(0)
+# The caps are compared exactly: abs() and `*` in the default context round to 28 digits, which
+# would let a value of more digits just past a cap round down onto it and pass.
+EXACT = Context(prec=MAX_PREC)
 MAX_QTY = Decimal("1e15")
 MAX_PRICE = Decimal("1e12")
 MAX_NOTIONAL = Decimal("1e11")
@@ -55,7 +58,7 @@ class Kind:
         floor = self.floor
         if floor is not None and (value <= floor if self.strict else value < floor):
             return f"must be {'>' if self.strict else '>='} {floor}"
-        if self.cap is not None and abs(value) > self.cap:
+        if self.cap is not None and value.copy_abs() > self.cap:
             return f"is above the sanity cap of {self.cap}"
         return None
 
@@ -100,10 +103,12 @@ def check(event: msgspec.Struct) -> None:
     if rules.notional is not None:
         qty_field, price_field = rules.notional
         qty, price = getattr(event, qty_field), getattr(event, price_field)
-        if price is not None and abs(qty) * price > MAX_NOTIONAL:
-            raise AmountError(f"{type(event).__name__} notional {qty_field} x {price_field} = "
-                              f"{abs(qty)} x {price} = {abs(qty) * price:.6E} is above the sanity cap of "
-                              f"{MAX_NOTIONAL} (quote currency)")
+        if price is not None:
+            notional = EXACT.multiply(qty.copy_abs(), price)
+            if notional > MAX_NOTIONAL:
+                raise AmountError(f"{type(event).__name__} notional {qty_field} x {price_field} = "
+                                  f"{qty.copy_abs()} x {price} = {notional:.6E} is above the sanity cap of "
+                                  f"{MAX_NOTIONAL} (quote currency)")
     for name in rules.nested:
         check(getattr(event, name))
 

@@ -92,6 +92,15 @@ def test_quantities_and_prices_past_their_caps_are_refused() -> None:
     assert refused(fill(fee=D("-1e15"))) == "OrderFilled.fee = -1E+15 is above the sanity cap of 1E+14 (money)"
 
 
+def test_a_value_with_more_digits_than_a_context_keeps_is_compared_exactly() -> None:
+    # 1e15 plus 1e-15: 31 digits, which abs() in a 28-digit context rounds onto the cap
+    assert refused(target(qty="1000000000000000.000000000000001", price="1e-9")) == \
+        "TargetPosition.qty = 1000000000000000.000000000000001 is above the sanity cap of 1E+15 (signed quantity)"
+    # 1e6 plus 1e-22 times 1e5: a notional of 1e11 plus 1e-17, which a 28-digit product rounds onto the cap
+    assert refused(target(qty="1000000.0000000000000000000001", price="1e5")).startswith(
+        "TargetPosition notional qty x price = 1000000.0000000000000000000001 x 1E+5 = 1.000000E+11 is above")
+
+
 def test_an_event_inside_an_event_is_checked() -> None:
     approved = ev.TargetApproved(id="t1", ts_event=1, target=target(qty="sNaN"))
     with pytest.raises(amounts.AmountError, match=r"TargetPosition\.qty = sNaN"):
