@@ -153,7 +153,10 @@ def quality(records: Iterable[OrderRecord]) -> dict[str, Any]:
         if decision is not None:
             paid = r.filled_qty * decision
             moved = r.filled_notional - paid
-            cost += moved if order.side == "buy" else -moved
+            if order.side == "buy":
+                cost += moved
+            else:
+                cost -= moved  # not += -moved: the same sum, one operation fewer
             weight += paid
     return {
         "orders": n,
