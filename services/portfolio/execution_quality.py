@@ -22,7 +22,7 @@ Definitions, per group of orders (all, one venue, one order reason):
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -60,12 +60,17 @@ class OrderJournal:
     """Approved targets and orders by id, bounded (MAX_TARGETS, MAX_ORDERS, oldest out)."""
 
     def __init__(self, max_orders: int = MAX_ORDERS, max_targets: int = MAX_TARGETS) -> None:
-        self._targets: OrderedDict[str, TargetPosition] = OrderedDict()
-        self.orders: OrderedDict[str, OrderRecord] = OrderedDict()
+        self._targets: dict[str, TargetPosition] = {}
+        self.orders: dict[str, OrderRecord] = {}
         self._max_orders, self._max_targets = max_orders, max_targets
         self.forgotten = 0  # orders dropped for the bound: their fills then count in no order
         # (venue, fill id) -> client order id of the fills counted: a fill delivered twice counts once
-        self.fill_orders: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self.fill_orders: dict[tuple[str, str], str] = {}
+        # Each dict's keys, oldest first, for the bounds. (An OrderedDict keeps its own order, but inserts at
+        # twice a dict's cost and looks each key up again to list its values: per order, after every backtest.)
+        self._target_ids: deque[str] = deque()
+        self._order_ids: deque[str] = deque()
+        self._fill_keys: deque[tuple[str, str]] = deque()
 
     def on_event(self, event: Event) -> None:
         self.feed((event,))
@@ -73,6 +78,7 @@ class OrderJournal:
     def feed(self, events: Iterable[Any]) -> "OrderJournal":
         """Every event in one loop, with no call per event: a backtest feeds its whole order log at once."""
         orders, targets, fill_orders = self.orders, self._targets, self.fill_orders
+        order_ids, target_ids, fill_keys = self._order_ids, self._target_ids, self._fill_keys
         max_orders, max_targets, max_fills = self._max_orders, self._max_targets, self._max_orders * FILLS_PER_ORDER
         for event in events:
             kind = type(event)
@@ -82,8 +88,9 @@ class OrderJournal:
                 if record is None or key in fill_orders:
                     continue
                 fill_orders[key] = event.client_order_id
-                if len(fill_orders) > max_fills:
-                    fill_orders.popitem(last=False)
+                fill_keys.append(key)
+                if len(fill_keys) > max_fills:
+                    del fill_orders[fill_keys.popleft()]
                 record.fills += 1
                 record.filled_qty += event.qty
                 record.filled_notional += event.qty * event.price
@@ -101,13 +108,17 @@ class OrderJournal:
                     orders[event.id] = OrderRecord(event, "", event.ts_event, decision)
                 else:
                     orders[event.id] = OrderRecord(event, target.strategy, target.ts_event, decision)
-                if len(orders) > max_orders:
-                    orders.popitem(last=False)
+                order_ids.append(event.id)
+                if len(order_ids) > max_orders:
+                    del orders[order_ids.popleft()]
                     self.forgotten += 1
             elif kind is TargetApproved:
-                targets[event.target.id] = event.target
-                if len(targets) > max_targets:
-                    targets.popitem(last=False)
+                target = event.target
+                if target.id not in targets:  # a target approved again keeps its place, as in an OrderedDict
+                    target_ids.append(target.id)
+                targets[target.id] = target
+                if len(target_ids) > max_targets:
+                    del targets[target_ids.popleft()]
             elif kind is OrderAccepted or kind is OrderRejected:
                 record = orders.get(event.client_order_id)
                 if record is None:
@@ -153,7 +164,10 @@ def quality(records: Iterable[OrderRecord]) -> dict[str, Any]:
         if decision is not None:
             paid = r.filled_qty * decision
             moved = r.filled_notional - paid
-            cost += moved if order.side == "buy" else -moved
+            if order.side == "buy":
+                cost += moved
+            else:
+                cost -= moved  # not += -moved: the same sum, one operation fewer
             weight += paid
     return {
         "orders": n,

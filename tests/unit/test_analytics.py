@@ -129,6 +129,20 @@ def test_the_journal_is_bounded_and_says_how_many_orders_it_forgot() -> None:
         journal.orders["o0"]
 
 
+def test_the_targets_and_the_fills_counted_are_bounded_oldest_first() -> None:
+    # A target approved again keeps its place: t0 is still the oldest, dropped when t2 comes.
+    journal = OrderJournal(max_orders=1, max_targets=2).feed([
+        target("t0", "a", "binance", "BTC", "1", "100", 0), target("t1", "b", "binance", "BTC", "1", "100", 1),
+        target("t0", "c", "binance", "BTC", "1", "100", 2), target("t2", "d", "binance", "BTC", "1", "100", 3),
+        submit("o0", "t0", "binance", "BTC", "buy", "1", 4), submit("o1", "t1", "binance", "BTC", "buy", "1", 5),
+        *(fill(f"f{n}", "o1", "binance", "BTC", "buy", "0.1", "101", 6 + n) for n in range(6))])
+    assert [r.strategy for r in journal.records()] == ["b"] and journal.forgotten == 1
+    # 4 fills per order remembered: f0 and f1 are forgotten, so a redelivered f0 counts again.
+    assert list(journal.fill_orders) == [("binance", f"f{n}") for n in range(2, 6)]
+    journal.feed([fill("f0", "o1", "binance", "BTC", "buy", "0.1", "101", 20)])
+    assert journal.records()[0].fills == 7
+
+
 def test_a_group_holding_every_trip_reads_the_whole_runs_figures_exactly() -> None:
     journal = OrderJournal().feed(LOG)
     tracker = RoundTripTracker()
