@@ -112,55 +112,55 @@ _OTHER: dict[type, Callable[[Any], str]] = {
 }
 
 
-# Market data's subjects, each made once: two per bar otherwise, and a string made anew also has its
-# hash computed anew by every dict that routes it. Per type: the last market's (venue, symbol, subject),
-# found by the identity of the venue and symbol strings (a market's events share them: two `is` tests,
-# no lookup; one tuple, so a reader never sees half an update), and a table venue -> symbol -> subject,
-# bounded: cleared when it holds this many.
-class _MarketSubjects:
-    __slots__ = ("prefix", "last", "by_venue")
+# Subjects by market (venue, symbol) and by client (client, venue, symbol), each made once: several per
+# bar and per order otherwise, and a string made anew also has its hash computed anew by every dict
+# that routes it. Per type: the last subject made with the strings it was made of, found by their
+# identity (a market's and a client's events share them: `is` tests, no lookup; one tuple, so a
+# reader never sees half an update), and a table of those made, bounded: cleared when it holds this many.
+MAX_SUBJECTS = 100_000
 
-    def __init__(self, prefix: str) -> None:
+
+class _Subjects:
+    __slots__ = ("prefix", "last", "made")
+
+    def __init__(self, prefix: str, parts: int) -> None:
         self.prefix = prefix
-        self.last: tuple[str | None, str | None, str] = (None, None, "")  # no event's strings are None
-        self.by_venue: dict[str, dict[str, str]] = {}
+        self.last: tuple[str | None, ...] = (*(None,) * parts, "")  # no event's strings are None
+        self.made: dict[tuple[str, ...], str] = {}
+
+    def make(self, *parts: str) -> str:
+        subject = self.made.get(parts)
+        if subject is None:
+            if len(self.made) >= MAX_SUBJECTS:
+                self.made.clear()
+            subject = self.made[parts] = ".".join((self.prefix, *parts))
+        self.last = (*parts, subject)
+        return subject
 
 
-_MARKET_SUBJECTS: dict[type, _MarketSubjects] = {kind: _MarketSubjects(p) for kind, p in _BY_MARKET.items()}
-MAX_MARKET_SUBJECTS = 100_000
+_BY_MARKET_SUBJECTS: dict[type, _Subjects] = {kind: _Subjects(p, 2) for kind, p in _BY_MARKET.items()}
+_BY_CLIENT_SUBJECTS: dict[type, _Subjects] = {kind: _Subjects(p, 3) for kind, p in _BY_CLIENT.items()}
 
 
 def subject_for(event: ev.Event) -> str:
     """Where an event is published. One rule per type, so no publisher spells a subject."""
     kind = type(event)
-    market = _MARKET_SUBJECTS.get(kind)  # first: market data is most of the traffic
+    market = _BY_MARKET_SUBJECTS.get(kind)  # first: market data is most of the traffic
     if market is not None:
         venue, symbol, subject = market.last
         if event.symbol is symbol and event.venue is venue:  # type: ignore[attr-defined]
-            return subject
-        return _market_subject(market, event)
-    prefix = _BY_CLIENT.get(kind)
-    if prefix is not None:
-        return f"{prefix}.{event.client}.{event.venue}.{event.symbol}"  # type: ignore[attr-defined]
+            return subject  # type: ignore[return-value]
+        return market.make(event.venue, event.symbol)  # type: ignore[attr-defined]
+    by_client = _BY_CLIENT_SUBJECTS.get(kind)
+    if by_client is not None:
+        client, venue, symbol, subject = by_client.last
+        if event.symbol is symbol and event.client is client and event.venue is venue:  # type: ignore[attr-defined]
+            return subject  # type: ignore[return-value]
+        return by_client.make(event.client, event.venue, event.symbol)  # type: ignore[attr-defined]
     other = _OTHER.get(kind)
     if other is not None:
         return other(event)
     raise TypeError(f"no subject for {type(event).__name__}")
-
-
-def _market_subject(market: _MarketSubjects, event: Any) -> str:
-    venues = market.by_venue
-    symbols = venues.get(event.venue)
-    subject = symbols.get(event.symbol) if symbols is not None else None
-    if subject is None:
-        if len(venues) >= MAX_MARKET_SUBJECTS:
-            venues.clear()
-        symbols = venues.setdefault(event.venue, {})
-        if len(symbols) >= MAX_MARKET_SUBJECTS:
-            symbols.clear()
-        subject = symbols[event.symbol] = f"{market.prefix}.{event.venue}.{event.symbol}"
-    market.last = (event.venue, event.symbol, subject)
-    return subject
 
 
 def matches(pattern: str, subject: str) -> bool:
