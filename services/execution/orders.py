@@ -135,12 +135,12 @@ class OrderBook:
             self.fills_by_client[event.client] = self.fills_by_client.get(event.client, 0) + 1
             open_order = self.open.get(event.client_order_id)
             if open_order is not None:
-                if open_order.order.close_position:  # sized by the position when it triggered: done
+                # Done when sized by the position as it triggered, or filled for all that remains (most
+                # fills): untracked as it stood, the fill taking what it still counted for the market.
+                if open_order.order.close_position or event.qty >= open_order.remaining:
                     self._untrack(open_order)
                 else:
                     self._set_remaining(open_order, open_order.remaining - event.qty)
-                    if open_order.remaining <= 0:
-                        self._untrack(open_order)
         elif kind is OrderModified:
             open_order = self.open.get(event.client_order_id)
             if open_order is not None:
