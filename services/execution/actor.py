@@ -202,12 +202,11 @@ class ExecutionActor(Actor):
                 cancelled.superseded = True
                 self._cancel(cancelled, f"superseded by target {target.id}", ts)
                 continue
-            side, qty = action
             if target.reason == "signal" and cfg.entry == "limit":
-                self._submit_limit(target, orders.next(), side, qty, cfg, ts)
+                self._submit_limit(target, orders.next(), action.side, action.qty, cfg, ts)
                 continue
             order_type: OrderType = "market_on_close" if target.reason == "end_of_data" else "market"
-            self._submit(key, ts, target.id, orders.next(), side, qty, order_type,
+            self._submit(key, ts, target.id, orders.next(), action.side, action.qty, order_type,
                          target.reason, reduce_only=target.reason == "kill_switch")
         if new:  # the bracket closes whatever is held: planning again leaves it as it is
             for leg in resting:  # the legs: the actions above place and cancel none

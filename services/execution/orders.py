@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import NamedTuple
+
+from msgspec import Struct
 
 from bosun.model.grid import round_qty
 from bosun.model.positions import NetPositions, signed
@@ -58,11 +59,12 @@ class OpenOrder:
         return signed(self.order.side, self.remaining)
 
 
-class Cancel(NamedTuple):
+# Plan's actions are Structs: made in C, where a NamedTuple's __new__ is a Python call (a plan per target).
+class Cancel(Struct, frozen=True, gc=False):
     client_order_id: str
 
 
-class Place(NamedTuple):
+class Place(Struct, frozen=True, gc=False):
     """One market order."""
 
     side: Side
@@ -97,8 +99,8 @@ def plan(target_qty: Decimal, position: Decimal, open_orders: list[OpenOrder], s
                 actions.append(Cancel(open_order.order.id))
         wanted -= kept
     qty = round_qty(abs(wanted), step)
-    if qty > 0:
-        actions.append(Place("buy" if wanted > 0 else "sell", qty))
+    if qty:
+        actions.append(Place("buy" if wanted > ZERO else "sell", qty))
     return actions
 
 
