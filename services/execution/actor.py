@@ -293,9 +293,10 @@ class ExecutionActor(Actor):
         """A fill that closed the position, with nothing working that would open it again: the
         bracket has nothing left to guard, and goes (the filled leg's OCO siblings go by the venue)."""
         key = (fill.client, fill.venue, fill.symbol)
-        if self.book.position(key) or self.book.open_orders(key):
+        legs = self.book.open_orders(key, protective=True)  # usually none: asked first
+        if not legs or self.book.position(key) or self.book.open_orders(key):
             return
-        for leg in self.book.open_orders(key, protective=True):
+        for leg in legs:
             if order is None or order.oco is None or leg.order.oco != order.oco:
                 self._cancel(leg, "bracket removed: the position is closed", fill.ts_event)
 
