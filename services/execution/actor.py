@@ -202,12 +202,11 @@ class ExecutionActor(Actor):
                 cancelled.superseded = True
                 self._cancel(cancelled, f"superseded by target {target.id}", ts)
                 continue
-            side, qty = action
             if target.reason == "signal" and cfg.entry == "limit":
-                self._submit_limit(target, orders.next(), side, qty, cfg, ts)
+                self._submit_limit(target, orders.next(), action.side, action.qty, cfg, ts)
                 continue
             order_type: OrderType = "market_on_close" if target.reason == "end_of_data" else "market"
-            self._submit(key, ts, target.id, orders.next(), side, qty, order_type,
+            self._submit(key, ts, target.id, orders.next(), action.side, action.qty, order_type,
                          target.reason, reduce_only=target.reason == "kill_switch")
         if new:  # the bracket closes whatever is held: planning again leaves it as it is
             for leg in resting:  # the legs: the actions above place and cancel none
@@ -294,9 +293,10 @@ class ExecutionActor(Actor):
         """A fill that closed the position, with nothing working that would open it again: the
         bracket has nothing left to guard, and goes (the filled leg's OCO siblings go by the venue)."""
         key = (fill.client, fill.venue, fill.symbol)
-        if self.book.position(key) or self.book.open_orders(key):
+        legs = self.book.open_orders(key, protective=True)  # usually none: asked first
+        if not legs or self.book.position(key) or self.book.open_orders(key):
             return
-        for leg in self.book.open_orders(key, protective=True):
+        for leg in legs:
             if order is None or order.oco is None or leg.order.oco != order.oco:
                 self._cancel(leg, "bracket removed: the position is closed", fill.ts_event)
 

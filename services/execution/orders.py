@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import NamedTuple
+
+from msgspec import Struct
 
 from bosun.model.grid import round_qty
 from bosun.model.positions import NetPositions, signed
@@ -58,11 +59,12 @@ class OpenOrder:
         return signed(self.order.side, self.remaining)
 
 
-class Cancel(NamedTuple):
+# Plan's actions are Structs: made in C, where a NamedTuple's __new__ is a Python call (a plan per target).
+class Cancel(Struct, frozen=True, gc=False):
     client_order_id: str
 
 
-class Place(NamedTuple):
+class Place(Struct, frozen=True, gc=False):
     """One market order."""
 
     side: Side
@@ -97,8 +99,8 @@ def plan(target_qty: Decimal, position: Decimal, open_orders: list[OpenOrder], s
                 actions.append(Cancel(open_order.order.id))
         wanted -= kept
     qty = round_qty(abs(wanted), step)
-    if qty > 0:
-        actions.append(Place("buy" if wanted > 0 else "sell", qty))
+    if qty:
+        actions.append(Place("buy" if wanted > ZERO else "sell", qty))
     return actions
 
 
@@ -135,12 +137,12 @@ class OrderBook:
             self.fills_by_client[event.client] = self.fills_by_client.get(event.client, 0) + 1
             open_order = self.open.get(event.client_order_id)
             if open_order is not None:
-                if open_order.order.close_position:  # sized by the position when it triggered: done
+                # Done when sized by the position as it triggered, or filled for all that remains (most
+                # fills): untracked as it stood, the fill taking what it still counted for the market.
+                if open_order.order.close_position or event.qty >= open_order.remaining:
                     self._untrack(open_order)
                 else:
                     self._set_remaining(open_order, open_order.remaining - event.qty)
-                    if open_order.remaining <= 0:
-                        self._untrack(open_order)
         elif kind is OrderModified:
             open_order = self.open.get(event.client_order_id)
             if open_order is not None:
@@ -196,7 +198,7 @@ class OrderBook:
         return self._targets.add(target_id)
 
     def position(self, key: Key) -> Decimal:
-        return self.positions.get(key)
+        return self.positions.by_key.get(key, ZERO)  # NetPositions.get without its call: asked per target
 
     def committed(self, key: Key) -> Decimal:
         """What the key's working market orders will still trade, signed: as good as position."""
