@@ -26,8 +26,7 @@ class NetPositions:
     def apply(self, fill: OrderFilled) -> Decimal:
         """Add one fill; returns the new position."""
         key = (fill.client, fill.venue, fill.symbol)
-        # signed(), inline: three actors apply every fill, and a call is a good share of this
-        qty = self.by_key[key] = self.by_key.get(key, ZERO) + (fill.qty if fill.side == "buy" else -fill.qty)
+        qty = self.by_key[key] = self.by_key.get(key, ZERO) + signed(fill.side, fill.qty)
         return qty
 
     def get(self, key: Key) -> Decimal:

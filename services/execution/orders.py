@@ -198,7 +198,7 @@ class OrderBook:
         return self._targets.add(target_id)
 
     def position(self, key: Key) -> Decimal:
-        return self.positions.by_key.get(key, ZERO)  # NetPositions.get without its call: asked per target
+        return self.positions.get(key)
 
     def committed(self, key: Key) -> Decimal:
         """What the key's working market orders will still trade, signed: as good as position."""

@@ -69,7 +69,7 @@ from msgspec import Struct
 from msgspec.structs import replace
 
 from bosun.model.grid import round_price, round_qty
-from bosun.model.positions import Key, NetPositions
+from bosun.model.positions import Key, NetPositions, signed
 from bosun.model.recent import RecentIds
 from proto.amounts import MAX_NOTIONAL
 from proto.events import (MAX_CANCELED_IDS, Bar, CancelAllOrders, CancelOrder, Event, ModifyOrder, OrderAccepted,
@@ -934,7 +934,7 @@ class ShadowVenue:
         kept = self._fills.get(key)
         if kept is None:
             kept = self._fills[key] = deque(maxlen=FILLS_KEPT)
-        kept.append((fill.ts_event, fill.qty if fill.side == "buy" else -fill.qty))  # signed(), inline: per fill
+        kept.append((fill.ts_event, signed(fill.side, fill.qty)))
 
     # A fill on an account of this venue from the order log: its own echo (ignored) or one made
     # elsewhere, by hand or by reconciliation, which its protective orders must see. The method
