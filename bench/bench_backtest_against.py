@@ -1,7 +1,7 @@
 """This tree's backtest against another checkout's, run for run, on a machine shared with others.
 
     git worktree add /tmp/base 0beb0bc
-    python bench/bench_backtest_against.py /tmp/base [--pairs 12] [--rounds 6] [--what run|file]
+    python bench/bench_backtest_against.py /tmp/base [--pairs 12] [--rounds 6] [--what run|file] [--collect]
 
 Each tree runs in a process of its own (same interpreter, bars already read), and the two are
 asked for one run at a time, in turn, so a neighbour's load falls on both alike. `run`: the
@@ -10,11 +10,18 @@ the same from the gz file to fills/trades/equity/metrics. A process's speed depe
 its code (where its heap and hash seeds fell: a tree against a copy of itself gave -1.5 % to
 +5.2 % over four single pairs of processes), so `--pairs` pairs of fresh processes each do
 `--rounds` rounds; the figure is the median over the pairs of each pair's median ratio (this tree
-/ the other, the same round). Prints each tree's best and median too."""
+/ the other, the same round). Prints each tree's best and median too.
+
+A run that leaves cyclic garbage makes a later one pay for collecting it (0beb0bc's run leaves its
+actors and bus, ~10,000 objects at 50,000 bars, and the next run's generation-2 collection takes
+~12 ms), wherever its collection falls. The default charges each tree that as it falls, as a sweep
+in one process would; with `--collect` each timed run ends with a full collection, so every run
+pays once for freeing what it built, by reference counts or by the collector."""
 
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import subprocess
 import sys
@@ -26,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def serve(tree: Path) -> None:
+def serve(tree: Path, collect: bool) -> None:
     """The worker: load `tree`'s code, then one run per line read, printing its seconds."""
     sys.path.insert(0, str(tree))
     from bosun.apps import backtest, outputs
@@ -50,12 +57,15 @@ def serve(tree: Path) -> None:
     for line in sys.stdin:
         start = time.perf_counter()
         runs[line.strip()]()
+        if collect:
+            gc.collect()
         print(f"{time.perf_counter() - start:.6f}", flush=True)
 
 
-def _pair(trees: dict[str, Path], rounds: int, what: str) -> dict[str, list[float]] | None:
+def _pair(trees: dict[str, Path], rounds: int, what: str, collect: bool) -> dict[str, list[float]] | None:
     """One fresh worker per tree, `rounds` runs each, who goes first alternating; None if one failed to start."""
-    workers = {name: subprocess.Popen([sys.executable, __file__, str(trees["other"]), "--serve", str(tree)],
+    workers = {name: subprocess.Popen([sys.executable, __file__, str(trees["other"]), "--serve", str(tree)]
+                                      + ["--collect"] * collect,
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
                for name, tree in trees.items()}
     try:
@@ -81,30 +91,32 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=12, help="pairs of fresh worker processes")
     parser.add_argument("--rounds", type=int, default=6, help="runs of each tree per pair, in turn")
     parser.add_argument("--what", choices=("run", "file"), default="run")
+    parser.add_argument("--collect", action="store_true", help="end each timed run with gc.collect()")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve is not None:
-        serve(args.serve)
+        serve(args.serve, args.collect)
         return 0
     trees = {"other": args.other.resolve(), "this": ROOT}
     seconds: dict[str, list[float]] = {name: [] for name in trees}
     ratios: list[float] = []
     for _ in range(args.pairs):
-        paired = _pair(trees, args.rounds, args.what)
+        paired = _pair(trees, args.rounds, args.what, args.collect)
         if paired is None:
             print("a worker failed to start", file=sys.stderr)
             return 2
         for name, times in paired.items():
             seconds[name] += times
         ratios.append(statistics.median(a / b for a, b in zip(paired["this"], paired["other"])))
-    print(f"{args.what}, {args.pairs} pairs of processes x {args.rounds} rounds, {sys.executable} "
+    print(f"{args.what}{', each run and a gc.collect()' * args.collect}, {args.pairs} pairs of processes x "
+          f"{args.rounds} rounds, {sys.executable} "
           f"(Python {sys.version.split()[0]})")
     for name, tree in trees.items():
         print(f"  {name} ({tree}): best {min(seconds[name]):.4f} s, median {statistics.median(seconds[name]):.4f} s")
     print(f"  this / other: best {min(seconds['this']) / min(seconds['other']) - 1:+.1%}, median over the pairs "
           f"{statistics.median(ratios) - 1:+.1%} (pairs from {min(ratios) - 1:+.1%} to {max(ratios) - 1:+.1%})")
     print(f"  reproduce: python bench/bench_backtest_against.py {trees['other']} --pairs {args.pairs} "
-          f"--rounds {args.rounds} --what {args.what}")
+          f"--rounds {args.rounds} --what {args.what}{' --collect' * args.collect}")
     return 0
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
@@ -33,7 +34,7 @@ from proto.events import Bar, FundingRateSettled, OrderFilled, PriceSnapshot, Qu
 from services.execution.actor import ExecutionActor
 from services.execution.config import VenueConfig
 from services.execution.venues.shadow_adapter import ShadowAdapter
-from services.ingest.actor import MarketDataActor
+from services.ingest.actor import InOrderMarketData
 from services.ingest.bars import bars_from_trades
 from services.ingest.files import DataError, kind_of, read_market_file
 from services.ingest.quotes import QuoteBlock, read_book_ticker_blocks
@@ -334,62 +335,63 @@ def run(config: Config, bars: Iterable[Bar] | Iterable[Bar | Trade | Quote], tic
     trades and quotes among them too (`open_ticks`); with `funding` (`open_funding`), perpetual
     positions pay it as in paper and live (metrics.json's total_funding, in the equity too)."""
     clock = SimClock()
-    bus = InProcessBus()
-    signal = SignalActor(clock, bus, config.signal_config())
-    risk = RiskActor(clock, bus, config.risk_config())
-    execution = ExecutionActor(clock, bus, config.execution_config())
-    venues = ShadowAdapter(clock, bus, config.execution_config(), max_recent=IN_ORDER_RECENT)
-    portfolio = PortfolioActor(clock, bus, config.portfolio_config())
-    for actor in (signal, risk, execution, venues, portfolio):
-        bus.attach(actor)
-    fills: list[OrderFilled] = []
-    bus.subscribe(sj.FILLS, fills.append)
-    decisions: list[Any] = []  # approvals and order events, for the analytics after the run (no work per bar)
-    bus.subscribe(sj.APPROVED, decisions.append)
-    bus.subscribe(sj.ORDERS, decisions.append)
-    bus.set_trading_enabled(True)
-    bus.drain()
+    # Closed at the end, so everything the run built goes when it returns (InProcessBus.close).
+    with closing(InProcessBus()) as bus:
+        signal = SignalActor(clock, bus, config.signal_config())
+        risk = RiskActor(clock, bus, config.risk_config())
+        execution = ExecutionActor(clock, bus, config.execution_config())
+        venues = ShadowAdapter(clock, bus, config.execution_config(), max_recent=IN_ORDER_RECENT)
+        portfolio = PortfolioActor(clock, bus, config.portfolio_config())
+        for actor in (signal, risk, execution, venues, portfolio):
+            bus.attach(actor)
+        fills: list[OrderFilled] = []
+        bus.subscribe(sj.FILLS, fills.append)
+        decisions: list[Any] = []  # approvals and order events, for the analytics after the run (no work per bar)
+        bus.subscribe(sj.APPROVED, decisions.append)
+        bus.subscribe(sj.ORDERS, decisions.append)
+        bus.set_trading_enabled(True)
+        bus.drain()
 
-    clients = [c.id for c in config.clients]
-    if len(clients) == 1:
-        marked = partial(portfolio.equity, clients[0])  # called once per bar: no extra frame
-    else:
-        def marked() -> Decimal:
-            return sum((portfolio.equity(c) for c in clients), Decimal(0))
-
-    equity: list[perf.EquityPoint] = []
-    on_bar, drain, advance = MarketDataActor(clock, bus, in_order=True).on_bar, bus.drain, clock.advance_to
-    if funding:
-        bars = _paying_funding(bars, funding, bus, clock)
-    if ticks:
-        bars = _feeding_ticks(bars, venues, bus, clock)
-    start_ns = None
-    n = 0
-    ts = -1
-    for bar in bars:
-        if bar.ts_event != ts:
-            ts = bar.ts_event
-            advance(ts)
-            if start_ns is None:
-                start_ns = bar.ts_open
+        clients = [c.id for c in config.clients]
+        if len(clients) == 1:
+            marked = partial(portfolio.equity, clients[0])  # called once per bar: no extra frame
         else:
-            equity.pop()  # several symbols close at this time: one mark after all of them
-        on_bar(bar)  # the bar and its price, exactly as live ingest publishes them
-        drain()
-        equity.append((ts, marked()))
-        n += 1
-    if n:
-        _close_all(bus, portfolio, ts)
-        equity[-1] = (ts, marked())
-    capital = sum((c.capital for c in config.clients), Decimal(0))
-    trips = in_exit_order(portfolio.round_trips())
-    metrics = perf.compute(trips, equity, capital, start_ns=start_ns)
-    paid = sum((p.funding for p in portfolio.positions().values()), Decimal(0))
-    if paid:
-        metrics["total_funding"] = paid  # paid (received: < 0), in total_pnl and the equity
-    metrics.update(analytics.compute(trips, OrderJournal().feed(decisions), metrics))
-    return Result(capital=capital, start_ns=start_ns or 0, bars=n, fills=fills, trips=trips,
-                  equity=equity, metrics=metrics, risk=risk.status())
+            def marked() -> Decimal:
+                return sum((portfolio.equity(c) for c in clients), Decimal(0))
+
+        equity: list[perf.EquityPoint] = []
+        on_bar, drain, advance = InOrderMarketData(clock, bus).on_bar, bus.drain, clock.advance_to
+        if funding:
+            bars = _paying_funding(bars, funding, bus, clock)
+        if ticks:
+            bars = _feeding_ticks(bars, venues, bus, clock)
+        start_ns = None
+        n = 0
+        ts = -1
+        for bar in bars:
+            if bar.ts_event != ts:
+                ts = bar.ts_event
+                advance(ts)
+                if start_ns is None:
+                    start_ns = bar.ts_open
+            else:
+                equity.pop()  # several symbols close at this time: one mark after all of them
+            on_bar(bar)  # the bar and its price, exactly as live ingest publishes them
+            drain()
+            equity.append((ts, marked()))
+            n += 1
+        if n:
+            _close_all(bus, portfolio, ts)
+            equity[-1] = (ts, marked())
+        capital = sum((c.capital for c in config.clients), Decimal(0))
+        trips = in_exit_order(portfolio.round_trips())
+        metrics = perf.compute(trips, equity, capital, start_ns=start_ns)
+        paid = sum((p.funding for p in portfolio.positions().values()), Decimal(0))
+        if paid:
+            metrics["total_funding"] = paid  # paid (received: < 0), in total_pnl and the equity
+        metrics.update(analytics.compute(trips, OrderJournal().feed(decisions), metrics))
+        return Result(capital=capital, start_ns=start_ns or 0, bars=n, fills=fills, trips=trips,
+                      equity=equity, metrics=metrics, risk=risk.status())
 
 
 def _close_all(bus: InProcessBus, portfolio: PortfolioActor, ts: int) -> None:

@@ -95,6 +95,14 @@ class InProcessBus:
         return BusOverflow(f"in-process bus holds {self._max_pending} undelivered messages; "
                            f"a handler is publishing in a loop? last subject {subject}")
 
+    def close(self) -> None:
+        """Forget every subscription, tap, KV value and pending message. The bus holds its actors'
+        handlers (bound methods) and they hold the bus, a cycle only the cyclic GC would free:
+        closed, a finished run's state goes at once, not in a later collection that a next run
+        (a sweep's) pays for."""
+        for wiring in (self._queue, self._subs, self._routes, self._kv, self._taps, self._effect_handlers):
+            wiring.clear()
+
     # --- delivery
 
     def kv(self, subject: str) -> Any:

@@ -24,13 +24,11 @@ class MarketDataActor(Actor):
 
     name: ClassVar[str] = "ingest"
 
-    def __init__(self, clock: Clock, out: Outbox, in_order: bool = False) -> None:
+    def __init__(self, clock: Clock, out: Outbox) -> None:
         super().__init__(clock, out)
         self._last: dict[tuple[str, str], PriceSnapshot] = {}
         self._newest = Newest()
         self._funding = FundingSettler()
-        if in_order:  # a backtest's files, merged by time: nothing old or repeated can come, so no check per event
-            self.on_bar, self.on_trade = self._bar, self._trade  # type: ignore[method-assign]
 
     def resume(self, stored: Stored) -> None:
         """Start from what the platform holds (before the first event)."""
@@ -113,3 +111,12 @@ class MarketDataActor(Actor):
     def status(self) -> dict[str, dict[str, object]]:
         """The last price and its event time per `venue.symbol`."""
         return {price_key(*key): {"price": str(s.price), "ts_event": s.ts_event} for key, s in self._last.items()}
+
+
+class InOrderMarketData(MarketDataActor):
+    """A backtest's: its files are merged by time, so nothing old or repeated can come and no
+    event is checked against the newest. (Class attributes, not instance ones: an actor holding
+    its own bound methods is a cycle that outlives its run.)"""
+
+    on_bar = MarketDataActor._bar  # type: ignore[assignment]
+    on_trade = MarketDataActor._trade  # type: ignore[assignment]

@@ -112,13 +112,12 @@ class RiskActor(Actor):
         self._watched = {c for c, each in self._clients.items() if each.watching}
         self._pnl: dict[str, dict[tuple[str, str], PositionChanged]] = {c: {} for c in self._watched}
         self._started = False  # equity reaches the loss limits only once the replays have caught up
-        self._on_order: dict[type, Callable[[Any], None]] = {OrderFilled: self.on_order_filled,
-                                                             MarketHalted: self.on_market_halted}
-        if self._open_orders is not None:
-            o = self._open_orders
-            self._on_order.update({SubmitOrder: o.on_submit_order, OrderAccepted: o.on_order_accepted,
-                                   OrderRejected: o.on_order_rejected, OrderCanceled: o.on_order_canceled,
-                                   OrdersCanceled: o.on_orders_canceled})
+        # What the open-order count reads (none without the limit). Not the actor's own handlers:
+        # an actor holding its bound methods is a cycle that outlives a backtest's run.
+        o = self._open_orders
+        self._on_order: dict[type, Callable[[Any], None]] = {} if o is None else {
+            SubmitOrder: o.on_submit_order, OrderAccepted: o.on_order_accepted, OrderRejected: o.on_order_rejected,
+            OrderCanceled: o.on_order_canceled, OrdersCanceled: o.on_orders_canceled}
 
     def inputs(self) -> Sequence[Input]:
         watching = bool(self._watched)
@@ -208,9 +207,15 @@ class RiskActor(Actor):
             self._trip(trip)
 
     def on_order_event(self, event: Any) -> None:
-        handler = self._on_order.get(type(event))
-        if handler is not None:  # commands other than SubmitOrder, and modifications, change no count
-            handler(event)
+        kind = type(event)
+        if kind is OrderFilled:
+            self.on_order_filled(event)
+        elif kind is MarketHalted:
+            self.on_market_halted(event)
+        else:
+            handler = self._on_order.get(kind)
+            if handler is not None:  # commands other than SubmitOrder, and modifications, change no count
+                handler(event)
         trip = self._breakers.on_order_event(event, self.clock.now_ns())
         if trip is not None:
             self._trip(trip)

@@ -46,3 +46,15 @@ def test_pending_messages_are_bounded_naming_the_subject() -> None:
         bus.publish(snapshot(2))
     with pytest.raises(BusOverflow, match="control.trading_enabled"):
         bus.set_trading_enabled(False)
+
+
+def test_a_closed_bus_forgets_its_wiring_and_what_was_pending() -> None:
+    bus = InProcessBus()
+    got: list[str] = []
+    bus.subscribe("$KV.prices.>", lambda m: got.append(m.id))
+    bus.tap(lambda subject, m: got.append(subject))
+    bus.publish(snapshot(1))
+    bus.close()
+    bus.publish(snapshot(2))
+    bus.drain()
+    assert got == [] and bus.kv("$KV.prices.binance.BTCUSDT").id == "s2"
