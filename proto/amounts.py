@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import types
 import typing
-from dataclasses import dataclass
 from decimal import MAX_PREC, Context, Decimal
 from typing import Annotated
 
@@ -42,8 +41,7 @@ class AmountError(ValueError):
     """A number an event may not carry; the message names the event type, the field and the value."""
 
 
-@dataclass(frozen=True, slots=True)
-class Kind:
+class Kind(msgspec.Struct, frozen=True):
     """A finite number with `floor` (exclusive when `strict`; None: signed) and |value| <= `cap`."""
 
     name: str
@@ -81,8 +79,7 @@ Distance = Annotated[Decimal, Kind("price distance", ZERO, False, MAX_PRICE)]  #
 Rate = Annotated[Decimal, Kind("rate", None, False, MAX_RATE)]  # signed fraction per period: a funding rate
 
 
-@dataclass(frozen=True, slots=True)
-class _Rules:
+class _Rules(msgspec.Struct, frozen=True):
     fields: tuple[tuple[str, Kind], ...]
     nested: tuple[str, ...]  # fields holding another event (TargetApproved.target)
     notional: tuple[str, str] | None

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+import msgspec
 
 from bosun.runtime.actor import Actor, Delivery, Effect, Input, Outbox, event_input
 from bosun.runtime.clock import Clock
@@ -21,8 +22,7 @@ from services.alerts.alerts import Alert, alert_for, scope_keys, suppressed_summ
 MINUTE_NS = 60_000_000_000
 
 
-@dataclass(frozen=True, slots=True)
-class SendAlert(Effect):
+class SendAlert(msgspec.Struct, Effect, frozen=True):
     """Deliver `alert` to the configured webhooks (the edge queues it, bounded, and retries)."""
 
     alert: Alert

@@ -12,7 +12,6 @@ gets there."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from decimal import Decimal
 
 from msgspec import Struct
@@ -47,8 +46,7 @@ def rejection(client_order_id: str, source: SubmitOrder | TargetPosition, reason
                          client=source.client, venue=source.venue, symbol=source.symbol, reason=reason)
 
 
-@dataclass(slots=True)
-class OpenOrder:
+class OpenOrder(Struct):
     order: SubmitOrder
     remaining: Decimal
     canceling: bool = False  # a cancel was sent: it will trade no more, unless it fills before the cancel lands

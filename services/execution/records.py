@@ -4,9 +4,10 @@ message that caused them is acked), and what the store hands back on start. Pure
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
+
+import msgspec
 
 from bosun.runtime.actor import Effect
 from proto.events import (OrderAccepted, OrderCanceled, OrderFilled, OrderModified, OrderRejected, SubmitOrder,
@@ -24,16 +25,14 @@ class Protection(NamedTuple):
     take_profit: Decimal | None
 
 
-@dataclass(frozen=True, slots=True)
-class RecordIntent(Effect):
+class RecordIntent(msgspec.Struct, Effect, frozen=True):
     """An approved target acted on; `protection` is its position's levels from now on (None: none)."""
 
     target: TargetPosition
     protection: Protection | None
 
 
-@dataclass(frozen=True, slots=True)
-class RecordOrderEntry(Effect):
+class RecordOrderEntry(msgspec.Struct, Effect, frozen=True):
     """An entry the book applied: the order's `remaining` after it (None: no longer open) and the
     position of its market after it."""
 

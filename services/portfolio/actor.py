@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -49,15 +48,13 @@ class StoreFill(msgspec.Struct, Effect, frozen=True, gc=False):
     closed: tuple[RoundTrip, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class StoreFunding(Effect):
+class StoreFunding(msgspec.Struct, Effect, frozen=True):
     """Write a funding payment, and the position's funding so far, to the store."""
 
     payment: FundingPaid
 
 
-@dataclass(frozen=True, slots=True)
-class StoreSnapshot(Effect):
+class StoreSnapshot(msgspec.Struct, Effect, frozen=True):
     """Write the ledger state and each client's equity snapshot, after every fill and funding
     handled so far is stored (the edge carries out effects in order, round by round)."""
 
@@ -65,8 +62,7 @@ class StoreSnapshot(Effect):
     equity: tuple[EquitySnapshot, ...]
 
 
-@dataclass(frozen=True)
-class Restored:
+class Restored(msgspec.Struct, frozen=True):
     """What a restart reads: the newest ledger snapshot (None: there is none yet), the fills and
     funding payments stored after it, in the order they were handled, and the ids of the newest
     fills stored before it (a redelivered one is recognised, not applied twice)."""

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -58,8 +57,7 @@ LAST_BREACHES = 20  # the newest breaches and trips kept for status
 ZERO = Decimal(0)
 
 
-@dataclass(frozen=True, slots=True)
-class _Client:
+class _Client(msgspec.Struct, frozen=True):
     """One client's limits, and the subsets the actor calls on each kind of event."""
 
     limits: tuple[limits.Limit, ...]

@@ -19,8 +19,9 @@ trip is already stored in KV). Time is the injected clock's."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import NamedTuple
+
+import msgspec
 
 from bosun.model.order_rules import DRY_RUN, UNEXPLAINED, RateWindow
 from bosun.model.trading import client_scope, market_scope
@@ -39,8 +40,7 @@ class Trip(NamedTuple):
     detail: str
 
 
-@dataclass(frozen=True, slots=True)
-class _Settings:
+class _Settings(msgspec.Struct, frozen=True):
     stale_ns: int | None
     max_errors: int | None
     errors_window_s: int

@@ -18,7 +18,6 @@ through: a desk must be able to flatten)."""
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import ROUND_DOWN, Decimal
 from decimal import Context as DecimalContext
@@ -141,8 +140,7 @@ def iso(ns: int) -> str:
     return datetime.fromtimestamp(ns / NS_PER_S, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@dataclass(frozen=True, slots=True)
-class KillSwitch(Limit):
+class KillSwitch(msgspec.Struct, Limit, frozen=True):
     """While trading is disabled nothing that adds exposure passes (a reducing target is let
     through by the actor before any limit is asked)."""
 
@@ -158,8 +156,7 @@ class KillSwitch(Limit):
         return "only reductions while trading is disabled"
 
 
-@dataclass(frozen=True, slots=True)
-class StaleTarget(Limit):
+class StaleTarget(msgspec.Struct, Limit, frozen=True):
     """A target decided more than `max_age_s` ago: the market has moved on."""
 
     max_age_s: float
@@ -176,8 +173,7 @@ class StaleTarget(Limit):
         return f"a target older than {self.max_age_s:g} s is refused"
 
 
-@dataclass(frozen=True, slots=True)
-class StalePrice(Limit):
+class StalePrice(msgspec.Struct, Limit, frozen=True):
     """No price for the market, or one older than `max_age_s`."""
 
     max_age_s: float
@@ -198,8 +194,7 @@ class StalePrice(Limit):
         return f"no price, or one older than {self.max_age_s:g} s: refused"
 
 
-@dataclass(frozen=True, slots=True)
-class MaxPosition(Limit):
+class MaxPosition(msgspec.Struct, Limit, frozen=True):
     """|target qty| against the symbol's own limit, else the general one (None: that symbol has none)."""
 
     general: Decimal | None
@@ -222,8 +217,7 @@ class MaxPosition(Limit):
         return f"|qty| <= {self.general if self.general is not None else 'unlimited'} per symbol{symbols}"
 
 
-@dataclass(frozen=True, slots=True)
-class MaxOrderNotional(Limit):
+class MaxOrderNotional(msgspec.Struct, Limit, frozen=True):
     """The order the target implies, |target - position| x price, valued at the newest price (the
     target's own reference price when none was read)."""
 
@@ -249,8 +243,7 @@ class MaxOrderNotional(Limit):
         return f"|order qty| x price <= {self.limit} (quote currency)"
 
 
-@dataclass(frozen=True, slots=True)
-class PriceBand(Limit):
+class PriceBand(msgspec.Struct, Limit, frozen=True):
     """A target sized at a price more than `pct` percent from the newest price: sized on a wrong
     or old quote, or on a market that has just jumped. No price at all is refused too."""
 
@@ -272,8 +265,7 @@ class PriceBand(Limit):
         return f"target price within {self.pct}% of the newest price"
 
 
-@dataclass(frozen=True, slots=True)
-class MaxPositionNotional(Limit):
+class MaxPositionNotional(msgspec.Struct, Limit, frozen=True):
     """|target qty| x price in one market."""
 
     limit: Decimal
@@ -296,8 +288,7 @@ class MaxPositionNotional(Limit):
         return f"|qty| x price <= {self.limit} per market (quote currency)"
 
 
-@dataclass(frozen=True, slots=True)
-class MaxGrossNotional(Limit):
+class MaxGrossNotional(msgspec.Struct, Limit, frozen=True):
     """The sum of |position| x mark over the client's markets (`every_client`: over every
     client's), with the target's market at the target's size and price."""
 
@@ -332,8 +323,7 @@ class MaxGrossNotional(Limit):
         return f"sum of |qty| x price over {'every client' if self.every_client else 'its markets'} <= {self.limit}"
 
 
-@dataclass(frozen=True, slots=True)
-class MaxOpenOrders(Limit):
+class MaxOpenOrders(msgspec.Struct, Limit, frozen=True):
     """A target that adds exposure needs an order: refused while the client has this many open."""
 
     limit: int

@@ -27,9 +27,10 @@ them, for execution to reconcile with."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
+
+import msgspec
 
 from bosun.model.prices import LatestPrices
 from bosun.model.recent import RecentIds
@@ -48,16 +49,14 @@ from services.execution.orders import PROTECTIVE, OrderBook, rejection
 ANSWERS = (OrderAccepted, OrderRejected, OrderCanceled)
 
 
-@dataclass(frozen=True, slots=True)
-class PlaceOrder(Effect):
+class PlaceOrder(msgspec.Struct, Effect, frozen=True):
     order: SubmitOrder
     # Found unanswered in the log after a restart: it may have reached the exchange before the crash
     # and be done there (an exchange refuses a duplicate client order id only while it is open).
     look_first: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class PlaceBracket(Effect):
+class PlaceBracket(msgspec.Struct, Effect, frozen=True):
     """A bracket's two legs (one OCO group) as one order list where the exchange has them: its
     first leg may have gone out alone in an earlier round (a PlaceOrder), and is then replaced."""
 
@@ -65,29 +64,25 @@ class PlaceBracket(Effect):
     take_profit: SubmitOrder
 
 
-@dataclass(frozen=True, slots=True)
-class ResizeBracket(Effect):
+class ResizeBracket(msgspec.Struct, Effect, frozen=True):
     """A fill changed the position a bracket closes: its list is placed again over what is held."""
 
     stop: SubmitOrder
     take_profit: SubmitOrder
 
 
-@dataclass(frozen=True, slots=True)
-class SettleBracket(Effect):
+class SettleBracket(msgspec.Struct, Effect, frozen=True):
     """A bracket's leg filled: its siblings are closed (the exchange expired them) or canceled."""
 
     filled: str
     siblings: tuple[SubmitOrder, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class CancelVenueOrder(Effect):
+class CancelVenueOrder(msgspec.Struct, Effect, frozen=True):
     cancel: CancelOrder
 
 
-@dataclass(frozen=True, slots=True)
-class CancelAllVenueOrders(Effect):
+class CancelAllVenueOrders(msgspec.Struct, Effect, frozen=True):
     command: CancelAllOrders
 
 

@@ -22,16 +22,16 @@ resting order crossed by a quote keeps the same account of what it had at that b
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
+
+import msgspec
 
 from proto.events import Quote, Side, Trade
 
 ZERO = Decimal(0)
 
 
-@dataclass(slots=True)
-class Place:
+class Place(msgspec.Struct):
     """An order's standing in the book model once it has met the book."""
 
     queue: Decimal = ZERO  # the size ahead of it at its limit (resting orders)
