@@ -16,7 +16,6 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
-from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
 from itertools import chain
@@ -58,8 +57,7 @@ IN_ORDER_RECENT = 4
 QuoteRun = tuple[QuoteBlock, int, int]  # a block's quotes [start, end), all before the next bar or trade
 
 
-@dataclass(frozen=True)
-class Flags:
+class Flags(msgspec.Struct, frozen=True):
     """The strategy, sizing and venue of a run without a config file."""
 
     strategy: str = "sma_cross"
@@ -73,8 +71,7 @@ class Flags:
     fill: str = "next_open"
 
 
-@dataclass
-class Result:
+class Result(msgspec.Struct):
     capital: Decimal  # the clients' capital together
     start_ns: int  # the first bar's open
     bars: int
@@ -88,8 +85,7 @@ class Result:
 # ----------------------------------------------------------------------------- data
 
 
-@dataclass
-class _Source:
+class _Source(msgspec.Struct):
     path: Path
     first: Bar
     bars: Iterator[Bar]  # the first bar included
