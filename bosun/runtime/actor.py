@@ -68,6 +68,11 @@ class Endpoint(NamedTuple):
     answer: Callable[[str], Any]
 
 
+class SnapshotError(ValueError):
+    """A snapshot an actor cannot restore from, and why (`restore_replayed` refuses with it before it
+    changes anything; bosun.runtime.replicas)."""
+
+
 class Effect:
     """Something only the edge of a process can do (write to PostgreSQL, send a webhook).
     On NATS it is carried out before anything the same handler published is sent, and

@@ -22,16 +22,12 @@ from typing import Any, Protocol
 
 import msgspec
 
-from bosun.runtime.actor import Actor, Delivery
+from bosun.runtime.actor import Actor, Delivery, SnapshotError
 
 log = logging.getLogger(__name__)
 
 FORMAT = "bosun.replayed"
 VERSION = 1
-
-
-class SnapshotError(ValueError):
-    """A snapshot that cannot be used, and why."""
 
 
 class Replayed(Protocol):

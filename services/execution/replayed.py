@@ -18,7 +18,7 @@ from typing import TypeVar
 import msgspec
 
 from bosun.model.recent import RecentIds
-from bosun.runtime.replicas import SnapshotError
+from bosun.runtime.actor import SnapshotError
 from proto.events import (ANY_EVENT, CancelOrder, OrderAccepted, OrderCanceled, OrderFilled,
                           OrderModified, OrderRejected, OrdersCanceled, SubmitOrder)
 

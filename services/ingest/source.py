@@ -11,7 +11,8 @@ from services.ingest.binance_rest import KlineHistory
 from services.ingest.config import IngestConfig
 from services.ingest.binance_ws import BinanceStream, combined_stream_url
 from services.ingest.newest import Newest, Stored
-from services.ingest.replay import recorded, replay
+from services.ingest.pacing import replay
+from services.ingest.replay import recorded
 
 _DONE = object()
 START_ATTEMPTS = 3  # an unreachable stream at start is reported within seconds

@@ -15,7 +15,8 @@ from proto.events import Bar, Trade
 from services.ingest.bars import bars_from_trades, format_interval, parse_interval
 from services.ingest.files import DataError, read_klines, read_market_file, read_trades
 from services.ingest.newest import Stored
-from services.ingest.replay import YIELD_EVERY, merge_by_time, replay
+from services.ingest.pacing import YIELD_EVERY, replay
+from services.ingest.replay import merge_by_time
 from services.ingest.source import market_events, websocket_url
 from tests.datafiles import (BTC_1M, BTC_TRADES, ETH_1M, LINK_USDM_12COL, XRPETH_1M, XRPETH_AGGTRADES,
                              data_file, write_slice)

@@ -34,9 +34,8 @@ import msgspec
 
 from bosun.model.prices import LatestPrices
 from bosun.model.recent import RecentIds
-from bosun.runtime.actor import Actor, Delivery, Effect, Input, Outbox, event_input
+from bosun.runtime.actor import Actor, Delivery, Effect, Input, Outbox, SnapshotError, event_input
 from bosun.runtime.clock import Clock
-from bosun.runtime.replicas import SnapshotError
 from proto import codec
 from proto import subjects as sj
 from proto.events import (CancelAllOrders, CancelOrder, Event, OrderAccepted, OrderCanceled, OrderFilled,

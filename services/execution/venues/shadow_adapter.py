@@ -21,9 +21,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 
-from bosun.runtime.actor import Actor, Delivery, Input, Outbox
+from bosun.runtime.actor import Actor, Delivery, Input, Outbox, SnapshotError
 from bosun.runtime.clock import Clock
-from bosun.runtime.replicas import SnapshotError
 from proto import codec
 from proto import subjects as sj
 from proto.events import (Bar, CancelAllOrders, CancelOrder, Event, ModifyOrder, OrderFilled, Quote, SubmitOrder,
