@@ -23,6 +23,7 @@ its total_pnl and returns are measured from."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -76,41 +77,42 @@ def client_report(client: str, capital: Decimal, fills: Iterable[OrderFilled], t
     returns them; `journal` its order log (bosun.apps.order_log), for the strategies and the execution
     quality of the orders placed in the window (without it: every strategy unknown, no order); `bars`
     those of its markets in time order (MARKET), to mark the equity as a backtest does."""
-    bus = InProcessBus()
-    replay = bus.attach(PortfolioActor(SimClock(), bus, PortfolioConfig(capital={client: capital})))
-    opening = capital
-    kept: list[OrderFilled] = []
-    paid = Decimal(0)
-    first_bar: int | None = None  # the first bar's open in the window
-    equity: list[perf.EquityPoint] = []
-    for ts, item, point in _in_time(fills, funding, bars):
-        if window.after(ts):
-            continue
-        kind = type(item)
-        if kind is OrderFilled:
-            replay.load((item,))  # type: ignore[arg-type]
-        elif kind is Bar:
-            bus.publish(PriceSnapshot(id=item.id, ts_event=ts, venue=item.venue, symbol=item.symbol,  # type: ignore
-                                      price=item.close))  # type: ignore[union-attr]
-            bus.drain()
-        else:
-            replay.load_funding((item,))  # type: ignore[arg-type]
-        if window.before(ts):
-            opening = replay.equity(client)
-            continue
-        if kind is OrderFilled:
-            kept.append(item)  # type: ignore[arg-type]
-        elif kind is Bar:
-            first_bar = item.ts_open if first_bar is None else first_bar  # type: ignore[union-attr]
-        else:
-            paid += item[2]  # type: ignore[index]
-        if not point:
-            continue
-        # Handling order may step back in time across venues: the curve's clock never does.
-        ts = max(ts, equity[-1][0]) if equity else ts
-        if equity and equity[-1][0] == ts:
-            equity.pop()
-        equity.append((ts, replay.equity(client)))
+    # Closed at the end, so the replayed book goes when the report is made (InProcessBus.close).
+    with closing(InProcessBus()) as bus:
+        replay = bus.attach(PortfolioActor(SimClock(), bus, PortfolioConfig(capital={client: capital})))
+        opening = capital
+        kept: list[OrderFilled] = []
+        paid = Decimal(0)
+        first_bar: int | None = None  # the first bar's open in the window
+        equity: list[perf.EquityPoint] = []
+        for ts, item, point in _in_time(fills, funding, bars):
+            if window.after(ts):
+                continue
+            kind = type(item)
+            if kind is OrderFilled:
+                replay.load((item,))  # type: ignore[arg-type]
+            elif kind is Bar:
+                bus.publish(PriceSnapshot(id=item.id, ts_event=ts, venue=item.venue, symbol=item.symbol,  # type: ignore
+                                          price=item.close))  # type: ignore[union-attr]
+                bus.drain()
+            else:
+                replay.load_funding((item,))  # type: ignore[arg-type]
+            if window.before(ts):
+                opening = replay.equity(client)
+                continue
+            if kind is OrderFilled:
+                kept.append(item)  # type: ignore[arg-type]
+            elif kind is Bar:
+                first_bar = item.ts_open if first_bar is None else first_bar  # type: ignore[union-attr]
+            else:
+                paid += item[2]  # type: ignore[index]
+            if not point:
+                continue
+            # Handling order may step back in time across venues: the curve's clock never does.
+            ts = max(ts, equity[-1][0]) if equity else ts
+            if equity and equity[-1][0] == ts:
+                equity.pop()
+            equity.append((ts, replay.equity(client)))
     start_ns = window.since_ns if window.since_ns is not None else (
         first_bar if first_bar is not None else kept[0].ts_event if kept else None)
     # The window's opening equity as its first point; a whole record marked at bars starts at the first
