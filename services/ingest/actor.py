@@ -114,9 +114,9 @@ class MarketDataActor(Actor):
 
 
 class InOrderMarketData(MarketDataActor):
-    """A backtest's: its files are merged by time, so nothing old or repeated can come and no
-    event is checked against the newest. (Class attributes, not instance ones: an actor holding
-    its own bound methods is a cycle that outlives its run.)"""
+    """Ingest in a backtest, whose files are merged by time: nothing old or repeated can come, so no
+    event is checked against the newest. (Class attributes, not instance ones: an actor holding its
+    own bound methods is a cycle that outlives its run.)"""
 
     on_bar = MarketDataActor._bar  # type: ignore[assignment]
     on_trade = MarketDataActor._trade  # type: ignore[assignment]
