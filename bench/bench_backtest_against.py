@@ -40,14 +40,14 @@ def serve(tree: Path, collect: bool) -> None:
     from tests.datafiles import BTC_1M, data_dir
 
     path, out = data_dir() / BTC_1M, Path(tempfile.mkdtemp())
+    flags = backtest.Flags(params={"fast": 10, "slow": 30}, qty=Decimal("0.01"))
     markets, bars = backtest.open_data([path])
     held = list(bars)
-    config = backtest.config_from_flags(backtest.Flags(params={"fast": 10, "slow": 30}, qty=Decimal("0.01")), markets)
+    config = backtest.config_from_flags(flags, markets)
 
     def from_file() -> None:
         markets, bars = backtest.open_data([path])
-        result = backtest.run(backtest.config_from_flags(backtest.Flags(params={"fast": 10, "slow": 30},
-                                                                        qty=Decimal("0.01")), markets), bars)
+        result = backtest.run(backtest.config_from_flags(flags, markets), bars)
         outputs.write_all(out, result.fills, result.trips, result.equity, result.metrics)
 
     runs = {"run": lambda: backtest.run(config, iter(held)), "file": from_file}
